@@ -1,0 +1,98 @@
+"""realm.toml, validated with pydantic; `load_config()` is the one way in.
+
+Environment overrides use REALM_<SECTION>__<KEY>, e.g. REALM_TRAINING__MAX_STEPS=50.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .paths import RealmPaths
+
+
+class ConfigError(ValueError):
+    """A bad realm.toml or override: says which file, key and problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class HeroConfig(_Section):
+    name: str = "DIO"
+    # Empty means the embedded CPU demo hero, models/dio-mini in the realm home.
+    base_model: str = ""
+
+
+class TrainingConfig(_Section):
+    learning_rate: float = Field(3e-3, gt=0, lt=1)
+    batch_size: int = Field(16, ge=1, le=4096)
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    max_length: int = Field(256, ge=8, le=131072)
+    epochs: float = Field(1.0, gt=0, le=1000)
+    max_steps: int = Field(-1, ge=-1)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0, lt=1)
+    logging_steps: int = Field(1, ge=1)
+    save_steps: int = Field(50, ge=1)
+    eval_fraction: float = Field(0.05, ge=0, lt=0.5)
+    max_eval_examples: int = Field(64, ge=0)
+    seed: int = 42
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    threads: int = Field(0, ge=0, le=1024)
+
+
+class DaemonConfig(_Section):
+    poll_seconds: float = Field(1.0, gt=0, le=60)
+    settle_seconds: float = Field(0.5, ge=0, le=60)
+    max_quest_bytes: int = Field(512 * 1024 * 1024, ge=1)
+    keep_completed: int = Field(100, ge=1)
+
+
+class RealmConfig(_Section):
+    hero: HeroConfig = HeroConfig()
+    training: TrainingConfig = TrainingConfig()
+    daemon: DaemonConfig = DaemonConfig()
+
+    def base_model_path(self, paths: RealmPaths) -> Path:
+        if not self.hero.base_model:
+            return paths.dio_mini
+        p = Path(self.hero.base_model).expanduser()
+        return p if p.is_absolute() else (paths.home / p)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for key, value in environ.items():
+        if key.startswith("REALM_") and "__" in key:
+            section, _, field = key[len("REALM_"):].lower().partition("__")
+            out.setdefault(section, {})[field] = value
+    return out
+
+
+def load_config(home: str | os.PathLike | None = None,
+                environ: dict[str, str] | None = None) -> RealmConfig:
+    paths = RealmPaths.at(home)
+    path = paths.config_file
+    data: dict = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    for section, fields in _env_overrides(dict(os.environ if environ is None else environ)).items():
+        data.setdefault(section, {}).update(fields)
+    try:
+        return RealmConfig.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in e.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from e

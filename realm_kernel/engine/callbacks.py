@@ -1,0 +1,158 @@
+"""Trainer callbacks: live metrics to the ledger, canonical checkpoints with sidecars,
+and control files obeyed at step boundaries."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from ..ledger import Ledger, MetricBuffer
+from ..paths import RealmPaths, atomic_write_json
+from ..status import TRAINING, write_status
+
+
+def canonical_name(step: int, when: datetime | None = None) -> str:
+    when = when or datetime.now()
+    return f"checkpoint-{step}-{when:%Y%m%d}-{when:%H%M}"
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+class RealmCallback(TrainerCallback):
+    def __init__(self, *, paths: RealmPaths, ledger: Ledger, job: Any,
+                 should_abort: Callable[[], bool] = lambda: False) -> None:
+        self.paths, self.ledger, self.job = paths, ledger, job
+        self.should_abort = should_abort
+        self.metrics = MetricBuffer(ledger)
+        self.stopped = False
+        self.has_eval = False
+        self.last_loss: float | None = None
+        self.last_val_loss: float | None = None
+        self.last_lr: float | None = None
+        self.tokens_per_s: float | None = None
+        self.last_checkpoint: Path | None = None
+        self._t_log = self._t0 = time.monotonic()
+        self._tokens_log = 0
+        self._state = "training"
+
+    # -- helpers ------------------------------------------------------------------
+    def global_step(self, state) -> int:
+        return self.job.step_offset + state.global_step
+
+    def write_status(self, state, **extra: Any) -> None:
+        elapsed = time.monotonic() - self._t0
+        done, total = state.global_step, state.max_steps or 0
+        eta = (elapsed / done) * (total - done) if done and total else None
+        write_status(
+            self.paths, TRAINING, state=self._state, quest=self.job.quest_id,
+            run_id=self.job.run_id, step=self.global_step(state), local_step=done,
+            total_steps=total, loss=self.last_loss, val_loss=self.last_val_loss,
+            learning_rate=self.last_lr, tokens_per_s=self.tokens_per_s,
+            eta_seconds=eta, pid=os.getpid(), **extra,
+        )
+
+    # -- events -------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._t_log = self._t0 = time.monotonic()
+        self._tokens_log = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+        self.write_status(state)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        row: dict[str, Any] = {"run_id": self.job.run_id, "quest": self.job.quest_id,
+                               "step": self.global_step(state), "local_step": state.global_step,
+                               "epoch": _finite(logs.get("epoch", state.epoch))}
+        if "loss" in logs:
+            now = time.monotonic()
+            tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+            if now > self._t_log and tokens > self._tokens_log:
+                self.tokens_per_s = (tokens - self._tokens_log) / (now - self._t_log)
+            self._t_log, self._tokens_log = now, tokens
+            self.last_loss = _finite(logs["loss"])
+            self.last_lr = _finite(logs.get("learning_rate"))
+            row.update(loss=self.last_loss, learning_rate=self.last_lr,
+                       grad_norm=_finite(logs.get("grad_norm")),
+                       tokens_per_s=self.tokens_per_s, tokens_seen=tokens)
+        elif "eval_loss" in logs:
+            self.last_val_loss = _finite(logs["eval_loss"])
+            row.update(val_loss=self.last_val_loss)
+        else:
+            return
+        self.metrics.add(row)
+        self.write_status(state)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._obey_controls(state, control)
+        if state.global_step >= state.max_steps or control.should_training_stop:
+            # Always end a quest on a saved, evaluated checkpoint.
+            control.should_save = True
+            control.should_evaluate = self.has_eval
+        return control
+
+    def _obey_controls(self, state, control) -> None:
+        pause = self.paths.control_file("pause")
+        stop = self.paths.control_file("stop")
+        while pause.exists() and not stop.exists() and not self.should_abort():
+            if self._state != "paused":
+                self._state = "paused"
+                self.metrics.flush()
+                self.write_status(state)
+                self.ledger.event("battle_paused", f"Battle paused at step {self.global_step(state)}")
+            time.sleep(0.2)
+        if self._state == "paused":
+            self._state = "training"
+            self.ledger.event("battle_resumed", f"Battle resumed at step {self.global_step(state)}")
+            self.write_status(state)
+        if stop.exists() or self.should_abort():
+            self.stopped = True
+            control.should_training_stop = True
+
+    def on_save(self, args, state, control, **kwargs):
+        src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if not src.is_dir():
+            return
+        self.metrics.flush()
+        step = self.global_step(state)
+        when = datetime.now()
+        dest = self.paths.checkpoints / canonical_name(step, when)
+        if dest.exists():  # same step saved twice within a minute (a restart)
+            shutil.rmtree(dest)
+        sidecar = {
+            "name": dest.name, "step": step, "date": when.isoformat(timespec="seconds"),
+            "loss": self.last_loss, "val_loss": self.last_val_loss,
+            "learning_rate": self.last_lr, "epoch": _finite(state.epoch),
+            "skill": self.job.skill, "skill_level": self.job.skill_level,
+            "training_file": self.job.quest_id, "run_id": self.job.run_id,
+            "base_model": str(self.job.model_path),
+        }
+        # The sidecar is written last inside the temp dir, then one rename publishes
+        # the checkpoint: a directory without its sidecar is never complete.
+        atomic_write_json(src / ".ledger.json", sidecar)
+        os.replace(src, dest)
+        self.last_checkpoint = dest
+        self.ledger.append("checkpoints", [{
+            **{k: v for k, v in sidecar.items() if k != "base_model"}, "path": str(dest),
+        }])
+        self.ledger.event("checkpoint_saved", f"Checkpoint {dest.name} saved",
+                          json.dumps({"step": step, "path": str(dest)}))
+        self.write_status(state, last_checkpoint=dest.name)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.metrics.flush()
+        self._state = "stopped" if self.stopped else "finished"
+        self.write_status(state)

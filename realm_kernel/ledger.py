@@ -1,0 +1,213 @@
+"""The ledger: the only module that touches ledger.duckdb and its Parquet segments.
+
+DuckDB lets one process hold a database file read-write and then no other process may
+even read it. So no process keeps ledger.duckdb open for writing: every writer (daemon,
+task master, server) appends immutable, uniquely named Parquet segments per table
+(temp name + os.replace), and ledger.duckdb holds only views over them. Readers —
+a user's `duckdb.connect("ledger.duckdb", read_only=True)`, the widgets, the API —
+never wait on a writer, and writers never wait on each other. Current state (a quest's
+status) is the latest event per key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .paths import RealmPaths
+
+SCHEMA_VERSION = 1
+
+_TS = pa.timestamp("us", tz="UTC")
+
+TABLES: dict[str, pa.Schema] = {
+    "metrics": pa.schema([
+        ("ts", _TS), ("run_id", pa.string()), ("quest", pa.string()),
+        ("step", pa.int64()), ("local_step", pa.int64()), ("loss", pa.float64()),
+        ("val_loss", pa.float64()), ("learning_rate", pa.float64()),
+        ("grad_norm", pa.float64()), ("epoch", pa.float64()),
+        ("tokens_per_s", pa.float64()), ("tokens_seen", pa.int64()),
+    ]),
+    "checkpoints": pa.schema([
+        ("ts", _TS), ("step", pa.int64()), ("name", pa.string()), ("path", pa.string()),
+        ("date", pa.string()), ("loss", pa.float64()), ("val_loss", pa.float64()),
+        ("learning_rate", pa.float64()), ("epoch", pa.float64()), ("skill", pa.string()),
+        ("skill_level", pa.int64()), ("training_file", pa.string()), ("run_id", pa.string()),
+    ]),
+    "quests": pa.schema([
+        ("ts", _TS), ("quest_id", pa.string()), ("status", pa.string()),
+        ("priority", pa.string()), ("path", pa.string()), ("examples", pa.int64()),
+        ("detail", pa.string()), ("run_id", pa.string()),
+    ]),
+    "events": pa.schema([
+        ("ts", _TS), ("kind", pa.string()), ("message", pa.string()),
+        ("data", pa.string()), ("source", pa.string()),
+    ]),
+    "evals": pa.schema([
+        ("ts", _TS), ("step", pa.int64()), ("checkpoint", pa.string()),
+        ("skill", pa.string()), ("level", pa.int64()), ("accuracy", pa.float64()),
+        ("n", pa.int64()),
+    ]),
+}
+
+# Views over the raw tables: current state is the latest event per key.
+DERIVED_VIEWS = {
+    "quest_status": """
+        SELECT * FROM quests
+        QUALIFY row_number() OVER (PARTITION BY quest_id ORDER BY ts DESC) = 1
+    """,
+}
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """Append rows as Parquet segments; query them through DuckDB views."""
+
+    _seq = itertools.count()
+
+    def __init__(self, paths: RealmPaths, writer: str = "reader") -> None:
+        self.paths = paths
+        self.writer = "".join(c for c in writer if c.isalnum() or c in "-_") or "w"
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+        self.ensure_segments()
+
+    # -- layout -------------------------------------------------------------------
+    def table_dir(self, table: str) -> Path:
+        if table not in TABLES:
+            raise KeyError(f"unknown ledger table {table!r}; known: {sorted(TABLES)}")
+        return self.paths.segments / table
+
+    def ensure_segments(self) -> None:
+        """Every table gets an empty schema segment so its view answers before any row."""
+        for table, schema in TABLES.items():
+            d = self.table_dir(table)
+            d.mkdir(parents=True, exist_ok=True)
+            marker = d / f"_schema-v{SCHEMA_VERSION}.parquet"
+            if not marker.exists():
+                self._write_atomic(schema.empty_table(), marker)
+
+    def _view_sql(self) -> list[str]:
+        stmts = []
+        for table in TABLES:
+            glob = (self.table_dir(table) / "*.parquet").as_posix().replace("'", "''")
+            stmts.append(
+                f"CREATE OR REPLACE VIEW {table} AS "
+                f"SELECT * FROM read_parquet('{glob}', union_by_name = true)"
+            )
+        stmts += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in DERIVED_VIEWS.items()]
+        return stmts
+
+    def ensure_views(self) -> bool:
+        """(Re)create the views in ledger.duckdb with absolute paths.
+
+        Returns False when another process holds the file (a user's read-only
+        connection, say); the views then already exist and nothing is lost.
+        """
+        try:
+            con = duckdb.connect(str(self.paths.ledger_db))
+        except duckdb.Error:
+            return False
+        try:
+            for stmt in self._view_sql():
+                con.execute(stmt)
+            con.execute(
+                "CREATE OR REPLACE VIEW ledger_info AS SELECT "
+                f"{SCHEMA_VERSION} AS schema_version, "
+                f"'{self.paths.segments.as_posix()}' AS segments"
+            )
+        finally:
+            con.close()
+        return True
+
+    # -- writing ------------------------------------------------------------------
+    def _write_atomic(self, table: pa.Table, dest: Path) -> None:
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, dest)
+
+    def append(self, table: str, rows: Sequence[dict[str, Any]]) -> Path | None:
+        """Append rows as one new immutable segment. Missing columns are null."""
+        if not rows:
+            return None
+        schema = TABLES[table]
+        unknown = set().union(*(r.keys() for r in rows)) - set(schema.names)
+        if unknown:
+            raise KeyError(f"ledger table {table!r} has no column(s) {sorted(unknown)}")
+        cols = {}
+        for field in schema:
+            values = [r.get(field.name) for r in rows]
+            if field.name == "ts":
+                values = [v or now_utc() for v in values]
+            cols[field.name] = pa.array(values, type=field.type)
+        name = f"{time.time_ns():020d}-{self.writer}-{os.getpid()}-{next(self._seq):06d}.parquet"
+        dest = self.table_dir(table) / name
+        self._write_atomic(pa.table(cols, schema=schema), dest)
+        return dest
+
+    def event(self, kind: str, message: str, data: str = "", source: str | None = None) -> None:
+        self.append("events", [{"kind": kind, "message": message, "data": data,
+                                "source": source or self.writer}])
+
+    # -- reading ------------------------------------------------------------------
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        # An in-memory database with the same views: our own reads never touch the
+        # ledger.duckdb file lock, and new segments show up on every query.
+        if self._conn is None:
+            con = duckdb.connect()
+            for stmt in self._view_sql():
+                con.execute(stmt)
+            self._conn = con
+        return self._conn
+
+    def query(self, sql: str, params: Iterable[Any] | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._connection().cursor()
+        try:
+            rel = cur.execute(sql, list(params) if params is not None else None)
+            cols = [d[0] for d in rel.description or []]
+            return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
+        finally:
+            cur.close()
+
+    def scalar(self, sql: str, params: Iterable[Any] | None = None) -> Any:
+        rows = self.query(sql, params)
+        return next(iter(rows[0].values())) if rows else None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class MetricBuffer:
+    """Batches metric rows so a fast trainer writes a segment at most every `interval` s."""
+
+    def __init__(self, ledger: Ledger, interval: float = 0.5) -> None:
+        self.ledger, self.interval = ledger, interval
+        self.rows: list[dict[str, Any]] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if time.monotonic() - self.last_flush >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.ledger.append("metrics", self.rows)
+            self.rows = []
+        self.last_flush = time.monotonic()

@@ -1,0 +1,121 @@
+"""The realm home layout: the only module that knows directory names."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PRIORITIES = ("high", "normal", "low")
+QUEUE_STATES = (*PRIORITIES, "processing", "failed", "recently_completed")
+CONTROL_ACTIONS = ("pause", "stop", "skip")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_home() -> Path:
+    """REALM_HOME, else the checkout root when run from one, else ~/.realm."""
+    env = os.environ.get("REALM_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    if (REPO_ROOT / "pyproject.toml").exists() and (REPO_ROOT / "realm_kernel").is_dir():
+        return REPO_ROOT
+    return Path("~/.realm").expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class RealmPaths:
+    home: Path
+
+    @classmethod
+    def at(cls, home: str | os.PathLike | None = None) -> RealmPaths:
+        return cls(Path(home).expanduser().resolve() if home else default_home())
+
+    @property
+    def ledger_db(self) -> Path:
+        return self.home / "ledger.duckdb"
+
+    @property
+    def segments(self) -> Path:
+        """Append-only Parquet segments, one folder per ledger table."""
+        return self.home / "ledger"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "realm.toml"
+
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    def queue(self, state: str) -> Path:
+        if state not in QUEUE_STATES:
+            raise ValueError(f"unknown queue state {state!r}; expected one of {QUEUE_STATES}")
+        return self.home / "queue" / state
+
+    @property
+    def control(self) -> Path:
+        return self.home / "control"
+
+    def control_file(self, action: str) -> Path:
+        if action not in CONTROL_ACTIONS:
+            raise ValueError(f"unknown control {action!r}; expected one of {CONTROL_ACTIONS}")
+        return self.control / action
+
+    @property
+    def status(self) -> Path:
+        return self.home / "status"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.home / "checkpoints"
+
+    @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def dio_mini(self) -> Path:
+        return self.models / "dio-mini"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.home / "daemon.lock"
+
+    def ensure(self) -> RealmPaths:
+        for d in (self.inbox, self.control, self.status, self.checkpoints, self.models,
+                  self.logs, self.segments):
+            d.mkdir(parents=True, exist_ok=True)
+        for state in QUEUE_STATES:
+            self.queue(state).mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and os.replace, so readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: object) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str))
+
+
+def read_json(path: Path, default: object = None) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return default
