@@ -1,0 +1,147 @@
+"""`Realm`: the one Python API. Notebooks, the CLI, the REST handlers and the widgets
+all call it; none of them reaches past it into files or DuckDB."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import RealmConfig, load_config
+from .hero import hero_stats
+from .ledger import Ledger
+from .paths import RealmPaths
+from .quests import QuestError, check_name, list_queue, load_quest, write_quest
+from .status import DAEMON, TRAINING, read_status
+
+CONTROLS = ("pause", "resume", "stop")
+
+
+def pid_alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Realm:
+    def __init__(self, home: str | os.PathLike | None = None, writer: str = "api") -> None:
+        self.paths = RealmPaths.at(home).ensure()
+        self.ledger = Ledger(self.paths, writer)
+
+    @property
+    def config(self) -> RealmConfig:
+        return load_config(self.paths.home)
+
+    # -- hero -----------------------------------------------------------------------
+    def hero(self) -> dict:
+        row = self.ledger.query("""
+            SELECT
+              (SELECT coalesce(max(step), 0) FROM metrics) AS steps,
+              (SELECT loss FROM metrics WHERE loss IS NOT NULL
+                 ORDER BY step DESC, ts DESC LIMIT 1) AS loss,
+              (SELECT val_loss FROM metrics WHERE val_loss IS NOT NULL
+                 ORDER BY step DESC, ts DESC LIMIT 1) AS val_loss,
+              (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
+              (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed
+        """)[0]
+        try:
+            name = self.config.hero.name
+        except ValueError:
+            name = "DIO"
+        return hero_stats(name=name, steps=row["steps"], loss=row["loss"],
+                          val_loss=row["val_loss"], accuracy=row["accuracy"],
+                          quests_completed=row["completed"]).as_dict()
+
+    # -- training -------------------------------------------------------------------
+    def daemon_status(self) -> dict:
+        d = read_status(self.paths, DAEMON)
+        d["alive"] = bool(d.get("pid")) and pid_alive(d.get("pid")) and d.get("state") != "stopped"
+        return d
+
+    def training_status(self) -> dict:
+        status = read_status(self.paths, TRAINING)
+        status.setdefault("state", "offline")
+        status["controls"] = [a for a in ("pause", "stop")
+                              if self.paths.control_file(a).exists()]
+        status["daemon"] = self.daemon_status()
+        if not status["daemon"]["alive"]:
+            status["state"] = "offline"
+        return status
+
+    def queue(self) -> dict:
+        return list_queue(self.paths)
+
+    def control(self, action: str) -> dict:
+        """pause | resume | stop, obeyed by the daemon at the next step boundary."""
+        if action not in CONTROLS:
+            raise ValueError(f"unknown action {action!r}; expected one of {CONTROLS}")
+        if action == "resume":
+            for a in ("pause", "stop"):
+                self.paths.control_file(a).unlink(missing_ok=True)
+        else:
+            self.paths.control_file(action).write_text(str(time.time()))
+        self.ledger.event("control", f"{action} requested")
+        return {"ok": True, "action": action,
+                "controls": [a for a in ("pause", "stop") if self.paths.control_file(a).exists()]}
+
+    # -- quests ---------------------------------------------------------------------
+    def add_quest(self, source: str | os.PathLike, name: str | None = None) -> dict:
+        """Validate a quest file and drop it into the inbox (the daemon re-checks it).
+
+        The copy is validated under its real name (the suffix decides the format) in a
+        hidden folder the daemon ignores, then published with one rename.
+        """
+        src = Path(source)
+        name = name or src.name
+        why = check_name(name)
+        if why:
+            raise ValueError(why)
+        staging = self.paths.inbox / ".staging"
+        staging.mkdir(exist_ok=True)
+        staged = staging / name
+        try:
+            shutil.copyfile(src, staged)
+            _, report = load_quest(staged, self.config.daemon.max_quest_bytes)
+            if not report.ok:
+                self.ledger.event("quest_rejected", report.summary())
+                raise QuestError(report)
+            dest = self.paths.inbox / name
+            if dest.exists():
+                raise FileExistsError(f"a quest named {name!r} is already in the inbox")
+            os.replace(staged, dest)
+            return {"ok": True, "name": name, "examples": report.examples}
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def generate_quest(self, skill: str, level: int, count: int, seed: int | None = None) -> Path:
+        import skills
+        seed = int(time.time()) if seed is None else seed
+        problems = skills.generate(skill, level, count, seed)
+        name = f"{skill}-L{level}-{count}-s{seed}.jsonl"
+        return write_quest(self.paths.inbox / name, [p.as_example() for p in problems])
+
+    # -- ledger ---------------------------------------------------------------------
+    def sql(self, query: str) -> list[dict]:
+        return self.ledger.query(query)
+
+    def losses(self, limit: int = 500) -> list[list[float]]:
+        rows = self.ledger.query(
+            "SELECT step, loss FROM (SELECT step, loss, ts FROM metrics WHERE loss IS NOT NULL "
+            "ORDER BY step DESC, ts DESC LIMIT ?) ORDER BY step", [limit])
+        return [[r["step"], r["loss"]] for r in rows]
+
+    def events(self, limit: int = 10) -> list[dict]:
+        return [{"ts": r["ts"].timestamp(), "kind": r["kind"], "message": r["message"]}
+                for r in self.ledger.query(
+                    "SELECT ts, kind, message FROM events ORDER BY ts DESC LIMIT ?", [limit])]
+
+    def tavern_state(self) -> dict:
+        """Everything the hero card and battle view show, in one JSON-able dict."""
+        return {"hero": self.hero(), "battle": self.training_status(),
+                "losses": self.losses(), "events": self.events(), "polled": time.time()}

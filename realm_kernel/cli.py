@@ -1,0 +1,162 @@
+"""`realm`: the command line. Every command goes through realm_kernel.api.Realm."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from .paths import REPO_ROOT, RealmPaths
+
+app = typer.Typer(help="Realm of Training: fine-tune DIO like the hero of an idle RPG.",
+                  no_args_is_help=True, add_completion=False)
+quest_app = typer.Typer(help="Quests: training files in the inbox.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The DuckDB ledger.", no_args_is_help=True)
+app.add_typer(quest_app, name="quest")
+app.add_typer(ledger_app, name="ledger")
+
+
+def _realm():
+    from .api import Realm
+    return Realm()
+
+
+def _print(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.callback()
+def _home(home: Path = typer.Option(None, "--home", envvar="REALM_HOME",
+                                    help="Realm home (default: the checkout, else ~/.realm).")):
+    if home:
+        os.environ["REALM_HOME"] = str(home.expanduser().resolve())
+
+
+@app.command("build-dio-mini")
+def build_dio_mini_cmd(force: bool = False, seed: int = 0) -> None:
+    """Build the CPU demo hero into <home>/models/dio-mini."""
+    from .dio_mini import build_dio_mini
+    paths = RealmPaths.at().ensure()
+    typer.echo(f"dio-mini at {build_dio_mini(paths.dio_mini, seed=seed, force=force)}")
+
+
+@app.command()
+def daemon() -> None:
+    """Run the training daemon in the foreground."""
+    from .daemon import main
+    raise typer.Exit(main(["--home", str(RealmPaths.at().home)]))
+
+
+@app.command()
+def status() -> None:
+    """Hero stats and the battle status."""
+    r = _realm()
+    _print({"hero": r.hero(), "training": r.training_status()})
+
+
+@app.command()
+def pause() -> None:
+    """Pause the battle at the next step boundary."""
+    _print(_realm().control("pause"))
+
+
+@app.command()
+def resume() -> None:
+    """Resume after pause or stop."""
+    _print(_realm().control("resume"))
+
+
+@app.command()
+def stop() -> None:
+    """Save a checkpoint and stop at the next step boundary; the quest goes back to its queue."""
+    _print(_realm().control("stop"))
+
+
+@quest_app.command("add")
+def quest_add(file: Path) -> None:
+    """Validate FILE and drop it into the inbox."""
+    from .quests import QuestError
+    try:
+        _print(_realm().add_quest(file))
+    except (QuestError, ValueError, OSError) as e:
+        typer.echo(f"rejected: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
+@quest_app.command("validate")
+def quest_validate(file: Path) -> None:
+    """Check FILE without queueing it."""
+    from .quests import load_quest
+    _, report = load_quest(file)
+    typer.echo(report.summary())
+    raise typer.Exit(0 if report.ok else 2)
+
+
+@quest_app.command("generate")
+def quest_generate(skill: str, level: int = typer.Option(1, "--level"),
+                   count: int = typer.Option(500, "--count"),
+                   seed: int = typer.Option(None, "--seed")) -> None:
+    """Generate a skill quest (e.g. `realm quest generate bin --level 1 --count 500`)."""
+    from skills import SkillError
+    try:
+        typer.echo(_realm().generate_quest(skill, level, count, seed))
+    except SkillError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+
+
+@quest_app.command("list")
+def quest_list() -> None:
+    """The queue by state and priority."""
+    _print(_realm().queue())
+
+
+@ledger_app.command("sql")
+def ledger_sql(query: str) -> None:
+    """Run SQL over the ledger views (metrics, checkpoints, quests, events, evals, ...)."""
+    import duckdb
+    try:
+        _print(_realm().sql(query))
+    except duckdb.Error as e:
+        typer.echo(f"SQL error: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
+@app.command()
+def play(port: int = 8888, seed_quest: bool = True, open_browser: bool = False) -> None:
+    """Start the game: JupyterLab with the Tavern notebook, the daemon and dio-mini."""
+    from .api import Realm
+    from .dio_mini import build_dio_mini
+
+    realm = Realm()
+    if not realm.config.hero.base_model:
+        build_dio_mini(realm.paths.dio_mini)
+    realm.ledger.ensure_views()
+    if seed_quest and not realm.sql("SELECT 1 FROM quests LIMIT 1") and not any(
+            realm.paths.inbox.glob("*.jsonl")):
+        typer.echo(f"Seeded the realm with {realm.generate_quest('bin', 1, 2000, seed=0).name}")
+    env = jupyter_env()
+    args = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
+            f"--ServerApp.root_dir={REPO_ROOT}",
+            "--LabApp.default_url=/lab/tree/notebooks/Tavern.ipynb"]
+    if not open_browser:
+        args.append("--no-browser")
+    typer.echo(f"Realm home: {realm.paths.home}\nStarting JupyterLab (Ctrl-C to stop)...")
+    os.execvpe(args[0], args, env)
+
+
+def jupyter_env() -> dict[str, str]:
+    """Environment for a Jupyter server with the realm extension enabled."""
+    env = dict(os.environ)
+    conf = str(REPO_ROOT / "jupyter-config")
+    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        p for p in (conf, env.get("JUPYTER_CONFIG_PATH", "")) if p)
+    env["REALM_HOME"] = str(RealmPaths.at().home)
+    return env
+
+
+if __name__ == "__main__":
+    app()
