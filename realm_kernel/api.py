@@ -144,4 +144,4 @@ class Realm:
     def tavern_state(self) -> dict:
         """Everything the hero card and battle view show, in one JSON-able dict."""
         return {"hero": self.hero(), "battle": self.training_status(),
-                "losses": self.losses(), "events": self.events(), "polled": time.time()}
+                "losses": self.losses(), "events": self.events()}

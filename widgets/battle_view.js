@@ -1,0 +1,108 @@
+// Battle view: the live loss curve, current quest, step, tokens/s, and the
+// pause / resume / stop controls. Actions go back through the synced `action`
+// property (Panel's anywidget adapter has no JS -> Python custom messages).
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function el_(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function svg_(tag, attrs) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  return e;
+}
+
+function duration(s) {
+  if (s === null || s === undefined || !Number.isFinite(s)) return "—";
+  s = Math.round(s);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`
+       : s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`;
+}
+
+function drawCurve(svg, points) {
+  const W = 600, H = 180, P = 34;
+  svg.replaceChildren();
+  svg.append(svg_("rect", { x: P, y: 8, width: W - P - 8, height: H - P - 8, class: "rt-plot" }));
+  if (points.length < 2) {
+    const t = svg_("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "rt-axis" });
+    t.textContent = "waiting for the first blows…";
+    svg.append(t);
+    return;
+  }
+  const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs);
+  const y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const sx = (x) => P + ((x - x0) / Math.max(1e-9, x1 - x0)) * (W - P - 8);
+  const sy = (y) => 8 + (1 - (y - y0) / Math.max(1e-9, y1 - y0)) * (H - P - 8);
+  const d = points.map((p, i) => `${i ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
+  svg.append(svg_("path", { d, class: "rt-line" }));
+  for (const [x, y, txt, anchor] of [[P - 4, 14, y1.toFixed(2), "end"], [P - 4, H - P, y0.toFixed(2), "end"],
+                                     [P, H - P + 16, String(x0), "start"], [W - 8, H - P + 16, String(x1), "end"]]) {
+    const t = svg_("text", { x, y, "text-anchor": anchor, class: "rt-axis" });
+    t.textContent = txt;
+    svg.append(t);
+  }
+  const lbl = svg_("text", { x: (W + P) / 2, y: H - 4, "text-anchor": "middle", class: "rt-axis" });
+  lbl.textContent = "step → (loss)";
+  svg.append(lbl);
+}
+
+function render({ model, el }) {
+  el.classList.add("realm-battle-view");
+  const box = el_("div", "rt-battle");
+  const head = el_("div", "rt-head");
+  const state = el_("span", "rt-state");
+  state.dataset.stat = "state";
+  const quest = el_("span", "rt-quest");
+  quest.dataset.stat = "quest";
+  head.append(el_("span", "rt-title", "⚔️ Battle"), state, quest);
+  const facts = el_("div", "rt-facts");
+  const cells = {};
+  for (const [key, label] of [["step", "Step"], ["loss", "Loss"], ["tokens_per_s", "Tokens/s"], ["eta", "ETA"]]) {
+    const cell = el_("div", "rt-fact");
+    const v = el_("b", "rt-value");
+    v.dataset.stat = key;
+    cell.append(el_("span", "rt-label", label), v);
+    facts.append(cell);
+    cells[key] = v;
+  }
+  const svg = svg_("svg", { viewBox: "0 0 600 180", class: "rt-curve", role: "img",
+                            "aria-label": "training loss by step" });
+  const controls = el_("div", "rt-controls");
+  for (const [name, label] of [["pause", "⏸ Pause"], ["resume", "▶ Resume"], ["stop", "⏹ Stop"]]) {
+    const b = el_("button", `rt-btn rt-${name}`, label);
+    b.dataset.action = name;
+    b.addEventListener("click", () => {
+      model.set("action", { name, nonce: Date.now() + Math.random() });
+      model.save_changes();
+    });
+    controls.append(b);
+  }
+  box.append(head, facts, svg, controls);
+  el.append(box);
+
+  const draw = () => {
+    const s = model.get("state") || {};
+    const b = s.battle || {};
+    const st = b.state || "offline";
+    state.textContent = st;
+    state.className = `rt-state rt-${st}`;
+    quest.textContent = b.quest ? `quest: ${b.quest}` : "no quest";
+    cells.step.textContent = b.total_steps ? `${b.step ?? 0} (${b.local_step ?? 0}/${b.total_steps})`
+                                           : String(b.step ?? (s.hero || {}).xp ?? 0);
+    cells.loss.textContent = b.loss === null || b.loss === undefined ? "—" : Number(b.loss).toFixed(4);
+    cells.tokens_per_s.textContent = b.tokens_per_s ? Math.round(b.tokens_per_s).toLocaleString() : "—";
+    cells.eta.textContent = st === "training" ? duration(b.eta_seconds) : "—";
+    drawCurve(svg, s.losses || []);
+  };
+  model.on("change:state", draw);
+  draw();
+  return () => model.off("change:state", draw);
+}
+
+export default { render };

@@ -1,0 +1,21 @@
+"""Panel AnyWidgetComponents for `panel serve`: the same .js/.css as the anywidgets."""
+
+from __future__ import annotations
+
+import param
+from panel.custom import AnyWidgetComponent
+
+from .feed import WIDGETS
+
+
+class HeroCardPanel(AnyWidgetComponent):
+    _esm = WIDGETS["hero_card"][0]
+    _stylesheets = [WIDGETS["hero_card"][1].read_text(encoding="utf-8")]
+    state = param.Dict(default={})
+
+
+class BattleViewPanel(AnyWidgetComponent):
+    _esm = WIDGETS["battle_view"][0]
+    _stylesheets = [WIDGETS["battle_view"][1].read_text(encoding="utf-8")]
+    state = param.Dict(default={})
+    action = param.Dict(default={})
