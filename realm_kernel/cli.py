@@ -13,6 +13,10 @@ from .paths import REPO_ROOT, RealmPaths
 
 app = typer.Typer(help="Realm of Training: fine-tune DIO like the hero of an idle RPG.",
                   no_args_is_help=True, add_completion=False)
+# ~1000 steps at the default batch size: DIO fights for a couple of minutes and reaches
+# Level 1 (Level = steps // 1000) on the seed quest alone.
+SEED_QUEST_EXAMPLES = 16500
+
 quest_app = typer.Typer(help="Quests: training files in the inbox.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The DuckDB ledger.", no_args_is_help=True)
 app.add_typer(quest_app, name="quest")
@@ -125,9 +129,12 @@ def ledger_sql(query: str) -> None:
         raise typer.Exit(2) from e
 
 
-@app.command()
-def play(port: int = 8888, seed_quest: bool = True, open_browser: bool = False) -> None:
-    """Start the game: JupyterLab with the Tavern notebook, the daemon and dio-mini."""
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def play(ctx: typer.Context, port: int = 8888, seed_quest: bool = True,
+         open_browser: bool = False) -> None:
+    """Start the game: JupyterLab with the Tavern notebook, the daemon and dio-mini.
+
+    Extra arguments go to JupyterLab (e.g. --IdentityProvider.token=...)."""
     from .api import Realm
     from .dio_mini import build_dio_mini
 
@@ -137,13 +144,16 @@ def play(port: int = 8888, seed_quest: bool = True, open_browser: bool = False) 
     realm.ledger.ensure_views()
     if seed_quest and not realm.sql("SELECT 1 FROM quests LIMIT 1") and not any(
             realm.paths.inbox.glob("*.jsonl")):
-        typer.echo(f"Seeded the realm with {realm.generate_quest('bin', 1, 2000, seed=0).name}")
+        typer.echo(f"Seeded the realm with {realm.generate_quest('bin', 1, SEED_QUEST_EXAMPLES, seed=0).name}")
     env = jupyter_env()
     args = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
             f"--ServerApp.root_dir={REPO_ROOT}",
             "--LabApp.default_url=/lab/tree/notebooks/Tavern.ipynb"]
     if not open_browser:
         args.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")  # containers and CI run as root
+    args += ctx.args
     typer.echo(f"Realm home: {realm.paths.home}\nStarting JupyterLab (Ctrl-C to stop)...")
     os.execvpe(args[0], args, env)
 

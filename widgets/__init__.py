@@ -3,10 +3,10 @@
 
 from .feed import WIDGETS, Feed
 
-__all__ = ["WIDGETS", "Feed", "tavern"]
+__all__ = ["WIDGETS", "Feed", "show_tavern"]
 
 
-def tavern(home: str | None = None):
+def show_tavern(home: str | None = None):
     """Show the hero card and the live battle inline in a notebook."""
     from .jupyter import tavern as _tavern
     return _tavern(home)
