@@ -61,7 +61,7 @@ class Realm:
     # -- training -------------------------------------------------------------------
     def daemon_status(self) -> dict:
         d = read_status(self.paths, DAEMON)
-        d["alive"] = bool(d.get("pid")) and pid_alive(d.get("pid")) and d.get("state") != "stopped"
+        d["alive"] = bool(d.get("pid")) and pid_alive(d.get("pid")) and d.get("state") != "offline"
         return d
 
     def training_status(self) -> dict:

@@ -240,7 +240,7 @@ class Daemon:
                 if not busy and not self.shutdown.is_set():
                     next(waiter, None)
         finally:
-            self.heartbeat("stopped")
+            self.heartbeat("offline")
             self.idle_status("offline")
             self.ledger.event("daemon_stopped", f"The Arena closes (pid {os.getpid()})")
 

@@ -21,7 +21,7 @@ from .problem import Problem
 DEFS = Path(__file__).parent / "defs"
 GENERATORS = {"bin": binary.generate_one}
 
-__all__ = ["Problem", "generate", "score", "skill_def", "skill_ids"]
+__all__ = ["Problem", "SkillError", "generate", "score", "skill_def", "skill_ids"]
 
 
 class SkillError(ValueError):

@@ -18,10 +18,10 @@ def to_circled(value: int, bits: int) -> str:
 
 
 def from_circled(text: str) -> int:
-    digits = text.strip().translate(_FROM_CIRCLED)
-    if not digits or set(digits) - {"0", "1"}:
-        raise ValueError(f"not circled binary: {text!r}")
-    return int(digits, 2)
+    text = text.strip()
+    if not text or set(text) - {ZERO, ONE}:
+        raise ValueError(f"not circled binary (only {ZERO} and {ONE} allowed): {text!r}")
+    return int(text.translate(_FROM_CIRCLED), 2)
 
 
 def _add_no_carry(rng: Random, bits: int) -> tuple[int, int, int]:
