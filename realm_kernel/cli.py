@@ -131,7 +131,9 @@ def ledger_sql(query: str) -> None:
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def play(ctx: typer.Context, port: int = 8888, seed_quest: bool = True,
-         open_browser: bool = False) -> None:
+         open_browser: bool = False,
+         root_dir: Path = typer.Option(REPO_ROOT, help="Folder JupyterLab serves (holds notebooks/).")
+         ) -> None:
     """Start the game: JupyterLab with the Tavern notebook, the daemon and dio-mini.
 
     Extra arguments go to JupyterLab (e.g. --IdentityProvider.token=...)."""
@@ -144,10 +146,11 @@ def play(ctx: typer.Context, port: int = 8888, seed_quest: bool = True,
     realm.ledger.ensure_views()
     if seed_quest and not realm.sql("SELECT 1 FROM quests LIMIT 1") and not any(
             realm.paths.inbox.glob("*.jsonl")):
-        typer.echo(f"Seeded the realm with {realm.generate_quest('bin', 1, SEED_QUEST_EXAMPLES, seed=0).name}")
+        seeded = realm.generate_quest("bin", 1, SEED_QUEST_EXAMPLES, seed=0)
+        typer.echo(f"Seeded the realm with {seeded.name}")
     env = jupyter_env()
     args = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
-            f"--ServerApp.root_dir={REPO_ROOT}",
+            f"--ServerApp.root_dir={root_dir}",
             "--LabApp.default_url=/lab/tree/notebooks/Tavern.ipynb"]
     if not open_browser:
         args.append("--no-browser")

@@ -11,7 +11,7 @@ import pytest
 from realm_kernel.api import Realm
 from realm_kernel.status import TRAINING, read_status
 
-from .conftest import read_json, start_daemon, child_env, wait_for
+from .conftest import child_env, read_json, start_daemon, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def test_generated_quest_trains_and_bad_quest_fails_while_daemon_lives(realm_hom
     finally:
         con.close()
     assert steps > 0 and ckpts[-1][2] == steps
-    for name, path, step in ckpts:
+    for name, _path, step in ckpts:
         sidecar = read_json(realm_home.checkpoints / name / ".ledger.json")
         assert sidecar["step"] == step and sidecar["training_file"] == quest.name
     assert status == {quest.name: "completed", "broken.jsonl": "failed"}

@@ -11,7 +11,7 @@ def tok(dio_mini_dir):
 
 
 def labelled_text(tok, row):
-    return tok.decode([t for t, lab in zip(row["input_ids"], row["labels"]) if lab != IGNORE])
+    return tok.decode([t for t, lab in zip(row["input_ids"], row["labels"], strict=False) if lab != IGNORE])
 
 
 def test_only_assistant_tokens_and_their_end_of_turn_carry_loss(tok):

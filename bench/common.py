@@ -1,0 +1,42 @@
+"""Helpers shared by the benchmarks: machine facts and result recording."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+
+
+def machine() -> str:
+    try:
+        import torch
+        if torch.cuda.is_available():
+            return f"{torch.cuda.get_device_name(0)} ({os.cpu_count()} CPU cores)"
+    except ImportError:
+        pass
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def record(name: str, figures: dict, summary: str, out_dir: Path | None = None) -> Path:
+    """Write bench/results/NAME.json and a dated line in bench/RESULTS.md."""
+    out_dir = out_dir or BENCH / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = {**figures, "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    results_md = out_dir.parent / "RESULTS.md"
+    with results_md.open("a", encoding="utf-8") as f:
+        f.write(f"- {figures['date']} `{name}` on {figures['machine']}: {summary}\n")
+    return path

@@ -1,0 +1,80 @@
+"""Real headless Chromium (Debian's) through Playwright: the Tavern in Panel and JupyterLab."""
+
+import re
+import shutil
+import sys
+
+import pytest
+import requests
+
+from realm_kernel.api import Realm
+from realm_kernel.paths import REPO_ROOT
+
+from .conftest import ARTIFACTS, child_env, free_port, start_daemon, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+
+def xp_of(page) -> int:
+    text = page.locator("[data-stat=xp]").first.inner_text()
+    return int(re.search(r"XP (\d+)", text).group(1))
+
+
+def watch_xp_rise(page, timeout=60) -> tuple[int, int]:
+    page.locator("[data-stat=xp]").first.wait_for(timeout=60_000)
+    first = xp_of(page)
+    later = wait_for(lambda: (x := xp_of(page)) > first and x, timeout, "XP to rise in the page")
+    return first, later
+
+
+def test_panel_tavern_shows_xp_rising_and_pauses(realm_home, procs, chromium):
+    realm = Realm(realm_home.home)
+    realm.generate_quest("bin", 1, 8000, seed=11)
+    start_daemon(procs, realm_home)
+    port = free_port()
+    procs.start("panel", [sys.executable, "-m", "panel", "serve", "widgets/tavern.py",
+                          "--address", "127.0.0.1", "--port", str(port),
+                          "--allow-websocket-origin", f"127.0.0.1:{port}"], child_env(realm_home.home))
+    url = f"http://127.0.0.1:{port}/tavern"
+    wait_for(lambda: requests.get(url, timeout=5).ok, 60, "panel serve")
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url)
+    first, later = watch_xp_rise(page)
+    assert later > first
+    wait_for(lambda: page.locator("[data-stat=state]").first.inner_text().lower() == "training", 30,
+             "the battle view to show training")
+    assert page.locator("[data-stat=quest]").first.inner_text() == "quest: bin-L1-8000-s11.jsonl"
+
+    page.locator("button[data-action=pause]").first.click()
+    wait_for(lambda: page.locator("[data-stat=state]").first.inner_text().lower() == "paused", 30,
+             "the battle to pause from the page")
+    assert (realm_home.control / "pause").exists()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "panel-tavern.png"), full_page=True)
+    page.locator("button[data-action=resume]").first.click()
+    wait_for(lambda: not (realm_home.control / "pause").exists(), 30, "resume from the page")
+
+
+def test_jupyterlab_tavern_notebook_shows_xp_rising(realm_home, procs, chromium, tmp_path):
+    """What `make play` promises: JupyterLab, the extension's daemon, the seeded quest."""
+    root = tmp_path / "lab-root"
+    shutil.copytree(REPO_ROOT / "notebooks", root / "notebooks")
+    port, token = free_port(), "browser-test"
+    env = child_env(realm_home.home)
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    procs.start("play", [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
+                         f"--root-dir={root}", f"--IdentityProvider.token={token}"], env)
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{base}/realm/api/health", timeout=5,
+                                  headers={"Authorization": f"token {token}"}).ok, 90, "JupyterLab")
+    page = chromium.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{base}/lab/tree/notebooks/Tavern.ipynb?token={token}")
+    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
+    wait_for(lambda: "Idle" in page.locator(".jp-StatusBar-TextItem").all_inner_texts().__str__(),
+             90, "the kernel to start")
+    page.get_by_role("menuitem", name="Run").first.click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    first, later = watch_xp_rise(page, timeout=90)
+    assert later > first
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-tavern.png"))
