@@ -5,17 +5,31 @@ even read it. So no process keeps ledger.duckdb open for writing: every writer (
 task master, server) appends immutable, uniquely named Parquet segments per table
 (temp name + os.replace), and ledger.duckdb holds only views over them. Readers —
 a user's `duckdb.connect("ledger.duckdb", read_only=True)`, the widgets, the API —
-never wait on a writer, and writers never wait on each other. Current state (a quest's
-status) is the latest event per key.
+never take a lock. Current state (a quest's status) is the latest event per key.
+
+Compaction without double counting: a table's segments live in a generation folder,
+`ledger/<table>/gen-NNNNNN/`, and the views read `ledger/<table>/current/*.parquet`
+where `current` is a symlink. When a generation holds many small segments, a writer
+merges them into one file in a new generation (hard links for the rest) and swaps the
+symlink with one atomic rename: a listing sees either the old set or the new one, never
+both. Appends and compactions of a table take a short flock so no append lands in a
+generation that is being replaced. A query that listed the old generation and opens a
+merged-away file after the swap gets "No such file" (a window of milliseconds, once per
+COMPACT_AT appends): `query()` notices the generation change and runs again, so our own
+readers always get exact answers; a user's raw DuckDB connection may, rarely, need to
+re-run a query.
 """
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,6 +83,25 @@ DERIVED_VIEWS = {
 }
 
 
+COMPACT_AT = 64  # segments in a generation before small ones are merged
+SMALL_SEGMENT_BYTES = 4 << 20  # segments above this stay as they are (hard-linked)
+OLD_GENERATION_GRACE_S = 120.0
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+    # Binding a view lists and opens its segments; a compaction swap in between is
+    # simply retried.
+    for stmt in statements:
+        for attempt in range(5):
+            try:
+                con.execute(stmt)
+                break
+            except duckdb.IOException:
+                if attempt == 4:
+                    raise
+                time.sleep(0.01)
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)
 
@@ -91,19 +124,48 @@ class Ledger:
             raise KeyError(f"unknown ledger table {table!r}; known: {sorted(TABLES)}")
         return self.paths.segments / table
 
+    def current_dir(self, table: str) -> Path:
+        """The live generation of a table (a symlink readers glob through)."""
+        return self.table_dir(table) / "current"
+
+    def segment_files(self, table: str) -> list[Path]:
+        return sorted(self.current_dir(table).glob("*.parquet"))
+
+    @contextmanager
+    def _table_lock(self, table: str):
+        d = self.table_dir(table)
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def ensure_segments(self) -> None:
-        """Every table gets an empty schema segment so its view answers before any row."""
+        """Every table gets a generation and an empty schema segment, so its view
+        answers before any row is written."""
         for table, schema in TABLES.items():
-            d = self.table_dir(table)
-            d.mkdir(parents=True, exist_ok=True)
-            marker = d / f"_schema-v{SCHEMA_VERSION}.parquet"
-            if not marker.exists():
-                self._write_atomic(schema.empty_table(), marker)
+            if self.current_dir(table).is_dir():
+                continue
+            with self._table_lock(table):
+                if not self.current_dir(table).is_dir():
+                    gen = self.table_dir(table) / "gen-000000"
+                    gen.mkdir(exist_ok=True)
+                    self._write_atomic(schema.empty_table(), gen / f"_schema-v{SCHEMA_VERSION}.parquet")
+                    self._swap_current(table, gen.name)
+
+    def _swap_current(self, table: str, gen_name: str) -> None:
+        link = self.current_dir(table)
+        tmp = link.with_name(f".current.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        os.symlink(gen_name, tmp)
+        os.replace(tmp, link)
 
     def _view_sql(self) -> list[str]:
         stmts = []
         for table in TABLES:
-            glob = (self.table_dir(table) / "*.parquet").as_posix().replace("'", "''")
+            glob = (self.current_dir(table) / "*.parquet").as_posix().replace("'", "''")
             stmts.append(
                 f"CREATE OR REPLACE VIEW {table} AS "
                 f"SELECT * FROM read_parquet('{glob}', union_by_name = true)"
@@ -122,8 +184,7 @@ class Ledger:
         except duckdb.Error:
             return False
         try:
-            for stmt in self._view_sql():
-                con.execute(stmt)
+            _create_views(con, self._view_sql())
             con.execute(
                 "CREATE OR REPLACE VIEW ledger_info AS SELECT "
                 f"{SCHEMA_VERSION} AS schema_version, "
@@ -153,10 +214,44 @@ class Ledger:
             if field.name == "ts":
                 values = [v or now_utc() for v in values]
             cols[field.name] = pa.array(values, type=field.type)
+        data = pa.table(cols, schema=schema)
         name = f"{time.time_ns():020d}-{self.writer}-{os.getpid()}-{next(self._seq):06d}.parquet"
-        dest = self.table_dir(table) / name
-        self._write_atomic(pa.table(cols, schema=schema), dest)
+        with self._table_lock(table):
+            dest = self.current_dir(table).resolve() / name
+            self._write_atomic(data, dest)
+            if sum(1 for _ in dest.parent.glob("*.parquet")) > COMPACT_AT:
+                self._compact_locked(table)
         return dest
+
+    def compact(self, table: str) -> int:
+        """Merge the small segments of a table into one; returns segments merged."""
+        with self._table_lock(table):
+            return self._compact_locked(table)
+
+    def _compact_locked(self, table: str) -> int:
+        current = self.current_dir(table).resolve()
+        files = sorted(current.glob("*.parquet"))
+        small = [f for f in files if f.stat().st_size <= SMALL_SEGMENT_BYTES
+                 and not f.name.startswith("_schema")]
+        if len(small) < 2:
+            return 0
+        new = current.with_name(f"gen-{int(current.name.split('-')[1]) + 1:06d}")
+        shutil.rmtree(new, ignore_errors=True)
+        new.mkdir()
+        merged = pa.concat_tables([pq.read_table(f) for f in small], promote_options="default")
+        self._write_atomic(merged, new / f"{small[-1].stem}-m{len(small)}.parquet")
+        for f in files:
+            if f not in small:
+                os.link(f, new / f.name)
+        self._swap_current(table, new.name)
+        self._drop_old_generations(table, keep={new.name, current.name})
+        return len(small)
+
+    def _drop_old_generations(self, table: str, keep: set[str]) -> None:
+        cutoff = time.time() - OLD_GENERATION_GRACE_S
+        for gen in self.table_dir(table).glob("gen-*"):
+            if gen.name not in keep and gen.stat().st_mtime < cutoff:
+                shutil.rmtree(gen, ignore_errors=True)
 
     def event(self, kind: str, message: str, data: str = "", source: str | None = None) -> None:
         self.append("events", [{"kind": kind, "message": message, "data": data,
@@ -168,18 +263,32 @@ class Ledger:
         # ledger.duckdb file lock, and new segments show up on every query.
         if self._conn is None:
             con = duckdb.connect()
-            for stmt in self._view_sql():
-                con.execute(stmt)
+            _create_views(con, self._view_sql())
             self._conn = con
         return self._conn
 
+    def generations(self) -> tuple[str, ...]:
+        return tuple(os.readlink(self.current_dir(t)) for t in TABLES)
+
     def query(self, sql: str, params: Iterable[Any] | None = None) -> list[dict[str, Any]]:
+        """Run SQL over the views. A query that straddled a compaction is run again, so
+        our own readers always get an exact answer."""
         with self._lock:
             cur = self._connection().cursor()
         try:
-            rel = cur.execute(sql, list(params) if params is not None else None)
-            cols = [d[0] for d in rel.description or []]
-            return [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
+            for attempt in range(5):
+                before = self.generations()
+                try:
+                    rel = cur.execute(sql, list(params) if params is not None else None)
+                    cols = [d[0] for d in rel.description or []]
+                    rows = rel.fetchall()
+                except duckdb.IOException:
+                    if attempt == 4:
+                        raise
+                    continue
+                if self.generations() == before:
+                    break
+            return [dict(zip(cols, row, strict=True)) for row in rows]
         finally:
             cur.close()
 
