@@ -129,6 +129,55 @@ def ledger_sql(query: str) -> None:
         raise typer.Exit(2) from e
 
 
+@app.command()
+def vram(model: str = typer.Argument("qwen3-0.6b", help="A preset (qwen3-0.6b, qwen3-4b, ...) "
+                                     "or a local HF model directory."),
+         seq_len: int = typer.Option(2048, "--seq-len"), batch_size: int = typer.Option(1, "--batch-size"),
+         dtype: str = "bfloat16", optimizer: str = "adamw",
+         checkpointing: bool = typer.Option(False, "--checkpointing"),
+         liger: bool = typer.Option(False, "--liger"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Estimate the GPU memory of full fine-tuning (weights, grads, optimizer, activations, logits)."""
+    from .engine.presets import PRESETS
+    from .vram import estimate, estimate_from_path
+    kwargs = dict(seq_len=seq_len, batch_size=batch_size, dtype=dtype, optimizer=optimizer,
+                  gradient_checkpointing=checkpointing, liger=liger)
+    try:
+        est = estimate(PRESETS[model], **kwargs) if model in PRESETS else estimate_from_path(model, **kwargs)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        typer.echo(f"vram: {e}", err=True)
+        raise typer.Exit(2) from e
+    typer.echo(json.dumps(est.as_dict(), indent=2) if as_json else est.table())
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def train(ctx: typer.Context, quest: Path,
+          model: Path = typer.Option(None, help="Local HF model dir (default: the hero's base model)."),
+          from_config: str = typer.Option(None, "--from-config",
+                                          help="Random init from a preset: dio-mini, qwen3-0.6b, ..."),
+          max_steps: int = typer.Option(None, "--max-steps"),
+          optimizer: str = typer.Option(None, help="adamw | muon | paged_adamw_8bit"),
+          packing: bool = typer.Option(None, "--packing/--no-packing"),
+          accelerate_config: Path = typer.Option(None, "--accelerate-config",
+                                                 help="Run under `accelerate launch` with this config "
+                                                      "(multi-GPU, FSDP).")) -> None:
+    """Train on a quest file directly with TrainerEngine (no daemon); prints the TrainingResult."""
+    if accelerate_config:
+        # Every process re-runs this command without the option; HF Trainer does the rest.
+        argv = [a for a in sys.argv[1:] if not a.startswith("--accelerate-config=")]
+        if "--accelerate-config" in argv:
+            i = argv.index("--accelerate-config")
+            del argv[i:i + 2]
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config),
+               "-m", "realm_kernel.cli", *argv]
+        os.execvp(cmd[0], cmd)
+    from .engine.standalone import train_quest
+    result = train_quest(quest, model=model, from_config=from_config, max_steps=max_steps,
+                         optimizer=optimizer, packing=packing)
+    if result is not None:
+        _print(result.as_dict())
+        raise typer.Exit(0 if result.success else 1)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def play(ctx: typer.Context, port: int = 8888, seed_quest: bool = True,
          open_browser: bool = False,

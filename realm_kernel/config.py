@@ -43,8 +43,22 @@ class TrainingConfig(_Section):
     eval_fraction: float = Field(0.05, ge=0, lt=0.5)
     max_eval_examples: int = Field(64, ge=0)
     seed: int = 42
+    max_grad_norm: float = Field(1.0, gt=0)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    # "auto": flash_attention_2 where flash-attn is installed (CUDA), else sdpa.
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    # Padding-free packing: examples share rows of up to pack_length tokens (0 = max_length),
+    # with position_ids restarting per example and attention never crossing examples.
+    packing: bool = True
+    pack_length: int = Field(0, ge=0, le=131072)
+    optimizer: Literal["adamw", "muon", "paged_adamw_8bit"] = "adamw"
+    # Muon's learning rate for 2-D hidden weights; 0 = the same as learning_rate (Muon
+    # scales its update to AdamW's RMS, so one rate serves both).
+    muon_learning_rate: float = Field(0.0, ge=0, lt=1)
+    # Liger kernels (fused linear cross-entropy: logits never materialised): "auto" uses
+    # them where liger-kernel is installed and a CUDA device is present.
+    liger: Literal["auto", "on", "off"] = "auto"
+    gradient_checkpointing: bool = False
     threads: int = Field(0, ge=0, le=1024)
 
 

@@ -47,10 +47,15 @@ class RealmCallback(TrainerCallback):
         self.tokens_per_s: float | None = None
         self.last_checkpoint: Path | None = None
         self._t_log = self._t0 = time.monotonic()
-        self._tokens_log = 0
+        self._tokens_log = self._tokens0 = 0
         self._state = "training"
 
     # -- helpers ------------------------------------------------------------------
+    def tokens_per_second(self, tokens: int) -> float | None:
+        """Real tokens over the time spent inside train() (this run, resumed or not)."""
+        seconds = time.monotonic() - self._t0
+        return (tokens - self._tokens0) / seconds if tokens > self._tokens0 and seconds > 0 else None
+
     def global_step(self, state) -> int:
         return self.job.step_offset + state.global_step
 
@@ -67,9 +72,15 @@ class RealmCallback(TrainerCallback):
         )
 
     # -- events -------------------------------------------------------------------
+    # Under multi-process training (accelerate) only the main process writes the realm.
+    def on_init_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            self.on_log = self.on_save = self.on_train_end = lambda *a, **k: None  # type: ignore
+            self.write_status = lambda *a, **k: None  # type: ignore
+
     def on_train_begin(self, args, state, control, **kwargs):
         self._t_log = self._t0 = time.monotonic()
-        self._tokens_log = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+        self._tokens_log = self._tokens0 = int(getattr(state, "num_input_tokens_seen", 0) or 0)
         self.write_status(state)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -150,6 +161,10 @@ class RealmCallback(TrainerCallback):
         }])
         self.ledger.event("checkpoint_saved", f"Checkpoint {dest.name} saved",
                           json.dumps({"step": step, "path": str(dest)}))
+        # The eval queue lives in the ledger: the Task Master answers each request once.
+        self.ledger.event("eval_requested", f"Evaluate {dest.name}", json.dumps({
+            "checkpoint": dest.name, "step": step, "path": str(dest),
+            "skill": self.job.skill, "level": self.job.skill_level}))
         self.write_status(state, last_checkpoint=dest.name)
 
     def on_train_end(self, args, state, control, **kwargs):

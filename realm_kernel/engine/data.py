@@ -51,20 +51,23 @@ def tokenize_example(tokenizer: Any, messages: list[dict], max_length: int) -> d
 
 
 class ChatDataset(torch.utils.data.Dataset):
-    def __init__(self, rows: list[dict[str, list[int]]]) -> None:
+    """Tokenised rows: input_ids, labels and the index of the example they came from."""
+
+    def __init__(self, rows: list[dict]) -> None:
         self.rows = rows
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> dict[str, list[int]]:
+    def __getitem__(self, i: int) -> dict:
         return self.rows[i]
 
 
 def build_datasets(tokenizer: Any, examples: list[dict], max_length: int, eval_fraction: float,
                    max_eval: int, seed: int) -> tuple[ChatDataset, ChatDataset | None, int]:
     """Tokenise, drop rows with no loss-carrying token, split off a held-out set."""
-    rows = [tokenize_example(tokenizer, ex["messages"], max_length) for ex in examples]
+    rows = [{**tokenize_example(tokenizer, ex["messages"], max_length), "example": i}
+            for i, ex in enumerate(examples)]
     kept = [r for r in rows if any(lab != IGNORE for lab in r["labels"])]
     dropped = len(rows) - len(kept)
     n_eval = min(max_eval, int(len(kept) * eval_fraction)) if len(kept) >= 20 else 0
@@ -83,7 +86,7 @@ class PadCollator:
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
-    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+    def __call__(self, batch: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(b["input_ids"]) for b in batch)
         ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
         labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)

@@ -1,19 +1,29 @@
-"""TrainerEngine: one quest -> one HF Trainer run on the hero's current weights."""
+"""TrainerEngine: one quest -> one HF Trainer run on the hero's current weights.
+
+On top of plain `transformers.Trainer` it adds padding-free packing with exact masking
+(and a self-check on a real first batch), Muon / fused AdamW / paged 8-bit AdamW, Liger
+kernels where installed, gradient checkpointing, exact resume, and the realm callbacks.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..config import TrainingConfig
 from ..ledger import Ledger
 from ..paths import RealmPaths
 from .callbacks import RealmCallback
 from .data import PadCollator, build_datasets
+from .optim import build_optimizer
+from .packing import PackedCollator, PackedDataset
+from .selfcheck import check_labels, check_packed_batch
 
 
 @dataclass
@@ -26,6 +36,9 @@ class Job:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     skill: str | None = None
     skill_level: int | None = None
+    # A checkpoint of this same quest to continue from (optimizer, scheduler, RNG and
+    # data position restored: the run goes on as if never interrupted).
+    resume_from: Path | None = None
 
 
 @dataclass
@@ -39,9 +52,29 @@ class TrainingResult:
     peak_memory_bytes: int | None = None
     stopped: bool = False
     seconds: float = 0.0
+    packing_efficiency: float | None = None
+    attn_implementation: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def resolve_attn(cfg: TrainingConfig, cuda: bool) -> str:
+    if cfg.attn_implementation != "auto":
+        return cfg.attn_implementation
+    return "flash_attention_2" if cuda and installed("flash_attn") else "sdpa"
+
+
+def resolve_liger(cfg: TrainingConfig, cuda: bool) -> bool:
+    if cfg.liger == "on":
+        if not installed("liger_kernel"):
+            raise RuntimeError("liger = 'on' needs liger-kernel: pip install -e '.[gpu]'")
+        return True
+    return cfg.liger == "auto" and cuda and installed("liger_kernel")
 
 
 def _dtype(name: str, cuda: bool):
@@ -51,7 +84,7 @@ def _dtype(name: str, cuda: bool):
     return getattr(torch, name)
 
 
-def load_model_and_tokenizer(path: Path, cfg: TrainingConfig):
+def load_model_and_tokenizer(path: Path, cfg: TrainingConfig, attn: str | None = None):
     """Load any local HF causal-LM directory (dio-mini, Qwen3-0.6B, a checkpoint)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -65,8 +98,43 @@ def load_model_and_tokenizer(path: Path, cfg: TrainingConfig):
     if not tokenizer.chat_template:
         raise ValueError(f"{path}: tokenizer has no chat template; quests are chat examples")
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=_dtype(cfg.dtype, cuda), attn_implementation=cfg.attn_implementation)
+        path, dtype=_dtype(cfg.dtype, cuda), attn_implementation=attn or resolve_attn(cfg, cuda))
+    if cuda:
+        model = model.cuda()
     return model, tokenizer
+
+
+def _realm_trainer_class():
+    import torch
+    from transformers import Trainer
+
+    class RealmTrainer(Trainer):
+        """Counts real (non-pad) tokens of packed batches, whose 4-D masks HF can't sum."""
+
+        def training_step(self, model, inputs, *args, **kwargs):
+            n = inputs.pop("num_real_tokens", None)
+            loss = super().training_step(model, inputs, *args, **kwargs)
+            if n is not None:
+                inputs["num_real_tokens"] = n
+            return loss
+
+        def prediction_step(self, model, inputs, *args, **kwargs):
+            inputs.pop("num_real_tokens", None)
+            return super().prediction_step(model, inputs, *args, **kwargs)
+
+        def _track_num_input_tokens(self, inputs):
+            n = inputs.get("num_real_tokens")
+            if n is None or self.args.include_num_input_tokens_seen == "no":
+                return super()._track_num_input_tokens(inputs)
+            n = torch.as_tensor(n, device=self.args.device, dtype=torch.int64)
+            self.state.num_input_tokens_seen += int(self.accelerator.gather(n).sum().item())
+
+    return RealmTrainer
+
+
+def first_batch(dataset, collator, size: int) -> tuple[list, dict]:
+    items = [dataset[i] for i in range(min(size, len(dataset)))]
+    return items, collator(items)
 
 
 class TrainerEngine:
@@ -87,35 +155,68 @@ class TrainerEngine:
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
+    def _data(self, job: Job, tokenizer: Any, model: Any, attn: str):
+        import torch
+        cfg = job.training
+        max_len = min(cfg.max_length, getattr(model.config, "max_position_embeddings", 1 << 30))
+        train, held, _ = build_datasets(tokenizer, job.examples, max_len, cfg.eval_fraction,
+                                        cfg.max_eval_examples, cfg.seed)
+        if len(train) == 0:
+            raise ValueError("no example has an assistant token within max_length")
+        if not cfg.packing:
+            return train, held, PadCollator(tokenizer.pad_token_id), cfg.batch_size, None
+        capacity = cfg.pack_length or max_len
+        mean_len = sum(len(r["input_ids"]) for r in train.rows) / len(train)
+        # Keep about batch_size examples per step, so steps (XP) mean the same thing.
+        rows_per_step = max(1, round(cfg.batch_size * mean_len / capacity))
+        mask_dtype = next(model.parameters()).dtype
+        if mask_dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            mask_dtype = torch.float32
+        packed = PackedDataset(train.rows, capacity)
+        packed_eval = PackedDataset(held.rows, capacity) if held is not None else None
+        collator = PackedCollator(tokenizer.pad_token_id, attn, mask_dtype)
+        return packed, packed_eval, collator, rows_per_step, packed.efficiency()
+
     def _run(self, job: Job, run_dir: Path, t0: float) -> TrainingResult:
         import torch
-        from transformers import Trainer, TrainingArguments
+        from transformers import TrainingArguments
 
         cfg = job.training
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         cuda = torch.cuda.is_available()
-        model, tokenizer = load_model_and_tokenizer(job.model_path, cfg)
-        max_len = min(cfg.max_length, getattr(model.config, "max_position_embeddings", 1 << 30))
-        train_ds, eval_ds, _ = build_datasets(tokenizer, job.examples, max_len, cfg.eval_fraction,
-                                              cfg.max_eval_examples, cfg.seed)
-        if len(train_ds) == 0:
-            raise ValueError("no example has an assistant token within max_length")
+        attn = resolve_attn(cfg, cuda)
+        liger = resolve_liger(cfg, cuda)
+        model, tokenizer = load_model_and_tokenizer(job.resume_from or job.model_path, cfg, attn)
+        train_ds, eval_ds, collator, per_step, efficiency = self._data(job, tokenizer, model, attn)
+
+        # The masking self-check, on a real first batch built by the real collator.
+        items, batch = first_batch(train_ds, collator, per_step)
+        flat = [e for row in items for e in row] if cfg.packing else items
+        check_labels(tokenizer, flat, job.examples)
+        if cfg.packing:
+            check_packed_batch(model, {k: v.to(model.device) for k, v in batch.items()
+                                       if torch.is_tensor(v) and v.ndim})
+
+        optimizer, optim_name = build_optimizer(model, cfg.optimizer, lr=cfg.learning_rate,
+                                                muon_lr=cfg.muon_learning_rate,
+                                                weight_decay=cfg.weight_decay)
         callback = RealmCallback(paths=self.paths, ledger=self.ledger, job=job,
                                  should_abort=self.should_abort)
         callback.has_eval = eval_ds is not None
         args = TrainingArguments(
             output_dir=str(run_dir),
-            per_device_train_batch_size=cfg.batch_size,
-            per_device_eval_batch_size=cfg.batch_size,
+            per_device_train_batch_size=per_step,
+            per_device_eval_batch_size=per_step,
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             learning_rate=cfg.learning_rate,
             weight_decay=cfg.weight_decay,
+            optim=optim_name,
             num_train_epochs=cfg.epochs,
             max_steps=cfg.max_steps,
             warmup_steps=cfg.warmup_ratio,
             lr_scheduler_type="cosine",
-            max_grad_norm=1.0,
+            max_grad_norm=cfg.max_grad_norm,
             logging_steps=cfg.logging_steps,
             logging_first_step=True,
             save_strategy="steps",
@@ -129,24 +230,29 @@ class TrainerEngine:
             dataloader_num_workers=0,
             use_cpu=not cuda,
             bf16=cuda and _dtype(cfg.dtype, cuda) == torch.bfloat16,
+            activation_checkpointing=cfg.gradient_checkpointing,
+            activation_checkpointing_kwargs={"use_reentrant": False},
+            use_liger_kernel=liger,
             include_num_input_tokens_seen="non_padding",
             disable_tqdm=True,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                          data_collator=PadCollator(tokenizer.pad_token_id),
-                          processing_class=tokenizer, callbacks=[callback])
+        trainer = _realm_trainer_class()(
+            model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+            data_collator=collator, processing_class=tokenizer, callbacks=[callback],
+            optimizers=(optimizer, None))
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        out = trainer.train()
+        out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
         tokens = int(trainer.state.num_input_tokens_seen or 0)
-        seconds = time.monotonic() - t0
         return TrainingResult(
             success=True,
             global_step=job.step_offset + trainer.state.global_step,
             final_loss=callback.last_loss if callback.last_loss is not None else out.training_loss,
             last_checkpoint_path=str(callback.last_checkpoint) if callback.last_checkpoint else None,
-            tokens_per_second=tokens / out.metrics.get("train_runtime", seconds) if tokens else None,
+            tokens_per_second=callback.tokens_per_second(tokens),
             peak_memory_bytes=torch.cuda.max_memory_allocated() if cuda else None,
             stopped=callback.stopped,
-            seconds=seconds,
+            seconds=time.monotonic() - t0,
+            packing_efficiency=efficiency,
+            attn_implementation=attn,
         )

@@ -1,0 +1,62 @@
+"""Model architectures by name, for random-init benchmarks (`--from-config NAME`).
+
+The Qwen3 entries are the published configs of those checkpoints; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+QWEN3_COMMON = {"vocab_size": 151936, "head_dim": 128, "rms_norm_eps": 1e-6,
+                "rope_theta": 1_000_000.0, "tie_word_embeddings": True,
+                "max_position_embeddings": 40960, "hidden_act": "silu"}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "qwen3-0.6b": {**QWEN3_COMMON, "hidden_size": 1024, "intermediate_size": 3072,
+                   "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8},
+    "qwen3-1.7b": {**QWEN3_COMMON, "hidden_size": 2048, "intermediate_size": 6144,
+                   "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8},
+    "qwen3-4b": {**QWEN3_COMMON, "hidden_size": 2560, "intermediate_size": 9728,
+                 "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8},
+    # ~20M parameters with dio-mini's small vocabulary: the CPU benchmark's larger model.
+    "qwen3-20m": {"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 10,
+                  "num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 64,
+                  "max_position_embeddings": 2048, "tie_word_embeddings": True},
+}
+
+
+def qwen3_config(name: str, vocab_size: int | None = None, **overrides: Any):
+    """A Qwen3Config for a preset name (or 'dio-mini', read from a built dio-mini dir)."""
+    from transformers import Qwen3Config
+
+    if name == "dio-mini":
+        from ..dio_mini import ARCH
+        params = dict(ARCH)
+    elif name in PRESETS:
+        params = dict(PRESETS[name])
+    else:
+        raise ValueError(f"unknown model preset {name!r}; known: dio-mini, {', '.join(PRESETS)}")
+    if vocab_size is not None:
+        params["vocab_size"] = vocab_size
+    params.update(overrides)
+    return Qwen3Config(**params)
+
+
+def init_from_config(name: str, tokenizer_dir: Path, dest: Path, seed: int = 0, dtype=None) -> Path:
+    """Save a randomly initialised model of a preset with a local tokenizer, as an HF dir."""
+    import torch
+    from transformers import AutoTokenizer, Qwen3ForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    vocab = None if name.startswith("qwen3-") and name != "qwen3-20m" else len(tok)
+    config = qwen3_config(name, vocab_size=max(vocab or 0, len(tok)) or None,
+                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                          bos_token_id=None)
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(config)
+    if dtype is not None:
+        model = model.to(dtype)
+    model.save_pretrained(dest)
+    tok.save_pretrained(dest)
+    return dest

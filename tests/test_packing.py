@@ -1,0 +1,117 @@
+"""Packing with exact masking, checked against running each example alone."""
+
+import random
+
+import pytest
+import torch
+
+from realm_kernel.engine.data import IGNORE, PadCollator, build_datasets
+from realm_kernel.engine.packing import PackedCollator, PackedDataset, block_causal_mask, pack_indices
+from realm_kernel.engine.selfcheck import MaskingError, check_labels, check_packed_batch
+
+
+def test_pack_indices_places_every_example_once_within_capacity():
+    rng = random.Random(0)
+    lengths = [rng.randint(5, 200) for _ in range(3000)]
+    rows = pack_indices(lengths, 256)
+    assert sorted(i for r in rows for i in r) == list(range(len(lengths)))
+    assert all(sum(lengths[i] for i in r) <= 256 for r in rows)
+    assert sum(lengths) / (len(rows) * 256) > 0.97, "best-fit rows come out nearly full"
+    assert rows == pack_indices(lengths, 256), "deterministic"
+    with pytest.raises(ValueError, match="exceeds the pack length"):
+        pack_indices([300], 256)
+
+
+def test_block_causal_mask():
+    seg = torch.tensor([[0, 0, 1, 1, 1, -1]])
+    m = block_causal_mask(seg)[0, 0]
+    assert m.shape == (6, 6)
+    assert m[1, 0] and not m[0, 1], "causal"
+    assert not m[2, 1] and not m[4, 0], "no attention across examples"
+    assert m[4, 2] and m[5, 5] and not m[5, 4], "padding only sees itself"
+
+
+@pytest.fixture(scope="module")
+def hero(dio_mini_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(dio_mini_dir)
+    models = {impl: AutoModelForCausalLM.from_pretrained(dio_mini_dir, attn_implementation=impl).eval()
+              for impl in ("sdpa", "eager")}
+    return tok, models
+
+
+def mixed_examples(n=12, seed=0):
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        turns = [{"role": "system", "content": "Be exact."}] if i % 3 == 0 else []
+        for _ in range(rng.randint(1, 3)):
+            turns.append({"role": "user", "content": " ".join(["①⓪"] * rng.randint(1, 12)) + " ?"})
+            turns.append({"role": "assistant", "content": "⓪" * rng.randint(1, 9)})
+        out.append({"messages": turns})
+    return out
+
+
+def per_example_losses(model, batch, examples_rows):
+    """Loss of each example computed alone, padded one by one."""
+    out = []
+    for row in examples_rows:
+        b = PadCollator(0)([row])
+        logits = model(input_ids=b["input_ids"]).logits[0]
+        target = torch.cat([b["labels"][0, 1:], torch.tensor([IGNORE])])
+        out.append(torch.nn.functional.cross_entropy(logits, target, ignore_index=IGNORE,
+                                                     reduction="sum").item())
+    return out
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+@torch.no_grad()
+def test_packed_loss_equals_unpacked_reference(hero, impl):
+    tok, models = hero
+    model = models[impl]
+    train, _, _ = build_datasets(tok, mixed_examples(), 256, 0.0, 0, 0)
+    packed = PackedDataset(train.rows, capacity=256)
+    assert len(packed) < len(train)
+    collate = PackedCollator(tok.pad_token_id, impl)
+    for r in range(len(packed)):
+        batch = collate([packed[r]])
+        assert batch["num_real_tokens"] == sum(len(e["input_ids"]) for e in packed[r])
+        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                       attention_mask=batch["attention_mask"]).logits[0]
+        labels = batch["labels"][0]
+        target = torch.cat([labels[1:], torch.tensor([IGNORE])])
+        at = 0
+        alone = per_example_losses(model, batch, packed[r])
+        for ex, ref in zip(packed[r], alone, strict=True):
+            n = len(ex["input_ids"])
+            got = torch.nn.functional.cross_entropy(logits[at:at + n], target[at:at + n],
+                                                    ignore_index=IGNORE, reduction="sum").item()
+            assert got == pytest.approx(ref, abs=1e-4), f"example at {at} ({impl})"
+            at += n
+        assert check_packed_batch(model, batch) < 1e-3
+
+
+@torch.no_grad()
+def test_self_check_catches_cross_attention(hero):
+    tok, models = hero
+    train, _, _ = build_datasets(tok, mixed_examples(), 256, 0.0, 0, 0)
+    packed = PackedDataset(train.rows, capacity=256)
+    row = max(packed.rows, key=len)
+    leaky = PackedCollator(tok.pad_token_id, "flash_attention_2")([row])  # no mask on sdpa
+    with pytest.raises(MaskingError, match="attend to each other"):
+        check_packed_batch(models["sdpa"], leaky)
+    bad = PackedCollator(tok.pad_token_id, "sdpa")([row])
+    bad["attention_mask"] = torch.ones_like(bad["attention_mask"]).tril()[:, :, :, :]
+    with pytest.raises(MaskingError, match="mask lets packed examples see each other"):
+        check_packed_batch(models["sdpa"], bad)
+
+
+def test_self_check_catches_loss_on_prompt_tokens(hero):
+    tok, _ = hero
+    examples = mixed_examples(4)
+    train, _, _ = build_datasets(tok, examples, 256, 0.0, 0, 0)
+    check_labels(tok, train.rows, examples)
+    broken = dict(train.rows[0])
+    broken["labels"] = list(broken["input_ids"])  # loss on every token, prompt included
+    with pytest.raises(MaskingError, match="outside assistant replies"):
+        check_labels(tok, [broken], examples)
