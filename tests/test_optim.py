@@ -3,8 +3,12 @@ import math
 import pytest
 import torch
 
-from realm_kernel.engine.optim import (MuonWithAdamW, build_optimizer, split_muon_params,
-                                       zeropower_via_newtonschulz5)
+from realm_kernel.engine.optim import (
+    MuonWithAdamW,
+    build_optimizer,
+    split_muon_params,
+    zeropower_via_newtonschulz5,
+)
 
 
 def test_newton_schulz_reference_orthogonalises():

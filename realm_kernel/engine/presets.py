@@ -20,7 +20,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "qwen3-4b": {**QWEN3_COMMON, "hidden_size": 2560, "intermediate_size": 9728,
                  "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8},
     # ~20M parameters with dio-mini's small vocabulary: the CPU benchmark's larger model.
-    "qwen3-20m": {"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 10,
+    "qwen3-20m": {"vocab_size": 1024, "hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 10,
                   "num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 64,
                   "max_position_embeddings": 2048, "tie_word_embeddings": True},
 }
@@ -49,8 +49,10 @@ def init_from_config(name: str, tokenizer_dir: Path, dest: Path, seed: int = 0, 
     from transformers import AutoTokenizer, Qwen3ForCausalLM
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    vocab = None if name.startswith("qwen3-") and name != "qwen3-20m" else len(tok)
-    config = qwen3_config(name, vocab_size=max(vocab or 0, len(tok)) or None,
+    # Real architectures keep their real vocabulary (embedding and logits cost what they
+    # cost); the small CPU ones take the tokenizer's.
+    real = name in PRESETS and PRESETS[name].get("vocab_size", 0) > 100_000
+    config = qwen3_config(name, vocab_size=None if real else len(tok),
                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                           bos_token_id=None)
     torch.manual_seed(seed)
