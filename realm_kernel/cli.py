@@ -159,16 +159,18 @@ def train(ctx: typer.Context, quest: Path,
           packing: bool = typer.Option(None, "--packing/--no-packing"),
           accelerate_config: Path = typer.Option(None, "--accelerate-config",
                                                  help="Run under `accelerate launch` with this config "
-                                                      "(multi-GPU, FSDP).")) -> None:
+                                                      "(multi-GPU, FSDP)."),
+          nproc: int = typer.Option(0, "--nproc", help="Run N processes with torchrun (gloo on CPU, "
+                                                       "NCCL on GPUs): plain DDP.")) -> None:
     """Train on a quest file directly with TrainerEngine (no daemon); prints the TrainingResult."""
-    if accelerate_config:
-        # Every process re-runs this command without the option; HF Trainer does the rest.
-        argv = [a for a in sys.argv[1:] if not a.startswith("--accelerate-config=")]
-        if "--accelerate-config" in argv:
-            i = argv.index("--accelerate-config")
-            del argv[i:i + 2]
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config),
-               "-m", "realm_kernel.cli", *argv]
+    if accelerate_config or nproc > 1:
+        # Every process re-runs this command without the launch option; HF Trainer does the rest.
+        argv = _without_options(sys.argv[1:], ("--accelerate-config", "--nproc"))
+        launcher = (["accelerate.commands.launch", "--config_file", str(accelerate_config)]
+                    if accelerate_config else
+                    ["torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
+                     f"--master_port={_free_port()}"])
+        cmd = [sys.executable, "-m", *launcher, "-m", "realm_kernel.cli", *argv]
         os.execvp(cmd[0], cmd)
     from .engine.standalone import train_quest
     result = train_quest(quest, model=model, from_config=from_config, max_steps=max_steps,
@@ -208,6 +210,25 @@ def play(ctx: typer.Context, port: int = 8888, seed_quest: bool = True,
     args += ctx.args
     typer.echo(f"Realm home: {realm.paths.home}\nStarting JupyterLab (Ctrl-C to stop)...")
     os.execvpe(args[0], args, env)
+
+
+def _without_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in names:
+            skip = True
+        elif not a.startswith(tuple(f"{n}=" for n in names)):
+            out.append(a)
+    return out
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def jupyter_env() -> dict[str, str]:

@@ -1,30 +1,13 @@
 """TrainerEngine features on dio-mini for real: exact resume, Muon, packing on/off."""
 
-import random
-
 import pytest
 
-import skills
 from realm_kernel.config import load_config
 from realm_kernel.engine import Job, TrainerEngine
+from realm_kernel.engine.mixed import mixed_examples as mixed_bin_examples
 from realm_kernel.ledger import Ledger
 
 pytestmark = pytest.mark.slow
-
-
-def mixed_bin_examples(n: int, seed: int = 0) -> list[dict]:
-    """BIN problems bundled 1-8 per example: mixed lengths, as real quests have."""
-    rng = random.Random(seed)
-    problems = skills.generate("bin", 1, n * 8, seed=seed)
-    out, i = [], 0
-    while len(out) < n:
-        k = rng.randint(1, 8)
-        chunk = problems[i:i + k]
-        i += k
-        out.append({"messages": [
-            {"role": "user", "content": "\n".join(p.question for p in chunk)},
-            {"role": "assistant", "content": "\n".join(p.answer for p in chunk)}]})
-    return out
 
 
 def job_for(paths, run_id, examples, **training):
@@ -91,3 +74,26 @@ def test_unpacked_path_and_a_failing_self_check(realm_home):
     res = engine.run_job(job_for(realm_home, "fa2", examples, attn_implementation="flash_attention_2",
                                  max_steps=3))
     assert not res.success and "flash" in res.error_message.lower()
+
+
+def test_two_process_gloo_training_writes_the_realm_once(realm_home, tmp_path):
+    """`realm train --nproc 2`: torchrun, DDP over gloo on CPU; rank 0 alone writes."""
+    import json
+    import subprocess
+    import sys
+
+    from realm_kernel.quests import write_quest
+
+    from .conftest import child_env
+
+    quest = write_quest(tmp_path / "q.jsonl", mixed_bin_examples(64, seed=3))
+    run = subprocess.run([sys.executable, "-m", "realm_kernel.cli", "train", str(quest), "--max-steps", "4",
+                          "--nproc", "2"], env=child_env(realm_home.home), capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout[run.stdout.index("{\n"):])
+    assert result["success"] and result["world_size"] == 2 and result["global_step"] == 4
+    led = Ledger(realm_home)
+    assert led.scalar("SELECT count(*) FROM checkpoints") == 1
+    assert led.scalar("SELECT count(DISTINCT step) FROM metrics WHERE loss IS NOT NULL") == 4
+    assert led.scalar("SELECT count(*) FROM metrics WHERE loss IS NOT NULL") == 4, "one writer"

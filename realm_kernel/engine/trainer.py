@@ -54,6 +54,7 @@ class TrainingResult:
     seconds: float = 0.0
     packing_efficiency: float | None = None
     attn_implementation: str | None = None
+    world_size: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -130,6 +131,14 @@ def _realm_trainer_class():
             self.state.num_input_tokens_seen += int(self.accelerator.gather(n).sum().item())
 
     return RealmTrainer
+
+
+def _checkpointing_args(args_cls: type, on: bool) -> dict:
+    # transformers renamed gradient_checkpointing to activation_checkpointing (5.2x);
+    # the device machines may carry an older one.
+    new = "activation_checkpointing" in getattr(args_cls, "__dataclass_fields__", {})
+    name = "activation_checkpointing" if new else "gradient_checkpointing"
+    return {name: on, f"{name}_kwargs": {"use_reentrant": False}}
 
 
 def first_batch(dataset, collator, size: int) -> tuple[list, dict]:
@@ -230,8 +239,7 @@ class TrainerEngine:
             dataloader_num_workers=0,
             use_cpu=not cuda,
             bf16=cuda and _dtype(cfg.dtype, cuda) == torch.bfloat16,
-            activation_checkpointing=cfg.gradient_checkpointing,
-            activation_checkpointing_kwargs={"use_reentrant": False},
+            **_checkpointing_args(TrainingArguments, cfg.gradient_checkpointing),
             use_liger_kernel=liger,
             include_num_input_tokens_seen="non_padding",
             disable_tqdm=True,
@@ -255,4 +263,5 @@ class TrainerEngine:
             seconds=time.monotonic() - t0,
             packing_efficiency=efficiency,
             attn_implementation=attn,
+            world_size=args.world_size,
         )

@@ -1,0 +1,207 @@
+"""GPU training benchmark, one prepared script for the device machine (< 8 minutes).
+
+Part 1, speed: Qwen3-0.6B (random init, real vocabulary), mixed-length chat data up to
+--seq-len tokens, bf16. Baseline: plain HF Trainer, pad to longest, AdamW, no packing,
+sdpa. Ours: TrainerEngine (packing with exact masking, flash-attn varlen if installed
+else sdpa + block mask, Liger if installed, fused AdamW). Same examples per step.
+Figures: real tokens/s, MFU, peak memory; targets >= 2x tokens/s, peak <= 0.6x.
+
+Part 2, memory: Qwen3-4B full fine-tuning, paged_adamw_8bit + Liger + gradient
+checkpointing, seq 512, batch 1, under a 24 GiB cap (set_per_process_memory_fraction).
+Figures: peak memory (target <= 18.6 GB, aim 16) and the VRAM calculator's error
+against it (target within 10%).
+
+`--tiny` runs both parts on CPU with dio-mini-sized models (the test suite does this).
+On the device machine (which lacks duckdb, pydantic, liger-kernel and bitsandbytes),
+fetch wheels first with `bash bench/gpu_wheels.sh` and run:
+  pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \
+  PYTHONPATH=/tmp/site:. python3 bench/gpu_train.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import record  # noqa: E402
+
+from realm_kernel.config import TrainingConfig  # noqa: E402
+from realm_kernel.dio_mini import build_dio_mini  # noqa: E402
+from realm_kernel.engine import Job, TrainerEngine  # noqa: E402
+from realm_kernel.engine.data import build_datasets  # noqa: E402
+from realm_kernel.engine.mixed import mixed_examples  # noqa: E402
+from realm_kernel.engine.presets import PRESETS, init_from_config  # noqa: E402
+from realm_kernel.ledger import Ledger  # noqa: E402
+from realm_kernel.paths import RealmPaths  # noqa: E402
+from realm_kernel.vram import CUDA_CONTEXT_BYTES, count_params, estimate  # noqa: E402
+
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12,
+                   "4090": 165e12, "3090": 71e12}
+
+
+def cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def peak_flops() -> float | None:
+    import torch
+    if not cuda():
+        return None
+    name = torch.cuda.get_device_name(0)
+    return next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+
+
+def reset_memory() -> None:
+    import torch
+    gc.collect()
+    if cuda():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory() -> int | None:
+    import torch
+    return torch.cuda.max_memory_allocated() if cuda() else None
+
+
+def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Path) -> dict:
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainingArguments,
+    )
+
+    reset_memory()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    dtype = torch.bfloat16 if cuda() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
+    train, _, _ = build_datasets(tok, exs, cfg.max_length, 0.0, 0, cfg.seed)
+    train.rows = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in train.rows]
+    args = TrainingArguments(output_dir=str(workdir), per_device_train_batch_size=cfg.batch_size,
+                             learning_rate=cfg.learning_rate, max_steps=cfg.max_steps,
+                             logging_steps=10, save_strategy="no", report_to="none",
+                             use_cpu=not cuda(), bf16=cuda(), disable_tqdm=True, seed=cfg.seed,
+                             include_num_input_tokens_seen="non_padding")
+    trainer = Trainer(model=model, args=args, train_dataset=train,
+                      data_collator=DataCollatorForSeq2Seq(tok, padding="longest"))
+    out = trainer.train()
+    result = {"tokens_per_s": trainer.state.num_input_tokens_seen / out.metrics["train_runtime"],
+              "peak_memory": peak_memory()}
+    del trainer, model
+    return result
+
+
+def ours(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Path) -> dict:
+    reset_memory()
+    paths = RealmPaths.at(workdir).ensure()
+    job = Job(quest_id="bench.jsonl", examples=exs, model_path=model_dir, run_id="bench",
+              training=cfg)
+    r = TrainerEngine(paths, Ledger(paths, "bench")).run_job(job)
+    if not r.success:
+        raise SystemExit(r.error_message)
+    return {"tokens_per_s": r.tokens_per_second, "peak_memory": r.peak_memory_bytes,
+            "packing_efficiency": r.packing_efficiency, "attn": r.attn_implementation}
+
+
+def mfu(tokens_per_s: float, params: int, layers: int, hidden: int, seq: int) -> float | None:
+    peak = peak_flops()
+    if not peak:
+        return None
+    # 6N per token, plus attention's 12 * layers * hidden * seq (upper bound: full rows).
+    return tokens_per_s * (6 * params + 12 * layers * hidden * seq) / peak
+
+
+def speed_part(tmp: Path, tok_dir: Path, tiny: bool, steps: int, seq_len: int) -> dict:
+    name = "dio-mini" if tiny else "qwen3-0.6b"
+    model_dir = tok_dir if tiny else init_from_config(name, tok_dir, tmp / name)
+    bundle = max(2, seq_len // 48)  # BIN problems per example: lengths ~45 .. seq_len tokens
+    cfg = TrainingConfig(max_steps=steps, save_steps=10_000, eval_fraction=0.0, batch_size=8,
+                         max_length=seq_len, learning_rate=1e-4, logging_steps=5)
+    exs = mixed_examples(cfg.batch_size * steps + 16, seed=0, max_bundle=bundle)
+    base = baseline(model_dir, exs, cfg, tmp / "base")
+    mine = ours(model_dir, exs, cfg, tmp / "ours")
+    arch = PRESETS.get(name, {"hidden_size": 128, "num_hidden_layers": 6})
+    from transformers import AutoConfig
+    params = count_params(AutoConfig.from_pretrained(model_dir))
+    out = {"speed_model": name, "speed_seq_len": seq_len,
+           "tokens_per_s_ratio": round(mine["tokens_per_s"] / base["tokens_per_s"], 3),
+           "tokens_per_s": round(mine["tokens_per_s"], 1),
+           "baseline_tokens_per_s": round(base["tokens_per_s"], 1),
+           "packing_efficiency": round(mine["packing_efficiency"], 4), "attn": mine["attn"]}
+    for who, r in (("", mine), ("baseline_", base)):
+        m = mfu(r["tokens_per_s"], params, arch["num_hidden_layers"], arch["hidden_size"], seq_len)
+        out[f"{who}mfu"] = round(m, 4) if m else None
+        out[f"{who}peak_memory_bytes"] = r["peak_memory"]
+    if base["peak_memory"] and mine["peak_memory"]:
+        out["peak_memory_ratio"] = round(mine["peak_memory"] / base["peak_memory"], 3)
+    return out
+
+
+def memory_part(tmp: Path, tok_dir: Path, tiny: bool, steps: int) -> dict:
+    import torch
+    name = "dio-mini" if tiny else "qwen3-4b"
+    have_bnb = importlib.util.find_spec("bitsandbytes") is not None
+    have_liger = importlib.util.find_spec("liger_kernel") is not None
+    optimizer = "paged_adamw_8bit" if have_bnb else "adamw"
+    model_dir = tok_dir if tiny else init_from_config(name, tok_dir, tmp / name,
+                                                      dtype=torch.bfloat16)
+    if cuda():
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, 24 * 2**30 / total))
+    cfg = TrainingConfig(max_steps=steps, save_steps=10_000, eval_fraction=0.0, batch_size=1,
+                         max_length=512, pack_length=512, learning_rate=1e-5, optimizer=optimizer,
+                         gradient_checkpointing=True, liger="on" if have_liger else "off")
+    exs = mixed_examples(steps * 4 + 8, seed=1, max_bundle=10)
+    r = ours(model_dir, exs, cfg, tmp / "mem")
+    from transformers import AutoConfig
+    est = estimate(AutoConfig.from_pretrained(model_dir).to_dict(), seq_len=512,
+                   dtype="bfloat16" if cuda() else "float32", optimizer=optimizer,
+                   gradient_checkpointing=True, liger=have_liger)
+    out = {"memory_model": name, "memory_optimizer": optimizer, "memory_liger": have_liger,
+           "memory_peak_bytes": r["peak_memory"], "vram_estimate_bytes": round(est.total)}
+    if r["peak_memory"]:
+        measured = r["peak_memory"] + CUDA_CONTEXT_BYTES  # the estimate counts the context
+        out["vram_estimate_error"] = round((est.total - measured) / measured, 4)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiny", action="store_true", help="CPU smoke run with dio-mini-sized models")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--seq-len", type=int, default=None)
+    ap.add_argument("--part", choices=("all", "speed", "memory"), default="all")
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+    steps = a.steps or (3 if a.tiny else 30)
+    seq_len = a.seq_len or (256 if a.tiny else 2048)
+    t0 = time.time()
+    figures: dict = {"tiny": a.tiny}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        tok_dir = build_dio_mini(tmp / "dio-mini")
+        if a.part in ("all", "speed"):
+            figures.update(speed_part(tmp, tok_dir, a.tiny, steps, seq_len))
+        if a.part in ("all", "memory"):
+            figures.update(memory_part(tmp, tok_dir, a.tiny, max(3, steps // 5)))
+    figures["seconds"] = round(time.time() - t0, 1)
+    summary = ", ".join(f"{k}={v}" for k, v in figures.items())
+    path = record("gpu_train_tiny" if a.tiny else "gpu_train", figures, summary, a.out)
+    print(summary)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
