@@ -126,6 +126,22 @@ class Realm:
         name = f"{skill}-L{level}-{count}-s{seed}.jsonl"
         return write_quest(self.paths.inbox / name, [p.as_example() for p in problems])
 
+    # -- settings -------------------------------------------------------------------
+    def vram_estimate(self, **overrides: Any) -> dict:
+        """GPU memory to fully fine-tune the hero's base model with the realm's settings
+        (what the Settings page shows live as fields change). Overrides: seq_len,
+        batch_size, dtype, optimizer, gradient_checkpointing, liger."""
+        from .vram import estimate_from_path
+        cfg = self.config
+        t = cfg.training
+        kwargs: dict[str, Any] = {
+            "seq_len": t.max_length, "batch_size": t.batch_size,
+            "dtype": "float32" if t.dtype == "float32" else "bfloat16",
+            "optimizer": t.optimizer, "gradient_checkpointing": t.gradient_checkpointing,
+            "liger": t.liger == "on"}
+        kwargs.update(overrides)
+        return estimate_from_path(str(cfg.base_model_path(self.paths)), **kwargs).as_dict()
+
     # -- ledger ---------------------------------------------------------------------
     def sql(self, query: str) -> list[dict]:
         return self.ledger.query(query)

@@ -97,3 +97,17 @@ def test_two_process_gloo_training_writes_the_realm_once(realm_home, tmp_path):
     assert led.scalar("SELECT count(*) FROM checkpoints") == 1
     assert led.scalar("SELECT count(DISTINCT step) FROM metrics WHERE loss IS NOT NULL") == 4
     assert led.scalar("SELECT count(*) FROM metrics WHERE loss IS NOT NULL") == 4, "one writer"
+
+
+def test_gradient_checkpointing_gives_the_same_first_losses(realm_home):
+    led = Ledger(realm_home, "test")
+    engine = TrainerEngine(realm_home, led)
+    examples = mixed_bin_examples(40, seed=4)
+    for run_id, ckpt in (("plain", False), ("ckpt", True)):
+        res = engine.run_job(job_for(realm_home, run_id, examples, max_steps=3, eval_fraction=0.0,
+                                     gradient_checkpointing=ckpt))
+        assert res.success, res.error_message
+    a, b = losses(led, "plain"), losses(led, "ckpt")
+    assert sorted(a) == sorted(b) == [1, 2, 3]
+    for step in a:
+        assert b[step] == pytest.approx(a[step], abs=1e-5)
