@@ -42,7 +42,7 @@ def _corpus(seed: int) -> list[str]:
     import skills
     text = list(_GENERIC_TEXT)
     for skill_id in skills.skill_ids():
-        for level in skills.skill_def(skill_id)["levels"]:
+        for level in skills.skill_def(skill_id).levels:
             for p in skills.generate(skill_id, level, 400, seed=seed):
                 text += [p.question, p.answer]
     return text

@@ -20,7 +20,7 @@ def test_level1_is_addition_without_carry_and_deterministic():
     assert ps == skills.generate("bin", 1, 200, seed=7)
     assert ps != skills.generate("bin", 1, 200, seed=8)
     for p in ps:
-        a, b = p.metadata["a"], p.metadata["b"]
+        a, b = p.metadata["operands"]
         assert a & b == 0, "level 1 never carries"
         assert from_circled(p.answer) == a + b
         assert p.primitive_id == "bin_add_no_carry" and p.level == 1
