@@ -67,16 +67,17 @@ def _pick_words(rng: Random, level: Level, k: int, initials: str = "") -> list[W
 
 
 def _distractors(rng: Random, level: Level, used: set[str], n: int, avoid: list[str]) -> list[str]:
-    """Syllables from other words of the band; none spells part of an answer again."""
+    """Syllables from other words of the band; none adds a way to spell an answer."""
     out: list[str] = []
-    for _ in range(n * 16):
+    ways = {a: _segmentations(a, [*used]) for a in avoid}
+    for _ in range(max(64, n * 32)):
         if len(out) == n:
             break
         w = _pick_words(rng, level, 1)[0]
         s = w.syllables[rng.randrange(len(w.syllables))]
         if s in used or s in out:
             continue
-        if any(_segmentations(a, [*used, *out, s]) > 1 for a in avoid):
+        if any(_segmentations(a, [*used, *out, s]) > ways[a] for a in avoid):
             continue
         out.append(s)
     return out
@@ -229,10 +230,15 @@ def op_bank(rng: Random, level: Level) -> Made:
 
 
 def op_leftover(rng: Random, level: Level) -> Made:
-    words = _pick_words(rng, level, level.words)
-    ask = (f"Rebuild the {len(words)} word(s) from their clues; some bank syllables belong to no "
-           f"word. Answer with those left-over syllables, alphabetically, separated by ', '.")
-    text, extra = _multi(rng, level, words, level.distractors, ask)
+    for _ in range(16):  # rarely, no syllable of the band is a safe distractor: new words
+        words = _pick_words(rng, level, level.words)
+        ask = (f"Rebuild the {len(words)} word(s) from their clues; some bank syllables belong to "
+               f"no word. Answer with those left-over syllables, alphabetically, separated by ', '.")
+        text, extra = _multi(rng, level, words, level.distractors, ask)
+        if extra:
+            break
+    else:
+        raise SkillError(f"SY level: no distractor syllables found for rank {list(level.rank)}")
     brief, full = _solved(words)
     answer = ", ".join(sorted(extra))
     return text, answer, {"brief": brief, "full": full}, {"words": [w.text for w in words]}
