@@ -53,10 +53,9 @@ def skill_def(skill_id: str) -> SkillDef:
 
 def level_def(skill_id: str, level: int) -> LevelBase:
     d = skill_def(skill_id)
-    lv = d.levels.get(level)
-    if lv is None:
+    if level not in d.levels:
         raise SkillError(f"skill {skill_id!r} has no level {level}; levels: 1-{d.max_level}")
-    return lv
+    return d.levels[level]
 
 
 def _mix(skill: SkillDef, level: LevelBase, weights: dict[str, float] | None
@@ -77,14 +76,17 @@ def _mix(skill: SkillDef, level: LevelBase, weights: dict[str, float] | None
     return prims, cum
 
 
-def generate(skill_id: str, level: int, count: int, seed: int = 0,
+def generate(skill_id: str | SkillDef, level: int, count: int, seed: int = 0,
              weights: dict[str, float] | None = None) -> list[Problem]:
     """`count` problems of a level. `weights` (primitive id -> weight) replaces the
-    level's own mix, e.g. to aim practice at weak primitives."""
+    level's own mix, e.g. to aim practice at weak primitives. A loaded `SkillDef` may
+    stand for the id (a skill file outside skills/defs/)."""
     if count < 0:
         raise SkillError(f"count must be >= 0, got {count}")
-    skill = skill_def(skill_id)
-    lv = level_def(skill_id, level)
+    skill = skill_id if isinstance(skill_id, SkillDef) else skill_def(skill_id)
+    lv = skill.levels.get(level)
+    if lv is None:
+        raise SkillError(f"skill {skill.id!r} has no level {level}; levels: 1-{skill.max_level}")
     prims, cum = _mix(skill, lv, weights)
     make = GENERATORS[skill.generator].make
     rng = Random(seed)
@@ -94,7 +96,7 @@ def generate(skill_id: str, level: int, count: int, seed: int = 0,
     for _ in range(count):
         for _ in range(MAX_DRAWS):
             prim = prims[0] if len(prims) == 1 else rng.choices(prims, cum_weights=cum)[0]
-            p = make(lv, level, prim, rng)
+            p = make(lv, level, prim, rng, skill.id)
             if p.question not in seen or not fresh:
                 break
         else:

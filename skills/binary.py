@@ -229,7 +229,7 @@ def check_level(level: Level, ops: list[str]) -> str | None:
     return None
 
 
-def make(level: Level, number: int, prim: PrimitiveDef, rng: Random) -> Problem:
+def make(level: Level, number: int, prim: PrimitiveDef, rng: Random, skill: str = "bin") -> Problem:
     op = OPS[prim.op]
     s = op.solve(rng, level.bits, level.operands)
     question = f"Binary Alchemy, level {number}. {op.verb}: {s.expr}{op.ask}{WORK_PROMPT[level.work]}"
@@ -237,7 +237,7 @@ def make(level: Level, number: int, prim: PrimitiveDef, rng: Random) -> Problem:
         answer = s.answer
     else:
         answer = "\n".join([*s.work[level.work], f"Answer: {s.answer}"])
-    return Problem(skill="bin", level=number, primitive_id=prim.id, question=question,
+    return Problem(skill=skill, level=number, primitive_id=prim.id, question=question,
                    answer=answer, final=s.answer,
                    metadata={"op": prim.op, "bits": level.bits, "operands": s.operands,
                              "result": s.value, "work": level.work})

@@ -275,9 +275,9 @@ WORK_PROMPT = {
 }
 
 
-def make(level: Level, number: int, prim: PrimitiveDef, rng: Random) -> Problem:
+def make(level: Level, number: int, prim: PrimitiveDef, rng: Random, skill: str = "sy") -> Problem:
     text, final, work, meta = OPS[prim.op](rng, level)
     question = f"Word Weaving, level {number}. {text}{WORK_PROMPT[level.work]}"
     answer = final if level.work == "none" else "\n".join([*work[level.work], f"Answer: {final}"])
-    return Problem(skill="sy", level=number, primitive_id=prim.id, question=question,
+    return Problem(skill=skill, level=number, primitive_id=prim.id, question=question,
                    answer=answer, final=final, metadata={"op": prim.op, "work": level.work, **meta})
