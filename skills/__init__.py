@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect
 from functools import cache
 from pathlib import Path
 from random import Random
@@ -95,7 +96,7 @@ def generate(skill_id: str | SkillDef, level: int, count: int, seed: int = 0,
     fresh = True  # False once the level ran out of distinct problems
     for _ in range(count):
         for _ in range(MAX_DRAWS):
-            prim = prims[0] if len(prims) == 1 else rng.choices(prims, cum_weights=cum)[0]
+            prim = prims[0] if len(prims) == 1 else prims[bisect(cum, rng.random() * cum[-1])]
             p = make(lv, level, prim, rng, skill.id)
             if p.question not in seen or not fresh:
                 break

@@ -59,7 +59,7 @@ class Solved:
     expr: str  # the question's expression, e.g. "⓪①①⓪ + ⓪⓪①① = ?"
     answer: str  # the final answer (circled number or a comparison sign)
     value: int | str
-    work: dict[str, list[str]]  # mode -> lines before the answer line
+    work: list[str]  # lines before the answer line (only those of the asked mode)
 
 
 # -- operations ------------------------------------------------------------------------
@@ -74,16 +74,22 @@ def _nary_expr(values: list[int], bits: int, sym: str) -> str:
     return f" {sym} ".join(to_circled(v, bits) for v in values)
 
 
-def _add_lines(values: list[int], width: int, result: int) -> dict[str, list[str]]:
+def _brief(result: int, width: int) -> list[str]:
+    return [f"LSB first: {lsb_first(result, width)}"]
+
+
+def _add_lines(values: list[int], width: int, result: int, mode: str) -> list[str]:
+    if mode != "full":
+        return _brief(result, width) if mode == "brief" else []
     full, carry = [], 0
     for i, col in enumerate(_columns(values, width)):
         s = sum(c == ONE for c in col) + carry
         full.append(f"{i}: {'+'.join(col)} c{carry} {ARROW} {BIT[s & 1]} c{s >> 1}")
         carry = s >> 1
-    return {"full": full, "brief": [f"LSB first: {lsb_first(result, width)}"]}
+    return full
 
 
-def add_no_carry(rng: Random, bits: int, n: int) -> Solved:
+def add_no_carry(rng: Random, bits: int, n: int, mode: str = "none") -> Solved:
     # Each bit position goes to at most one operand: no column ever carries.
     values = [0] * n
     for i in range(bits):
@@ -92,59 +98,61 @@ def add_no_carry(rng: Random, bits: int, n: int) -> Solved:
             values[pick - 1] |= 1 << i
     result = sum(values)
     return Solved(values, _nary_expr(values, bits, "+"), to_circled(result, bits), result,
-                  _add_lines(values, bits, result))
+                  _add_lines(values, bits, result, mode))
 
 
-def add(rng: Random, bits: int, n: int) -> Solved:
+def add(rng: Random, bits: int, n: int, mode: str = "none") -> Solved:
     values = [rng.getrandbits(bits) for _ in range(n)]
     width = bits + (n - 1).bit_length()
     result = sum(values)
     return Solved(values, _nary_expr(values, bits, "+"), to_circled(result, width), result,
-                  _add_lines(values, width, result))
+                  _add_lines(values, width, result, mode))
 
 
-def sub(rng: Random, bits: int, n: int) -> Solved:
+def sub(rng: Random, bits: int, n: int, mode: str = "none") -> Solved:
     a, b = rng.getrandbits(bits), rng.getrandbits(bits)
     a, b = max(a, b), min(a, b)
     result = a - b
-    full, borrow = [], 0
-    for i, (x, y) in enumerate(_columns([a, b], bits)):
-        d = (x == ONE) - (y == ONE) - borrow
-        full.append(f"{i}: {x}-{y} b{borrow} {ARROW} {BIT[d & 1]} b{int(d < 0)}")
-        borrow = int(d < 0)
-    return Solved([a, b], _nary_expr([a, b], bits, "-"), to_circled(result, bits), result,
-                  {"full": full, "brief": [f"LSB first: {lsb_first(result, bits)}"]})
+    work = _brief(result, bits) if mode == "brief" else []
+    if mode == "full":
+        borrow = 0
+        for i, (x, y) in enumerate(_columns([a, b], bits)):
+            d = (x == ONE) - (y == ONE) - borrow
+            work.append(f"{i}: {x}-{y} b{borrow} {ARROW} {BIT[d & 1]} b{int(d < 0)}")
+            borrow = int(d < 0)
+    return Solved([a, b], _nary_expr([a, b], bits, "-"), to_circled(result, bits), result, work)
 
 
 def mul_width(bits: int) -> int:
     return max(2, bits // 2)
 
 
-def mul(rng: Random, bits: int, n: int) -> Solved:
+def mul(rng: Random, bits: int, n: int, mode: str = "none") -> Solved:
     bits2 = mul_width(bits)
     a, b = rng.getrandbits(bits), rng.getrandbits(bits2)
     width = bits + bits2
-    full, brief, running = [], [], 0
-    for i in range(bits2):
+    work, running = [], 0
+    for i in range(bits2 if mode != "none" else 0):
         bit = (b >> i) & 1
         partial = (a << i) if bit else 0
         running += partial
-        brief.append(f"{i}: {BIT[bit]} {ARROW} {to_circled(partial, width)}")
-        full.append(f"{brief[-1]} = {to_circled(running, width)}")
+        line = f"{i}: {BIT[bit]} {ARROW} {to_circled(partial, width)}"
+        work.append(f"{line} = {to_circled(running, width)}" if mode == "full" else line)
     expr = f"{to_circled(a, bits)} \u00d7 {to_circled(b, bits2)}"
-    return Solved([a, b], expr, to_circled(a * b, width), a * b, {"full": full, "brief": brief})
+    return Solved([a, b], expr, to_circled(a * b, width), a * b, work)
 
 
 def _bitwise(sym: str, fold: Callable[[int, int], int], bit: Callable[[list[bool]], bool]):
-    def op(rng: Random, bits: int, n: int) -> Solved:
+    def op(rng: Random, bits: int, n: int, mode: str = "none") -> Solved:
         values = [rng.getrandbits(bits) for _ in range(n)]
         result = values[0]
         for v in values[1:]:
             result = fold(result, v)
-        full = [f"{i}: {sym.join(col)} {ARROW} {BIT[bit([c == ONE for c in col])]}"
-                for i, col in enumerate(_columns(values, bits))]
-        return Solved(values, _nary_expr(values, bits, sym), to_circled(result, bits), result,
-                      {"full": full, "brief": [f"LSB first: {lsb_first(result, bits)}"]})
+        work = _brief(result, bits) if mode == "brief" else []
+        if mode == "full":
+            work = [f"{i}: {sym.join(col)} {ARROW} {BIT[bit([c == ONE for c in col])]}"
+                    for i, col in enumerate(_columns(values, bits))]
+        return Solved(values, _nary_expr(values, bits, sym), to_circled(result, bits), result, work)
     return op
 
 
@@ -153,15 +161,16 @@ bit_or = _bitwise("|", lambda x, y: x | y, any)
 bit_xor = _bitwise("^", lambda x, y: x ^ y, lambda col: sum(col) % 2 == 1)
 
 
-def bit_not(rng: Random, bits: int, n: int) -> Solved:
+def bit_not(rng: Random, bits: int, n: int, mode: str = "none") -> Solved:
     a = rng.getrandbits(bits)
     result = a ^ ((1 << bits) - 1)
-    full = [f"{i}: ~{x} {ARROW} {BIT[x == ZERO]}" for i, (x,) in enumerate(_columns([a], bits))]
-    return Solved([a], f"~{to_circled(a, bits)}", to_circled(result, bits), result,
-                  {"full": full, "brief": [f"LSB first: {lsb_first(result, bits)}"]})
+    work = _brief(result, bits) if mode == "brief" else []
+    if mode == "full":
+        work = [f"{i}: ~{x} {ARROW} {BIT[x == ZERO]}" for i, (x,) in enumerate(_columns([a], bits))]
+    return Solved([a], f"~{to_circled(a, bits)}", to_circled(result, bits), result, work)
 
 
-def shift(rng: Random, bits: int, n: int) -> Solved:
+def shift(rng: Random, bits: int, n: int, mode: str = "none") -> Solved:
     a = rng.getrandbits(bits)
     k = rng.randrange(1, max(2, bits))
     left = rng.random() < 0.5
@@ -172,13 +181,13 @@ def shift(rng: Random, bits: int, n: int) -> Solved:
         steps.append(to_circled(v, bits))
     s = to_circled(a, bits)
     dropped = s[:k] if left else s[bits - k:]
-    full = [f"{i + 1}: {x}" for i, x in enumerate(steps)]
-    brief = [f"drop {dropped}, fill {ZERO * k}"]
+    work = {"full": [f"{i + 1}: {x}" for i, x in enumerate(steps)],
+            "brief": [f"drop {dropped}, fill {ZERO * k}"]}.get(mode, [])
     sym = "<<" if left else ">>"
-    return Solved([a, k], f"{s} {sym} {k}", steps[-1], v, {"full": full, "brief": brief})
+    return Solved([a, k], f"{s} {sym} {k}", steps[-1], v, work)
 
 
-def compare(rng: Random, bits: int, n: int) -> Solved:
+def compare(rng: Random, bits: int, n: int, mode: str = "none") -> Solved:
     a = rng.getrandbits(bits)
     # Equal operands are rare by chance; give them an eighth of the problems.
     b = a if rng.random() < 0.125 else rng.getrandbits(bits)
@@ -191,12 +200,13 @@ def compare(rng: Random, bits: int, n: int) -> Solved:
         if sa[i] != sb[i]:
             first = f"first difference at {pos}: {sa[i]} {sign} {sb[i]}"
             break
-    return Solved([a, b], f"{sa} ? {sb}", sign, sign, {"full": full, "brief": [first]})
+    work = {"full": full, "brief": [first]}.get(mode, [])
+    return Solved([a, b], f"{sa} ? {sb}", sign, sign, work)
 
 
 @dataclass(frozen=True)
 class Op:
-    solve: Callable[[Random, int, int], Solved]
+    solve: Callable[[Random, int, int, str], Solved]
     verb: str
     ask: str = " = ?"
 
@@ -231,12 +241,12 @@ def check_level(level: Level, ops: list[str]) -> str | None:
 
 def make(level: Level, number: int, prim: PrimitiveDef, rng: Random, skill: str = "bin") -> Problem:
     op = OPS[prim.op]
-    s = op.solve(rng, level.bits, level.operands)
+    s = op.solve(rng, level.bits, level.operands, level.work)
     question = f"Binary Alchemy, level {number}. {op.verb}: {s.expr}{op.ask}{WORK_PROMPT[level.work]}"
     if level.work == "none":
         answer = s.answer
     else:
-        answer = "\n".join([*s.work[level.work], f"Answer: {s.answer}"])
+        answer = "\n".join([*s.work, f"Answer: {s.answer}"])
     return Problem(skill=skill, level=number, primitive_id=prim.id, question=question,
                    answer=answer, final=s.answer,
                    metadata={"op": prim.op, "bits": level.bits, "operands": s.operands,

@@ -69,7 +69,7 @@ def _pick_words(rng: Random, level: Level, k: int, initials: str = "") -> list[W
 def _distractors(rng: Random, level: Level, used: set[str], n: int, avoid: list[str]) -> list[str]:
     """Syllables from other words of the band; none adds a way to spell an answer."""
     out: list[str] = []
-    ways = {a: _segmentations(a, [*used]) for a in avoid}
+    ways: dict[str, int] = {}
     for _ in range(max(64, n * 32)):
         if len(out) == n:
             break
@@ -77,7 +77,12 @@ def _distractors(rng: Random, level: Level, used: set[str], n: int, avoid: list[
         s = w.syllables[rng.randrange(len(w.syllables))]
         if s in used or s in out:
             continue
-        if any(_segmentations(a, [*used, *out, s]) > ways[a] for a in avoid):
+        # Only a syllable inside an answer can add a way to spell it.
+        risky = [a for a in avoid if s in a]
+        for a in risky:
+            if a not in ways:
+                ways[a] = _segmentations(a, [*used])
+        if any(_segmentations(a, [*used, *out, s]) > ways[a] for a in risky):
             continue
         out.append(s)
     return out

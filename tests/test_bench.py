@@ -21,3 +21,17 @@ def test_train_cpu_bench_writes_its_figures(tmp_path):
     assert figures["tokens_per_s_ratio"] > 0 and figures["tokens_per_s"] > 0
     assert figures["machine"] and figures["date"]
     assert "train_cpu" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_skills_bench_writes_its_figures(tmp_path):
+    out = tmp_path / "results"
+    run = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "skills.py"), "--n", "30",
+                          "--repeats", "1", "--out", str(out)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    figures = json.loads((out / "skills.json").read_text())
+    for key in ("bin_L1_per_s", "bin_L30_per_s", "sy_L50_per_s", "rg_word_ladder_per_s",
+                "rg_bitwise_arithmetic_per_s", "sy_L25_vs_letter_jumble_ratio"):
+        assert figures[key] > 0
+    assert figures["baseline"].startswith("reasoning-gym ")
+    assert "`skills`" in (tmp_path / "RESULTS.md").read_text()
