@@ -149,9 +149,14 @@ def op_join(rng: Random, level: Level) -> Made:
     return text, w.text.upper(), {"brief": work, "full": work}, {"words": [w.text]}
 
 
-def op_split(rng: Random, level: Level) -> Made:
+def _one_word(rng: Random, level: Level) -> tuple[Word, list[str]]:
+    """One answer and a bank of its syllables plus the level's distractors."""
     (w,) = _pick_words(rng, level, 1)
-    bank = [*w.syllables, *_distractors(rng, level, set(w.syllables), level.distractors, [w.text])]
+    return w, [*w.syllables, *_distractors(rng, level, set(w.syllables), level.distractors, [w.text])]
+
+
+def op_split(rng: Random, level: Level) -> Made:
+    w, bank = _one_word(rng, level)
     text = (f"Split {w.text.upper()} into syllables from the bank, in order, joined by '-'.\n"
             f"{_bank_line(bank)}")
     work = [f"{w.text.upper()} = {_assembly(w)}"]
@@ -159,8 +164,7 @@ def op_split(rng: Random, level: Level) -> Made:
 
 
 def op_clue(rng: Random, level: Level) -> Made:
-    (w,) = _pick_words(rng, level, 1)
-    bank = [*w.syllables, *_distractors(rng, level, set(w.syllables), level.distractors, [w.text])]
+    w, bank = _one_word(rng, level)
     text = (f"Rebuild the word from the clue with syllables from the bank; answer in capitals.\n"
             f"{_bank_line(bank)}\n{_clue_line(rng, 1, w, level)}")
     work = [f"1. {_assembly(w)} = {w.text.upper()}"]

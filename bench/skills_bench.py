@@ -8,7 +8,10 @@ seed)` then every item read (reasoning-gym builds items on access). One-time dat
 loading (our word bank, their modules and word lists) happens in a warm-up before the
 clock starts. Best of `--repeats` per task, because this machine is shared and noisy.
 
-    python bench/skills.py [--n 2000] [--repeats 3]
+    python bench/skills_bench.py [--n 2000] [--repeats 3]
+
+(Not bench/skills.py: a script's folder comes first on sys.path, and a file named
+skills.py there would hide the `skills` package from every bench script.)
 """
 
 from __future__ import annotations
@@ -20,10 +23,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-# This file's name is the package's: look the package up first, bench/ (common) last.
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _BENCH]
-sys.path += [str(_BENCH.parent), str(_BENCH)]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import record  # noqa: E402
 
