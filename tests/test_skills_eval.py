@@ -173,3 +173,20 @@ def test_cli_skills_commands(realm, tmp_path):
     report = json.loads(out.output)
     assert report["state"]["level"] == 1 and report["evals"][0]["accuracy"] == 0.5
     assert report["weak_primitives"] == [{"primitive_id": "bin_add_no_carry", "accuracy": 0.5}]
+
+
+def test_a_home_from_the_old_schema_gets_the_new_eval_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from realm_kernel.ledger import SCHEMA_VERSION, Ledger
+    from realm_kernel.paths import RealmPaths
+
+    paths = RealmPaths.at(tmp_path / "old").ensure()
+    Ledger(paths)
+    current = paths.segments / "evals" / "current"
+    (current / f"_schema-v{SCHEMA_VERSION}.parquet").unlink()
+    old = pa.table({"skill": ["bin"], "level": [1], "accuracy": [0.5], "n": [10]})
+    pq.write_table(old, current.resolve() / "0001-old.parquet")  # a v1 row: no correct/run_id
+    rows = Ledger(paths).query("SELECT skill, accuracy, correct, run_id FROM evals")
+    assert rows == [{"skill": "bin", "accuracy": 0.5, "correct": None, "run_id": None}]
