@@ -142,6 +142,48 @@ class Realm:
         kwargs.update(overrides)
         return estimate_from_path(str(cfg.base_model_path(self.paths)), **kwargs).as_dict()
 
+    # -- skills ---------------------------------------------------------------------
+    def record_eval(self, result: Any, step: int | None = None, checkpoint: str | None = None) -> str:
+        """Store an `skills.EvalResult` (overall + per primitive); returns its run id."""
+        from .skillbook import record_eval
+        return record_eval(self.ledger, result, step, checkpoint)
+
+    def skill_state(self, skill: str) -> dict:
+        from .skillbook import skill_state
+        return skill_state(self.ledger, skill).as_dict()
+
+    def eval_report(self, skill: str, threshold: float = 0.8) -> dict:
+        from .skillbook import eval_report
+        return eval_report(self.ledger, skill, threshold)
+
+    def spar(self, result: Any, seed: int | None = None) -> Path:
+        """Sparring from an eval's wrong answers: 3 examples each, into queue/high."""
+        from skills.sparring import SPARRING_SEED, sparring_examples
+
+        from .skillbook import SparringError, publish_sparring
+        if not result.wrong:
+            raise SparringError("every answer was right: nothing to spar about")
+        examples = sparring_examples(result, SPARRING_SEED if seed is None else seed)
+        name = f"spar-{result.skill}-L{result.level}-{len(result.wrong)}w-{time.time_ns()}.jsonl"
+        return publish_sparring(self.paths, examples, name)
+
+    def targeted_quest(self, skill: str, level: int | None = None, count: int = 200,
+                       threshold: float = 0.8, seed: int | None = None) -> Path:
+        """Practice weighted to the primitives under the threshold in the latest eval of
+        the level (default: the skill's current level), into queue/high."""
+        import skills
+        from skills.sparring import targeted_problems
+
+        from .skillbook import primitive_accuracy, skill_state
+        level = skill_state(self.ledger, skill).level if level is None else level
+        acc = primitive_accuracy(self.ledger, skill, level)
+        if not acc:
+            raise skills.SkillError(f"no eval of {skill} level {level} in the ledger yet")
+        seed = time.time_ns() % 2**31 if seed is None else seed
+        problems = targeted_problems(skill, level, acc, count, seed, threshold)
+        name = f"target-{skill}-L{level}-{count}-s{seed}.jsonl"
+        return write_quest(self.paths.queue("high") / name, [p.as_example() for p in problems])
+
     # -- ledger ---------------------------------------------------------------------
     def sql(self, query: str) -> list[dict]:
         return self.ledger.query(query)

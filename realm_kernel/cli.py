@@ -21,6 +21,8 @@ quest_app = typer.Typer(help="Quests: training files in the inbox.", no_args_is_
 ledger_app = typer.Typer(help="The DuckDB ledger.", no_args_is_help=True)
 app.add_typer(quest_app, name="quest")
 app.add_typer(ledger_app, name="ledger")
+skills_app = typer.Typer(help="Skills: BIN, SY, their levels, primitives and evals.", no_args_is_help=True)
+app.add_typer(skills_app, name="skills")
 
 
 def _realm():
@@ -116,6 +118,101 @@ def quest_generate(skill: str, level: int = typer.Option(1, "--level"),
 def quest_list() -> None:
     """The queue by state and priority."""
     _print(_realm().queue())
+
+
+def _skill_errors():
+    """Turn a skill error into a clear message and exit code 2."""
+    from contextlib import contextmanager
+
+    from skills import SkillError
+
+    @contextmanager
+    def guard():
+        try:
+            yield
+        except SkillError as e:
+            typer.echo(str(e), err=True)
+            raise typer.Exit(2) from e
+    return guard()
+
+
+@skills_app.command("list")
+def skills_list() -> None:
+    """Every skill with its levels, primitives and passive."""
+    import skills
+    with _skill_errors():
+        _print([{"id": d.id, "name": d.name, "icon": d.icon, "levels": d.max_level,
+                 "primitives": [p.id for p in d.primitives], "passive": d.passive}
+                for d in map(skills.skill_def, skills.skill_ids())])
+
+
+@skills_app.command("show")
+def skills_show(skill: str, level: int = typer.Option(None, "--level", help="Only this level.")) -> None:
+    """A skill's definition (or one level's parameters and a sample problem)."""
+    import skills
+    with _skill_errors():
+        d = skills.skill_def(skill)
+        if level is None:
+            _print(d.model_dump(mode="json"))
+            return
+        p = skills.generate(skill, level, 1, seed=0)[0]
+        _print({"skill": skill, "level": level,
+                "parameters": skills.level_def(skill, level).model_dump(mode="json"),
+                "sample": {"primitive_id": p.primitive_id, "question": p.question, "answer": p.answer}})
+
+
+@skills_app.command("catalog")
+def skills_catalog() -> None:
+    """The 11 passives and their primitives, grouped by track."""
+    from skills.catalog import catalog
+    with _skill_errors():
+        _print({track: [{"id": p.id, "name": p.name, "passive": p.passive, "skill": p.skill}
+                        for p in prims] for track, prims in catalog().by_track().items()})
+
+
+@skills_app.command("generate")
+def skills_generate(skill: str, level: int = typer.Option(1, "--level"),
+                    count: int = typer.Option(5, "--count"), seed: int = typer.Option(0, "--seed"),
+                    out: Path = typer.Option(None, "--out", help="Write a chat .jsonl here "
+                                             "instead of printing problems.")) -> None:
+    """Generate problems (printed as JSON lines, or a quest file with --out)."""
+    import skills
+
+    from .quests import write_quest
+    with _skill_errors():
+        problems = skills.generate(skill, level, count, seed)
+    if out:
+        typer.echo(write_quest(out, [p.as_example() for p in problems]))
+        return
+    for p in problems:
+        typer.echo(json.dumps(p.as_dict(), ensure_ascii=False, default=str))
+
+
+@skills_app.command("eval")
+def skills_eval(skill: str, answers: Path, level: int = typer.Option(..., "--level"),
+                step: int = typer.Option(None, "--step"),
+                checkpoint: str = typer.Option(None, "--checkpoint"),
+                spar: bool = typer.Option(False, "--spar", help="Queue sparring from wrong answers."),
+                ) -> None:
+    """Score ANSWERS (a .jsonl of {"answer": ...} in eval order) against the level's
+    eval batch, store it in the ledger and optionally queue sparring."""
+    import skills
+    rows = [json.loads(line) for line in answers.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with _skill_errors():
+        result = skills.run_eval(skill, level, [str(r.get("answer", "")) for r in rows])
+        realm = _realm()
+        run_id = realm.record_eval(result, step, checkpoint)
+        out = {"run_id": run_id, **result.summary()}
+        if spar and result.wrong:
+            out["sparring"] = str(realm.spar(result))
+    _print(out)
+
+
+@skills_app.command("eval-report")
+def skills_eval_report(skill: str, threshold: float = typer.Option(0.8, "--threshold")) -> None:
+    """Skill level and level-up progress, latest evals, weak primitives (from the ledger)."""
+    with _skill_errors():
+        _print(_realm().eval_report(skill, threshold))
 
 
 @ledger_app.command("sql")

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from .paths import RealmPaths
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: evals.correct, evals.run_id, primitive_accuracy
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -70,7 +70,13 @@ TABLES: dict[str, pa.Schema] = {
     "evals": pa.schema([
         ("ts", _TS), ("step", pa.int64()), ("checkpoint", pa.string()),
         ("skill", pa.string()), ("level", pa.int64()), ("accuracy", pa.float64()),
-        ("n", pa.int64()),
+        ("n", pa.int64()), ("correct", pa.int64()), ("run_id", pa.string()),
+    ]),
+    # One row per primitive per eval; run_id joins it to its `evals` row.
+    "primitive_accuracy": pa.schema([
+        ("ts", _TS), ("run_id", pa.string()), ("step", pa.int64()), ("checkpoint", pa.string()),
+        ("skill", pa.string()), ("level", pa.int64()), ("primitive_id", pa.string()),
+        ("n", pa.int64()), ("correct", pa.int64()), ("accuracy", pa.float64()),
     ]),
 }
 
@@ -144,16 +150,22 @@ class Ledger:
 
     def ensure_segments(self) -> None:
         """Every table gets a generation and an empty schema segment, so its view
-        answers before any row is written."""
+        answers before any row is written. A home made by an older schema gets the
+        current schema segment beside its data, so columns added since (null in old
+        rows) are always in the view."""
+        schema_file = f"_schema-v{SCHEMA_VERSION}.parquet"
         for table, schema in TABLES.items():
-            if self.current_dir(table).is_dir():
+            if (self.current_dir(table) / schema_file).is_file():
                 continue
             with self._table_lock(table):
                 if not self.current_dir(table).is_dir():
                     gen = self.table_dir(table) / "gen-000000"
                     gen.mkdir(exist_ok=True)
-                    self._write_atomic(schema.empty_table(), gen / f"_schema-v{SCHEMA_VERSION}.parquet")
+                    self._write_atomic(schema.empty_table(), gen / schema_file)
                     self._swap_current(table, gen.name)
+                elif not (self.current_dir(table) / schema_file).is_file():
+                    self._write_atomic(schema.empty_table(),
+                                       self.current_dir(table).resolve() / schema_file)
 
     def _swap_current(self, table: str, gen_name: str) -> None:
         link = self.current_dir(table)

@@ -1,67 +1,114 @@
 """Skills: procedural curricula defined by YAML under skills/defs/.
 
-API: `generate(skill_id, level, count, seed) -> list[Problem]` (pure, seeded: item i
-uses Random(seed * 1_000_003 + i)) and `score(problem, answer) -> bool`, which is
-strict after normalisation: surrounding whitespace is dropped, inner whitespace must
-match exactly, and only the last non-empty line of the answer counts (so a worked
-solution may precede it).
+- `generate(skill_id, level, count, seed) -> list[Problem]`: pure and seeded. A batch
+  draws from one `Random(seed)` stream, so a batch is a prefix of any larger batch with
+  the same seed. No question repeats within a batch unless the level has fewer
+  distinct problems than asked for (then repeats are allowed once 32 draws in a row
+  found only seen questions).
+- `score(problem, answer) -> bool`: strict after normalisation: only the last
+  non-empty line of the answer counts, surrounding whitespace and a leading `Answer:`
+  mark are dropped, and the rest must equal the golden final answer exactly (case,
+  inner spacing and glyphs included).
+- `run_eval`, `EvalResult`, `SkillState` (level-up rule), the passive/primitive
+  catalogue and sparring live in their own modules and are re-exported here.
 """
 
 from __future__ import annotations
 
+from bisect import bisect
 from functools import cache
 from pathlib import Path
 from random import Random
+from types import ModuleType
 
-import yaml
+from . import binary, syllacrostic
+from .loader import DEFS, LevelBase, PrimitiveDef, SkillDef, SkillError, parse_skill
+from .problem import Problem, final_answer
 
-from . import binary
-from .problem import Problem
+GENERATORS: dict[str, ModuleType] = {"bin": binary, "sy": syllacrostic}
+MAX_DRAWS = 32  # draws per item before a level counts as out of fresh problems
 
-DEFS = Path(__file__).parent / "defs"
-GENERATORS = {"bin": binary.generate_one}
-
-__all__ = ["Problem", "SkillError", "generate", "score", "skill_def", "skill_ids"]
-
-
-class SkillError(ValueError):
-    pass
+__all__ = ["EvalResult", "Problem", "SkillDef", "SkillError", "SkillState", "final_answer",
+           "generate", "load_skill_file", "run_eval", "score", "skill_def", "skill_ids"]
 
 
-@cache
-def skill_def(skill_id: str) -> dict:
-    path = DEFS / f"{skill_id}.yaml"
-    if skill_id not in GENERATORS or not path.exists():
-        raise SkillError(f"unknown skill {skill_id!r}; known: {sorted(GENERATORS)}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise SkillError(f"{path}: invalid YAML: {e}") from e
-    if not isinstance(data, dict) or not isinstance(data.get("levels"), dict):
-        raise SkillError(f"{path}: key 'levels' must be a mapping of level -> parameters")
-    return data
+def load_skill_file(path: str | Path) -> SkillDef:
+    return parse_skill(Path(path), GENERATORS)
 
 
 def skill_ids() -> list[str]:
-    return sorted(GENERATORS)
+    """Every skill YAML in skills/defs/ (files starting with '_' are not skills)."""
+    return sorted(p.stem for p in DEFS.glob("*.yaml") if not p.name.startswith("_"))
 
 
-def generate(skill_id: str, level: int, count: int, seed: int = 0) -> list[Problem]:
+@cache
+def skill_def(skill_id: str) -> SkillDef:
+    path = DEFS / f"{skill_id}.yaml"
+    if skill_id.startswith("_") or not path.is_file():
+        raise SkillError(f"unknown skill {skill_id!r}; known: {skill_ids()}")
+    skill = load_skill_file(path)
+    if skill.id != skill_id:
+        raise SkillError(f"{path}: id: {skill.id!r} must match the file name {skill_id!r}")
+    return skill
+
+
+def level_def(skill_id: str, level: int) -> LevelBase:
     d = skill_def(skill_id)
-    params = d["levels"].get(level)
-    if params is None:
-        raise SkillError(f"skill {skill_id!r} has no level {level}; "
-                         f"levels: {min(d['levels'])}-{max(d['levels'])}")
+    if level not in d.levels:
+        raise SkillError(f"skill {skill_id!r} has no level {level}; levels: 1-{d.max_level}")
+    return d.levels[level]
+
+
+def _mix(skill: SkillDef, level: LevelBase, weights: dict[str, float] | None
+         ) -> tuple[list[PrimitiveDef], list[float]]:
+    w = level.primitives if weights is None else weights
+    unknown = set(w) - set(level.primitives)
+    if unknown:
+        raise SkillError(f"primitive(s) {sorted(unknown)} are not part of this level; "
+                         f"it has {sorted(level.primitives)}")
+    prims = [skill.primitive(pid) for pid, x in w.items() if x > 0]
+    if not prims:
+        raise SkillError("no primitive has a weight > 0")
+    cum, total = [], 0.0
+    for x in w.values():
+        if x > 0:
+            total += x
+            cum.append(total)
+    return prims, cum
+
+
+def generate(skill_id: str | SkillDef, level: int, count: int, seed: int = 0,
+             weights: dict[str, float] | None = None) -> list[Problem]:
+    """`count` problems of a level. `weights` (primitive id -> weight) replaces the
+    level's own mix, e.g. to aim practice at weak primitives. A loaded `SkillDef` may
+    stand for the id (a skill file outside skills/defs/)."""
     if count < 0:
         raise SkillError(f"count must be >= 0, got {count}")
-    make = GENERATORS[skill_id]
-    return [make(params, level, Random(seed * 1_000_003 + i)) for i in range(count)]
-
-
-def final_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+    skill = skill_id if isinstance(skill_id, SkillDef) else skill_def(skill_id)
+    lv = skill.levels.get(level)
+    if lv is None:
+        raise SkillError(f"skill {skill.id!r} has no level {level}; levels: 1-{skill.max_level}")
+    prims, cum = _mix(skill, lv, weights)
+    make = GENERATORS[skill.generator].make
+    rng = Random(seed)
+    seen: set[str] = set()
+    out: list[Problem] = []
+    fresh = True  # False once the level ran out of distinct problems
+    for _ in range(count):
+        for _ in range(MAX_DRAWS):
+            prim = prims[0] if len(prims) == 1 else prims[bisect(cum, rng.random() * cum[-1])]
+            p = make(lv, level, prim, rng, skill.id)
+            if p.question not in seen or not fresh:
+                break
+        else:
+            fresh = False
+        seen.add(p.question)
+        out.append(p)
+    return out
 
 
 def score(problem: Problem, answer: str) -> bool:
-    return final_line(answer) == final_line(problem.answer)
+    return final_answer(answer) == problem.final
+
+
+from .evaluation import EvalResult, SkillState, run_eval  # noqa: E402  (it imports generate)
