@@ -8,7 +8,7 @@ ledger writes, status files and checkpoints. Both: same examples per step, same 
 tokens/s counts real (non-pad) tokens over trainer.train() time. Runs alternate and the
 best of --repeats is kept (this machine is shared and noisy).
 
-    python bench/train_cpu.py [--steps 40] [--repeats 2] [--models dio-mini,qwen3-20m]
+    python bench/train_cpu.py [--steps 40] [--steps-large 12] [--repeats 2] [--models dio-mini,qwen3-20m]
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ def ours(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Path) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=40, help="steps for dio-mini")
+    ap.add_argument("--steps-large", type=int, default=12,
+                    help="steps for the larger models (a 20M step takes seconds on 2 cores)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--models", default="dio-mini,qwen3-20m")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
@@ -82,9 +84,10 @@ def main() -> None:
         dio = build_dio_mini(tmp / "dio-mini")
         for name in a.models.split(","):
             model_dir = dio if name == "dio-mini" else init_from_config(name, dio, tmp / name)
-            cfg = TrainingConfig(max_steps=a.steps, save_steps=10_000, eval_fraction=0.0,
+            steps = a.steps if name == "dio-mini" else min(a.steps, a.steps_large)
+            cfg = TrainingConfig(max_steps=steps, save_steps=10_000, eval_fraction=0.0,
                                  batch_size=16, max_length=512, learning_rate=1e-3)
-            exs = mixed_examples(cfg.batch_size * a.steps + 64, seed=0)
+            exs = mixed_examples(cfg.batch_size * steps + 64, seed=0)
             base, mine, eff = [], [], 0.0
             for i in range(a.repeats):
                 base.append(baseline(model_dir, exs, cfg, tmp / f"base-{name}-{i}"))
