@@ -26,6 +26,10 @@ class Job:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     skill: str | None = None
     skill_level: int | None = None
+    # A checkpoint of this same run (same quest, same seed, so the same data order) to
+    # continue from: HF restores weights, optimizer, scheduler, RNG and data position.
+    # step_offset is then the checkpoint's global step minus its local step.
+    resume_from: Path | None = None
 
 
 @dataclass
@@ -137,7 +141,7 @@ class TrainerEngine:
                           processing_class=tokenizer, callbacks=[callback])
         if cuda:
             torch.cuda.reset_peak_memory_stats()
-        out = trainer.train()
+        out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
         tokens = int(trainer.state.num_input_tokens_seen or 0)
         seconds = time.monotonic() - t0
         return TrainingResult(
