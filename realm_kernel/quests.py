@@ -460,7 +460,11 @@ def write_quest(path: Path, examples: list[dict]) -> Path:
 # -- queue edits (the API and REST call these) ------------------------------------------
 
 class QueueError(LookupError):
-    """A queue edit that cannot happen (unknown quest, already taken by the daemon)."""
+    """A queue edit on a quest that is not there."""
+
+
+class QueueConflict(QueueError):
+    """A queue edit on a quest the daemon has taken (or just took) for training."""
 
 
 def find_quest(paths: RealmPaths, name: str,
@@ -492,7 +496,7 @@ def set_priority(paths: RealmPaths, name: str, priority: str) -> Path:
     try:
         return move(path, paths.queue(priority))
     except FileNotFoundError:
-        raise QueueError(f"quest {name!r} was just taken by the daemon") from None
+        raise QueueConflict(f"quest {name!r} was just taken by the daemon") from None
 
 
 def reorder(paths: RealmPaths, name: str, position: int) -> list[str]:
@@ -517,7 +521,7 @@ def delete_quest(paths: RealmPaths, name: str) -> tuple[Path, str]:
         path, state = find_quest(paths, name, states)
     except QueueError:
         if (paths.queue("processing") / name).exists():
-            raise QueueError(f"quest {name!r} is in training; stop or skip it first") from None
+            raise QueueConflict(f"quest {name!r} is in training; stop or skip it first") from None
         raise
     path.unlink()
     path.with_name(path.name + ".reason.json").unlink(missing_ok=True)
