@@ -66,7 +66,16 @@ class Realm:
 
     # -- hero -----------------------------------------------------------------------
     def hero(self) -> dict:
-        row = self.ledger.query("SELECT * FROM hero")[0]
+        # The `hero` view's facts, read from segment statistics and the newest segments
+        # only: this is the Tavern's poll, and metrics grow without bound.
+        led = self.ledger
+        loss = led.tail("metrics", "loss", 1, notnull="loss")
+        val = led.tail("metrics", "val_loss", 1, notnull="val_loss")
+        row = {"steps": led.max_value("metrics", "step") or 0,
+               "loss": loss[0]["loss"] if loss else None,
+               "val_loss": val[0]["val_loss"] if val else None,
+               **led.query("""SELECT (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
+                   (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed""")[0]}
         try:
             name = self.config.hero.name
         except ValueError:
@@ -229,10 +238,8 @@ class Realm:
         return self.ledger.query(query)
 
     def losses(self, limit: int = 500) -> list[list[float]]:
-        rows = self.ledger.query(
-            "SELECT step, loss FROM (SELECT step, loss, ts FROM metrics WHERE loss IS NOT NULL "
-            "ORDER BY step DESC, ts DESC LIMIT ?) ORDER BY step", [limit])
-        return [[r["step"], r["loss"]] for r in rows]
+        rows = self.ledger.tail("metrics", "step, loss", limit, notnull="loss")
+        return [[r["step"], r["loss"]] for r in reversed(rows)]
 
     def events(self, limit: int = 10) -> list[dict]:
         return [{"ts": r["ts"].timestamp(), "kind": r["kind"], "message": r["message"]}

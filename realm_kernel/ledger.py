@@ -152,6 +152,7 @@ DERIVED_VIEWS = {
 
 
 COMPACT_AT = 64  # segments in a generation before small ones are merged
+ROW_GROUP_ROWS = 65536  # row groups small enough for min/max pruning of tail reads
 SMALL_SEGMENT_BYTES = 4 << 20  # segments above this stay as they are (hard-linked)
 OLD_GENERATION_GRACE_S = 120.0
 
@@ -184,6 +185,7 @@ class Ledger:
         self.writer = "".join(c for c in writer if c.isalnum() or c in "-_") or "w"
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
+        self._stats: dict[Path, SegmentStats] = {}
         self.ensure_segments()
 
     # -- layout -------------------------------------------------------------------
@@ -271,7 +273,7 @@ class Ledger:
     # -- writing ------------------------------------------------------------------
     def _write_atomic(self, table: pa.Table, dest: Path) -> None:
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS)
         os.replace(tmp, dest)
 
     def append(self, table: str, rows: Sequence[dict[str, Any]]) -> Path | None:
@@ -368,6 +370,81 @@ class Ledger:
         finally:
             cur.close()
 
+    # -- tail reads: what a poll needs, from the few segments that can hold it ---------
+    def snapshot(self, table: str) -> list[SegmentStats]:
+        """Min/max/non-null counts of every segment of the live generation. Listed through
+        the resolved generation folder, whose files stay for OLD_GENERATION_GRACE_S even
+        after a compaction swap, so the snapshot is consistent and readable. Stats are
+        cached per file: segments never change."""
+        gen = self.current_dir(table).resolve()
+        files = sorted(gen.glob("*.parquet"))
+        out = []
+        for f in files:
+            st = self._stats.get(f)
+            if st is None:
+                st = self._stats[f] = segment_stats(f)
+            out.append(st)
+        if len(self._stats) > 4 * len(files) + 64:  # forget merged-away segments
+            keep = set(files)
+            self._stats = {k: v for k, v in self._stats.items() if k in keep}
+        return out
+
+    def max_value(self, table: str, column: str) -> Any:
+        """max(column) from segment statistics alone (no row is read)."""
+        his = [s.hi[column] for s in self.snapshot(table) if s.hi.get(column) is not None]
+        return max(his) if his else None
+
+    def tail(self, table: str, columns: str, limit: int, key: str = "step",
+             notnull: str | None = None) -> list[dict[str, Any]]:
+        """`SELECT columns FROM table [WHERE notnull IS NOT NULL] ORDER BY key DESC, ts DESC
+        LIMIT limit`, exactly, reading only the segments whose `key` range can reach the
+        top rows: segments are tried newest-range first, and the answer is accepted when
+        its last row still beats every segment left out."""
+        for attempt in range(5):
+            try:
+                return self._tail(table, columns, limit, key, notnull)
+            except (duckdb.IOException, FileNotFoundError):
+                if attempt == 4:
+                    raise
+        return []
+
+    def _tail(self, table: str, columns: str, limit: int, key: str,
+              notnull: str | None) -> list[dict[str, Any]]:
+        col = notnull or key
+        segs = sorted((s for s in self.snapshot(table)
+                       if s.nonnull.get(col) and s.hi.get(key) is not None),
+                      key=lambda s: s.hi[key], reverse=True)
+        want = max(1, limit)
+        while True:
+            chosen, n = [], 0
+            for s in segs:
+                if n >= want:
+                    break
+                chosen.append(s)
+                n += s.nonnull[col]
+            rest = segs[len(chosen):]
+            bound = max((s.hi[key] for s in rest), default=None)
+            if not chosen:
+                return []
+            files = ", ".join("'" + s.path.as_posix().replace("'", "''") + "'" for s in chosen)
+            where = [f"{notnull} IS NOT NULL"] if notnull else []
+            if bound is not None:
+                where.append(f"{key} > {bound!r}")  # prunes row groups by their stats
+            sql = (f"SELECT {columns} FROM read_parquet([{files}], union_by_name = true) "
+                   f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+                   f"ORDER BY {key} DESC, ts DESC LIMIT {int(limit)}")
+            with self._lock:
+                cur = self._connection().cursor()
+            try:
+                rel = cur.execute(sql)
+                names = [d[0] for d in rel.description or []]
+                rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+            finally:
+                cur.close()
+            if bound is None or len(rows) >= limit:
+                return rows
+            want *= 4  # not enough rows above what was left out: widen
+
     def scalar(self, sql: str, params: Iterable[Any] | None = None) -> Any:
         rows = self.query(sql, params)
         return next(iter(rows[0].values())) if rows else None
@@ -376,6 +453,33 @@ class Ledger:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+@dataclass(frozen=True)
+class SegmentStats:
+    path: Path
+    rows: int
+    hi: dict[str, Any]  # column -> max over the file (numeric columns with statistics)
+    nonnull: dict[str, int]  # column -> non-null values
+
+
+def segment_stats(path: Path) -> SegmentStats:
+    meta = pq.read_metadata(path)
+    hi: dict[str, Any] = {}
+    nonnull: dict[str, int] = {}
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        for i, name in enumerate(names):
+            col = rg.column(i)
+            st = col.statistics
+            if st is None or not st.has_null_count:
+                nonnull[name] = nonnull.get(name, 0) + rg.num_rows  # unknown: assume values
+                continue
+            nonnull[name] = nonnull.get(name, 0) + rg.num_rows - st.null_count
+            if st.has_min_max and isinstance(st.max, int | float) and not isinstance(st.max, bool):
+                hi[name] = st.max if name not in hi else max(hi[name], st.max)
+    return SegmentStats(path, meta.num_rows, hi, nonnull)
 
 
 class MetricBuffer:
