@@ -261,7 +261,8 @@ class VaultKeeper:
             if rec and Path(rec.path).is_dir() and Path(rec.path).is_relative_to(self.paths.home):
                 rel = Path(rec.path).relative_to(self.paths.home).as_posix()
                 rows.append({"asset_id": asset_id, "type": "checkpoint", "name": rec.name,
-                             "zone": LOCAL, "path": rel, "bytes": None, "step": step})
+                             "zone": LOCAL, "path": rel, "bytes": dir_bytes(Path(rec.path)),
+                             "step": step})
         return rows
 
     def locate(self, asset_id: str) -> LocateResult:
