@@ -49,6 +49,8 @@ class Daemon:
         self.config: RealmConfig = RealmConfig()
         self._lock_fd: int | None = None
         self.started = time.time()
+        self.wake = threading.Event()  # set when a quest was queued or a control changed
+        self._admitting = threading.Lock()
 
     # -- single instance ------------------------------------------------------------
     def acquire_lock(self) -> None:
@@ -117,18 +119,37 @@ class Daemon:
                 found.append((path, path.relative_to(self.paths.inbox)))
         return found
 
-    def admit_inbox(self) -> None:
-        now = time.time()
-        for path, rel in self.inbox_files():
+    def admit_inbox(self) -> int:
+        """Admit what has settled in the inbox; returns how many files were handled."""
+        handled = 0
+        with self._admitting:
+            now = time.time()
+            for path, rel in self.inbox_files():
+                try:
+                    if now - path.lstat().st_mtime < self.config.daemon.settle_seconds:
+                        continue  # may still be being written; look again next round
+                    self.admit(path, priority_of(rel))
+                    handled += 1
+                except FileNotFoundError:
+                    continue
+                except Exception as e:  # never die of one bad file
+                    log.exception("could not admit %r", str(rel))
+                    self.ledger.event("quest_error", f"could not admit {str(rel)!r}: {e}")
+        return handled
+
+    def keep_inbox(self) -> None:
+        """The inbox keeper thread: admits quests as they land, during battles too, so
+        the queue and the ledger show them at once; wakes the main loop."""
+        from watchfiles import watch
+
+        for _ in watch(self.paths.inbox, self.paths.control, stop_event=self.shutdown,
+                       yield_on_timeout=True, debounce=100, step=50,
+                       rust_timeout=int(self.config.daemon.poll_seconds * 1000)):
             try:
-                if now - path.lstat().st_mtime < self.config.daemon.settle_seconds:
-                    continue  # may still be being written; look again next tick
-                self.admit(path, priority_of(rel))
-            except FileNotFoundError:
-                continue
-            except Exception as e:  # never die of one bad file
-                log.exception("could not admit %r", str(rel))
-                self.ledger.event("quest_error", f"could not admit {str(rel)!r}: {e}")
+                self.admit_inbox()
+            except Exception:  # keep watching whatever happened
+                log.exception("inbox keeper")
+            self.wake.set()
 
     def admit(self, path: Path, priority: str = "normal") -> None:
         _, report = check_quest(path, self.config, self.paths, self.ledger)
@@ -267,8 +288,6 @@ class Daemon:
         return True
 
     def run(self) -> None:
-        from watchfiles import watch
-
         self.acquire_lock()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.shutdown.set())
@@ -277,9 +296,8 @@ class Daemon:
         self.recover()
         self.ledger.event("daemon_started", f"The Arena opens (pid {os.getpid()})")
         log.info("daemon %d watching %s", os.getpid(), self.paths.inbox)
-        waiter = watch(self.paths.inbox, self.paths.control, stop_event=self.shutdown,
-                       yield_on_timeout=True, debounce=200, step=50,
-                       rust_timeout=int(self.config.daemon.poll_seconds * 1000))
+        keeper = threading.Thread(target=self.keep_inbox, name="inbox-keeper", daemon=True)
+        keeper.start()
         try:
             while not self.shutdown.is_set():
                 try:
@@ -290,8 +308,11 @@ class Daemon:
                     busy = False
                     time.sleep(1)
                 if not busy and not self.shutdown.is_set():
-                    next(waiter, None)
+                    self.wake.wait(self.config.daemon.poll_seconds)
+                    self.wake.clear()
         finally:
+            self.shutdown.set()
+            keeper.join(timeout=5)
             self.heartbeat("offline")
             self.idle_status("offline")
             self.ledger.event("daemon_stopped", f"The Arena closes (pid {os.getpid()})")
