@@ -52,7 +52,7 @@ class RealmHandler(APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = getattr(exc, "log_message", None) or (str(exc) if exc else self._reason)
         body = {"ok": False, "status": status_code, "error": message}
-        report = getattr(exc, "report", None)
+        report = getattr(exc, "report", None) or getattr(exc.__cause__, "report", None) if exc else None
         if report is not None:
             body["report"] = report.as_dict()
         self.set_header("Content-Type", "application/json")
