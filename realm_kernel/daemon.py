@@ -272,17 +272,17 @@ class Daemon:
         # skip applies to the quest in training; with none, it is spent.
         self.paths.control_file("skip").unlink(missing_ok=True)
         if self.paths.control_file("stop").exists():
+            self.idle_status("stopped")  # before the heartbeat: alive implies a battle status
             self.heartbeat("stopped")
-            self.idle_status("stopped")
             return False
         if self.paths.control_file("pause").exists():
+            self.idle_status("paused")  # before the heartbeat: alive implies a battle status
             self.heartbeat("paused")
-            self.idle_status("paused")
             return False
         found = next_quest(self.paths)
         if found is None:
+            self.idle_status("idle")  # before the heartbeat: alive implies a battle status
             self.heartbeat("idle")
-            self.idle_status("idle")
             return False
         self.fight(*found)
         return True
