@@ -119,23 +119,25 @@ class Daemon:
                 found.append((path, path.relative_to(self.paths.inbox)))
         return found
 
-    def admit_inbox(self) -> int:
-        """Admit what has settled in the inbox; returns how many files were handled."""
-        handled = 0
+    def admit_inbox(self) -> float | None:
+        """Admit what has settled in the inbox. Returns the seconds until the next file
+        still being written settles, or None when none is waiting."""
+        pending: float | None = None
         with self._admitting:
             now = time.time()
             for path, rel in self.inbox_files():
                 try:
-                    if now - path.lstat().st_mtime < self.config.daemon.settle_seconds:
-                        continue  # may still be being written; look again next round
+                    young = self.config.daemon.settle_seconds - (now - path.lstat().st_mtime)
+                    if young > 0:  # may still be being written: look again when it settles
+                        pending = young if pending is None else min(pending, young)
+                        continue
                     self.admit(path, priority_of(rel))
-                    handled += 1
                 except FileNotFoundError:
                     continue
                 except Exception as e:  # never die of one bad file
                     log.exception("could not admit %r", str(rel))
                     self.ledger.event("quest_error", f"could not admit {str(rel)!r}: {e}")
-        return handled
+        return pending
 
     def keep_inbox(self) -> None:
         """The inbox keeper thread: admits quests as they land, during battles too, so
@@ -146,7 +148,9 @@ class Daemon:
                        yield_on_timeout=True, debounce=100, step=50,
                        rust_timeout=int(self.config.daemon.poll_seconds * 1000)):
             try:
-                self.admit_inbox()
+                while (wait := self.admit_inbox()) is not None and not self.shutdown.is_set():
+                    self.wake.set()
+                    self.shutdown.wait(wait + 0.01)
             except Exception:  # keep watching whatever happened
                 log.exception("inbox keeper")
             self.wake.set()

@@ -56,3 +56,13 @@ def test_ledger_notebook_runs_on_a_real_ledger(tmp_path, monkeypatch):
     text = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
                      for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "bin_add" in text and "checkpoint-10-20260101-1200" in text
+
+
+def test_quest_latency_bench_writes_its_figures(tmp_path):
+    out = tmp_path / "results"
+    run = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "quest_latency.py"), "--rounds", "1",
+                          "--examples", "16", "--out", str(out)], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    figures = json.loads((out / "quest_latency.json").read_text())
+    assert figures["drop_to_first_step_s"] > 0 and figures["admit_s"] >= 0
