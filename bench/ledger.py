@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import record  # noqa: E402
+from common import report  # noqa: E402
 
 from realm_kernel.api import Realm  # noqa: E402
 from realm_kernel.ledger import Ledger  # noqa: E402
@@ -112,9 +112,7 @@ def main() -> None:
                f"(target < 50); writes {contended:.0f} rows/s with {a.readers} readers polling vs "
                f"{alone:.0f} alone (ratio {contended / alone:.2f}; target > 10k rows/s); "
                f"{polls} reader polls, rows lost or doubled: {figures['rows_lost_or_doubled']}")
-    path = record("ledger", figures, summary, a.out)
-    print(summary)
-    print(f"wrote {path}")
+    report("ledger", figures, summary, a.out)
 
 
 if __name__ == "__main__":

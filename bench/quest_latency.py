@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import record  # noqa: E402
+from common import report  # noqa: E402
 
 import skills  # noqa: E402
 from realm_kernel.config import load_config  # noqa: E402
@@ -101,9 +101,7 @@ def main() -> None:
                f"includes the {settle} s inbox settle; target < 3 s); medians: admission "
                f"{figures['admit_s']:.2f} s, queue to battle {figures['start_s']:.2f} s, battle to "
                f"first logged step {figures['first_step_s']:.2f} s")
-    path = record("quest_latency", figures, summary, a.out)
-    print(summary)
-    print(f"wrote {path}")
+    report("quest_latency", figures, summary, a.out)
     print(json.dumps(figures))
 
 

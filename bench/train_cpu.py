@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import record  # noqa: E402
+from common import report  # noqa: E402
 
 import skills  # noqa: E402
 from realm_kernel.config import TrainingConfig  # noqa: E402
@@ -88,9 +88,7 @@ def main() -> None:
     summary = (f"dio-mini {figures['tokens_per_s']:.0f} tok/s (ours, ledger + checkpoints) vs "
                f"{figures['baseline_tokens_per_s']:.0f} tok/s (plain HF Trainer), "
                f"ratio {figures['tokens_per_s_ratio']:.2f}")
-    path = record("train_cpu", figures, summary, a.out)
-    print(summary)
-    print(f"wrote {path}")
+    report("train_cpu", figures, summary, a.out)
 
 
 if __name__ == "__main__":

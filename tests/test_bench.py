@@ -11,28 +11,27 @@ from realm_kernel.paths import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_train_cpu_bench_writes_its_figures(tmp_path):
+def run_bench(tmp_path, name: str, *args: str) -> dict:
+    """Run bench/NAME.py with small settings; its figures, as it recorded them."""
     out = tmp_path / "results"
-    run = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "train_cpu.py"), "--steps", "3",
-                          "--repeats", "1", "--out", str(out)], capture_output=True, text=True,
-                         timeout=300)
+    run = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / f"{name}.py"), *args,
+                          "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    figures = json.loads((out / "train_cpu.json").read_text())
+    assert name in (tmp_path / "RESULTS.md").read_text()
+    return json.loads((out / f"{name}.json").read_text())
+
+
+def test_train_cpu_bench_writes_its_figures(tmp_path):
+    figures = run_bench(tmp_path, "train_cpu", "--steps", "3", "--repeats", "1")
     assert figures["tokens_per_s_ratio"] > 0 and figures["tokens_per_s"] > 0
     assert figures["machine"] and figures["date"]
-    assert "train_cpu" in (tmp_path / "RESULTS.md").read_text()
 
 
 def test_ledger_bench_writes_its_figures(tmp_path):
-    out = tmp_path / "results"
-    run = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "ledger.py"), "--rows", "20000",
-                          "--write-rows", "4000", "--batch", "500", "--polls", "3", "--readers", "2",
-                          "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    figures = json.loads((out / "ledger.json").read_text())
+    figures = run_bench(tmp_path, "ledger", "--rows", "20000", "--write-rows", "4000", "--batch", "500",
+                        "--polls", "3", "--readers", "2")
     assert figures["tavern_poll_ms"] > 0 and figures["write_rows_per_s_with_readers"] > 0
     assert figures["rows_lost_or_doubled"] == 0 and figures["rows_after"] == 28000
-    assert "ledger" in (tmp_path / "RESULTS.md").read_text()
 
 
 def test_ledger_notebook_runs_on_a_real_ledger(tmp_path, monkeypatch):
@@ -59,10 +58,5 @@ def test_ledger_notebook_runs_on_a_real_ledger(tmp_path, monkeypatch):
 
 
 def test_quest_latency_bench_writes_its_figures(tmp_path):
-    out = tmp_path / "results"
-    run = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "quest_latency.py"), "--rounds", "1",
-                          "--examples", "16", "--out", str(out)], capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    figures = json.loads((out / "quest_latency.json").read_text())
+    figures = run_bench(tmp_path, "quest_latency", "--rounds", "1", "--examples", "16")
     assert figures["drop_to_first_step_s"] > 0 and figures["admit_s"] >= 0
