@@ -40,6 +40,8 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/train_cpu.py
 	$(PY) bench/skills_bench.py
+	$(PY) bench/ledger.py
+	$(PY) bench/quest_latency.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check realm_kernel widgets skills tests bench

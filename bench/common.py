@@ -40,3 +40,11 @@ def record(name: str, figures: dict, summary: str, out_dir: Path | None = None) 
     with results_md.open("a", encoding="utf-8") as f:
         f.write(f"- {figures['date']} `{name}` on {figures['machine']}: {summary}\n")
     return path
+
+
+def report(name: str, figures: dict, summary: str, out_dir: Path | None = None) -> Path:
+    """record(), then print the summary and where the figures went."""
+    path = record(name, figures, summary, out_dir)
+    print(summary)
+    print(f"wrote {path}")
+    return path

@@ -9,14 +9,25 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import RealmConfig, load_config
+from .admission import check_quest
+from .config import ConfigError, RealmConfig, load_config
 from .hero import hero_stats
-from .ledger import Ledger
-from .paths import RealmPaths
-from .quests import QuestError, check_name, list_queue, load_quest, write_quest
-from .status import DAEMON, TRAINING, read_status
+from .ledger import SCHEMA_VERSION, CheckpointLedger, Ledger, json_data
+from .paths import PRIORITIES, RealmPaths
+from .quests import (
+    QuestError,
+    QuestReport,
+    check_name,
+    delete_quest,
+    list_queue,
+    reorder,
+    set_priority,
+    write_quest,
+)
+from .status import DAEMON, TRAINING, WEAVER, read_status
+from .vault import VaultError, VaultKeeper
 
-CONTROLS = ("pause", "resume", "stop")
+CONTROLS = ("pause", "resume", "stop", "skip")
 
 
 def pid_alive(pid: Any) -> bool:
@@ -38,18 +49,33 @@ class Realm:
     def config(self) -> RealmConfig:
         return load_config(self.paths.home)
 
+    def safe_config(self) -> RealmConfig:
+        """realm.toml, or the defaults while it is broken (status must still answer)."""
+        try:
+            return self.config
+        except ConfigError:
+            return RealmConfig()
+
+    @property
+    def checkpoints(self) -> CheckpointLedger:
+        return CheckpointLedger(self.ledger)
+
+    @property
+    def vault(self) -> VaultKeeper:
+        return VaultKeeper(self.paths, self.ledger, self.safe_config())
+
     # -- hero -----------------------------------------------------------------------
     def hero(self) -> dict:
-        row = self.ledger.query("""
-            SELECT
-              (SELECT coalesce(max(step), 0) FROM metrics) AS steps,
-              (SELECT loss FROM metrics WHERE loss IS NOT NULL
-                 ORDER BY step DESC, ts DESC LIMIT 1) AS loss,
-              (SELECT val_loss FROM metrics WHERE val_loss IS NOT NULL
-                 ORDER BY step DESC, ts DESC LIMIT 1) AS val_loss,
-              (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
-              (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed
-        """)[0]
+        # The `hero` view's facts, read from segment statistics and the newest segments
+        # only: this is the Tavern's poll, and metrics grow without bound.
+        led = self.ledger
+        loss = led.tail("metrics", "loss", 1, notnull="loss")
+        val = led.tail("metrics", "val_loss", 1, notnull="val_loss")
+        row = {"steps": led.max_value("metrics", "step") or 0,
+               "loss": loss[0]["loss"] if loss else None,
+               "val_loss": val[0]["val_loss"] if val else None,
+               **led.query("""SELECT (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
+                   (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed""")[0]}
         try:
             name = self.config.hero.name
         except ValueError:
@@ -67,8 +93,7 @@ class Realm:
     def training_status(self) -> dict:
         status = read_status(self.paths, TRAINING)
         status.setdefault("state", "offline")
-        status["controls"] = [a for a in ("pause", "stop")
-                              if self.paths.control_file(a).exists()]
+        status["controls"] = self.controls()
         status["daemon"] = self.daemon_status()
         if not status["daemon"]["alive"]:
             status["state"] = "offline"
@@ -77,8 +102,13 @@ class Realm:
     def queue(self) -> dict:
         return list_queue(self.paths)
 
+    def controls(self) -> list[str]:
+        return [a for a in ("pause", "stop", "skip") if self.paths.control_file(a).exists()]
+
     def control(self, action: str) -> dict:
-        """pause | resume | stop, obeyed by the daemon at the next step boundary."""
+        """pause | resume | stop | skip, obeyed by the daemon at the next step boundary.
+        skip saves a checkpoint and sets the quest in training aside (failed/, reason
+        "skipped"); with no quest in training it is dropped."""
         if action not in CONTROLS:
             raise ValueError(f"unknown action {action!r}; expected one of {CONTROLS}")
         if action == "resume":
@@ -87,37 +117,97 @@ class Realm:
         else:
             self.paths.control_file(action).write_text(str(time.time()))
         self.ledger.event("control", f"{action} requested")
-        return {"ok": True, "action": action,
-                "controls": [a for a in ("pause", "stop") if self.paths.control_file(a).exists()]}
+        return {"ok": True, "action": action, "controls": self.controls()}
+
+    def health(self) -> dict:
+        """Every thread of the tapestry (as the Weaver last wrote it) and what it mended."""
+        weaver = read_status(self.paths, WEAVER)
+        weaving = pid_alive(weaver.get("pid")) if weaver else False
+        threads = [{**t, "alive": bool(weaving and t.get("alive") and pid_alive(t.get("pid")))}
+                   for t in weaver.get("threads", [])]
+        return {"home": str(self.paths.home), "daemon": self.daemon_status(),
+                "threads": threads, "mended": weaver.get("mended", []),
+                "weaver": {"alive": weaving, "pid": weaver.get("pid"),
+                           "updated": weaver.get("updated")},
+                "ledger": {"schema_version": SCHEMA_VERSION}}
+
+    def stats(self) -> dict:
+        counts = self.ledger.query("""
+            SELECT (SELECT count(*) FROM metrics) AS metrics,
+                   (SELECT count(*) FROM checkpoint_ledger) AS checkpoints,
+                   (SELECT count(*) FROM quest_status) AS quests,
+                   (SELECT count(*) FROM run_status) AS runs,
+                   (SELECT count(*) FROM evals) AS evals,
+                   (SELECT count(*) FROM events) AS events""")[0]
+        return {"ledger": counts, "vault": self.vault.stats(), "hero": self.hero(),
+                "queue": {state: len(v) for state, v in self.queue().items()}}
 
     # -- quests ---------------------------------------------------------------------
-    def add_quest(self, source: str | os.PathLike, name: str | None = None) -> dict:
-        """Validate a quest file and drop it into the inbox (the daemon re-checks it).
+    def validate_quest(self, path: str | os.PathLike, level: str | None = None) -> QuestReport:
+        """The report the daemon would give this file (duplicates checked against the
+        ledger too)."""
+        return check_quest(Path(path), self.config, self.paths, self.ledger, level)[1]
 
-        The copy is validated under its real name (the suffix decides the format) in a
-        hidden folder the daemon ignores, then published with one rename.
-        """
+    def add_quest(self, source: str | os.PathLike, name: str | None = None,
+                  priority: str | None = None) -> dict:
+        """Validate a quest file and drop it into the inbox (the daemon re-checks it)."""
         src = Path(source)
-        name = name or src.name
+        return self._publish(name or src.name, priority, lambda dest: shutil.copyfile(src, dest))
+
+    def upload_quest(self, name: str, data: bytes, priority: str | None = None) -> dict:
+        """The same for bytes (a REST upload)."""
+        return self._publish(name, priority, lambda dest: dest.write_bytes(data))
+
+    def _publish(self, name: str, priority: str | None, write) -> dict:
+        """The copy is validated under its real name (the suffix decides the format) in a
+        hidden folder the daemon ignores, then published with one rename into inbox/ or
+        inbox/<priority>/. The name is a bare, safe file name: nothing leaves the inbox."""
         why = check_name(name)
         if why:
             raise ValueError(why)
+        if priority is not None and priority not in PRIORITIES:
+            raise ValueError(f"unknown priority {priority!r}; expected one of {PRIORITIES}")
         staging = self.paths.inbox / ".staging"
         staging.mkdir(exist_ok=True)
-        staged = staging / name
+        staged = staging / f"{os.getpid()}-{time.time_ns()}" / name
+        staged.parent.mkdir()
         try:
-            shutil.copyfile(src, staged)
-            _, report = load_quest(staged, self.config.daemon.max_quest_bytes)
+            write(staged)
+            _, report = check_quest(staged, self.config, self.paths, self.ledger)
             if not report.ok:
                 self.ledger.event("quest_rejected", report.summary())
                 raise QuestError(report)
-            dest = self.paths.inbox / name
+            folder = self.paths.inbox / priority if priority else self.paths.inbox
+            folder.mkdir(exist_ok=True)
+            dest = folder / name
             if dest.exists():
                 raise FileExistsError(f"a quest named {name!r} is already in the inbox")
             os.replace(staged, dest)
-            return {"ok": True, "name": name, "examples": report.examples}
+            return {"ok": True, "name": name, "examples": report.examples,
+                    "priority": priority or "normal",
+                    "warnings": [str(w) for w in report.warnings]}
         finally:
-            staged.unlink(missing_ok=True)
+            shutil.rmtree(staged.parent, ignore_errors=True)
+
+    def _quest_row(self, path: Path, status: str, priority: str | None, detail: str) -> None:
+        self.ledger.append("quests", [{"quest_id": path.name, "status": status,
+                                       "priority": priority, "path": str(path), "detail": detail}])
+
+    def set_quest_priority(self, name: str, priority: str) -> dict:
+        dest = set_priority(self.paths, name, priority)
+        self._quest_row(dest, "queued", priority, f"priority set to {priority}")
+        return {"ok": True, "name": dest.name, "priority": priority}
+
+    def reorder_quest(self, name: str, position: int) -> dict:
+        order = reorder(self.paths, name, position)
+        return {"ok": True, "name": name, "order": order}
+
+    def delete_quest(self, name: str) -> dict:
+        path, state = delete_quest(self.paths, name)
+        self._quest_row(path, "deleted", state if state in PRIORITIES else None,
+                        f"deleted from {state}")
+        self.ledger.event("quest_deleted", f"Quest {name} removed from {state}")
+        return {"ok": True, "name": name, "was": state}
 
     def generate_quest(self, skill: str, level: int, count: int, seed: int | None = None) -> Path:
         import skills
@@ -183,16 +273,30 @@ class Realm:
         problems = targeted_problems(skill, level, acc, count, seed, threshold)
         name = f"target-{skill}-L{level}-{count}-s{seed}.jsonl"
         return write_quest(self.paths.queue("high") / name, [p.as_example() for p in problems])
+    # -- champion -------------------------------------------------------------------
+    def champion(self) -> dict | None:
+        rows = self.ledger.query("SELECT step, name, path, ts FROM champion")
+        return rows[0] if rows else None
+
+    def promote(self, step: int | str) -> dict:
+        """Make a checkpoint the champion (an event keyed 'champion'; the latest wins).
+        Retention never deletes it."""
+        rec = self.checkpoints.get(step)
+        if rec is None or not Path(rec.path).is_dir():
+            raise VaultError(f"no checkpoint at step {step} on disk")
+        data = {"step": rec.step, "name": rec.name, "path": rec.path, "loss": rec.loss,
+                "val_loss": rec.val_loss}
+        self.ledger.event("champion", f"{rec.name} is the champion", json_data(data),
+                          key="champion")
+        return {"ok": True, **data}
 
     # -- ledger ---------------------------------------------------------------------
     def sql(self, query: str) -> list[dict]:
         return self.ledger.query(query)
 
     def losses(self, limit: int = 500) -> list[list[float]]:
-        rows = self.ledger.query(
-            "SELECT step, loss FROM (SELECT step, loss, ts FROM metrics WHERE loss IS NOT NULL "
-            "ORDER BY step DESC, ts DESC LIMIT ?) ORDER BY step", [limit])
-        return [[r["step"], r["loss"]] for r in rows]
+        rows = self.ledger.tail("metrics", "step, loss", limit, notnull="loss")
+        return [[r["step"], r["loss"]] for r in reversed(rows)]
 
     def events(self, limit: int = 10) -> list[dict]:
         return [{"ts": r["ts"].timestamp(), "kind": r["kind"], "message": r["message"]}

@@ -67,12 +67,40 @@ class DaemonConfig(_Section):
     settle_seconds: float = Field(0.5, ge=0, le=60)
     max_quest_bytes: int = Field(512 * 1024 * 1024, ge=1)
     keep_completed: int = Field(100, ge=1)
+    # recently_completed/ also forgets quests older than this (0 = keep by count only)
+    completed_retention_days: float = Field(30.0, ge=0)
+
+
+class QuestsConfig(_Section):
+    # quick | standard | deep (deep tokenises with the hero's tokenizer); see quests.py
+    validation_level: Literal["quick", "standard", "deep"] = "standard"
+    specs: list[str] = ["chat", "completion", "skill", "sparring"]
+    max_examples: int = Field(2_000_000, ge=1)
+    max_example_chars: int = Field(200_000, ge=1)
+    reject_duplicates: bool = True
+
+
+class RetentionConfig(_Section):
+    """Checkpoint retention: keep the best N, the latest N and every Kth; never the
+    champion or the checkpoint in use."""
+    keep_best: int = Field(3, ge=0)
+    keep_latest: int = Field(3, ge=1)
+    keep_every: int = Field(10, ge=0)  # every Kth checkpoint in save order; 0 = none
+    metric: Literal["loss", "val_loss", "accuracy"] = "loss"
 
 
 class RealmConfig(_Section):
     hero: HeroConfig = HeroConfig()
     training: TrainingConfig = TrainingConfig()
     daemon: DaemonConfig = DaemonConfig()
+    quests: QuestsConfig = QuestsConfig()
+    retention: RetentionConfig = RetentionConfig()
+
+    def quest_limits(self):
+        from .quests import Limits
+        return Limits(max_bytes=self.daemon.max_quest_bytes, max_examples=self.quests.max_examples,
+                      max_example_chars=self.quests.max_example_chars,
+                      specs=tuple(self.quests.specs))
 
     def base_model_path(self, paths: RealmPaths) -> Path:
         if not self.hero.base_model:

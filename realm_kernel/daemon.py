@@ -1,10 +1,13 @@
 """The Arena: the training daemon.
 
-One instance per realm home (flock on daemon.lock). It admits quests from inbox/
-(validate -> queue/<priority>/ or failed/ with a reason), takes the next quest by
-priority, trains the hero on it with TrainerEngine, and obeys control files at step
-boundaries. Bad input never kills it; a quest left in processing/ by a crash is put
-back at the head of the queue on start-up.
+One instance per realm home (flock on daemon.lock; a second start names the holder). It
+admits quests from inbox/ and its subfolders (validate -> queue/<priority>/ or failed/
+with a reason; see quests.py for priorities), takes the next quest by priority, trains
+the hero on it with TrainerEngine, and obeys control files at step boundaries: pause,
+stop (save, put the quest back), skip (save, set the quest aside in failed/). Bad input
+never kills it. A quest left in processing/ by a crash goes back to the head of the queue
+on start-up and resumes from its run's last checkpoint (optimizer, scheduler and data
+position included), as does a stopped quest when nothing else trained in between.
 """
 
 from __future__ import annotations
@@ -21,28 +24,21 @@ import time
 import uuid
 from pathlib import Path
 
+from .admission import check_quest, latest_checkpoint, resume_point
 from .config import ConfigError, RealmConfig, load_config
 from .ledger import Ledger
 from .paths import RealmPaths
-from .quests import QuestReport, fail, load_quest, move, next_quest
+from .quests import Level, QuestReport, fail, move, next_quest, priority_of, validate_quest
 from .status import DAEMON, TRAINING, write_status
 
 log = logging.getLogger("realm.daemon")
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp")
 
+__all__ = ["Daemon", "DaemonAlreadyRunning", "latest_checkpoint", "main"]
+
 
 class DaemonAlreadyRunning(RuntimeError):
     pass
-
-
-def latest_checkpoint(ledger: Ledger) -> tuple[int, Path] | None:
-    """The newest complete checkpoint (its directory and sidecar still on disk)."""
-    rows = ledger.query("SELECT step, path FROM checkpoints ORDER BY step DESC, ts DESC LIMIT 20")
-    for row in rows:
-        p = Path(row["path"])
-        if (p / ".ledger.json").exists() and (p / "config.json").exists():
-            return int(row["step"]), p
-    return None
 
 
 class Daemon:
@@ -53,6 +49,8 @@ class Daemon:
         self.config: RealmConfig = RealmConfig()
         self._lock_fd: int | None = None
         self.started = time.time()
+        self.wake = threading.Event()  # set when a quest was queued or a control changed
+        self._admitting = threading.Lock()
 
     # -- single instance ------------------------------------------------------------
     def acquire_lock(self) -> None:
@@ -87,47 +85,93 @@ class Daemon:
     def hero_step(self) -> int:
         return int(self.ledger.scalar("SELECT coalesce(max(step), 0) FROM metrics") or 0)
 
+    def quest_row(self, name: str) -> dict | None:
+        rows = self.ledger.query("SELECT * FROM quest_status WHERE quest_id = ?", [name])
+        return rows[0] if rows else None
+
     def recover(self) -> None:
+        """Quests a crash left in processing/ go to the head of the queue, keeping their
+        run id so that fight() resumes them from the run's last checkpoint."""
         for f in sorted(self.paths.queue("processing").iterdir()):
-            if f.is_file():
-                dest = move(f, self.paths.queue("high"))
-                self.ledger.append("quests", [{"quest_id": dest.name, "status": "queued",
-                                               "priority": "high", "path": str(dest),
-                                               "detail": "recovered after an interrupted run"}])
-                self.ledger.event("quest_recovered", f"Quest {dest.name} was interrupted; "
-                                                     "it is back at the head of the queue")
+            if not f.is_file():
+                continue
+            row = self.quest_row(f.name) or {}
+            dest = move(f, self.paths.queue("high"))
+            self.ledger.append("quests", [{"quest_id": dest.name, "status": "queued",
+                                           "priority": "high", "path": str(dest),
+                                           "run_id": row.get("run_id"),
+                                           "examples": row.get("examples"),
+                                           "detail": "recovered after an interrupted run"}])
+            self.ledger.event("quest_recovered", f"Quest {dest.name} was interrupted; "
+                                                 "it resumes from its last checkpoint")
 
     # -- inbox ------------------------------------------------------------------------
-    def admit_inbox(self) -> None:
-        now = time.time()
-        for path in sorted(self.paths.inbox.iterdir()):
-            if path.name.startswith(".") or path.name.endswith(IGNORED_SUFFIXES) or path.is_dir():
-                continue
-            try:
-                st = path.lstat()
-                if now - st.st_mtime < self.config.daemon.settle_seconds:
-                    continue  # may still be being written; look again next tick
-                self.admit(path)
-            except FileNotFoundError:
-                continue
-            except Exception as e:  # never die of one bad file
-                log.exception("could not admit %r", path.name)
-                self.ledger.event("quest_error", f"could not admit {path.name!r}: {e}")
+    def inbox_files(self) -> list[tuple[Path, Path]]:
+        """(path, path relative to inbox) of every candidate quest, subfolders included;
+        hidden entries and symlinked folders are never entered."""
+        found = []
+        for root, dirs, files in os.walk(self.paths.inbox, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if name.startswith(".") or name.endswith(IGNORED_SUFFIXES):
+                    continue
+                path = Path(root) / name
+                found.append((path, path.relative_to(self.paths.inbox)))
+        return found
 
-    def admit(self, path: Path) -> None:
-        _, report = load_quest(path, self.config.daemon.max_quest_bytes)
+    def admit_inbox(self) -> float | None:
+        """Admit what has settled in the inbox. Returns the seconds until the next file
+        still being written settles, or None when none is waiting."""
+        pending: float | None = None
+        with self._admitting:
+            now = time.time()
+            for path, rel in self.inbox_files():
+                try:
+                    young = self.config.daemon.settle_seconds - (now - path.lstat().st_mtime)
+                    if young > 0:  # may still be being written: look again when it settles
+                        pending = young if pending is None else min(pending, young)
+                        continue
+                    self.admit(path, priority_of(rel))
+                except FileNotFoundError:
+                    continue
+                except Exception as e:  # never die of one bad file
+                    log.exception("could not admit %r", str(rel))
+                    self.ledger.event("quest_error", f"could not admit {str(rel)!r}: {e}")
+        return pending
+
+    def keep_inbox(self) -> None:
+        """The inbox keeper thread: admits quests as they land, during battles too, so
+        the queue and the ledger show them at once; wakes the main loop."""
+        from watchfiles import watch
+
+        for _ in watch(self.paths.inbox, self.paths.control, stop_event=self.shutdown,
+                       yield_on_timeout=True, debounce=100, step=50,
+                       rust_timeout=int(self.config.daemon.poll_seconds * 1000)):
+            try:
+                while (wait := self.admit_inbox()) is not None and not self.shutdown.is_set():
+                    self.wake.set()
+                    self.shutdown.wait(wait + 0.01)
+            except Exception:  # keep watching whatever happened
+                log.exception("inbox keeper")
+            self.wake.set()
+
+    def admit(self, path: Path, priority: str = "normal") -> None:
+        _, report = check_quest(path, self.config, self.paths, self.ledger)
         if report.ok:
-            dest = move(path, self.paths.queue("normal"))
+            dest = move(path, self.paths.queue(priority))
             self.ledger.append("quests", [{"quest_id": dest.name, "status": "queued",
-                                           "priority": "normal", "path": str(dest),
-                                           "examples": report.examples}])
+                                           "priority": priority, "path": str(dest),
+                                           "examples": report.examples, "sha256": report.sha256,
+                                           "detail": "; ".join(map(str, report.warnings))[:4000]
+                                           or None}])
             self.ledger.event("quest_queued", f"Quest {dest.name} accepted "
-                                              f"({report.examples} examples)")
-            log.info("queued %s (%d examples)", dest.name, report.examples)
+                                              f"({report.examples} examples, {priority} priority)")
+            log.info("queued %s (%d examples, %s)", dest.name, report.examples, priority)
         else:
             dest = fail(self.paths, path, report)
             self.ledger.append("quests", [{"quest_id": dest.name, "status": "failed",
-                                           "path": str(dest), "detail": report.summary()}])
+                                           "path": str(dest), "detail": report.summary(),
+                                           "sha256": report.sha256}])
             self.ledger.event("quest_rejected", report.summary())
             log.warning("rejected %s", report.summary())
 
@@ -135,38 +179,64 @@ class Daemon:
     def fight(self, path: Path, priority: str) -> None:
         from .engine import Job, TrainerEngine
 
+        before = self.quest_row(path.name) or {}
         quest = move(path, self.paths.queue("processing"))
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        examples, report = load_quest(quest, self.config.daemon.max_quest_bytes)
+        examples, report = validate_quest(quest, Level.STANDARD, self.config.quest_limits())
         if not report.ok:
-            self._finish(quest, "failed", run_id, report.summary(), fail_report=report)
+            self._finish(quest, "failed", before.get("run_id") or "", report.summary(),
+                         fail_report=report)
             return
-        latest = latest_checkpoint(self.ledger)
-        offset, model_path = latest if latest else (0, self.config.base_model_path(self.paths))
+        resume = resume_point(self.ledger, quest.name, before.get("run_id"))
+        if resume:
+            model_path, offset = resume
+            run_id = before["run_id"]
+        else:
+            run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            latest = latest_checkpoint(self.ledger)
+            offset, model_path = latest if latest else (0, self.config.base_model_path(self.paths))
         meta = examples[0].get("meta", {})
         job = Job(quest_id=quest.name, examples=examples, model_path=model_path, run_id=run_id,
                   step_offset=offset, training=self.config.training,
-                  skill=meta.get("skill"), skill_level=meta.get("level"))
+                  skill=meta.get("skill"), skill_level=meta.get("level"),
+                  resume_from=model_path if resume else None)
         self.ledger.append("quests", [{"quest_id": quest.name, "status": "processing",
                                        "priority": priority, "path": str(quest),
                                        "examples": len(examples), "run_id": run_id}])
-        self.ledger.event("battle_started", f"{self.config.hero.name} takes on {quest.name}",
-                          json.dumps({"model": str(model_path), "step": offset}))
+        self.ledger.append("runs", [{"run_id": run_id, "quest_id": quest.name,
+                                     "status": "resumed" if resume else "started",
+                                     "model_path": str(model_path),
+                                     "resume_from": str(model_path) if resume else None,
+                                     "step_start": offset}])
+        verb = "resumes" if resume else "takes on"
+        self.ledger.event("battle_started", f"{self.config.hero.name} {verb} {quest.name}",
+                          json.dumps({"model": str(model_path), "step": offset,
+                                      "resume": bool(resume)}))
         self.heartbeat("training", quest=quest.name)
-        log.info("training %s from %s (step %d)", quest.name, model_path, offset)
-        engine = TrainerEngine(self.paths, self.ledger, should_abort=self.shutdown.is_set)
+        log.info("training %s from %s (step %d%s)", quest.name, model_path, offset,
+                 ", resuming" if resume else "")
+        engine = TrainerEngine(self.paths, self.ledger, should_abort=self.should_abort)
         result = engine.run_job(job)
         log.info("result %s", result.as_dict())
+        skipped = self.paths.control_file("skip").exists() and result.stopped
         if not result.success:
-            self._finish(quest, "failed", run_id, result.error_message or "training failed",
-                         priority=priority)
+            status, detail = "failed", result.error_message or "training failed"
+        elif skipped:
+            self.paths.control_file("skip").unlink(missing_ok=True)
+            status, detail = "skipped", f"skipped by request at step {result.global_step}"
         elif result.stopped:
-            self._finish(quest, "queued", run_id,
-                         f"stopped at step {result.global_step}; checkpoint saved",
-                         priority=priority)
+            status, detail = "queued", f"stopped at step {result.global_step}; checkpoint saved"
         else:
-            self._finish(quest, "completed", run_id,
-                         f"completed at step {result.global_step}, loss {result.final_loss}")
+            status, detail = "completed", (f"completed at step {result.global_step}, "
+                                           f"loss {result.final_loss}")
+        self.ledger.append("runs", [{"run_id": run_id, "quest_id": quest.name,
+                                     "status": "stopped" if status == "queued" else status,
+                                     "model_path": str(model_path), "step_start": offset,
+                                     "step_end": result.global_step, "loss": result.final_loss,
+                                     "detail": detail[:4000]}])
+        self._finish(quest, status, run_id, detail, priority=priority)
+
+    def should_abort(self) -> bool:
+        return self.shutdown.is_set() or self.paths.control_file("skip").exists()
 
     def _finish(self, quest: Path, status: str, run_id: str, detail: str, *,
                 priority: str = "normal", fail_report=None) -> None:
@@ -182,7 +252,8 @@ class Daemon:
             if fail_report is None:
                 report.add(None, detail)
             dest = fail(self.paths, quest, report)
-            self.ledger.event("quest_failed", f"Quest failed: {quest.name}", detail)
+            kind = "quest_skipped" if status == "skipped" else "quest_failed"
+            self.ledger.event(kind, f"Quest {status}: {quest.name}", detail)
         self.ledger.append("quests", [{"quest_id": dest.name, "status": status,
                                        "priority": priority, "path": str(dest),
                                        "detail": detail[:4000], "run_id": run_id}])
@@ -190,33 +261,37 @@ class Daemon:
     def _prune_completed(self) -> None:
         done = sorted(self.paths.queue("recently_completed").iterdir(),
                       key=lambda p: p.stat().st_mtime)
-        for old in done[:-self.config.daemon.keep_completed]:
-            old.unlink(missing_ok=True)
+        days = self.config.daemon.completed_retention_days
+        cutoff = time.time() - days * 86400 if days else None
+        for i, old in enumerate(done):
+            if i < len(done) - self.config.daemon.keep_completed or (
+                    cutoff is not None and old.stat().st_mtime < cutoff):
+                old.unlink(missing_ok=True)
 
     # -- main loop --------------------------------------------------------------------
     def tick(self) -> bool:
         """One round of duties. True when a quest was fought (look again at once)."""
         self.reload_config()
         self.admit_inbox()
+        # skip applies to the quest in training; with none, it is spent.
+        self.paths.control_file("skip").unlink(missing_ok=True)
         if self.paths.control_file("stop").exists():
+            self.idle_status("stopped")  # before the heartbeat: alive implies a battle status
             self.heartbeat("stopped")
-            self.idle_status("stopped")
             return False
         if self.paths.control_file("pause").exists():
+            self.idle_status("paused")  # before the heartbeat: alive implies a battle status
             self.heartbeat("paused")
-            self.idle_status("paused")
             return False
         found = next_quest(self.paths)
         if found is None:
+            self.idle_status("idle")  # before the heartbeat: alive implies a battle status
             self.heartbeat("idle")
-            self.idle_status("idle")
             return False
         self.fight(*found)
         return True
 
     def run(self) -> None:
-        from watchfiles import watch
-
         self.acquire_lock()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.shutdown.set())
@@ -225,9 +300,8 @@ class Daemon:
         self.recover()
         self.ledger.event("daemon_started", f"The Arena opens (pid {os.getpid()})")
         log.info("daemon %d watching %s", os.getpid(), self.paths.inbox)
-        waiter = watch(self.paths.inbox, self.paths.control, stop_event=self.shutdown,
-                       yield_on_timeout=True, debounce=200, step=50,
-                       rust_timeout=int(self.config.daemon.poll_seconds * 1000))
+        keeper = threading.Thread(target=self.keep_inbox, name="inbox-keeper", daemon=True)
+        keeper.start()
         try:
             while not self.shutdown.is_set():
                 try:
@@ -238,8 +312,11 @@ class Daemon:
                     busy = False
                     time.sleep(1)
                 if not busy and not self.shutdown.is_set():
-                    next(waiter, None)
+                    self.wake.wait(self.config.daemon.poll_seconds)
+                    self.wake.clear()
         finally:
+            self.shutdown.set()
+            keeper.join(timeout=5)
             self.heartbeat("offline")
             self.idle_status("offline")
             self.ledger.event("daemon_stopped", f"The Arena closes (pid {os.getpid()})")

@@ -18,18 +18,30 @@ merged-away file after the swap gets "No such file" (a window of milliseconds, o
 COMPACT_AT appends): `query()` notices the generation change and runs again, so our own
 readers always get exact answers; a user's raw DuckDB connection may, rarely, need to
 re-run a query.
+
+Versioned schema: SCHEMA_VERSION names the column set of every table. Columns are only
+ever added; `ensure_segments()` migrates an older ledger by dropping an empty
+`_schema-vN.parquet` into each table's current generation, and the views read with
+`union_by_name`, so older segments answer with nulls in the new columns. `ledger_info`
+says which version the views were made for.
+
+`CheckpointLedger` is the checkpoint ledger API (latest, get(step), best(metric), list,
+summary) over the `checkpoints` table; `extract_step(name)` parses any checkpoint name.
 """
 
 from __future__ import annotations
 
 import fcntl
 import itertools
+import json
 import os
+import re
 import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +52,8 @@ import pyarrow.parquet as pq
 
 from .paths import RealmPaths
 
-SCHEMA_VERSION = 2  # 2: evals.correct, evals.run_id, primitive_accuracy
+SCHEMA_VERSION = 3  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
+#                     assets, zones, tasks, achievements, quests.sha256, events.key; v3: both
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -61,11 +74,17 @@ TABLES: dict[str, pa.Schema] = {
     "quests": pa.schema([
         ("ts", _TS), ("quest_id", pa.string()), ("status", pa.string()),
         ("priority", pa.string()), ("path", pa.string()), ("examples", pa.int64()),
-        ("detail", pa.string()), ("run_id", pa.string()),
+        ("detail", pa.string()), ("run_id", pa.string()), ("sha256", pa.string()),
+    ]),
+    "runs": pa.schema([
+        ("ts", _TS), ("run_id", pa.string()), ("quest_id", pa.string()),
+        ("status", pa.string()), ("model_path", pa.string()), ("resume_from", pa.string()),
+        ("step_start", pa.int64()), ("step_end", pa.int64()), ("loss", pa.float64()),
+        ("detail", pa.string()),
     ]),
     "events": pa.schema([
         ("ts", _TS), ("kind", pa.string()), ("message", pa.string()),
-        ("data", pa.string()), ("source", pa.string()),
+        ("data", pa.string()), ("source", pa.string()), ("key", pa.string()),
     ]),
     "evals": pa.schema([
         ("ts", _TS), ("step", pa.int64()), ("checkpoint", pa.string()),
@@ -78,18 +97,63 @@ TABLES: dict[str, pa.Schema] = {
         ("skill", pa.string()), ("level", pa.int64()), ("primitive_id", pa.string()),
         ("n", pa.int64()), ("correct", pa.int64()), ("accuracy", pa.float64()),
     ]),
+    "assets": pa.schema([
+        ("ts", _TS), ("asset_id", pa.string()), ("type", pa.string()), ("name", pa.string()),
+        ("zone", pa.string()), ("path", pa.string()), ("bytes", pa.int64()),
+        ("step", pa.int64()), ("status", pa.string()), ("detail", pa.string()),
+    ]),
+    "zones": pa.schema([
+        ("ts", _TS), ("zone_id", pa.string()), ("url", pa.string()), ("kind", pa.string()),
+        ("status", pa.string()), ("detail", pa.string()),
+    ]),
+    "tasks": pa.schema([
+        ("ts", _TS), ("task_id", pa.string()), ("name", pa.string()), ("status", pa.string()),
+        ("priority", pa.int64()), ("notebook", pa.string()), ("output", pa.string()),
+        ("detail", pa.string()),
+    ]),
+    "achievements": pa.schema([
+        ("ts", _TS), ("achievement_id", pa.string()), ("name", pa.string()),
+        ("description", pa.string()), ("step", pa.int64()),
+    ]),
 }
+
+
+def _latest(table: str, key: str, where: str = "") -> str:
+    return (f"SELECT * FROM {table} {where} "
+            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ts DESC) = 1")
+
 
 # Views over the raw tables: current state is the latest event per key.
 DERIVED_VIEWS = {
-    "quest_status": """
-        SELECT * FROM quests
-        QUALIFY row_number() OVER (PARTITION BY quest_id ORDER BY ts DESC) = 1
+    "quest_status": _latest("quests", "quest_id"),
+    "run_status": _latest("runs", "run_id"),
+    "task_status": _latest("tasks", "task_id"),
+    # One row per step: a step saved twice (a resumed run) shows its newest save.
+    "checkpoint_ledger": _latest("checkpoints", "step"),
+    # Where each asset lives now (a location deleted later drops out).
+    "asset_locations": f"SELECT * FROM ({_latest('assets', 'asset_id, zone')}) "
+                       "WHERE status = 'present'",
+    "zone_status": f"SELECT * FROM ({_latest('zones', 'zone_id')}) WHERE status = 'active'",
+    "champion": "SELECT ts, key, message, data, source, "
+                "CAST(json_extract(data, '$.step') AS BIGINT) AS step, "
+                "json_extract_string(data, '$.name') AS name, "
+                "json_extract_string(data, '$.path') AS path "
+                "FROM events WHERE key = 'champion' ORDER BY ts DESC LIMIT 1",
+    "hero": """
+        SELECT
+          (SELECT coalesce(max(step), 0) FROM metrics) AS steps,
+          (SELECT loss FROM metrics WHERE loss IS NOT NULL
+             ORDER BY step DESC, ts DESC LIMIT 1) AS loss,
+          (SELECT val_loss FROM metrics WHERE val_loss IS NOT NULL
+             ORDER BY step DESC, ts DESC LIMIT 1) AS val_loss,
+          (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
+          (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed
     """,
 }
 
 
 COMPACT_AT = 64  # segments in a generation before small ones are merged
+ROW_GROUP_ROWS = 65536  # row groups small enough for min/max pruning of tail reads
 SMALL_SEGMENT_BYTES = 4 << 20  # segments above this stay as they are (hard-linked)
 OLD_GENERATION_GRACE_S = 120.0
 
@@ -122,6 +186,7 @@ class Ledger:
         self.writer = "".join(c for c in writer if c.isalnum() or c in "-_") or "w"
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
+        self._stats: dict[Path, SegmentStats] = {}
         self.ensure_segments()
 
     # -- layout -------------------------------------------------------------------
@@ -150,22 +215,22 @@ class Ledger:
 
     def ensure_segments(self) -> None:
         """Every table gets a generation and an empty schema segment, so its view
-        answers before any row is written. A home made by an older schema gets the
-        current schema segment beside its data, so columns added since (null in old
-        rows) are always in the view."""
-        schema_file = f"_schema-v{SCHEMA_VERSION}.parquet"
+        answers before any row is written."""
+        marker = f"_schema-v{SCHEMA_VERSION}.parquet"
         for table, schema in TABLES.items():
-            if (self.current_dir(table) / schema_file).is_file():
+            if (self.current_dir(table) / marker).exists():
                 continue
             with self._table_lock(table):
                 if not self.current_dir(table).is_dir():
                     gen = self.table_dir(table) / "gen-000000"
                     gen.mkdir(exist_ok=True)
-                    self._write_atomic(schema.empty_table(), gen / schema_file)
+                    self._write_atomic(schema.empty_table(), gen / marker)
                     self._swap_current(table, gen.name)
-                elif not (self.current_dir(table) / schema_file).is_file():
+                elif not (self.current_dir(table) / marker).exists():
+                    # Migration: an empty segment with the new columns; union_by_name
+                    # gives older segments nulls there.
                     self._write_atomic(schema.empty_table(),
-                                       self.current_dir(table).resolve() / schema_file)
+                                       self.current_dir(table).resolve() / marker)
 
     def _swap_current(self, table: str, gen_name: str) -> None:
         link = self.current_dir(table)
@@ -209,7 +274,7 @@ class Ledger:
     # -- writing ------------------------------------------------------------------
     def _write_atomic(self, table: pa.Table, dest: Path) -> None:
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS)
         os.replace(tmp, dest)
 
     def append(self, table: str, rows: Sequence[dict[str, Any]]) -> Path | None:
@@ -265,9 +330,11 @@ class Ledger:
             if gen.name not in keep and gen.stat().st_mtime < cutoff:
                 shutil.rmtree(gen, ignore_errors=True)
 
-    def event(self, kind: str, message: str, data: str = "", source: str | None = None) -> None:
+    def event(self, kind: str, message: str, data: str = "", source: str | None = None,
+              key: str | None = None) -> None:
+        """An event; `key` makes it current state (the latest event per key wins)."""
         self.append("events", [{"kind": kind, "message": message, "data": data,
-                                "source": source or self.writer}])
+                                "source": source or self.writer, "key": key}])
 
     # -- reading ------------------------------------------------------------------
     def _connection(self) -> duckdb.DuckDBPyConnection:
@@ -304,6 +371,81 @@ class Ledger:
         finally:
             cur.close()
 
+    # -- tail reads: what a poll needs, from the few segments that can hold it ---------
+    def snapshot(self, table: str) -> list[SegmentStats]:
+        """Min/max/non-null counts of every segment of the live generation. Listed through
+        the resolved generation folder, whose files stay for OLD_GENERATION_GRACE_S even
+        after a compaction swap, so the snapshot is consistent and readable. Stats are
+        cached per file: segments never change."""
+        gen = self.current_dir(table).resolve()
+        files = sorted(gen.glob("*.parquet"))
+        out = []
+        for f in files:
+            st = self._stats.get(f)
+            if st is None:
+                st = self._stats[f] = segment_stats(f)
+            out.append(st)
+        if len(self._stats) > 4 * len(files) + 64:  # forget merged-away segments
+            keep = set(files)
+            self._stats = {k: v for k, v in self._stats.items() if k in keep}
+        return out
+
+    def max_value(self, table: str, column: str) -> Any:
+        """max(column) from segment statistics alone (no row is read)."""
+        his = [s.hi[column] for s in self.snapshot(table) if s.hi.get(column) is not None]
+        return max(his) if his else None
+
+    def tail(self, table: str, columns: str, limit: int, key: str = "step",
+             notnull: str | None = None) -> list[dict[str, Any]]:
+        """`SELECT columns FROM table [WHERE notnull IS NOT NULL] ORDER BY key DESC, ts DESC
+        LIMIT limit`, exactly, reading only the segments whose `key` range can reach the
+        top rows: segments are tried newest-range first, and the answer is accepted when
+        its last row still beats every segment left out."""
+        for attempt in range(5):
+            try:
+                return self._tail(table, columns, limit, key, notnull)
+            except (duckdb.IOException, FileNotFoundError):
+                if attempt == 4:
+                    raise
+        return []
+
+    def _tail(self, table: str, columns: str, limit: int, key: str,
+              notnull: str | None) -> list[dict[str, Any]]:
+        col = notnull or key
+        segs = sorted((s for s in self.snapshot(table)
+                       if s.nonnull.get(col) and s.hi.get(key) is not None),
+                      key=lambda s: s.hi[key], reverse=True)
+        want = max(1, limit)
+        while True:
+            chosen, n = [], 0
+            for s in segs:
+                if n >= want:
+                    break
+                chosen.append(s)
+                n += s.nonnull[col]
+            rest = segs[len(chosen):]
+            bound = max((s.hi[key] for s in rest), default=None)
+            if not chosen:
+                return []
+            files = ", ".join("'" + s.path.as_posix().replace("'", "''") + "'" for s in chosen)
+            where = [f"{notnull} IS NOT NULL"] if notnull else []
+            if bound is not None:
+                where.append(f"{key} > {bound!r}")  # prunes row groups by their stats
+            sql = (f"SELECT {columns} FROM read_parquet([{files}], union_by_name = true) "
+                   f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+                   f"ORDER BY {key} DESC, ts DESC LIMIT {int(limit)}")
+            with self._lock:
+                cur = self._connection().cursor()
+            try:
+                rel = cur.execute(sql)
+                names = [d[0] for d in rel.description or []]
+                rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+            finally:
+                cur.close()
+            if bound is None or len(rows) >= limit:
+                return rows
+            want *= 4  # not enough rows above what was left out: widen
+
     def scalar(self, sql: str, params: Iterable[Any] | None = None) -> Any:
         rows = self.query(sql, params)
         return next(iter(rows[0].values())) if rows else None
@@ -312,6 +454,33 @@ class Ledger:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+@dataclass(frozen=True)
+class SegmentStats:
+    path: Path
+    rows: int
+    hi: dict[str, Any]  # column -> max over the file (numeric columns with statistics)
+    nonnull: dict[str, int]  # column -> non-null values
+
+
+def segment_stats(path: Path) -> SegmentStats:
+    meta = pq.read_metadata(path)
+    hi: dict[str, Any] = {}
+    nonnull: dict[str, int] = {}
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        for i, name in enumerate(names):
+            col = rg.column(i)
+            st = col.statistics
+            if st is None or not st.has_null_count:
+                nonnull[name] = nonnull.get(name, 0) + rg.num_rows  # unknown: assume values
+                continue
+            nonnull[name] = nonnull.get(name, 0) + rg.num_rows - st.null_count
+            if st.has_min_max and isinstance(st.max, int | float) and not isinstance(st.max, bool):
+                hi[name] = st.max if name not in hi else max(hi[name], st.max)
+    return SegmentStats(path, meta.num_rows, hi, nonnull)
 
 
 class MetricBuffer:
@@ -332,3 +501,130 @@ class MetricBuffer:
             self.ledger.append("metrics", self.rows)
             self.rows = []
         self.last_flush = time.monotonic()
+
+
+# -- the checkpoint ledger ------------------------------------------------------------
+
+_STEP_RE = re.compile(r"checkpoint[-_](\d+)", re.IGNORECASE)
+
+
+def extract_step(name: str | os.PathLike) -> int | None:
+    """The step in any checkpoint name: `checkpoint-190000-20251127-1430`, `checkpoint-175000`,
+    `checkpoint_175000` (an asset id), or a path ending in one. None when there is none."""
+    text = str(name).rstrip("/")
+    m = _STEP_RE.search(text.rsplit("/", 1)[-1]) or _STEP_RE.search(text)
+    return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """A checkpoint's stats at save time (one row of the checkpoint ledger)."""
+
+    step: int
+    name: str
+    path: str
+    date: str | None = None
+    loss: float | None = None
+    val_loss: float | None = None
+    learning_rate: float | None = None
+    epoch: float | None = None
+    skill: str | None = None
+    skill_level: int | None = None
+    training_file: str | None = None
+    run_id: str | None = None
+
+    @property
+    def canonical_name(self) -> str:
+        return self.name
+
+    @property
+    def train_loss(self) -> float | None:  # the seed's name for it
+        return self.loss
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CheckpointRecord:
+        return cls(**{k: row.get(k) for k in cls.__dataclass_fields__})
+
+
+# metric -> (SQL expression over checkpoint_ledger, True when lower is better)
+CHECKPOINT_METRICS: dict[str, tuple[str, bool]] = {
+    "loss": ("loss", True),
+    "train_loss": ("loss", True),
+    "val_loss": ("val_loss", True),
+    "eval_loss": ("val_loss", True),
+    "accuracy": ("(SELECT avg(e.accuracy) FROM evals e WHERE e.step = c.step)", False),
+}
+
+
+class CheckpointLedger:
+    """latest / get(step) / best(metric) / list / summary over the checkpoints table.
+
+    `RemoteLedgerClient` (realm_kernel.remote) has the same interface over REST."""
+
+    _COLS = ", ".join(f"c.{f}" for f in CheckpointRecord.__dataclass_fields__)
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def _records(self, where: str = "", params: Sequence[Any] = (), order: str = "c.step DESC",
+                 limit: int | None = None) -> list[CheckpointRecord]:
+        sql = f"SELECT {self._COLS} FROM checkpoint_ledger c {where} ORDER BY {order}"
+        if limit is not None:
+            sql += f" LIMIT {max(0, int(limit))}"
+        return [CheckpointRecord.from_row(r) for r in self.ledger.query(sql, list(params))]
+
+    def latest(self) -> CheckpointRecord | None:
+        rows = self._records(limit=1)
+        return rows[0] if rows else None
+
+    def get(self, step: int | str) -> CheckpointRecord | None:
+        """By step, or by any checkpoint name or asset id that contains one."""
+        n = int(step) if isinstance(step, int) or str(step).isdigit() else extract_step(step)
+        if n is None:
+            return None
+        rows = self._records("WHERE c.step = ?", [n], limit=1)
+        return rows[0] if rows else None
+
+    def best(self, metric: str = "loss") -> CheckpointRecord | None:
+        if metric not in CHECKPOINT_METRICS:
+            raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(CHECKPOINT_METRICS)}")
+        expr, lower = CHECKPOINT_METRICS[metric]
+        rows = self._records(f"WHERE {expr} IS NOT NULL",
+                             order=f"{expr} {'ASC' if lower else 'DESC'}, c.step DESC", limit=1)
+        return rows[0] if rows else None
+
+    def list(self, limit: int | None = None, skill: str | None = None) -> list[CheckpointRecord]:
+        """Newest first."""
+        if skill:
+            return self._records("WHERE c.skill = ?", [skill], limit=limit)
+        return self._records(limit=limit)
+
+    def summary(self) -> dict[str, Any]:
+        row = self.ledger.query("""
+            SELECT count(*) AS count, min(step) AS first_step, max(step) AS latest_step,
+                   min(loss) AS best_loss, min(val_loss) AS best_val_loss,
+                   count(DISTINCT skill) AS skills, min(date) AS first_date, max(date) AS latest_date
+            FROM checkpoint_ledger""")[0]
+        by_skill = self.ledger.query("""
+            SELECT coalesce(skill, '') AS skill, count(*) AS count, max(skill_level) AS max_level,
+                   min(loss) AS best_loss
+            FROM checkpoint_ledger GROUP BY 1 ORDER BY 1""")
+        best = self.best("loss")
+        latest = self.latest()
+        return {**row, "by_skill": by_skill,
+                "best": best.as_dict() if best else None,
+                "latest": latest.as_dict() if latest else None}
+
+    # The seed's names, so code written against it keeps working.
+    get_latest = latest
+    get_best = best
+
+    def list_all(self, limit: int | None = None) -> list[CheckpointRecord]:
+        return self.list(limit)
+
+
+def json_data(data: dict[str, Any]) -> str:
+    return json.dumps(data, default=str, sort_keys=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 PRIORITIES = ("high", "normal", "low")
 QUEUE_STATES = (*PRIORITIES, "processing", "failed", "recently_completed")
-CONTROL_ACTIONS = ("pause", "stop")
+CONTROL_ACTIONS = ("pause", "stop", "skip")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

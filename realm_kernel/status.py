@@ -8,6 +8,7 @@ from .paths import RealmPaths, atomic_write_json, read_json
 
 TRAINING = "training.json"
 DAEMON = "daemon.json"
+WEAVER = "weaver.json"
 
 
 def write_status(paths: RealmPaths, name: str, **fields: object) -> dict:

@@ -17,6 +17,7 @@ def run_bench(tmp_path, script: str, name: str, *args: str) -> dict:
     run = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / script), *args,
                           "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
+    assert name in (tmp_path / "RESULTS.md").read_text()
     return json.loads((out / f"{name}.json").read_text())
 
 
@@ -43,3 +44,39 @@ def test_skills_bench_writes_its_figures(tmp_path):
         assert figures[key] > 0
     assert figures["baseline"].startswith("reasoning-gym ")
     assert "`skills`" in (tmp_path / "RESULTS.md").read_text()
+
+
+
+def test_ledger_bench_writes_its_figures(tmp_path):
+    figures = run_bench(tmp_path, "ledger.py", "ledger", "--rows", "20000", "--write-rows", "4000",
+                        "--batch", "500", "--polls", "3", "--readers", "2")
+    assert figures["tavern_poll_ms"] > 0 and figures["write_rows_per_s_with_readers"] > 0
+    assert figures["rows_lost_or_doubled"] == 0 and figures["rows_after"] == 28000
+
+
+def test_ledger_notebook_runs_on_a_real_ledger(tmp_path, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    from realm_kernel.api import Realm
+    monkeypatch.setenv("REALM_HOME", str(tmp_path))
+    realm = Realm(tmp_path)
+    realm.ledger.append("checkpoints", [{"step": 10, "name": "checkpoint-10-20260101-1200",
+                                         "path": str(tmp_path), "loss": 1.0, "val_loss": 1.1,
+                                         "skill": "bin", "skill_level": 1}])
+    realm.ledger.append("metrics", [{"step": s, "loss": 1.0 / s} for s in range(1, 30)])
+    realm.ledger.append("runs", [{"run_id": "a", "status": "started", "step_start": 0},
+                                 {"run_id": "a", "status": "completed", "step_start": 0, "step_end": 29}])
+    realm.ledger.append("primitive_accuracy", [{"skill": "bin", "primitive_id": "bin_add", "accuracy": 0.4}])
+    realm.ledger.ensure_views()
+    nb = nbformat.read(REPO_ROOT / "notebooks" / "Ledger.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+                   ).execute()
+    text = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "bin_add" in text and "checkpoint-10-20260101-1200" in text
+
+
+def test_quest_latency_bench_writes_its_figures(tmp_path):
+    figures = run_bench(tmp_path, "quest_latency.py", "quest_latency", "--rounds", "1", "--examples", "16")
+    assert figures["drop_to_first_step_s"] > 0 and figures["admit_s"] >= 0

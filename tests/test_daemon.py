@@ -111,3 +111,102 @@ def test_pause_resume_stop_at_step_boundaries(realm_home, procs):
     assert list(realm_home.queue("normal").glob("*.jsonl")) and not list(
         realm_home.queue("processing").glob("*"))
     assert realm.sql("SELECT max(step) AS s FROM checkpoints")[0]["s"] == realm.hero()["xp"]
+
+
+def test_kill_9_mid_quest_resumes_from_the_last_checkpoint(realm_home, procs):
+    """A crash loses no quest file and no ledger row; the quest resumes where its run
+    last saved (same run id, steps continue) and ends where an uninterrupted run would."""
+    import signal
+
+    realm = Realm(realm_home.home)
+    quest = realm.generate_quest("bin", 1, 2400, seed=11)
+    content = quest.read_bytes()
+    daemon = start_daemon(procs, realm_home)
+    processing = realm_home.queue("processing") / quest.name
+
+    def saved_twice():
+        s = read_status(realm_home, TRAINING)
+        n = realm.sql("SELECT count(*) AS n FROM checkpoints")[0]["n"]
+        return s.get("state") == "training" and n >= 2 and (s.get("local_step") or 0) % 10 > 3 and s
+
+    before = wait_for(saved_twice, 180, "two checkpoints mid-quest")
+    total = before["total_steps"]
+    procs.stop(daemon, signal.SIGKILL)
+    assert processing.read_bytes() == content, "the quest file survives the crash"
+    ckpts_before = realm.sql("SELECT step, name, run_id FROM checkpoints ORDER BY step")
+    metrics_before = realm.sql("SELECT count(*) AS n FROM metrics")[0]["n"]
+    last = ckpts_before[-1]
+    assert last["step"] < total
+
+    start_daemon(procs, realm_home, "daemon-2")
+    done = realm_home.queue("recently_completed") / quest.name
+    wait_for(done.exists, 240, "the resumed quest to complete")
+    assert done.read_bytes() == content and not list(realm_home.queue("processing").iterdir())
+
+    runs = realm.sql("SELECT status, run_id, resume_from, step_start FROM runs ORDER BY ts")
+    assert [r["status"] for r in runs] == ["started", "resumed", "completed"]
+    assert len({r["run_id"] for r in runs}) == 1 and runs[1]["run_id"] == last["run_id"]
+    assert runs[1]["resume_from"].endswith(last["name"]) and runs[1]["step_start"] == 0
+    after = realm.sql("SELECT step, name FROM checkpoints ORDER BY step")
+    assert {(r["step"], r["name"]) for r in ckpts_before} <= {(r["step"], r["name"]) for r in after}
+    assert realm.sql("SELECT count(*) AS n FROM metrics")[0]["n"] > metrics_before
+    final = realm.checkpoints.latest()
+    assert final.step == total, "the resumed run ends where an uninterrupted one would"
+    logged = {r["step"] for r in realm.sql("SELECT DISTINCT step FROM metrics WHERE loss IS NOT NULL")}
+    assert logged == set(range(1, total + 1)), "every step has its loss row"
+    first_after = realm.sql("SELECT min(step) AS s FROM metrics WHERE ts > (SELECT max(ts) FROM runs "
+                            "WHERE status = 'resumed')")[0]["s"]
+    assert first_after == last["step"] + 1, "training picked up right after the checkpoint"
+    status = realm.ledger.query("SELECT status, run_id FROM quest_status WHERE quest_id = ?",
+                                [quest.name])[0]
+    assert status == {"status": "completed", "run_id": last["run_id"]}
+    kinds = [r["kind"] for r in realm.sql("SELECT kind FROM events ORDER BY ts")]
+    assert "quest_recovered" in kinds
+
+
+def test_inbox_subfolders_priorities_and_skip(realm_home, procs):
+    realm = Realm(realm_home.home)
+    big = realm.generate_quest("bin", 1, 6000, seed=21)
+    daemon = start_daemon(procs, realm_home)
+    wait_for(lambda: read_status(realm_home, TRAINING).get("quest") == big.name and
+             (read_status(realm_home, TRAINING).get("local_step") or 0) > 2, 120, "the first battle")
+    good = json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                    {"role": "assistant", "content": "hello"}]})
+    (realm_home.inbox / "team" / "deep").mkdir(parents=True)
+    (realm_home.inbox / "team" / "deep" / "nested.jsonl").write_text(good + "\n")
+    (realm_home.inbox / "low").mkdir()
+    (realm_home.inbox / "low" / "later.jsonl").write_text((good + "\n") * 2)
+    (realm_home.inbox / "urgent.high.jsonl").write_text((good + "\n") * 3)
+    (realm_home.inbox / "sparring-bin-1.low.jsonl").write_text(json.dumps(
+        {"messages": json.loads(good)["messages"], "meta": {"spec": "sparring", "skill": "bin"}}) + "\n")
+    (realm_home.inbox / ".hidden").mkdir()
+    (realm_home.inbox / ".hidden" / "secret.jsonl").write_text(good + "\n")
+
+    def admitted():
+        q = realm.queue()
+        return {p: sorted(e["name"] for e in q[p]) for p in ("high", "normal", "low")}
+
+    wait_for(lambda: admitted() == {"high": ["sparring-bin-1.low.jsonl", "urgent.high.jsonl"],
+                                    "normal": ["nested.jsonl"], "low": ["later.jsonl"]},
+             30, "subfolders flattened into their priorities")
+    assert (realm_home.inbox / ".hidden" / "secret.jsonl").exists(), "hidden folders are left alone"
+    # The same content again is refused as a duplicate.
+    (realm_home.inbox / "again.jsonl").write_text((good + "\n") * 3)
+    wait_for((realm_home.queue("failed") / "again.jsonl.reason.json").exists, 30, "duplicate refusal")
+    assert "duplicate quest" in read_json(realm_home.queue("failed") / "again.jsonl.reason.json")["summary"]
+
+    step = read_status(realm_home, TRAINING)["step"]
+    realm.control("skip")
+    reason = realm_home.queue("failed") / f"{big.name}.reason.json"
+    wait_for(reason.exists, 60, "the skip")
+    assert "skipped by request" in read_json(reason)["summary"]
+    assert realm.ledger.scalar("SELECT status FROM quest_status WHERE quest_id = ?", [big.name]) == "skipped"
+    assert realm.checkpoints.latest().step > step, "a skip saves a checkpoint first"
+    assert not realm_home.control_file("skip").exists(), "skip is spent once obeyed"
+    # Then the queue drains in priority order: high (oldest first), normal, low.
+    wait_for(lambda: len(list(realm_home.queue("recently_completed").iterdir())) == 4, 180, "the rest")
+    order = [r["quest_id"] for r in realm.sql(
+        "SELECT quest_id FROM quests WHERE status = 'processing' ORDER BY ts")]
+    assert set(order[1:3]) == {"sparring-bin-1.low.jsonl", "urgent.high.jsonl"}
+    assert order[3:] == ["nested.jsonl", "later.jsonl"]
+    assert daemon.poll() is None

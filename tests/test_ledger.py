@@ -132,3 +132,92 @@ def test_readers_never_see_double_rows_during_compaction(tmp_path):
     assert ours[-1] == total
     dips = [(i, a, b) for i, (a, b) in enumerate(zip(ours, ours[1:], strict=False)) if a > b]
     assert not dips, f"our reader saw rows vanish: {dips[:5]} of {len(ours)} polls"
+
+
+# -- schema versions, the checkpoint ledger, tail reads ---------------------------------
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import pytest  # noqa: E402
+
+from realm_kernel.ledger import SCHEMA_VERSION, CheckpointLedger, extract_step  # noqa: E402
+
+
+def test_an_old_ledger_is_migrated_and_keeps_its_rows(tmp_path):
+    paths = RealmPaths.at(tmp_path).ensure()
+    # A v1 ledger: the events table without the `key` column, one row written.
+    gen = paths.segments / "events" / "gen-000000"
+    gen.mkdir(parents=True)
+    v1 = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("kind", pa.string()),
+                    ("message", pa.string()), ("data", pa.string()), ("source", pa.string())])
+    pq.write_table(v1.empty_table(), gen / "_schema-v1.parquet")
+    pq.write_table(pa.table({"ts": pa.array([None], v1.field("ts").type), "kind": ["old"],
+                             "message": ["from v1"], "data": [""], "source": ["daemon"]},
+                            schema=v1), gen / "0001-old.parquet")
+    (paths.segments / "events" / "current").symlink_to("gen-000000")
+    led = Ledger(paths, "new")
+    assert (gen / f"_schema-v{SCHEMA_VERSION}.parquet").exists()
+    led.event("champion", "new style", key="champion")
+    rows = led.query("SELECT kind, key FROM events ORDER BY kind")
+    assert rows == [{"kind": "champion", "key": "champion"}, {"kind": "old", "key": None}]
+    assert led.ensure_views()
+    con = duckdb.connect(str(paths.ledger_db), read_only=True)
+    assert con.execute("SELECT schema_version FROM ledger_info").fetchone()[0] == SCHEMA_VERSION
+    con.close()
+
+
+@pytest.mark.parametrize("name, step", [
+    ("checkpoint-190000-20251127-1430", 190000), ("checkpoint-175000", 175000),
+    ("checkpoint_175000", 175000), ("/x/checkpoints/checkpoint-12-20260101-0000/", 12),
+    ("models/checkpoint-7", 7), ("dio-mini", None), ("", None),
+])
+def test_extract_step(name, step):
+    assert extract_step(name) == step
+
+
+def test_checkpoint_ledger_api(tmp_path):
+    led = make(tmp_path)
+    cl = CheckpointLedger(led)
+    assert cl.latest() is None and cl.best() is None and cl.list() == []
+    assert cl.summary()["count"] == 0
+    rows = [{"step": s, "name": f"checkpoint-{s}-20260101-1200", "path": f"/c/{s}", "loss": loss,
+             "val_loss": v, "skill": "bin", "skill_level": s // 20 + 1}
+            for s, loss, v in ((10, 1.0, 1.2), (20, 0.5, 0.9), (30, 0.7, 0.6))]
+    led.append("checkpoints", rows)
+    # A resumed run saves step 30 again: the newest save is the one the ledger shows.
+    led.append("checkpoints", [{**rows[2], "loss": 0.65}])
+    led.append("evals", [{"step": 10, "accuracy": 0.9}, {"step": 30, "accuracy": 0.4}])
+    assert cl.latest().step == 30 and cl.latest().loss == 0.65
+    assert cl.get(20).canonical_name == "checkpoint-20-20260101-1200" and cl.get(20).train_loss == 0.5
+    assert cl.get("checkpoint-20-20260101-1200").step == 20 and cl.get("checkpoint_10").step == 10
+    assert cl.get(99) is None and cl.get("nonsense") is None
+    assert cl.best("loss").step == 20 and cl.best("train_loss").step == 20
+    assert cl.best("val_loss").step == 30 and cl.best("accuracy").step == 10
+    with pytest.raises(ValueError, match="unknown metric"):
+        cl.best("vibes")
+    assert [r.step for r in cl.list()] == [30, 20, 10] and len(cl.list(limit=2)) == 2
+    s = cl.summary()
+    assert s["count"] == 3 and s["latest_step"] == 30 and s["best"]["step"] == 20
+    assert s["by_skill"] == [{"skill": "bin", "count": 3, "max_level": 2, "best_loss": 0.5}]
+    assert cl.get_latest() == cl.latest() and cl.list_all(1) == cl.list(1)
+
+
+def test_tail_reads_match_the_full_query(tmp_path, monkeypatch):
+    import realm_kernel.ledger as ledger_mod
+    monkeypatch.setattr(ledger_mod, "OLD_GENERATION_GRACE_S", 0.0)
+    led = make(tmp_path)
+    # Steps out of order across segments (a resumed run repeats steps), eval rows sparse.
+    for start in (1, 200, 100, 150, 400):
+        led.append("metrics", [{"step": s, "loss": 1.0 / s} for s in range(start, start + 60)])
+    led.append("metrics", [{"step": s, "val_loss": 2.0 / s} for s in (50, 420)])
+    for n in (1, 5, 61, 500):
+        full = led.query("SELECT step, loss FROM metrics WHERE loss IS NOT NULL "
+                         f"ORDER BY step DESC, ts DESC LIMIT {n}")
+        assert led.tail("metrics", "step, loss", n, notnull="loss") == full
+    assert led.tail("metrics", "val_loss", 1, notnull="val_loss") == [{"val_loss": 2.0 / 420}]
+    assert led.max_value("metrics", "step") == 459
+    assert led.tail("evals", "accuracy", 1, notnull="accuracy") == []
+    for i in range(80):  # compaction swaps generations under the cached statistics
+        led.append("metrics", [{"step": 1000 + i, "loss": 0.1}])
+    assert led.max_value("metrics", "step") == 1079
+    assert led.tail("metrics", "step", 2, notnull="loss") == [{"step": 1079}, {"step": 1078}]

@@ -104,3 +104,106 @@ def test_next_quest_takes_priority_then_age(paths):
     high = write(paths.queue("high") / "h.jsonl", ["x"])
     assert next_quest(paths) == (high, "high")
     assert low.exists()
+
+
+# -- validation levels, specs, duplicates, priorities, queue edits ----------------------
+
+from pathlib import Path  # noqa: E402
+
+from realm_kernel.quests import (  # noqa: E402
+    Level,
+    Limits,
+    QueueConflict,
+    QueueError,
+    delete_quest,
+    priority_of,
+    queued,
+    reorder,
+    set_priority,
+    validate_quest,
+)
+
+
+def test_spec_registry_is_deny_by_default(tmp_path):
+    skill = {**GOOD, "meta": {"skill": "bin", "level": 1}}
+    ok = write(tmp_path / "ok.jsonl", [json.dumps(GOOD), json.dumps(skill),
+                                      json.dumps({"prompt": "p", "completion": "c"})])
+    _, rep = validate_quest(ok)
+    assert rep.ok and rep.specs == {"chat": 1, "skill": 1, "completion": 1}
+    unknown = write(tmp_path / "u.jsonl", [json.dumps({**GOOD, "meta": {"spec": "mystery"}})])
+    _, rep = validate_quest(unknown)
+    assert not rep.ok and "not registered (deny by default)" in rep.summary()
+    _, rep = validate_quest(ok, limits=Limits(specs=("chat", "completion")))
+    assert not rep.ok and "'skill' is not enabled" in rep.summary() and rep.problems[0].line == 2
+    sparring = write(tmp_path / "s.jsonl", [json.dumps({**GOOD, "meta": {"spec": "sparring"}})])
+    assert "needs meta.skill" in validate_quest(sparring)[1].summary()
+
+
+def test_encoding_size_and_duplicate_checks(tmp_path):
+    nul = {"messages": [{"role": "user", "content": "a\x00b"}, {"role": "assistant", "content": "c"}]}
+    lone = '{"messages": [{"role": "user", "content": "\\ud800"}, {"role": "assistant", "content": "c"}]}'
+    f = write(tmp_path / "enc.jsonl", [json.dumps(nul), lone])
+    rep = validate_quest(f)[1]
+    assert [p.line for p in rep.problems] == [1, 2]
+    assert "NUL" in rep.problems[0].message and "surrogate" in rep.problems[1].message
+    big = write(tmp_path / "big.jsonl", [json.dumps(GOOD)])
+    assert "character limit" in validate_quest(big, limits=Limits(max_example_chars=2))[1].summary()
+    many = write(tmp_path / "many.jsonl", [json.dumps(GOOD)] * 3)
+    assert "example limit" in validate_quest(many, limits=Limits(max_examples=2))[1].summary()
+    ex, rep = validate_quest(many)
+    assert rep.ok and len(ex) == 3 and rep.duplicates == 2  # duplicates warn, never reject
+    assert "duplicate of the example on line 1" in rep.render()
+    _, again = validate_quest(many, known={rep.sha256: "many.jsonl"})
+    assert not again.ok and "duplicate quest" in again.summary()
+
+
+def test_quick_checks_the_head_and_deep_checks_tokens(tmp_path):
+    lines = [json.dumps(GOOD)] * 150 + [json.dumps({"text": "no schema"})]
+    f = write(tmp_path / "long.jsonl", lines)
+    assert validate_quest(f, Level.QUICK)[1].ok  # only the first 100 examples are looked at
+    assert not validate_quest(f, Level.STANDARD)[1].ok
+    short = write(tmp_path / "short.jsonl", [json.dumps(GOOD), json.dumps(
+        {"messages": [{"role": "user", "content": "x" * 50}, {"role": "assistant", "content": "y"}]})])
+
+    def count(batch):  # one token per character, as a stand-in tokenizer
+        return [sum(len(m["content"]) for m in msgs) for msgs in batch]
+
+    _, rep = validate_quest(short, Level.DEEP, count_tokens=count, token_limit=10)
+    assert not rep.ok and rep.problems[0].line == 2 and "51 tokens" in rep.problems[0].message
+    assert rep.max_tokens == 51 and "longest example: 51 tokens (limit 10)" in rep.render()
+    assert "needs the hero's tokenizer" in validate_quest(short, Level.DEEP)[1].summary()
+
+
+@pytest.mark.parametrize("rel, prio", [
+    ("q.jsonl", "normal"), ("high/q.jsonl", "high"), ("low/x/q.jsonl", "low"),
+    ("q.high.jsonl", "high"), ("q.low.parquet", "low"), ("team/q.jsonl", "normal"),
+    ("sparring-bin-1.jsonl", "high"), ("low/sparring-x.low.jsonl", "high"), ("high.jsonl", "normal"),
+])
+def test_priority_of(rel, prio):
+    assert priority_of(Path(rel)) == prio
+
+
+def test_queue_edits(paths):
+    names = []
+    for i in range(3):
+        p = write(paths.queue("normal") / f"q{i}.jsonl", ["x"])
+        os.utime(p, (1, 1000 + i))
+        names.append(p.name)
+    assert reorder(paths, "q2.jsonl", 0) == ["q2.jsonl", "q0.jsonl", "q1.jsonl"]
+    assert [p.name for p in queued(paths, "normal")] == ["q2.jsonl", "q0.jsonl", "q1.jsonl"]
+    assert next_quest(paths)[0].name == "q2.jsonl"
+    moved = set_priority(paths, "q1.jsonl", "high")
+    assert moved.parent == paths.queue("high") and next_quest(paths) == (moved, "high")
+    with pytest.raises(ValueError):
+        set_priority(paths, "q0.jsonl", "urgent")
+    with pytest.raises(QueueError):
+        set_priority(paths, "../q0.jsonl", "high")
+    write(paths.queue("processing") / "busy.jsonl", ["x"])
+    with pytest.raises(QueueConflict):
+        delete_quest(paths, "busy.jsonl")
+    with pytest.raises(QueueError):  # in training: not waiting at any priority
+        set_priority(paths, "busy.jsonl", "low")
+    path, state = delete_quest(paths, "q0.jsonl")
+    assert state == "normal" and not path.exists()
+    with pytest.raises(QueueError):
+        delete_quest(paths, "q0.jsonl")

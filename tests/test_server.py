@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -16,9 +17,9 @@ pytestmark = pytest.mark.slow
 TOKEN = "realm-test-token"
 
 
-def start_lab(procs, paths, tmp_path, name="lab"):
+def start_lab(procs, paths, tmp_path, name="lab", **extra_env):
     port = free_port()
-    env = child_env(paths.home)
+    env = {**child_env(paths.home), **extra_env}
     env["JUPYTER_CONFIG_PATH"] = str(REPO_ROOT / "jupyter-config")
     env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
     argv = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}", "--no-browser",
@@ -40,8 +41,15 @@ def lab(realm_home, procs, tmp_path):
     return proc, base, realm_home
 
 
-ROUTES = [("GET", "health"), ("GET", "training/status"), ("GET", "training/queue"),
-          ("POST", "training/control")]
+ROUTES = [("GET", "health"), ("GET", "stats"), ("GET", "locate/checkpoint_1"),
+          ("GET", "asset/checkpoint_1"), ("GET", "checkpoints"), ("GET", "search?type=model"),
+          ("POST", "fetch"), ("POST", "register"), ("POST", "scan"), ("GET", "zones"),
+          ("POST", "zones"), ("GET", "zones/local"), ("DELETE", "zones/nas"), ("POST", "transfer"),
+          ("POST", "retention"), ("GET", "ledger"), ("GET", "ledger/1"),
+          ("GET", "ledger/best?metric=loss"), ("GET", "ledger/summary"), ("GET", "training/status"),
+          ("GET", "training/queue"), ("POST", "training/queue"), ("PATCH", "training/queue/q.jsonl"),
+          ("DELETE", "training/queue/q.jsonl"), ("POST", "training/control"), ("GET", "champion"),
+          ("POST", "champion")]
 
 
 def test_every_route_refuses_without_or_with_a_wrong_token(lab):
@@ -52,6 +60,7 @@ def test_every_route_refuses_without_or_with_a_wrong_token(lab):
             r = requests.request(method, url, headers=headers, json={"action": "pause"}, timeout=10)
             assert r.status_code == 403, (method, route, headers, r.status_code)
     assert not (lab[2].control / "pause").exists(), "a refused POST changes nothing"
+    assert not list(lab[2].inbox.glob("*.jsonl"))
 
 
 def test_api_answers_with_the_token(lab):
@@ -93,6 +102,13 @@ def test_weaver_mends_a_killed_daemon_and_stops_it_on_shutdown(lab, procs):
     second = wait_for(lambda: (p := daemon_pid()) and p != first and p, 60, "the Weaver to restart it")
     health = requests.get(f"{base}/realm/api/health", headers=auth(), timeout=10).json()
     assert health["threads"][0]["restarts"] >= 1 and "mended" in health["threads"][0]["note"]
+    assert health["mended"][0]["thread"] == "daemon" and health["mended"][0]["exit"] == -9
+    # `realm status` shows the same tapestry, from status/weaver.json.
+    out = subprocess.run([sys.executable, "-m", "realm_kernel.cli", "status"],
+                         env=child_env(lab[2].home), capture_output=True, text=True, timeout=120)
+    cli_health = json.loads(out.stdout)["health"]
+    assert cli_health["threads"][0]["name"] == "daemon" and cli_health["threads"][0]["alive"]
+    assert cli_health["mended"][0]["exit"] == -9 and cli_health["weaver"]["alive"]
 
     proc.send_signal(signal.SIGTERM)  # the server alone, not its process group
     proc.wait(30)
@@ -113,3 +129,125 @@ def test_health_json_is_valid_even_with_a_bad_realm_toml(lab):
     paths.config_file.write_text("[training]\nbatch_size = -1\n")
     r = requests.get(f"{base}/realm/api/training/status", headers=auth(), timeout=10)
     assert r.status_code == 200 and json.loads(r.text)["hero"]["name"] == "DIO"
+
+
+def api(base, method, route, **kw):
+    return requests.request(method, f"{base}/realm/api/{route}", headers=auth(), timeout=30, **kw)
+
+
+GOOD_LINE = json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                     {"role": "assistant", "content": "hello"}]})
+
+
+def test_every_route_with_the_token(tmp_path, realm_home, procs):
+    """With the daemon off (REALM_WEAVER=0), so the queue holds still: every route answers
+    JSON; bad input is a 4xx, never a 500; nothing escapes the realm home."""
+    from realm_kernel.api import Realm
+    from realm_kernel.ledger import Ledger
+
+    from .test_vault import fake_checkpoint
+    led = Ledger(realm_home, "seed")
+    led.append("checkpoints", [fake_checkpoint(realm_home, s, loss) for s, loss in ((10, 1.0), (20, 0.5))])
+    _, base = start_lab(procs, realm_home, tmp_path, REALM_WEAVER="0")
+    ok = {}
+    for method, route in ROUTES:
+        r = api(base, method, route, json={})
+        assert r.status_code < 500 and r.headers["Content-Type"].startswith("application/json"), (
+            method, route, r.status_code, r.text[:300])
+        ok[route] = r
+    health = api(base, "GET", "health").json()
+    assert health["ok"] and health["ledger"]["schema_version"] >= 2 and health["threads"] == []
+
+    # Vault
+    assert api(base, "GET", "locate/checkpoint_20").json()["best_location"]["local"]
+    assert api(base, "GET", "locate/checkpoint_99").status_code == 404
+    assert api(base, "GET", "locate/..%2F..%2Fetc").status_code in (400, 404)
+    assert api(base, "GET", "asset/checkpoint_20").json()["checkpoint"]["loss"] == 0.5
+    assert api(base, "GET", "asset/model_nothing").status_code == 404
+    assert [c["step"] for c in api(base, "GET", "checkpoints").json()["checkpoints"]] == [20, 10]
+    assert api(base, "POST", "scan", json={}).json()["found"]["checkpoint"] == 2
+    assert api(base, "GET", "search?type=checkpoint").json()["assets"][0]["asset_id"] == "checkpoint_20"
+    assert api(base, "GET", "search?type=weights").status_code == 400
+    assert api(base, "POST", "register", json={"path": "/etc/passwd"}).status_code == 400
+    assert api(base, "POST", "register", json={"path": "../../etc/passwd"}).status_code == 400
+    assert api(base, "POST", "register", json={"path": 5}).status_code == 400
+    reg = api(base, "POST", "register", json={"path": "models/dio-mini"})
+    assert reg.status_code == 201 and reg.json()["asset_id"] == "model_dio-mini"
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    assert api(base, "POST", "zones", json={"zone_id": "nas", "url": f"file://{nas}"}).status_code == 201
+    assert api(base, "POST", "zones", json={"zone_id": "x", "url": "relative"}).status_code == 400
+    assert [z["zone_id"] for z in api(base, "GET", "zones").json()["zones"]] == ["local", "nas"]
+    assert api(base, "GET", "zones/nope").status_code == 404
+    moved = api(base, "POST", "transfer", json={"asset_id": "checkpoint_10", "to_zone": "nas"})
+    assert moved.status_code == 200 and (nas / moved.json()["location"]["path"] / "config.json").exists()
+    assert api(base, "POST", "transfer", json={"asset_id": "checkpoint_10", "to_zone": "mars"}
+               ).status_code == 404
+    assert api(base, "GET", "zones/nas").json()["assets"][0]["assets"] == 1
+    assert api(base, "POST", "fetch", json={"asset_id": "checkpoint_10"}).json()["path"].startswith(
+        str(realm_home.home))
+    assert api(base, "POST", "fetch", json={"asset_id": "checkpoint_77"}).status_code == 404
+    assert api(base, "GET", "stats").json()["ledger"]["checkpoints"] == 2
+    plan = api(base, "POST", "retention", json={"dry_run": True}).json()
+    assert plan["dry_run"] and plan["delete"] == []
+    assert api(base, "POST", "retention", json={"dry_run": "yes"}).status_code == 400
+
+    # Checkpoint ledger, and the RemoteLedgerClient over the same routes
+    assert api(base, "GET", "ledger/20").json()["loss"] == 0.5
+    assert api(base, "GET", "ledger/21").status_code == 404
+    assert api(base, "GET", "ledger/abc").status_code == 400
+    assert api(base, "GET", "ledger/best?metric=vibes").status_code == 400
+    assert api(base, "GET", "ledger?limit=x").status_code == 400
+    assert api(base, "GET", "ledger/summary").json()["count"] == 2
+    from realm_kernel.remote import RemoteLedgerClient
+    remote = RemoteLedgerClient(f"{base}/realm/api/ledger", token=TOKEN)
+    local = Realm(realm_home.home).checkpoints
+    assert remote.is_available() and not RemoteLedgerClient(f"{base}/realm/api/ledger",
+                                                             token="wrong").is_available()
+    assert remote.latest() == local.latest() and remote.get(10) == local.get(10)
+    assert remote.best("loss") == local.best("loss") and remote.get(11) is None
+    assert remote.list(limit=1) == local.list(limit=1)
+    assert remote.summary()["latest_step"] == local.summary()["latest_step"]
+
+    # Champion
+    assert api(base, "GET", "champion").status_code == 404
+    assert api(base, "POST", "champion", json={"step": 999}).status_code == 404
+    assert api(base, "POST", "champion", json={"step": True}).status_code == 400
+    assert api(base, "POST", "champion", json={"step": 10}).json()["name"].startswith("checkpoint-10-")
+    assert api(base, "GET", "champion").json()["step"] == 10
+
+    # Queue: upload (multipart and JSON), priority, reorder, delete
+    up = requests.post(f"{base}/realm/api/training/queue", headers=auth(), timeout=30,
+                       files={"file": ("up.jsonl", (GOOD_LINE + "\n").encode())},
+                       data={"priority": "high"})
+    assert up.status_code == 201 and up.json()["priority"] == "high"
+    assert (realm_home.inbox / "high" / "up.jsonl").exists()
+    js = api(base, "POST", "training/queue", json={"name": "js.jsonl", "content": GOOD_LINE + "\n" * 2
+                                                                                  + GOOD_LINE})
+    assert js.status_code == 201 and js.json()["warnings"]
+    for bad_name in ("../escape.jsonl", "a/b.jsonl", ".hidden.jsonl", "x.txt"):
+        r = api(base, "POST", "training/queue", json={"name": bad_name, "content": GOOD_LINE})
+        assert r.status_code == 400, bad_name
+    assert not (realm_home.home.parent / "escape.jsonl").exists()
+    bad = api(base, "POST", "training/queue", json={"name": "bad.jsonl", "content": "{oops"})
+    assert bad.status_code == 400 and bad.json()["report"]["problems"][0]["line"] == 1
+    assert api(base, "POST", "training/queue", json={"name": "js.jsonl", "content": GOOD_LINE + " "}
+               ).status_code == 409
+    assert api(base, "POST", "training/queue", json={"name": "p.jsonl", "content": GOOD_LINE,
+                                                     "priority": "urgent"}).status_code == 400
+    for i in range(3):
+        (realm_home.queue("normal") / f"n{i}.jsonl").write_text(GOOD_LINE + "\n")
+        os.utime(realm_home.queue("normal") / f"n{i}.jsonl", (1, 1000 + i))
+    r = api(base, "PATCH", "training/queue/n2.jsonl", json={"position": 0})
+    assert r.json()["order"] == ["n2.jsonl", "n0.jsonl", "n1.jsonl"]
+    assert [q["name"] for q in api(base, "GET", "training/queue").json()["normal"]][0] == "n2.jsonl"
+    r = api(base, "PATCH", "training/queue/n1.jsonl", json={"priority": "low"})
+    assert r.status_code == 200 and (realm_home.queue("low") / "n1.jsonl").exists()
+    assert api(base, "PATCH", "training/queue/n1.jsonl", json={}).status_code == 400
+    assert api(base, "PATCH", "training/queue/n1.jsonl", json={"priority": "mega"}).status_code == 400
+    assert api(base, "PATCH", "training/queue/ghost.jsonl", json={"priority": "low"}).status_code == 404
+    (realm_home.queue("processing") / "busy.jsonl").write_text(GOOD_LINE)
+    assert api(base, "DELETE", "training/queue/busy.jsonl").status_code == 409
+    assert api(base, "DELETE", "training/queue/n0.jsonl").json()["was"] == "normal"
+    assert api(base, "DELETE", "training/queue/n0.jsonl").status_code == 404
+    assert api(base, "POST", "training/control", json={"action": "skip"}).json()["controls"] == ["skip"]

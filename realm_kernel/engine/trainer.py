@@ -36,8 +36,9 @@ class Job:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     skill: str | None = None
     skill_level: int | None = None
-    # A checkpoint of this same quest to continue from (optimizer, scheduler, RNG and
-    # data position restored: the run goes on as if never interrupted).
+    # A checkpoint of this same run (same quest, same seed, so the same data order) to
+    # continue from: HF restores weights, optimizer, scheduler, RNG and data position.
+    # step_offset is then the checkpoint's global step minus its local step.
     resume_from: Path | None = None
 
 

@@ -27,7 +27,7 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.settings["realm"] = realm
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     if enabled():
-        weaver = Weaver(paths, serverapp.log)
+        weaver = Weaver(paths, serverapp.log, ledger=realm.ledger)
         web_app.settings["realm_weaver"] = weaver
         weaver.start()
         atexit.register(weaver.stop)

@@ -1,9 +1,17 @@
 """REST handlers under /realm/api, all behind Jupyter's own auth (token or cookie;
-XSRF on POST as Jupyter applies it)."""
+XSRF on POST/PATCH/DELETE as Jupyter applies it).
+
+Errors are JSON {"ok": false, "status", "error"}: 400 for a bad body or argument, 404 for
+an unknown asset, zone, step or quest, 409 for a quest the daemon has taken, never a 500
+for bad input. Work that may take a while (copies, scans, uploads) runs in a thread so
+the server keeps answering.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import tornado.web
@@ -12,6 +20,22 @@ from jupyter_server.utils import url_path_join
 
 from .. import __version__
 from ..api import Realm
+from ..config import ConfigError
+from ..ledger import CHECKPOINT_METRICS
+from ..quests import QuestError, QueueConflict
+from ..vault import ASSET_TYPES, VaultError, check_id
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+
+
+def _status_for(e: Exception) -> int | None:
+    if isinstance(e, QueueConflict | FileExistsError):
+        return 409
+    if isinstance(e, VaultError | LookupError):
+        return 404
+    if isinstance(e, QuestError | ValueError | ConfigError | TypeError):
+        return 400
+    return None
 
 
 class RealmHandler(APIHandler):
@@ -27,8 +51,12 @@ class RealmHandler(APIHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = getattr(exc, "log_message", None) or (str(exc) if exc else self._reason)
+        body = {"ok": False, "status": status_code, "error": message}
+        report = getattr(exc, "report", None) or getattr(exc.__cause__, "report", None) if exc else None
+        if report is not None:
+            body["report"] = report.as_dict()
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"ok": False, "status": status_code, "error": message}))
+        self.finish(json.dumps(body, default=str))
 
     def json_body(self) -> dict:
         try:
@@ -39,45 +67,283 @@ class RealmHandler(APIHandler):
             raise tornado.web.HTTPError(400, "request body must be a JSON object")
         return body
 
+    def field(self, body: dict, name: str, kind: type = str, required: bool = True) -> Any:
+        value = body.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise tornado.web.HTTPError(400, f"body needs {name!r} as {kind.__name__}")
+        return value
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a Realm call in a thread; known errors become JSON 4xx replies."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except tornado.web.HTTPError:
+            raise
+        except Exception as e:
+            status = _status_for(e)
+            if status is None:
+                raise
+            raise tornado.web.HTTPError(status, str(e).strip("'\"")) from e
+
 
 class HealthHandler(RealmHandler):
     @tornado.web.authenticated
-    def get(self) -> None:
+    async def get(self) -> None:
+        health = await self.call(self.realm.health)
         weaver = self.settings.get("realm_weaver")
-        self.reply({"ok": True, "version": __version__, "home": str(self.realm.paths.home),
-                    "threads": weaver.status() if weaver else [],
-                    "daemon": self.realm.daemon_status()})
+        if weaver:  # the live view beats the status file
+            health["threads"], health["mended"] = weaver.status(), weaver.mended
+        self.reply({"ok": True, "version": __version__, **health})
+
+
+class StatsHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply(await self.call(self.realm.stats))
+
+
+class LocateHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self, asset_id: str) -> None:
+        check = await self.call(check_id, asset_id)
+        found = await self.call(self.realm.vault.locate, check)
+        if not found.found:
+            raise tornado.web.HTTPError(404, f"no asset {asset_id!r} in the vault")
+        self.reply(found.as_dict())
+
+
+class AssetHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self, asset_id: str) -> None:
+        self.reply(await self.call(self.realm.vault.asset, asset_id))
+
+
+class CheckpointsHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply({"checkpoints": await self.call(self.realm.vault.checkpoints)})
+
+
+class SearchHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        type_ = self.get_query_argument("type", None)
+        if type_ is not None and type_ not in ASSET_TYPES:
+            raise tornado.web.HTTPError(400, f"type must be one of {ASSET_TYPES}")
+        rows = await self.call(self.realm.vault.search, type_, self.get_query_argument("q", None))
+        self.reply({"assets": rows})
+
+
+class FetchHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        asset_id = self.field(self.json_body(), "asset_id")
+        path = await self.call(self.realm.vault.fetch, asset_id)
+        self.reply({"ok": True, "asset_id": asset_id, "path": str(path)})
+
+
+class RegisterHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        self.reply(await self.call(
+            self.realm.vault.register, self.field(body, "path"),
+            self.field(body, "type", required=False), self.field(body, "asset_id", required=False),
+            self.field(body, "zone", required=False) or "local"), 201)
+
+
+class ScanHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        zone = self.field(self.json_body(), "zone", required=False) or "local"
+        self.reply(await self.call(self.realm.vault.scan, zone))
+
+
+class ZonesHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply({"zones": await self.call(self.realm.vault.zones)})
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        self.reply(await self.call(self.realm.vault.add_zone, self.field(body, "zone_id"),
+                                   self.field(body, "url"),
+                                   self.field(body, "detail", required=False) or ""), 201)
+
+
+class ZoneHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self, zone_id: str) -> None:
+        self.reply(await self.call(self.realm.vault.zone, zone_id))
+
+    @tornado.web.authenticated
+    async def delete(self, zone_id: str) -> None:
+        await self.call(self.realm.vault.remove_zone, zone_id)
+        self.reply({"ok": True, "zone_id": zone_id})
+
+
+class TransferHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        loc = await self.call(self.realm.vault.transfer, self.field(body, "asset_id"),
+                              self.field(body, "to_zone"),
+                              self.field(body, "from_zone", required=False))
+        self.reply({"ok": True, "location": loc.as_dict()})
+
+
+class RetentionHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        dry = self.json_body().get("dry_run", True)
+        if not isinstance(dry, bool):
+            raise tornado.web.HTTPError(400, "dry_run must be true or false")
+        self.reply(await self.call(self.realm.vault.retention, dry))
+
+
+class LedgerHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        limit = self.get_query_argument("limit", None)
+        if limit is not None and not limit.isdigit():
+            raise tornado.web.HTTPError(400, "limit must be a non-negative integer")
+        rows = await self.call(self.realm.checkpoints.list, int(limit) if limit else None,
+                               self.get_query_argument("skill", None))
+        self.reply({"checkpoints": [r.as_dict() for r in rows]})
+
+
+class LedgerSummaryHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply(await self.call(self.realm.checkpoints.summary))
+
+
+class LedgerBestHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        metric = self.get_query_argument("metric", "loss")
+        if metric not in CHECKPOINT_METRICS:
+            raise tornado.web.HTTPError(400, f"metric must be one of {sorted(CHECKPOINT_METRICS)}")
+        rec = await self.call(self.realm.checkpoints.best, metric)
+        if rec is None:
+            raise tornado.web.HTTPError(404, f"no checkpoint has a {metric}")
+        self.reply(rec.as_dict())
+
+
+class LedgerStepHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self, step: str) -> None:
+        if not step.isdigit():
+            raise tornado.web.HTTPError(400, f"step must be a number, got {step!r}")
+        rec = await self.call(self.realm.checkpoints.get, int(step))
+        if rec is None:
+            raise tornado.web.HTTPError(404, f"no checkpoint at step {step}")
+        self.reply(rec.as_dict())
 
 
 class TrainingStatusHandler(RealmHandler):
     @tornado.web.authenticated
-    def get(self) -> None:
-        self.reply({**self.realm.training_status(), "hero": self.realm.hero()})
+    async def get(self) -> None:
+        status = await self.call(self.realm.training_status)
+        self.reply({**status, "hero": await self.call(self.realm.hero)})
 
 
 class QueueHandler(RealmHandler):
     @tornado.web.authenticated
-    def get(self) -> None:
-        self.reply(self.realm.queue())
+    async def get(self) -> None:
+        self.reply(await self.call(self.realm.queue))
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        """Add a quest: multipart/form-data with a `file` (and `priority`), or JSON
+        {"name", "content", "priority"}."""
+        if len(self.request.body) > MAX_UPLOAD_BYTES:
+            raise tornado.web.HTTPError(413, f"upload over {MAX_UPLOAD_BYTES} bytes")
+        files = self.request.files.get("file")
+        if files:
+            name, data = files[0]["filename"], files[0]["body"]
+            priority = self.get_body_argument("priority", None)
+        else:
+            body = self.json_body()
+            name, content = self.field(body, "name"), self.field(body, "content")
+            data = content.encode("utf-8", "surrogatepass")
+            priority = self.field(body, "priority", required=False)
+        self.reply(await self.call(self.realm.upload_quest, name, data, priority), 201)
+
+
+class QueueItemHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def patch(self, name: str) -> None:
+        """{"priority": "high"} moves a waiting quest; {"position": 0} reorders it."""
+        body = self.json_body()
+        out: dict[str, Any] = {"ok": True, "name": name}
+        if body.get("priority") is None and body.get("position") is None:
+            raise tornado.web.HTTPError(400, "body needs 'priority' and/or 'position'")
+        if body.get("priority") is not None:
+            out.update(await self.call(self.realm.set_quest_priority, name,
+                                       self.field(body, "priority")))
+        if body.get("position") is not None:
+            out.update(await self.call(self.realm.reorder_quest, out["name"],
+                                       self.field(body, "position", int)))
+        self.reply(out)
+
+    @tornado.web.authenticated
+    async def delete(self, name: str) -> None:
+        self.reply(await self.call(self.realm.delete_quest, name))
 
 
 class ControlHandler(RealmHandler):
     @tornado.web.authenticated
-    def post(self) -> None:
+    async def post(self) -> None:
         action = self.json_body().get("action")
         if not isinstance(action, str):
-            raise tornado.web.HTTPError(400, "body must be {\"action\": \"pause|resume|stop\"}")
-        try:
-            self.reply(self.realm.control(action))
-        except ValueError as e:
-            raise tornado.web.HTTPError(400, str(e)) from e
+            raise tornado.web.HTTPError(400, "body must be {\"action\": \"pause|resume|stop|skip\"}")
+        self.reply(await self.call(self.realm.control, action))
 
 
+class ChampionHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        champ = await self.call(self.realm.champion)
+        if champ is None:
+            raise tornado.web.HTTPError(404, "no champion promoted yet")
+        self.reply(champ)
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        step = self.json_body().get("step")
+        if isinstance(step, bool) or not isinstance(step, int | str):
+            raise tornado.web.HTTPError(400, "body must be {\"step\": <checkpoint step>}")
+        self.reply(await self.call(self.realm.promote, step))
+
+
+_ID = r"([^/]+)"
 ROUTES = [
     ("health", HealthHandler),
+    ("stats", StatsHandler),
+    (f"locate/{_ID}", LocateHandler),
+    (f"asset/{_ID}", AssetHandler),
+    ("checkpoints", CheckpointsHandler),
+    ("search", SearchHandler),
+    ("fetch", FetchHandler),
+    ("register", RegisterHandler),
+    ("scan", ScanHandler),
+    ("zones", ZonesHandler),
+    (f"zones/{_ID}", ZoneHandler),
+    ("transfer", TransferHandler),
+    ("retention", RetentionHandler),
+    ("ledger", LedgerHandler),
+    ("ledger/summary", LedgerSummaryHandler),
+    ("ledger/best", LedgerBestHandler),
+    (f"ledger/{_ID}", LedgerStepHandler),
     ("training/status", TrainingStatusHandler),
     ("training/queue", QueueHandler),
+    (f"training/queue/{_ID}", QueueItemHandler),
     ("training/control", ControlHandler),
+    ("champion", ChampionHandler),
 ]
 
 

@@ -1,10 +1,18 @@
-"""The Weaver: starts the training daemon as a child process, restarts it with
-backoff when it dies, and stops it when the Jupyter server shuts down. Training never
-runs inside the Jupyter server process."""
+"""The Weaver: starts the realm's long-running children (the threads of the tapestry),
+restarts each with backoff when it dies, and stops them when the Jupyter server shuts
+down. Training never runs inside the Jupyter server process.
+
+The threads are data: THREADS lists (name, module) pairs, so the task master (issue 7)
+joins with one entry, ("taskmaster", "realm_kernel.taskmaster"), once that module exists;
+a thread whose module is not importable is listed as "not installed", not spawned. Every
+start, death and mend is written to status/weaver.json (what `realm status` and
+/realm/api/health show) and to the ledger's events.
+"""
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import logging
 import os
 import signal
@@ -14,8 +22,15 @@ import threading
 import time
 
 from ..paths import RealmPaths
+from ..status import WEAVER, write_status
 
 ALREADY_RUNNING = 3  # daemon exit code when another daemon holds the realm
+MENDED_KEPT = 50
+
+# name -> module run as `python -m module --home HOME`. Add the task master here.
+THREADS: list[tuple[str, str]] = [
+    ("daemon", "realm_kernel.daemon"),
+]
 
 
 def _die_with_parent() -> None:
@@ -30,9 +45,11 @@ class Thread:
     """One supervised child process (a thread of the tapestry)."""
 
     def __init__(self, name: str, argv: list[str], paths: RealmPaths,
-                 log: logging.Logger, max_backoff: float = 30.0) -> None:
+                 log: logging.Logger, max_backoff: float = 30.0,
+                 on_change=lambda thread, what: None) -> None:
         self.name, self.argv, self.paths, self.log = name, argv, paths, log
         self.max_backoff = max_backoff
+        self.on_change = on_change
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
         self.last_exit: int | None = None
@@ -59,6 +76,7 @@ class Thread:
             started = time.monotonic()
             self.proc = self._spawn()
             self.log.info("weaver: %s started (pid %d)", self.name, self.proc.pid)
+            self.on_change(self, None)
             code = self.proc.wait()
             self.last_exit = code
             if self._stop.is_set():
@@ -73,6 +91,8 @@ class Thread:
                 self.note = f"exited with {code}; mended {self.restarts} time(s)"
                 wait, backoff = backoff, min(backoff * 2, self.max_backoff)
             self.log.warning("weaver: %s %s; restarting in %.0f s", self.name, self.note, wait)
+            self.on_change(self, {"thread": self.name, "exit": code, "at": time.time(),
+                                  "restart_in_s": wait, "note": self.note})
             self._stop.wait(wait)
 
     def stop(self, timeout: float = 15.0) -> None:
@@ -94,20 +114,52 @@ class Thread:
 
 
 class Weaver:
-    def __init__(self, paths: RealmPaths, log: logging.Logger) -> None:
-        self.threads = [Thread("daemon", [sys.executable, "-m", "realm_kernel.daemon",
-                                          "--home", str(paths.home)], paths, log)]
+    def __init__(self, paths: RealmPaths, log: logging.Logger,
+                 threads: list[tuple[str, str]] | None = None, ledger=None) -> None:
+        self.paths, self.log, self.ledger = paths, log, ledger
+        self.mended: list[dict] = []
+        self.missing: list[str] = []
+        self.threads: list[Thread] = []
+        self._lock = threading.Lock()
+        for name, module in threads if threads is not None else THREADS:
+            if importlib.util.find_spec(module) is None:
+                self.missing.append(name)
+                continue
+            self.threads.append(Thread(name, [sys.executable, "-m", module, "--home",
+                                              str(paths.home)], paths, log,
+                                       on_change=self._changed))
+
+    def _changed(self, thread: Thread, mend: dict | None) -> None:
+        with self._lock:
+            if mend:
+                self.mended = [*self.mended, mend][-MENDED_KEPT:]
+            self.write()
+        if mend and self.ledger is not None:
+            try:
+                self.ledger.event("weaver_mended", f"{thread.name} {mend['note']}",
+                                  str(mend["exit"]))
+            except Exception:  # a full disk must not stop the mending itself
+                self.log.exception("weaver: could not record the mend")
+
+    def write(self) -> None:
+        write_status(self.paths, WEAVER, pid=os.getpid(), threads=self.status(),
+                     mended=self.mended)
 
     def start(self) -> None:
         for t in self.threads:
             t.start()
+        self.write()
 
     def stop(self) -> None:
         for t in self.threads:
             t.stop()
+        with self._lock:
+            self.write()
 
     def status(self) -> list[dict]:
-        return [t.status() for t in self.threads]
+        return [t.status() for t in self.threads] + [
+            {"name": n, "alive": False, "pid": None, "restarts": 0, "last_exit": None,
+             "note": "not installed"} for n in self.missing]
 
 
 def enabled() -> bool:

@@ -1,0 +1,85 @@
+"""Quest admission: the checks the daemon, the API and `realm quest validate` share, so
+all three give the same report for the same file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import RealmConfig
+from .ledger import Ledger
+from .paths import RealmPaths, read_json
+from .quests import Level, QuestReport, TokenCounter, validate_quest
+
+# A quest in one of these states blocks a second copy of the same file.
+LIVE_STATES = ("queued", "processing", "completed")
+
+
+def known_quests(ledger: Ledger) -> dict[str, str]:
+    """sha256 -> quest name, for quests queued, in training or completed."""
+    rows = ledger.query(
+        "SELECT DISTINCT q.sha256, s.quest_id FROM quests q JOIN quest_status s USING (quest_id) "
+        f"WHERE q.sha256 IS NOT NULL AND s.status IN {LIVE_STATES}")
+    return {r["sha256"]: r["quest_id"] for r in rows}
+
+
+def latest_checkpoint(ledger: Ledger) -> tuple[int, Path] | None:
+    """The newest complete checkpoint (its directory and sidecar still on disk)."""
+    rows = ledger.query("SELECT step, path FROM checkpoints ORDER BY step DESC, ts DESC LIMIT 20")
+    for row in rows:
+        p = Path(row["path"])
+        if (p / ".ledger.json").exists() and (p / "config.json").exists():
+            return int(row["step"]), p
+    return None
+
+
+def hero_model_path(ledger: Ledger, config: RealmConfig, paths: RealmPaths) -> Path:
+    """The hero's current weights: the newest checkpoint, else the base model."""
+    latest = latest_checkpoint(ledger)
+    return latest[1] if latest else config.base_model_path(paths)
+
+
+def resume_point(ledger: Ledger, quest: str, run_id: str | None) -> tuple[Path, int] | None:
+    """Where an interrupted run of `quest` picks up: (checkpoint, step offset) when the
+    hero's newest checkpoint was saved by that run and holds the trainer state (optimizer,
+    scheduler, data position). None when training moved on since: the quest then starts
+    again on the newest weights."""
+    latest = latest_checkpoint(ledger)
+    if not latest or not run_id:
+        return None
+    step, path = latest
+    sidecar = read_json(path / ".ledger.json", {}) or {}
+    state = read_json(path / "trainer_state.json", {}) or {}
+    if sidecar.get("training_file") != quest or sidecar.get("run_id") != run_id:
+        return None
+    if "global_step" not in state or not (path / "optimizer.pt").exists():
+        return None
+    return path, step - int(state["global_step"])
+
+
+def tokenizer_counter(model_path: Path) -> tuple[TokenCounter, int | None]:
+    """Token lengths of chat examples as the engine renders them, and the model's max."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    model_max = getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
+
+    def count(batch: list[list[dict]]) -> list[int]:
+        texts = [tok.apply_chat_template(m, tokenize=False) for m in batch]
+        return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+
+    return count, model_max
+
+
+def check_quest(path: Path, config: RealmConfig, paths: RealmPaths, ledger: Ledger,
+                level: Level | str | None = None, *, duplicates: bool = True
+                ) -> tuple[list[dict], QuestReport]:
+    """Validate a quest at `level` (default: realm.toml [quests] validation_level)."""
+    level = Level(level or config.quests.validation_level)
+    known = known_quests(ledger) if duplicates and config.quests.reject_duplicates else None
+    count, limit = None, None
+    if level is Level.DEEP:
+        count, model_max = tokenizer_counter(hero_model_path(ledger, config, paths))
+        limit = min(config.training.max_length, model_max or config.training.max_length)
+    return validate_quest(path, level, config.quest_limits(), known=known, count_tokens=count,
+                          token_limit=limit)
+

@@ -1,0 +1,107 @@
+"""The daemon trains and writes the ledger while four reader processes poll it for a
+minute and a fifth holds a read-only DuckDB connection on ledger.duckdb the whole time:
+no error reaches a reader, no row is lost or doubled, and training keeps going."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from realm_kernel.api import Realm
+from realm_kernel.status import TRAINING, read_status
+
+from .conftest import child_env, start_daemon, wait_for
+
+pytestmark = pytest.mark.slow
+POLL_SECONDS = 60
+
+# Our readers: what the Tavern, the REST API and a notebook using Realm do.
+READER = """
+import json, sys, time
+from realm_kernel.api import Realm
+realm = Realm(sys.argv[1], writer="reader")
+errors, polls, last, dips = [], 0, 0, 0
+deadline = time.time() + float(sys.argv[2])
+while time.time() < deadline:
+    try:
+        state = realm.tavern_state()
+        n = realm.ledger.scalar("SELECT count(*) FROM metrics")
+        realm.checkpoints.latest()
+        if n < last:
+            dips += 1
+        last = n
+        polls += 1
+    except Exception as e:
+        errors.append(f"{type(e).__name__}: {e}")
+    time.sleep(0.05)
+print(json.dumps({"errors": errors[:5], "n_errors": len(errors), "polls": polls, "dips": dips,
+                  "last": last}))
+"""
+
+# A user's notebook: one read-only connection to ledger.duckdb, open the whole time.
+HOLDER = """
+import json, sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+first = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
+print(json.dumps({"first": first}), flush=True)
+sys.stdin.readline()
+for attempt in range(5):  # a query listed just before a compaction swap is re-run
+    try:
+        last = con.execute("SELECT count(*), count(DISTINCT step) FROM metrics").fetchone()
+        break
+    except duckdb.IOException:
+        continue
+print(json.dumps({"last": last[0], "distinct": last[1], "retries": attempt}), flush=True)
+"""
+
+
+def test_training_with_four_pollers_and_a_held_read_only_connection(realm_home, procs):
+    realm = Realm(realm_home.home)
+    realm.generate_quest("bin", 1, 40000, seed=31)
+    start_daemon(procs, realm_home)
+    wait_for(lambda: (read_status(realm_home, TRAINING).get("local_step") or 0) > 5, 120,
+             "training to start")
+    env = child_env(realm_home.home)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(realm_home.ledger_db)], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    readers = [subprocess.Popen([sys.executable, "-c", READER, str(realm_home.home),
+                                 str(POLL_SECONDS)], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        assert json.loads(holder.stdout.readline())["first"] >= 0
+        # Training never waits on the readers: the step goes on rising all minute.
+        steps = []
+        end = time.monotonic() + POLL_SECONDS
+        while time.monotonic() < end:
+            time.sleep(10)
+            steps.append(read_status(realm_home, TRAINING)["step"])
+        assert all(b > a for a, b in zip(steps, steps[1:], strict=False)), steps
+        results = []
+        for r in readers:
+            out, err = r.communicate(timeout=120)
+            assert r.returncode == 0, err[-2000:]
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        realm.control("stop")
+        wait_for(lambda: read_status(realm_home, TRAINING).get("state") == "stopped", 120, "stop")
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        held = json.loads(holder.stdout.readline())
+    finally:
+        for p in (holder, *readers):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for res in results:
+        assert res["n_errors"] == 0, res["errors"]
+        assert res["polls"] > 10 and res["dips"] == 0, res
+    # Nothing lost, nothing doubled: one loss row per trained step, seen by every reader.
+    top = realm.ledger.scalar("SELECT max(step) FROM metrics")
+    losses = realm.ledger.query("SELECT step FROM metrics WHERE loss IS NOT NULL ORDER BY step")
+    assert [r["step"] for r in losses] == list(range(1, top + 1))
+    total = realm.ledger.scalar("SELECT count(*) FROM metrics")
+    assert held["last"] == total and held["distinct"] == top, held
+    assert not realm.sql("SELECT * FROM events WHERE kind IN ('daemon_error', 'quest_error')")
+    print(f"readers: {[r['polls'] for r in results]} polls; held connection re-ran "
+          f"{held['retries']} time(s); {top} steps trained")
