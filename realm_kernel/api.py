@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import RealmConfig, load_config
 from .hero import hero_stats
@@ -15,6 +16,9 @@ from .ledger import Ledger
 from .paths import RealmPaths
 from .quests import QuestError, check_name, list_queue, load_quest, write_quest
 from .status import DAEMON, TRAINING, read_status
+
+if TYPE_CHECKING:
+    from .oracle import Oracle
 
 CONTROLS = ("pause", "resume", "stop")
 
@@ -203,3 +207,38 @@ class Realm:
         """Everything the hero card and battle view show, in one JSON-able dict."""
         return {"hero": self.hero(), "battle": self.training_status(),
                 "losses": self.losses(), "events": self.events()}
+
+    # -- oracle ---------------------------------------------------------------------
+    @cached_property
+    def oracle(self) -> Oracle:
+        """This process's Oracle: its own bounded pool ([oracle] in realm.toml) and the
+        inference hosts of hosts.toml. Chat by exact step; never another model."""
+        from .oracle import ModelPool, Oracle, list_checkpoints, locate_checkpoint
+        from .oracle_hosts import inference_hosts
+        from .oracle_remote import RemoteOracle
+
+        cfg = self.config
+
+        def base() -> Path:
+            return self.config.base_model_path(self.paths)
+
+        def locate(step: int) -> tuple[str, Path]:
+            return locate_checkpoint(self.ledger, base(), step)
+
+        def name_of(step: int) -> str:
+            from .oracle import checkpoint_row
+            return checkpoint_row(self.ledger, base(), step)["name"]
+
+        def remotes() -> dict[str, RemoteOracle]:
+            return {h.name: RemoteOracle(h.name, h.url, name_of, h.token)
+                    for h in inference_hosts(self.paths.home).values()}
+
+        pool = ModelPool(locate, cfg.oracle.max_models, cfg.oracle.max_bytes, cfg.oracle.dtype,
+                         cfg.oracle.threads)
+        return Oracle(locate, pool, remotes, lambda: list_checkpoints(self.ledger, base()))
+
+    def oracle_probe(self, skill: str, step: int, host: str | None = None, seed: int | None = None) -> dict:
+        """"Ask DIO": a fresh problem at the skill's current level, DIO's answer, and
+        whether the skill's own scorer calls it right."""
+        return self.oracle.probe(skill, step, host, seed=seed,
+                                 level_of=lambda s: self.skill_state(s)["level"])
