@@ -42,7 +42,10 @@ def trained_home(tmp_path_factory, dio_mini_dir: Path) -> Path:
 def copy_home(src: Path, dest: Path) -> RealmPaths:
     """A private copy: the ledger's views use absolute paths, so rows keep pointing at
     the shared checkpoints (read-only for every test)."""
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("ledger.duckdb*", "checkpoints"))
+    def skip(folder: str, names: list[str]) -> set[str]:
+        return {"checkpoints", "ledger.duckdb"} & set(names) if Path(folder) == src else set()
+
+    shutil.copytree(src, dest, symlinks=True, ignore=skip)
     return RealmPaths.at(dest)
 
 
