@@ -350,6 +350,9 @@ class Oracle:
             raise UnknownCheckpoint(f"no inference host {host!r}; hosts: {[LOCAL, *sorted(remotes)]}")
         return remotes[host]
 
+    def hosts(self) -> list[str]:
+        return [LOCAL, *sorted(self._remotes())]
+
     def checkpoints(self) -> list[dict]:
         """What can be loaded: step 0 (the base model) and every checkpoint in the ledger."""
         return self._checkpoints()
