@@ -166,3 +166,12 @@ def test_cli_chats_by_step_and_names_the_model(oracle_home):
     assert bad.returncode == 1 and "no checkpoint at step 25" in bad.stderr
     steps = [c["step"] for c in json.loads(realm_cli("checkpoints").stdout)]
     assert steps == [0, 30, 20, 10]
+
+
+@pytest.mark.slow
+def test_oracle_bench_writes_its_figures(tmp_path):
+    from .test_bench import run_bench
+    figures = run_bench(tmp_path, "oracle.py", "oracle_dio_mini", "--tokens", "8", "--repeats", "1")
+    assert figures["dio_mini_tokens_per_s"] > 0 and figures["dio_mini_baseline_tokens_per_s"] > 0
+    assert figures["dio_mini_load_seconds"] > 0 and figures["dio_mini_ttft_seconds"] > 0
+    assert "`oracle_dio_mini`" in (tmp_path / "RESULTS.md").read_text()

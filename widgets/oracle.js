@@ -130,7 +130,7 @@ function render({ model, el }) {
     if (pr.busy) probeOut.append(el_("div", "ro-muted", `asking step ${pr.step}…`));
     else if (pr.error) probeOut.append(el_("div", "ro-error", pr.error));
     else if (pr.question) {
-      const verdict = el_("b", pr.correct ? "ro-right" : "ro-wrong", pr.correct ? "✔ right" : "✘ wrong");
+      const verdict = el_("b", pr.correct ? "ro-correct" : "ro-incorrect", pr.correct ? "✔ right" : "✘ wrong");
       verdict.dataset.stat = "verdict";
       probeOut.append(el_("div", "ro-q", `${pr.skill.toUpperCase()} L${pr.level}: ${pr.question}`),
                       el_("div", "ro-a", `DIO (${pr.model}): ${pr.content}`),
