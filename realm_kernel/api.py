@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,10 +209,18 @@ class Realm:
                 "losses": self.losses(), "events": self.events()}
 
     # -- oracle ---------------------------------------------------------------------
-    @cached_property
+    _oracle_lock = threading.Lock()  # server threads may ask first at the same time
+
+    @property
     def oracle(self) -> Oracle:
         """This process's Oracle: its own bounded pool ([oracle] in realm.toml) and the
         inference hosts of hosts.toml. Chat by exact step; never another model."""
+        with self._oracle_lock:
+            if "_oracle" not in self.__dict__:
+                self.__dict__["_oracle"] = self._make_oracle()
+            return self.__dict__["_oracle"]
+
+    def _make_oracle(self) -> Oracle:
         from .oracle import ModelPool, Oracle, list_checkpoints, locate_checkpoint
         from .oracle_hosts import inference_hosts
         from .oracle_remote import RemoteOracle
