@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .admission import check_quest
 from .config import ConfigError, RealmConfig, load_config
@@ -26,6 +27,9 @@ from .quests import (
 )
 from .status import DAEMON, TRAINING, WEAVER, read_status
 from .vault import VaultError, VaultKeeper
+
+if TYPE_CHECKING:
+    from .oracle import Oracle
 
 CONTROLS = ("pause", "resume", "stop", "skip")
 
@@ -307,3 +311,57 @@ class Realm:
         """Everything the hero card and battle view show, in one JSON-able dict."""
         return {"hero": self.hero(), "battle": self.training_status(),
                 "losses": self.losses(), "events": self.events()}
+
+    # -- oracle ---------------------------------------------------------------------
+    _oracle_lock = threading.Lock()  # server threads may ask first at the same time
+
+    @property
+    def oracle(self) -> Oracle:
+        """This process's Oracle: its own bounded pool ([oracle] in realm.toml) and the
+        inference hosts of hosts.toml. Chat by exact step; never another model."""
+        with self._oracle_lock:
+            if "_oracle" not in self.__dict__:
+                self.__dict__["_oracle"] = self._make_oracle()
+            return self.__dict__["_oracle"]
+
+    def _make_oracle(self) -> Oracle:
+        from .oracle import ModelPool, Oracle, UnknownCheckpoint, list_checkpoints, locate_checkpoint
+        from .oracle_hosts import inference_hosts
+        from .oracle_remote import RemoteOracle
+        from .vault import VaultError
+
+        cfg = self.config
+
+        def base() -> Path:
+            return self.config.base_model_path(self.paths)
+
+        def locate(step: int) -> tuple[str, Path]:
+            try:
+                return locate_checkpoint(self.ledger, base(), step)
+            except UnknownCheckpoint:
+                if step == 0:
+                    raise
+                # Not on this machine: ask the vault, which copies it from the best zone.
+                try:
+                    return name_of(step), self.vault.fetch(f"checkpoint_{step}")
+                except VaultError:
+                    raise UnknownCheckpoint(f"step {step} is neither on this machine nor in any "
+                                            "vault zone") from None
+
+        def name_of(step: int) -> str:
+            from .oracle import checkpoint_row
+            return checkpoint_row(self.ledger, base(), step)["name"]
+
+        def remotes() -> dict[str, RemoteOracle]:
+            return {h.name: RemoteOracle(h.name, h.url, name_of, h.token)
+                    for h in inference_hosts(self.paths.home).values()}
+
+        pool = ModelPool(locate, cfg.oracle.max_models, cfg.oracle.max_bytes, cfg.oracle.dtype,
+                         cfg.oracle.threads)
+        return Oracle(locate, pool, remotes, lambda: list_checkpoints(self.ledger, base()))
+
+    def oracle_probe(self, skill: str, step: int, host: str | None = None, seed: int | None = None) -> dict:
+        """"Ask DIO": a fresh problem at the skill's current level, DIO's answer, and
+        whether the skill's own scorer calls it right."""
+        return self.oracle.probe(skill, step, host, seed=seed,
+                                 level_of=lambda s: self.skill_state(s)["level"])

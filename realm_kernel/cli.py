@@ -25,6 +25,8 @@ app.add_typer(ledger_app, name="ledger")
 skills_app = typer.Typer(help="Skills: BIN, SY, their levels, primitives and evals.", no_args_is_help=True)
 app.add_typer(skills_app, name="skills")
 app.add_typer(vault_app, name="vault")
+oracle_app = typer.Typer(help="The Oracle: chat with a checkpoint by exact step.", no_args_is_help=True)
+app.add_typer(oracle_app, name="oracle")
 
 
 def _realm():
@@ -257,6 +259,53 @@ def skills_eval_report(skill: str, threshold: float = typer.Option(0.8, "--thres
     """Skill level and level-up progress, latest evals, weak primitives (from the ledger)."""
     with _skill_errors():
         _print(_realm().eval_report(skill, threshold))
+
+
+@oracle_app.command("chat")
+def oracle_chat(step: int = typer.Option(..., "--step", help="Exact step (0 = the base model)."),
+                message: str = typer.Option(None, "--message", "-m", help="One message; else read lines."),
+                host: str = typer.Option(None, "--host", help="An inference host of hosts.toml."),
+                max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
+                temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy.")) -> None:
+    """Chat with one checkpoint (loaded into this process, or served by --host); every
+    answer ends with the name and path of the model that gave it."""
+    from .oracle import ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
+    oracle = _realm().oracle
+    sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature}
+    try:
+        loaded = oracle.load(step, host)
+    except (ModelNotLoaded, UnknownCheckpoint, OracleError, RemoteError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from e
+    typer.echo(f"🔮 {loaded['model']} ({loaded['model_path']}) on {loaded['host']}", err=True)
+    history: list[dict] = []
+    lines = [message] if message is not None else (line.rstrip("\n") for line in sys.stdin)
+    for line in lines:
+        if not line.strip():
+            continue
+        history.append({"role": "user", "content": line})
+        done: dict = {}
+        for ev in oracle.stream(step, messages=history, host=host, sampling=sampling):
+            if ev["type"] == "token":
+                typer.echo(ev["text"], nl=False)
+            elif ev["type"] == "done":
+                done = ev
+        typer.echo("")
+        typer.echo(f"[model: {done['model']} | path: {done['model_path']} | "
+                   f"{done['usage']['completion_tokens'] if done.get('usage') else '?'} tokens]", err=True)
+        history.append({"role": "assistant", "content": done["content"]})
+
+
+@oracle_app.command("status")
+def oracle_status() -> None:
+    """What the inference hosts of hosts.toml serve (this process's own pool is empty)."""
+    _print(_realm().oracle.status())
+
+
+@oracle_app.command("checkpoints")
+def oracle_checkpoints() -> None:
+    """Every step the Oracle can load: 0 (the base model) and the ledger's checkpoints."""
+    _print(_realm().oracle.checkpoints())
 
 
 @ledger_app.command("sql")

@@ -89,11 +89,22 @@ class RetentionConfig(_Section):
     metric: Literal["loss", "val_loss", "accuracy"] = "loss"
 
 
+class OracleConfig(_Section):
+    # The pool of models the Oracle keeps loaded (per process): at most max_models, and
+    # at most max_bytes of weights (0 = no byte bound); least recently used goes first.
+    max_models: int = Field(2, ge=1, le=64)
+    max_bytes: int = Field(0, ge=0)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # torch threads for inference in this process (0 = torch's default).
+    threads: int = Field(0, ge=0, le=1024)
+
+
 class RealmConfig(_Section):
     hero: HeroConfig = HeroConfig()
     training: TrainingConfig = TrainingConfig()
     daemon: DaemonConfig = DaemonConfig()
     quests: QuestsConfig = QuestsConfig()
+    oracle: OracleConfig = OracleConfig()
     retention: RetentionConfig = RetentionConfig()
 
     def quest_limits(self):

@@ -11,7 +11,8 @@ from realm_kernel.api import Realm
 HERE = Path(__file__).parent
 log = logging.getLogger("realm.widgets")
 
-WIDGETS = {name: (HERE / f"{name}.js", HERE / f"{name}.css") for name in ("hero_card", "battle_view")}
+WIDGETS = {name: (HERE / f"{name}.js", HERE / f"{name}.css")
+           for name in ("hero_card", "battle_view", "oracle")}
 POLL_SECONDS = 0.5
 
 

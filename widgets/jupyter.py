@@ -50,3 +50,38 @@ def tavern(home: str | None = None, interval: float = POLL_SECONDS) -> ipywidget
     box = ipywidgets.VBox([hero, battle])
     box._realm_poller = asyncio.get_event_loop().create_task(poll())
     return box
+
+
+class Oracle(anywidget.AnyWidget):
+    _esm = WIDGETS["oracle"][0]
+    _css = WIDGETS["oracle"][1]
+    state = traitlets.Dict().tag(sync=True)
+    action = traitlets.Dict().tag(sync=True)
+
+
+ORACLE_POLL_SECONDS = 0.25  # streamed tokens reach the page at this pace
+
+
+def oracle(home: str | None = None, interval: float = ORACLE_POLL_SECONDS) -> Oracle:
+    """The Oracle chat, on this kernel's own model pool (`Realm.oracle`)."""
+    from realm_kernel.api import Realm
+
+    from .oracle_session import OracleSession
+
+    session = OracleSession(Realm(home, writer="widgets"))
+    widget = Oracle(state=session.snapshot())
+    widget.observe(lambda change: session.act(change["new"]), names="action")
+
+    async def poll() -> None:
+        while True:
+            try:
+                state = session.snapshot()
+                if state != widget.state:
+                    widget.state = state
+            except Exception as e:  # a poll failure must not kill the loop
+                widget.state = {**widget.state, "notice": str(e)}
+            await asyncio.sleep(interval)
+
+    widget._realm_poller = asyncio.get_event_loop().create_task(poll())
+    widget.session = session
+    return widget

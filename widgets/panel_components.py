@@ -19,3 +19,10 @@ class BattleViewPanel(AnyWidgetComponent):
     _stylesheets = [WIDGETS["battle_view"][1].read_text(encoding="utf-8")]
     state = param.Dict(default={})
     action = param.Dict(default={})
+
+
+class OraclePanel(AnyWidgetComponent):
+    _esm = WIDGETS["oracle"][0]
+    _stylesheets = [WIDGETS["oracle"][1].read_text(encoding="utf-8")]
+    state = param.Dict(default={})
+    action = param.Dict(default={})

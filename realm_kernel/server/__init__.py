@@ -12,6 +12,7 @@ import atexit
 from ..api import Realm
 from ..paths import RealmPaths
 from .handlers import handlers
+from .oracle_handlers import handlers as oracle_handlers
 from .weaver import Weaver, enabled
 
 
@@ -26,6 +27,7 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app = serverapp.web_app
     web_app.settings["realm"] = realm
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
+    web_app.add_handlers(".*$", oracle_handlers(web_app.settings["base_url"]))
     if enabled():
         weaver = Weaver(paths, serverapp.log, ledger=realm.ledger)
         web_app.settings["realm_weaver"] = weaver

@@ -1,0 +1,438 @@
+"""The Oracle: chat with a checkpoint by exact step, never with the wrong model.
+
+- The step is required; step 0 is the hero's base model.
+- A step that is not loaded fails with an error naming it and the loaded ones; there is
+  no fallback to another model.
+- Every reply carries `model` (the canonical checkpoint name) and `model_path`.
+- Local models live in a bounded pool (count and bytes, least recently used evicted);
+  remote hosts are OpenAI-compatible servers (vLLM or any /v1/chat/completions) found in
+  the host registry, and the served model name is checked before and after answering.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+LOCAL = "local"
+ROLES = ("system", "user", "assistant")
+
+# (step) -> (canonical name, local HF directory)
+Locator = Callable[[int], tuple[str, Path]]
+
+
+class OracleError(ValueError):
+    """A bad request: missing step, malformed messages, bad settings (HTTP 400)."""
+
+
+class ModelNotLoaded(LookupError):
+    """The step asked for is not loaded (HTTP 404); names what is."""
+
+    def __init__(self, step: int, loaded: list[int], host: str = LOCAL) -> None:
+        self.step, self.loaded, self.host = step, loaded, host
+        super().__init__(f"Step {step} not loaded on {host}. Loaded: {loaded}")
+
+
+class UnknownCheckpoint(LookupError):
+    """No checkpoint of that step (or of that name) exists (HTTP 404)."""
+
+
+class RemoteError(RuntimeError):
+    """A remote host did not answer, or answered with another model than asked (HTTP 502)."""
+
+
+def require_step(value: Any) -> int:
+    if value is None or value == "":
+        raise OracleError("step is required (0 = the base model); the Oracle never guesses")
+    if isinstance(value, bool):
+        raise OracleError(f"step must be an integer, got {value!r}")
+    try:
+        step = int(value)
+    except (TypeError, ValueError) as e:
+        raise OracleError(f"step must be an integer, got {value!r}") from e
+    if step < 0 or str(step) != str(value).strip():
+        raise OracleError(f"step must be a whole number >= 0, got {value!r}")
+    return step
+
+
+def chat_messages(message: Any = None, messages: Any = None) -> list[dict[str, str]]:
+    """`message` (one user turn) or `messages` (a chat), validated into a list of turns."""
+    if messages is None and message is None:
+        raise OracleError("give `message` (a string) or `messages` (a list of {role, content})")
+    if messages is None:
+        if not isinstance(message, str) or not message.strip():
+            raise OracleError("`message` must be a non-empty string")
+        return [{"role": "user", "content": message}]
+    if not isinstance(messages, list) or not messages:
+        raise OracleError("`messages` must be a non-empty list of {role, content}")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise OracleError(f"messages[{i}] must be {{role: system|user|assistant, content: string}}")
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+@dataclass
+class Sampling:
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Sampling:
+        known = cls.__dataclass_fields__
+        d = {k: v for k, v in (d or {}).items() if k in known and v is not None}
+        try:
+            s = cls(**{k: type(getattr(cls, k))(v) for k, v in d.items()})
+        except (TypeError, ValueError) as e:
+            raise OracleError(f"bad sampling settings {d}: {e}") from e
+        if not 1 <= s.max_new_tokens <= 8192 or s.temperature < 0 or not 0 < s.top_p <= 1 \
+                or s.top_k < 0 or s.repetition_penalty <= 0:
+            raise OracleError(f"sampling settings out of range: {asdict(s)}")
+        return s
+
+    def generate_kwargs(self) -> dict:
+        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens,
+                              "repetition_penalty": self.repetition_penalty}
+        if self.temperature > 0:
+            kw.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
+        else:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kw
+
+
+@dataclass
+class LoadedModel:
+    step: int
+    name: str
+    path: Path
+    model: Any = field(repr=False)
+    tokenizer: Any = field(repr=False)
+    bytes: int
+    load_seconds: float
+    loaded_at: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.time)
+
+    def info(self) -> dict:
+        return {"step": self.step, "model": self.name, "model_path": str(self.path), "bytes": self.bytes,
+                "device": str(self.model.device), "dtype": str(self.model.dtype).removeprefix("torch."),
+                "load_seconds": round(self.load_seconds, 3), "loaded_at": self.loaded_at,
+                "last_used": self.last_used}
+
+
+def model_bytes(model: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+
+
+def disk_bytes(path: Path) -> int:
+    """The weights on disk: what a load will about take in memory (before dtype changes)."""
+    return sum(p.stat().st_size for p in Path(path).glob("*.safetensors")) or \
+        sum(p.stat().st_size for p in Path(path).glob("*.bin"))
+
+
+def eos_ids(tokenizer: Any, model: Any) -> list[int]:
+    """Every end-of-turn token: the tokenizer's EOS, the generation config's, <|im_end|>."""
+    ids = {tokenizer.eos_token_id}
+    gen = getattr(model, "generation_config", None)
+    extra = getattr(gen, "eos_token_id", None)
+    ids.update(extra if isinstance(extra, list) else [extra])
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+        ids.add(im_end)
+    return sorted(i for i in ids if isinstance(i, int) and i >= 0)
+
+
+class ModelPool:
+    """Loaded models by step, bounded by count and bytes; the least recently used goes first."""
+
+    def __init__(self, locate: Locator, max_models: int = 2, max_bytes: int = 0,
+                 dtype: str = "auto", threads: int = 0) -> None:
+        if max_models < 1:
+            raise OracleError("the pool must hold at least one model")
+        self.locate, self.max_models, self.max_bytes, self.dtype = locate, max_models, max_bytes, dtype
+        self.threads = threads
+        self._models: OrderedDict[int, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()  # the dict
+        self._load_lock = threading.Lock()  # one load at a time (memory is the bound)
+        self.evicted: list[dict] = []  # the last evictions, newest last (status shows them)
+
+    # -- what is loaded ----------------------------------------------------------------
+    def steps(self) -> list[int]:
+        with self._lock:
+            return sorted(self._models)
+
+    def loaded(self) -> list[dict]:
+        with self._lock:
+            return [m.info() for m in sorted(self._models.values(), key=lambda m: m.step)]
+
+    def used_bytes(self) -> int:
+        with self._lock:
+            return sum(m.bytes for m in self._models.values())
+
+    def get(self, step: int) -> LoadedModel:
+        with self._lock:
+            m = self._models.get(step)
+            if m is None:
+                raise ModelNotLoaded(step, sorted(self._models))
+            self._models.move_to_end(step)
+            m.last_used = time.time()
+            return m
+
+    def by_name(self, name: str) -> LoadedModel:
+        with self._lock:
+            for m in self._models.values():
+                if m.name == name:
+                    self._models.move_to_end(m.step)
+                    m.last_used = time.time()
+                    return m
+            raise UnknownCheckpoint(f"model {name!r} is not loaded; loaded: "
+                                    f"{[m.name for m in self._models.values()]}")
+
+    def status(self) -> dict:
+        models = self.loaded()
+        return {"host": LOCAL, "reachable": True, "loaded_models": models, "model_count": len(models),
+                "steps": [m["step"] for m in models], "max_models": self.max_models,
+                "max_bytes": self.max_bytes, "used_bytes": sum(m["bytes"] for m in models),
+                "evicted": self.evicted[-5:]}
+
+    # -- load / unload -----------------------------------------------------------------
+    def load(self, step: int) -> dict:
+        step = require_step(step)
+        with self._load_lock:
+            with self._lock:
+                if step in self._models:
+                    self._models.move_to_end(step)
+                    return {**self._models[step].info(), "already_loaded": True, "evicted": []}
+            name, path = self.locate(step)
+            need = disk_bytes(path)
+            if self.max_bytes and need > self.max_bytes:
+                raise OracleError(f"{name} needs about {need} bytes, more than the pool's "
+                                  f"max_bytes {self.max_bytes}")
+            evicted = self._make_room(need)
+            t0 = time.perf_counter()
+            model, tokenizer = self._load_weights(path)
+            m = LoadedModel(step, name, Path(path), model, tokenizer, model_bytes(model),
+                            time.perf_counter() - t0)
+            with self._lock:
+                self._models[step] = m
+            return {**m.info(), "already_loaded": False, "evicted": evicted}
+
+    def _make_room(self, need: int) -> list[int]:
+        evicted = []
+        with self._lock:
+            while self._models and (len(self._models) >= self.max_models or (
+                    self.max_bytes and sum(m.bytes for m in self._models.values()) + need > self.max_bytes)):
+                step, m = self._models.popitem(last=False)
+                evicted.append(step)
+                self.evicted.append({"step": step, "model": m.name, "at": time.time()})
+        del self.evicted[:-20]
+        if evicted:
+            _free_device_memory()
+        return evicted
+
+    def unload(self, step: int) -> dict:
+        step = require_step(step)
+        with self._lock:
+            m = self._models.pop(step, None)
+            if m is None:
+                raise ModelNotLoaded(step, sorted(self._models))
+        _free_device_memory()
+        return {"ok": True, "unloaded": step, "model": m.name, "loaded": self.steps()}
+
+    def _load_weights(self, path: Path):
+        import torch
+
+        from .config import TrainingConfig
+        from .engine.trainer import load_model_and_tokenizer
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        model, tokenizer = load_model_and_tokenizer(path, TrainingConfig(dtype=self.dtype),
+                                                    attn="sdpa")
+        model.eval()
+        return model, tokenizer
+
+    # -- chat ------------------------------------------------------------------------
+    def stream(self, step: int, messages: list[dict], sampling: Sampling | None = None) -> Iterator[dict]:
+        """Events: one `start` (which model answers), `token`s as they come, one `done`."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        m = self.get(require_step(step))
+        sampling = sampling or Sampling()
+        tok = m.tokenizer
+        inputs = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                         return_dict=True)
+        inputs = {k: v.to(m.model.device) for k, v in inputs.items()}
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+        out: dict[str, Any] = {}
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    out["ids"] = m.model.generate(
+                        **inputs, streamer=streamer, eos_token_id=eos_ids(tok, m.model),
+                        pad_token_id=tok.pad_token_id, **sampling.generate_kwargs())
+            except BaseException as e:  # reported to the caller, not lost in the thread
+                failure.append(e)
+                streamer.on_finalized_text("", stream_end=True)
+
+        t0 = time.perf_counter()
+        yield {"type": "start", **self._identity(m)}
+        worker = threading.Thread(target=run, name=f"oracle-generate-{step}", daemon=True)
+        worker.start()
+        ttft = None
+        for text in streamer:
+            if text:
+                ttft = ttft if ttft is not None else time.perf_counter() - t0
+                yield {"type": "token", "text": text}
+        worker.join()
+        if failure:
+            raise RemoteError(f"generation on {m.name} failed: {failure[0]}") from failure[0]
+        new = out["ids"][0, prompt_tokens:].tolist()
+        eos = set(eos_ids(tok, m.model))
+        finish = "stop" if new and new[-1] in eos else "length"
+        content = tok.decode(new, skip_special_tokens=True)
+        yield {"type": "done", **self._identity(m), "content": content, "finish_reason": finish,
+               "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(new),
+                         "total_tokens": prompt_tokens + len(new)},
+               "seconds": round(time.perf_counter() - t0, 4),
+               "ttft_seconds": round(ttft, 4) if ttft is not None else None}
+
+    @staticmethod
+    def _identity(m: LoadedModel) -> dict:
+        return {"host": LOCAL, "step": m.step, "model": m.name, "model_path": str(m.path)}
+
+
+def _free_device_memory() -> None:
+    import gc
+    gc.collect()
+    try:
+        import torch
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def final_reply(events: Iterator[dict]) -> dict:
+    """Drain a stream into one reply (the `done` event, plus ok/success flags)."""
+    done: dict | None = None
+    for ev in events:
+        if ev["type"] == "done":
+            done = ev
+    if done is None:
+        raise RemoteError("the answer stream ended without a final event")
+    reply = {k: v for k, v in done.items() if k != "type"}
+    return {"ok": True, "success": True, **reply}
+
+
+class Oracle:
+    """The local pool and the remote hosts behind one strict interface."""
+
+    def __init__(self, locate: Locator, pool: ModelPool, remotes: Callable[[], dict[str, Any]],
+                 checkpoints: Callable[[], list[dict]]) -> None:
+        self.locate, self.pool, self._remotes, self._checkpoints = locate, pool, remotes, checkpoints
+
+    def remote(self, host: str):
+        remotes = self._remotes()
+        if host not in remotes:
+            raise UnknownCheckpoint(f"no inference host {host!r}; hosts: {[LOCAL, *sorted(remotes)]}")
+        return remotes[host]
+
+    def hosts(self) -> list[str]:
+        return [LOCAL, *sorted(self._remotes())]
+
+    def checkpoints(self) -> list[dict]:
+        """What can be loaded: step 0 (the base model) and every checkpoint in the ledger."""
+        return self._checkpoints()
+
+    def status(self) -> dict:
+        hosts = {LOCAL: self.pool.status()}
+        for name, r in sorted(self._remotes().items()):
+            hosts[name] = r.status()
+        return {"hosts": hosts}
+
+    def load(self, step: Any, host: str | None = None) -> dict:
+        step = require_step(step)
+        if host in (None, "", LOCAL):
+            return {"ok": True, "host": LOCAL, **self.pool.load(step)}
+        return {"ok": True, **self.remote(host).load(step)}
+
+    def unload(self, step: Any, host: str | None = None) -> dict:
+        step = require_step(step)
+        if host in (None, "", LOCAL):
+            return {"host": LOCAL, **self.pool.unload(step)}
+        raise OracleError(f"host {host!r} is an OpenAI-compatible server: stop or restart it there "
+                          "to change what it serves")
+
+    def stream(self, step: Any, message: Any = None, messages: Any = None, host: str | None = None,
+               sampling: dict | Sampling | None = None) -> Iterator[dict]:
+        """Validate everything before the first event, so errors are plain exceptions."""
+        step = require_step(step)
+        turns = chat_messages(message, messages)
+        s = sampling if isinstance(sampling, Sampling) else Sampling.from_dict(sampling)
+        if host in (None, "", LOCAL):
+            self.pool.get(step)  # raises ModelNotLoaded before any event
+            return self.pool.stream(step, turns, s)
+        return self.remote(host).stream(step, turns, s)
+
+    def chat(self, step: Any = None, message: Any = None, messages: Any = None, host: str | None = None,
+             sampling: dict | Sampling | None = None) -> dict:
+        return final_reply(self.stream(step, message, messages, host, sampling))
+
+    def probe(self, skill: str, step: Any, host: str | None = None, level: int | None = None,
+              seed: int | None = None, level_of: Callable[[str], int] | None = None,
+              sampling: dict | None = None) -> dict:
+        """Ask a fresh problem of the skill's level and score the answer with the skill's scorer."""
+        import skills
+        step = require_step(step)
+        if level is None:
+            level = level_of(skill) if level_of else 1
+        seed = time.time_ns() % 2**31 if seed is None else seed
+        problem = skills.generate(skill, level, 1, seed)[0]
+        reply = self.chat(step, message=problem.question, host=host,
+                          sampling={"max_new_tokens": 256, **(sampling or {})})
+        return {**reply, "skill": skill, "level": level, "seed": seed, "question": problem.question,
+                "primitive_id": problem.primitive_id, "expected": problem.final,
+                "correct": skills.score(problem, reply["content"])}
+
+
+# -- the ledger's side: which checkpoint is step N --------------------------------------
+def checkpoint_row(ledger: Any, base_model: Path, step: int) -> dict:
+    """Step 0 is the base model; any other step is its latest row in `checkpoints`."""
+    if step == 0:
+        return {"step": 0, "name": Path(base_model).name, "path": str(base_model)}
+    rows = ledger.query("SELECT step, name, path FROM checkpoints WHERE step = ? "
+                        "ORDER BY ts DESC LIMIT 1", [step])
+    if not rows:
+        known = [r["step"] for r in ledger.query(
+            "SELECT DISTINCT step FROM checkpoints ORDER BY step DESC LIMIT 20")]
+        raise UnknownCheckpoint(f"no checkpoint at step {step} in the ledger; latest steps: {known}")
+    return rows[0]
+
+
+def locate_checkpoint(ledger: Any, base_model: Path, step: int) -> tuple[str, Path]:
+    row = checkpoint_row(ledger, base_model, step)
+    path = Path(row["path"])
+    if not (path / "config.json").exists():
+        raise UnknownCheckpoint(f"{row['name']} (step {step}) is not on this machine: no model at {path}")
+    return row["name"], path
+
+
+def list_checkpoints(ledger: Any, base_model: Path) -> list[dict]:
+    rows = ledger.query("SELECT step, name, path, loss, skill, skill_level FROM checkpoints "
+                        "QUALIFY row_number() OVER (PARTITION BY step ORDER BY ts DESC) = 1 "
+                        "ORDER BY step DESC")
+    return [{**checkpoint_row(ledger, base_model, 0), "loss": None, "skill": None, "skill_level": None},
+            *rows]

@@ -1,0 +1,209 @@
+"""The Oracle's REST API under /realm/api/oracle, and its OpenAI-compatible face under
+/realm/api/oracle/v1 (any OpenAI client, eval harness or chat UI can talk to a checkpoint).
+
+Loading and generation run in a thread executor: Jupyter's tornado loop never blocks.
+Streams are Server-Sent Events written chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import tornado.web
+from jupyter_server.utils import url_path_join
+
+from ..config import ConfigError
+from ..oracle import LOCAL, ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
+from .handlers import RealmHandler
+
+# Generation threads of the server process (each generation also starts one streamer
+# thread); a bounded pool keeps a burst of chats from starving the loop's own threads.
+EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="oracle")
+_END = object()
+
+
+def status_of(exc: BaseException) -> int:
+    if isinstance(exc, ModelNotLoaded | UnknownCheckpoint):
+        return 404
+    if isinstance(exc, RemoteError):
+        return 502
+    if isinstance(exc, ConfigError):
+        return 500
+    if isinstance(exc, OracleError | ValueError):
+        return 400
+    return 500
+
+
+async def in_thread(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(EXECUTOR, lambda: fn(*args, **kwargs))
+
+
+async def each_in_thread(events: Iterator[dict]):
+    """Iterate a blocking event generator without blocking the loop."""
+    while True:
+        ev = await in_thread(next, events, _END)
+        if ev is _END:
+            return
+        yield ev
+
+
+class OracleHandler(RealmHandler):
+    def fail(self, exc: BaseException) -> None:
+        code = status_of(exc)
+        body: dict[str, Any] = {"ok": False, "success": False, "status": code, "error": str(exc)}
+        if isinstance(exc, ModelNotLoaded):
+            body.update(step=exc.step, loaded=exc.loaded, host=exc.host)
+        self.reply(body, code)
+
+    async def call(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
+        try:
+            self.reply(await in_thread(fn, *args, **kwargs))
+        except (LookupError, ValueError, RemoteError) as e:
+            self.fail(e)
+
+    def sse(self, data: Any) -> None:
+        self.write(f"data: {data if isinstance(data, str) else json.dumps(data, default=str)}\n\n")
+
+    def start_sse(self) -> None:
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+
+
+class StatusHandler(OracleHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        await self.call(self.realm.oracle.status)
+
+
+class CheckpointsHandler(OracleHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        await self.call(lambda: {"checkpoints": self.realm.oracle.checkpoints()})
+
+
+class LoadHandler(OracleHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        await self.call(self.realm.oracle.load, body.get("step"), body.get("host"))
+
+
+class UnloadHandler(OracleHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        await self.call(self.realm.oracle.unload, body.get("step"), body.get("host"))
+
+
+class ChatHandler(OracleHandler):
+    """{message | messages, step, host?, stream?, max_new_tokens?, temperature?, ...}"""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        oracle = self.realm.oracle
+        try:
+            # Validation and the "is it loaded" check happen here, before any byte is sent.
+            events = await in_thread(oracle.stream, body.get("step"), body.get("message"),
+                                     body.get("messages"), body.get("host"), body)
+        except (LookupError, ValueError, RemoteError) as e:
+            return self.fail(e)
+        if not body.get("stream"):
+            try:
+                done = [ev async for ev in each_in_thread(events)][-1]
+            except RemoteError as e:
+                return self.fail(e)
+            return self.reply({"ok": True, "success": True,
+                               **{k: v for k, v in done.items() if k != "type"}})
+        self.start_sse()
+        try:
+            async for ev in each_in_thread(events):
+                self.sse(ev)
+                await self.flush()
+        except RemoteError as e:
+            self.sse({"type": "error", "error": str(e), "status": 502})
+        self.finish()
+
+
+# -- OpenAI-compatible ---------------------------------------------------------------
+def openai_error(message: str, code: str, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+
+
+class ModelsHandler(OracleHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        self.reply({"object": "list", "data": [
+            {"id": m["model"], "object": "model", "created": int(m["loaded_at"]), "owned_by": "realm",
+             "root": m["model_path"], "step": m["step"]} for m in self.realm.oracle.pool.loaded()]})
+
+
+class CompletionsHandler(OracleHandler):
+    """POST /v1/chat/completions: `model` must name a loaded checkpoint exactly."""
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        pool = self.realm.oracle.pool
+        name = body.get("model")
+        try:
+            m = pool.by_name(name) if isinstance(name, str) else None
+        except UnknownCheckpoint as e:
+            return self.reply(openai_error(str(e), "model_not_found", "model"), 404)
+        if m is None:
+            return self.reply(openai_error("`model` (a loaded checkpoint name) is required",
+                                           "missing_model", "model"), 400)
+        sampling = {"max_new_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
+                    "temperature": body.get("temperature"), "top_p": body.get("top_p"),
+                    "top_k": body.get("top_k"), "repetition_penalty": body.get("repetition_penalty")}
+        try:
+            events = await in_thread(self.realm.oracle.stream, m.step, None, body.get("messages"),
+                                     LOCAL, sampling)
+        except (LookupError, ValueError) as e:
+            code = 404 if isinstance(e, LookupError) else 400
+            return self.reply(openai_error(str(e), "model_not_found" if code == 404 else "invalid"), code)
+        base = {"id": f"chatcmpl-{time.time_ns()}", "created": int(time.time()), "model": m.name,
+                "system_fingerprint": f"realm-step-{m.step}"}
+        if not body.get("stream"):
+            done = [ev async for ev in each_in_thread(events)][-1]
+            return self.reply({**base, "object": "chat.completion", "usage": done["usage"],
+                               "model_path": done["model_path"], "choices": [{
+                                   "index": 0, "finish_reason": done["finish_reason"],
+                                   "message": {"role": "assistant", "content": done["content"]}}]})
+        self.start_sse()
+        chunk = {**base, "object": "chat.completion.chunk"}
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        async for ev in each_in_thread(events):
+            if ev["type"] == "start":
+                delta, finish = {"role": "assistant", "content": ""}, None
+            elif ev["type"] == "token":
+                delta, finish = {"content": ev["text"]}, None
+            else:
+                delta, finish = {}, ev["finish_reason"]
+            self.sse({**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            if ev["type"] == "done" and include_usage:
+                self.sse({**chunk, "choices": [], "usage": ev["usage"]})
+            await self.flush()
+        self.sse("[DONE]")
+        self.finish()
+
+
+ROUTES = [
+    ("oracle/status", StatusHandler),
+    ("oracle/checkpoints", CheckpointsHandler),
+    ("oracle/load", LoadHandler),
+    ("oracle/unload", UnloadHandler),
+    ("oracle/chat", ChatHandler),
+    ("oracle/v1/models", ModelsHandler),
+    ("oracle/v1/chat/completions", CompletionsHandler),
+]
+
+
+def handlers(base_url: str) -> list[tuple[str, type]]:
+    return [(url_path_join(base_url, "realm/api", route), h) for route, h in ROUTES]
