@@ -48,3 +48,18 @@ def report(name: str, figures: dict, summary: str, out_dir: Path | None = None) 
     print(summary)
     print(f"wrote {path}")
     return path
+
+
+def run_engine(model_dir: Path, examples: list[dict], training, workdir: Path):
+    """One quest through our TrainerEngine in a fresh realm home; its TrainingResult."""
+    from realm_kernel.engine import Job, TrainerEngine
+    from realm_kernel.ledger import Ledger
+    from realm_kernel.paths import RealmPaths
+
+    paths = RealmPaths.at(workdir).ensure()
+    job = Job(quest_id="bench.jsonl", examples=examples, model_path=model_dir, run_id="bench",
+              training=training)
+    result = TrainerEngine(paths, Ledger(paths, "bench")).run_job(job)
+    if not result.success:
+        raise SystemExit(result.error_message)
+    return result

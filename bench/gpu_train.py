@@ -31,16 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import record  # noqa: E402
+from common import record, run_engine  # noqa: E402
 
 from realm_kernel.config import TrainingConfig  # noqa: E402
 from realm_kernel.dio_mini import build_dio_mini  # noqa: E402
-from realm_kernel.engine import Job, TrainerEngine  # noqa: E402
 from realm_kernel.engine.data import build_datasets  # noqa: E402
 from realm_kernel.engine.mixed import mixed_examples  # noqa: E402
 from realm_kernel.engine.presets import PRESETS, init_from_config  # noqa: E402
-from realm_kernel.ledger import Ledger  # noqa: E402
-from realm_kernel.paths import RealmPaths  # noqa: E402
 from realm_kernel.vram import CUDA_CONTEXT_BYTES, count_params, estimate  # noqa: E402
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12,
@@ -105,12 +102,7 @@ def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Pat
 
 def ours(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Path) -> dict:
     reset_memory()
-    paths = RealmPaths.at(workdir).ensure()
-    job = Job(quest_id="bench.jsonl", examples=exs, model_path=model_dir, run_id="bench",
-              training=cfg)
-    r = TrainerEngine(paths, Ledger(paths, "bench")).run_job(job)
-    if not r.success:
-        raise SystemExit(r.error_message)
+    r = run_engine(model_dir, exs, cfg, workdir)
     return {"tokens_per_s": r.tokens_per_second, "peak_memory": r.peak_memory_bytes,
             "packing_efficiency": r.packing_efficiency, "attn": r.attn_implementation}
 

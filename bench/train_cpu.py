@@ -20,16 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import record  # noqa: E402
+from common import record, run_engine  # noqa: E402
 
 from realm_kernel.config import TrainingConfig  # noqa: E402
 from realm_kernel.dio_mini import build_dio_mini  # noqa: E402
-from realm_kernel.engine import Job, TrainerEngine  # noqa: E402
 from realm_kernel.engine.data import build_datasets  # noqa: E402
 from realm_kernel.engine.mixed import mixed_examples  # noqa: E402
 from realm_kernel.engine.presets import init_from_config  # noqa: E402
-from realm_kernel.ledger import Ledger  # noqa: E402
-from realm_kernel.paths import RealmPaths  # noqa: E402
 
 
 def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Path) -> float:
@@ -59,12 +56,7 @@ def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Pat
 
 
 def ours(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Path) -> tuple[float, float]:
-    paths = RealmPaths.at(workdir).ensure()
-    job = Job(quest_id="bench.jsonl", examples=exs, model_path=model_dir, run_id="bench",
-              training=cfg)
-    result = TrainerEngine(paths, Ledger(paths, "bench")).run_job(job)
-    if not result.success:
-        raise SystemExit(result.error_message)
+    result = run_engine(model_dir, exs, cfg, workdir)
     return result.tokens_per_second, result.packing_efficiency
 
 

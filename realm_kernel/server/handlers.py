@@ -347,5 +347,10 @@ ROUTES = [
 ]
 
 
+def mount(base_url: str, routes: list[tuple[str, type]]) -> list[tuple[str, type]]:
+    """Routes under <base_url>/realm/api, as tornado handler specs."""
+    return [(url_path_join(base_url, "realm/api", route), h) for route, h in routes]
+
+
 def handlers(base_url: str) -> list[tuple[str, type]]:
-    return [(url_path_join(base_url, "realm/api", route), h) for route, h in ROUTES]
+    return mount(base_url, ROUTES)

@@ -15,11 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import tornado.web
-from jupyter_server.utils import url_path_join
 
 from ..config import ConfigError
 from ..oracle import LOCAL, ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
-from .handlers import RealmHandler
+from .handlers import RealmHandler, mount
 
 # Generation threads of the server process (each generation also starts one streamer
 # thread); a bounded pool keeps a burst of chats from starving the loop's own threads.
@@ -206,4 +205,4 @@ ROUTES = [
 
 
 def handlers(base_url: str) -> list[tuple[str, type]]:
-    return [(url_path_join(base_url, "realm/api", route), h) for route, h in ROUTES]
+    return mount(base_url, ROUTES)
