@@ -20,6 +20,7 @@ from .quests import (
     QuestReport,
     check_name,
     delete_quest,
+    file_sha256,
     list_queue,
     reorder,
     set_priority,
@@ -258,8 +259,8 @@ class Realm:
         if not result.wrong:
             raise SparringError("every answer was right: nothing to spar about")
         examples = sparring_examples(result, SPARRING_SEED if seed is None else seed)
-        name = f"spar-{result.skill}-L{result.level}-{len(result.wrong)}w-{time.time_ns()}.jsonl"
-        return publish_sparring(self.paths, examples, name)
+        name = f"sparring-{result.skill}-L{result.level}-{len(result.wrong)}w-{time.time_ns()}.jsonl"
+        return self._queued_high(publish_sparring(self.paths, examples, name), len(examples))
 
     def targeted_quest(self, skill: str, level: int | None = None, count: int = 200,
                        threshold: float = 0.8, seed: int | None = None) -> Path:
@@ -276,7 +277,16 @@ class Realm:
         seed = time.time_ns() % 2**31 if seed is None else seed
         problems = targeted_problems(skill, level, acc, count, seed, threshold)
         name = f"target-{skill}-L{level}-{count}-s{seed}.jsonl"
-        return write_quest(self.paths.queue("high") / name, [p.as_example() for p in problems])
+        dest = write_quest(self.paths.queue("high") / name, [p.as_example() for p in problems])
+        return self._queued_high(dest, len(problems))
+
+    def _queued_high(self, dest: Path, examples: int) -> Path:
+        """Quests the realm writes straight into queue/high are recorded as the daemon's
+        admission would record them (so duplicate detection and the quest board see them)."""
+        self.ledger.append("quests", [{"quest_id": dest.name, "status": "queued",
+                                       "priority": "high", "path": str(dest), "examples": examples,
+                                       "sha256": file_sha256(dest)}])
+        return dest
     # -- champion -------------------------------------------------------------------
     def champion(self) -> dict | None:
         rows = self.ledger.query("SELECT step, name, path, ts FROM champion")
@@ -328,7 +338,6 @@ class Realm:
         from .oracle import ModelPool, Oracle, UnknownCheckpoint, list_checkpoints, locate_checkpoint
         from .oracle_hosts import inference_hosts
         from .oracle_remote import RemoteOracle
-        from .vault import VaultError
 
         cfg = self.config
 
@@ -338,15 +347,16 @@ class Realm:
         def locate(step: int) -> tuple[str, Path]:
             try:
                 return locate_checkpoint(self.ledger, base(), step)
-            except UnknownCheckpoint:
+            except UnknownCheckpoint as missing:
                 if step == 0:
                     raise
-                # Not on this machine: ask the vault, which copies it from the best zone.
+                # Not on this machine: ask the vault, which copies it from the best zone
+                # (its ledger row may be gone too: the directory name is canonical).
                 try:
-                    return name_of(step), self.vault.fetch(f"checkpoint_{step}")
+                    path = self.vault.fetch(f"checkpoint_{step}")
                 except VaultError:
-                    raise UnknownCheckpoint(f"step {step} is neither on this machine nor in any "
-                                            "vault zone") from None
+                    raise missing from None
+                return path.name, path
 
         def name_of(step: int) -> str:
             from .oracle import checkpoint_row

@@ -105,7 +105,9 @@ def test_sparring_goes_to_queue_high_and_bad_sets_never_get_there(realm):
     problems = eval_problems("sy", 9, size=10)
     res = skills.run_eval("sy", 9, _answers(problems, every_other=True), problems=problems)
     path = realm.spar(res)
-    assert path.parent == realm.paths.queue("high")
+    assert path.parent == realm.paths.queue("high") and path.name.startswith("sparring-")
+    row = realm.sql(f"SELECT status, priority, sha256 FROM quest_status WHERE quest_id = '{path.name}'")
+    assert row and row[0]["status"] == "queued" and row[0]["priority"] == "high" and row[0]["sha256"]
     examples, report = load_quest(path)
     assert report.ok and report.examples == 15
     assert check_sparring_file(path) == []
@@ -168,7 +170,7 @@ def test_cli_skills_commands(realm, tmp_path):
     out = run(app, ["skills", "eval", "bin", str(answers), "--level", "1", "--spar"])
     assert out.exit_code == 0, out.output
     res = json.loads(out.output)
-    assert res["accuracy"] == 0.5 and "spar-bin-L1-25w" in res["sparring"]
+    assert res["accuracy"] == 0.5 and "sparring-bin-L1-25w" in res["sparring"]
     out = run(app, ["skills", "eval-report", "bin"])
     report = json.loads(out.output)
     assert report["state"]["level"] == 1 and report["evals"][0]["accuracy"] == 0.5
