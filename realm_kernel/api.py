@@ -81,11 +81,7 @@ class Realm:
                "val_loss": val[0]["val_loss"] if val else None,
                **led.query("""SELECT (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
                    (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed""")[0]}
-        try:
-            name = self.config.hero.name
-        except ValueError:
-            name = "DIO"
-        return hero_stats(name=name, steps=row["steps"], loss=row["loss"],
+        return hero_stats(name=self.safe_config().hero.name, steps=row["steps"], loss=row["loss"],
                           val_loss=row["val_loss"], accuracy=row["accuracy"],
                           quests_completed=row["completed"]).as_dict()
 
