@@ -29,6 +29,7 @@ from .config import ConfigError, RealmConfig, load_config
 from .ledger import Ledger
 from .paths import RealmPaths
 from .quests import Level, QuestReport, fail, move, next_quest, priority_of, validate_quest
+from .recovery import repair, repair_quests
 from .status import DAEMON, TRAINING, write_status
 
 log = logging.getLogger("realm.daemon")
@@ -104,6 +105,18 @@ class Daemon:
                                            "detail": "recovered after an interrupted run"}])
             self.ledger.event("quest_recovered", f"Quest {dest.name} was interrupted; "
                                                  "it resumes from its last checkpoint")
+
+    def repair(self) -> None:
+        """Finish or undo whatever a crash cut in half (recovery.py), then put quests
+        left in processing/ back at the head of the queue."""
+        done = repair(self.paths, self.ledger)
+        self.recover()
+        done["quests"] = repair_quests(self.paths, self.ledger)
+        ck = done["checkpoints"]
+        if any(ck.values()) or done["quests"] or done["temp_segments"]:
+            log.warning("start-up repairs: %s", done)
+            self.ledger.event("recovery", "Start-up repairs after an interrupted run",
+                              json.dumps(done))
 
     # -- inbox ------------------------------------------------------------------------
     def inbox_files(self) -> list[tuple[Path, Path]]:
@@ -218,7 +231,9 @@ class Daemon:
         result = engine.run_job(job)
         log.info("result %s", result.as_dict())
         skipped = self.paths.control_file("skip").exists() and result.stopped
-        if not result.success:
+        if not result.success and result.disk_full:
+            status, detail = "queued", self.disk_full(quest.name, result)
+        elif not result.success:
             status, detail = "failed", result.error_message or "training failed"
         elif skipped:
             self.paths.control_file("skip").unlink(missing_ok=True)
@@ -234,6 +249,20 @@ class Daemon:
                                      "step_end": result.global_step, "loss": result.final_loss,
                                      "detail": detail[:4000]}])
         self._finish(quest, status, run_id, detail, priority=priority)
+
+    def disk_full(self, quest: str, result) -> str:
+        """A full disk is not the quest's fault: it goes back to its queue (it resumes
+        from its last complete checkpoint) and the realm pauses until a user frees space
+        and resumes, instead of failing quest after quest."""
+        error = (result.error_message or "").strip().splitlines()
+        detail = (f"disk full while saving a checkpoint after step {result.global_step}: "
+                  f"{error[0] if error else 'no space left on device'}; {quest} is back in its "
+                  f"queue and training is paused: free space under {self.paths.checkpoints}, "
+                  "then resume")
+        self.paths.control_file("pause").write_text(str(time.time()))
+        log.error("%s", detail)
+        self.ledger.event("disk_full", f"Disk full: {quest} goes back to its queue", detail)
+        return detail
 
     def should_abort(self) -> bool:
         return self.shutdown.is_set() or self.paths.control_file("skip").exists()
@@ -297,7 +326,7 @@ class Daemon:
             signal.signal(sig, lambda *_: self.shutdown.set())
         self.reload_config()
         self.ledger.ensure_views()
-        self.recover()
+        self.repair()
         self.ledger.event("daemon_started", f"The Arena opens (pid {os.getpid()})")
         log.info("daemon %d watching %s", os.getpid(), self.paths.inbox)
         keeper = threading.Thread(target=self.keep_inbox, name="inbox-keeper", daemon=True)

@@ -34,6 +34,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from . import faults
 from .paths import PRIORITIES, RealmPaths, atomic_write_json
 
 ALLOWED_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -398,6 +399,7 @@ def move(path: Path, folder: Path, name: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     dest = _unique_dest(folder, name or path.name)
     os.replace(path, dest)
+    faults.point(f"queue_move:{folder.name}")
     return dest
 
 
