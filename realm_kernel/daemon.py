@@ -52,6 +52,7 @@ class Daemon:
         self.started = time.time()
         self.wake = threading.Event()  # set when a quest was queued or a control changed
         self._admitting = threading.Lock()
+        self._config_error: str | None = None  # the one said last (said once, not per tick)
 
     # -- single instance ------------------------------------------------------------
     def acquire_lock(self) -> None:
@@ -72,9 +73,12 @@ class Daemon:
     def reload_config(self) -> None:
         try:
             self.config = load_config(self.paths.home)
-        except ConfigError as e:  # keep the last good config, say why loudly
-            log.error("%s", e)
-            self.ledger.event("config_error", str(e))
+            self._config_error = None
+        except ConfigError as e:  # keep the last good config, say why loudly, once
+            if str(e) != self._config_error:
+                self._config_error = str(e)
+                log.error("%s (keeping the last good config)", e)
+                self.ledger.event("config_error", str(e))
 
     def heartbeat(self, state: str, **extra: object) -> None:
         write_status(self.paths, DAEMON, pid=os.getpid(), state=state, started=self.started,
@@ -121,11 +125,14 @@ class Daemon:
     # -- inbox ------------------------------------------------------------------------
     def inbox_files(self) -> list[tuple[Path, Path]]:
         """(path, path relative to inbox) of every candidate quest, subfolders included;
-        hidden entries and symlinked folders are never entered."""
+        hidden entries are skipped and symlinked folders never entered (the link itself is
+        a candidate, so it is refused and moved out with a reason)."""
         found = []
         for root, dirs, files in os.walk(self.paths.inbox, followlinks=False):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
+            links = [d for d in dirs if (Path(root) / d).is_symlink()]
+            dirs[:] = [d for d in dirs if d not in links]
+            for name in sorted(files + links):
                 if name.startswith(".") or name.endswith(IGNORED_SUFFIXES):
                     continue
                 path = Path(root) / name
@@ -147,9 +154,9 @@ class Daemon:
                     self.admit(path, priority_of(rel))
                 except FileNotFoundError:
                     continue
-                except Exception as e:  # never die of one bad file
+                except Exception as e:  # never die of one bad file, nor retry it forever
                     log.exception("could not admit %r", str(rel))
-                    self.ledger.event("quest_error", f"could not admit {str(rel)!r}: {e}")
+                    self.reject_unreadable(path, e)
         return pending
 
     def keep_inbox(self) -> None:
@@ -167,6 +174,21 @@ class Daemon:
             except Exception:  # keep watching whatever happened
                 log.exception("inbox keeper")
             self.wake.set()
+
+    def reject_unreadable(self, path: Path, error: Exception) -> None:
+        """A file validation itself choked on goes to failed/ with the error as its
+        reason (left in the inbox it would be tried again on every tick)."""
+        report = QuestReport(file=path.name)
+        report.add(None, f"could not be read as a quest: {type(error).__name__}: {error}"[:2000])
+        try:
+            dest = fail(self.paths, path, report)
+        except OSError as e:
+            self.ledger.event("quest_error", f"could not admit {path.name!r}: {error}; "
+                                             f"nor move it to failed/: {e}")
+            return
+        self.ledger.append("quests", [{"quest_id": dest.name, "status": "failed",
+                                       "path": str(dest), "detail": report.summary()}])
+        self.ledger.event("quest_rejected", report.summary())
 
     def admit(self, path: Path, priority: str = "normal") -> None:
         _, report = check_quest(path, self.config, self.paths, self.ledger)
