@@ -531,7 +531,8 @@ def delete_quest(paths: RealmPaths, name: str) -> tuple[Path, str]:
     try:
         path, state = find_quest(paths, name, states)
     except QueueError:
-        if (paths.queue("processing") / name).exists():
+        # Only a safe name is ever joined to a folder ('../../realm.toml' is no quest).
+        if check_name(name) is None and (paths.queue("processing") / name).exists():
             raise QueueConflict(f"quest {name!r} is in training; stop or skip it first") from None
         raise
     path.unlink()
