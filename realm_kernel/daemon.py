@@ -30,7 +30,7 @@ from .ledger import Ledger
 from .paths import RealmPaths
 from .quests import Level, QuestReport, fail, move, next_quest, priority_of, validate_quest
 from .recovery import repair, repair_quests
-from .status import DAEMON, TRAINING, write_status
+from .status import DAEMON, TRAINING, read_status, write_status
 
 log = logging.getLogger("realm.daemon")
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp")
@@ -277,7 +277,8 @@ class Daemon:
         from its last complete checkpoint) and the realm pauses until a user frees space
         and resumes, instead of failing quest after quest."""
         error = (result.error_message or "").strip().splitlines()
-        detail = (f"disk full while saving a checkpoint after step {result.global_step}: "
+        step = read_status(self.paths, TRAINING).get("step", result.global_step)
+        detail = (f"disk full while saving a checkpoint at step {step}: "
                   f"{error[0] if error else 'no space left on device'}; {quest} is back in its "
                   f"queue and training is paused: free space under {self.paths.checkpoints}, "
                   "then resume")
