@@ -203,3 +203,33 @@ def check_realm(paths: RealmPaths, quests: dict[str, str], kills: list[Kill],
             "runs_checked": checked, "steps": top, "problems": problems,
             "metric_rows": realm.ledger.scalar("SELECT count(*) FROM metrics"),
             "kills": [asdict(k) for k in kills]}
+
+
+READERS = ("panel", "rest", "notebook", "taskmaster")
+
+
+def run_readers(procs: Procs, paths: RealmPaths, base: str, token: str, seconds: float) -> dict:
+    """The four readers of tests/reliability/readers.py at once, for `seconds`, while
+    whatever trains keeps writing; their JSON reports by kind."""
+    import subprocess
+    env = child_env(paths.home)
+    started = []
+    for kind in READERS:
+        p = subprocess.Popen([sys.executable, "-m", "tests.reliability.readers", kind, str(paths.home),
+                              str(seconds), base, token], env=env, cwd=Path(__file__).parents[2],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append((kind, p))
+    try:
+        for kind, p in started:  # all ready before the clock runs
+            assert p.stdout.readline().strip() == "ready", (kind, p.stderr.read()[-2000:])
+        out = {}
+        for kind, p in started:
+            stdout, stderr = p.communicate(timeout=seconds + 120)
+            assert p.returncode == 0, (kind, stderr[-2000:])
+            out[kind] = json.loads(stdout.strip().splitlines()[-1])
+        return out
+    finally:
+        for _, p in started:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
