@@ -136,10 +136,13 @@ def sha(path: Path) -> str:
 
 def finish(procs: Procs, paths: RealmPaths, quests: dict[str, str], timeout: float = 600) -> None:
     """A clean daemon until every quest is completed, then SIGTERM."""
+    from realm_kernel.status import DAEMON, read_status
     proc = start_daemon(procs, paths, "daemon-final")
     done = paths.queue("recently_completed")
     wait_for(lambda: {p.name for p in done.iterdir()} >= set(quests), timeout,
              "every quest to complete after the faults")
+    wait_for(lambda: read_status(paths, DAEMON).get("pid") == proc.pid and
+             read_status(paths, DAEMON).get("state") == "idle", 120, "the daemon to settle")
     assert procs.stop(proc) == 0
 
 
