@@ -360,7 +360,10 @@ class Daemon:
                     busy = self.tick()
                 except Exception as e:  # the Arena never falls to one bad round
                     log.exception("tick failed")
-                    self.ledger.event("daemon_error", f"{type(e).__name__}: {e}")
+                    try:  # the ledger's own disk may be the problem (full, gone)
+                        self.ledger.event("daemon_error", f"{type(e).__name__}: {e}")
+                    except Exception:
+                        log.exception("could not record the error in the ledger")
                     busy = False
                     time.sleep(1)
                 if not busy and not self.shutdown.is_set():
