@@ -134,6 +134,15 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def digest(folder: Path) -> str:
+    """One hash over a directory's file names and contents."""
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()
+
+
 def finish(procs: Procs, paths: RealmPaths, quests: dict[str, str], timeout: float = 600) -> None:
     """A clean daemon until every quest is completed, then SIGTERM."""
     from realm_kernel.status import DAEMON, read_status

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
@@ -20,6 +19,7 @@ from realm_kernel.vault import ProtectedAssetError
 
 from ..conftest import TEST_TOML, child_env, free_port, start_daemon, wait_for
 from .conftest import TOKEN, auth, make_home, start_lab
+from .harness import digest
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -162,14 +162,6 @@ def test_hostile_api_bodies_get_a_4xx_naming_the_problem(realm_lab, capsys):
     assert not (paths.home.parent / "escape.jsonl").exists() and not list(paths.inbox.glob("*.jsonl"))
     with capsys.disabled():
         print(f"\nhostile API bodies: {len(API_CASES)} tried, {len(API_CASES)} refused with a 4xx")
-
-
-def digest(folder) -> str:
-    h = hashlib.sha256()
-    for f in sorted(folder.rglob("*")):
-        if f.is_file():
-            h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()
 
 
 def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):

@@ -8,7 +8,6 @@ mount rights; skipped without), and a simulated ENOSPC at the write
 from __future__ import annotations
 
 import errno
-import hashlib
 import subprocess
 import sys
 
@@ -18,17 +17,9 @@ from realm_kernel.api import Realm
 from realm_kernel.status import TRAINING, read_status
 
 from ..conftest import child_env, wait_for
-from .harness import FAULT_TOML, complete_dirs
+from .harness import FAULT_TOML, complete_dirs, digest
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
-
-
-def digest(folder) -> str:
-    h = hashlib.sha256()
-    for f in sorted(folder.rglob("*")):
-        if f.is_file():
-            h.update(f.name.encode() + f.read_bytes())
-    return h.hexdigest()
 
 
 def start(procs, paths, name, **env):

@@ -17,23 +17,13 @@ import skills
 from realm_kernel.api import Realm
 from realm_kernel.status import DAEMON, read_status
 
-from ..conftest import start_daemon, wait_for
+from ..conftest import TEST_TOML, start_daemon, wait_for
 from .conftest import make_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
-TOML = """
-[training]
-batch_size = 8
-save_steps = 10
-max_length = 128
-threads = 1
-
-[daemon]
-poll_seconds = 0.5
-settle_seconds = 1.0
-max_quest_bytes = 1000000
-
+# The suite's usual realm, with a 1 MB file limit, slower settling and DEEP validation.
+TOML = TEST_TOML.replace("settle_seconds = 0.2", "settle_seconds = 1.0\nmax_quest_bytes = 1000000") + """
 [quests]
 validation_level = "deep"
 max_examples = 5000
