@@ -75,7 +75,7 @@ def crash_faults(root: Path, hero: Path, procs: Procs, n: int, seed: int) -> dic
     for i, fault in enumerate(schedule(seed, n)):
         waiting = [p for s in ("high", "normal", "low", "processing") for p in paths.queue(s).iterdir()]
         if not waiting and not list(paths.inbox.glob("*.jsonl")):
-            q = realm.generate_quest("bin", 1, 400, seed=seed * 1000 + i)
+            q = realm.generate_quest("bin", 1, 1500, seed=seed * 1000 + i)
             quests[q.name] = sha(q)
         k = crash(procs, paths, fault, i, timeout=90)
         kills.append(k)
