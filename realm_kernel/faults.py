@@ -6,8 +6,9 @@ Off unless the environment asks; read here and nowhere else:
                                     point, it writes status/fault.json ({"point", "hit",
                                     "pid"}) and blocks there for good, so a test can
                                     `kill -9` the process exactly at that point.
-  REALM_FAULT=enospc_on_save        a checkpoint write fails with ENOSPC ("No space left
-                                    on device"), as on a full disk.
+  REALM_FAULT=enospc_on_save[@<n>]  checkpoint writes fail with ENOSPC ("No space left
+                                    on device") from the n-th on (default: all), as on a
+                                    disk that fills up.
 
 Points (a point named "a" also matches hits named "a:<detail>"):
   step                 a training step ended (before the controls are read)
@@ -53,9 +54,13 @@ def point(name: str, home: Path | None = None) -> None:
             _hits[spec[0]] = hit = _hits.get(spec[0], 0) + 1
         if hit == spec[1]:
             _announce_and_block(name, hit, home)
-    if name.startswith("checkpoint_write") and os.environ.get(FAULT_ENV) == ENOSPC_ON_SAVE:
-        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} "
-                                    f"(simulated: {FAULT_ENV}={ENOSPC_ON_SAVE})")
+    fault, _, nth = os.environ.get(FAULT_ENV, "").partition("@")
+    if name.startswith("checkpoint_write") and fault == ENOSPC_ON_SAVE:
+        with _lock:
+            _hits[fault] = hit = _hits.get(fault, 0) + 1
+        if hit >= (int(nth) if nth.isdigit() else 1):
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} "
+                                        f"(simulated: {FAULT_ENV}={ENOSPC_ON_SAVE})")
 
 
 def _announce_and_block(name: str, hit: int, home: Path | None) -> None:

@@ -17,9 +17,9 @@ from realm_kernel.server.oracle_handlers import ROUTES as ORACLE_ROUTES
 from realm_kernel.status import DAEMON, read_status
 from realm_kernel.vault import ProtectedAssetError
 
-from ..conftest import TEST_TOML, child_env, free_port, start_daemon, wait_for
+from ..conftest import child_env, free_port, start_daemon, wait_for
 from .conftest import TOKEN, auth, make_home, start_lab
-from .harness import digest
+from .harness import FAULT_TOML, digest
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -40,9 +40,9 @@ def every_route() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def realm_lab(tmp_path_factory, dio_mini_dir, module_procs):
-    paths = make_home(tmp_path_factory, dio_mini_dir, TEST_TOML)
+    paths = make_home(tmp_path_factory, dio_mini_dir, FAULT_TOML)
     realm = Realm(paths.home)
-    quest = realm.generate_quest("bin", 1, 250, seed=77)
+    quest = realm.generate_quest("bin", 1, 120, seed=77)
     daemon = start_daemon(module_procs, paths)
     wait_for((paths.queue("recently_completed") / quest.name).exists, 180, "the training quest")
     assert realm.sql("SELECT count(*) AS n FROM checkpoint_ledger")[0]["n"] >= 3

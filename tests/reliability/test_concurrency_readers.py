@@ -14,7 +14,7 @@ from .conftest import TOKEN, make_home, start_lab
 from .harness import run_readers
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
-SECONDS = 20
+SECONDS = 15
 
 
 def test_readers_never_see_an_error_and_no_write_is_lost(tmp_path_factory, dio_mini_dir,
