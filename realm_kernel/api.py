@@ -383,3 +383,135 @@ class Realm:
         whether the skill's own scorer calls it right."""
         return self.oracle.probe(skill, step, host, seed=seed,
                                  level_of=lambda s: self.skill_state(s)["level"])
+
+    # -- task master and curriculum (realm_kernel/taskmaster.py, curriculum.py) --------
+    def tasks(self, check_work: bool = False) -> list[dict]:
+        """Every registered task with its settings and last run (task_id, name, priority,
+        resource, cooldown_s, enabled, notebook, last_run, last_status, next_eligible,
+        output, detail); with check_work, also whether it may run now and why not."""
+        from .taskmaster import describe, gpu_status
+        return describe(self, gpu_status() if check_work else None, check_work=check_work)
+
+    def run_task(self, task_id: str) -> dict:
+        """Ask the Task Master process to run a task now (a request file it takes first)."""
+        from .taskmaster import request_run
+        return request_run(self, task_id)
+
+    def set_task(self, task_id: str, *, enabled: bool | None = None, priority: int | None = None,
+                 cooldown_s: float | None = None) -> dict:
+        from .taskmaster import set_task
+        return set_task(self, task_id, enabled, priority, cooldown_s)
+
+    def taskmaster_status(self) -> dict:
+        from .taskmaster import STATUS, gpu_status
+        d = read_status(self.paths, STATUS)
+        d["alive"] = bool(d.get("pid")) and pid_alive(d.get("pid")) and d.get("state") != "offline"
+        d["gpu"] = gpu_status()
+        return d
+
+    def curriculum(self) -> list[dict]:
+        """Per skill: skill, name, icon, level, max_level, recent, review_levels, priority,
+        enabled."""
+        from .curriculum import plan
+        return plan(self.ledger, self.safe_config().curriculum)
+
+    def quests_waiting(self) -> int:
+        q = self.queue()
+        return sum(len(q[s]) for s in ("processing", *PRIORITIES)) + sum(
+            1 for p in self.paths.inbox.rglob("*") if p.is_file() and not any(
+                part.startswith(".") for part in p.relative_to(self.paths.inbox).parts))
+
+    def generate_curriculum_quest(self, seed: int | None = None) -> dict | None:
+        """The curriculum's next quest (skill by priority, its current level plus review)
+        into the inbox; queued curriculum quests of a level the skill has left are
+        withdrawn first. None when no skill is enabled."""
+        from . import curriculum
+        cfg = self.safe_config().curriculum
+        plans = self.curriculum()
+        withdrawn = []
+        for state in PRIORITIES:
+            for e in self.queue()[state]:
+                parsed = curriculum.parse_name(e["name"])
+                here = next((p for p in plans if parsed and p["skill"] == parsed[0]), None)
+                if here and parsed[1] != here["level"]:
+                    try:
+                        self.delete_quest(e["name"])
+                        withdrawn.append(e["name"])
+                    except (QuestError, FileNotFoundError, ValueError):
+                        pass  # the daemon took it meanwhile
+        chosen = curriculum.pick(plans, curriculum.generated_counts(self.ledger))
+        if chosen is None:
+            return None
+        seed = time.time_ns() % 2**31 if seed is None else seed
+        problems = curriculum.problems(chosen["skill"], chosen["level"], cfg.quest_examples,
+                                       cfg.review_fraction, cfg.review_window, seed)
+        name = curriculum.quest_name(chosen["skill"], chosen["level"], seed)
+        staging = self.paths.inbox / ".staging"
+        staging.mkdir(exist_ok=True)
+        staged = write_quest(staging / name, [p.as_example() for p in problems])
+        os.replace(staged, self.paths.inbox / name)
+        data = {"skill": chosen["skill"], "level": chosen["level"], "quest": name,
+                "examples": len(problems), "review_levels": chosen["review_levels"],
+                "review": sum(p.level != chosen["level"] for p in problems), "seed": seed,
+                "withdrawn": withdrawn}
+        self.ledger.event("quest_generated", f"New quest: {chosen['name']} L{chosen['level']} "
+                          f"({len(problems)} problems)", json_data(data))
+        return data
+
+    def eval_queue(self) -> list[dict]:
+        """Checkpoints waiting for their one eval, oldest first."""
+        from .evalqueue import pending
+        return pending(self)
+
+    def evaluate_pending(self, max_checkpoints: int = 6, size: int | None = None) -> list[dict]:
+        """Evaluate waiting checkpoints (each exactly once) on their skill's current
+        level; records evals, per-primitive accuracy, level-ups and champions."""
+        from .evalqueue import evaluate
+        return [evaluate(self, req, size) for req in self.eval_queue()[:max_checkpoints]]
+
+    def spar_checkpoint(self, skill: str, count: int = 40, step: int | None = None,
+                        seed: int | None = None) -> dict:
+        """A sparring session: `count` fresh problems for a checkpoint (default newest);
+        wrong answers -> 3 examples each -> queue/high."""
+        from .evalqueue import spar
+        return spar(self, skill, count, step, seed)
+
+    def cleanup_checkpoints(self, apply: bool = True) -> dict:
+        """Retention through the vault, sparing every checkpoint still awaiting its eval."""
+        plan = self.vault.retention_plan()
+        waiting = {r["step"] for r in self.eval_queue()}
+        deleted, kept = [], []
+        for d in plan["delete"]:
+            if d["step"] in waiting or not apply:
+                kept.append(d["step"])
+                continue
+            try:
+                self.vault.delete_checkpoint(d["step"], by="cleanup")
+                deleted.append(d["step"])
+            except (VaultError, ValueError) as e:  # protected meanwhile, or already gone
+                kept.append(d["step"])
+                self.ledger.event("cleanup_skipped", f"kept step {d['step']}: {e}")
+        return {"deleted": deleted, "kept_waiting_or_protected": kept,
+                "keep": plan["keep"], "dry_run": not apply}
+
+    def validate_queue(self) -> list[dict]:
+        """The daemon's report for every queued quest (nothing is moved)."""
+        out = []
+        for state in PRIORITIES:
+            for e in self.queue()[state]:
+                path = self.paths.queue(state) / e["name"]
+                try:
+                    rep = self.validate_quest(path)
+                    out.append({"quest": e["name"], "priority": state, "ok": rep.ok,
+                                "examples": rep.examples, "summary": rep.summary()})
+                except FileNotFoundError:
+                    continue  # trained meanwhile
+        return out
+
+    def lineage(self) -> list[dict]:
+        """Which quest trained which checkpoint, with its eval (the lineage report)."""
+        return self.ledger.query("""
+            SELECT c.step, c.name, c.training_file AS quest, c.skill, c.skill_level, c.loss,
+                   e.level AS eval_level, e.accuracy
+            FROM checkpoint_ledger c LEFT JOIN evals e ON e.checkpoint = c.name
+            ORDER BY c.step""")

@@ -35,6 +35,11 @@ threads = 1
 [daemon]
 poll_seconds = 0.5
 settle_seconds = 0.2
+
+# The Weaver starts a Task Master beside the daemon; tests that want its pipelines
+# turn it on (tests/test_taskmaster.py), the rest keep their realm to themselves.
+[taskmaster]
+enabled = false
 """
 
 
