@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--home", type=Path, default=None, help="realm home (default: a new temp dir)")
     ap.add_argument("--sample-s", type=float, default=30.0)
-    ap.add_argument("--out-dir", type=Path, default=BENCH / "results")
+    ap.add_argument("--out", type=Path, default=BENCH / "results")
     ap.add_argument("--note", default="", help="what else ran on the machine")
     args = ap.parse_args(argv)
     home = args.home or Path(tempfile.mkdtemp(prefix="idle-loop-"))
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()  # the clock starts before dio-mini is built: an empty realm
     proc = subprocess.Popen([str(realm_bin), "play", "--headless"], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    partial = args.out_dir / "idle_loop.partial.json"
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    partial = args.out / "idle_loop.partial.json"
+    args.out.mkdir(parents=True, exist_ok=True)
     print(f"idle loop: home {home}, pid {proc.pid}, {args.minutes} min", flush=True)
     got: dict = {}
     try:
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                f"{got['quests_generated']} quests generated, {got['checkpoints']} checkpoints, "
                f"{got['evals']} evals, {got['sparring_examples']} sparring examples, "
                f"{got['steps']} steps" + (f"; {args.note}" if args.note else ""))
-    path = record("idle_loop", figures, summary, args.out_dir)
+    path = record("idle_loop", figures, summary, args.out)
     partial.unlink(missing_ok=True)
     print(summary)
     print(f"wrote {path}")
