@@ -484,7 +484,8 @@ def tasks_list(as_json: bool = typer.Option(False, "--json")) -> None:
 def tasks_available() -> None:
     """Which tasks may run now, and why the others may not."""
     for t in _realm().tasks(check_work=True):
-        typer.echo(f"{_task_line(t)}\n       {'READY: ' + t.get('work', '') if t['available'] else t['why_not']}")
+        why = "READY: " + t.get("work", "") if t["available"] else t["why_not"]
+        typer.echo(f"{_task_line(t)}\n       {why}")
 
 
 @tasks_app.command("status")

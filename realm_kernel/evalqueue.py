@@ -156,7 +156,8 @@ def spar(realm: Realm, skill: str, count: int, step: int | None = None, seed: in
     from .skillbook import SparringError
     row = (realm.checkpoints.get(step) if step is not None else realm.checkpoints.latest())
     if row is None or not (Path(row.path) / "config.json").exists():
-        raise FileNotFoundError(f"no checkpoint {'at step ' + str(step) if step else ''} on disk to spar with")
+        where = f"at step {step} " if step is not None else ""
+        raise FileNotFoundError(f"no checkpoint {where}on disk to spar with")
     level = skill_state(realm.ledger, skill).level
     seed = time.time_ns() % 2**31 if seed is None else seed
     problems = skills.generate(skill, level, count, seed)

@@ -15,7 +15,7 @@ import pytest
 import skills
 from realm_kernel import curriculum, evalqueue, taskmaster
 from realm_kernel.api import Realm
-from realm_kernel.config import ConfigError, TrainingConfig, load_config
+from realm_kernel.config import ConfigError, load_config
 from realm_kernel.engine import Job, TrainerEngine
 from realm_kernel.quests import load_quest
 from realm_kernel.taskmaster import TaskMaster, describe, gpu_status, resource_ok
