@@ -240,3 +240,23 @@ def test_idle_loop_bench_smoke(tmp_path):
             "sparring_examples", "machine", "date"} <= set(figures)
     assert figures["quests_generated"] >= 1  # the curriculum wrote quests unattended
     assert "idle_loop" in (tmp_path / "RESULTS.md").read_text()
+
+
+@pytest.mark.slow
+def test_rest_routes(realm_home, procs, tmp_path):
+    from .test_server import api, start_lab
+    _, base = start_lab(procs, realm_home, tmp_path, REALM_WEAVER="0")
+    tasks = api(base, "GET", "tasks").json()
+    assert tasks[0]["task_id"] == "process_eval_queue"
+    assert {"last_run", "next_eligible", "output"} <= set(tasks[0])
+    checked = api(base, "GET", "tasks?check=1").json()
+    assert next(t for t in checked if t["task_id"] == "generate_curriculum")["available"]
+    assert api(base, "POST", "tasks/vault_scan/run").json() == {"task_id": "vault_scan", "requested": True}
+    assert (realm_home.tasks / "requests" / "vault_scan.json").is_file()
+    assert api(base, "POST", "tasks/nope/run").status_code == 404
+    changed = api(base, "POST", "tasks/vault_scan", json={"priority": 9, "cooldown_s": 5, "enabled": False})
+    assert changed.status_code == 200 and changed.json()["priority"] == 9 and not changed.json()["enabled"]
+    assert api(base, "POST", "tasks/vault_scan", json={"priority": "high"}).status_code == 400
+    assert api(base, "POST", "tasks/vault_scan", json={"colour": 1}).status_code == 400
+    curriculum_ = api(base, "GET", "curriculum").json()
+    assert curriculum_[0]["skill"] == "bin" and curriculum_[0]["level"] == 1
