@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,10 @@ RESOURCES = ("none", "gpu", "inference")
 STATUS = "taskmaster.json"
 ALREADY_RUNNING = 3
 FAILURE_BACKOFF_S = 30.0  # a failed task waits at least this long before its next try
+
+
+class TaskMasterAlreadyRunning(RuntimeError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -433,7 +437,8 @@ class TaskMaster:
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise RuntimeError(f"a Task Master already runs for {self.paths.home} (pid {holder})") from None
+            raise TaskMasterAlreadyRunning(
+                f"a Task Master already runs for {self.paths.home} (pid {holder})") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
@@ -499,10 +504,6 @@ class TaskMaster:
             self.realm.ledger.event("taskmaster_stopped", f"The Task Master rests (pid {os.getpid()})")
 
 
-def as_dict(t: TaskDef) -> dict:
-    return asdict(t)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Realm of Training: the Task Master")
     parser.add_argument("--home", default=None, help="realm home (default: REALM_HOME)")
@@ -511,11 +512,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         TaskMaster(args.home).loop()
-    except RuntimeError as e:
-        if "already runs" in str(e):
-            print(f"realm taskmaster: {e}", file=sys.stderr)
-            return ALREADY_RUNNING
-        raise
+    except TaskMasterAlreadyRunning as e:
+        print(f"realm taskmaster: {e}", file=sys.stderr)
+        return ALREADY_RUNNING
     return 0
 
 
