@@ -49,6 +49,9 @@ ALREADY_RUNNING = 3
 FAILURE_BACKOFF_S = 30.0  # a failed task waits at least this long before its next try
 
 
+STARVING_PICK = "generate_curriculum"  # taken first whenever the daemon has nothing to train
+
+
 class TaskMasterAlreadyRunning(RuntimeError):
     pass
 
@@ -471,7 +474,15 @@ class TaskMaster:
         for task_id in pending_requests(self.realm):
             (requests_dir(self.realm) / f"{task_id}.json").unlink(missing_ok=True)
             return task_id, "run-now request"
-        for t in describe(self.realm, gpu_status(), check_work=True, first_available=True):
+        gpu = gpu_status()
+        # The daemon has nothing to train: a new quest beats everything else (an eval queue
+        # that keeps filling would otherwise keep the Arena idle).
+        if self.realm.quests_waiting() == 0:
+            gen = next(t for t in describe(self.realm, gpu, check_work=True)
+                       if t["task_id"] == STARVING_PICK)
+            if gen["available"]:
+                return STARVING_PICK, "the daemon has nothing to train"
+        for t in describe(self.realm, gpu, check_work=True, first_available=True):
             if t["available"]:
                 return t["task_id"], t.get("work") or ""
         return None

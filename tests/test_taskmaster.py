@@ -134,7 +134,12 @@ def test_priorities_cooldowns_settings_and_run_now(home):
     assert not avail["process_eval_queue"]["available"]
     assert "0 checkpoint" in avail["process_eval_queue"]["why_not"]
     assert avail["sparring_sy"]["why_not"] == "disabled"
-    assert tm.pick() == ("generate_curriculum", "queue low (0 < 2)")
+    # Nothing to train: generate jumps the queue; with one quest waiting it is just
+    # priority 6 among the others.
+    assert tm.pick() == ("generate_curriculum", "the daemon has nothing to train")
+    (home.queue("normal") / "waiting.jsonl").write_text(
+        json.dumps(skills.generate("bin", 1, 1, 0)[0].as_example()) + "\n")
+    assert tm.pick() == ("generate_curriculum", "queue low (1 < 2)")
     # Cooldown: health_check just ran -> not eligible; next_eligible = last + 600 s.
     _done(realm, "health_check")
     h = next(t for t in describe(realm, gpu_status(), check_work=True) if t["task_id"] == "health_check")
