@@ -12,7 +12,8 @@ HERE = Path(__file__).parent
 log = logging.getLogger("realm.widgets")
 
 WIDGETS = {name: (HERE / f"{name}.js", HERE / f"{name}.css")
-           for name in ("hero_card", "battle_view", "oracle")}
+           for name in ("hero_card", "battle_view", "oracle", "achievements", "toasts", "quest_board",
+                        "vault_browser", "settings", "scheduler", "guild")}
 POLL_SECONDS = 0.5
 
 

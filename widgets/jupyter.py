@@ -85,3 +85,74 @@ def oracle(home: str | None = None, interval: float = ORACLE_POLL_SECONDS) -> Or
     widget._realm_poller = asyncio.get_event_loop().create_task(poll())
     widget.session = session
     return widget
+
+
+_classes: dict[str, type[anywidget.AnyWidget]] = {}
+
+
+def widget_class(name: str) -> type[anywidget.AnyWidget]:
+    """The anywidget class of any widget in WIDGETS (a synced `state` and `action`)."""
+    if name not in _classes:
+        js, css = WIDGETS[name]
+        _classes[name] = type(f"{name.title().replace('_', '')}Widget", (anywidget.AnyWidget,), {
+            "_esm": js, "_css": css, "state": traitlets.Dict().tag(sync=True),
+            "action": traitlets.Dict().tag(sync=True)})
+    return _classes[name]
+
+
+class PageView:
+    """A page in a notebook cell: its widgets and, where it has them, its HoloViews plots."""
+
+    def __init__(self, box: ipywidgets.VBox, plots=None) -> None:
+        self.box, self.plots = box, plots
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.box)
+        if self.plots is not None:
+            display(self.plots)
+
+
+def page(name: str, home: str | None = None, plots: bool = True):
+    """One Tavern page inline, kept fresh by one poller on the kernel's loop."""
+    from realm_kernel.api import Realm
+
+    from .pages import PAGES
+    spec = PAGES[name]
+    if spec.session is None:
+        return oracle(home)
+    session = spec.session(Realm(home, writer="widgets"))
+    ws = [widget_class(w)() for w in spec.widgets]
+
+    def refresh() -> None:
+        state = session.snapshot()
+        for w in ws:
+            if state != w.state:
+                w.state = state
+
+    def on_action(change) -> None:
+        session.act(change["new"])
+        refresh()
+
+    for w in ws:
+        w.observe(on_action, names="action")
+
+    async def poll() -> None:
+        while True:
+            try:
+                refresh()
+            except Exception as e:  # a poll failure must not kill the loop
+                for w in ws:
+                    w.state = {**w.state, "notice": {"ok": False, "message": str(e)}}
+            await asyncio.sleep(spec.poll_seconds)
+
+    refresh()
+    box = ipywidgets.VBox(ws)
+    box.layout.width = "100%"
+    box._realm_poller = asyncio.get_event_loop().create_task(poll())
+    box.session = session
+    view = None
+    if plots and spec.plots:
+        from .plots import plots_for
+        view = plots_for(spec.plots, session.realm, notebook=True)
+    return PageView(box, view) if view is not None else box
