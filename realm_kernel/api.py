@@ -298,6 +298,7 @@ class Realm:
                 "val_loss": rec.val_loss}
         self.ledger.event("champion", f"{rec.name} is the champion", json_data(data),
                           key="champion")
+        self.check_achievements()  # "First champion"
         return {"ok": True, **data}
 
     # -- ledger ---------------------------------------------------------------------

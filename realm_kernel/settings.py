@@ -28,7 +28,7 @@ def _kind(annotation: Any) -> tuple[str, list | None]:
 def describe(cfg: RealmConfig) -> list[dict]:
     """One dict per field: key ("section.name"), value, default, kind, choices, bounds."""
     out = []
-    for section, sfield in RealmConfig.model_fields.items():
+    for section in RealmConfig.model_fields:
         model = getattr(cfg, section)
         for name, f in type(model).model_fields.items():
             kind, choices = _kind(f.annotation)

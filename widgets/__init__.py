@@ -1,17 +1,16 @@
 """Tavern widgets: one ESM + CSS per component, for JupyterLab (anywidget) and
 `panel serve` (panel.custom.AnyWidgetComponent)."""
 
-from .feed import WIDGETS, Feed
+from .feed import WIDGETS
 
-__all__ = ["PAGE_NAMES", "WIDGETS", "Feed", "show", "show_oracle", "show_tavern"]
+__all__ = ["PAGE_NAMES", "WIDGETS", "show", "show_oracle", "show_tavern"]
 
 PAGE_NAMES = ("tavern", "quests", "oracle", "vault", "settings", "scheduler", "guild")
 
 
 def show_tavern(home: str | None = None):
-    """Show the hero card and the live battle inline in a notebook."""
-    from .jupyter import tavern as _tavern
-    return _tavern(home)
+    """The Tavern page inline in a notebook (hero, battle, events, achievements, plots)."""
+    return show("tavern", home)
 
 
 def show_oracle(home: str | None = None):

@@ -7,27 +7,6 @@ from panel.custom import AnyWidgetComponent
 
 from .feed import WIDGETS
 
-
-class HeroCardPanel(AnyWidgetComponent):
-    _esm = WIDGETS["hero_card"][0]
-    _stylesheets = [WIDGETS["hero_card"][1].read_text(encoding="utf-8")]
-    state = param.Dict(default={})
-
-
-class BattleViewPanel(AnyWidgetComponent):
-    _esm = WIDGETS["battle_view"][0]
-    _stylesheets = [WIDGETS["battle_view"][1].read_text(encoding="utf-8")]
-    state = param.Dict(default={})
-    action = param.Dict(default={})
-
-
-class OraclePanel(AnyWidgetComponent):
-    _esm = WIDGETS["oracle"][0]
-    _stylesheets = [WIDGETS["oracle"][1].read_text(encoding="utf-8")]
-    state = param.Dict(default={})
-    action = param.Dict(default={})
-
-
 _components: dict[str, type[AnyWidgetComponent]] = {}
 
 

@@ -24,7 +24,8 @@ def _extension() -> None:
 def battle_data(realm: Realm) -> dict:
     return {"loss": realm.series("loss"), "val_loss": realm.series("val_loss"),
             "tokens_per_s": realm.series("tokens_per_s"),
-            "checkpoints": [[c.step, c.loss] for c in realm.checkpoints.list(limit=200) if c.loss is not None]}
+            "checkpoints": [[c.step, c.loss] for c in realm.checkpoints.list(limit=200)
+                            if c.loss is not None]}
 
 
 def loss_plot(d: dict) -> hv.Overlay:
@@ -52,7 +53,8 @@ def accuracy_plot(d: dict) -> hv.Overlay:
     by_skill = {}
     for r in d["evals"]:
         by_skill.setdefault(r["skill"], []).append((r["level"], r["accuracy"]))
-    layers = [hv.Scatter(pts, "level", "accuracy", label=s.upper()).opts(size=7) for s, pts in by_skill.items()]
+    layers = [hv.Scatter(pts, "level", "accuracy", label=s.upper()).opts(size=7)
+              for s, pts in by_skill.items()]
     overlay = hv.Overlay(layers or [hv.Scatter([], "level", "accuracy")])
     return overlay.opts(hv.opts.Scatter(ylim=(0, 1.05)), hv.opts.Overlay(
         title="Eval accuracy by level", responsive=True, height=240, show_grid=True))
@@ -61,7 +63,8 @@ def accuracy_plot(d: dict) -> hv.Overlay:
 def heatmap(skill: str, h: dict) -> hv.HeatMap:
     cells = [(str(step), prim, acc) for step, prim, acc in h["cells"]]
     return hv.HeatMap(cells, ["checkpoint step", "primitive"], "accuracy").opts(
-        title=f"{skill.upper()}: accuracy per primitive", responsive=True, height=60 + 26 * max(3, len(h["primitives"])),
+        title=f"{skill.upper()}: accuracy per primitive", responsive=True,
+        height=60 + 26 * max(3, len(h["primitives"])),
         cmap="RdYlGn", clim=(0, 1), colorbar=True, tools=["hover"], xrotation=45)
 
 
@@ -82,7 +85,7 @@ def plots_for(names: tuple[str, ...], realm: Realm, notebook: bool = False) -> p
     """The plots of a page, redrawn when their data changes (every REFRESH_MS)."""
     _extension()
     if notebook:
-        pn.extension()
+        pn.extension(inline=True)  # offline: BokehJS from the kernel, not a CDN
     col = pn.Column(sizing_mode="stretch_width", css_classes=["realm-plots"])
     last: dict = {}
 
