@@ -1,0 +1,93 @@
+"""The Tavern notebook in a real JupyterLab (`realm play`) driven by Debian's Chromium: every
+page's widgets render and update, the Bokeh plots render offline, actions work from the
+notebook, and the widgets follow JupyterLab's dark theme. Screenshots in test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+
+import pytest
+import requests
+
+from realm_kernel.paths import REPO_ROOT
+
+from .conftest import ARTIFACTS, child_env, free_port, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+PAGE_ROOTS = {"tavern": ".realm-hero-card", "quests": ".rq-box", "oracle": ".ro-box", "vault": ".rv-box",
+              "settings": ".rs-box", "scheduler": ".rk-box", "guild": ".rg-box"}
+
+
+def xp_of(page) -> int:
+    return int(re.search(r"XP (\d+)", page.locator("[data-stat=xp]").first.inner_text()).group(1))
+
+
+def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home, procs, chromium, tmp_path):
+    root = tmp_path / "lab-root"
+    shutil.copytree(REPO_ROOT / "notebooks", root / "notebooks")
+    port, token = free_port(), "tavern-test"
+    env = child_env(realm_home.home)
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "lab-settings")  # the theme switch stays here
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "lab-workspaces")
+    procs.start("play", [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
+                         f"--root-dir={root}", f"--IdentityProvider.token={token}"], env)
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{base}/realm/api/health", timeout=5,
+                                  headers={"Authorization": f"token {token}"}).ok, 90, "JupyterLab")
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    requested: list[str] = []
+    context.on("request", lambda r: requested.append(r.url))
+    page = context.new_page()
+    page.goto(f"{base}/lab/tree/notebooks/Tavern.ipynb?token={token}")
+    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
+    wait_for(lambda: "Idle" in str(page.locator(".jp-StatusBar-TextItem").all_inner_texts()), 90,
+             "the kernel to start")
+    page.get_by_role("menuitem", name="Run").first.click()
+    page.get_by_text("Run All Cells", exact=True).click()
+
+    for name, css in PAGE_ROOTS.items():
+        page.locator(css).first.wait_for(state="attached", timeout=120_000)
+    page.locator("[data-stat=xp]").first.wait_for(timeout=60_000)
+    first = xp_of(page)
+    wait_for(lambda: xp_of(page) > first, 120, "XP to rise in the notebook")
+    page.locator(".jp-OutputArea .bk-Canvas, .jp-OutputArea canvas").first.wait_for(state="attached",
+                                                                                   timeout=90_000)
+
+    # Actions from the notebook go through the same Realm API.
+    board = page.locator(".rq-box").first
+    board.scroll_into_view_if_needed()
+    board.locator("input[data-role=count]").fill("30")
+    board.locator("button[data-action=generate]").click()
+    wait_for(lambda: "generated into the inbox" in board.locator("[data-stat=notice]").inner_text(), 60,
+             "a quest generated from the notebook")
+    battle = page.locator(".realm-battle-view").first
+    battle.scroll_into_view_if_needed()
+    battle.locator("button[data-action=pause]").click()
+    wait_for(lambda: realm_home.control_file("pause").exists(), 30, "pause from the notebook")
+    wait_for(lambda: battle.locator("[data-stat=state]").inner_text().lower() == "paused", 60,
+             "the notebook's battle view to show the pause")
+    battle.locator("button[data-action=resume]").click()
+    wait_for(lambda: not realm_home.control_file("pause").exists(), 30, "resume from the notebook")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    card = page.locator(".realm-hero-card .rt-card").first
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-tavern-light.png"))
+    light = card.evaluate("e => getComputedStyle(e).backgroundColor")
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").click()
+    wait_for(lambda: page.evaluate("document.body.dataset.jpThemeLight") == "false", 30, "the dark theme")
+    wait_for(lambda: card.evaluate("e => getComputedStyle(e).backgroundColor") != light, 30,
+             "the hero card to follow the theme")
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-tavern-dark.png"))
+    for name, css in PAGE_ROOTS.items():
+        el = page.locator(css).first
+        el.scroll_into_view_if_needed()
+        el.screenshot(path=str(ARTIFACTS / f"jupyterlab-{name}.png"))
+    local = (base, f"ws://127.0.0.1:{port}", "data:", "blob:", "about:")
+    assert [u for u in requested if not u.startswith(local)] == []  # offline: no CDN
+    context.close()
