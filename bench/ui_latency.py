@@ -119,11 +119,13 @@ def main() -> None:
                 panel = rounds_on(page, realm, args.rounds)
                 page.close()
             port, token = free_port(), "ui-latency"
-            with server([sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
-                         f"--root-dir={tmp / 'lab'}", f"--IdentityProvider.token={token}"], env, tmp / "lab.log"):
+            play = [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
+                    f"--root-dir={tmp / 'lab'}", f"--IdentityProvider.token={token}"]
+            with server(play, env, tmp / "lab.log"):
                 base = f"http://127.0.0.1:{port}"
-                wait_for(lambda: requests.get(f"{base}/api/status", timeout=5,
-                                              headers={"Authorization": f"token {token}"}).ok, 120, "JupyterLab")
+                auth = {"Authorization": f"token {token}"}
+                wait_for(lambda: requests.get(f"{base}/api/status", timeout=5, headers=auth).ok, 120,
+                         "JupyterLab")
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
                 page.goto(f"{base}/lab/tree/notebooks/Latency.ipynb?token={token}")
                 page.locator(".jp-Notebook").first.wait_for(timeout=90_000)

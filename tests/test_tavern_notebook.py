@@ -21,7 +21,7 @@ PAGE_ROOTS = {"tavern": ".realm-hero-card", "quests": ".rq-box", "oracle": ".ro-
 
 
 def xp_of(page) -> int:
-    return int(re.search(r"XP (\d+)", page.locator("[data-stat=xp]").first.inner_text()).group(1))
+    return int(re.search(r"XP (\d+)", page.locator("[data-stat=xp]").first.text_content()).group(1))
 
 
 def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home, procs, chromium, tmp_path):
@@ -48,7 +48,7 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
     page.get_by_role("menuitem", name="Run").first.click()
     page.get_by_text("Run All Cells", exact=True).click()
 
-    for name, css in PAGE_ROOTS.items():
+    for css in PAGE_ROOTS.values():
         page.locator(css).first.wait_for(state="attached", timeout=120_000)
     page.locator("[data-stat=xp]").first.wait_for(timeout=60_000)
     first = xp_of(page)
@@ -61,13 +61,13 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
     board.scroll_into_view_if_needed()
     board.locator("input[data-role=count]").fill("30")
     board.locator("button[data-action=generate]").click()
-    wait_for(lambda: "generated into the inbox" in board.locator("[data-stat=notice]").inner_text(), 60,
+    wait_for(lambda: "generated into the inbox" in board.locator("[data-stat=notice]").text_content(), 60,
              "a quest generated from the notebook")
     battle = page.locator(".realm-battle-view").first
     battle.scroll_into_view_if_needed()
     battle.locator("button[data-action=pause]").click()
     wait_for(lambda: realm_home.control_file("pause").exists(), 30, "pause from the notebook")
-    wait_for(lambda: battle.locator("[data-stat=state]").inner_text().lower() == "paused", 60,
+    wait_for(lambda: battle.locator("[data-stat=state]").text_content().lower() == "paused", 60,
              "the notebook's battle view to show the pause")
     battle.locator("button[data-action=resume]").click()
     wait_for(lambda: not realm_home.control_file("pause").exists(), 30, "resume from the notebook")

@@ -14,10 +14,12 @@ REFRESH_MS = 3000
 _ready = False
 
 
-def _extension() -> None:
+def _extension(notebook: bool) -> None:
     global _ready
     if not _ready:
-        hv.extension("bokeh", logo=False)
+        if notebook:  # offline: BokehJS and Panel's bundle come from the kernel, never a CDN
+            pn.config.inline = True
+        hv.extension("bokeh", logo=False, inline=True)
         _ready = True
 
 
@@ -83,9 +85,7 @@ BUILDERS = {"battle": _battle, "guild": _guild}
 
 def plots_for(names: tuple[str, ...], realm: Realm, notebook: bool = False) -> pn.Column:
     """The plots of a page, redrawn when their data changes (every REFRESH_MS)."""
-    _extension()
-    if notebook:
-        pn.extension(inline=True)  # offline: BokehJS from the kernel, not a CDN
+    _extension(notebook)
     col = pn.Column(sizing_mode="stretch_width", css_classes=["realm-plots"])
     last: dict = {}
 
