@@ -301,6 +301,18 @@ class Realm:
         self.check_achievements()  # "First champion"
         return {"ok": True, **data}
 
+    def delete_checkpoint(self, step: int) -> dict:
+        """Delete a checkpoint from disk; the champion and the one in use are refused."""
+        return self.vault.delete_checkpoint(step)
+
+    def export_checkpoint(self, step: int, dest: str | os.PathLike | None = None) -> Path:
+        """A clean HF directory of a checkpoint (no optimizer/trainer state), by default
+        <realm home>/exports/<checkpoint name>."""
+        if dest is None:
+            rec = self.checkpoints.get(step) if isinstance(step, int) and not isinstance(step, bool) else None
+            dest = self.paths.exports / (rec.name if rec else f"checkpoint-{step}")
+        return self.vault.export_checkpoint(step, dest)
+
     # -- ledger ---------------------------------------------------------------------
     def sql(self, query: str) -> list[dict]:
         return self.ledger.query(query)

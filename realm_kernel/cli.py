@@ -448,6 +448,19 @@ def vault_retention(apply: bool = typer.Option(False, "--apply",
     _print(_realm().vault.retention(dry_run=not apply))
 
 
+@vault_app.command("delete")
+def vault_delete(step: int) -> None:
+    """Delete one checkpoint from disk (never the champion or the one in use)."""
+    _print(_guarded(_realm().delete_checkpoint, step))
+
+
+@vault_app.command("export")
+def vault_export(step: int, dest: Path = typer.Argument(
+        None, help="a new folder (default: <realm home>/exports/<checkpoint name>)")) -> None:
+    """Copy a checkpoint as a clean HF directory: weights, config, tokenizer only."""
+    typer.echo(_guarded(_realm().export_checkpoint, step, dest))
+
+
 @app.command()
 def champion(step: str = typer.Argument(None, help="promote this checkpoint step")) -> None:
     """Show the champion, or promote the checkpoint at STEP."""

@@ -85,6 +85,11 @@ class RealmPaths:
         return self.home / "logs"
 
     @property
+    def exports(self) -> Path:
+        """Clean HF copies of checkpoints made by `Realm.export_checkpoint`."""
+        return self.home / "exports"
+
+    @property
     def lock_file(self) -> Path:
         return self.home / "daemon.lock"
 

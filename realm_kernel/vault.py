@@ -44,6 +44,15 @@ class VaultError(LookupError):
     """An unknown asset or zone, or a location that cannot be used."""
 
 
+class ProtectedAssetError(ValueError):
+    """Deleting or overwriting this asset would lose the champion or the weights in use."""
+
+
+# What a trainer keeps beside the weights; an exported checkpoint leaves them out.
+TRAINING_STATE = ("optimizer.*", "scheduler.*", "scaler.*", "rng_state*", "trainer_state.json",
+                  "training_args.bin", ".ledger.json", "global_step*", ".*")
+
+
 @dataclass(frozen=True)
 class Location:
     zone: str
@@ -458,19 +467,77 @@ class VaultKeeper:
             path = Path(d["path"])
             if d["step"] in protected or not path.resolve().is_relative_to(self.paths.checkpoints):
                 continue
-            # Rename first: a checkpoint is either whole or gone, never half-deleted.
-            trash = path.with_name(f".deleting-{path.name}")
-            os.replace(path, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-            rel = path.relative_to(self.paths.home).as_posix()
-            self._record(f"checkpoint_{d['step']}", "checkpoint", path.name, LOCAL, rel,
-                         d["bytes"], d["step"], status="deleted", detail={"by": "retention"})
+            self._remove_checkpoint(d["step"], path, d["bytes"], by="retention")
             done.append(d)
         plan["delete"] = done
         plan["freed_bytes"] = sum(d["bytes"] for d in done)
         self.ledger.event("retention", f"Retention removed {len(done)} checkpoint(s)",
                           json.dumps({"steps": [d["step"] for d in done]}))
         return plan
+
+
+    def _remove_checkpoint(self, step: int, path: Path, nbytes: int | None, by: str) -> None:
+        # Rename first: a checkpoint is either whole or gone, never half-deleted.
+        trash = path.with_name(f".deleting-{path.name}")
+        os.replace(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        rel = path.relative_to(self.paths.home).as_posix()
+        self._record(f"checkpoint_{step}", "checkpoint", path.name, LOCAL, rel, nbytes, step,
+                     status="deleted", detail={"by": by})
+
+    def _local_checkpoint(self, step: int) -> tuple[Any, Path]:
+        """The ledger record and on-disk directory of a checkpoint, checked to be inside
+        the realm's checkpoints folder."""
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"checkpoint step must be a non-negative integer, got {step!r}")
+        rec = CheckpointLedger(self.ledger).get(step)
+        if rec is None:
+            raise VaultError(f"no checkpoint at step {step} in the ledger")
+        path = Path(rec.path)
+        if not path.resolve().is_relative_to(self.paths.checkpoints.resolve()):
+            raise VaultError(f"checkpoint {rec.name} lives outside {self.paths.checkpoints}; "
+                             "the vault only manages checkpoints in the realm home")
+        if not path.is_dir():
+            raise VaultError(f"checkpoint {rec.name} (step {step}) is not on disk")
+        return rec, path
+
+    def delete_checkpoint(self, step: int, by: str = "user") -> dict[str, Any]:
+        """Delete one checkpoint from the realm home. The champion and the checkpoint in
+        use are refused (ProtectedAssetError names which); the ledger keeps its history."""
+        rec, path = self._local_checkpoint(step)
+        why = self.protected_steps().get(rec.step)
+        if why:
+            raise ProtectedAssetError(f"checkpoint {rec.name} (step {rec.step}) is protected: {why}")
+        nbytes = dir_bytes(path)
+        self._remove_checkpoint(rec.step, path, nbytes, by=by)
+        self.ledger.event("checkpoint_deleted", f"Checkpoint {rec.name} deleted",
+                          json.dumps({"step": rec.step, "name": rec.name, "by": by,
+                                      "bytes": nbytes}))
+        return {"ok": True, "step": rec.step, "name": rec.name, "freed_bytes": nbytes}
+
+    def export_checkpoint(self, step: int, dest: str | os.PathLike) -> Path:
+        """Copy a checkpoint as a clean HF directory (config, weights, tokenizer; no
+        optimizer, scheduler, RNG or trainer state) to `dest`, which must not exist yet.
+        It is written under a temporary name and renamed, so a half export is never seen."""
+        rec, path = self._local_checkpoint(step)
+        dest = Path(dest).expanduser().resolve()
+        if dest.exists():
+            raise FileExistsError(f"export destination {dest} already exists")
+        if dest.is_relative_to(self.paths.checkpoints.resolve()) or dest.is_relative_to(
+                self.paths.models.resolve()):
+            raise ValueError(f"export destination {dest} is inside the realm's checkpoints "
+                             "or models; choose another folder")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(f".{dest.name}.partial")
+        shutil.rmtree(part, ignore_errors=True)
+        shutil.copytree(path, part, ignore=shutil.ignore_patterns(*TRAINING_STATE))
+        if not (part / "config.json").is_file():
+            shutil.rmtree(part, ignore_errors=True)
+            raise VaultError(f"checkpoint {rec.name} has no config.json; it is not an HF model")
+        os.replace(part, dest)
+        self.ledger.event("checkpoint_exported", f"Checkpoint {rec.name} exported to {dest}",
+                          json.dumps({"step": rec.step, "name": rec.name, "dest": str(dest)}))
+        return dest
 
 
 def guess_type(rel: str) -> str:

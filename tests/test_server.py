@@ -49,7 +49,7 @@ ROUTES = [("GET", "health"), ("GET", "stats"), ("GET", "locate/checkpoint_1"),
           ("GET", "ledger/best?metric=loss"), ("GET", "ledger/summary"), ("GET", "training/status"),
           ("GET", "training/queue"), ("POST", "training/queue"), ("PATCH", "training/queue/q.jsonl"),
           ("DELETE", "training/queue/q.jsonl"), ("POST", "training/control"), ("GET", "champion"),
-          ("POST", "champion")]
+          ("POST", "champion"), ("DELETE", "checkpoints/1"), ("POST", "checkpoints/1/export")]
 
 
 def test_every_route_refuses_without_or_with_a_wrong_token(lab):
@@ -215,6 +215,18 @@ def test_every_route_with_the_token(tmp_path, realm_home, procs):
     assert api(base, "POST", "champion", json={"step": True}).status_code == 400
     assert api(base, "POST", "champion", json={"step": 10}).json()["name"].startswith("checkpoint-10-")
     assert api(base, "GET", "champion").json()["step"] == 10
+
+    # Delete / export a checkpoint: the champion (10) and the one in use (20) are refused
+    assert api(base, "DELETE", "checkpoints/10").status_code == 409
+    r = api(base, "DELETE", "checkpoints/20")
+    assert r.status_code == 409 and "in use" in r.json()["error"]
+    assert api(base, "DELETE", "checkpoints/-3").status_code == 400
+    assert api(base, "DELETE", "checkpoints/99").status_code == 404
+    ex = api(base, "POST", "checkpoints/10/export", json={"name": "dio-10"})
+    assert ex.status_code == 200 and ex.json()["path"] == str(realm_home.exports / "dio-10")
+    assert api(base, "POST", "checkpoints/10/export", json={"name": "dio-10"}).status_code == 409
+    for bad in ("../out", "/tmp/x", 5):
+        assert api(base, "POST", "checkpoints/10/export", json={"name": bad}).status_code == 400, bad
 
     # Queue: upload (multipart and JSON), priority, reorder, delete
     up = requests.post(f"{base}/realm/api/training/queue", headers=auth(), timeout=30,

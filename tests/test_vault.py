@@ -136,3 +136,44 @@ def test_champion_and_retention(realm):
     assert not (realm.paths.checkpoints / "checkpoint-50-20260101-1200").exists()
     assert not v.locate("checkpoint_50").found
     assert realm.vault.retention(dry_run=True, policy=policy)["delete"] == []
+
+
+def test_delete_checkpoint_refuses_champion_and_in_use(realm):
+    from realm_kernel.vault import ProtectedAssetError
+    realm.promote(30)
+    with pytest.raises(ProtectedAssetError, match="step 30.*champion"):
+        realm.delete_checkpoint(30)
+    with pytest.raises(ProtectedAssetError, match="in use"):
+        realm.delete_checkpoint(70)  # the newest checkpoint: the hero's current weights
+    for bad in (-1, True, "40", 1.5):
+        with pytest.raises(ValueError, match="non-negative integer"):
+            realm.delete_checkpoint(bad)
+    with pytest.raises(VaultError, match="no checkpoint at step 12345"):
+        realm.delete_checkpoint(12345)
+    done = realm.delete_checkpoint(40)
+    assert done["step"] == 40 and done["freed_bytes"] > 0
+    assert not (realm.paths.checkpoints / "checkpoint-40-20260101-1200").exists()
+    assert (realm.paths.checkpoints / "checkpoint-30-20260101-1200").is_dir()
+    with pytest.raises(VaultError, match="not on disk"):
+        realm.delete_checkpoint(40)
+    assert not realm.vault.locate("checkpoint_40").found
+    kinds = [e["kind"] for e in realm.events(20)]
+    assert "checkpoint_deleted" in kinds
+
+
+def test_export_checkpoint_is_a_clean_hf_dir(realm, tmp_path):
+    src = realm.paths.checkpoints / "checkpoint-20-20260101-1200"
+    for junk in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",
+                 "training_args.bin"):
+        (src / junk).write_bytes(b"x")
+    (src / "tokenizer.json").write_text("{}")
+    out = realm.export_checkpoint(20)
+    assert out == realm.paths.exports / "checkpoint-20-20260101-1200"
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors",
+                                                     "tokenizer.json"]
+    with pytest.raises(FileExistsError):
+        realm.export_checkpoint(20)
+    with pytest.raises(ValueError, match="inside the realm's checkpoints"):
+        realm.export_checkpoint(20, realm.paths.checkpoints / "copy")
+    assert realm.export_checkpoint(20, tmp_path / "elsewhere" / "dio").is_dir()
+    assert not list((tmp_path / "elsewhere").glob(".*partial"))

@@ -23,13 +23,13 @@ from ..api import Realm
 from ..config import ConfigError
 from ..ledger import CHECKPOINT_METRICS
 from ..quests import QuestError, QueueConflict
-from ..vault import ASSET_TYPES, VaultError, check_id
+from ..vault import ASSET_TYPES, ProtectedAssetError, VaultError, check_id
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
 
 def _status_for(e: Exception) -> int | None:
-    if isinstance(e, QueueConflict | FileExistsError):
+    if isinstance(e, QueueConflict | FileExistsError | ProtectedAssetError):
         return 409
     if isinstance(e, VaultError | LookupError):
         return 404
@@ -320,6 +320,34 @@ class ChampionHandler(RealmHandler):
         self.reply(await self.call(self.realm.promote, step))
 
 
+def parse_step(text: str) -> int:
+    """A checkpoint step from a URL segment: a non-negative integer, or a 400 that says so."""
+    if not text.isdigit() or len(text) > 18:
+        raise tornado.web.HTTPError(400, f"checkpoint step must be a non-negative integer, got {text!r}")
+    return int(text)
+
+
+class CheckpointItemHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def delete(self, step: str) -> None:
+        self.reply(await self.call(self.realm.delete_checkpoint, parse_step(step)))
+
+
+class CheckpointExportHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def post(self, step: str) -> None:
+        n = parse_step(step)
+        name = self.field(self.json_body(), "name", required=False)
+
+        def export() -> Any:
+            # Exports over REST stay inside <realm home>/exports.
+            dest = None if name is None else self.realm.paths.exports / check_id(name, "export name")
+            return self.realm.export_checkpoint(n, dest)
+
+        path = await self.call(export)
+        self.reply({"ok": True, "step": n, "path": str(path)})
+
+
 _ID = r"([^/]+)"
 ROUTES = [
     ("health", HealthHandler),
@@ -327,6 +355,8 @@ ROUTES = [
     (f"locate/{_ID}", LocateHandler),
     (f"asset/{_ID}", AssetHandler),
     ("checkpoints", CheckpointsHandler),
+    (f"checkpoints/{_ID}", CheckpointItemHandler),
+    (f"checkpoints/{_ID}/export", CheckpointExportHandler),
     ("search", SearchHandler),
     ("fetch", FetchHandler),
     ("register", RegisterHandler),
