@@ -193,6 +193,24 @@ def test_vault_promotes_a_champion_with_a_toast_and_an_achievement(tavern):
     wait_for(lambda: "🏆" in row.locator(".rv-name").inner_text(), 30, "the champion's mark")
     assert tavern.realm.champion()["step"] == step
     shot(page, "vault-champion")
+    assert row.locator("button[data-action=delete]").is_disabled()  # the champion is protected
+
+    dest = tavern.tmp / "exported"
+    row.locator("input[data-role=export-dest]").fill(str(dest))
+    row.locator("button[data-action=export]").click()
+    wait_for(lambda: "exported to" in page.locator("[data-stat=notice]").inner_text(), 60, "the export")
+    assert (dest / "config.json").exists() and not list(dest.glob("optimizer*"))
+
+    def spare() -> int | None:  # a checkpoint of the long battle that nothing protects
+        protected = tavern.realm.vault.protected_steps()
+        return next((c.step for c in tavern.realm.checkpoints.list()
+                     if c.step not in protected and c.step not in tavern.steps), None)
+    victim = wait_for(spare, 60, "a checkpoint that may be deleted")
+    vrow = page.locator(f"[data-step='{victim}']")
+    vrow.locator("button[data-action=delete]").click()
+    vrow.locator("button[data-action=delete]", has_text="Confirm").click()
+    wait_for(lambda: "deleted" in page.locator("[data-stat=notice]").inner_text(), 60, "the delete")
+    assert not any(p.name.startswith(f"checkpoint-{victim}-") for p in tavern.paths.checkpoints.iterdir())
     tav = open_page(tavern, "tavern")
     wait_for(lambda: "First champion" in tav.locator("[data-stat=achievements]").inner_text(), 30,
              "the achievement with its date")

@@ -182,9 +182,7 @@ class VaultSession(Session):
     def do_export(self, step: int, dest: str) -> str:
         if not hasattr(self.realm, "export_checkpoint"):
             raise ValueError("exporting checkpoints needs Realm.export_checkpoint (not installed)")
-        if not str(dest).strip():
-            raise ValueError("export: name a destination folder")
-        path = self.realm.export_checkpoint(int(step), str(dest).strip())
+        path = self.realm.export_checkpoint(int(step), str(dest).strip() or None)  # empty: exports/
         return f"checkpoint {step} exported to {path}"
 
     def do_transfer(self, asset_id: str, zone: str) -> str:
