@@ -132,3 +132,15 @@ def test_every_page_has_a_session_or_is_the_oracle():
     assert set(PAGES) == {"tavern", "quests", "oracle", "vault", "settings", "scheduler", "guild"}
     for name, page in PAGES.items():
         assert page.session is None if name == "oracle" else issubclass(page.session, Session)
+
+
+def test_the_trainer_callback_announces_a_level_up_when_a_thousand_is_crossed(realm):
+    from types import SimpleNamespace
+
+    from realm_kernel.engine.callbacks import RealmCallback
+    cb = RealmCallback(paths=realm.paths, ledger=realm.ledger, job=SimpleNamespace(step_offset=0))
+    cb._hero_step = 998
+    cb._level_up(999)
+    cb._level_up(1000)
+    cb._level_up(1001)
+    assert [e["message"] for e in realm.notable_events(("hero_level_up",))] == ["Level up! DIO reached Level 1"]

@@ -79,7 +79,7 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
     light = card.evaluate("e => getComputedStyle(e).backgroundColor")
     page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
     page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
-    page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").click()
+    page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
     wait_for(lambda: page.evaluate("document.body.dataset.jpThemeLight") == "false", 30, "the dark theme")
     wait_for(lambda: card.evaluate("e => getComputedStyle(e).backgroundColor") != light, 30,
              "the hero card to follow the theme")

@@ -1,6 +1,6 @@
 """The whole Tavern as one Panel server, every page at its route:
 
-    python -m widgets.app --port 5006          # or: realm tavern
+    python -m widgets.app --port 5006          # or: realm tavern --port 5006
 
 routes `/` (the Tavern), `/quests`, `/oracle`, `/vault`, `/settings`, `/scheduler`,
 `/guild`. The realm home is REALM_HOME (default: the checkout). Binds 127.0.0.1 unless
@@ -67,7 +67,12 @@ def build_page(name: str) -> pn.viewable.Viewable:
         if spec.plots:
             from widgets.plots import plots_for
             body.append(plots_for(spec.plots, session.realm))
-    return pn.Column(nav(name), *body, sizing_mode="stretch_width", max_width=1100)
+        if name == "tavern":  # two columns on a wide window, one on a narrow one
+            col = {"flex": "1 1 560px", "min-width": "0"}
+            body = [pn.FlexBox(pn.Column(*body[:2], sizing_mode="stretch_width", styles=col),
+                               pn.Column(*body[2:], sizing_mode="stretch_width", styles=col),
+                               flex_wrap="wrap", sizing_mode="stretch_width")]
+    return pn.Column(nav(name), *body, sizing_mode="stretch_width", max_width=1400)
 
 
 def app(name: str):
