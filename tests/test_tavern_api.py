@@ -143,4 +143,5 @@ def test_the_trainer_callback_announces_a_level_up_when_a_thousand_is_crossed(re
     cb._level_up(999)
     cb._level_up(1000)
     cb._level_up(1001)
-    assert [e["message"] for e in realm.notable_events(("hero_level_up",))] == ["Level up! DIO reached Level 1"]
+    msgs = [e["message"] for e in realm.notable_events(("hero_level_up",))]
+    assert msgs == ["Level up! DIO reached Level 1"]

@@ -5,15 +5,10 @@ notebook, and the widgets follow JupyterLab's dark theme. Screenshots in test-ar
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 
 import pytest
-import requests
 
-from realm_kernel.paths import REPO_ROOT
-
-from .conftest import ARTIFACTS, child_env, free_port, wait_for
+from .conftest import ARTIFACTS, run_notebook, start_lab, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 PAGE_ROOTS = {"tavern": ".realm-hero-card", "quests": ".rq-box", "oracle": ".ro-box", "vault": ".rv-box",
@@ -25,28 +20,12 @@ def xp_of(page) -> int:
 
 
 def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home, procs, chromium, tmp_path):
-    root = tmp_path / "lab-root"
-    shutil.copytree(REPO_ROOT / "notebooks", root / "notebooks")
-    port, token = free_port(), "tavern-test"
-    env = child_env(realm_home.home)
-    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
-    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "lab-settings")  # the theme switch stays here
-    env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "lab-workspaces")
-    procs.start("play", [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
-                         f"--root-dir={root}", f"--IdentityProvider.token={token}"], env)
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{base}/realm/api/health", timeout=5,
-                                  headers={"Authorization": f"token {token}"}).ok, 90, "JupyterLab")
+    base = start_lab(procs, realm_home, tmp_path)
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     requested: list[str] = []
     context.on("request", lambda r: requested.append(r.url))
     page = context.new_page()
-    page.goto(f"{base}/lab/tree/notebooks/Tavern.ipynb?token={token}")
-    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
-    wait_for(lambda: "Idle" in str(page.locator(".jp-StatusBar-TextItem").all_inner_texts()), 90,
-             "the kernel to start")
-    page.get_by_role("menuitem", name="Run").first.click()
-    page.get_by_text("Run All Cells", exact=True).click()
+    run_notebook(page, base)
 
     for css in PAGE_ROOTS.values():
         page.locator(css).first.wait_for(state="attached", timeout=120_000)
@@ -87,7 +66,7 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
     for name, css in PAGE_ROOTS.items():
         el = page.locator(css).first
         el.scroll_into_view_if_needed()
-        el.screenshot(path=str(ARTIFACTS / f"jupyterlab-{name}.png"))
-    local = (base, f"ws://127.0.0.1:{port}", "data:", "blob:", "about:")
+        page.screenshot(path=str(ARTIFACTS / f"jupyterlab-{name}.png"))
+    local = (base, base.replace("http", "ws", 1), "data:", "blob:", "about:")
     assert [u for u in requested if not u.startswith(local)] == []  # offline: no CDN
     context.close()

@@ -14,7 +14,7 @@ import html
 import panel as pn
 
 from realm_kernel.api import Realm
-from widgets.pages import PAGES
+from widgets.pages import PAGES, bind
 from widgets.panel_components import component
 
 ROUTES = {name: "/" if name == "tavern" else f"/{name}" for name in PAGES}
@@ -48,19 +48,9 @@ def build_page(name: str) -> pn.viewable.Viewable:
     else:
         session = spec.session(realm())
         comps = [component(w)(sizing_mode="stretch_width") for w in spec.widgets]
-
-        def refresh() -> None:
-            state = session.snapshot()
-            for c in comps:
-                if state != c.state:
-                    c.state = state
-
-        def on_action(event) -> None:
-            session.act(event.new)
-            refresh()
-
+        refresh, on_action = bind(session, comps)
         for c in comps:
-            c.param.watch(on_action, "action")
+            c.param.watch(lambda event: on_action(event.new), "action")
         refresh()
         pn.state.add_periodic_callback(refresh, period=int(spec.poll_seconds * 1000))
         body = list(comps)

@@ -68,25 +68,15 @@ def page(name: str, home: str | None = None, plots: bool = True):
     """One Tavern page inline, kept fresh by one poller on the kernel's loop."""
     from realm_kernel.api import Realm
 
-    from .pages import PAGES
+    from .pages import PAGES, bind
     spec = PAGES[name]
     if spec.session is None:
         return oracle(home)
     session = spec.session(Realm(home, writer="widgets"))
     ws = [widget_class(w)() for w in spec.widgets]
-
-    def refresh() -> None:
-        state = session.snapshot()
-        for w in ws:
-            if state != w.state:
-                w.state = state
-
-    def on_action(change) -> None:
-        session.act(change["new"])
-        refresh()
-
+    refresh, on_action = bind(session, ws)
     for w in ws:
-        w.observe(on_action, names="action")
+        w.observe(lambda change: on_action(change["new"]), names="action")
 
     async def poll() -> None:
         while True:

@@ -298,6 +298,22 @@ class GuildSession(Session):
         return f"Targeted sparring {path.name} queued (high)"
 
 
+def bind(session: Session, widgets: list) -> tuple:
+    """The host-agnostic glue: `refresh()` pushes the session's snapshot to every widget
+    whose state differs, `on_action(action)` carries out an action then refreshes."""
+    def refresh() -> None:
+        state = session.snapshot()
+        for w in widgets:
+            if state != w.state:
+                w.state = state
+
+    def on_action(action: dict | None) -> None:
+        session.act(action)
+        refresh()
+
+    return refresh, on_action
+
+
 @dataclass(frozen=True)
 class Page:
     title: str
