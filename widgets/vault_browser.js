@@ -70,6 +70,12 @@ function render({ model, el }) {
         `${c.skill ? ` · ${c.skill} L${c.skill_level ?? "?"}` : ""} · zones: ${(c.zones || []).join(", ") || "none"}`));
       if (prot[String(c.step)]) info.append(el_("span", "rv-prot", `🔒 ${prot[String(c.step)]}`));
       const acts = el_("div", "rv-acts");
+      if (!(c.zones || []).length) {  // deleted: the ledger keeps its history
+        r.classList.add("rv-gone");
+        info.append(el_("span", "rv-meta", "not in any zone (deleted; its ledger history stays)"));
+        r.append(info, acts);
+        return r;
+      }
       if (s.champion !== c.step) acts.append(button("🏆 Promote", "promote", () => send("promote", { step: c.step })));
       if (s.can_export) {
         const dest = el_("input", "rv-dest");
