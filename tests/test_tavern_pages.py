@@ -156,6 +156,11 @@ def test_quest_board_uploads_rejects_reorders_and_deletes(tavern):
     wait_for(lambda: "REJECTED" in page.locator("[data-stat=report]").inner_text(), 30, "the inline report")
     assert "line 1" in page.locator("[data-stat=notice]").inner_text()
 
+    (tavern.paths.inbox / "garbled.jsonl").write_text('{"messages": 7}\n')  # dropped past the API
+    failed = page.locator("[data-section=failed] [data-quest='garbled.jsonl']")
+    failed.wait_for(timeout=30_000)
+    assert "line 1" in failed.locator(".rq-reason").inner_text()  # the daemon's reason
+
     low.locator("select[data-role=priority]").select_option("high")
     page.locator("[data-section=high] [data-quest='mine.jsonl']").wait_for(timeout=30_000)
     assert [q["name"] for q in tavern.realm.queue()["high"]] == ["mine.jsonl"]
