@@ -111,10 +111,9 @@ def test_every_route_renders_offline_and_fits_a_narrow_window(tavern):
     assert [u for u in tavern.requested if not u.startswith(local)] == []  # no CDN
 
     narrow = tavern.context.browser.new_page(viewport={"width": 400, "height": 800})
-    for name in ("tavern", "quests"):
+    for name in PAGES:
         narrow.goto(f"{tavern.base}/{'' if name == 'tavern' else name}")
-        narrow.locator("[data-stat=xp]" if name == "tavern" else "[data-section=high]").first.wait_for(
-            timeout=60_000)
+        narrow.locator(marks[name]).first.wait_for(timeout=60_000)
         width = narrow.evaluate("document.documentElement.scrollWidth")
         assert width <= 420, f"{name} overflows a 400px window ({width}px)"
         narrow.screenshot(path=str(ARTIFACTS / f"panel-{name}-narrow.png"), full_page=True)
