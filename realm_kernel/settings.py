@@ -20,14 +20,19 @@ CRITICAL = frozenset({"hero.base_model", "training.max_length", "training.pack_l
 
 
 def _kind(annotation: Any) -> tuple[str, list | None]:
-    if typing.get_origin(annotation) is typing.Literal:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
         return "choice", list(typing.get_args(annotation))
-    return {bool: "bool", int: "int", float: "float", str: "str"}.get(annotation, "list"), None
+    if origin is list:
+        return "list", None
+    # Tables (e.g. a dict of per-skill settings) are edited as JSON.
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(annotation, "json"), None
 
 
 def describe(cfg: RealmConfig) -> list[dict]:
     """One dict per field: key ("section.name"), value, default, kind, choices, bounds."""
     out = []
+    dumped = cfg.model_dump(mode="json")  # JSON-able values (nested models become dicts)
     for section in RealmConfig.model_fields:
         model = getattr(cfg, section)
         for name, f in type(model).model_fields.items():
@@ -39,7 +44,7 @@ def describe(cfg: RealmConfig) -> list[dict]:
                         bounds[key] = getattr(m, key)
             key = f"{section}.{name}"
             out.append({"key": key, "section": section, "name": name, "kind": kind,
-                        "value": getattr(model, name), "default": f.default, "choices": choices,
+                        "value": dumped[section][name], "default": dumped_default(f), "choices": choices,
                         "bounds": bounds, "critical": key in CRITICAL})
     return out
 
@@ -78,18 +83,25 @@ def save(paths: RealmPaths, changes: dict[str, Any], confirm: bool = False) -> d
         return {"ok": False, "errors": errors}
     before, _ = validate(_read(paths))
     current = {f["key"]: f["value"] for f in describe(before or RealmConfig())}
-    critical = sorted(k for k in changes if k in CRITICAL and current.get(k) != _value(cfg, k))
+    new = cfg.model_dump(mode="json")
+    critical = sorted(k for k in changes if k in CRITICAL and current.get(k) != _value(new, k))
     if critical and not confirm:
         return {"ok": False, "needs_confirmation": critical}
     # Only the keys the file had or the user changed are written, with validated values.
-    out = {s: {n: _value(cfg, f"{s}.{n}") for n in names} for s, names in data.items()}
+    out = {s: {n: new[s][n] for n in names} for s, names in data.items()}
     atomic_write_text(paths.config_file, tomli_w.dumps(out))
     return {"ok": True, "changed": sorted(changes), "path": str(paths.config_file)}
 
 
-def _value(cfg: RealmConfig, key: str) -> Any:
+def _value(dumped: dict, key: str) -> Any:
     section, _, name = key.partition(".")
-    return getattr(getattr(cfg, section), name)
+    return dumped[section][name]
+
+
+def dumped_default(f: Any) -> Any:
+    """A field's default as JSON (a default_factory is called)."""
+    from pydantic_core import to_jsonable_python
+    return to_jsonable_python(f.get_default(call_default_factory=True))
 
 
 def preview(paths: RealmPaths, changes: dict[str, Any]) -> dict[str, str]:

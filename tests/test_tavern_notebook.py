@@ -8,6 +8,8 @@ import re
 
 import pytest
 
+from realm_kernel.api import Realm
+
 from .conftest import ARTIFACTS, run_notebook, start_lab, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -20,6 +22,8 @@ def xp_of(page) -> int:
 
 
 def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home, procs, chromium, tmp_path):
+    # Its own quest: whether `realm play` seeds one depends on the Task Master's settings.
+    Realm(realm_home.home).generate_quest("bin", 1, 3000, seed=5)
     base = start_lab(procs, realm_home, tmp_path)
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     requested: list[str] = []

@@ -271,6 +271,23 @@ class SchedulerSession(Session):
         self.realm.run_task(task_id)
         return f"{task_id}: run requested"
 
+    def do_skill(self, skill: str, priority: int | None = None, enabled: bool | None = None) -> str:
+        """A skill's share of generated quests and whether it is trained ([curriculum] in
+        realm.toml, the Task Master's settings)."""
+        cfg = self.realm.config.model_dump(mode="json")
+        if "curriculum" not in cfg:
+            raise ValueError("skill priorities need the Task Master's [curriculum] settings")
+        plan = cfg["curriculum"]["skills"]
+        entry = plan.setdefault(skill, {})
+        if priority is not None:
+            entry["priority"] = int(priority)
+        if enabled is not None:
+            entry["enabled"] = bool(enabled)
+        r = self.realm.save_settings({"curriculum.skills": plan})
+        if not r["ok"]:
+            raise ValueError("; ".join(f"{k}: {v}" for k, v in r.get("errors", {}).items()))
+        return f"{skill}: priority {entry.get('priority')}, {'on' if entry.get('enabled', True) else 'off'}"
+
     def do_set_task(self, task_id: str, enabled: bool | None = None, priority: int | None = None,
                     cooldown_s: float | None = None) -> str:
         self.realm.set_task(task_id, enabled=enabled, priority=None if priority is None else int(priority),

@@ -40,10 +40,24 @@ function render({ model, el }) {
     for (const c of s.curriculum || []) {
       const r = el_("div", "rk-row");
       r.dataset.skill = c.skill;
-      r.append(el_("b", "", `${c.icon || ""} ${c.name || c.skill}`),
-               el_("span", "rk-meta", `level ${c.level}/${c.max_level} · recent ${(c.recent || []).map(pct).join(" ") || "—"}` +
-                   ` · review ${(c.review_levels || []).join(", ") || "—"} · priority ${c.priority}` +
-                   `${c.enabled === false ? " · disabled" : ""}`));
+      const info = el_("div", "rk-info");
+      info.append(el_("b", "", `${c.icon || ""} ${c.name || c.skill}`),
+                  el_("span", "rk-meta", `level ${c.level}/${c.max_level} · recent ${(c.recent || []).map(pct).join(" ") || "—"}` +
+                      ` · review ${(c.review_levels || []).join(", ") || "—"}`));
+      const acts = el_("div", "rk-acts");
+      const on = el_("input");
+      on.type = "checkbox";
+      on.checked = c.enabled !== false;
+      on.dataset.role = "skill-enabled";
+      on.addEventListener("change", () => send("skill", { skill: c.skill, enabled: on.checked }));
+      const pr = el_("input", "rk-num");
+      pr.type = "number";
+      pr.min = "0";
+      pr.value = String(c.priority ?? 1);
+      pr.dataset.role = "skill-priority";
+      pr.addEventListener("change", () => send("skill", { skill: c.skill, priority: Number(pr.value) }));
+      acts.append(el_("label", "rk-meta", "on"), on, el_("label", "rk-meta", "priority"), pr);
+      r.append(info, acts);
       cur.append(r);
     }
     const tasks = el_("div", "rk-section");

@@ -14,6 +14,9 @@ function parse(f, input) {
   if (f.kind === "bool") return input.checked;
   if (f.kind === "int" || f.kind === "float") return input.value.trim() === "" ? input.value : Number(input.value);
   if (f.kind === "list") return input.value.split(",").map((x) => x.trim()).filter(Boolean);
+  if (f.kind === "json") {
+    try { return JSON.parse(input.value); } catch (e) { return input.value; }  // the realm names the error
+  }
   return input.value;
 }
 
@@ -82,7 +85,7 @@ function render({ model, el }) {
         input.type = f.kind === "int" || f.kind === "float" ? "number" : "text";
         if (f.kind === "float") input.step = "any";
         const v = edits[f.key] ?? f.value;
-        input.value = Array.isArray(v) ? v.join(", ") : String(v ?? "");
+        input.value = f.kind === "json" ? JSON.stringify(v) : Array.isArray(v) ? v.join(", ") : String(v ?? "");
       }
       input.dataset.key = f.key;
       const bounds = Object.entries(f.bounds || {}).map(([k, v]) => `${k} ${v}`).join(", ");
