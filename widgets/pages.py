@@ -17,7 +17,6 @@ log = logging.getLogger("realm.widgets")
 
 # Events the toasts announce (the Task Master writes skill_level_up).
 TOAST_KINDS = ("quest_completed", "hero_level_up", "champion", "skill_level_up", "achievement")
-PRIORITY_RANK = {"high": 0, "normal": 1, "low": 2}
 MAX_UPLOAD_BYTES = 64 << 20  # the browser sends uploads through a synced property
 
 
@@ -35,7 +34,10 @@ class Session:
 
     def snapshot(self) -> dict:
         if time.monotonic() - self._slow_at > self.slow_ttl:
-            self._slow = self.slow_state()
+            try:
+                self._slow = self.slow_state()
+            except Exception as e:  # a ledger hiccup keeps the last facts on the page
+                log.warning("page state: %s", e)
             self._slow_at = time.monotonic()
         return {**self._slow, **self.state(), "toasts": self.realm.notable_events(TOAST_KINDS),
                 "notice": self.notice}
