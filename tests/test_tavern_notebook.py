@@ -1,6 +1,7 @@
 """The Tavern notebook in a real JupyterLab (`realm play`) driven by Debian's Chromium: every
 page's widgets render and update, the Bokeh plots render offline, actions work from the
-notebook, and the widgets follow JupyterLab's dark theme. Screenshots in test-artifacts/."""
+notebook (generate, pause, resume, promote with its toast), and the widgets follow
+JupyterLab's dark theme. Screenshots in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -54,6 +55,14 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
              "the notebook's battle view to show the pause")
     battle.locator("button[data-action=resume]").click()
     wait_for(lambda: not realm_home.control_file("pause").exists(), 30, "resume from the notebook")
+
+    vault = page.locator(".rv-box").first
+    promote = vault.locator("[data-step] button[data-action=promote]").first
+    promote.wait_for(state="attached", timeout=120_000)  # the battle's first checkpoint
+    promote.scroll_into_view_if_needed()
+    promote.click()
+    page.locator(".rt-toast[data-kind=champion]").first.wait_for(state="attached", timeout=60_000)
+    assert Realm(realm_home.home).champion() is not None
 
     ARTIFACTS.mkdir(exist_ok=True)
     card = page.locator(".realm-hero-card .rt-card").first
