@@ -63,7 +63,14 @@ function render({ model, el }) {
       since = Math.max(newest, Date.now() / 1000 - 10);
       return;
     }
-    const fresh = toasts.filter((t) => t.ts > since).reverse();
+    // A notebook shows several pages, each with its toasts widget: one toast per event.
+    const shown = (window.__realmToastsShown = window.__realmToastsShown || new Set());
+    const fresh = toasts.filter((t) => t.ts > since).reverse().filter((t) => {
+      const key = `${t.ts}|${t.kind}|${t.message}`;
+      if (shown.has(key)) return false;
+      shown.add(key);
+      return true;
+    });
     fresh.forEach(show);
     if (fresh.length && soundOn()) chime();
     since = Math.max(since, newest);
