@@ -331,60 +331,6 @@ class Realm:
         return {"hero": self.hero(), "battle": self.training_status(),
                 "losses": self.losses(), "events": self.events()}
 
-    # -- oracle ---------------------------------------------------------------------
-    _oracle_lock = threading.Lock()  # server threads may ask first at the same time
-
-    @property
-    def oracle(self) -> Oracle:
-        """This process's Oracle: its own bounded pool ([oracle] in realm.toml) and the
-        inference hosts of hosts.toml. Chat by exact step; never another model."""
-        with self._oracle_lock:
-            if "_oracle" not in self.__dict__:
-                self.__dict__["_oracle"] = self._make_oracle()
-            return self.__dict__["_oracle"]
-
-    def _make_oracle(self) -> Oracle:
-        from .oracle import ModelPool, Oracle, UnknownCheckpoint, list_checkpoints, locate_checkpoint
-        from .oracle_hosts import inference_hosts
-        from .oracle_remote import RemoteOracle
-
-        cfg = self.config
-
-        def base() -> Path:
-            return self.config.base_model_path(self.paths)
-
-        def locate(step: int) -> tuple[str, Path]:
-            try:
-                return locate_checkpoint(self.ledger, base(), step)
-            except UnknownCheckpoint as missing:
-                if step == 0:
-                    raise
-                # Not on this machine: ask the vault, which copies it from the best zone
-                # (its ledger row may be gone too: the directory name is canonical).
-                try:
-                    path = self.vault.fetch(f"checkpoint_{step}")
-                except VaultError:
-                    raise missing from None
-                return path.name, path
-
-        def name_of(step: int) -> str:
-            from .oracle import checkpoint_row
-            return checkpoint_row(self.ledger, base(), step)["name"]
-
-        def remotes() -> dict[str, RemoteOracle]:
-            return {h.name: RemoteOracle(h.name, h.url, name_of, h.token)
-                    for h in inference_hosts(self.paths.home).values()}
-
-        pool = ModelPool(locate, cfg.oracle.max_models, cfg.oracle.max_bytes, cfg.oracle.dtype,
-                         cfg.oracle.threads)
-        return Oracle(locate, pool, remotes, lambda: list_checkpoints(self.ledger, base()))
-
-    def oracle_probe(self, skill: str, step: int, host: str | None = None, seed: int | None = None) -> dict:
-        """"Ask DIO": a fresh problem at the skill's current level, DIO's answer, and
-        whether the skill's own scorer calls it right."""
-        return self.oracle.probe(skill, step, host, seed=seed,
-                                 level_of=lambda s: self.skill_state(s)["level"])
-
     # -- the Tavern's pages (issue 8) ---------------------------------------------------
     def achievements(self) -> list[dict]:
         """Earned achievements, oldest first, each with its date."""
@@ -497,3 +443,57 @@ class Realm:
             raise ValueError(f"unknown metric {column!r}; expected one of {self.SERIES}")
         rows = self.ledger.tail("metrics", f"step, {column}", limit, notnull=column)
         return [[r["step"], r[column]] for r in reversed(rows)]
+
+    # -- oracle ---------------------------------------------------------------------
+    _oracle_lock = threading.Lock()  # server threads may ask first at the same time
+
+    @property
+    def oracle(self) -> Oracle:
+        """This process's Oracle: its own bounded pool ([oracle] in realm.toml) and the
+        inference hosts of hosts.toml. Chat by exact step; never another model."""
+        with self._oracle_lock:
+            if "_oracle" not in self.__dict__:
+                self.__dict__["_oracle"] = self._make_oracle()
+            return self.__dict__["_oracle"]
+
+    def _make_oracle(self) -> Oracle:
+        from .oracle import ModelPool, Oracle, UnknownCheckpoint, list_checkpoints, locate_checkpoint
+        from .oracle_hosts import inference_hosts
+        from .oracle_remote import RemoteOracle
+
+        cfg = self.config
+
+        def base() -> Path:
+            return self.config.base_model_path(self.paths)
+
+        def locate(step: int) -> tuple[str, Path]:
+            try:
+                return locate_checkpoint(self.ledger, base(), step)
+            except UnknownCheckpoint as missing:
+                if step == 0:
+                    raise
+                # Not on this machine: ask the vault, which copies it from the best zone
+                # (its ledger row may be gone too: the directory name is canonical).
+                try:
+                    path = self.vault.fetch(f"checkpoint_{step}")
+                except VaultError:
+                    raise missing from None
+                return path.name, path
+
+        def name_of(step: int) -> str:
+            from .oracle import checkpoint_row
+            return checkpoint_row(self.ledger, base(), step)["name"]
+
+        def remotes() -> dict[str, RemoteOracle]:
+            return {h.name: RemoteOracle(h.name, h.url, name_of, h.token)
+                    for h in inference_hosts(self.paths.home).values()}
+
+        pool = ModelPool(locate, cfg.oracle.max_models, cfg.oracle.max_bytes, cfg.oracle.dtype,
+                         cfg.oracle.threads)
+        return Oracle(locate, pool, remotes, lambda: list_checkpoints(self.ledger, base()))
+
+    def oracle_probe(self, skill: str, step: int, host: str | None = None, seed: int | None = None) -> dict:
+        """"Ask DIO": a fresh problem at the skill's current level, DIO's answer, and
+        whether the skill's own scorer calls it right."""
+        return self.oracle.probe(skill, step, host, seed=seed,
+                                 level_of=lambda s: self.skill_state(s)["level"])
