@@ -291,6 +291,11 @@ def test_scheduler_page(tavern):
     task.wait_for(timeout=30_000)
     task_id = task.get_attribute("data-task")
     assert page.locator("[data-skill=bin]").count() == 1  # the curriculum
+    prio = page.locator("[data-skill=bin] input[data-role=skill-priority]")
+    prio.fill("2")
+    prio.dispatch_event("change")
+    wait_for(lambda: tavern.realm.config.curriculum.skills["bin"].priority == 2, 30,
+             "the skill priority saved to realm.toml")
     task.locator("button[data-action=run]").click()
     wait_for(lambda: "run requested" in page.locator("[data-stat=notice]").inner_text(), 30, "run now")
     assert task_id
