@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/skills_bench.py
 	$(PY) bench/ledger.py
 	$(PY) bench/quest_latency.py
+	$(PY) bench/ui_latency.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check realm_kernel widgets skills tests bench

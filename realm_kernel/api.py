@@ -298,6 +298,7 @@ class Realm:
                 "val_loss": rec.val_loss}
         self.ledger.event("champion", f"{rec.name} is the champion", json_data(data),
                           key="champion")
+        self.check_achievements()  # "First champion"
         return {"ok": True, **data}
 
     def delete_checkpoint(self, step: int) -> dict:
@@ -329,6 +330,119 @@ class Realm:
         """Everything the hero card and battle view show, in one JSON-able dict."""
         return {"hero": self.hero(), "battle": self.training_status(),
                 "losses": self.losses(), "events": self.events()}
+
+    # -- the Tavern's pages (issue 8) ---------------------------------------------------
+    def achievements(self) -> list[dict]:
+        """Earned achievements, oldest first, each with its date."""
+        from .achievements import earned
+        return earned(self.ledger)
+
+    def check_achievements(self) -> list[dict]:
+        """Award what the ledger's facts have earned and not yet recorded; the new ones."""
+        from .achievements import award
+        return award(self.ledger)
+
+    def skills_summary(self) -> list[dict]:
+        """Each skill's badge: name, icon, level, max level, recent evals at the level."""
+        import skills
+        out = []
+        for sid in skills.skill_ids():
+            d = skills.skill_def(sid)
+            st = self.skill_state(sid)
+            out.append({"skill": sid, "name": d.name, "icon": d.icon, "level": st["level"],
+                        "max_level": d.max_level, "recent": st.get("recent", [])})
+        return out
+
+    def settings(self) -> dict:
+        """realm.toml's fields (effective values, types, bounds, choices, which are
+        critical) for the Settings page; `error` while the file is broken."""
+        from .settings import describe
+        try:
+            cfg, error = self.config, None
+        except ConfigError as e:
+            cfg, error = RealmConfig(), str(e)
+        return {"fields": describe(cfg), "error": error, "path": str(self.paths.config_file)}
+
+    def save_settings(self, changes: dict[str, Any], confirm: bool = False) -> dict:
+        """Validate {"section.key": value} against the config models and write realm.toml
+        atomically. Critical fields (max_length, base_model, ...) need confirm=True;
+        without it nothing is written and `needs_confirmation` names them."""
+        from .settings import save
+        result = save(self.paths, changes, confirm)
+        if result.get("ok"):
+            self.ledger.event("settings_changed", "Settings changed: " + ", ".join(sorted(changes)))
+        return result
+
+    def disk_usage(self) -> dict:
+        """The realm home's disk: free/total bytes and what checkpoints take."""
+        from .vault import dir_bytes
+        du = shutil.disk_usage(self.paths.home)
+        ckpt = self.paths.checkpoints
+        return {"total": du.total, "used": du.used, "free": du.free,
+                "checkpoints": sum(dir_bytes(p) for p in ckpt.iterdir() if p.is_dir())
+                if ckpt.exists() else 0}
+
+    def show(self, page: str = "tavern"):
+        """One Tavern page inline in a notebook: tavern, quests, oracle, vault, settings,
+        scheduler, guild, achievements."""
+        from widgets import show
+        return show(page, str(self.paths.home))
+
+    def notable_events(self, kinds: tuple[str, ...], limit: int = 20) -> list[dict]:
+        """The newest events of these kinds (what the Tavern's toasts announce)."""
+        marks = ", ".join("?" for _ in kinds)
+        return [{"ts": r["ts"].timestamp(), "kind": r["kind"], "message": r["message"]}
+                for r in self.ledger.query(f"SELECT ts, kind, message FROM events WHERE kind IN ({marks}) "
+                                           "ORDER BY ts DESC LIMIT ?", [*kinds, limit])]
+
+    def quest_sizes(self) -> dict[str, int]:
+        """Examples per quest name, as admission counted them."""
+        return {r["quest_id"]: r["n"] for r in self.ledger.query(
+            "SELECT quest_id, max(examples) AS n FROM quests WHERE examples IS NOT NULL GROUP BY quest_id")}
+
+    def seconds_per_example(self) -> float | None:
+        """The recent training pace (from the last 200 logged steps), for queue estimates."""
+        rows = self.ledger.tail("metrics", "ts, step", 200, notnull="loss")
+        if len(rows) < 2:
+            return None
+        first, last = min(rows, key=lambda r: r["step"]), max(rows, key=lambda r: r["step"])
+        steps = last["step"] - first["step"]
+        seconds = (last["ts"] - first["ts"]).total_seconds()
+        t = self.safe_config().training
+        per_step = t.batch_size * t.gradient_accumulation_steps
+        return seconds / steps / per_step if steps > 0 and seconds > 0 else None
+
+    def primitive_history(self, skill: str, checkpoints: int = 20) -> dict:
+        """Per-primitive accuracy of a skill over its last evaluated checkpoints (the
+        Guild's heatmap): {"steps", "primitives", "cells": [[step, primitive, accuracy]]}."""
+        rows = self.ledger.query("""
+            WITH recent AS (SELECT DISTINCT step FROM primitive_accuracy
+                            WHERE skill = ? AND step IS NOT NULL ORDER BY step DESC LIMIT ?)
+            SELECT step, primitive_id, sum(correct) / nullif(sum(n), 0) AS accuracy
+            FROM primitive_accuracy WHERE skill = ? AND step IN (SELECT step FROM recent)
+            GROUP BY step, primitive_id ORDER BY step, primitive_id""", [skill, checkpoints, skill])
+        return {"steps": sorted({r["step"] for r in rows}),
+                "primitives": sorted({r["primitive_id"] for r in rows}),
+                "cells": [[r["step"], r["primitive_id"], r["accuracy"]] for r in rows]}
+
+    def eval_history(self, skill: str | None = None) -> list[dict]:
+        """Every eval (step, skill, level, accuracy), oldest first: accuracy by level plots."""
+        return self.ledger.query(
+            "SELECT ts, step, skill, level, accuracy FROM evals WHERE (? IS NULL OR skill = ?) "
+            "ORDER BY ts", [skill, skill])
+
+    def val_losses(self, limit: int = 500) -> list[list[float]]:
+        rows = self.ledger.tail("metrics", "step, val_loss", limit, notnull="val_loss")
+        return [[r["step"], r["val_loss"]] for r in reversed(rows)]
+
+    SERIES = ("loss", "val_loss", "tokens_per_s", "learning_rate", "grad_norm")
+
+    def series(self, column: str, limit: int = 500) -> list[list[float]]:
+        """[[step, value]] of one metrics column, oldest first (the Tavern's plots)."""
+        if column not in self.SERIES:
+            raise ValueError(f"unknown metric {column!r}; expected one of {self.SERIES}")
+        rows = self.ledger.tail("metrics", f"step, {column}", limit, notnull=column)
+        return [[r["step"], r[column]] for r in reversed(rows)]
 
     # -- oracle ---------------------------------------------------------------------
     _oracle_lock = threading.Lock()  # server threads may ask first at the same time

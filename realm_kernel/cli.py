@@ -641,5 +641,13 @@ def jupyter_env() -> dict[str, str]:
     return env
 
 
+@app.command()
+def tavern(port: int = typer.Option(5006, "--port"),
+           address: str = typer.Option("127.0.0.1", "--address")) -> None:
+    """The Tavern as a Panel app, a route per page (/, /quests, /oracle, /vault, ...)."""
+    from widgets.app import main as serve
+    serve(["--port", str(port), "--address", address])
+
+
 if __name__ == "__main__":
     app()
