@@ -9,7 +9,7 @@ PORT ?= 8888
 # a multi-GB CUDA build). Override on other machines, e.g. TORCH_SPEC=torch.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: play test test-fast bench lint gpu-extras dio-mini clean-realm
+.PHONY: play test test-fast bench soak lint gpu-extras dio-mini clean-realm
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench: $(STAMP)
 	$(PY) bench/ledger.py
 	$(PY) bench/quest_latency.py
 	$(PY) bench/ui_latency.py
+
+## The reliability soak: 50 kill -9 faults, hostile inputs, readers under load (15-25 min).
+soak: $(STAMP)
+	$(PY) bench/soak.py --faults 50 --seconds 60
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check realm_kernel widgets skills tests bench

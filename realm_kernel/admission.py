@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .config import RealmConfig
 from .ledger import Ledger
-from .paths import RealmPaths, read_json
+from .paths import RealmPaths, checkpoint_complete, read_json
 from .quests import Level, QuestReport, TokenCounter, validate_quest
 
 # A quest in one of these states blocks a second copy of the same file.
@@ -23,11 +23,12 @@ def known_quests(ledger: Ledger) -> dict[str, str]:
 
 
 def latest_checkpoint(ledger: Ledger) -> tuple[int, Path] | None:
-    """The newest complete checkpoint (its directory and sidecar still on disk)."""
+    """The newest complete checkpoint (sidecar, config and weights on disk): a partial
+    or sidecar-less directory is never resumed from."""
     rows = ledger.query("SELECT step, path FROM checkpoints ORDER BY step DESC, ts DESC LIMIT 20")
     for row in rows:
         p = Path(row["path"])
-        if (p / ".ledger.json").exists() and (p / "config.json").exists():
+        if checkpoint_complete(p):
             return int(row["step"]), p
     return None
 

@@ -612,6 +612,33 @@ def _play_headless(realm) -> int:
     return 0
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def tavern(ctx: typer.Context, address: str = typer.Option("127.0.0.1", help="Address to listen on."),
+           port: int = 5006,
+           basic_auth: str = typer.Option(None, help="A password, or a JSON file of user: password."),
+           oauth_provider: str = typer.Option(None, help="Panel OAuth provider (github, google, ...)."),
+           cookie_secret: str = typer.Option(None, help="Default: a fresh random secret."),
+           allow_websocket_origin: list[str] = typer.Option([], help="host[:port] browsers use.")
+           ) -> None:
+    """The Tavern as a Panel app, a route per page (/, /quests, /oracle, /vault, /settings,
+    /scheduler, /guild); 127.0.0.1 unless exposed with a login.
+
+    Another address, or a websocket origin of another host, needs --basic-auth or
+    --oauth-provider. Extra arguments go to the app (--oauth-key, --oauth-secret, ...)."""
+    from .tavern_server import ExposureError, TavernServer
+
+    server = TavernServer(address, port, basic_auth, oauth_provider, cookie_secret,
+                          list(allow_websocket_origin), list(ctx.args))
+    try:
+        args = server.argv()
+    except ExposureError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+    env = dict(os.environ, REALM_HOME=str(RealmPaths.at().home))
+    typer.echo(f"The Tavern: {server.describe()}", err=True)
+    os.execvpe(args[0], args, env)
+
+
 def _without_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
     out, skip = [], False
     for a in argv:
@@ -641,12 +668,6 @@ def jupyter_env() -> dict[str, str]:
     return env
 
 
-@app.command()
-def tavern(port: int = typer.Option(5006, "--port"),
-           address: str = typer.Option("127.0.0.1", "--address")) -> None:
-    """The Tavern as a Panel app, a route per page (/, /quests, /oracle, /vault, ...)."""
-    from widgets.app import main as serve
-    serve(["--port", str(port), "--address", address])
 
 
 if __name__ == "__main__":

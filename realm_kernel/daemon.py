@@ -29,7 +29,8 @@ from .config import ConfigError, RealmConfig, load_config
 from .ledger import Ledger
 from .paths import RealmPaths
 from .quests import Level, QuestReport, fail, move, next_quest, priority_of, validate_quest
-from .status import DAEMON, TRAINING, write_status
+from .recovery import repair, repair_quests
+from .status import DAEMON, TRAINING, read_status, write_status
 
 log = logging.getLogger("realm.daemon")
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp")
@@ -51,6 +52,7 @@ class Daemon:
         self.started = time.time()
         self.wake = threading.Event()  # set when a quest was queued or a control changed
         self._admitting = threading.Lock()
+        self._config_error: str | None = None  # the one said last (said once, not per tick)
 
     # -- single instance ------------------------------------------------------------
     def acquire_lock(self) -> None:
@@ -71,9 +73,12 @@ class Daemon:
     def reload_config(self) -> None:
         try:
             self.config = load_config(self.paths.home)
-        except ConfigError as e:  # keep the last good config, say why loudly
-            log.error("%s", e)
-            self.ledger.event("config_error", str(e))
+            self._config_error = None
+        except ConfigError as e:  # keep the last good config, say why loudly, once
+            if str(e) != self._config_error:
+                self._config_error = str(e)
+                log.error("%s (keeping the last good config)", e)
+                self.ledger.event("config_error", str(e))
 
     def heartbeat(self, state: str, **extra: object) -> None:
         write_status(self.paths, DAEMON, pid=os.getpid(), state=state, started=self.started,
@@ -105,14 +110,29 @@ class Daemon:
             self.ledger.event("quest_recovered", f"Quest {dest.name} was interrupted; "
                                                  "it resumes from its last checkpoint")
 
+    def repair(self) -> None:
+        """Finish or undo whatever a crash cut in half (recovery.py), then put quests
+        left in processing/ back at the head of the queue."""
+        done = repair(self.paths, self.ledger)
+        self.recover()
+        done["quests"] = repair_quests(self.paths, self.ledger)
+        ck = done["checkpoints"]
+        if any(ck.values()) or done["quests"] or done["temp_segments"]:
+            log.warning("start-up repairs: %s", done)
+            self.ledger.event("recovery", "Start-up repairs after an interrupted run",
+                              json.dumps(done))
+
     # -- inbox ------------------------------------------------------------------------
     def inbox_files(self) -> list[tuple[Path, Path]]:
         """(path, path relative to inbox) of every candidate quest, subfolders included;
-        hidden entries and symlinked folders are never entered."""
+        hidden entries are skipped and symlinked folders never entered (the link itself is
+        a candidate, so it is refused and moved out with a reason)."""
         found = []
         for root, dirs, files in os.walk(self.paths.inbox, followlinks=False):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
+            links = [d for d in dirs if (Path(root) / d).is_symlink()]
+            dirs[:] = [d for d in dirs if d not in links]
+            for name in sorted(files + links):
                 if name.startswith(".") or name.endswith(IGNORED_SUFFIXES):
                     continue
                 path = Path(root) / name
@@ -134,9 +154,9 @@ class Daemon:
                     self.admit(path, priority_of(rel))
                 except FileNotFoundError:
                     continue
-                except Exception as e:  # never die of one bad file
+                except Exception as e:  # never die of one bad file, nor retry it forever
                     log.exception("could not admit %r", str(rel))
-                    self.ledger.event("quest_error", f"could not admit {str(rel)!r}: {e}")
+                    self.reject_unreadable(path, e)
         return pending
 
     def keep_inbox(self) -> None:
@@ -154,6 +174,21 @@ class Daemon:
             except Exception:  # keep watching whatever happened
                 log.exception("inbox keeper")
             self.wake.set()
+
+    def reject_unreadable(self, path: Path, error: Exception) -> None:
+        """A file validation itself choked on goes to failed/ with the error as its
+        reason (left in the inbox it would be tried again on every tick)."""
+        report = QuestReport(file=path.name)
+        report.add(None, f"could not be read as a quest: {type(error).__name__}: {error}"[:2000])
+        try:
+            dest = fail(self.paths, path, report)
+        except OSError as e:
+            self.ledger.event("quest_error", f"could not admit {path.name!r}: {error}; "
+                                             f"nor move it to failed/: {e}")
+            return
+        self.ledger.append("quests", [{"quest_id": dest.name, "status": "failed",
+                                       "path": str(dest), "detail": report.summary()}])
+        self.ledger.event("quest_rejected", report.summary())
 
     def admit(self, path: Path, priority: str = "normal") -> None:
         _, report = check_quest(path, self.config, self.paths, self.ledger)
@@ -218,7 +253,9 @@ class Daemon:
         result = engine.run_job(job)
         log.info("result %s", result.as_dict())
         skipped = self.paths.control_file("skip").exists() and result.stopped
-        if not result.success:
+        if not result.success and result.disk_full:
+            status, detail = "queued", self.disk_full(quest.name, result)
+        elif not result.success:
             status, detail = "failed", result.error_message or "training failed"
         elif skipped:
             self.paths.control_file("skip").unlink(missing_ok=True)
@@ -234,6 +271,21 @@ class Daemon:
                                      "step_end": result.global_step, "loss": result.final_loss,
                                      "detail": detail[:4000]}])
         self._finish(quest, status, run_id, detail, priority=priority)
+
+    def disk_full(self, quest: str, result) -> str:
+        """A full disk is not the quest's fault: it goes back to its queue (it resumes
+        from its last complete checkpoint) and the realm pauses until a user frees space
+        and resumes, instead of failing quest after quest."""
+        error = (result.error_message or "").strip().splitlines()
+        step = read_status(self.paths, TRAINING).get("step", result.global_step)
+        detail = (f"disk full while saving a checkpoint at step {step}: "
+                  f"{error[0] if error else 'no space left on device'}; {quest} is back in its "
+                  f"queue and training is paused: free space under {self.paths.checkpoints}, "
+                  "then resume")
+        self.paths.control_file("pause").write_text(str(time.time()))
+        log.error("%s", detail)
+        self.ledger.event("disk_full", f"Disk full: {quest} goes back to its queue", detail)
+        return detail
 
     def should_abort(self) -> bool:
         return self.shutdown.is_set() or self.paths.control_file("skip").exists()
@@ -305,7 +357,7 @@ class Daemon:
             signal.signal(sig, lambda *_: self.shutdown.set())
         self.reload_config()
         self.ledger.ensure_views()
-        self.recover()
+        self.repair()
         self.ledger.event("daemon_started", f"The Arena opens (pid {os.getpid()})")
         log.info("daemon %d watching %s", os.getpid(), self.paths.inbox)
         keeper = threading.Thread(target=self.keep_inbox, name="inbox-keeper", daemon=True)
@@ -316,7 +368,10 @@ class Daemon:
                     busy = self.tick()
                 except Exception as e:  # the Arena never falls to one bad round
                     log.exception("tick failed")
-                    self.ledger.event("daemon_error", f"{type(e).__name__}: {e}")
+                    try:  # the ledger's own disk may be the problem (full, gone)
+                        self.ledger.event("daemon_error", f"{type(e).__name__}: {e}")
+                    except Exception:
+                        log.exception("could not record the error in the ledger")
                     busy = False
                     time.sleep(1)
                 if not busy and not self.shutdown.is_set():

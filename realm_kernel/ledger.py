@@ -50,6 +50,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import faults
 from .paths import RealmPaths
 
 SCHEMA_VERSION = 3  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
@@ -275,6 +276,7 @@ class Ledger:
     def _write_atomic(self, table: pa.Table, dest: Path) -> None:
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
         pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS)
+        faults.point("ledger_write")
         os.replace(tmp, dest)
 
     def append(self, table: str, rows: Sequence[dict[str, Any]]) -> Path | None:

@@ -19,8 +19,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .paths import checkpoint_complete
+
 LOCAL = "local"
 ROLES = ("system", "user", "assistant")
+# A chat longer than this is refused before any tokenizer sees it (a 10 MB paste must
+# not tie up a server thread); the model's own context length is checked after.
+MAX_CHAT_CHARS = 100_000
 
 # (step) -> (canonical name, local HF directory)
 Locator = Callable[[int], tuple[str, Path]]
@@ -76,6 +81,13 @@ def chat_messages(message: Any = None, messages: Any = None) -> list[dict[str, s
             raise OracleError(f"messages[{i}] must be {{role: system|user|assistant, content: string}}")
         out.append({"role": m["role"], "content": m["content"]})
     return out
+
+
+def check_chat_size(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    total = sum(len(t["content"]) for t in turns)
+    if total > MAX_CHAT_CHARS:
+        raise OracleError(f"chat is {total} characters, over the Oracle's limit of {MAX_CHAT_CHARS}")
+    return turns
 
 
 @dataclass
@@ -261,6 +273,17 @@ class ModelPool:
         return model, tokenizer
 
     # -- chat ------------------------------------------------------------------------
+    def check_prompt(self, step: int, messages: list[dict], sampling: Sampling) -> int:
+        """Prompt tokens, or an OracleError when prompt + reply exceed the model's context."""
+        m = self.get(require_step(step))
+        ids = m.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                              return_dict=True)["input_ids"]
+        limit = getattr(m.model.config, "max_position_embeddings", None)
+        if limit and len(ids) + sampling.max_new_tokens > limit:
+            raise OracleError(f"prompt is {len(ids)} tokens; with max_new_tokens "
+                              f"{sampling.max_new_tokens} that is over {m.name}'s context of {limit}")
+        return len(ids)
+
     def stream(self, step: int, messages: list[dict], sampling: Sampling | None = None) -> Iterator[dict]:
         """Events: one `start` (which model answers), `token`s as they come, one `done`."""
         import torch
@@ -380,10 +403,10 @@ class Oracle:
                sampling: dict | Sampling | None = None) -> Iterator[dict]:
         """Validate everything before the first event, so errors are plain exceptions."""
         step = require_step(step)
-        turns = chat_messages(message, messages)
+        turns = check_chat_size(chat_messages(message, messages))
         s = sampling if isinstance(sampling, Sampling) else Sampling.from_dict(sampling)
         if host in (None, "", LOCAL):
-            self.pool.get(step)  # raises ModelNotLoaded before any event
+            self.pool.check_prompt(step, turns, s)  # ModelNotLoaded / too long: before any event
             return self.pool.stream(step, turns, s)
         return self.remote(host).stream(step, turns, s)
 
@@ -427,6 +450,9 @@ def locate_checkpoint(ledger: Any, base_model: Path, step: int) -> tuple[str, Pa
     path = Path(row["path"])
     if not (path / "config.json").exists():
         raise UnknownCheckpoint(f"{row['name']} (step {step}) is not on this machine: no model at {path}")
+    if step != 0 and not checkpoint_complete(path):
+        raise UnknownCheckpoint(f"{row['name']} (step {step}) at {path} is incomplete "
+                                "(no sidecar or no weights): it is never loaded")
     return row["name"], path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,3 +131,33 @@ def read_json(path: Path, default: object = None) -> object:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return default
+
+
+SIDECAR = ".ledger.json"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+REPLACED_PREFIX = ".replaced-"
+
+
+def checkpoint_complete(path: Path) -> bool:
+    """A checkpoint directory is complete when its sidecar, config and weights are there.
+    The engine writes the sidecar last, inside a temporary directory, and publishes the
+    whole with one rename, so a half-written checkpoint never has all three."""
+    path = Path(path)
+    return ((path / SIDECAR).is_file() and (path / "config.json").is_file()
+            and any((path / w).is_file() for w in WEIGHT_FILES))
+
+
+def publish_dir(src: Path, dest: Path) -> None:
+    """Rename a finished directory into place. A directory already there is moved aside
+    first and removed after; a crash in between leaves `.replaced-<name>`, which the
+    daemon's start-up check puts back when `dest` is missing."""
+    if dest.exists():
+        aside = dest.with_name(f"{REPLACED_PREFIX}{dest.name}")
+        if aside.exists():
+            shutil.rmtree(aside)
+        os.replace(dest, aside)
+        os.replace(src, dest)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(src, dest)

@@ -34,12 +34,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from . import faults
 from .paths import PRIORITIES, RealmPaths, atomic_write_json
 
 ALLOWED_SUFFIXES = (".jsonl", ".json", ".parquet")
 ROLES = ("system", "user", "assistant")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,150}$")
 MAX_PROBLEMS_REPORTED = 20
+TOO_DEEP = "invalid JSON: nested too deeply to parse"
 
 
 @dataclass
@@ -262,6 +264,9 @@ def _raw_items(path: Path, report: QuestReport) -> list[tuple[int, Any]]:
         except json.JSONDecodeError as e:
             report.add(e.lineno, f"invalid JSON: {e.msg} (column {e.colno})")
             return []
+        except RecursionError:
+            report.add(None, TOO_DEEP)
+            return []
         if not isinstance(data, list):
             report.add(None, "a .json quest must be a list of examples")
             return []
@@ -274,6 +279,8 @@ def _raw_items(path: Path, report: QuestReport) -> list[tuple[int, Any]]:
             items.append((lineno, json.loads(line)))
         except json.JSONDecodeError as e:
             report.add(lineno, f"invalid JSON: {e.msg} (column {e.colno})")
+        except RecursionError:
+            report.add(lineno, TOO_DEEP)
     return items
 
 
@@ -292,12 +299,15 @@ def validate_quest(path: Path, level: Level | str = Level.STANDARD, limits: Limi
     """
     level, limits = Level(level), limits or Limits()
     report = QuestReport(file=path.name, level=level.value)
+    if path.is_symlink():  # before anything reads it: a link may point anywhere
+        report.add(None, "symbolic links are not accepted as quests")
+        return [], report
     why = check_name(path.name)
     if why:
         report.add(None, why)
         return [], report
-    if path.is_symlink():
-        report.add(None, "symbolic links are not accepted as quests")
+    if not path.is_file():  # a FIFO or device would block or never end
+        report.add(None, "not a regular file")
         return [], report
     size = path.stat().st_size
     if size == 0:
@@ -398,6 +408,7 @@ def move(path: Path, folder: Path, name: str | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     dest = _unique_dest(folder, name or path.name)
     os.replace(path, dest)
+    faults.point(f"queue_move:{folder.name}")
     return dest
 
 
@@ -520,7 +531,8 @@ def delete_quest(paths: RealmPaths, name: str) -> tuple[Path, str]:
     try:
         path, state = find_quest(paths, name, states)
     except QueueError:
-        if (paths.queue("processing") / name).exists():
+        # Only a safe name is ever joined to a folder ('../../realm.toml' is no quest).
+        if check_name(name) is None and (paths.queue("processing") / name).exists():
             raise QueueConflict(f"quest {name!r} is in training; stop or skip it first") from None
         raise
     path.unlink()

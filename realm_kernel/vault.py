@@ -31,7 +31,7 @@ from typing import Any
 from .admission import latest_checkpoint
 from .config import RealmConfig, RetentionConfig
 from .ledger import CheckpointLedger, Ledger, extract_step, json_data
-from .paths import RealmPaths, read_json
+from .paths import RealmPaths, checkpoint_complete, read_json
 
 ASSET_TYPES = ("checkpoint", "model", "data", "config")
 LOCAL = "local"
@@ -267,7 +267,8 @@ class VaultKeeper:
         step = extract_step(asset_id) if asset_id.startswith("checkpoint_") else None
         if step is not None and not any(r["zone"] == LOCAL for r in rows):
             rec = CheckpointLedger(self.ledger).get(step)
-            if rec and Path(rec.path).is_dir() and Path(rec.path).is_relative_to(self.paths.home):
+            if rec and checkpoint_complete(Path(rec.path)) and Path(rec.path).is_relative_to(
+                    self.paths.home):
                 rel = Path(rec.path).relative_to(self.paths.home).as_posix()
                 rows.append({"asset_id": asset_id, "type": "checkpoint", "name": rec.name,
                              "zone": LOCAL, "path": rel, "bytes": dir_bytes(Path(rec.path)),
@@ -557,7 +558,7 @@ def discover_local(home: Path):
     """(type, relative path, bytes) of the assets in a realm home layout."""
     ck = home / "checkpoints"
     for d in sorted(ck.glob("checkpoint-*")) if ck.is_dir() else ():
-        if d.is_dir() and (d / "config.json").exists() and extract_step(d.name) is not None:
+        if d.is_dir() and checkpoint_complete(d) and extract_step(d.name) is not None:
             yield "checkpoint", d.relative_to(home).as_posix(), dir_bytes(d)
     models = home / "models"
     for d in sorted(models.iterdir()) if models.is_dir() else ():

@@ -105,6 +105,8 @@ def parse_skill(path: Path, generators: dict[str, Any]) -> SkillDef:
     """Load and check one skill YAML. Every failure names the file and the key."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise _fail(path, "(file)", f"not UTF-8 text (byte {e.start}): {e.reason}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(file)"

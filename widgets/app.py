@@ -70,15 +70,25 @@ def app(name: str):
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Serve every page. Login options are Panel's own; `realm tavern` (which refuses to
+    expose the app beyond 127.0.0.1 without one) is the launcher users should call."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--address", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=5006)
     ap.add_argument("--allow-websocket-origin", action="append", default=[])
+    for opt in ("basic-auth", "oauth-provider", "oauth-key", "oauth-secret", "oauth-redirect-uri",
+                "cookie-secret"):
+        ap.add_argument(f"--{opt}", default=None)
     args = ap.parse_args(argv)
     pn.extension()
-    origins = args.allow_websocket_origin or [f"{args.address}:{args.port}", f"localhost:{args.port}"]
-    pn.serve({route: app(name) for name, route in ROUTES.items()}, address=args.address, port=args.port,
-             websocket_origin=origins, show=False, title="Realm of Training — Tavern")
+    origins = args.allow_websocket_origin or [f"{args.address}:{args.port}", f"localhost:{args.port}",
+                                               f"127.0.0.1:{args.port}"]
+    login = {k: v for k in ("basic_auth", "oauth_provider", "oauth_key", "oauth_secret",
+                            "oauth_redirect_uri", "cookie_secret") if (v := getattr(args, k))}
+    routes = {route: app(name) for name, route in ROUTES.items()}
+    routes["/tavern"] = app("tavern")  # the address of the first Tavern app keeps working
+    pn.serve(routes, address=args.address, port=args.port, websocket_origin=origins, show=False,
+             title="Realm of Training — Tavern", **login)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -15,8 +14,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from .. import faults
 from ..ledger import Ledger, MetricBuffer
-from ..paths import RealmPaths, atomic_write_json
+from ..paths import RealmPaths, atomic_write_json, publish_dir
 from ..status import TRAINING, write_status
 
 
@@ -123,6 +123,7 @@ class RealmCallback(TrainerCallback):
             hero_level_ups(self.ledger, name, prev, step)
 
     def on_step_end(self, args, state, control, **kwargs):
+        faults.point("step")
         self._obey_controls(state, control)
         if state.global_step >= state.max_steps or control.should_training_stop:
             # Always end a quest on a saved, evaluated checkpoint.
@@ -156,8 +157,6 @@ class RealmCallback(TrainerCallback):
         step = self.global_step(state)
         when = datetime.now()
         dest = self.paths.checkpoints / canonical_name(step, when)
-        if dest.exists():  # same step saved twice within a minute (a restart)
-            shutil.rmtree(dest)
         sidecar = {
             "name": dest.name, "step": step, "date": when.isoformat(timespec="seconds"),
             "loss": self.last_loss, "val_loss": self.last_val_loss,
@@ -169,7 +168,9 @@ class RealmCallback(TrainerCallback):
         # The sidecar is written last inside the temp dir, then one rename publishes
         # the checkpoint: a directory without its sidecar is never complete.
         atomic_write_json(src / ".ledger.json", sidecar)
-        os.replace(src, dest)
+        faults.point("checkpoint_publish")
+        publish_dir(src, dest)  # the same step saved twice within a minute replaces the first
+        faults.point("checkpoint_ledger")
         self.last_checkpoint = dest
         self.ledger.append("checkpoints", [{
             **{k: v for k, v in sidecar.items() if k != "base_model"}, "path": str(dest),

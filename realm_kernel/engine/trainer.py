@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import faults
 from ..config import TrainingConfig
 from ..ledger import Ledger
 from ..paths import RealmPaths
@@ -56,6 +57,7 @@ class TrainingResult:
     packing_efficiency: float | None = None
     attn_implementation: str | None = None
     world_size: int = 1
+    disk_full: bool = False  # the run failed for want of disk space, not for its quest
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -131,6 +133,11 @@ def _realm_trainer_class():
             inputs.pop("num_real_tokens", None)
             return super().prediction_step(model, inputs, *args, **kwargs)
 
+        def _save_optimizer_and_scheduler(self, output_dir):
+            # The weights of this checkpoint are on disk, its optimizer state is not yet.
+            faults.point("checkpoint_write")
+            return super()._save_optimizer_and_scheduler(output_dir)
+
         def _track_num_input_tokens(self, inputs):
             n = inputs.get("num_real_tokens")
             if n is None or self.args.include_num_input_tokens_seen == "no":
@@ -166,6 +173,7 @@ class TrainerEngine:
             return self._run(job, run_dir, t0)
         except Exception as e:  # a bad job must never take the daemon down
             return TrainingResult(success=False, global_step=job.step_offset,
+                                  disk_full=faults.is_disk_full(e),
                                   error_message=f"{type(e).__name__}: {e}\n"
                                                 f"{traceback.format_exc(limit=3)}",
                                   seconds=time.monotonic() - t0)

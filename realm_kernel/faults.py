@@ -1,0 +1,88 @@
+"""Fault-injection hooks for the reliability suite (tests/reliability/, bench/soak.py).
+
+Off unless the environment asks; read here and nowhere else:
+
+  REALM_FAULT_PAUSE=<point>[@<n>]   the n-th time (default 1st) a thread reaches the named
+                                    point, it writes status/fault.json ({"point", "hit",
+                                    "pid"}) and blocks there for good, so a test can
+                                    `kill -9` the process exactly at that point.
+  REALM_FAULT=enospc_on_save[@<n>]  checkpoint writes fail with ENOSPC ("No space left
+                                    on device") from the n-th on (default: all), as on a
+                                    disk that fills up.
+
+Points (a point named "a" also matches hits named "a:<detail>"):
+  step                 a training step ended (before the controls are read)
+  checkpoint_write     the weights of a checkpoint are written, its optimizer state is not
+  checkpoint_publish   a complete checkpoint (sidecar written) is about to be renamed in
+  checkpoint_ledger    a checkpoint is published, its ledger row not yet written
+  queue_move[:<dir>]   a quest file was renamed into queue/<dir>, its ledger row not yet written
+  ledger_write         a ledger segment is written under its temp name, not yet renamed
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+PAUSE_ENV = "REALM_FAULT_PAUSE"
+FAULT_ENV = "REALM_FAULT"
+POINTS = ("step", "checkpoint_write", "checkpoint_publish", "checkpoint_ledger", "queue_move",
+          "ledger_write")
+ENOSPC_ON_SAVE = "enospc_on_save"
+
+_hits: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def _pause_spec() -> tuple[str, int] | None:
+    spec = os.environ.get(PAUSE_ENV, "").strip()
+    if not spec:
+        return None
+    point, _, n = spec.partition("@")
+    return point, int(n) if n.isdigit() else 1
+
+
+def point(name: str, home: Path | None = None) -> None:
+    """A named fault point. Free when no fault is configured (one dict lookup)."""
+    spec = _pause_spec()
+    if spec is not None and (name == spec[0] or name.startswith(spec[0] + ":")):
+        with _lock:
+            _hits[spec[0]] = hit = _hits.get(spec[0], 0) + 1
+        if hit == spec[1]:
+            _announce_and_block(name, hit, home)
+    fault, _, nth = os.environ.get(FAULT_ENV, "").partition("@")
+    if name.startswith("checkpoint_write") and fault == ENOSPC_ON_SAVE:
+        with _lock:
+            _hits[fault] = hit = _hits.get(fault, 0) + 1
+        if hit >= (int(nth) if nth.isdigit() else 1):
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} "
+                                        f"(simulated: {FAULT_ENV}={ENOSPC_ON_SAVE})")
+
+
+def _announce_and_block(name: str, hit: int, home: Path | None) -> None:
+    from .paths import RealmPaths
+    status = RealmPaths.at(home).status
+    status.mkdir(parents=True, exist_ok=True)
+    # Plain write + rename (not atomic_write_json: the ledger_write point may be inside it).
+    tmp = status / f".fault.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"point": name, "hit": hit, "pid": os.getpid(), "ts": time.time()}))
+    os.replace(tmp, status / "fault.json")
+    while True:  # until the test's kill -9
+        time.sleep(3600)
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True when an exception (or one it was raised from) means the disk is full."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False

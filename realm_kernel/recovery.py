@@ -1,0 +1,164 @@
+"""Start-up repairs after a crash: make the files and the ledger tell the same story.
+
+The daemon runs these while it holds the realm's lock, before it admits or trains
+anything. Every step that writes two things (a file rename and a ledger row) can be cut
+by `kill -9` between the two; each function here finishes or undoes exactly that step:
+
+- checkpoints: a `.run-<id>` work directory of a daemon run (a save cut short) is
+  removed; `.replaced-<name>` (a same-step re-save cut short) goes back if `<name>` is
+  missing; `.deleting-<name>` (a deletion cut short) is finished and recorded; a complete
+  checkpoint directory with no ledger row (published, row not yet written) is recorded
+  from its sidecar. A directory without sidecar or weights is never recorded.
+- quests: a quest file whose folder disagrees with its latest ledger row (moved, row not
+  yet written) gets the row its folder means.
+- ledger: temp segments of dead writers are removed (they were never visible).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from .ledger import TABLES, Ledger, extract_step, json_data
+from .paths import PRIORITIES, REPLACED_PREFIX, SIDECAR, RealmPaths, checkpoint_complete, read_json
+from .quests import file_sha256
+
+log = logging.getLogger("realm.recovery")
+CHECKPOINT_COLUMNS = set(TABLES["checkpoints"].names)
+# The status a quest in each folder has (failed/ may also hold a skipped quest).
+FOLDER_STATUS = {**{p: "queued" for p in PRIORITIES}, "failed": "failed",
+                 "recently_completed": "completed"}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def repair_checkpoints(paths: RealmPaths, ledger: Ledger) -> dict[str, list[str]]:
+    done: dict[str, list[str]] = {"removed_partial": [], "restored": [], "finished_delete": [],
+                                  "recorded": [], "incomplete": []}
+    ck = paths.checkpoints
+    if not ck.is_dir():
+        return done
+    daemon_runs = {r["run_id"] for r in ledger.query("SELECT DISTINCT run_id FROM runs")}
+    for d in sorted(ck.glob(".run-*")):
+        if d.name.removeprefix(".run-") in daemon_runs:  # `realm train` runs are not ours
+            shutil.rmtree(d, ignore_errors=True)
+            done["removed_partial"].append(d.name)
+    for d in sorted(ck.glob(f"{REPLACED_PREFIX}*")):
+        original = d.with_name(d.name.removeprefix(REPLACED_PREFIX))
+        if not original.exists():
+            os.replace(d, original)
+            done["restored"].append(original.name)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+    for d in sorted(ck.glob(".deleting-*")):
+        name = d.name.removeprefix(".deleting-")
+        shutil.rmtree(d, ignore_errors=True)
+        step = extract_step(name)
+        gone = ledger.query("SELECT status FROM assets WHERE asset_id = ? AND zone = 'local' "
+                            "ORDER BY ts DESC LIMIT 1", [f"checkpoint_{step}"])
+        if step is not None and (not gone or gone[0]["status"] != "deleted"):
+            ledger.append("assets", [{"asset_id": f"checkpoint_{step}", "type": "checkpoint",
+                                      "name": name, "zone": "local", "path": f"checkpoints/{name}",
+                                      "step": step, "status": "deleted",
+                                      "detail": json_data({"by": "recovery"})}])
+        done["finished_delete"].append(name)
+    known = {r["name"] for r in ledger.query("SELECT DISTINCT name FROM checkpoints")}
+    rows = []
+    for d in sorted(ck.glob("checkpoint-*")):
+        if not d.is_dir() or d.name in known:
+            continue
+        if not checkpoint_complete(d):
+            done["incomplete"].append(d.name)
+            continue
+        sidecar = read_json(d / SIDECAR, {}) or {}
+        row = {k: v for k, v in sidecar.items() if k in CHECKPOINT_COLUMNS}
+        row.update(name=d.name, path=str(d), step=int(sidecar.get("step", extract_step(d.name) or 0)))
+        rows.append(row)
+        done["recorded"].append(d.name)
+    if rows:
+        ledger.append("checkpoints", rows)
+    for name in done["incomplete"]:
+        log.warning("checkpoint %s has no sidecar or no weights: never used", name)
+    return done
+
+
+def repair_quests(paths: RealmPaths, ledger: Ledger) -> list[str]:
+    """Rows for quest files whose folder disagrees with their latest ledger row."""
+    latest = {r["quest_id"]: r for r in ledger.query(
+        "SELECT quest_id, status, priority, run_id FROM quest_status")}
+    rows, fixed = [], []
+    for folder, status in FOLDER_STATUS.items():
+        d = paths.queue(folder)
+        for f in sorted(d.iterdir()) if d.is_dir() else ():
+            if not f.is_file() or f.name.startswith(".") or f.name.endswith(".reason.json"):
+                continue
+            row = latest.get(f.name) or {}
+            want = status
+            if folder == "failed":
+                summary = (read_json(f.with_name(f.name + ".reason.json"), {}) or {}).get("summary", "")
+                want = "skipped" if "skipped by request" in str(summary) else "failed"
+                if row.get("status") in ("failed", "skipped"):
+                    continue
+            elif row.get("status") == want and (folder not in PRIORITIES
+                                                or row.get("priority") == folder):
+                continue
+            rows.append({"quest_id": f.name, "status": want, "path": str(f),
+                         "priority": folder if folder in PRIORITIES else row.get("priority"),
+                         "run_id": row.get("run_id"),
+                         "sha256": file_sha256(f) if row.get("status") is None else None,
+                         "detail": f"found in {folder}/ at start-up (was "
+                                   f"{row.get('status') or 'unrecorded'})"})
+            fixed.append(f"{f.name}: {row.get('status') or 'unrecorded'} -> {want}")
+    if rows:
+        ledger.append("quests", rows)
+    return fixed
+
+
+def remove_dead_temp_segments(paths: RealmPaths) -> int:
+    """Temp segments (`.<name>.<pid>.tmp`) whose writer died; never part of any view."""
+    n = 0
+    for tmp in paths.segments.glob("*/gen-*/.*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def repair(paths: RealmPaths, ledger: Ledger) -> dict:
+    """All start-up repairs; returns what was done (empty lists when nothing was)."""
+    out: dict = {"checkpoints": repair_checkpoints(paths, ledger)}
+    out["temp_segments"] = remove_dead_temp_segments(paths)
+    return out
+
+
+def ledger_consistency(paths: RealmPaths, ledger: Ledger) -> list[str]:
+    """Problems between the checkpoint ledger and the disk (empty when consistent):
+    every checkpoint row not deleted has its directory and sidecar, and every checkpoint
+    directory with a sidecar has its row."""
+    problems = []
+    deleted = {r["asset_id"] for r in ledger.query(
+        "SELECT asset_id FROM (SELECT asset_id, status FROM assets WHERE zone = 'local' "
+        "QUALIFY row_number() OVER (PARTITION BY asset_id ORDER BY ts DESC) = 1) "
+        "WHERE status = 'deleted'")}
+    rows = ledger.query("SELECT step, name, path FROM checkpoints")
+    for r in rows:
+        if f"checkpoint_{r['step']}" in deleted:
+            continue
+        if not checkpoint_complete(Path(r["path"])):
+            problems.append(f"ledger row {r['name']} (step {r['step']}) has no complete directory")
+    names = {r["name"] for r in rows}
+    for d in sorted(paths.checkpoints.glob("checkpoint-*")):
+        if (d / SIDECAR).exists() and d.name not in names:
+            problems.append(f"directory {d.name} has a sidecar but no ledger row")
+    return problems

@@ -1,0 +1,115 @@
+"""Reader processes for the concurrency check (tests/reliability, bench/soak.py).
+
+    python -m tests.reliability.readers KIND HOME SECONDS [BASE_URL TOKEN]
+
+KIND is what a user runs while DIO trains:
+  panel       the Panel app's poller (widgets.feed.Feed.snapshot, every POLL_SECONDS)
+  rest        the Jupyter REST API (training/status, ledger) with the token
+  notebook    a notebook's own `duckdb.connect("ledger.duckdb", read_only=True)`, held open
+  taskmaster  the Task Master's ledger reads (task_status, evals, the latest checkpoint,
+              unanswered eval requests) through the Realm API, plus one `tasks` row
+              written per poll (rows written are counted, to be found later)
+
+Prints "ready", then after SECONDS one JSON line: polls, errors (what a user would have
+seen), latencies in ms (p50, p99, max), and for `notebook` the re-runs a compaction swap
+asked for (docs/ledger.md: a raw connection may, rarely, need to re-run a query).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def percentile(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def poller(kind: str, home: str, base: str | None, token: str | None):
+    """(one poll: returns the newest step it saw, pause between polls)."""
+    if kind == "panel":
+        from realm_kernel.api import Realm
+        from widgets.feed import POLL_SECONDS, Feed
+        feed = Feed(Realm(home, writer="widgets"))
+        return lambda: feed.snapshot()["hero"]["xp"], POLL_SECONDS
+    if kind == "rest":
+        import requests
+        s = requests.Session()
+        s.headers["Authorization"] = f"token {token}"
+
+        def rest() -> int:
+            r = s.get(f"{base}/realm/api/training/status", timeout=30)
+            r.raise_for_status()
+            s.get(f"{base}/realm/api/ledger?limit=5", timeout=30).raise_for_status()
+            return r.json()["hero"]["xp"]
+        return rest, 0.5
+    if kind == "notebook":
+        import duckdb
+        con = duckdb.connect(f"{home}/ledger.duckdb", read_only=True)
+
+        def notebook() -> int:
+            for attempt in range(3):  # the documented re-run after a compaction swap
+                try:
+                    n, top = con.execute("SELECT count(*), max(step) FROM metrics").fetchone()
+                    con.execute("SELECT * FROM checkpoint_ledger ORDER BY step DESC LIMIT 1").fetchall()
+                    return top or 0
+                except duckdb.IOException:
+                    if attempt == 2:
+                        raise
+                    notebook.reruns += 1
+            return 0
+        notebook.reruns = 0
+        return notebook, 0.5
+    if kind == "taskmaster":
+        from realm_kernel.api import Realm
+        realm = Realm(home, writer="taskmaster")
+        written = [0]
+
+        def taskmaster() -> int:
+            realm.ledger.query("SELECT * FROM task_status ORDER BY ts DESC")
+            realm.ledger.query("SELECT * FROM evals ORDER BY ts DESC LIMIT 5")
+            realm.ledger.query("SELECT count(*) FROM events WHERE kind = 'eval_requested'")
+            latest = realm.checkpoints.latest()
+            written[0] += 1
+            realm.ledger.append("tasks", [{"task_id": f"probe-{written[0]}", "name": "probe",
+                                           "status": "done", "priority": 1}])
+            return latest.step if latest else 0
+        taskmaster.written = written
+        return taskmaster, 1.0
+    raise SystemExit(f"unknown reader kind {kind!r}")
+
+
+def main(argv: list[str]) -> int:
+    kind, home, seconds = argv[0], argv[1], float(argv[2])
+    base, token = (argv[3], argv[4]) if len(argv) > 4 else (None, None)
+    poll, pause = poller(kind, home, base, token)
+    poll()  # warm: connections and views are made once, not counted as a poll
+    print("ready", flush=True)
+    lat: list[float] = []
+    errors: list[str] = []
+    seen, dips = 0, 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t0 = time.perf_counter()
+        try:
+            step = poll()
+            lat.append((time.perf_counter() - t0) * 1000)
+            dips += step < seen
+            seen = max(seen, step)
+        except Exception as e:  # what the user would have seen
+            errors.append(f"{type(e).__name__}: {e}"[:300])
+        time.sleep(pause)
+    print(json.dumps({
+        "kind": kind, "polls": len(lat) + len(errors), "errors": len(errors),
+        "first_errors": errors[:3], "dips": dips, "last_step": seen,
+        "p50_ms": percentile(lat, 0.5), "p99_ms": percentile(lat, 0.99), "max_ms": max(lat, default=None),
+        "reruns": getattr(poll, "reruns", 0), "written": getattr(poll, "written", [0])[0]}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,259 @@
+"""Auth and exposure, hostile REST bodies, and protected assets, on one real JupyterLab
+(realm extension) beside one real daemon that has trained a few checkpoints."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from realm_kernel.api import Realm
+from realm_kernel.server.handlers import ROUTES
+from realm_kernel.server.oracle_handlers import ROUTES as ORACLE_ROUTES
+from realm_kernel.status import DAEMON, read_status
+from realm_kernel.vault import ProtectedAssetError
+
+from ..conftest import child_env, free_port, start_daemon, wait_for
+from .conftest import TOKEN, auth, make_home, start_lab
+from .harness import FAULT_TOML, digest
+
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def every_route() -> list[tuple[str, str]]:
+    """(METHOD, route) for every handler method under /realm/api, read from the route
+    tables themselves: a route added later is covered without editing this test."""
+    out = []
+    for pattern, handler in [*ROUTES, *ORACLE_ROUTES]:
+        route = pattern.replace("([^/]+)", "1")
+        for m in METHODS:
+            if m in vars(handler) or any(m in vars(b) for b in handler.__mro__[1:]
+                                         if b.__module__.startswith("realm_kernel")):
+                out.append((m.upper(), route))
+    return out
+
+
+@pytest.fixture(scope="module")
+def realm_lab(tmp_path_factory, dio_mini_dir, module_procs):
+    paths = make_home(tmp_path_factory, dio_mini_dir, FAULT_TOML)
+    realm = Realm(paths.home)
+    quest = realm.generate_quest("bin", 1, 120, seed=77)
+    daemon = start_daemon(module_procs, paths)
+    wait_for((paths.queue("recently_completed") / quest.name).exists, 180, "the training quest")
+    assert realm.sql("SELECT count(*) AS n FROM checkpoint_ledger")[0]["n"] >= 3
+    _, base = start_lab(module_procs, paths, tmp_path_factory.mktemp("runtime"))
+    return paths, base, daemon
+
+
+def test_every_route_refuses_without_the_token_or_with_a_wrong_one(realm_lab):
+    paths, base, _ = realm_lab
+    routes = every_route()
+    assert len(routes) >= 30, routes
+    for method, route in routes:
+        for headers in ({}, auth("wrong-token"), {"Authorization": "token "},
+                        {"Cookie": "username-127-0-0-1=forged"}):
+            r = requests.request(method, f"{base}/realm/api/{route}", headers=headers,
+                                 json={"action": "pause", "step": 1, "message": "hi"}, timeout=30)
+            assert r.status_code == 403, (method, route, headers, r.status_code, r.text[:200])
+    assert not paths.control_file("pause").exists(), "a refused request changes nothing"
+    print(f"\nauth: {len(routes)} routes x 4 bad credentials refused")
+
+
+def test_cookie_sessions_need_xsrf_on_every_mutating_route(realm_lab):
+    """A browser session (Jupyter's login cookie) may read, but every POST/PATCH/DELETE
+    without the XSRF token is refused, as Jupyter applies it; with it, it works."""
+    paths, base, _ = realm_lab
+    s = requests.Session()
+    assert s.get(f"{base}/lab?token={TOKEN}", timeout=30).ok
+    assert "_xsrf" in s.cookies
+    assert s.get(f"{base}/realm/api/training/status", timeout=30).status_code == 200
+    mutating = [(m, r) for m, r in every_route() if m != "GET"]
+    for method, route in mutating:
+        r = s.request(method, f"{base}/realm/api/{route}", json={"action": "pause"}, timeout=30)
+        assert r.status_code == 403, (method, route, r.status_code, r.text[:200])
+        assert "xsrf" in r.text.lower(), (method, route, r.text[:200])
+    assert not paths.control_file("pause").exists()
+    ok = s.post(f"{base}/realm/api/training/control", json={"action": "pause"},
+                headers={"X-XSRFToken": s.cookies["_xsrf"]}, timeout=30)
+    assert ok.status_code == 200 and paths.control_file("pause").exists()
+    s.post(f"{base}/realm/api/training/control", json={"action": "resume"},
+           headers={"X-XSRFToken": s.cookies["_xsrf"]}, timeout=30)
+    print(f"\nxsrf: {len(mutating)} mutating routes refused without the XSRF token")
+
+
+GOOD = json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                {"role": "assistant", "content": "hello"}]}) + "\n"
+BIG = 10 ** 30
+# (method, route, request kwargs, expected status, fragment of the error)
+API_CASES = [
+    ("POST", "training/control", {"data": b"[1, 2]"}, 400, "must be a JSON object"),
+    ("POST", "training/control", {"data": b"\xff\xfe not json"}, 400, "not JSON"),
+    ("POST", "training/control", {"json": {"action": ["pause"]}}, 400, "action"),
+    ("POST", "training/control", {"json": {"action": "explode"}}, 400, "unknown action"),
+    ("POST", "training/queue", {"json": {"name": "../../escape.jsonl", "content": GOOD}}, 400,
+     "unsafe file name"),
+    ("POST", "training/queue", {"json": {"name": "/tmp/abs.jsonl", "content": GOOD}}, 400,
+     "unsafe file name"),
+    ("POST", "training/queue", {"json": {"name": "a;b.jsonl", "content": GOOD}}, 400, "unsafe"),
+    ("POST", "training/queue", {"json": {"name": "ok.jsonl", "content": 5}}, 400, "'content' as str"),
+    ("POST", "training/queue", {"json": {"name": "ok.jsonl", "content": GOOD, "priority": "urgent"}},
+     400, "unknown priority 'urgent'"),
+    ("POST", "training/queue", {"json": {"name": "bad.jsonl", "content": "{oops\n"}}, 400,
+     "invalid JSON"),
+    ("POST", "training/queue", {"files": {"file": ("../evil.jsonl", GOOD.encode())}}, 400, "unsafe"),
+    ("POST", "training/queue", {"files": {"file": ("bin.jsonl", b"\x00\xff" * 50)}}, 400,
+     "not UTF-8"),
+    ("PATCH", "training/queue/nothing.jsonl", {"json": {"position": "first"}}, 400, "'position'"),
+    ("PATCH", "training/queue/nothing.jsonl", {"json": {"priority": 3}}, 400, "'priority'"),
+    ("PATCH", "training/queue/nothing.jsonl", {"json": {}}, 400, "needs 'priority'"),
+    ("DELETE", "training/queue/..%2F..%2Frealm.toml", {}, 404, "no quest named"),
+    ("GET", "ledger/-1", {}, 400, "step must be a number"),
+    ("GET", f"ledger/{BIG}", {}, 404, "no checkpoint at step"),
+    ("GET", "ledger?limit=-3", {}, 400, "limit"),
+    ("GET", "ledger/best?metric=vibes", {}, 400, "metric must be one of"),
+    ("DELETE", "checkpoints/-5", {}, 400, "non-negative integer"),
+    ("DELETE", "checkpoints/abc", {}, 400, "non-negative integer"),
+    ("DELETE", f"checkpoints/{BIG}", {}, 400, "non-negative integer"),
+    ("DELETE", "checkpoints/7", {}, 404, "no checkpoint at step 7"),
+    ("POST", "checkpoints/10/export", {"json": {"name": "../../escape"}}, 400, "bad export name"),
+    ("POST", "champion", {"json": {"step": True}}, 400, "step"),
+    ("POST", "champion", {"json": {"step": -3}}, 404, "no checkpoint at step -3"),
+    ("POST", "champion", {"json": {"step": BIG}}, 404, f"no checkpoint at step {BIG}"),
+    ("POST", "retention", {"json": {"dry_run": "no"}}, 400, "dry_run must be true or false"),
+    ("POST", "register", {"json": {"path": "../../etc/passwd"}}, 400, "stay inside"),
+    ("POST", "register", {"json": {"path": "/etc/passwd"}}, 400, "outside the realm home"),
+    ("POST", "register", {"json": {"path": 5}}, 400, "'path' as str"),
+    ("POST", "fetch", {"json": {"asset_id": "../x"}}, 400, "bad asset id"),
+    ("POST", "zones", {"json": {"zone_id": "a/b", "url": "/tmp"}}, 400, "bad zone id"),
+    ("POST", "zones", {"json": {"zone_id": "nas", "url": "relative/dir"}}, 400, "absolute folder"),
+    ("GET", "search?type=weapon", {}, 400, "type must be one of"),
+    ("POST", "oracle/chat", {"json": {"step": -1, "message": "hi"}}, 400, "step must be"),
+    ("POST", "oracle/chat", {"json": {"step": "abc", "message": "hi"}}, 400, "step must be an integer"),
+    ("POST", "oracle/chat", {"json": {"step": 0, "messages": "not a list"}}, 400, "`messages`"),
+    ("POST", "oracle/chat", {"json": {"step": 0, "message": "x" * 300_000}}, 400,
+     "over the Oracle's limit"),
+    ("POST", "oracle/chat", {"json": {"step": 0, "message": "hi", "max_new_tokens": -1}}, 400,
+     "out of range"),
+    ("POST", "oracle/chat", {"json": {"step": BIG, "message": "hi"}}, 404, "not loaded"),
+    ("POST", "oracle/load", {"json": {"step": -1}}, 400, "step must be"),
+    ("POST", "oracle/v1/chat/completions", {"json": {"model": 5, "messages": []}}, 400, "model"),
+]
+
+
+def test_hostile_api_bodies_get_a_4xx_naming_the_problem(realm_lab, capsys):
+    paths, base, daemon = realm_lab
+    home_before = sorted(p.name for p in paths.home.parent.iterdir())
+    for method, route, kwargs, status, fragment in API_CASES:
+        r = requests.request(method, f"{base}/realm/api/{route}", headers=auth(), timeout=60, **kwargs)
+        assert r.status_code == status, (method, route, r.status_code, r.text[:300])
+        body = r.json()
+        text = json.dumps(body)
+        # Our routes answer {"ok": false, "error"}; the OpenAI-compatible one {"error": {...}}.
+        assert (body.get("ok") is False or "error" in body) and fragment in text, (route, text[:300])
+    # The server and the daemon are still there and nothing escaped the realm home.
+    assert requests.get(f"{base}/realm/api/health", headers=auth(), timeout=30).ok
+    assert daemon.poll() is None and read_status(paths, DAEMON)["pid"] == daemon.pid
+    assert sorted(p.name for p in paths.home.parent.iterdir()) == home_before
+    assert not (paths.home.parent / "escape.jsonl").exists() and not list(paths.inbox.glob("*.jsonl"))
+    with capsys.disabled():
+        print(f"\nhostile API bodies: {len(API_CASES)} tried, {len(API_CASES)} refused with a 4xx")
+
+
+def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):
+    paths, base, _ = realm_lab
+    realm = Realm(paths.home)
+    steps = [r["step"] for r in realm.sql("SELECT step FROM checkpoint_ledger ORDER BY step")]
+    champion, latest = steps[0], steps[-1]
+    requests.post(f"{base}/realm/api/champion", headers=auth(), json={"step": champion},
+                  timeout=30).raise_for_status()
+    for step, why in ((champion, "champion"), (latest, "in use")):
+        r = requests.delete(f"{base}/realm/api/checkpoints/{step}", headers=auth(), timeout=30)
+        assert r.status_code == 409 and why in r.json()["error"], r.text
+        with pytest.raises(ProtectedAssetError, match=why):
+            realm.delete_checkpoint(step)
+    out = subprocess.run([sys.executable, "-m", "realm_kernel.cli", "vault", "delete", str(champion)],
+                         env=child_env(paths.home), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "champion" in out.stderr
+    # Retention with the tightest policy keeps both.
+    from realm_kernel.config import RetentionConfig
+    plan = realm.vault.retention(dry_run=False, policy=RetentionConfig(keep_best=0, keep_latest=1,
+                                                                       keep_every=0))
+    kept = {k["step"] for k in plan["keep"]}
+    assert {champion, latest} <= kept and all(d["step"] not in (champion, latest)
+                                              for d in plan["delete"])
+    for step in (champion, latest):
+        assert (paths.checkpoints / realm.checkpoints.get(step).name / ".ledger.json").exists()
+    # Base models are never overwritten: not by a fetch or transfer from a zone that holds
+    # another model of the same name, not by an export, not by a rebuild without --force.
+    before = digest(paths.dio_mini)
+    other = tmp_path / "zone"
+    (other / "models" / "dio-mini").mkdir(parents=True)
+    (other / "models" / "dio-mini" / "config.json").write_text('{"evil": true}')
+    realm.vault.add_zone("other", str(other))
+    realm.vault.register("models/dio-mini", "model", zone="other")
+    assert realm.vault.fetch("model_dio-mini") == paths.dio_mini
+    realm.vault.transfer("model_dio-mini", "local", "other")
+    with pytest.raises(FileExistsError, match="already exists"):
+        realm.export_checkpoint(latest, paths.models / "dio-mini")
+    with pytest.raises(ValueError, match="inside the realm's checkpoints or models"):
+        realm.export_checkpoint(latest, paths.models / "dio-mini-copy")
+    r = requests.post(f"{base}/realm/api/checkpoints/{latest}/export", headers=auth(),
+                      json={"name": "../models/dio-mini"}, timeout=30)
+    assert r.status_code == 400
+    from realm_kernel.dio_mini import build_dio_mini
+    build_dio_mini(paths.dio_mini, seed=5)
+    assert digest(paths.dio_mini) == before, "the base model is untouched"
+    assert json.loads((paths.dio_mini / "config.json").read_text()).get("evil") is None
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on `port` (from /proc/net/tcp{,6})."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for ln in lines:
+            local, state = ln.split()[1], ln.split()[3]
+            addr, p = local.split(":")
+            if int(p, 16) == port and state == "0A":
+                found.add(addr)
+    return found
+
+
+def test_panel_app_binds_loopback_and_refuses_to_expose_without_a_login(module_procs, realm_lab):
+    paths, _, _ = realm_lab
+    env = child_env(paths.home)
+    cli = [sys.executable, "-m", "realm_kernel.cli"]
+    for args in (["--address", "0.0.0.0"], ["--address", "192.168.1.5"],
+                 ["--allow-websocket-origin", "evil.example:5006"]):
+        out = subprocess.run([*cli, "tavern", *args], env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 2 and "without a login" in out.stderr, (args, out.stderr)
+    # Default: 127.0.0.1 only.
+    port = free_port()
+    module_procs.start("tavern-local", [*cli, "tavern", "--port", str(port)], env)
+    wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/tavern", timeout=5).ok, 120, "the Tavern")
+    assert listening_addresses(port) == {"0100007F"}, listening_addresses(port)
+    # Exposed with basic auth: nothing but the login page without logging in.
+    port2 = free_port()
+    module_procs.start("tavern-exposed", [*cli, "tavern", "--address", "0.0.0.0", "--port", str(port2),
+                                          "--basic-auth", "s3cret-pass"], env)
+    url = f"http://127.0.0.1:{port2}"
+    wait_for(lambda: requests.get(f"{url}/login", timeout=5).ok, 120, "the exposed Tavern")
+    assert listening_addresses(port2) == {"00000000"}
+    r = requests.get(f"{url}/tavern", timeout=30, allow_redirects=False)
+    assert r.status_code in (302, 401, 403) and "login" in r.headers.get("Location", "login"), r.status_code
+    s = requests.Session()
+    bad = s.post(f"{url}/login", data={"username": "x", "password": "wrong"}, timeout=30)
+    assert "Tavern" not in bad.text
+    assert s.get(f"{url}/tavern", timeout=30, allow_redirects=False).status_code != 200
+    good = s.post(f"{url}/login", data={"username": "x", "password": "s3cret-pass"}, timeout=30)
+    page = s.get(f"{url}/tavern", timeout=60)
+    assert good.ok and page.status_code == 200 and re.search(r"Tavern", page.text)

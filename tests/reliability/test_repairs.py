@@ -1,0 +1,194 @@
+"""Unit tests, one per bug the reliability suite found: the start-up repairs, the
+complete-checkpoint rule, path and input guards, fault hooks and the Tavern's exposure
+rule. Fast: real files and a real ledger, no daemon."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+import pytest
+
+from realm_kernel import faults
+from realm_kernel.admission import latest_checkpoint
+from realm_kernel.ledger import Ledger
+from realm_kernel.oracle import OracleError, UnknownCheckpoint, check_chat_size, locate_checkpoint
+from realm_kernel.paths import RealmPaths, checkpoint_complete, publish_dir
+from realm_kernel.quests import Level, QueueConflict, QueueError, delete_quest, validate_quest
+from realm_kernel.recovery import ledger_consistency, repair_checkpoints, repair_quests
+from realm_kernel.tavern_server import ExposureError, TavernServer
+from realm_kernel.vault import VaultKeeper
+
+GOOD = json.dumps({"messages": [{"role": "user", "content": "a"},
+                                {"role": "assistant", "content": "b"}]}) + "\n"
+
+
+@pytest.fixture
+def home(tmp_path) -> RealmPaths:
+    return RealmPaths.at(tmp_path / "realm").ensure()
+
+
+def make_checkpoint(paths: RealmPaths, step: int, *, sidecar=True, weights=True, run_id="r1"):
+    d = paths.checkpoints / f"checkpoint-{step}-20261126-1200"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    if weights:
+        (d / "model.safetensors").write_bytes(b"w" * 16)
+    if sidecar:
+        (d / ".ledger.json").write_text(json.dumps({"name": d.name, "step": step, "loss": 1.0,
+                                                    "run_id": run_id, "training_file": "q.jsonl"}))
+    return d
+
+
+def test_published_checkpoint_without_its_row_is_recorded_from_its_sidecar(home):
+    ledger = Ledger(home, "test")
+    d = make_checkpoint(home, 10)
+    assert ledger_consistency(home, ledger) == [f"directory {d.name} has a sidecar but no ledger row"]
+    done = repair_checkpoints(home, ledger)
+    assert done["recorded"] == [d.name]
+    row = ledger.query("SELECT step, path, run_id, loss FROM checkpoints")[0]
+    assert row == {"step": 10, "path": str(d), "run_id": "r1", "loss": 1.0}
+    assert ledger_consistency(home, ledger) == [] and latest_checkpoint(ledger) == (10, d)
+    assert repair_checkpoints(home, ledger)["recorded"] == [], "idempotent"
+
+
+def test_incomplete_checkpoints_are_never_used(home, tmp_path):
+    ledger = Ledger(home, "test")
+    good = make_checkpoint(home, 5)
+    repair_checkpoints(home, ledger)
+    no_sidecar = make_checkpoint(home, 10, sidecar=False)
+    no_weights = make_checkpoint(home, 15, weights=False)
+    ledger.append("checkpoints", [{"step": 15, "name": no_weights.name, "path": str(no_weights)}])
+    done = repair_checkpoints(home, ledger)
+    assert done["recorded"] == [] and sorted(done["incomplete"]) == [no_sidecar.name]
+    assert not checkpoint_complete(no_sidecar) and not checkpoint_complete(no_weights)
+    assert latest_checkpoint(ledger) == (5, good), "resume skips the incomplete ones"
+    with pytest.raises(UnknownCheckpoint, match="incomplete"):
+        locate_checkpoint(ledger, home.dio_mini, 15)
+    assert locate_checkpoint(ledger, home.dio_mini, 5) == (good.name, good)
+    keeper = VaultKeeper(home, ledger)
+    keeper.scan()
+    found = {r["asset_id"] for r in keeper.search("checkpoint")}
+    assert found == {"checkpoint_5"}, "the vault catalogs complete checkpoints only"
+    assert ledger_consistency(home, ledger) == [
+        f"ledger row {no_weights.name} (step 15) has no complete directory"]
+
+
+def test_half_done_saves_deletions_and_replacements_are_finished(home):
+    ledger = Ledger(home, "test")
+    ledger.append("runs", [{"run_id": "20261126-120000-abcdef", "status": "started"}])
+    ours = home.checkpoints / ".run-20261126-120000-abcdef" / "checkpoint-20"
+    ours.mkdir(parents=True)
+    (ours / "model.safetensors").write_bytes(b"half")
+    theirs = home.checkpoints / ".run-train-20261126"  # a `realm train` run, maybe alive
+    theirs.mkdir()
+    aside = make_checkpoint(home, 30)
+    os.replace(aside, aside.with_name(f".replaced-{aside.name}"))
+    gone = make_checkpoint(home, 40)
+    ledger.append("checkpoints", [{"step": 40, "name": gone.name, "path": str(gone)}])
+    os.replace(gone, gone.with_name(f".deleting-{gone.name}"))
+    done = repair_checkpoints(home, ledger)
+    assert done["removed_partial"] == [".run-20261126-120000-abcdef"] and theirs.exists()
+    assert done["restored"] == [aside.name] and checkpoint_complete(aside)
+    assert done["finished_delete"] == [gone.name] and not gone.with_name(f".deleting-{gone.name}").exists()
+    assert ledger.scalar("SELECT status FROM assets WHERE asset_id = 'checkpoint_40'") == "deleted"
+    assert ledger_consistency(home, ledger) == []
+
+
+def test_publish_dir_replaces_a_directory_whole(home):
+    old = make_checkpoint(home, 50)
+    new = home.checkpoints / ".run-x" / "checkpoint-50"
+    new.mkdir(parents=True)
+    (new / "config.json").write_text('{"new": 1}')
+    publish_dir(new, old)
+    assert json.loads((old / "config.json").read_text()) == {"new": 1}
+    assert not list(home.checkpoints.glob(".replaced-*"))
+
+
+def test_quest_rows_follow_their_folders_after_a_crash(home):
+    ledger = Ledger(home, "test")
+    done = home.queue("recently_completed") / "done.jsonl"
+    done.write_text(GOOD)
+    ledger.append("quests", [{"quest_id": "done.jsonl", "status": "processing", "run_id": "r9"}])
+    waiting = home.queue("normal") / "new.jsonl"
+    waiting.write_text(GOOD * 2)
+    skipped = home.queue("failed") / "skip.jsonl"
+    skipped.write_text(GOOD)
+    (home.queue("failed") / "skip.jsonl.reason.json").write_text(json.dumps(
+        {"summary": "skip.jsonl: skipped by request at step 7"}))
+    ledger.append("quests", [{"quest_id": "skip.jsonl", "status": "processing"}])
+    moved = home.queue("high") / "moved.jsonl"
+    moved.write_text(GOOD * 3)
+    ledger.append("quests", [{"quest_id": "moved.jsonl", "status": "queued", "priority": "normal"}])
+    fixed = repair_quests(home, ledger)
+    assert len(fixed) == 4, fixed
+    status = {r["quest_id"]: r for r in ledger.query("SELECT * FROM quest_status")}
+    assert status["done.jsonl"]["status"] == "completed" and status["done.jsonl"]["run_id"] == "r9"
+    assert status["new.jsonl"]["status"] == "queued" and status["new.jsonl"]["sha256"]
+    assert status["skip.jsonl"]["status"] == "skipped"
+    assert status["moved.jsonl"]["priority"] == "high"
+    assert repair_quests(home, ledger) == [], "idempotent"
+
+
+def test_delete_quest_never_joins_an_unsafe_name_to_a_folder(home):
+    (home.home / "realm.toml").write_text("")
+    with pytest.raises(QueueError) as err:
+        delete_quest(home, "../../realm.toml")
+    assert not isinstance(err.value, QueueConflict)
+    (home.queue("processing") / "q.jsonl").write_text(GOOD)
+    with pytest.raises(QueueConflict):
+        delete_quest(home, "q.jsonl")
+
+
+def test_quest_files_that_would_hang_or_crash_a_parser_are_refused(tmp_path):
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("[" * 50_000 + "\n")
+    assert "nested too deeply" in validate_quest(deep)[1].summary()
+    deep_json = tmp_path / "deep.json"
+    deep_json.write_text("[" * 50_000)
+    assert "nested too deeply" in validate_quest(deep_json)[1].summary()
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    assert "not a regular file" in validate_quest(fifo, Level.QUICK)[1].summary()
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text(GOOD)
+    link = tmp_path / "bad name;.jsonl"
+    link.symlink_to(outside)
+    assert "symbolic links" in validate_quest(link)[1].summary(), "a link is refused first"
+
+
+def test_huge_chats_are_refused_before_any_tokenizer():
+    check_chat_size([{"role": "user", "content": "x" * 1000}])
+    with pytest.raises(OracleError, match="over the Oracle's limit"):
+        check_chat_size([{"role": "user", "content": "x" * 60_000},
+                         {"role": "assistant", "content": "y" * 60_000}])
+
+
+def test_fault_hooks_are_inert_unless_asked(monkeypatch, home):
+    monkeypatch.delenv(faults.PAUSE_ENV, raising=False)
+    monkeypatch.delenv(faults.FAULT_ENV, raising=False)
+    for p in faults.POINTS:
+        faults.point(p, home.home)
+    monkeypatch.setenv(faults.FAULT_ENV, faults.ENOSPC_ON_SAVE)
+    with pytest.raises(OSError) as err:
+        faults.point("checkpoint_write", home.home)
+    assert err.value.errno == errno.ENOSPC and faults.is_disk_full(err.value)
+    try:
+        raise RuntimeError("wrapped") from RuntimeError(
+            "Error while serializing: I/O error: No space left on device (os error 28)")
+    except RuntimeError as e:
+        assert faults.is_disk_full(e)
+    assert not faults.is_disk_full(ValueError("bad quest"))
+
+
+def test_the_tavern_is_never_exposed_without_a_login():
+    assert TavernServer().argv()[-4:] == ["--address", "127.0.0.1", "--port", "5006"]
+    for server in (TavernServer(address="0.0.0.0"), TavernServer(address="10.0.0.7"),
+                   TavernServer(allow_websocket_origin=["tavern.example.org"])):
+        with pytest.raises(ExposureError, match="without a login"):
+            server.argv()
+    exposed = TavernServer(address="0.0.0.0", basic_auth="pw").argv()
+    assert "--basic-auth" in exposed and "--cookie-secret" in exposed
+    assert "--oauth-provider" in TavernServer(address="0.0.0.0", oauth_provider="github").argv()
+    assert TavernServer(allow_websocket_origin=["localhost:5006"]).exposed() == []
