@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/skills_bench.py
 	$(PY) bench/ledger.py
 	$(PY) bench/quest_latency.py
+	$(PY) bench/ui_latency.py
 
 ## The reliability soak: 50 kill -9 faults, hostile inputs, readers under load (15-25 min).
 soak: $(STAMP)

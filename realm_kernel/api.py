@@ -298,6 +298,7 @@ class Realm:
                 "val_loss": rec.val_loss}
         self.ledger.event("champion", f"{rec.name} is the champion", json_data(data),
                           key="champion")
+        self.check_achievements()  # "First champion"
         return {"ok": True, **data}
 
     def delete_checkpoint(self, step: int) -> dict:
@@ -329,6 +330,119 @@ class Realm:
         """Everything the hero card and battle view show, in one JSON-able dict."""
         return {"hero": self.hero(), "battle": self.training_status(),
                 "losses": self.losses(), "events": self.events()}
+
+    # -- the Tavern's pages (issue 8) ---------------------------------------------------
+    def achievements(self) -> list[dict]:
+        """Earned achievements, oldest first, each with its date."""
+        from .achievements import earned
+        return earned(self.ledger)
+
+    def check_achievements(self) -> list[dict]:
+        """Award what the ledger's facts have earned and not yet recorded; the new ones."""
+        from .achievements import award
+        return award(self.ledger)
+
+    def skills_summary(self) -> list[dict]:
+        """Each skill's badge: name, icon, level, max level, recent evals at the level."""
+        import skills
+        out = []
+        for sid in skills.skill_ids():
+            d = skills.skill_def(sid)
+            st = self.skill_state(sid)
+            out.append({"skill": sid, "name": d.name, "icon": d.icon, "level": st["level"],
+                        "max_level": d.max_level, "recent": st.get("recent", [])})
+        return out
+
+    def settings(self) -> dict:
+        """realm.toml's fields (effective values, types, bounds, choices, which are
+        critical) for the Settings page; `error` while the file is broken."""
+        from .settings import describe
+        try:
+            cfg, error = self.config, None
+        except ConfigError as e:
+            cfg, error = RealmConfig(), str(e)
+        return {"fields": describe(cfg), "error": error, "path": str(self.paths.config_file)}
+
+    def save_settings(self, changes: dict[str, Any], confirm: bool = False) -> dict:
+        """Validate {"section.key": value} against the config models and write realm.toml
+        atomically. Critical fields (max_length, base_model, ...) need confirm=True;
+        without it nothing is written and `needs_confirmation` names them."""
+        from .settings import save
+        result = save(self.paths, changes, confirm)
+        if result.get("ok"):
+            self.ledger.event("settings_changed", "Settings changed: " + ", ".join(sorted(changes)))
+        return result
+
+    def disk_usage(self) -> dict:
+        """The realm home's disk: free/total bytes and what checkpoints take."""
+        from .vault import dir_bytes
+        du = shutil.disk_usage(self.paths.home)
+        ckpt = self.paths.checkpoints
+        return {"total": du.total, "used": du.used, "free": du.free,
+                "checkpoints": sum(dir_bytes(p) for p in ckpt.iterdir() if p.is_dir())
+                if ckpt.exists() else 0}
+
+    def show(self, page: str = "tavern"):
+        """One Tavern page inline in a notebook: tavern, quests, oracle, vault, settings,
+        scheduler, guild, achievements."""
+        from widgets import show
+        return show(page, str(self.paths.home))
+
+    def notable_events(self, kinds: tuple[str, ...], limit: int = 20) -> list[dict]:
+        """The newest events of these kinds (what the Tavern's toasts announce)."""
+        marks = ", ".join("?" for _ in kinds)
+        return [{"ts": r["ts"].timestamp(), "kind": r["kind"], "message": r["message"]}
+                for r in self.ledger.query(f"SELECT ts, kind, message FROM events WHERE kind IN ({marks}) "
+                                           "ORDER BY ts DESC LIMIT ?", [*kinds, limit])]
+
+    def quest_sizes(self) -> dict[str, int]:
+        """Examples per quest name, as admission counted them."""
+        return {r["quest_id"]: r["n"] for r in self.ledger.query(
+            "SELECT quest_id, max(examples) AS n FROM quests WHERE examples IS NOT NULL GROUP BY quest_id")}
+
+    def seconds_per_example(self) -> float | None:
+        """The recent training pace (from the last 200 logged steps), for queue estimates."""
+        rows = self.ledger.tail("metrics", "ts, step", 200, notnull="loss")
+        if len(rows) < 2:
+            return None
+        first, last = min(rows, key=lambda r: r["step"]), max(rows, key=lambda r: r["step"])
+        steps = last["step"] - first["step"]
+        seconds = (last["ts"] - first["ts"]).total_seconds()
+        t = self.safe_config().training
+        per_step = t.batch_size * t.gradient_accumulation_steps
+        return seconds / steps / per_step if steps > 0 and seconds > 0 else None
+
+    def primitive_history(self, skill: str, checkpoints: int = 20) -> dict:
+        """Per-primitive accuracy of a skill over its last evaluated checkpoints (the
+        Guild's heatmap): {"steps", "primitives", "cells": [[step, primitive, accuracy]]}."""
+        rows = self.ledger.query("""
+            WITH recent AS (SELECT DISTINCT step FROM primitive_accuracy
+                            WHERE skill = ? AND step IS NOT NULL ORDER BY step DESC LIMIT ?)
+            SELECT step, primitive_id, sum(correct) / nullif(sum(n), 0) AS accuracy
+            FROM primitive_accuracy WHERE skill = ? AND step IN (SELECT step FROM recent)
+            GROUP BY step, primitive_id ORDER BY step, primitive_id""", [skill, checkpoints, skill])
+        return {"steps": sorted({r["step"] for r in rows}),
+                "primitives": sorted({r["primitive_id"] for r in rows}),
+                "cells": [[r["step"], r["primitive_id"], r["accuracy"]] for r in rows]}
+
+    def eval_history(self, skill: str | None = None) -> list[dict]:
+        """Every eval (step, skill, level, accuracy), oldest first: accuracy by level plots."""
+        return self.ledger.query(
+            "SELECT ts, step, skill, level, accuracy FROM evals WHERE (? IS NULL OR skill = ?) "
+            "ORDER BY ts", [skill, skill])
+
+    def val_losses(self, limit: int = 500) -> list[list[float]]:
+        rows = self.ledger.tail("metrics", "step, val_loss", limit, notnull="val_loss")
+        return [[r["step"], r["val_loss"]] for r in reversed(rows)]
+
+    SERIES = ("loss", "val_loss", "tokens_per_s", "learning_rate", "grad_norm")
+
+    def series(self, column: str, limit: int = 500) -> list[list[float]]:
+        """[[step, value]] of one metrics column, oldest first (the Tavern's plots)."""
+        if column not in self.SERIES:
+            raise ValueError(f"unknown metric {column!r}; expected one of {self.SERIES}")
+        rows = self.ledger.tail("metrics", f"step, {column}", limit, notnull=column)
+        return [[r["step"], r[column]] for r in reversed(rows)]
 
     # -- oracle ---------------------------------------------------------------------
     _oracle_lock = threading.Lock()  # server threads may ask first at the same time
@@ -383,3 +497,135 @@ class Realm:
         whether the skill's own scorer calls it right."""
         return self.oracle.probe(skill, step, host, seed=seed,
                                  level_of=lambda s: self.skill_state(s)["level"])
+
+    # -- task master and curriculum (realm_kernel/taskmaster.py, curriculum.py) --------
+    def tasks(self, check_work: bool = False) -> list[dict]:
+        """Every registered task with its settings and last run (task_id, name, priority,
+        resource, cooldown_s, enabled, notebook, last_run, last_status, next_eligible,
+        output, detail); with check_work, also whether it may run now and why not."""
+        from .taskmaster import describe, gpu_status
+        return describe(self, gpu_status() if check_work else None, check_work=check_work)
+
+    def run_task(self, task_id: str) -> dict:
+        """Ask the Task Master process to run a task now (a request file it takes first)."""
+        from .taskmaster import request_run
+        return request_run(self, task_id)
+
+    def set_task(self, task_id: str, *, enabled: bool | None = None, priority: int | None = None,
+                 cooldown_s: float | None = None) -> dict:
+        from .taskmaster import set_task
+        return set_task(self, task_id, enabled, priority, cooldown_s)
+
+    def taskmaster_status(self) -> dict:
+        from .taskmaster import STATUS, gpu_status
+        d = read_status(self.paths, STATUS)
+        d["alive"] = bool(d.get("pid")) and pid_alive(d.get("pid")) and d.get("state") != "offline"
+        d["gpu"] = gpu_status()
+        return d
+
+    def curriculum(self) -> list[dict]:
+        """Per skill: skill, name, icon, level, max_level, recent, review_levels, priority,
+        enabled."""
+        from .curriculum import plan
+        return plan(self.ledger, self.safe_config().curriculum)
+
+    def quests_waiting(self) -> int:
+        q = self.queue()
+        return sum(len(q[s]) for s in ("processing", *PRIORITIES)) + sum(
+            1 for p in self.paths.inbox.rglob("*") if p.is_file() and not any(
+                part.startswith(".") for part in p.relative_to(self.paths.inbox).parts))
+
+    def generate_curriculum_quest(self, seed: int | None = None) -> dict | None:
+        """The curriculum's next quest (skill by priority, its current level plus review)
+        into the inbox; queued curriculum quests of a level the skill has left are
+        withdrawn first. None when no skill is enabled."""
+        from . import curriculum
+        cfg = self.safe_config().curriculum
+        plans = self.curriculum()
+        withdrawn = []
+        for state in PRIORITIES:
+            for e in self.queue()[state]:
+                parsed = curriculum.parse_name(e["name"])
+                here = next((p for p in plans if parsed and p["skill"] == parsed[0]), None)
+                if here and parsed[1] != here["level"]:
+                    try:
+                        self.delete_quest(e["name"])
+                        withdrawn.append(e["name"])
+                    except (QuestError, FileNotFoundError, ValueError):
+                        pass  # the daemon took it meanwhile
+        chosen = curriculum.pick(plans, curriculum.generated_counts(self.ledger))
+        if chosen is None:
+            return None
+        seed = time.time_ns() % 2**31 if seed is None else seed
+        problems = curriculum.problems(chosen["skill"], chosen["level"], cfg.quest_examples,
+                                       cfg.review_fraction, cfg.review_window, seed)
+        name = curriculum.quest_name(chosen["skill"], chosen["level"], seed)
+        staging = self.paths.inbox / ".staging"
+        staging.mkdir(exist_ok=True)
+        staged = write_quest(staging / name, [p.as_example() for p in problems])
+        os.replace(staged, self.paths.inbox / name)
+        data = {"skill": chosen["skill"], "level": chosen["level"], "quest": name,
+                "examples": len(problems), "review_levels": chosen["review_levels"],
+                "review": sum(p.level != chosen["level"] for p in problems), "seed": seed,
+                "withdrawn": withdrawn}
+        self.ledger.event("quest_generated", f"New quest: {chosen['name']} L{chosen['level']} "
+                          f"({len(problems)} problems)", json_data(data))
+        return data
+
+    def eval_queue(self) -> list[dict]:
+        """Checkpoints waiting for their one eval, oldest first."""
+        from .evalqueue import pending
+        return pending(self)
+
+    def evaluate_pending(self, max_checkpoints: int = 6, size: int | None = None) -> list[dict]:
+        """Evaluate waiting checkpoints (each exactly once) on their skill's current
+        level; records evals, per-primitive accuracy, level-ups and champions."""
+        from .evalqueue import evaluate
+        return [evaluate(self, req, size) for req in self.eval_queue()[:max_checkpoints]]
+
+    def spar_checkpoint(self, skill: str, count: int = 40, step: int | None = None,
+                        seed: int | None = None) -> dict:
+        """A sparring session: `count` fresh problems for a checkpoint (default newest);
+        wrong answers -> 3 examples each -> queue/high."""
+        from .evalqueue import spar
+        return spar(self, skill, count, step, seed)
+
+    def cleanup_checkpoints(self, apply: bool = True) -> dict:
+        """Retention through the vault, sparing every checkpoint still awaiting its eval."""
+        plan = self.vault.retention_plan()
+        waiting = {r["step"] for r in self.eval_queue()}
+        deleted, kept = [], []
+        for d in plan["delete"]:
+            if d["step"] in waiting or not apply:
+                kept.append(d["step"])
+                continue
+            try:
+                self.vault.delete_checkpoint(d["step"], by="cleanup")
+                deleted.append(d["step"])
+            except (VaultError, ValueError) as e:  # protected meanwhile, or already gone
+                kept.append(d["step"])
+                self.ledger.event("cleanup_skipped", f"kept step {d['step']}: {e}")
+        return {"deleted": deleted, "kept_waiting_or_protected": kept,
+                "keep": plan["keep"], "dry_run": not apply}
+
+    def validate_queue(self) -> list[dict]:
+        """The daemon's report for every queued quest (nothing is moved)."""
+        out = []
+        for state in PRIORITIES:
+            for e in self.queue()[state]:
+                path = self.paths.queue(state) / e["name"]
+                try:
+                    rep = self.validate_quest(path)
+                    out.append({"quest": e["name"], "priority": state, "ok": rep.ok,
+                                "examples": rep.examples, "summary": rep.summary()})
+                except FileNotFoundError:
+                    continue  # trained meanwhile
+        return out
+
+    def lineage(self) -> list[dict]:
+        """Which quest trained which checkpoint, with its eval (the lineage report)."""
+        return self.ledger.query("""
+            SELECT c.step, c.name, c.training_file AS quest, c.skill, c.skill_level, c.loss,
+                   e.level AS eval_level, e.accuracy
+            FROM checkpoint_ledger c LEFT JOIN evals e ON e.checkpoint = c.name
+            ORDER BY c.step""")

@@ -13,9 +13,6 @@ from .paths import REPO_ROOT, RealmPaths
 
 app = typer.Typer(help="Realm of Training: fine-tune DIO like the hero of an idle RPG.",
                   no_args_is_help=True, add_completion=False)
-# ~1,050 steps at the default batch size (packed; 16,500 examples gave 914): DIO fights
-# for a few minutes and reaches Level 1 (Level = steps // 1000) on the seed quest alone.
-SEED_QUEST_EXAMPLES = 19000
 
 quest_app = typer.Typer(help="Quests: training files in the inbox.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The DuckDB ledger.", no_args_is_help=True)
@@ -461,6 +458,90 @@ def vault_export(step: int, dest: Path = typer.Argument(
     typer.echo(_guarded(_realm().export_checkpoint, step, dest))
 
 
+tasks_app = typer.Typer(help="The Task Master: pipeline notebooks run when idle.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+
+
+def _task_line(t: dict) -> str:
+    state = "on " if t["enabled"] else "off"
+    last = f"{t['last_status']} {t['last_run']}" if t["last_run"] else "never run"
+    return (f"{t['priority']:>3}  {state} {t['task_id']:<22} {t['resource']:<9} "
+            f"cooldown {t['cooldown_s']:>6.0f} s  {last}")
+
+
+@tasks_app.command("list")
+def tasks_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every task: priority, enabled, resource, cooldown, last run."""
+    tasks = _realm().tasks()
+    if as_json:
+        _print(tasks)
+    else:
+        for t in tasks:
+            typer.echo(_task_line(t))
+
+
+@tasks_app.command("available")
+def tasks_available() -> None:
+    """Which tasks may run now, and why the others may not."""
+    for t in _realm().tasks(check_work=True):
+        why = "READY: " + t.get("work", "") if t["available"] else t["why_not"]
+        typer.echo(f"{_task_line(t)}\n       {why}")
+
+
+@tasks_app.command("status")
+def tasks_status() -> None:
+    """The Task Master process, the GPU as NVML sees it, and the eval queue."""
+    r = _realm()
+    _print({"taskmaster": r.taskmaster_status(), "eval_queue": len(r.eval_queue()),
+            "curriculum": r.curriculum()})
+
+
+@tasks_app.command("run")
+def tasks_run(task_id: str, queue: bool = typer.Option(
+        False, "--queue", help="hand it to the running Task Master instead of running it here")) -> None:
+    """Run one task now (here, in the foreground), or --queue it for the Task Master."""
+    r = _realm()
+    if queue:
+        _print(_guarded(r.run_task, task_id))
+        return
+    from .taskmaster import TaskMaster
+    tm = TaskMaster(r.paths.home)
+    tm.reload_config()
+    result = _guarded(tm.run, task_id, "realm tasks run")
+    _print(result)
+    if result["status"] != "done":
+        raise typer.Exit(1)
+
+
+@tasks_app.command("once")
+def tasks_once() -> None:
+    """Run the highest-priority available task once (nothing when none is available)."""
+    from .taskmaster import TaskMaster
+    result = TaskMaster(RealmPaths.at().home).once()
+    _print(result or {"ran": None, "detail": "no task is available"})
+
+
+@tasks_app.command("daemon")
+def tasks_daemon() -> None:
+    """Run the Task Master loop in the foreground (the Weaver runs it beside the daemon)."""
+    from .taskmaster import main
+    raise typer.Exit(main(["--home", str(RealmPaths.at().home)]))
+
+
+@tasks_app.command("set")
+def tasks_set(task_id: str, enabled: bool = typer.Option(None, "--enabled/--disabled"),
+              priority: int = typer.Option(None), cooldown_s: float = typer.Option(None)) -> None:
+    """Change a task's enabled flag, priority or cooldown (kept in tasks/settings.json)."""
+    _print(_guarded(_realm().set_task, task_id, enabled=enabled, priority=priority,
+                    cooldown_s=cooldown_s))
+
+
+@app.command()
+def curriculum() -> None:
+    """Per skill: level, recent evals at it, review levels, priority."""
+    _print(_realm().curriculum())
+
+
 @app.command()
 def champion(step: str = typer.Argument(None, help="promote this checkpoint step")) -> None:
     """Show the champion, or promote the checkpoint at STEP."""
@@ -479,11 +560,13 @@ def hosts() -> None:
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def play(ctx: typer.Context, port: int = 8888, seed_quest: bool = True,
-         open_browser: bool = False,
+def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
+         headless: bool = typer.Option(False, help="No JupyterLab: only the daemon and the "
+                                       "Task Master, supervised by the Weaver, until Ctrl-C."),
          root_dir: Path = typer.Option(REPO_ROOT, help="Folder JupyterLab serves (holds notebooks/).")
          ) -> None:
-    """Start the game: JupyterLab with the Tavern notebook, the daemon and dio-mini.
+    """Start the game: JupyterLab with the Tavern notebook, the daemon, the Task Master
+    and dio-mini. From an empty realm the curriculum writes the first quests itself.
 
     Extra arguments go to JupyterLab (e.g. --IdentityProvider.token=...)."""
     from .api import Realm
@@ -493,10 +576,8 @@ def play(ctx: typer.Context, port: int = 8888, seed_quest: bool = True,
     if not realm.config.hero.base_model:
         build_dio_mini(realm.paths.dio_mini)
     realm.ledger.ensure_views()
-    if seed_quest and not realm.sql("SELECT 1 FROM quests LIMIT 1") and not any(
-            realm.paths.inbox.glob("*.jsonl")):
-        seeded = realm.generate_quest("bin", 1, SEED_QUEST_EXAMPLES, seed=0)
-        typer.echo(f"Seeded the realm with {seeded.name}")
+    if headless:
+        raise typer.Exit(_play_headless(realm))
     env = jupyter_env()
     args = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
             f"--ServerApp.root_dir={root_dir}",
@@ -510,6 +591,27 @@ def play(ctx: typer.Context, port: int = 8888, seed_quest: bool = True,
     os.execvpe(args[0], args, env)
 
 
+def _play_headless(realm) -> int:
+    """The Weaver's threads (daemon, Task Master) in the foreground, without Jupyter."""
+    import logging
+    import signal
+    import threading
+
+    from .server.weaver import Weaver
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    weaver = Weaver(realm.paths, logging.getLogger("realm.play"), ledger=realm.ledger)
+    typer.echo(f"Realm home: {realm.paths.home}\nDaemon and Task Master running (Ctrl-C to stop)...")
+    weaver.start()
+    try:
+        done.wait()
+    finally:
+        weaver.stop()
+    return 0
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def tavern(ctx: typer.Context, address: str = typer.Option("127.0.0.1", help="Address to listen on."),
            port: int = 5006,
@@ -518,10 +620,11 @@ def tavern(ctx: typer.Context, address: str = typer.Option("127.0.0.1", help="Ad
            cookie_secret: str = typer.Option(None, help="Default: a fresh random secret."),
            allow_websocket_origin: list[str] = typer.Option([], help="host[:port] browsers use.")
            ) -> None:
-    """The Tavern and the Oracle page as a Panel app (127.0.0.1 unless exposed with a login).
+    """The Tavern as a Panel app, a route per page (/, /quests, /oracle, /vault, /settings,
+    /scheduler, /guild); 127.0.0.1 unless exposed with a login.
 
     Another address, or a websocket origin of another host, needs --basic-auth or
-    --oauth-provider. Extra arguments go to `panel serve` (e.g. --oauth-key ...)."""
+    --oauth-provider. Extra arguments go to the app (--oauth-key, --oauth-secret, ...)."""
     from .tavern_server import ExposureError, TavernServer
 
     server = TavernServer(address, port, basic_auth, oauth_provider, cookie_secret,
@@ -563,6 +666,8 @@ def jupyter_env() -> dict[str, str]:
         p for p in (conf, env.get("JUPYTER_CONFIG_PATH", "")) if p)
     env["REALM_HOME"] = str(RealmPaths.at().home)
     return env
+
+
 
 
 if __name__ == "__main__":

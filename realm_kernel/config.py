@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .paths import RealmPaths
 
@@ -30,7 +30,10 @@ class HeroConfig(_Section):
 
 
 class TrainingConfig(_Section):
-    learning_rate: float = Field(3e-3, gt=0, lt=1)
+    # Tuned for dio-mini (the demo hero): 3e-3 stalled it on BIN L1 at the marginal answer
+    # (28% after 445 steps, loss 0.48) where 1e-3 reached 100% by step 50; see
+    # bench/RESULTS.md (idle loop). A real Qwen3 wants far less (e.g. 1e-5).
+    learning_rate: float = Field(1e-3, gt=0, lt=1)
     batch_size: int = Field(16, ge=1, le=4096)
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
     max_length: int = Field(256, ge=8, le=131072)
@@ -39,9 +42,13 @@ class TrainingConfig(_Section):
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0, lt=1)
     logging_steps: int = Field(1, ge=1)
-    save_steps: int = Field(50, ge=1)
+    # Every checkpoint is evaluated once (the Task Master's eval queue) and a level-up
+    # needs three evals >= 80%, so frequent small checkpoints keep the idle loop moving.
+    save_steps: int = Field(25, ge=1)
     eval_fraction: float = Field(0.05, ge=0, lt=0.5)
-    max_eval_examples: int = Field(64, ge=0)
+    # The held-out loss is computed at every checkpoint; 16 examples keep that cheap
+    # (64 cost ~5 s per checkpoint on a busy 2-core CPU, a third of the time between saves).
+    max_eval_examples: int = Field(16, ge=0)
     seed: int = 42
     max_grad_norm: float = Field(1.0, gt=0)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -59,6 +66,9 @@ class TrainingConfig(_Section):
     # them where liger-kernel is installed and a CUDA device is present.
     liger: Literal["auto", "on", "off"] = "auto"
     gradient_checkpointing: bool = False
+    # torch threads for CPU training; 0 = half the cores (the Task Master's evals and the
+    # Jupyter server share the machine: on a busy 2-core CPU one training thread ran dio-mini
+    # at 2.7 steps/s where two threads, oversubscribed, managed 0.7).
     threads: int = Field(0, ge=0, le=1024)
 
 
@@ -99,6 +109,50 @@ class OracleConfig(_Section):
     threads: int = Field(0, ge=0, le=1024)
 
 
+class TaskmasterConfig(_Section):
+    """The Task Master (realm_kernel/taskmaster.py): runs pipeline notebooks when idle."""
+    enabled: bool = True
+    poll_seconds: float = Field(2.0, gt=0, le=300)
+    # GPU tasks run only while every GPU's utilisation is under this (percent).
+    gpu_threshold: float = Field(40.0, ge=0, le=100)
+    # A notebook running longer than this is stopped and recorded as failed.
+    task_timeout_s: float = Field(900.0, gt=0)
+    # Output notebooks kept per task (older ones are deleted; the ledger keeps the rows).
+    keep_outputs: int = Field(30, ge=1)
+    # torch/OpenMP threads of the pipeline kernels; 0 = half the cores (training has the rest).
+    kernel_threads: int = Field(0, ge=0, le=1024)
+
+
+class SkillPlanConfig(_Section):
+    enabled: bool = True
+    # Share of generated quests (relative to the other enabled skills); 0 = none.
+    priority: int = Field(1, ge=0, le=100)
+
+
+class CurriculumConfig(_Section):
+    """What the generate task writes: the current level of each skill, plus review."""
+    skills: dict[str, SkillPlanConfig] = Field(default_factory=lambda: {
+        "bin": SkillPlanConfig(priority=1), "sy": SkillPlanConfig(enabled=False)})
+    # Fraction of each quest drawn from earlier levels (review), spread over the last
+    # review_window levels.
+    review_fraction: float = Field(0.25, ge=0, lt=1)
+    review_window: int = Field(4, ge=0, le=100)
+    # Examples per generated quest: small quests keep the curriculum close behind the
+    # skill's level (a level-up switches the next quest at once).
+    quest_examples: int = Field(1200, ge=16, le=1_000_000)
+    # Generate while fewer than this many quests are queued or in training.
+    queue_low: int = Field(2, ge=1, le=100)
+
+    @field_validator("skills")
+    @classmethod
+    def _known_skills(cls, v: dict[str, SkillPlanConfig]) -> dict[str, SkillPlanConfig]:
+        import skills
+        unknown = sorted(set(v) - set(skills.skill_ids()))
+        if unknown:
+            raise ValueError(f"unknown skill(s) {unknown}; known: {skills.skill_ids()}")
+        return v
+
+
 class RealmConfig(_Section):
     hero: HeroConfig = HeroConfig()
     training: TrainingConfig = TrainingConfig()
@@ -106,6 +160,8 @@ class RealmConfig(_Section):
     quests: QuestsConfig = QuestsConfig()
     oracle: OracleConfig = OracleConfig()
     retention: RetentionConfig = RetentionConfig()
+    taskmaster: TaskmasterConfig = TaskmasterConfig()
+    curriculum: CurriculumConfig = CurriculumConfig()
 
     def quest_limits(self):
         from .quests import Limits

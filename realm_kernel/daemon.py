@@ -309,6 +309,14 @@ class Daemon:
         self.ledger.append("quests", [{"quest_id": dest.name, "status": status,
                                        "priority": priority, "path": str(dest),
                                        "detail": detail[:4000], "run_id": run_id}])
+        self.award_achievements()
+
+    def award_achievements(self) -> None:
+        from .achievements import award
+        try:
+            award(self.ledger)
+        except Exception as e:  # a milestone is never worth a battle
+            log.warning("achievements: %s", e)
 
     def _prune_completed(self) -> None:
         done = sorted(self.paths.queue("recently_completed").iterdir(),

@@ -91,12 +91,18 @@ class RealmPaths:
         return self.home / "exports"
 
     @property
+    def tasks(self) -> Path:
+        """Task Master: tasks/<task_id>/<timestamp>.ipynb output notebooks, run-now
+        requests (tasks/requests/) and settings (tasks/settings.json)."""
+        return self.home / "tasks"
+
+    @property
     def lock_file(self) -> Path:
         return self.home / "daemon.lock"
 
     def ensure(self) -> RealmPaths:
         for d in (self.inbox, self.control, self.status, self.checkpoints, self.models,
-                  self.logs, self.segments):
+                  self.logs, self.segments, self.tasks):
             d.mkdir(parents=True, exist_ok=True)
         for state in QUEUE_STATES:
             self.queue(state).mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ It binds 127.0.0.1 by default: only this machine can reach it. Exposing it — a
 address (0.0.0.0, a LAN address) or a websocket origin of another host — is refused
 unless the app asks for a login, with Panel's own options: `--basic-auth` (a password, or
 a JSON file of user: password) or `--oauth-provider` (GitHub, Google, Azure, ... with its
-`--oauth-key`/`--oauth-secret` passed through). A cookie secret is generated when none
+`--oauth-key`/`--oauth-secret`/`--oauth-redirect-uri` passed through). A cookie secret is generated when none
 is given. Anyone who reaches the Tavern can pause training and chat with checkpoints, so
 it is never served to a network without a login.
 """
@@ -15,9 +15,6 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 
-from .paths import REPO_ROOT
-
-APPS = ("widgets/tavern.py", "widgets/oracle.py")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
@@ -33,7 +30,7 @@ class TavernServer:
     oauth_provider: str | None = None
     cookie_secret: str | None = None
     allow_websocket_origin: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)  # passed to `panel serve` as they are
+    extra: list[str] = field(default_factory=list)  # passed to `python -m widgets.app` as they are
 
     def exposed(self) -> list[str]:
         """Why this server is reachable from another machine (empty when it is not)."""
@@ -56,8 +53,8 @@ class TavernServer:
 
     def argv(self) -> list[str]:
         self.check()
-        args = [sys.executable, "-m", "panel", "serve", *(str(REPO_ROOT / a) for a in APPS),
-                "--address", self.address, "--port", str(self.port)]
+        args = [sys.executable, "-m", "widgets.app", "--address", self.address,
+                "--port", str(self.port)]
         for origin in self.allow_websocket_origin:
             args += ["--allow-websocket-origin", origin]
         if self.basic_auth:
@@ -71,4 +68,4 @@ class TavernServer:
     def describe(self) -> str:
         login = ("basic auth" if self.basic_auth else f"OAuth ({self.oauth_provider})"
                  if self.oauth_provider else "no login: this machine only")
-        return f"http://{self.address}:{self.port}/tavern ({login})"
+        return f"http://{self.address}:{self.port}/ ({login})"

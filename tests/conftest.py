@@ -35,6 +35,11 @@ threads = 1
 [daemon]
 poll_seconds = 0.5
 settle_seconds = 0.2
+
+# The Weaver starts a Task Master beside the daemon; tests that want its pipelines
+# turn it on (tests/test_taskmaster.py), the rest keep their realm to themselves.
+[taskmaster]
+enabled = false
 """
 
 
@@ -140,3 +145,33 @@ def chromium():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def start_lab(procs: Procs, paths: RealmPaths, tmp_path: Path, token: str = "browser-test") -> str:
+    """`realm play` (JupyterLab, the extension's daemon, the seeded quest) on a free port,
+    serving a copy of notebooks/; its base URL once the realm API answers."""
+    from realm_kernel.paths import REPO_ROOT
+    root = tmp_path / "lab-root"
+    shutil.copytree(REPO_ROOT / "notebooks", root / "notebooks")
+    port = free_port()
+    env = child_env(paths.home)
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "lab-settings")  # theme changes stay here
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "lab-workspaces")
+    procs.start("play", [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
+                         f"--root-dir={root}", f"--IdentityProvider.token={token}"], env)
+    base = f"http://127.0.0.1:{port}"
+    import requests
+    wait_for(lambda: requests.get(f"{base}/realm/api/health", timeout=5,
+                                  headers={"Authorization": f"token {token}"}).ok, 90, "JupyterLab")
+    return base
+
+
+def run_notebook(page, base: str, token: str = "browser-test", path: str = "notebooks/Tavern.ipynb") -> None:
+    """Open a notebook in JupyterLab and Run All Cells once its kernel is idle."""
+    page.goto(f"{base}/lab/tree/{path}?token={token}")
+    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
+    wait_for(lambda: "Idle" in str(page.locator(".jp-StatusBar-TextItem").all_inner_texts()),
+             90, "the kernel to start")
+    page.get_by_role("menuitem", name="Run").first.click()
+    page.get_by_text("Run All Cells", exact=True).click()

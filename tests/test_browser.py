@@ -10,13 +10,13 @@ import requests
 from realm_kernel.api import Realm
 from realm_kernel.paths import REPO_ROOT
 
-from .conftest import ARTIFACTS, child_env, free_port, start_daemon, wait_for
+from .conftest import ARTIFACTS, TEST_TOML, child_env, free_port, start_daemon, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def xp_of(page) -> int:
-    text = page.locator("[data-stat=xp]").first.inner_text()
+    text = page.locator("[data-stat=xp]").first.text_content()  # cells off screen skip layout
     return int(re.search(r"XP (\d+)", text).group(1))
 
 
@@ -56,7 +56,9 @@ def test_panel_tavern_shows_xp_rising_and_pauses(realm_home, procs, chromium):
 
 
 def test_jupyterlab_tavern_notebook_shows_xp_rising(realm_home, procs, chromium, tmp_path):
-    """What `make play` promises: JupyterLab, the extension's daemon, the seeded quest."""
+    """What `make play` promises: JupyterLab, the extension's daemon and Task Master, whose
+    curriculum writes the first quest into an empty realm."""
+    realm_home.config_file.write_text(TEST_TOML.replace("enabled = false", "enabled = true"))
     root = tmp_path / "lab-root"
     shutil.copytree(REPO_ROOT / "notebooks", root / "notebooks")
     port, token = free_port(), "browser-test"

@@ -43,8 +43,9 @@ def test_muon_trains_and_packing_counts_real_tokens(realm_home):
     led = Ledger(realm_home, "test")
     engine = TrainerEngine(realm_home, led)
     examples = mixed_bin_examples(200, seed=1)
+    # 3e-3: a few steps must halve the loss (the default rate is tuned for long idle runs).
     res = engine.run_job(job_for(realm_home, "muon", examples, optimizer="muon", epochs=1.0,
-                                 eval_fraction=0.0, batch_size=8))
+                                 eval_fraction=0.0, batch_size=8, learning_rate=3e-3))
     assert res.success, res.error_message
     curve = losses(led, "muon")
     first, last = curve[min(curve)], curve[max(curve)]

@@ -49,7 +49,9 @@ ROUTES = [("GET", "health"), ("GET", "stats"), ("GET", "locate/checkpoint_1"),
           ("GET", "ledger/best?metric=loss"), ("GET", "ledger/summary"), ("GET", "training/status"),
           ("GET", "training/queue"), ("POST", "training/queue"), ("PATCH", "training/queue/q.jsonl"),
           ("DELETE", "training/queue/q.jsonl"), ("POST", "training/control"), ("GET", "champion"),
-          ("POST", "champion"), ("DELETE", "checkpoints/1"), ("POST", "checkpoints/1/export")]
+          ("POST", "champion"), ("DELETE", "checkpoints/1"), ("POST", "checkpoints/1/export"),
+          ("GET", "tasks"), ("POST", "tasks/health_check/run"), ("POST", "tasks/health_check"),
+          ("GET", "curriculum")]
 
 
 def test_every_route_refuses_without_or_with_a_wrong_token(lab):

@@ -74,7 +74,7 @@ function render({ model, el }) {
   const svg = svg_("svg", { viewBox: "0 0 600 180", class: "rt-curve", role: "img",
                             "aria-label": "training loss by step" });
   const controls = el_("div", "rt-controls");
-  for (const [name, label] of [["pause", "⏸ Pause"], ["resume", "▶ Resume"], ["stop", "⏹ Stop"]]) {
+  for (const [name, label] of [["pause", "⏸ Pause"], ["resume", "▶ Resume"], ["stop", "⏹ Stop"], ["skip", "⏭ Skip"]]) {
     const b = el_("button", `rt-btn rt-${name}`, label);
     b.dataset.action = name;
     b.addEventListener("click", () => {
@@ -83,8 +83,22 @@ function render({ model, el }) {
     });
     controls.append(b);
   }
-  box.append(head, facts, svg, controls);
+  const arena = el_("div", "rt-arena");  // floating damage numbers and XP gains rise here
+  arena.append(svg);
+  const notice = el_("div", "rt-notice");
+  notice.dataset.stat = "notice";
+  const events = el_("ul", "rt-events");
+  events.dataset.stat = "events";
+  box.append(head, facts, arena, controls, notice, el_("div", "rt-subtitle", "📰 Recent events"), events);
   el.append(box);
+
+  const float = (text, cls) => {
+    const f = el_("span", `rt-float ${cls}`, text);
+    f.style.left = `${20 + Math.random() * 60}%`;
+    arena.append(f);
+    setTimeout(() => f.remove(), 1600);
+  };
+  let lastStep = null;
 
   const draw = () => {
     const s = model.get("state") || {};
@@ -99,6 +113,20 @@ function render({ model, el }) {
     cells.tokens_per_s.textContent = b.tokens_per_s ? Math.round(b.tokens_per_s).toLocaleString() : "—";
     cells.eta.textContent = st === "training" ? duration(b.eta_seconds) : "—";
     drawCurve(svg, s.losses || []);
+    const step = b.step ?? (s.hero || {}).xp ?? 0;
+    if (lastStep !== null && step > lastStep) {
+      float(`+${step - lastStep} XP`, "rt-xp");
+      if (b.loss !== null && b.loss !== undefined) float(`-${Number(b.loss).toFixed(3)}`, "rt-dmg");
+    }
+    lastStep = step;
+    const n = s.notice;
+    notice.textContent = n && n.message ? n.message : "";
+    notice.className = `rt-notice ${n && n.ok === false ? "rt-bad" : ""}`;
+    events.replaceChildren(...(s.events || []).slice(0, 8).map((ev) => {
+      const li = el_("li", `rt-ev rt-ev-${ev.kind}`);
+      li.append(el_("time", "rt-when", new Date(ev.ts * 1000).toLocaleTimeString()), el_("span", "", ev.message));
+      return li;
+    }));
   };
   model.on("change:state", draw);
   draw();

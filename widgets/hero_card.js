@@ -51,7 +51,11 @@ function render({ model, el }) {
     stats.append(cell);
     cells[key] = value;
   }
-  body.append(title, bar, xp, stats);
+  const badges = el_("div", "rt-badges");
+  badges.dataset.stat = "skills";
+  const banner = el_("div", "rt-banner", "LEVEL UP!");
+  body.append(title, bar, xp, stats, badges);
+  card.append(banner);
   card.append(portrait, body);
   el.append(card);
 
@@ -67,7 +71,14 @@ function render({ model, el }) {
     cells.defense.textContent = fmt(h.defense, 3);
     cells.acc.textContent = h.acc === null || h.acc === undefined ? "—" : `${(100 * h.acc).toFixed(1)}%`;
     cells.gold.textContent = String(h.gold ?? 0);
+    badges.replaceChildren(...((model.get("state") || {}).skills || []).map((sk) => {
+      const b = el_("span", "rt-badge", `${sk.icon || "✨"} ${sk.skill.toUpperCase()} Lv ${sk.level}`);
+      b.title = `${sk.name}: level ${sk.level} of ${sk.max_level}`;
+      b.dataset.skill = sk.skill;
+      return b;
+    }));
     if (lastLevel !== null && h.level > lastLevel) {
+      banner.textContent = `LEVEL UP! Level ${h.level}`;
       card.classList.remove("rt-levelup");
       void card.offsetWidth;  // restart the animation
       card.classList.add("rt-levelup");

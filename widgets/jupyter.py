@@ -8,68 +8,19 @@ import anywidget
 import ipywidgets
 import traitlets
 
-from .feed import POLL_SECONDS, WIDGETS, Feed
-
-
-class HeroCard(anywidget.AnyWidget):
-    _esm = WIDGETS["hero_card"][0]
-    _css = WIDGETS["hero_card"][1]
-    state = traitlets.Dict().tag(sync=True)
-
-
-class BattleView(anywidget.AnyWidget):
-    _esm = WIDGETS["battle_view"][0]
-    _css = WIDGETS["battle_view"][1]
-    state = traitlets.Dict().tag(sync=True)
-    action = traitlets.Dict().tag(sync=True)
-
-
-def tavern(home: str | None = None, interval: float = POLL_SECONDS) -> ipywidgets.VBox:
-    """The hero card and the live battle, kept fresh by one poller on the kernel's loop."""
-    from realm_kernel.api import Realm
-
-    feed = Feed(Realm(home, writer="widgets"))
-    hero, battle = HeroCard(), BattleView()
-    battle.observe(lambda change: feed.act(change["new"]), names="action")
-
-    def refresh() -> None:
-        state = feed.snapshot()
-        if state != hero.state:
-            hero.state = state
-            battle.state = state
-
-    async def poll() -> None:
-        while True:
-            try:
-                refresh()
-            except Exception as e:  # a poll failure must not kill the loop
-                battle.state = {**battle.state, "error": str(e)}
-            await asyncio.sleep(interval)
-
-    refresh()
-    box = ipywidgets.VBox([hero, battle])
-    box._realm_poller = asyncio.get_event_loop().create_task(poll())
-    return box
-
-
-class Oracle(anywidget.AnyWidget):
-    _esm = WIDGETS["oracle"][0]
-    _css = WIDGETS["oracle"][1]
-    state = traitlets.Dict().tag(sync=True)
-    action = traitlets.Dict().tag(sync=True)
-
+from .feed import WIDGETS
 
 ORACLE_POLL_SECONDS = 0.25  # streamed tokens reach the page at this pace
 
 
-def oracle(home: str | None = None, interval: float = ORACLE_POLL_SECONDS) -> Oracle:
+def oracle(home: str | None = None, interval: float = ORACLE_POLL_SECONDS) -> anywidget.AnyWidget:
     """The Oracle chat, on this kernel's own model pool (`Realm.oracle`)."""
     from realm_kernel.api import Realm
 
     from .oracle_session import OracleSession
 
     session = OracleSession(Realm(home, writer="widgets"))
-    widget = Oracle(state=session.snapshot())
+    widget = widget_class("oracle")(state=session.snapshot())
     widget.observe(lambda change: session.act(change["new"]), names="action")
 
     async def poll() -> None:
@@ -85,3 +36,64 @@ def oracle(home: str | None = None, interval: float = ORACLE_POLL_SECONDS) -> Or
     widget._realm_poller = asyncio.get_event_loop().create_task(poll())
     widget.session = session
     return widget
+
+
+_classes: dict[str, type[anywidget.AnyWidget]] = {}
+
+
+def widget_class(name: str) -> type[anywidget.AnyWidget]:
+    """The anywidget class of any widget in WIDGETS (a synced `state` and `action`)."""
+    if name not in _classes:
+        js, css = WIDGETS[name]
+        _classes[name] = type(f"{name.title().replace('_', '')}Widget", (anywidget.AnyWidget,), {
+            "_esm": js, "_css": css, "state": traitlets.Dict().tag(sync=True),
+            "action": traitlets.Dict().tag(sync=True)})
+    return _classes[name]
+
+
+class PageView:
+    """A page in a notebook cell: its widgets and, where it has them, its HoloViews plots."""
+
+    def __init__(self, box: ipywidgets.VBox, plots=None) -> None:
+        self.box, self.plots = box, plots
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.box)
+        if self.plots is not None:
+            display(self.plots)
+
+
+def page(name: str, home: str | None = None, plots: bool = True):
+    """One Tavern page inline, kept fresh by one poller on the kernel's loop."""
+    from realm_kernel.api import Realm
+
+    from .pages import PAGES, bind
+    spec = PAGES[name]
+    if spec.session is None:
+        return oracle(home)
+    session = spec.session(Realm(home, writer="widgets"))
+    ws = [widget_class(w)() for w in spec.widgets]
+    refresh, on_action = bind(session, ws)
+    for w in ws:
+        w.observe(lambda change: on_action(change["new"]), names="action")
+
+    async def poll() -> None:
+        while True:
+            try:
+                refresh()
+            except Exception as e:  # a poll failure must not kill the loop
+                for w in ws:
+                    w.state = {**w.state, "notice": {"ok": False, "message": str(e)}}
+            await asyncio.sleep(spec.poll_seconds)
+
+    refresh()
+    box = ipywidgets.VBox(ws)
+    box.layout.width = "100%"
+    box._realm_poller = asyncio.get_event_loop().create_task(poll())
+    box.session = session
+    view = None
+    if plots and spec.plots:
+        from .plots import plots_for
+        view = plots_for(spec.plots, session.realm, notebook=True)
+    return PageView(box, view) if view is not None else box

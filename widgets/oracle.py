@@ -10,7 +10,7 @@ import panel as pn
 
 from realm_kernel.api import Realm
 from widgets.oracle_session import OracleSession
-from widgets.panel_components import OraclePanel
+from widgets.panel_components import component
 
 POLL_MS = 250  # streamed tokens reach the page at this pace
 
@@ -19,7 +19,7 @@ def build() -> pn.viewable.Viewable:
     # One Realm (hence one pool) per server process; one session (panes, probe) per page.
     realm = pn.state.as_cached("realm-oracle", lambda: Realm(writer="widgets"))
     session = OracleSession(realm)
-    widget = OraclePanel(sizing_mode="stretch_width", state=session.snapshot())
+    widget = component("oracle")(sizing_mode="stretch_width", state=session.snapshot())
     widget.param.watch(lambda event: session.act(event.new), "action")
 
     def refresh() -> None:

@@ -7,22 +7,14 @@ from panel.custom import AnyWidgetComponent
 
 from .feed import WIDGETS
 
-
-class HeroCardPanel(AnyWidgetComponent):
-    _esm = WIDGETS["hero_card"][0]
-    _stylesheets = [WIDGETS["hero_card"][1].read_text(encoding="utf-8")]
-    state = param.Dict(default={})
+_components: dict[str, type[AnyWidgetComponent]] = {}
 
 
-class BattleViewPanel(AnyWidgetComponent):
-    _esm = WIDGETS["battle_view"][0]
-    _stylesheets = [WIDGETS["battle_view"][1].read_text(encoding="utf-8")]
-    state = param.Dict(default={})
-    action = param.Dict(default={})
-
-
-class OraclePanel(AnyWidgetComponent):
-    _esm = WIDGETS["oracle"][0]
-    _stylesheets = [WIDGETS["oracle"][1].read_text(encoding="utf-8")]
-    state = param.Dict(default={})
-    action = param.Dict(default={})
+def component(name: str) -> type[AnyWidgetComponent]:
+    """The Panel component of any widget in WIDGETS (a synced `state` and `action`)."""
+    if name not in _components:
+        js, css = WIDGETS[name]
+        _components[name] = type(f"{name.title().replace('_', '')}Panel", (AnyWidgetComponent,), {
+            "_esm": js, "_stylesheets": [css.read_text(encoding="utf-8")],
+            "state": param.Dict(default={}), "action": param.Dict(default={})})
+    return _components[name]

@@ -1,4 +1,5 @@
-"""The Tavern as a standalone app: `panel serve widgets/tavern.py` (binds 127.0.0.1).
+"""The Tavern page alone: `panel serve widgets/tavern.py` (binds 127.0.0.1), at /tavern.
+The whole app with every page at its route is `python -m widgets.app` (widgets/app.py).
 
 The realm home is REALM_HOME (default: the checkout)."""
 
@@ -6,26 +7,11 @@ from __future__ import annotations
 
 import panel as pn
 
-from widgets.feed import POLL_SECONDS, Feed
-from widgets.panel_components import BattleViewPanel, HeroCardPanel
+from widgets.app import build_page
 
 
 def build() -> pn.viewable.Viewable:
-    feed = Feed()
-    hero = HeroCardPanel(sizing_mode="stretch_width")
-    battle = BattleViewPanel(sizing_mode="stretch_width")
-    battle.param.watch(lambda event: feed.act(event.new), "action")
-
-    def refresh() -> None:
-        state = feed.snapshot()
-        if state != hero.state:
-            hero.state = state
-            battle.state = state
-
-    refresh()
-    pn.state.add_periodic_callback(refresh, period=int(POLL_SECONDS * 1000))
-    return pn.Column(pn.pane.Markdown("# 🍺 The Tavern"), hero, battle,
-                     sizing_mode="stretch_width", max_width=680)
+    return build_page("tavern")
 
 
 if __name__.startswith("bokeh"):

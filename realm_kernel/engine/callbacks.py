@@ -49,6 +49,7 @@ class RealmCallback(TrainerCallback):
         self._t_log = self._t0 = time.monotonic()
         self._tokens_log = self._tokens0 = 0
         self._state = "training"
+        self._hero_step: int | None = None  # for "hero_level_up" when a 1000 is crossed
 
     # -- helpers ------------------------------------------------------------------
     def tokens_per_second(self, tokens: int) -> float | None:
@@ -81,6 +82,7 @@ class RealmCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._t_log = self._t0 = time.monotonic()
         self._tokens_log = self._tokens0 = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+        self._hero_step = self.global_step(state)
         self.write_status(state)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -106,6 +108,19 @@ class RealmCallback(TrainerCallback):
             return
         self.metrics.add(row)
         self.write_status(state)
+        self._level_up(row["step"])
+
+    def _level_up(self, step: int) -> None:
+        from ..achievements import hero_level_ups
+        from ..config import ConfigError, load_config
+        prev, self._hero_step = self._hero_step, step
+        if prev is not None and step // 1000 > prev // 1000:
+            try:
+                name = load_config(self.paths.home).hero.name
+            except ConfigError:
+                name = "DIO"
+            self.metrics.flush()
+            hero_level_ups(self.ledger, name, prev, step)
 
     def on_step_end(self, args, state, control, **kwargs):
         faults.point("step")
@@ -167,6 +182,14 @@ class RealmCallback(TrainerCallback):
             "checkpoint": dest.name, "step": step, "path": str(dest),
             "skill": self.job.skill, "level": self.job.skill_level}))
         self.write_status(state, last_checkpoint=dest.name)
+        self._award()
+
+    def _award(self) -> None:
+        from ..achievements import award
+        try:
+            award(self.ledger)
+        except Exception:  # a milestone is never worth a battle
+            pass
 
     def on_train_end(self, args, state, control, **kwargs):
         self.metrics.flush()

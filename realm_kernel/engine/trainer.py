@@ -63,6 +63,13 @@ class TrainingResult:
         return asdict(self)
 
 
+def cpu_share() -> int:
+    """Half the cores (at least one): what a CPU trainer takes when not told, leaving the
+    rest to the Task Master's evals and the server (oversubscribed OpenMP threads spin)."""
+    import os
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
@@ -200,9 +207,9 @@ class TrainerEngine:
         from transformers import TrainingArguments
 
         cfg = job.training
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         cuda = torch.cuda.is_available()
+        if cfg.threads or not cuda:
+            torch.set_num_threads(cfg.threads or cpu_share())
         attn = resolve_attn(cfg, cuda)
         liger = resolve_liger(cfg, cuda)
         model, tokenizer = load_model_and_tokenizer(job.resume_from or job.model_path, cfg, attn)

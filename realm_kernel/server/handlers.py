@@ -348,6 +348,36 @@ class CheckpointExportHandler(RealmHandler):
         self.reply({"ok": True, "step": n, "path": str(path)})
 
 
+class TasksHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        check = self.get_argument("check", "0") not in ("0", "false", "")
+        self.reply(await self.call(self.realm.tasks, check_work=check))
+
+
+class TaskRunHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def post(self, task_id: str) -> None:
+        self.reply(await self.call(self.realm.run_task, task_id))
+
+
+class TaskItemHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def post(self, task_id: str) -> None:
+        body = self.json_body()
+        unknown = set(body) - {"enabled", "priority", "cooldown_s"}
+        if unknown:
+            raise tornado.web.HTTPError(400, f"unknown field(s) {sorted(unknown)}; "
+                                             "expected enabled, priority, cooldown_s")
+        self.reply(await self.call(self.realm.set_task, task_id, **body))
+
+
+class CurriculumHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply(await self.call(self.realm.curriculum))
+
+
 _ID = r"([^/]+)"
 ROUTES = [
     ("health", HealthHandler),
@@ -374,6 +404,10 @@ ROUTES = [
     (f"training/queue/{_ID}", QueueItemHandler),
     ("training/control", ControlHandler),
     ("champion", ChampionHandler),
+    ("tasks", TasksHandler),
+    (f"tasks/{_ID}/run", TaskRunHandler),
+    (f"tasks/{_ID}", TaskItemHandler),
+    ("curriculum", CurriculumHandler),
 ]
 
 

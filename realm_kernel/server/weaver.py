@@ -30,6 +30,7 @@ MENDED_KEPT = 50
 # name -> module run as `python -m module --home HOME`. Add the task master here.
 THREADS: list[tuple[str, str]] = [
     ("daemon", "realm_kernel.daemon"),
+    ("taskmaster", "realm_kernel.taskmaster"),
 ]
 
 

@@ -1,0 +1,148 @@
+"""The idle loop, unattended: from an empty realm, `realm play --headless` (the Weaver
+running the daemon and the Task Master, dio-mini on CPU) for --minutes, with no human
+action. Samples the ledger and writes bench/results/idle_loop.json: the minute of each
+BIN level-up (three evals >= 80% at a level), the eval accuracy and per-primitive curves,
+and the counts of generated quests, checkpoints, evals and sparring examples.
+
+Targets (issue 7): first level-up within 5 minutes, >= 8 BIN level-ups within 60
+minutes, multi-bit addition with carry (bin_add) among the primitives passed. The ratios
+printed are against those targets, measured in this run.
+
+    python bench/idle_loop.py                 # 60 minutes
+    python bench/idle_loop.py --minutes 2     # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import BENCH, record  # noqa: E402
+
+TARGET_FIRST_MIN = 5.0
+TARGET_LEVEL_UPS = 8
+
+
+def sample(home: Path, t0: float) -> dict:
+    """Everything the result needs, read from the realm's ledger."""
+    import skills
+    from realm_kernel.api import Realm
+
+    realm = Realm(home, writer="bench")
+    q = realm.ledger.query
+
+    def minute(ts) -> float:
+        return round((ts.timestamp() - t0) / 60, 2)
+
+    ups = q("SELECT ts, CAST(json_extract(data, '$.level') AS BIGINT) AS level, "
+            "CAST(json_extract(data, '$.step') AS BIGINT) AS step FROM events "
+            "WHERE kind = 'skill_level_up' AND json_extract_string(data, '$.skill') = 'bin' ORDER BY ts")
+    evals = q("SELECT ts, step, level, accuracy FROM evals WHERE skill = 'bin' ORDER BY ts")
+    prims = q("SELECT ts, step, level, primitive_id, accuracy FROM primitive_accuracy "
+              "WHERE skill = 'bin' ORDER BY ts")
+    counts = q("""SELECT
+        (SELECT count(*) FROM events WHERE kind = 'quest_generated') AS quests_generated,
+        (SELECT count(*) FROM quest_status) AS quests_total,
+        (SELECT count(*) FROM quest_status WHERE status = 'completed') AS quests_completed,
+        (SELECT count(DISTINCT name) FROM checkpoints) AS checkpoints,
+        (SELECT count(*) FROM evals) AS evals,
+        (SELECT coalesce(sum(CAST(json_extract(data, '$.examples') AS BIGINT)), 0) FROM events
+           WHERE kind = 'sparring_published') AS sparring_examples,
+        (SELECT count(*) FROM events WHERE kind = 'sparring_published') AS sparring_sessions,
+        (SELECT count(*) FROM tasks WHERE status = 'done') AS task_runs_done,
+        (SELECT count(*) FROM tasks WHERE status = 'failed') AS task_runs_failed,
+        (SELECT coalesce(max(step), 0) FROM metrics) AS steps""")[0]
+    d = skills.skill_def("bin")
+    passed_levels = [u["level"] - 1 for u in ups]
+    passed_prims = sorted({p for lv in passed_levels for p in d.levels[lv].primitives})
+    return {
+        "level_up_minutes": [minute(u["ts"]) for u in ups],
+        "level_up_steps": [u["step"] for u in ups],
+        "bin_level_ups": len(ups),
+        "bin_level": realm.skill_state("bin")["level"],
+        "primitives_passed": passed_prims,
+        "carry_addition_passed": "bin_add" in passed_prims,
+        "eval_curve": [[minute(e["ts"]), e["step"], e["level"], round(e["accuracy"], 3)] for e in evals],
+        "primitive_curve": [[minute(p["ts"]), p["step"], p["level"], p["primitive_id"],
+                             round(p["accuracy"], 3)] for p in prims],
+        **{k: int(v) for k, v in counts.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--home", type=Path, default=None, help="realm home (default: a new temp dir)")
+    ap.add_argument("--sample-s", type=float, default=30.0)
+    ap.add_argument("--out", type=Path, default=BENCH / "results")
+    ap.add_argument("--note", default="", help="what else ran on the machine")
+    args = ap.parse_args(argv)
+    home = args.home or Path(tempfile.mkdtemp(prefix="idle-loop-"))
+    if any(home.glob("*")) and (home / "ledger").exists():
+        raise SystemExit(f"{home} is not an empty realm")
+    env = {**os.environ, "REALM_HOME": str(home)}
+    realm_bin = Path(sys.executable).parent / "realm"
+    log = open(home.parent / f"{home.name}.play.log", "ab")  # noqa: SIM115
+    t0 = time.time()  # the clock starts before dio-mini is built: an empty realm
+    proc = subprocess.Popen([str(realm_bin), "play", "--headless"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    partial = args.out / "idle_loop.partial.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"idle loop: home {home}, pid {proc.pid}, {args.minutes} min", flush=True)
+    got: dict = {}
+    try:
+        deadline = t0 + args.minutes * 60
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(min(args.sample_s, max(0.0, deadline - time.time())))
+            try:
+                got = sample(home, t0)
+            except Exception as e:  # the ledger may not exist in the first seconds
+                print(f"sample failed: {e}", flush=True)
+                continue
+            partial.write_text(json.dumps({"minutes_so_far": round((time.time() - t0) / 60, 2),
+                                           **got}, indent=1))
+            print(f"{(time.time() - t0) / 60:5.1f} min: BIN L{got['bin_level']}, "
+                  f"{got['bin_level_ups']} level-ups {got['level_up_minutes']}, steps {got['steps']}, "
+                  f"{got['checkpoints']} checkpoints, {got['evals']} evals", flush=True)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    if proc.returncode not in (0, -15, None) and not got:
+        raise SystemExit(f"realm play --headless exited with {proc.returncode}")
+    got = sample(home, t0)
+    minutes = round((time.time() - t0) / 60, 2)
+    first = got["level_up_minutes"][0] if got["level_up_minutes"] else None
+    figures = {"minutes": minutes, "home": str(home), "note": args.note, **got,
+               "first_level_up_min": first,
+               "ratio_first_level_up_vs_target": round(first / TARGET_FIRST_MIN, 3) if first else None,
+               "ratio_level_ups_vs_target": round(got["bin_level_ups"] / TARGET_LEVEL_UPS, 3)}
+    summary = (f"idle loop {minutes:.0f} min, empty realm -> BIN L{got['bin_level']}: "
+               f"{got['bin_level_ups']} level-ups at minutes {got['level_up_minutes']} "
+               f"(first {first} min vs target {TARGET_FIRST_MIN}; {got['bin_level_ups']}/"
+               f"{TARGET_LEVEL_UPS} level-ups), carry addition passed: {got['carry_addition_passed']}; "
+               f"{got['quests_generated']} quests generated, {got['checkpoints']} checkpoints, "
+               f"{got['evals']} evals, {got['sparring_examples']} sparring examples, "
+               f"{got['steps']} steps" + (f"; {args.note}" if args.note else ""))
+    path = record("idle_loop", figures, summary, args.out)
+    partial.unlink(missing_ok=True)
+    print(summary)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

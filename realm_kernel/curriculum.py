@@ -1,0 +1,90 @@
+"""The curriculum: which skill DIO practises next, at which level, with how much review.
+
+Per skill the current level is the level-up rule replayed over the ledger's evals
+(skillbook.skill_state). A generated quest is `quest_examples` problems: the current
+level, plus `review_fraction` of them spread evenly over the last `review_window` earlier
+levels, so a level-up does not cost the levels below it. The current level's problems
+come first in the file: the daemon tags the quest's checkpoints with the first example's
+skill and level, and those checkpoints are evaluated on that skill.
+
+Skills take turns by priority (the Scheduler settings, [curriculum.skills.<id>] in
+realm.toml): the next quest goes to the enabled skill with the fewest generated quests
+per unit of priority.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from pathlib import Path
+
+import skills
+
+from .config import CurriculumConfig
+from .ledger import Ledger
+from .skillbook import skill_state
+
+QUEST_PREFIX = "curriculum-"
+_NAME = re.compile(rf"^{QUEST_PREFIX}(?P<skill>[a-z0-9_]+)-L(?P<level>\d+)-")
+
+
+def review_levels(level: int, window: int) -> list[int]:
+    return list(range(max(1, level - window), level))
+
+
+def plan(ledger: Ledger, cfg: CurriculumConfig) -> list[dict]:
+    """Per skill: where it stands and what the next quest of it would hold."""
+    out = []
+    for skill_id in skills.skill_ids():
+        d = skills.skill_def(skill_id)
+        setting = cfg.skills.get(skill_id)
+        state = skill_state(ledger, skill_id)
+        out.append({"skill": skill_id, "name": d.name, "icon": d.icon, "level": state.level,
+                    "max_level": d.max_level, "recent": list(state.recent),
+                    "review_levels": review_levels(state.level, cfg.review_window),
+                    "priority": setting.priority if setting else 0,
+                    "enabled": bool(setting and setting.enabled and setting.priority > 0)})
+    return out
+
+
+def generated_counts(ledger: Ledger) -> dict[str, int]:
+    rows = ledger.query("SELECT json_extract_string(data, '$.skill') AS skill, count(*) AS n "
+                        "FROM events WHERE kind = 'quest_generated' GROUP BY 1")
+    return {r["skill"]: r["n"] for r in rows if r["skill"]}
+
+
+def pick(plans: list[dict], counts: dict[str, int]) -> dict | None:
+    """The enabled skill furthest behind its share; None when no skill is enabled."""
+    live = [p for p in plans if p["enabled"] and not (p["level"] == p["max_level"] and
+                                                     len(p["recent"]) >= 3 and min(p["recent"]) >= 0.8)]
+    if not live:
+        return None
+    return min(live, key=lambda p: (counts.get(p["skill"], 0) / p["priority"], -p["priority"], p["skill"]))
+
+
+def problems(skill: str, level: int, count: int, review_fraction: float, window: int,
+             seed: int) -> list[skills.Problem]:
+    """`count` problems: the current level first, then review of earlier levels."""
+    earlier = review_levels(level, window)
+    n_review = round(count * review_fraction) if earlier else 0
+    current = skills.generate(skill, level, count - n_review, seed)
+    review: list[skills.Problem] = []
+    for i, lv in enumerate(earlier):
+        share = n_review // len(earlier) + (1 if i < n_review % len(earlier) else 0)
+        review += skills.generate(skill, lv, share, seed + lv)
+    # Keep one current-level problem first (it names the quest's skill and level for the
+    # daemon); the rest is shuffled so review is spread through the quest.
+    rest = current[1:] + review
+    random.Random(seed).shuffle(rest)
+    return current[:1] + rest
+
+
+def quest_name(skill: str, level: int, seed: int) -> str:
+    return f"{QUEST_PREFIX}{skill}-L{level}-{time.strftime('%Y%m%d-%H%M%S')}-s{seed}.jsonl"
+
+
+def parse_name(name: str) -> tuple[str, int] | None:
+    """(skill, level) of a curriculum quest's file name, else None."""
+    m = _NAME.match(Path(name).name)
+    return (m["skill"], int(m["level"])) if m else None

@@ -1,0 +1,533 @@
+"""The Task Master: runs the realm's pipeline notebooks (pipelines/*.ipynb) with papermill
+whenever they have work, one at a time, highest priority first.
+
+A task is a registry entry: id, notebook, priority (higher first), resource ("none";
+"inference": runs on CPU where there is no GPU, else only while the GPUs are under the
+utilisation threshold; "gpu": needs a GPU under the threshold), cooldown, enabled and
+notebook parameters, plus a has-work check (eval only when a checkpoint awaits its eval,
+generate only when the queue runs low). Each run's output notebook is kept under
+tasks/<task_id>/<timestamp>.ipynb and every status change (queued, running, done, failed)
+is a row of the ledger's `tasks` table; the current state is the `task_status` view.
+A failing notebook is recorded with its output notebook and never stops the loop.
+
+Run-now requests (Realm.run_task) are files in tasks/requests/, written atomically and
+taken first. Settings changed at run time (Realm.set_task) live in tasks/settings.json.
+One Task Master per realm home (flock on tasks/taskmaster.lock).
+
+    python -m realm_kernel.taskmaster --home HOME     # the loop (the Weaver runs this)
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import ConfigError, RealmConfig
+from .paths import REPO_ROOT, atomic_write_json, read_json
+from .status import write_status
+
+if TYPE_CHECKING:
+    from .api import Realm
+
+log = logging.getLogger("realm.taskmaster")
+PIPELINES = REPO_ROOT / "pipelines"
+RESOURCES = ("none", "gpu", "inference")
+STATUS = "taskmaster.json"
+ALREADY_RUNNING = 3
+FAILURE_BACKOFF_S = 30.0  # a failed task waits at least this long before its next try
+
+
+STARVING_PICK = "generate_curriculum"  # taken first whenever the daemon has nothing to train
+
+
+class TaskMasterAlreadyRunning(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    task_id: str
+    name: str
+    notebook: str
+    priority: int
+    resource: str
+    cooldown_s: float
+    enabled: bool = True
+    parameters: dict = field(default_factory=dict)
+    work: str = "always"  # which has-work check applies (WORK below)
+    description: str = ""
+
+
+# Priorities follow the seed's Task Master (eval queue 10, sparring 9, large sparring 8,
+# generate 6, health/validate 4, cleanup/scan 3, warmup/lineage 2).
+REGISTRY: tuple[TaskDef, ...] = (
+    TaskDef("process_eval_queue", "Eval queue", "eval.ipynb", 10, "inference", 0,
+            parameters={"max_checkpoints": 6}, work="eval",
+            description="Evaluate each saved checkpoint once on its skill's current level"),
+    TaskDef("sparring_bin", "Sparring (BIN)", "sparring.ipynb", 9, "inference", 600,
+            parameters={"skill": "bin", "count": 40}, work="sparring",
+            description="Fresh problems -> wrong answers -> 3 examples each -> queue/high"),
+    TaskDef("sparring_sy", "Sparring (SY)", "sparring.ipynb", 9, "inference", 600, enabled=False,
+            parameters={"skill": "sy", "count": 40}, work="sparring",
+            description="SY sparring (off until SY is on the curriculum)"),
+    TaskDef("sparring_bin_large", "Large sparring (BIN)", "sparring.ipynb", 8, "inference", 3600,
+            parameters={"skill": "bin", "count": 200}, work="sparring",
+            description="A long sparring session"),
+    TaskDef("targeted_sparring", "Targeted sparring", "targeted_sparring.ipynb", 7, "none", 600,
+            parameters={"threshold": 0.8, "count": 200}, work="weak",
+            description="Practice weighted to primitives under the threshold"),
+    TaskDef("generate_curriculum", "Generate quests", "generate.ipynb", 6, "none", 0,
+            work="generate", description="Curriculum picks skill + level -> quest into the inbox"),
+    TaskDef("health_check", "Health check", "health_check.ipynb", 4, "none", 600,
+            description="Daemon, threads, ledger, disk and GPU at a glance"),
+    TaskDef("validate_queue", "Validate queue", "validate_queue.ipynb", 4, "none", 900, work="queue",
+            description="Re-validate every queued quest"),
+    TaskDef("checkpoint_cleanup", "Checkpoint cleanup", "checkpoint_cleanup.ipynb", 3, "none", 300,
+            work="checkpoints",
+            description="Retention through the vault (evaluated checkpoints only)"),
+    TaskDef("vault_scan", "Vault scan", "vault_scan.ipynb", 3, "none", 1800,
+            description="Register the realm's assets in the vault"),
+    TaskDef("model_warmup", "Model warm-up", "model_warmup.ipynb", 2, "inference", 1800,
+            work="checkpoints", description="Load the champion (or newest) and answer one problem"),
+    TaskDef("lineage_report", "Lineage report", "report.ipynb", 2, "none", 1800, work="checkpoints",
+            description="Which data trained which checkpoint; progress plots"),
+)
+
+
+def registry() -> dict[str, TaskDef]:
+    return {t.task_id: t for t in REGISTRY}
+
+
+def iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+
+
+# -- GPU awareness --------------------------------------------------------------------
+def gpu_status() -> dict:
+    """Utilisation of every NVIDIA GPU through NVML. No pynvml, no driver or no device all
+    mean "no GPU" (a CPU-only machine is a valid realm), never an error."""
+    try:
+        import pynvml
+    except ImportError:
+        return {"gpus": [], "detail": "no GPU (pynvml is not installed)"}
+    try:
+        pynvml.nvmlInit()
+    except Exception as e:  # NVMLError and OSError alike: no driver here
+        return {"gpus": [], "detail": f"no GPU ({type(e).__name__}: {e})"}
+    try:
+        gpus = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            util = pynvml.nvmlDeviceGetUtilizationRates(h)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            gpus.append({"index": i, "utilisation": float(util.gpu),
+                         "memory_used": int(mem.used), "memory_total": int(mem.total)})
+        return {"gpus": gpus, "detail": f"{len(gpus)} GPU(s)" if gpus else "no GPU"}
+    except Exception as e:
+        return {"gpus": [], "detail": f"no GPU ({type(e).__name__}: {e})"}
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:
+            pass
+
+
+def resource_ok(resource: str, gpu: dict, threshold: float) -> tuple[bool, str]:
+    gpus = gpu.get("gpus") or []
+    busiest = max((g["utilisation"] for g in gpus), default=None)
+    if resource == "none":
+        return True, "needs no GPU"
+    if not gpus:
+        return (False, "needs a GPU; " + gpu.get("detail", "no GPU")) if resource == "gpu" else (
+            True, "inference on CPU (no GPU)")
+    if busiest is not None and busiest >= threshold:
+        return False, f"GPU busy ({busiest:.0f}% >= {threshold:.0f}%)"
+    return True, f"GPU idle enough ({busiest:.0f}% < {threshold:.0f}%)"
+
+
+# -- has work -------------------------------------------------------------------------
+def _ts(row: dict | None) -> float | None:
+    return row["ts"].timestamp() if row and row.get("ts") is not None else None
+
+
+def _latest_checkpoint_ts(realm: Realm) -> float | None:
+    rows = realm.ledger.query("SELECT max(ts) AS ts FROM checkpoints")
+    return _ts(rows[0]) if rows else None
+
+
+def _work_eval(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+    n = len(realm.eval_queue())
+    return n > 0, f"{n} checkpoint(s) await their eval"
+
+
+# Sparring learns from a checkpoint's mistakes; while it gets most answers wrong the
+# curriculum's own problems teach more (and sparring's judge-the-answer examples would
+# crowd them out of the high queue).
+SPARRING_MIN_ACCURACY = 0.5
+
+
+def _work_sparring(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+    skill = task.parameters.get("skill")
+    plan = next((p for p in realm.curriculum() if p["skill"] == skill and p["enabled"]), None)
+    if plan is None:
+        return False, f"{skill} is not on the curriculum"
+    latest = realm.ledger.query("SELECT accuracy FROM evals WHERE skill = ? AND level = ? "
+                                "ORDER BY ts DESC LIMIT 1", [skill, plan["level"]])
+    if not latest or latest[0]["accuracy"] < SPARRING_MIN_ACCURACY:
+        return False, (f"{skill} L{plan['level']} not yet at {SPARRING_MIN_ACCURACY:.0%} "
+                       "in its latest eval (the curriculum teaches first)")
+    ck = _latest_checkpoint_ts(realm)
+    if ck is None:
+        return False, "no checkpoint yet"
+    if last_done is not None and ck <= last_done:
+        return False, "no new checkpoint since the last session"
+    return True, "a new checkpoint to spar with"
+
+
+def _work_weak(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+    threshold = float(task.parameters.get("threshold", 0.8))
+    for p in realm.curriculum():
+        if not p["enabled"]:
+            continue
+        rep = realm.eval_report(p["skill"], threshold)
+        newest = rep["evals"][0]["ts"].timestamp() if rep["evals"] else None
+        # Only primitives the level mixes (single-primitive levels are what the
+        # curriculum already practises).
+        if rep["weak_primitives"] and len(rep["primitive_accuracy"]) > 1 and (
+                last_done is None or (newest or 0) > last_done):
+            return True, f"{p['skill']}: {len(rep['weak_primitives'])} weak primitive(s)"
+    return False, "no weak primitive in a mixed level"
+
+
+def _work_generate(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+    cfg = realm.safe_config().curriculum
+    waiting = realm.quests_waiting()
+    if waiting >= cfg.queue_low:
+        return False, f"{waiting} quest(s) waiting (>= {cfg.queue_low})"
+    if not any(p["enabled"] for p in realm.curriculum()):
+        return False, "no skill is enabled on the curriculum"
+    return True, f"queue low ({waiting} < {cfg.queue_low})"
+
+
+def _work_queue(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+    n = sum(len(realm.queue()[p]) for p in ("high", "normal", "low"))
+    return n > 0, f"{n} queued quest(s)"
+
+
+def _work_checkpoints(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+    ck = _latest_checkpoint_ts(realm)
+    return ck is not None, "checkpoints exist" if ck else "no checkpoint yet"
+
+
+WORK: dict[str, Callable[[Realm, TaskDef, float | None], tuple[bool, str]]] = {
+    "always": lambda realm, task, last: (True, "runs on its cooldown"),
+    "eval": _work_eval, "sparring": _work_sparring, "weak": _work_weak,
+    "generate": _work_generate, "queue": _work_queue, "checkpoints": _work_checkpoints,
+}
+
+
+# -- settings and requests (files other processes write) ------------------------------
+def settings_file(realm: Realm) -> Path:
+    return realm.paths.tasks / "settings.json"
+
+
+def requests_dir(realm: Realm) -> Path:
+    d = realm.paths.tasks / "requests"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def load_settings(realm: Realm) -> dict[str, dict]:
+    data = read_json(settings_file(realm), {})
+    return data if isinstance(data, dict) else {}
+
+
+def effective(realm: Realm) -> dict[str, TaskDef]:
+    """The registry with run-time settings (enabled / priority / cooldown_s) applied."""
+    out = {}
+    settings = load_settings(realm)
+    for tid, t in registry().items():
+        s = settings.get(tid) or {}
+        out[tid] = replace(t, **{k: s[k] for k in ("enabled", "priority", "cooldown_s") if k in s})
+    return out
+
+
+def set_task(realm: Realm, task_id: str, enabled: bool | None = None, priority: int | None = None,
+             cooldown_s: float | None = None) -> dict:
+    if task_id not in registry():
+        raise KeyError(f"unknown task {task_id!r}; known: {sorted(registry())}")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise ValueError(f"enabled must be true or false, got {enabled!r}")
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)
+                                 or not 0 <= priority <= 100):
+        raise ValueError(f"priority must be an integer 0-100, got {priority!r}")
+    if cooldown_s is not None and (isinstance(cooldown_s, bool) or not isinstance(cooldown_s, int | float)
+                                   or not 0 <= cooldown_s <= 7 * 86400):
+        raise ValueError(f"cooldown_s must be 0-604800 seconds, got {cooldown_s!r}")
+    settings = load_settings(realm)
+    mine = dict(settings.get(task_id) or {})
+    for k, v in (("enabled", enabled), ("priority", priority), ("cooldown_s", cooldown_s)):
+        if v is not None:
+            mine[k] = v
+    settings[task_id] = mine
+    atomic_write_json(settings_file(realm), settings)
+    realm.ledger.event("task_settings", f"Task {task_id}: {mine}", json.dumps(mine))
+    return next(t for t in describe(realm) if t["task_id"] == task_id)
+
+
+def request_run(realm: Realm, task_id: str) -> dict:
+    if task_id not in registry():
+        raise KeyError(f"unknown task {task_id!r}; known: {sorted(registry())}")
+    atomic_write_json(requests_dir(realm) / f"{task_id}.json", {"task_id": task_id, "at": time.time()})
+    t = registry()[task_id]
+    realm.ledger.append("tasks", [{"task_id": task_id, "name": t.name, "status": "queued",
+                                   "priority": t.priority, "notebook": t.notebook,
+                                   "detail": "run-now requested"}])
+    return {"task_id": task_id, "requested": True}
+
+
+def pending_requests(realm: Realm) -> list[str]:
+    reqs = sorted(requests_dir(realm).glob("*.json"), key=lambda p: p.stat().st_mtime)
+    return [p.stem for p in reqs if p.stem in registry()]
+
+
+# -- state from the ledger --------------------------------------------------------------
+def history(realm: Realm) -> dict[str, dict]:
+    """Per task: the latest row, the last finished run (done or failed)."""
+    rows = realm.ledger.query("""
+        SELECT task_id, status, ts, output, detail,
+               row_number() OVER (PARTITION BY task_id ORDER BY ts DESC) AS r
+        FROM tasks WHERE status IN ('done', 'failed', 'running')
+        QUALIFY r = 1""")
+    return {r["task_id"]: r for r in rows}
+
+
+def describe(realm: Realm, gpu: dict | None = None, check_work: bool = False,
+             first_available: bool = False) -> list[dict]:
+    """Every task as Realm.tasks() returns it (highest priority first). With
+    first_available, stops at the first task that may run now (the loop's pick)."""
+    hist = history(realm)
+    cfg = realm.safe_config().taskmaster
+    gpu = gpu if gpu is not None else {"gpus": [], "detail": "not checked"}
+    now = time.time()
+    out = []
+    for t in sorted(effective(realm).values(), key=lambda t: (-t.priority, t.task_id)):
+        h = hist.get(t.task_id)
+        last = _ts(h)
+        wait = max(t.cooldown_s, FAILURE_BACKOFF_S) if h and h["status"] == "failed" else t.cooldown_s
+        nxt = last + wait if last else None
+        row = {"task_id": t.task_id, "name": t.name, "priority": t.priority, "resource": t.resource,
+               "cooldown_s": t.cooldown_s, "enabled": t.enabled, "notebook": t.notebook,
+               "parameters": t.parameters, "description": t.description,
+               "last_run": iso(last), "last_status": h["status"] if h else None,
+               "next_eligible": iso(nxt), "output": h["output"] if h else None,
+               "detail": h["detail"] if h else None}
+        if check_work:
+            ok, why = resource_ok(t.resource, gpu, cfg.gpu_threshold)
+            reasons = []
+            if not t.enabled:
+                reasons.append("disabled")
+            if nxt and nxt > now:
+                reasons.append(f"cooling down ({nxt - now:.0f} s left)")
+            if not ok:
+                reasons.append(why)
+            if not reasons:
+                try:
+                    has, w = WORK[t.work](realm, t, last if h and h["status"] == "done" else None)
+                except Exception as e:  # a broken check is a reason, never a crash
+                    has, w = False, f"work check failed: {type(e).__name__}: {e}"
+                if not has:
+                    reasons.append(w)
+                row["work"] = w
+            row["available"] = not reasons
+            row["why_not"] = "; ".join(reasons)
+        out.append(row)
+        if first_available and row.get("available"):
+            break
+    return out
+
+
+# -- running one notebook -------------------------------------------------------------
+def output_path(realm: Realm, task_id: str) -> Path:
+    d = realm.paths.tasks / task_id
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"{datetime.now():%Y%m%d-%H%M%S-%f}.ipynb"
+
+
+def prune_outputs(realm: Realm, task_id: str, keep: int) -> None:
+    runs = sorted((realm.paths.tasks / task_id).glob("*.ipynb"))
+    for old in runs[:-keep]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)
+
+
+def run_task(realm: Realm, task: TaskDef, reason: str = "", timeout_s: float = 900.0,
+             keep_outputs: int = 30, pipelines: Path = PIPELINES) -> dict:
+    """Run one task's notebook with papermill (a kernel subprocess); record running and
+    done/failed with the output notebook. Never raises for a failing notebook."""
+    import papermill as pm
+
+    out = output_path(realm, task.task_id)
+    result_file = out.with_suffix(".json")
+    base = {"task_id": task.task_id, "name": task.name, "priority": task.priority,
+            "notebook": task.notebook, "output": str(out)}
+    realm.ledger.append("tasks", [{**base, "status": "running", "detail": reason[:4000] or None}])
+    params = {**task.parameters, "realm_home": str(realm.paths.home), "result_path": str(result_file)}
+    t0 = time.monotonic()
+    status, detail, result = "done", "", None
+    try:
+        pm.execute_notebook(str(pipelines / task.notebook), str(out), parameters=params,
+                            kernel_name="python3", progress_bar=False, log_output=False,
+                            execution_timeout=int(timeout_s), cwd=str(realm.paths.home),
+                            request_save_on_cell_execute=False)
+        result = read_json(result_file, None)
+        detail = json.dumps(result, default=str) if result is not None else "no result written"
+    except Exception as e:  # the notebook failed (its output notebook shows where)
+        status = "failed"
+        detail = f"{type(e).__name__}: {str(e).strip()[-3000:]}"
+    seconds = round(time.monotonic() - t0, 2)
+    realm.ledger.append("tasks", [{**base, "status": status, "detail": detail[:4000]}])
+    data = json.dumps({"task_id": task.task_id, "seconds": seconds, "output": str(out)})
+    if status == "done":
+        realm.ledger.event("task_done", f"Task {task.name} done in {seconds:.0f} s", data)
+    else:
+        realm.ledger.event("task_failed", f"Task {task.name} failed: {detail[:200]}", data)
+    prune_outputs(realm, task.task_id, keep_outputs)
+    return {"task_id": task.task_id, "status": status, "seconds": seconds, "output": str(out),
+            "result": result, "detail": detail if status == "failed" else None}
+
+
+# -- the loop -------------------------------------------------------------------------
+class TaskMaster:
+    def __init__(self, home: str | os.PathLike | None = None, pipelines: Path = PIPELINES) -> None:
+        from .api import Realm
+        self.realm = Realm(home, writer="taskmaster")
+        self.paths = self.realm.paths
+        self.pipelines = pipelines
+        self.shutdown = threading.Event()
+        self.config = RealmConfig()
+        self._lock_fd: int | None = None
+        self.last: dict | None = None
+
+    def reload_config(self) -> None:
+        try:
+            self.config = self.realm.config
+        except ConfigError as e:  # keep the last good config, say why
+            log.error("%s", e)
+        # Pipeline kernels inherit this environment: their torch keeps to its share.
+        from .engine.trainer import cpu_share
+        n = str(self.config.taskmaster.kernel_threads or cpu_share())
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = n
+
+    def acquire_lock(self) -> None:
+        path = self.paths.tasks / "taskmaster.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise TaskMasterAlreadyRunning(
+                f"a Task Master already runs for {self.paths.home} (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def heartbeat(self, state: str, **extra: Any) -> None:
+        write_status(self.paths, STATUS, pid=os.getpid(), state=state, last=self.last, **extra)
+
+    def run(self, task_id: str, reason: str = "requested") -> dict:
+        tasks = effective(self.realm)
+        if task_id not in tasks:
+            raise KeyError(f"unknown task {task_id!r}; known: {sorted(tasks)}")
+        task = tasks[task_id]
+        ok, why = resource_ok(task.resource, gpu_status(), self.config.taskmaster.gpu_threshold)
+        if not ok:
+            self.realm.ledger.append("tasks", [{"task_id": task_id, "name": task.name, "status": "failed",
+                                                "priority": task.priority, "notebook": task.notebook,
+                                                "detail": f"cannot run: {why}"}])
+            return {"task_id": task_id, "status": "failed", "detail": why}
+        self.heartbeat("running", task=task_id)
+        log.info("running %s (%s)", task_id, reason)
+        result = run_task(self.realm, task, reason, self.config.taskmaster.task_timeout_s,
+                          self.config.taskmaster.keep_outputs, self.pipelines)
+        self.last = {k: result[k] for k in ("task_id", "status", "seconds", "output")}
+        log.info("%s %s in %.1f s", task_id, result["status"], result["seconds"])
+        return result
+
+    def pick(self) -> tuple[str, str] | None:
+        """(task id, why) of the next task: a run-now request, else the highest-priority
+        available task."""
+        for task_id in pending_requests(self.realm):
+            (requests_dir(self.realm) / f"{task_id}.json").unlink(missing_ok=True)
+            return task_id, "run-now request"
+        gpu = gpu_status()
+        # The daemon has nothing to train: a new quest beats everything else (an eval queue
+        # that keeps filling would otherwise keep the Arena idle).
+        if self.realm.quests_waiting() == 0:
+            gen = next(t for t in describe(self.realm, gpu, check_work=True)
+                       if t["task_id"] == STARVING_PICK)
+            if gen["available"]:
+                return STARVING_PICK, "the daemon has nothing to train"
+        for t in describe(self.realm, gpu, check_work=True, first_available=True):
+            if t["available"]:
+                return t["task_id"], t.get("work") or ""
+        return None
+
+    def once(self) -> dict | None:
+        self.reload_config()
+        found = self.pick()
+        return self.run(*found) if found else None
+
+    def loop(self) -> None:
+        self.acquire_lock()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.shutdown.set())
+        self.realm.ledger.event("taskmaster_started", f"The Task Master wakes (pid {os.getpid()})")
+        try:
+            while not self.shutdown.is_set():
+                self.reload_config()
+                busy = False
+                if self.config.taskmaster.enabled:
+                    try:
+                        busy = self.once() is not None
+                    except Exception as e:  # never die of one bad round
+                        log.exception("task master round failed")
+                        self.realm.ledger.event("taskmaster_error", f"{type(e).__name__}: {e}")
+                self.heartbeat("idle" if self.config.taskmaster.enabled else "disabled")
+                if not busy:
+                    self.shutdown.wait(self.config.taskmaster.poll_seconds)
+        finally:
+            self.heartbeat("offline")
+            self.realm.ledger.event("taskmaster_stopped", f"The Task Master rests (pid {os.getpid()})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Realm of Training: the Task Master")
+    parser.add_argument("--home", default=None, help="realm home (default: REALM_HOME)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        TaskMaster(args.home).loop()
+    except TaskMasterAlreadyRunning as e:
+        print(f"realm taskmaster: {e}", file=sys.stderr)
+        return ALREADY_RUNNING
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

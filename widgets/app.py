@@ -1,0 +1,95 @@
+"""The whole Tavern as one Panel server, every page at its route:
+
+    python -m widgets.app --port 5006          # or: realm tavern --port 5006
+
+routes `/` (the Tavern), `/quests`, `/oracle`, `/vault`, `/settings`, `/scheduler`,
+`/guild`. The realm home is REALM_HOME (default: the checkout). Binds 127.0.0.1 unless
+told otherwise; every asset is served by this server (no CDN)."""
+
+from __future__ import annotations
+
+import argparse
+import html
+
+import panel as pn
+
+from realm_kernel.api import Realm
+from widgets.pages import PAGES, bind
+from widgets.panel_components import component
+
+ROUTES = {name: "/" if name == "tavern" else f"/{name}" for name in PAGES}
+
+NAV_CSS = """
+.realm-nav { display: flex; flex-wrap: wrap; gap: 6px; padding: 6px 0; }
+.realm-nav a { text-decoration: none; padding: 4px 12px; border-radius: 999px; color: inherit;
+  border: 1px solid #ddd8ee; font-family: system-ui, sans-serif; font-size: 0.95em; }
+.realm-nav a.current { background: #7a3fb0; color: #fff; border-color: #7a3fb0; }
+"""
+
+
+def nav(current: str) -> pn.pane.HTML:
+    links = "".join(
+        f'<a href="{ROUTES[n]}" class="{"current" if n == current else ""}" data-page="{n}">'
+        f"{p.icon} {html.escape(p.title)}</a>" for n, p in PAGES.items())
+    return pn.pane.HTML(f'<nav class="realm-nav">{links}</nav>', stylesheets=[NAV_CSS],
+                        sizing_mode="stretch_width")
+
+
+def realm() -> Realm:
+    """One Realm per server process (its ledger connection and Oracle pool are shared)."""
+    return pn.state.as_cached("realm-app", lambda: Realm(writer="widgets"))
+
+
+def build_page(name: str) -> pn.viewable.Viewable:
+    spec = PAGES[name]
+    if spec.session is None:  # the Oracle keeps its own session and pool
+        from widgets.oracle import build
+        body = [build()]
+    else:
+        session = spec.session(realm())
+        comps = [component(w)(sizing_mode="stretch_width") for w in spec.widgets]
+        refresh, on_action = bind(session, comps)
+        for c in comps:
+            c.param.watch(lambda event: on_action(event.new), "action")
+        refresh()
+        pn.state.add_periodic_callback(refresh, period=int(spec.poll_seconds * 1000))
+        body = list(comps)
+        if spec.plots:
+            from widgets.plots import plots_for
+            body.append(plots_for(spec.plots, session.realm))
+        if name == "tavern":  # two columns on a wide window, one on a narrow one
+            col = {"flex": "1 1 560px", "min-width": "0"}
+            body = [pn.FlexBox(pn.Column(*body[:2], sizing_mode="stretch_width", styles=col),
+                               pn.Column(*body[2:], sizing_mode="stretch_width", styles=col),
+                               flex_wrap="wrap", sizing_mode="stretch_width")]
+    return pn.Column(nav(name), *body, sizing_mode="stretch_width", max_width=1400)
+
+
+def app(name: str):
+    return lambda: build_page(name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve every page. Login options are Panel's own; `realm tavern` (which refuses to
+    expose the app beyond 127.0.0.1 without one) is the launcher users should call."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--address", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=5006)
+    ap.add_argument("--allow-websocket-origin", action="append", default=[])
+    for opt in ("basic-auth", "oauth-provider", "oauth-key", "oauth-secret", "oauth-redirect-uri",
+                "cookie-secret"):
+        ap.add_argument(f"--{opt}", default=None)
+    args = ap.parse_args(argv)
+    pn.extension()
+    origins = args.allow_websocket_origin or [f"{args.address}:{args.port}", f"localhost:{args.port}",
+                                               f"127.0.0.1:{args.port}"]
+    login = {k: v for k in ("basic_auth", "oauth_provider", "oauth_key", "oauth_secret",
+                            "oauth_redirect_uri", "cookie_secret") if (v := getattr(args, k))}
+    routes = {route: app(name) for name, route in ROUTES.items()}
+    routes["/tavern"] = app("tavern")  # the address of the first Tavern app keeps working
+    pn.serve(routes, address=args.address, port=args.port, websocket_origin=origins, show=False,
+             title="Realm of Training — Tavern", **login)
+
+
+if __name__ == "__main__":
+    main()

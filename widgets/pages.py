@@ -1,0 +1,355 @@
+"""The Tavern's pages, host-agnostic: each page is a session whose `snapshot()` is the
+`state` of every widget on the page and whose `act()` carries out the widgets' `action`s
+through `Realm` (the API the CLI uses). JupyterLab (widgets/jupyter.py) and `panel serve`
+(widgets/app.py) bind the same sessions to the same .js/.css files."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from realm_kernel.api import Realm
+
+log = logging.getLogger("realm.widgets")
+
+# Events the toasts announce (the Task Master writes skill_level_up).
+TOAST_KINDS = ("quest_completed", "hero_level_up", "champion", "skill_level_up", "achievement")
+MAX_UPLOAD_BYTES = 64 << 20  # the browser sends uploads through a synced property
+
+
+class Session:
+    """One page in one browser tab or notebook: its state and its actions."""
+
+    def __init__(self, realm: Realm | None = None) -> None:
+        self.realm = realm or Realm(writer="widgets")
+        self._seen: set = set()
+        self.notice: dict | None = None
+        self._slow: dict = {}
+        self._slow_at = 0.0
+
+    slow_ttl = 3.0  # seconds between reads of the page's slower facts
+
+    def snapshot(self) -> dict:
+        if time.monotonic() - self._slow_at > self.slow_ttl:
+            try:
+                self._slow = self.slow_state()
+            except Exception as e:  # a ledger hiccup keeps the last facts on the page
+                log.warning("page state: %s", e)
+            self._slow_at = time.monotonic()
+        return {**self._slow, **self.state(), "toasts": self.realm.notable_events(TOAST_KINDS),
+                "notice": self.notice}
+
+    def state(self) -> dict:
+        return {}
+
+    def slow_state(self) -> dict:
+        return {}
+
+    def act(self, action: dict | None) -> dict | None:
+        """Carry out a widget action once ({"name": ..., "nonce": ..., **args})."""
+        if not action or action.get("nonce") in self._seen:
+            return None
+        self._seen.add(action.get("nonce"))
+        name = str(action.get("name"))
+        args = {k: v for k, v in action.items() if k not in ("name", "nonce")}
+        handler = getattr(self, f"do_{name}", None)
+        try:
+            if handler is None:
+                raise ValueError(f"unknown action {name!r}")
+            message, detail = handler(**args), None
+        except Exception as e:  # every refusal is shown on the page, never raised into the host
+            from realm_kernel.quests import QuestError
+            log.warning("widget action %s refused: %s", name, e)
+            detail = e.report.render() if isinstance(e, QuestError) else None
+            message = str(e) if not isinstance(e, KeyError) else f"missing {e}"
+            self.notice = {"ok": False, "action": name, "message": message, "detail": detail,
+                           "nonce": action.get("nonce")}
+        else:
+            self.notice = {"ok": True, "action": name, "message": message, "nonce": action.get("nonce")}
+        self._slow_at = 0.0  # the action changed something: read it all again
+        return self.notice
+
+
+class TavernSession(Session):
+    """Hero card, the live battle, skill badges, recent events, achievements."""
+
+    def state(self) -> dict:
+        return self.realm.tavern_state()
+
+    def slow_state(self) -> dict:
+        return {"skills": self.realm.skills_summary(), "achievements": self.realm.achievements()}
+
+    def do_control(self, action: str) -> str:
+        self.realm.control(action)
+        return f"{action} requested"
+
+    # The battle view's buttons send their own names.
+    def do_pause(self) -> str:
+        return self.do_control("pause")
+
+    def do_resume(self) -> str:
+        return self.do_control("resume")
+
+    def do_stop(self) -> str:
+        return self.do_control("stop")
+
+    def do_skip(self) -> str:
+        return self.do_control("skip")
+
+
+class QuestSession(Session):
+    """The queue by priority, uploads, generated quests, reorder, priorities, deletes."""
+
+    slow_ttl = 1.0
+
+    def slow_state(self) -> dict:
+        import skills
+        queue = self.realm.queue()
+        sizes = self.realm.quest_sizes()
+        pace = self.realm.seconds_per_example()
+        for state, entries in queue.items():
+            for e in entries:
+                e["examples"] = sizes.get(e["name"])
+                e["state"] = state
+                if e["examples"] and pace:
+                    e["eta_seconds"] = e["examples"] * pace
+        return {"queue": queue, "battle": self.realm.training_status(),
+                "skills": [{"skill": s, "name": skills.skill_def(s).name, "icon": skills.skill_def(s).icon,
+                            "max_level": skills.skill_def(s).max_level} for s in skills.skill_ids()]}
+
+    def do_upload(self, filename: str, content_b64: str, priority: str | None = None) -> str:
+        data = base64.b64decode(content_b64, validate=True)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise ValueError(f"{filename}: {len(data)} bytes; uploads from the page stop at "
+                             f"{MAX_UPLOAD_BYTES} (use `realm quest add` for bigger files)")
+        r = self.realm.upload_quest(filename, data, priority or None)
+        return f"Quest {r['name']} accepted ({r['examples']} examples, {r['priority']})"
+
+    def do_generate(self, skill: str, level: int, count: int = 200) -> str:
+        path = self.realm.generate_quest(skill, int(level), int(count))
+        return f"Quest {path.name} generated into the inbox"
+
+    def do_priority(self, quest: str, priority: str) -> str:
+        self.realm.set_quest_priority(quest, priority)
+        return f"{quest}: priority {priority}"
+
+    def do_move(self, quest: str, position: int) -> str:
+        self.realm.reorder_quest(quest, int(position))
+        return f"{quest} moved to position {int(position) + 1}"
+
+    def do_delete(self, quest: str) -> str:
+        r = self.realm.delete_quest(quest)
+        return f"{quest} removed from {r['was']}"
+
+    def do_start(self, quest: str) -> str:
+        """Start a quest: first in the high queue, and the battle resumed."""
+        self.realm.set_quest_priority(quest, "high")
+        self.realm.reorder_quest(quest, 0)
+        self.realm.control("resume")
+        return f"{quest} is next"
+
+    def do_control(self, action: str) -> str:
+        self.realm.control(action)
+        return f"{action} requested"
+
+
+class VaultSession(Session):
+    """Checkpoints with their ledger stats, the champion, zones, transfers, disk use."""
+
+    slow_ttl = 2.0
+
+    def slow_state(self) -> dict:
+        vault = self.realm.vault
+        protected = {str(k): v for k, v in vault.protected_steps().items()}
+        champ = self.realm.champion()
+        return {"checkpoints": vault.checkpoints(), "protected": protected,
+                "champion": champ["step"] if champ else None, "zones": vault.zones(),
+                "disk": self.realm.disk_usage(),
+                "can_delete": hasattr(self.realm, "delete_checkpoint"),
+                "can_export": hasattr(self.realm, "export_checkpoint")}
+
+    def do_promote(self, step: int) -> str:
+        r = self.realm.promote(int(step))
+        return f"New champion! {r['name']}"
+
+    def do_delete(self, step: int) -> str:
+        if not hasattr(self.realm, "delete_checkpoint"):
+            raise ValueError("deleting checkpoints needs Realm.delete_checkpoint (not installed)")
+        self.realm.delete_checkpoint(int(step))
+        return f"checkpoint {step} deleted"
+
+    def do_export(self, step: int, dest: str) -> str:
+        if not hasattr(self.realm, "export_checkpoint"):
+            raise ValueError("exporting checkpoints needs Realm.export_checkpoint (not installed)")
+        path = self.realm.export_checkpoint(int(step), str(dest).strip() or None)  # empty: exports/
+        return f"checkpoint {step} exported to {path}"
+
+    def do_transfer(self, asset_id: str, zone: str) -> str:
+        loc = self.realm.vault.transfer(asset_id, zone)
+        return f"{asset_id} copied to zone {loc.zone}"
+
+
+# Settings fields the VRAM calculator reads, and the estimate's argument for each.
+VRAM_FIELDS = {"training.max_length": "seq_len", "training.batch_size": "batch_size",
+               "training.optimizer": "optimizer", "training.gradient_checkpointing": "gradient_checkpointing"}
+
+
+class SettingsSession(Session):
+    """realm.toml's fields with validation; the VRAM estimate follows the form live."""
+
+    slow_ttl = 5.0
+
+    def __init__(self, realm: Realm | None = None) -> None:
+        super().__init__(realm)
+        self.pending: dict[str, Any] = {}
+        self.vram: dict | None = None
+        self.errors: dict[str, str] = {}
+        self.confirm: list[str] = []
+
+    def slow_state(self) -> dict:
+        if self.vram is None:
+            self._estimate()
+        return {"settings": self.realm.settings()}
+
+    def state(self) -> dict:
+        return {"vram": self.vram, "errors": self.errors, "confirm": self.confirm,
+                "pending": self.pending}
+
+    def _estimate(self) -> None:
+        overrides: dict[str, Any] = {}
+        for key, arg in VRAM_FIELDS.items():
+            if key in self.pending:
+                overrides[arg] = self.pending[key]
+        if "training.dtype" in self.pending:
+            overrides["dtype"] = "float32" if self.pending["training.dtype"] == "float32" else "bfloat16"
+        if "training.liger" in self.pending:
+            overrides["liger"] = self.pending["training.liger"] == "on"
+        try:
+            if "seq_len" in overrides:
+                overrides["seq_len"] = int(overrides["seq_len"])
+            if "batch_size" in overrides:
+                overrides["batch_size"] = int(overrides["batch_size"])
+            self.vram = self.realm.vram_estimate(**overrides)
+        except Exception as e:  # a half-typed field or a missing base model
+            self.vram = {"error": str(e)}
+
+    def do_preview(self, changes: dict) -> str:
+        """Fields as typed so far: validation errors and the VRAM estimate, nothing written."""
+        from realm_kernel.settings import preview
+        self.pending = dict(changes)
+        self.errors = preview(self.realm.paths, self.pending)
+        self._estimate()
+        self.confirm = []
+        return ""
+
+    def do_save(self, changes: dict, confirm: bool = False) -> str:
+        self.pending = dict(changes)
+        r = self.realm.save_settings(self.pending, confirm=bool(confirm))
+        self.errors = r.get("errors", {})
+        self.confirm = r.get("needs_confirmation", [])
+        if self.errors:
+            raise ValueError("not saved: " + "; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+        if self.confirm:
+            return "confirm the critical changes: " + ", ".join(self.confirm)
+        self.pending = {}
+        self._estimate()
+        return "saved " + ", ".join(r["changed"])
+
+
+class SchedulerSession(Session):
+    """Curriculum per skill, the Task Master's tasks, run now (issue 7's API)."""
+
+    slow_ttl = 1.0
+
+    def slow_state(self) -> dict:
+        if not hasattr(self.realm, "tasks"):
+            return {"installed": False}
+        return {"installed": True, "tasks": self.realm.tasks(), "curriculum": self.realm.curriculum()}
+
+    def do_run(self, task_id: str) -> str:
+        self.realm.run_task(task_id)
+        return f"{task_id}: run requested"
+
+    def do_skill(self, skill: str, priority: int | None = None, enabled: bool | None = None) -> str:
+        """A skill's share of generated quests and whether it is trained ([curriculum] in
+        realm.toml, the Task Master's settings)."""
+        cfg = self.realm.config.model_dump(mode="json")
+        if "curriculum" not in cfg:
+            raise ValueError("skill priorities need the Task Master's [curriculum] settings")
+        plan = cfg["curriculum"]["skills"]
+        entry = plan.setdefault(skill, {})
+        if priority is not None:
+            entry["priority"] = int(priority)
+        if enabled is not None:
+            entry["enabled"] = bool(enabled)
+        r = self.realm.save_settings({"curriculum.skills": plan})
+        if not r["ok"]:
+            raise ValueError("; ".join(f"{k}: {v}" for k, v in r.get("errors", {}).items()))
+        return f"{skill}: priority {entry.get('priority')}, {'on' if entry.get('enabled', True) else 'off'}"
+
+    def do_set_task(self, task_id: str, enabled: bool | None = None, priority: int | None = None,
+                    cooldown_s: float | None = None) -> str:
+        self.realm.set_task(task_id, enabled=enabled, priority=None if priority is None else int(priority),
+                            cooldown_s=None if cooldown_s is None else float(cooldown_s))
+        return f"{task_id} updated"
+
+
+class GuildSession(Session):
+    """Per-skill levels and progress, per-primitive accuracy over checkpoints, sparring."""
+
+    slow_ttl = 2.0
+
+    def slow_state(self) -> dict:
+        skills_ = self.realm.skills_summary()
+        for s in skills_:
+            report = self.realm.eval_report(s["skill"])
+            s["weak"] = report["weak_primitives"]
+            s["threshold"] = report["threshold"]
+            s["rule"] = report["state"]["rule"]
+            s["heatmap"] = self.realm.primitive_history(s["skill"])
+        return {"guild": skills_}
+
+    def do_spar(self, skill: str) -> str:
+        path = self.realm.targeted_quest(skill)
+        return f"Targeted sparring {path.name} queued (high)"
+
+
+def bind(session: Session, widgets: list) -> tuple:
+    """The host-agnostic glue: `refresh()` pushes the session's snapshot to every widget
+    whose state differs, `on_action(action)` carries out an action then refreshes."""
+    def refresh() -> None:
+        state = session.snapshot()
+        for w in widgets:
+            if state != w.state:
+                w.state = state
+
+    def on_action(action: dict | None) -> None:
+        session.act(action)
+        refresh()
+
+    return refresh, on_action
+
+
+@dataclass(frozen=True)
+class Page:
+    title: str
+    icon: str
+    session: type[Session] | None
+    widgets: tuple[str, ...]
+    poll_seconds: float = 1.0
+    plots: tuple[str, ...] = field(default=())
+
+
+PAGES: dict[str, Page] = {
+    "tavern": Page("Tavern", "🍺", TavernSession, ("hero_card", "battle_view", "achievements", "toasts"),
+                   0.5, ("battle",)),
+    "quests": Page("Quests", "📜", QuestSession, ("quest_board", "toasts")),
+    "oracle": Page("Oracle", "🔮", None, ("oracle",)),
+    "vault": Page("Vault", "🏦", VaultSession, ("vault_browser", "toasts")),
+    "settings": Page("Settings", "⚙️", SettingsSession, ("settings", "toasts")),
+    "scheduler": Page("Scheduler", "⏳", SchedulerSession, ("scheduler", "toasts")),
+    "guild": Page("Guild", "🛡️", GuildSession, ("guild", "toasts"), 1.0, ("guild",)),
+}

@@ -1,0 +1,108 @@
+"""HoloViews (Bokeh) plots where a person would rather look than read: loss and val loss
+by step with checkpoint markers, tokens/s, eval accuracy by level, the per-primitive
+accuracy heatmap. Pure functions from `Realm` data to HoloViews objects, and one Panel
+layout per page that redraws only when its data changed (both hosts)."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import panel as pn
+
+from realm_kernel.api import Realm
+
+REFRESH_MS = 3000
+_ready = False
+
+
+def _extension(notebook: bool) -> None:
+    global _ready
+    if not _ready:
+        if notebook:  # offline: BokehJS and Panel's bundle come from the kernel, never a CDN
+            pn.config.inline = True
+        hv.extension("bokeh", logo=False, inline=True)
+        _ready = True
+
+
+def battle_data(realm: Realm) -> dict:
+    return {"loss": realm.series("loss"), "val_loss": realm.series("val_loss"),
+            "tokens_per_s": realm.series("tokens_per_s"),
+            "checkpoints": [[c.step, c.loss] for c in realm.checkpoints.list(limit=200)
+                            if c.loss is not None]}
+
+
+def loss_plot(d: dict) -> hv.Overlay:
+    loss = hv.Curve(d["loss"] or [(0, None)], "step", "loss", label="loss")
+    val = hv.Curve(d["val_loss"] or [(0, None)], "step", "loss", label="val loss")
+    marks = hv.Scatter(d["checkpoints"] or [], "step", "loss", label="checkpoint").opts(
+        size=8, marker="diamond", color="#d9a404")
+    return (loss * val * marks).opts(title="Loss by step", responsive=True, height=260,
+                                     legend_position="top_right", show_grid=True)
+
+
+def tokens_plot(d: dict) -> hv.Curve:
+    return hv.Curve(d["tokens_per_s"] or [(0, None)], "step", "tokens/s").opts(
+        title="Tokens per second", responsive=True, height=200, color="#2e9d5b", show_grid=True)
+
+
+def guild_data(realm: Realm) -> dict:
+    import skills
+    return {"evals": [{"skill": r["skill"], "level": r["level"], "accuracy": r["accuracy"], "step": r["step"]}
+                      for r in realm.eval_history()],
+            "heatmaps": {s: realm.primitive_history(s) for s in skills.skill_ids()}}
+
+
+def accuracy_plot(d: dict) -> hv.Overlay:
+    by_skill = {}
+    for r in d["evals"]:
+        by_skill.setdefault(r["skill"], []).append((r["level"], r["accuracy"]))
+    layers = [hv.Scatter(pts, "level", "accuracy", label=s.upper()).opts(size=7)
+              for s, pts in by_skill.items()]
+    overlay = hv.Overlay(layers or [hv.Scatter([], "level", "accuracy")])
+    return overlay.opts(hv.opts.Scatter(ylim=(0, 1.05)), hv.opts.Overlay(
+        title="Eval accuracy by level", responsive=True, height=240, show_grid=True))
+
+
+def heatmap(skill: str, h: dict) -> hv.HeatMap:
+    cells = [(str(step), prim, acc) for step, prim, acc in h["cells"]]
+    return hv.HeatMap(cells, ["checkpoint step", "primitive"], "accuracy").opts(
+        title=f"{skill.upper()}: accuracy per primitive", responsive=True,
+        height=60 + 26 * max(3, len(h["primitives"])),
+        cmap="RdYlGn", clim=(0, 1), colorbar=True, tools=["hover"], xrotation=45)
+
+
+def _battle(realm: Realm) -> tuple[dict, list]:
+    d = battle_data(realm)
+    return d, [loss_plot(d), tokens_plot(d)]
+
+
+def _guild(realm: Realm) -> tuple[dict, list]:
+    d = guild_data(realm)
+    return d, [accuracy_plot(d), *[heatmap(s, h) for s, h in d["heatmaps"].items() if h["cells"]]]
+
+
+BUILDERS = {"battle": _battle, "guild": _guild}
+
+
+def plots_for(names: tuple[str, ...], realm: Realm, notebook: bool = False) -> pn.Column:
+    """The plots of a page, redrawn when their data changes (every REFRESH_MS)."""
+    _extension(notebook)
+    col = pn.Column(sizing_mode="stretch_width", css_classes=["realm-plots"])
+    last: dict = {}
+
+    def refresh() -> None:
+        for name in names:
+            try:
+                data, objs = BUILDERS[name](realm)
+            except Exception as e:  # a plot never takes the page down
+                data, objs = {"error": str(e)}, [hv.Text(0, 0, f"plot unavailable: {e}")]
+            if last.get(name) == data:
+                continue
+            last[name] = data
+            panes = [pn.pane.HoloViews(o, sizing_mode="stretch_width", linked_axes=False) for o in objs]
+            col.objects = [p for p in col.objects if getattr(p, "_realm_plot", None) != name] + panes
+            for p in panes:
+                p._realm_plot = name
+
+    refresh()
+    pn.state.add_periodic_callback(refresh, period=REFRESH_MS)
+    return col

@@ -1,0 +1,101 @@
+// The Scheduler: the curriculum per skill (level, recent evals, review levels,
+// priority), the Task Master's tasks (priority, resource, cooldown, next run, last
+// outcome), and "run now". Needs the Task Master (Realm.tasks); says so without it.
+
+function el_(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+const pct = (x) => `${Math.round(100 * x)}%`;
+
+function render({ model, el }) {
+  el.classList.add("realm-scheduler");
+  const send = (name, extra = {}) => {
+    model.set("action", { name, nonce: Date.now() + Math.random(), ...extra });
+    model.save_changes();
+  };
+  const root = el_("div", "rk-box");
+  const notice = el_("div", "rk-notice");
+  notice.dataset.stat = "notice";
+  const body = el_("div", "rk-body");
+  root.append(el_("div", "rk-title", "⏳ The Scheduler"), notice, body);
+  el.append(root);
+
+  const draw = () => {
+    const s = model.get("state") || {};
+    const n = s.notice;
+    notice.textContent = n && n.message ? n.message : "";
+    notice.className = `rk-notice ${n && n.ok === false ? "rk-bad" : "rk-good"}`;
+    if (!s.installed) {
+      const msg = el_("div", "rk-missing", "Task Master not installed: this realm has no scheduled tasks yet.");
+      msg.dataset.stat = "missing";
+      body.replaceChildren(msg);
+      return;
+    }
+    const cur = el_("div", "rk-section");
+    cur.append(el_("div", "rk-head", "📚 Curriculum"));
+    for (const c of s.curriculum || []) {
+      const r = el_("div", "rk-row");
+      r.dataset.skill = c.skill;
+      const info = el_("div", "rk-info");
+      info.append(el_("b", "", `${c.icon || ""} ${c.name || c.skill}`),
+                  el_("span", "rk-meta", `level ${c.level}/${c.max_level} · recent ${(c.recent || []).map(pct).join(" ") || "—"}` +
+                      ` · review ${(c.review_levels || []).join(", ") || "—"}`));
+      const acts = el_("div", "rk-acts");
+      const on = el_("input");
+      on.type = "checkbox";
+      on.checked = c.enabled !== false;
+      on.dataset.role = "skill-enabled";
+      on.addEventListener("change", () => send("skill", { skill: c.skill, enabled: on.checked }));
+      const pr = el_("input", "rk-num");
+      pr.type = "number";
+      pr.min = "0";
+      pr.value = String(c.priority ?? 1);
+      pr.dataset.role = "skill-priority";
+      pr.addEventListener("change", () => send("skill", { skill: c.skill, priority: Number(pr.value) }));
+      acts.append(el_("label", "rk-meta", "on"), on, el_("label", "rk-meta", "priority"), pr);
+      r.append(info, acts);
+      cur.append(r);
+    }
+    const tasks = el_("div", "rk-section");
+    tasks.append(el_("div", "rk-head", "🗓️ Tasks"));
+    for (const t of s.tasks || []) {
+      const r = el_("div", "rk-row rk-task");
+      r.dataset.task = t.task_id;
+      const info = el_("div", "rk-info");
+      const status = el_("span", `rk-status rk-${t.last_status || "never"}`, t.last_status || "never run");
+      status.dataset.stat = "last-status";
+      info.append(el_("b", "", t.name || t.task_id), status,
+                  el_("span", "rk-meta", `priority ${t.priority} · ${t.resource} · cooldown ${Math.round(t.cooldown_s)}s` +
+                      ` · last ${when(t.last_run)} · next ${when(t.next_eligible)}`));
+      if (t.detail) info.append(el_("span", "rk-meta", String(t.detail)));
+      const acts = el_("div", "rk-acts");
+      const en = el_("input");
+      en.type = "checkbox";
+      en.checked = t.enabled !== false;
+      en.dataset.role = "enabled";
+      en.title = "enabled";
+      en.addEventListener("change", () => send("set_task", { task_id: t.task_id, enabled: en.checked }));
+      const pr = el_("input", "rk-num");
+      pr.type = "number";
+      pr.value = String(t.priority);
+      pr.dataset.role = "priority";
+      pr.addEventListener("change", () => send("set_task", { task_id: t.task_id, priority: Number(pr.value) }));
+      const run = el_("button", "rk-btn", "▶ Run now");
+      run.dataset.action = "run";
+      run.addEventListener("click", () => send("run", { task_id: t.task_id }));
+      acts.append(el_("label", "rk-meta", "on"), en, el_("label", "rk-meta", "prio"), pr, run);
+      r.append(info, acts);
+      tasks.append(r);
+    }
+    body.replaceChildren(cur, tasks);
+  };
+  model.on("change:state", draw);
+  draw();
+  return () => model.off("change:state", draw);
+}
+
+export default { render };

@@ -1,0 +1,83 @@
+// Toasts: "Quest complete!", "Level up!", "New champion!", "Skill level up!" and
+// achievements, from the ledger's events (state.toasts, newest first). Only events newer
+// than the page are announced. Optional sound (Web Audio, no files), off by default.
+
+const TITLES = {
+  quest_completed: "📜 Quest complete!", hero_level_up: "⬆️ Level up!", champion: "🏆 New champion!",
+  skill_level_up: "⭐ Skill level up!", achievement: "🎖️ Achievement!",
+};
+const SOUND_KEY = "realm-sound";
+
+function el_(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function chime() {
+  try {
+    const ctx = new (window.AudioContext || window.webkitAudioContext)();
+    [523.25, 659.25, 783.99].forEach((f, i) => {
+      const o = ctx.createOscillator(), g = ctx.createGain();
+      o.frequency.value = f;
+      g.gain.setValueAtTime(0.0001, ctx.currentTime + i * 0.09);
+      g.gain.exponentialRampToValueAtTime(0.15, ctx.currentTime + i * 0.09 + 0.02);
+      g.gain.exponentialRampToValueAtTime(0.0001, ctx.currentTime + i * 0.09 + 0.3);
+      o.connect(g).connect(ctx.destination);
+      o.start(ctx.currentTime + i * 0.09);
+      o.stop(ctx.currentTime + i * 0.09 + 0.32);
+    });
+  } catch (e) { /* no audio device: silence */ }
+}
+
+function render({ model, el }) {
+  el.classList.add("realm-toasts");
+  const stack = el_("div", "rt-stack");
+  stack.dataset.role = "toasts";
+  const sound = el_("button", "rt-sound");
+  sound.dataset.action = "sound";
+  const soundOn = () => localStorage.getItem(SOUND_KEY) === "on";
+  const label = () => { sound.textContent = soundOn() ? "🔊 sound on" : "🔇 sound off"; };
+  sound.addEventListener("click", () => {
+    localStorage.setItem(SOUND_KEY, soundOn() ? "off" : "on");
+    label();
+  });
+  label();
+  el.append(stack, sound);
+
+  let since = null;
+  const show = (t) => {
+    const toast = el_("div", `rt-toast rt-${t.kind}`);
+    toast.dataset.kind = t.kind;
+    toast.append(el_("b", "rt-toast-title", TITLES[t.kind] || t.kind), el_("span", "rt-toast-msg", t.message));
+    toast.addEventListener("click", () => toast.remove());
+    stack.append(toast);
+    setTimeout(() => toast.classList.add("rt-leaving"), 7000);
+    setTimeout(() => toast.remove(), 7600);
+  };
+  const draw = () => {
+    const toasts = (model.get("state") || {}).toasts || [];
+    const newest = toasts.reduce((m, t) => Math.max(m, t.ts), 0);
+    if (since === null) {  // history is not news
+      since = Math.max(newest, Date.now() / 1000 - 10);
+      return;
+    }
+    // A notebook shows several pages, each with its toasts widget: one toast per event.
+    const shown = (window.__realmToastsShown = window.__realmToastsShown || new Set());
+    const fresh = toasts.filter((t) => t.ts > since).reverse().filter((t) => {
+      const key = `${t.ts}|${t.kind}|${t.message}`;
+      if (shown.has(key)) return false;
+      shown.add(key);
+      return true;
+    });
+    fresh.forEach(show);
+    if (fresh.length && soundOn()) chime();
+    since = Math.max(since, newest);
+  };
+  model.on("change:state", draw);
+  draw();
+  return () => model.off("change:state", draw);
+}
+
+export default { render };

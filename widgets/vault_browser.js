@@ -1,0 +1,116 @@
+// Vault browser: checkpoints with their ledger stats, sorted by a metric; promote the
+// champion; delete (confirmed; the champion and the checkpoint in use are refused);
+// export a clean HF directory; copy to another zone; zones and disk use.
+
+function el_(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+function button(label, action, onClick, cls = "") {
+  const b = el_("button", `rv-btn ${cls}`, label);
+  b.dataset.action = action;
+  b.addEventListener("click", onClick);
+  return b;
+}
+const num = (x, d = 4) => (x === null || x === undefined ? "—" : Number(x).toFixed(d));
+const gb = (n) => `${(n / 1e9).toFixed(n >= 1e10 ? 0 : 2)} GB`;
+
+function render({ model, el }) {
+  el.classList.add("realm-vault-browser");
+  const send = (name, extra = {}) => {
+    model.set("action", { name, nonce: Date.now() + Math.random(), ...extra });
+    model.save_changes();
+  };
+  const root = el_("div", "rv-box");
+  const head = el_("div", "rv-head");
+  const sort = el_("select", "rv-select");
+  sort.dataset.role = "sort";
+  for (const [v, l] of [["step", "newest"], ["loss", "loss ↑"], ["val_loss", "val loss ↑"]]) sort.append(new Option(l, v));
+  head.append(el_("span", "rv-title", "🏦 The Vault"), el_("span", "rv-label", "sort by"), sort);
+  const disk = el_("div", "rv-disk");
+  disk.dataset.stat = "disk";
+  const notice = el_("div", "rv-notice");
+  notice.dataset.stat = "notice";
+  const table = el_("div", "rv-table");
+  const zones = el_("div", "rv-zones");
+  zones.dataset.stat = "zones";
+  root.append(head, disk, notice, table, zones);
+  el.append(root);
+
+  let confirming = null;
+  const dests = {};  // typed export folders survive redraws
+  const draw = () => {
+    const s = model.get("state") || {};
+    const n = s.notice;
+    notice.textContent = n && n.message ? n.message : "";
+    notice.className = `rv-notice ${n && n.ok === false ? "rv-bad" : "rv-good"}`;
+    const d = s.disk || {};
+    if (d.total) {
+      const bar = el_("div", "rv-bar");
+      const used = el_("div", "rv-used");
+      used.style.width = `${(100 * d.used) / d.total}%`;
+      bar.append(used);
+      disk.replaceChildren(el_("span", "", `💽 ${gb(d.free)} free of ${gb(d.total)} · checkpoints ${gb(d.checkpoints || 0)}`), bar);
+    }
+    const prot = s.protected || {};
+    const zoneIds = (s.zones || []).map((z) => z.zone_id);
+    const key = sort.value;
+    const rows = (s.checkpoints || []).slice().sort((a, b) =>
+      key === "step" ? b.step - a.step : (a[key] ?? Infinity) - (b[key] ?? Infinity));
+    table.replaceChildren(...rows.map((c) => {
+      const r = el_("div", "rv-row");
+      r.dataset.step = String(c.step);
+      const info = el_("div", "rv-info");
+      const name = el_("b", "rv-name", c.name);
+      if (s.champion === c.step) name.prepend(el_("span", "rv-champ", "🏆 "));
+      info.append(name, el_("span", "rv-meta",
+        `step ${c.step} · loss ${num(c.loss)} · val ${num(c.val_loss)} · ${c.date || ""}` +
+        `${c.skill ? ` · ${c.skill} L${c.skill_level ?? "?"}` : ""} · zones: ${(c.zones || []).join(", ") || "none"}`));
+      if (prot[String(c.step)]) info.append(el_("span", "rv-prot", `🔒 ${prot[String(c.step)]}`));
+      const acts = el_("div", "rv-acts");
+      if (!(c.zones || []).length) {  // deleted: the ledger keeps its history
+        r.classList.add("rv-gone");
+        info.append(el_("span", "rv-meta", "not in any zone (deleted; its ledger history stays)"));
+        r.append(info, acts);
+        return r;
+      }
+      if (s.champion !== c.step) acts.append(button("🏆 Promote", "promote", () => send("promote", { step: c.step })));
+      if (s.can_export) {
+        const dest = el_("input", "rv-dest");
+        dest.placeholder = "export to folder…";
+        dest.dataset.role = "export-dest";
+        dest.value = dests[c.step] || "";
+        dest.addEventListener("input", () => { dests[c.step] = dest.value; });
+        acts.append(dest, button("📤 Export", "export", () => send("export", { step: c.step, dest: dest.value })));
+      }
+      const others = zoneIds.filter((z) => !(c.zones || []).includes(z));
+      if (others.length) {
+        const zsel = el_("select", "rv-select");
+        zsel.dataset.role = "zone";
+        others.forEach((z) => zsel.append(new Option(z, z)));
+        acts.append(zsel, button("⇄ Copy", "transfer", () => send("transfer", { asset_id: c.asset_id, zone: zsel.value })));
+      }
+      if (s.can_delete) {
+        const isConf = confirming === c.step;
+        const del = button(isConf ? "Confirm delete" : "🗑 Delete", "delete", () => {
+          if (confirming === c.step) { confirming = null; send("delete", { step: c.step }); }
+          else { confirming = c.step; draw(); }
+        }, isConf ? "rv-danger" : "");
+        if (prot[String(c.step)]) { del.disabled = true; del.title = `refused: ${prot[String(c.step)]}`; }
+        acts.append(del);
+      }
+      r.append(info, acts);
+      return r;
+    }));
+    if (!rows.length) table.replaceChildren(el_("div", "rv-empty", "No checkpoints yet: DIO saves one every few steps of a quest."));
+    zones.replaceChildren(el_("b", "", "Zones: "), ...(s.zones || []).map((z) => el_("span", "rv-zone", `${z.zone_id} (${z.url})`)));
+  };
+  sort.addEventListener("change", draw);
+  model.on("change:state", draw);
+  draw();
+  return () => model.off("change:state", draw);
+}
+
+export default { render };
