@@ -3,7 +3,7 @@
     python -m tests.reliability.readers KIND HOME SECONDS [BASE_URL TOKEN]
 
 KIND is what a user runs while DIO trains:
-  panel       the Panel app's poller (widgets.feed.Feed.snapshot, every POLL_SECONDS)
+  panel       the Panel app's poller (the Tavern page's session state, at its poll rate)
   rest        the Jupyter REST API (training/status, ledger) with the token
   notebook    a notebook's own `duckdb.connect("ledger.duckdb", read_only=True)`, held open
   taskmaster  the Task Master's ledger reads (task_status, evals, the latest checkpoint,
@@ -33,9 +33,10 @@ def poller(kind: str, home: str, base: str | None, token: str | None):
     """(one poll: returns the newest step it saw, pause between polls)."""
     if kind == "panel":
         from realm_kernel.api import Realm
-        from widgets.feed import POLL_SECONDS, Feed
-        feed = Feed(Realm(home, writer="widgets"))
-        return lambda: feed.snapshot()["hero"]["xp"], POLL_SECONDS
+        from widgets.pages import PAGES
+        spec = PAGES["tavern"]
+        session = spec.session(Realm(home, writer="widgets"))
+        return lambda: session.state()["hero"]["xp"], spec.poll_seconds
     if kind == "rest":
         import requests
         s = requests.Session()
