@@ -282,11 +282,6 @@ def test_oracle_page_chats(tavern):
 def test_scheduler_page(tavern):
     page = open_page(tavern, "scheduler")
     page.locator(".rk-box").first.wait_for(timeout=60_000)
-    if not hasattr(Realm, "tasks"):
-        wait_for(lambda: "Task Master not installed" in page.locator("[data-stat=missing]").inner_text(), 30,
-                 "the missing Task Master note")
-        page.close()
-        pytest.skip("Realm has no tasks() (the Task Master is not merged yet)")
     task = page.locator("[data-task]").first
     task.wait_for(timeout=30_000)
     task_id = task.get_attribute("data-task")

@@ -167,23 +167,17 @@ class VaultSession(Session):
         champ = self.realm.champion()
         return {"checkpoints": vault.checkpoints(), "protected": protected,
                 "champion": champ["step"] if champ else None, "zones": vault.zones(),
-                "disk": self.realm.disk_usage(),
-                "can_delete": hasattr(self.realm, "delete_checkpoint"),
-                "can_export": hasattr(self.realm, "export_checkpoint")}
+                "disk": self.realm.disk_usage()}
 
     def do_promote(self, step: int) -> str:
         r = self.realm.promote(int(step))
         return f"New champion! {r['name']}"
 
     def do_delete(self, step: int) -> str:
-        if not hasattr(self.realm, "delete_checkpoint"):
-            raise ValueError("deleting checkpoints needs Realm.delete_checkpoint (not installed)")
         self.realm.delete_checkpoint(int(step))
         return f"checkpoint {step} deleted"
 
     def do_export(self, step: int, dest: str) -> str:
-        if not hasattr(self.realm, "export_checkpoint"):
-            raise ValueError("exporting checkpoints needs Realm.export_checkpoint (not installed)")
         path = self.realm.export_checkpoint(int(step), str(dest).strip() or None)  # empty: exports/
         return f"checkpoint {step} exported to {path}"
 
@@ -260,14 +254,12 @@ class SettingsSession(Session):
 
 
 class SchedulerSession(Session):
-    """Curriculum per skill, the Task Master's tasks, run now (issue 7's API)."""
+    """Curriculum per skill, the Task Master's tasks, run now."""
 
     slow_ttl = 1.0
 
     def slow_state(self) -> dict:
-        if not hasattr(self.realm, "tasks"):
-            return {"installed": False}
-        return {"installed": True, "tasks": self.realm.tasks(), "curriculum": self.realm.curriculum()}
+        return {"tasks": self.realm.tasks(), "curriculum": self.realm.curriculum()}
 
     def do_run(self, task_id: str) -> str:
         self.realm.run_task(task_id)

@@ -29,12 +29,6 @@ function render({ model, el }) {
     const n = s.notice;
     notice.textContent = n && n.message ? n.message : "";
     notice.className = `rk-notice ${n && n.ok === false ? "rk-bad" : "rk-good"}`;
-    if (!s.installed) {
-      const msg = el_("div", "rk-missing", "Task Master not installed: this realm has no scheduled tasks yet.");
-      msg.dataset.stat = "missing";
-      body.replaceChildren(msg);
-      return;
-    }
     const cur = el_("div", "rk-section");
     cur.append(el_("div", "rk-head", "📚 Curriculum"));
     for (const c of s.curriculum || []) {

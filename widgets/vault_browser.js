@@ -77,14 +77,12 @@ function render({ model, el }) {
         return r;
       }
       if (s.champion !== c.step) acts.append(button("🏆 Promote", "promote", () => send("promote", { step: c.step })));
-      if (s.can_export) {
-        const dest = el_("input", "rv-dest");
-        dest.placeholder = "export to folder…";
-        dest.dataset.role = "export-dest";
-        dest.value = dests[c.step] || "";
-        dest.addEventListener("input", () => { dests[c.step] = dest.value; });
-        acts.append(dest, button("📤 Export", "export", () => send("export", { step: c.step, dest: dest.value })));
-      }
+      const dest = el_("input", "rv-dest");
+      dest.placeholder = "export to folder…";
+      dest.dataset.role = "export-dest";
+      dest.value = dests[c.step] || "";
+      dest.addEventListener("input", () => { dests[c.step] = dest.value; });
+      acts.append(dest, button("📤 Export", "export", () => send("export", { step: c.step, dest: dest.value })));
       const others = zoneIds.filter((z) => !(c.zones || []).includes(z));
       if (others.length) {
         const zsel = el_("select", "rv-select");
@@ -92,15 +90,13 @@ function render({ model, el }) {
         others.forEach((z) => zsel.append(new Option(z, z)));
         acts.append(zsel, button("⇄ Copy", "transfer", () => send("transfer", { asset_id: c.asset_id, zone: zsel.value })));
       }
-      if (s.can_delete) {
-        const isConf = confirming === c.step;
-        const del = button(isConf ? "Confirm delete" : "🗑 Delete", "delete", () => {
-          if (confirming === c.step) { confirming = null; send("delete", { step: c.step }); }
-          else { confirming = c.step; draw(); }
-        }, isConf ? "rv-danger" : "");
-        if (prot[String(c.step)]) { del.disabled = true; del.title = `refused: ${prot[String(c.step)]}`; }
-        acts.append(del);
-      }
+      const isConf = confirming === c.step;
+      const del = button(isConf ? "Confirm delete" : "🗑 Delete", "delete", () => {
+        if (confirming === c.step) { confirming = null; send("delete", { step: c.step }); }
+        else { confirming = c.step; draw(); }
+      }, isConf ? "rv-danger" : "");
+      if (prot[String(c.step)]) { del.disabled = true; del.title = `refused: ${prot[String(c.step)]}`; }
+      acts.append(del);
       r.append(info, acts);
       return r;
     }));
