@@ -6,8 +6,8 @@ KIND is what a user runs while DIO trains:
   panel       the Panel app's poller (the Tavern page's session state, at its poll rate)
   rest        the Jupyter REST API (training/status, ledger) with the token
   notebook    a notebook's own `duckdb.connect("ledger.duckdb", read_only=True)`, held open
-  taskmaster  the Task Master's ledger reads (task_status, evals, the latest checkpoint,
-              unanswered eval requests) through the Realm API, plus one `tasks` row
+  taskmaster  the Task Master's reads (Realm.tasks(), task_status, evals, the latest
+              checkpoint, eval requests) through the Realm API, plus one `tasks` row
               written per poll (rows written are counted, to be found later)
 
 Prints "ready", then after SECONDS one JSON line: polls, errors (what a user would have
@@ -71,6 +71,7 @@ def poller(kind: str, home: str, base: str | None, token: str | None):
         written = [0]
 
         def taskmaster() -> int:
+            realm.tasks()  # the Task Master's registry with its last runs (task_status)
             realm.ledger.query("SELECT * FROM task_status ORDER BY ts DESC")
             realm.ledger.query("SELECT * FROM evals ORDER BY ts DESC LIMIT 5")
             realm.ledger.query("SELECT count(*) FROM events WHERE kind = 'eval_requested'")

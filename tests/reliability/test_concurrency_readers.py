@@ -1,8 +1,8 @@
 """The daemon writes metrics and checkpoints while the Panel app's poller, the Jupyter
 REST API, a notebook's read-only DuckDB connection and the Task Master's reads (and
 writes) all run for a bounded time: no reader error reaches a user, no write is lost,
-p99 poll latency reported. (The Task Master itself lands from another branch; until then
-`taskmaster` runs its ledger reads through the Realm API and writes `tasks` rows.)"""
+p99 poll latency reported. (`taskmaster` is the Task Master's reads through the Realm
+API, `Realm.tasks()` included, and a `tasks` row written per poll.)"""
 
 import pytest
 
