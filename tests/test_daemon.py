@@ -95,7 +95,10 @@ def test_pause_resume_stop_at_step_boundaries(realm_home, procs):
 
     realm.control("stop")
     wait_for(lambda: read_status(realm_home, TRAINING).get("state") == "stopped", 60, "the stop")
-    queued = list(realm_home.queue("normal").glob("*.jsonl"))
+    # The battle reports "stopped" from the trainer's last callback; the daemon then
+    # moves the quest back, a moment later.
+    queued = wait_for(lambda: list(realm_home.queue("normal").glob("*.jsonl")), 30,
+                      "the stopped quest back in its queue")
     assert len(queued) == 1, "a stopped quest goes back to its queue"
     step = realm.hero()["xp"]
     last = realm.sql("SELECT step, name FROM checkpoints ORDER BY step DESC LIMIT 1")[0]
