@@ -12,7 +12,6 @@ position included), as does a stopped quest when nothing else trained in between
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import logging
@@ -30,6 +29,7 @@ from .ledger import Ledger
 from .paths import RealmPaths
 from .quests import Level, QuestReport, fail, move, next_quest, priority_of, validate_quest
 from .recovery import repair, repair_quests
+from .service import service_main
 from .status import DAEMON, TRAINING, read_status, write_status
 
 log = logging.getLogger("realm.daemon")
@@ -386,17 +386,8 @@ class Daemon:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Realm of Training daemon (the Arena)")
-    parser.add_argument("--home", default=None, help="realm home (default: REALM_HOME)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        Daemon(args.home).run()
-    except DaemonAlreadyRunning as e:
-        print(f"realm daemon: {e}", file=sys.stderr)
-        return 3
-    return 0
+    return service_main(argv, "Realm of Training daemon (the Arena)", "daemon",
+                        lambda home: Daemon(home).run(), DaemonAlreadyRunning)
 
 
 if __name__ == "__main__":

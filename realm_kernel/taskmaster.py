@@ -19,7 +19,6 @@ One Task Master per realm home (flock on tasks/taskmaster.lock).
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import logging
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError, RealmConfig
 from .paths import REPO_ROOT, atomic_write_json, read_json
+from .service import service_main
 from .status import write_status
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ log = logging.getLogger("realm.taskmaster")
 PIPELINES = REPO_ROOT / "pipelines"
 RESOURCES = ("none", "gpu", "inference")
 STATUS = "taskmaster.json"
-ALREADY_RUNNING = 3
 FAILURE_BACKOFF_S = 30.0  # a failed task waits at least this long before its next try
 
 
@@ -516,17 +515,8 @@ class TaskMaster:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Realm of Training: the Task Master")
-    parser.add_argument("--home", default=None, help="realm home (default: REALM_HOME)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        TaskMaster(args.home).loop()
-    except TaskMasterAlreadyRunning as e:
-        print(f"realm taskmaster: {e}", file=sys.stderr)
-        return ALREADY_RUNNING
-    return 0
+    return service_main(argv, "Realm of Training: the Task Master", "taskmaster",
+                        lambda home: TaskMaster(home).loop(), TaskMasterAlreadyRunning)
 
 
 if __name__ == "__main__":

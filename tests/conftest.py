@@ -148,7 +148,7 @@ def chromium():
 
 
 def start_lab(procs: Procs, paths: RealmPaths, tmp_path: Path, token: str = "browser-test") -> str:
-    """`realm play` (JupyterLab, the extension's daemon, the seeded quest) on a free port,
+    """`realm play` (JupyterLab, the extension's daemon and Task Master) on a free port,
     serving a copy of notebooks/; its base URL once the realm API answers."""
     from realm_kernel.paths import REPO_ROOT
     root = tmp_path / "lab-root"

@@ -1,16 +1,23 @@
 """Real headless Chromium (Debian's) through Playwright: the Tavern in Panel and JupyterLab."""
 
 import re
-import shutil
 import sys
 
 import pytest
 import requests
 
 from realm_kernel.api import Realm
-from realm_kernel.paths import REPO_ROOT
 
-from .conftest import ARTIFACTS, TEST_TOML, child_env, free_port, start_daemon, wait_for
+from .conftest import (
+    ARTIFACTS,
+    TEST_TOML,
+    child_env,
+    free_port,
+    run_notebook,
+    start_daemon,
+    start_lab,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -59,23 +66,9 @@ def test_jupyterlab_tavern_notebook_shows_xp_rising(realm_home, procs, chromium,
     """What `make play` promises: JupyterLab, the extension's daemon and Task Master, whose
     curriculum writes the first quest into an empty realm."""
     realm_home.config_file.write_text(TEST_TOML.replace("enabled = false", "enabled = true"))
-    root = tmp_path / "lab-root"
-    shutil.copytree(REPO_ROOT / "notebooks", root / "notebooks")
-    port, token = free_port(), "browser-test"
-    env = child_env(realm_home.home)
-    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
-    procs.start("play", [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
-                         f"--root-dir={root}", f"--IdentityProvider.token={token}"], env)
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{base}/realm/api/health", timeout=5,
-                                  headers={"Authorization": f"token {token}"}).ok, 90, "JupyterLab")
+    base = start_lab(procs, realm_home, tmp_path)
     page = chromium.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(f"{base}/lab/tree/notebooks/Tavern.ipynb?token={token}")
-    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
-    wait_for(lambda: "Idle" in page.locator(".jp-StatusBar-TextItem").all_inner_texts().__str__(),
-             90, "the kernel to start")
-    page.get_by_role("menuitem", name="Run").first.click()
-    page.get_by_text("Run All Cells", exact=True).click()
+    run_notebook(page, base)
     first, later = watch_xp_rise(page, timeout=90)
     assert later > first
     ARTIFACTS.mkdir(exist_ok=True)

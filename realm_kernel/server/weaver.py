@@ -22,9 +22,9 @@ import threading
 import time
 
 from ..paths import RealmPaths
+from ..service import ALREADY_RUNNING
 from ..status import WEAVER, write_status
 
-ALREADY_RUNNING = 3  # daemon exit code when another daemon holds the realm
 MENDED_KEPT = 50
 
 # name -> module run as `python -m module --home HOME`. Add the task master here.
