@@ -12,7 +12,6 @@ position included), as does a stopped quest when nothing else trained in between
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -29,7 +28,7 @@ from .ledger import Ledger
 from .paths import RealmPaths
 from .quests import Level, QuestReport, fail, move, next_quest, priority_of, validate_quest
 from .recovery import repair, repair_quests
-from .service import service_main
+from .service import service_main, take_instance_lock
 from .status import DAEMON, TRAINING, read_status, write_status
 
 log = logging.getLogger("realm.daemon")
@@ -56,18 +55,8 @@ class Daemon:
 
     # -- single instance ------------------------------------------------------------
     def acquire_lock(self) -> None:
-        fd = os.open(self.paths.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise DaemonAlreadyRunning(
-                f"a daemon already runs for {self.paths.home} (pid {holder}, "
-                f"lock {self.paths.lock_file})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
+        self._lock_fd = take_instance_lock(self.paths.lock_file, lambda holder: DaemonAlreadyRunning(
+            f"a daemon already runs for {self.paths.home} (pid {holder}, lock {self.paths.lock_file})"))
 
     # -- small duties -----------------------------------------------------------------
     def reload_config(self) -> None:

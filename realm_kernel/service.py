@@ -6,9 +6,12 @@ as "not mine to restart"."""
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 ALREADY_RUNNING = 3
 
@@ -26,3 +29,19 @@ def service_main(argv: list[str] | None, description: str, name: str,
         print(f"realm {name}: {e}", file=sys.stderr)
         return ALREADY_RUNNING
     return 0
+
+
+def take_instance_lock(path: Path, already: Callable[[str], Exception]) -> int:
+    """Hold an exclusive flock on `path` for the life of this process (the kernel drops it
+    when the process dies, even by kill -9) with our pid written in it; the fd to keep.
+    Raises `already(holder_pid)` when another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise already(holder) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd

@@ -19,7 +19,6 @@ One Task Master per realm home (flock on tasks/taskmaster.lock).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError, RealmConfig
 from .paths import REPO_ROOT, atomic_write_json, read_json
-from .service import service_main
+from .service import service_main, take_instance_lock
 from .status import write_status
 
 if TYPE_CHECKING:
@@ -432,18 +431,9 @@ class TaskMaster:
             os.environ[var] = n
 
     def acquire_lock(self) -> None:
-        path = self.paths.tasks / "taskmaster.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise TaskMasterAlreadyRunning(
-                f"a Task Master already runs for {self.paths.home} (pid {holder})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
+        self._lock_fd = take_instance_lock(
+            self.paths.tasks / "taskmaster.lock", lambda holder: TaskMasterAlreadyRunning(
+                f"a Task Master already runs for {self.paths.home} (pid {holder})"))
 
     def heartbeat(self, state: str, **extra: Any) -> None:
         write_status(self.paths, STATUS, pid=os.getpid(), state=state, last=self.last, **extra)
