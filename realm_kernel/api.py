@@ -26,6 +26,7 @@ from .quests import (
     set_priority,
     write_quest,
 )
+from .service import pid_alive
 from .status import DAEMON, TRAINING, WEAVER, read_status
 from .vault import VaultError, VaultKeeper
 
@@ -33,16 +34,6 @@ if TYPE_CHECKING:
     from .oracle import Oracle
 
 CONTROLS = ("pause", "resume", "stop", "skip")
-
-
-def pid_alive(pid: Any) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (TypeError, ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Realm:

@@ -56,7 +56,7 @@ def _claims(realm: Realm) -> Path:
 
 def claim(realm: Realm, checkpoint: str) -> bool:
     """Take the claim on a checkpoint's eval; False when a live process holds it."""
-    from .api import pid_alive
+    from .service import pid_alive
     path = _claims(realm) / f"eval-{checkpoint}"
     for _ in range(2):
         try:

@@ -24,22 +24,13 @@ from pathlib import Path
 from .ledger import TABLES, Ledger, extract_step, json_data
 from .paths import PRIORITIES, REPLACED_PREFIX, SIDECAR, RealmPaths, checkpoint_complete, read_json
 from .quests import file_sha256
+from .service import pid_alive
 
 log = logging.getLogger("realm.recovery")
 CHECKPOINT_COLUMNS = set(TABLES["checkpoints"].names)
 # The status a quest in each folder has (failed/ may also hold a skipped quest).
 FOLDER_STATUS = {**{p: "queued" for p in PRIORITIES}, "failed": "failed",
                  "recently_completed": "completed"}
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def repair_checkpoints(paths: RealmPaths, ledger: Ledger) -> dict[str, list[str]]:
@@ -129,7 +120,7 @@ def remove_dead_temp_segments(paths: RealmPaths) -> int:
     n = 0
     for tmp in paths.segments.glob("*/gen-*/.*.tmp"):
         pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(pid):
             tmp.unlink(missing_ok=True)
             n += 1
     return n

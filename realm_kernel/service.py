@@ -12,8 +12,20 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ALREADY_RUNNING = 3
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether a process with this pid exists (a pid that is not a number: no)."""
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def service_main(argv: list[str] | None, description: str, name: str,
