@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError, RealmConfig
-from .paths import REPO_ROOT, atomic_write_json, read_json
+from .paths import PRIORITIES, REPO_ROOT, atomic_write_json, read_json
 from .service import service_main, take_instance_lock
 from .status import write_status
 
@@ -220,7 +220,8 @@ def _work_generate(realm: Realm, task: TaskDef, last_done: float | None) -> tupl
 
 
 def _work_queue(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
-    n = sum(len(realm.queue()[p]) for p in ("high", "normal", "low"))
+    queue = realm.queue()  # one listing of the queue folders
+    n = sum(len(queue[p]) for p in PRIORITIES)
     return n > 0, f"{n} queued quest(s)"
 
 
@@ -466,18 +467,24 @@ class TaskMaster:
         gpu = gpu_status()
         # The daemon has nothing to train: a new quest beats everything else (an eval queue
         # that keeps filling would otherwise keep the Arena idle).
-        if self.realm.quests_waiting() == 0:
-            gen = next(t for t in describe(self.realm, gpu, check_work=True)
-                       if t["task_id"] == STARVING_PICK)
+        starving = self.realm.quests_waiting() == 0
+        # Every task's work check when starving (to see the generator's row), else only
+        # down to the first available task; either way each check runs once per pick.
+        rows = describe(self.realm, gpu, check_work=True, first_available=not starving)
+        if starving:
+            gen = next(t for t in rows if t["task_id"] == STARVING_PICK)
             if gen["available"]:
                 return STARVING_PICK, "the daemon has nothing to train"
-        for t in describe(self.realm, gpu, check_work=True, first_available=True):
+        for t in rows:
             if t["available"]:
                 return t["task_id"], t.get("work") or ""
         return None
 
     def once(self) -> dict | None:
         self.reload_config()
+        return self._round()
+
+    def _round(self) -> dict | None:
         found = self.pick()
         return self.run(*found) if found else None
 
@@ -492,7 +499,7 @@ class TaskMaster:
                 busy = False
                 if self.config.taskmaster.enabled:
                     try:
-                        busy = self.once() is not None
+                        busy = self._round() is not None  # config reloaded just above
                     except Exception as e:  # never die of one bad round
                         log.exception("task master round failed")
                         self.realm.ledger.event("taskmaster_error", f"{type(e).__name__}: {e}")
