@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .config import RealmConfig
 from .ledger import Ledger
-from .paths import RealmPaths, checkpoint_complete, read_json
+from .paths import SIDECAR, RealmPaths, checkpoint_complete, read_json
 from .quests import Level, QuestReport, TokenCounter, validate_quest
 
 # A quest in one of these states blocks a second copy of the same file.
@@ -48,7 +48,7 @@ def resume_point(ledger: Ledger, quest: str, run_id: str | None) -> tuple[Path, 
     if not latest or not run_id:
         return None
     step, path = latest
-    sidecar = read_json(path / ".ledger.json", {}) or {}
+    sidecar = read_json(path / SIDECAR, {}) or {}
     state = read_json(path / "trainer_state.json", {}) or {}
     if sidecar.get("training_file") != quest or sidecar.get("run_id") != run_id:
         return None

@@ -31,7 +31,7 @@ from typing import Any
 from .admission import latest_checkpoint
 from .config import RealmConfig, RetentionConfig
 from .ledger import CheckpointLedger, Ledger, extract_step, json_data
-from .paths import RealmPaths, checkpoint_complete, read_json
+from .paths import SIDECAR, RealmPaths, checkpoint_complete, read_json
 
 ASSET_TYPES = ("checkpoint", "model", "data", "config")
 LOCAL = "local"
@@ -50,7 +50,7 @@ class ProtectedAssetError(ValueError):
 
 # What a trainer keeps beside the weights; an exported checkpoint leaves them out.
 TRAINING_STATE = ("optimizer.*", "scheduler.*", "scaler.*", "rng_state*", "trainer_state.json",
-                  "training_args.bin", ".ledger.json", "global_step*", ".*")
+                  "training_args.bin", SIDECAR, "global_step*", ".*")
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from typing import Any
 from transformers import TrainerCallback
 
 from .. import faults
+from ..hero import STEPS_PER_LEVEL
 from ..ledger import Ledger, MetricBuffer
-from ..paths import RealmPaths, atomic_write_json, publish_dir
+from ..paths import SIDECAR, RealmPaths, atomic_write_json, publish_dir
 from ..status import TRAINING, write_status
 
 
@@ -114,7 +115,7 @@ class RealmCallback(TrainerCallback):
         from ..achievements import hero_level_ups
         from ..config import ConfigError, load_config
         prev, self._hero_step = self._hero_step, step
-        if prev is not None and step // 1000 > prev // 1000:
+        if prev is not None and step // STEPS_PER_LEVEL > prev // STEPS_PER_LEVEL:
             try:
                 name = load_config(self.paths.home).hero.name
             except ConfigError:
@@ -167,7 +168,7 @@ class RealmCallback(TrainerCallback):
         }
         # The sidecar is written last inside the temp dir, then one rename publishes
         # the checkpoint: a directory without its sidecar is never complete.
-        atomic_write_json(src / ".ledger.json", sidecar)
+        atomic_write_json(src / SIDECAR, sidecar)
         faults.point("checkpoint_publish")
         publish_dir(src, dest)  # the same step saved twice within a minute replaces the first
         faults.point("checkpoint_ledger")
