@@ -31,7 +31,6 @@ class OracleSession:
         self._notice: str | None = None
         self._slow: dict = {"checkpoints": [], "skills": []}  # ledger reads, refreshed every TTL
         self._slow_at = 0.0
-        self.version = 0  # bumps on every change, so hosts push only what moved
 
     # -- state ---------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -89,7 +88,6 @@ class OracleSession:
     def _note(self, text: str | None) -> None:
         with self._lock:
             self._notice = text
-            self.version += 1
 
     def _loaded(self, info: dict) -> None:
         evicted = f"; evicted {info['evicted']}" if info.get("evicted") else ""
@@ -119,7 +117,6 @@ class OracleSession:
         with self._lock:
             p["messages"] = [*history, {"role": "assistant", "content": "", "model": None}]
             p.update(busy=True, error=None)
-            self.version += 1
 
         def stream() -> None:
             try:
@@ -131,20 +128,17 @@ class OracleSession:
                             p.update(model=ev["model"], model_path=ev["model_path"])
                         elif ev["type"] == "token":
                             answer["content"] += ev["text"]
-                        self.version += 1
             except Exception as e:
                 with self._lock:
                     p["error"] = str(e)
             finally:
                 with self._lock:
                     p["busy"] = False
-                    self.version += 1
         threading.Thread(target=stream, daemon=True, name=f"oracle-{pane}").start()
 
     def _probe_skill(self, skill: str, step, host: str) -> None:
         with self._lock:
             self._probe = {"skill": skill, "step": step, "busy": True}
-            self.version += 1
 
         def ask() -> None:
             try:
@@ -155,5 +149,4 @@ class OracleSession:
                 probe = {"skill": skill, "step": step, "error": str(e)}
             with self._lock:
                 self._probe = {**probe, "busy": False}
-                self.version += 1
         threading.Thread(target=ask, daemon=True, name="oracle-probe").start()

@@ -151,10 +151,6 @@ class QuestSession(Session):
         self.realm.control("resume")
         return f"{quest} is next"
 
-    def do_control(self, action: str) -> str:
-        self.realm.control(action)
-        return f"{action} requested"
-
 
 class VaultSession(Session):
     """Checkpoints with their ledger stats, the champion, zones, transfers, disk use."""
