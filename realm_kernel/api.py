@@ -309,8 +309,7 @@ class Realm:
         return self.ledger.query(query)
 
     def losses(self, limit: int = 500) -> list[list[float]]:
-        rows = self.ledger.tail("metrics", "step, loss", limit, notnull="loss")
-        return [[r["step"], r["loss"]] for r in reversed(rows)]
+        return self.series("loss", limit)
 
     def events(self, limit: int = 10) -> list[dict]:
         return [{"ts": r["ts"].timestamp(), "kind": r["kind"], "message": r["message"]}
@@ -421,10 +420,6 @@ class Realm:
         return self.ledger.query(
             "SELECT ts, step, skill, level, accuracy FROM evals WHERE (? IS NULL OR skill = ?) "
             "ORDER BY ts", [skill, skill])
-
-    def val_losses(self, limit: int = 500) -> list[list[float]]:
-        rows = self.ledger.tail("metrics", "step, val_loss", limit, notnull="val_loss")
-        return [[r["step"], r["val_loss"]] for r in reversed(rows)]
 
     SERIES = ("loss", "val_loss", "tokens_per_s", "learning_rate", "grad_norm")
 
