@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BENCH, record  # noqa: E402
+from bench.common import BENCH, report  # noqa: E402
 
 TARGET_FIRST_MIN = 5.0
 TARGET_LEVEL_UPS = 8
@@ -137,10 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                f"{got['quests_generated']} quests generated, {got['checkpoints']} checkpoints, "
                f"{got['evals']} evals, {got['sparring_examples']} sparring examples, "
                f"{got['steps']} steps" + (f"; {args.note}" if args.note else ""))
-    path = record("idle_loop", figures, summary, args.out)
+    report("idle_loop", figures, summary, args.out)
     partial.unlink(missing_ok=True)
-    print(summary)
-    print(f"wrote {path}")
     return 0
 
 
