@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -175,3 +176,17 @@ def run_notebook(page, base: str, token: str = "browser-test", path: str = "note
              90, "the kernel to start")
     page.get_by_role("menuitem", name="Run").first.click()
     page.get_by_text("Run All Cells", exact=True).click()
+
+
+def xp_of(page) -> int:
+    """DIO's XP as the hero card shows it."""
+    text = page.locator("[data-stat=xp]").first.text_content()  # cells off screen skip layout
+    return int(re.search(r"XP (\d+)", text).group(1))
+
+
+def watch_xp_rise(page, timeout: float = 60) -> tuple[int, int]:
+    """XP read once the hero card is there, and a later, higher reading."""
+    page.locator("[data-stat=xp]").first.wait_for(timeout=60_000)
+    first = xp_of(page)
+    later = wait_for(lambda: (x := xp_of(page)) > first and x, timeout, "XP to rise in the page")
+    return first, later

@@ -1,6 +1,5 @@
 """Real headless Chromium (Debian's) through Playwright: the Tavern in Panel and JupyterLab."""
 
-import re
 import sys
 
 import pytest
@@ -17,21 +16,10 @@ from .conftest import (
     start_daemon,
     start_lab,
     wait_for,
+    watch_xp_rise,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-def xp_of(page) -> int:
-    text = page.locator("[data-stat=xp]").first.text_content()  # cells off screen skip layout
-    return int(re.search(r"XP (\d+)", text).group(1))
-
-
-def watch_xp_rise(page, timeout=60) -> tuple[int, int]:
-    page.locator("[data-stat=xp]").first.wait_for(timeout=60_000)
-    first = xp_of(page)
-    later = wait_for(lambda: (x := xp_of(page)) > first and x, timeout, "XP to rise in the page")
-    return first, later
 
 
 def test_panel_tavern_shows_xp_rising_and_pauses(realm_home, procs, chromium):

@@ -5,21 +5,15 @@ JupyterLab's dark theme. Screenshots in test-artifacts/."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from realm_kernel.api import Realm
 
-from .conftest import ARTIFACTS, run_notebook, start_lab, wait_for
+from .conftest import ARTIFACTS, run_notebook, start_lab, wait_for, watch_xp_rise
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 PAGE_ROOTS = {"tavern": ".realm-hero-card", "quests": ".rq-box", "oracle": ".ro-box", "vault": ".rv-box",
               "settings": ".rs-box", "scheduler": ".rk-box", "guild": ".rg-box"}
-
-
-def xp_of(page) -> int:
-    return int(re.search(r"XP (\d+)", page.locator("[data-stat=xp]").first.text_content()).group(1))
 
 
 def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home, procs, chromium, tmp_path):
@@ -34,9 +28,7 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
 
     for css in PAGE_ROOTS.values():
         page.locator(css).first.wait_for(state="attached", timeout=120_000)
-    page.locator("[data-stat=xp]").first.wait_for(timeout=60_000)
-    first = xp_of(page)
-    wait_for(lambda: xp_of(page) > first, 120, "XP to rise in the notebook")
+    watch_xp_rise(page, timeout=120)
     page.locator(".jp-OutputArea .bk-Canvas, .jp-OutputArea canvas").first.wait_for(state="attached",
                                                                                    timeout=90_000)
 
