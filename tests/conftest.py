@@ -128,9 +128,10 @@ def procs(tmp_path) -> Iterator[Procs]:
     p.stop_all()
 
 
-def start_daemon(procs: Procs, paths: RealmPaths, name: str = "daemon") -> subprocess.Popen:
+def start_daemon(procs: Procs, paths: RealmPaths, name: str = "daemon", **env: str) -> subprocess.Popen:
+    """A real daemon subprocess on this realm; `env` adds variables (fault hooks)."""
     return procs.start(name, [sys.executable, "-m", "realm_kernel.daemon", "--home",
-                              str(paths.home)], child_env(paths.home))
+                              str(paths.home)], {**child_env(paths.home), **env})
 
 
 def read_json(path: Path) -> dict:

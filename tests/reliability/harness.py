@@ -29,6 +29,7 @@ from realm_kernel.paths import RealmPaths
 from realm_kernel.recovery import ledger_consistency
 
 from ..conftest import Procs, child_env, wait_for
+from ..conftest import start_daemon as conftest_start_daemon
 
 # Each point names a place where one step writes two things; see realm_kernel/faults.py.
 CI_SCHEDULE = ["step@4", "checkpoint_write@1", "checkpoint_publish@1", "checkpoint_ledger@1",
@@ -93,11 +94,8 @@ def complete_dirs(paths: RealmPaths) -> list[Path]:
 
 
 def start_daemon(procs: Procs, paths: RealmPaths, name: str, fault: str | None = None):
-    env = child_env(paths.home)
-    if fault and not fault.startswith("delay:"):
-        env["REALM_FAULT_PAUSE"] = fault
-    return procs.start(name, [sys.executable, "-m", "realm_kernel.daemon", "--home",
-                              str(paths.home)], env)
+    pause = {"REALM_FAULT_PAUSE": fault} if fault and not fault.startswith("delay:") else {}
+    return conftest_start_daemon(procs, paths, name, **pause)
 
 
 def crash(procs: Procs, paths: RealmPaths, fault: str, index: int, timeout: float = 120) -> Kill:

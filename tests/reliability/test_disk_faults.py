@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import errno
 import subprocess
-import sys
 
 import pytest
 
 from realm_kernel.api import Realm
 from realm_kernel.status import TRAINING, read_status
 
-from ..conftest import child_env, wait_for
+from ..conftest import start_daemon, wait_for
 from .harness import FAULT_TOML, complete_dirs, digest
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
-
-
-def start(procs, paths, name, **env):
-    return procs.start(name, [sys.executable, "-m", "realm_kernel.daemon", "--home", str(paths.home)],
-                       {**child_env(paths.home), **env})
 
 
 def assert_disk_full_handled(paths, realm, quest, before, daemon, fragment):
@@ -57,13 +51,13 @@ def test_simulated_enospc_on_save(realm_home, procs):
     realm = Realm(realm_home.home)
     quest = realm.generate_quest("bin", 1, 160, seed=41).name
     # The first save succeeds, every later one finds the disk full.
-    daemon = start(procs, realm_home, "daemon-enospc", REALM_FAULT="enospc_on_save@2")
+    daemon = start_daemon(procs, realm_home, "daemon-enospc", REALM_FAULT="enospc_on_save@2")
     wait_for(lambda: realm.checkpoints.latest(), 120, "a first checkpoint")
     last = complete_dirs(realm_home)[-1]
     before = (last.name, digest(last))
     assert_disk_full_handled(realm_home, realm, quest, before, daemon, "No space left on device")
     assert procs.stop(daemon) == 0
-    start(procs, realm_home, "daemon-2")
+    start_daemon(procs, realm_home, "daemon-2")
     resume_to_the_end(realm_home, realm, quest, before)
 
 
@@ -95,7 +89,7 @@ def test_real_full_tmpfs_under_checkpoints(realm_home, procs):
         realm_home.config_file.write_text(FAULT_TOML)
         realm = Realm(realm_home.home)
         quest = realm.generate_quest("bin", 1, 160, seed=43).name
-        daemon = start(procs, realm_home, "daemon-tmpfs")
+        daemon = start_daemon(procs, realm_home, "daemon-tmpfs")
         wait_for(lambda: realm.checkpoints.latest(), 120, "a first checkpoint")
         realm.control("pause")
         wait_for(lambda: read_status(realm_home, TRAINING).get("state") == "paused", 60, "paused")
