@@ -145,10 +145,16 @@ def test_hostile_quest_files_are_refused_by_name_and_the_daemon_lives(hostile, t
     for name, _, fragment in cases:
         assert fragment in got[name]["summary"], (name, got[name]["summary"])
         assert (paths.queue("failed") / got[name]["stored_as"]).exists() or name == "pipe.jsonl"
-    # Refused, recorded, and nothing outside the realm touched or created.
-    failed_rows = {r["quest_id"] for r in realm.sql("SELECT quest_id FROM quest_status "
-                                                    "WHERE status = 'failed'")}
-    assert {got[n]["stored_as"] for n in wanted} <= failed_rows
+    # Refused, recorded, and nothing outside the realm touched or created. The ledger row
+    # follows the move to failed/ (and its reason file) by a moment.
+    stored = {got[n]["stored_as"] for n in wanted}
+
+    def failed_rows() -> set[str]:
+        return {r["quest_id"] for r in realm.sql("SELECT quest_id FROM quest_status "
+                                                 "WHERE status = 'failed'")}
+
+    wait_for(lambda: stored <= failed_rows(), 30, "a failed row for every refused file")
+    assert stored <= failed_rows()
     assert target.read_text() == GOOD * 3 and (outside / "inner.jsonl").exists()
     assert not list(paths.home.rglob("pwned")) and not os.path.exists("pwned")
     assert not [p for p in paths.inbox.iterdir() if not p.name.startswith(".")]
