@@ -52,9 +52,9 @@ def report(name: str, figures: dict, summary: str, out_dir: Path | None = None) 
 
 def run_engine(model_dir: Path, examples: list[dict], training, workdir: Path):
     """One quest through our TrainerEngine in a fresh realm home; its TrainingResult."""
-    from realm_kernel.engine import Job, TrainerEngine
-    from realm_kernel.ledger import Ledger
-    from realm_kernel.paths import RealmPaths
+    from realm_kernel.store.ledger import Ledger
+    from realm_kernel.store.paths import RealmPaths
+    from realm_kernel.train import Job, TrainerEngine
 
     paths = RealmPaths.at(workdir).ensure()
     job = Job(quest_id="bench.jsonl", examples=examples, model_path=model_dir, run_id="bench",

@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import record, run_engine  # noqa: E402
 
-from realm_kernel.config import TrainingConfig  # noqa: E402
-from realm_kernel.dio_mini import build_dio_mini  # noqa: E402
-from realm_kernel.engine.data import build_datasets  # noqa: E402
-from realm_kernel.engine.mixed import mixed_examples  # noqa: E402
-from realm_kernel.engine.presets import PRESETS, init_from_config  # noqa: E402
-from realm_kernel.vram import CUDA_CONTEXT_BYTES, count_params, estimate  # noqa: E402
+from realm_kernel.store.config import TrainingConfig  # noqa: E402
+from realm_kernel.train.data import build_datasets  # noqa: E402
+from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
+from realm_kernel.train.mixed import mixed_examples  # noqa: E402
+from realm_kernel.train.presets import PRESETS, init_from_config  # noqa: E402
+from realm_kernel.train.vram import CUDA_CONTEXT_BYTES, count_params, estimate  # noqa: E402
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12,
                    "4090": 165e12, "3090": 71e12}

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import report  # noqa: E402
 
 from realm_kernel.api import Realm  # noqa: E402
-from realm_kernel.ledger import Ledger  # noqa: E402
-from realm_kernel.paths import RealmPaths  # noqa: E402
+from realm_kernel.store.ledger import Ledger  # noqa: E402
+from realm_kernel.store.paths import RealmPaths  # noqa: E402
 
 
 def metric_rows(start: int, n: int) -> list[dict]:

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import record  # noqa: E402
 
-from realm_kernel.dio_mini import build_dio_mini  # noqa: E402
-from realm_kernel.engine.presets import init_from_config  # noqa: E402
-from realm_kernel.oracle import ModelPool, Sampling  # noqa: E402
+from realm_kernel.oracle.pool import ModelPool, Sampling  # noqa: E402
+from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
+from realm_kernel.train.presets import init_from_config  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Binary Alchemy, level 1. Add without carry: ①⓪① + ①⓪⓪ = ?"}]
 

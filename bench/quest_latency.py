@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import report  # noqa: E402
 
 import skills  # noqa: E402
-from realm_kernel.config import load_config  # noqa: E402
-from realm_kernel.dio_mini import build_dio_mini  # noqa: E402
-from realm_kernel.ledger import Ledger  # noqa: E402
-from realm_kernel.paths import RealmPaths, read_json  # noqa: E402
-from realm_kernel.quests import write_quest  # noqa: E402
+from realm_kernel.quests.formats import write_quest  # noqa: E402
+from realm_kernel.store.config import load_config  # noqa: E402
+from realm_kernel.store.ledger import Ledger  # noqa: E402
+from realm_kernel.store.paths import RealmPaths, read_json  # noqa: E402
+from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
 
 
 def wait(predicate, timeout: float, poll: float = 0.01):
@@ -55,7 +55,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("REALM_")}
         env["REALM_HOME"] = str(paths.home)
         log = open(paths.logs / "daemon.log", "wb")  # noqa: SIM115
-        daemon = subprocess.Popen([sys.executable, "-m", "realm_kernel.daemon", "--home",
+        daemon = subprocess.Popen([sys.executable, "-m", "realm_kernel.services.daemon", "--home",
                                    str(paths.home)], env=env, stdout=log, stderr=subprocess.STDOUT)
         status = paths.status / "training.json"
         times, drops = [], {}

@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 from common import report  # noqa: E402
 
 from realm_kernel.api import Realm  # noqa: E402
-from realm_kernel.dio_mini import build_dio_mini  # noqa: E402
-from realm_kernel.paths import RealmPaths  # noqa: E402
-from realm_kernel.status import DAEMON, TRAINING, read_status  # noqa: E402
+from realm_kernel.store.paths import RealmPaths  # noqa: E402
+from realm_kernel.store.status import DAEMON, TRAINING, read_status  # noqa: E402
+from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
 from tests.conftest import TEST_TOML, Procs, start_daemon, wait_for  # noqa: E402
 from tests.reliability.conftest import TOKEN, auth, start_lab  # noqa: E402
 from tests.reliability.harness import (  # noqa: E402

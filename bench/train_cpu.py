@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import record, run_engine  # noqa: E402
 
-from realm_kernel.config import TrainingConfig  # noqa: E402
-from realm_kernel.dio_mini import build_dio_mini  # noqa: E402
-from realm_kernel.engine.data import build_datasets  # noqa: E402
-from realm_kernel.engine.mixed import mixed_examples  # noqa: E402
-from realm_kernel.engine.presets import init_from_config  # noqa: E402
+from realm_kernel.store.config import TrainingConfig  # noqa: E402
+from realm_kernel.train.data import build_datasets  # noqa: E402
+from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
+from realm_kernel.train.mixed import mixed_examples  # noqa: E402
+from realm_kernel.train.presets import init_from_config  # noqa: E402
 
 
 def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Path) -> float:

@@ -10,12 +10,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .admission import check_quest
-from .config import ConfigError, RealmConfig, load_config
-from .hero import hero_stats
-from .ledger import SCHEMA_VERSION, CheckpointLedger, Ledger, json_data
-from .paths import PRIORITIES, RealmPaths
-from .quests import (
+from .evals.hero import hero_stats
+from .quests.admission import check_quest
+from .quests.formats import (
     QuestError,
     QuestReport,
     check_name,
@@ -26,12 +23,15 @@ from .quests import (
     set_priority,
     write_quest,
 )
-from .service import pid_alive
-from .status import DAEMON, TRAINING, WEAVER, read_status
-from .vault import VaultError, VaultKeeper
+from .store.config import ConfigError, RealmConfig, load_config
+from .store.ledger import SCHEMA_VERSION, CheckpointLedger, Ledger, json_data
+from .store.paths import PRIORITIES, RealmPaths
+from .store.process import pid_alive
+from .store.status import DAEMON, TRAINING, WEAVER, read_status
+from .store.vault import VaultError, VaultKeeper
 
 if TYPE_CHECKING:
-    from .oracle import Oracle
+    from .oracle.pool import Oracle
 
 CONTROLS = ("pause", "resume", "stop", "skip")
 
@@ -213,7 +213,7 @@ class Realm:
         """GPU memory to fully fine-tune the hero's base model with the realm's settings
         (what the Settings page shows live as fields change). Overrides: seq_len,
         batch_size, dtype, optimizer, gradient_checkpointing, liger."""
-        from .vram import estimate_from_path
+        from .train.vram import estimate_from_path
         cfg = self.config
         t = cfg.training
         kwargs: dict[str, Any] = {
@@ -227,22 +227,22 @@ class Realm:
     # -- skills ---------------------------------------------------------------------
     def record_eval(self, result: Any, step: int | None = None, checkpoint: str | None = None) -> str:
         """Store an `skills.EvalResult` (overall + per primitive); returns its run id."""
-        from .skillbook import record_eval
+        from .evals.skillbook import record_eval
         return record_eval(self.ledger, result, step, checkpoint)
 
     def skill_state(self, skill: str) -> dict:
-        from .skillbook import skill_state
+        from .evals.skillbook import skill_state
         return skill_state(self.ledger, skill).as_dict()
 
     def eval_report(self, skill: str, threshold: float = 0.8) -> dict:
-        from .skillbook import eval_report
+        from .evals.skillbook import eval_report
         return eval_report(self.ledger, skill, threshold)
 
     def spar(self, result: Any, seed: int | None = None) -> Path:
         """Sparring from an eval's wrong answers: 3 examples each, into queue/high."""
         from skills.sparring import SPARRING_SEED, sparring_examples
 
-        from .skillbook import SparringError, publish_sparring
+        from .evals.skillbook import SparringError, publish_sparring
         if not result.wrong:
             raise SparringError("every answer was right: nothing to spar about")
         examples = sparring_examples(result, SPARRING_SEED if seed is None else seed)
@@ -256,7 +256,7 @@ class Realm:
         import skills
         from skills.sparring import targeted_problems
 
-        from .skillbook import primitive_accuracy, skill_state
+        from .evals.skillbook import primitive_accuracy, skill_state
         level = skill_state(self.ledger, skill).level if level is None else level
         acc = primitive_accuracy(self.ledger, skill, level)
         if not acc:
@@ -324,12 +324,12 @@ class Realm:
     # -- the Tavern's pages (issue 8) ---------------------------------------------------
     def achievements(self) -> list[dict]:
         """Earned achievements, oldest first, each with its date."""
-        from .achievements import earned
+        from .evals.achievements import earned
         return earned(self.ledger)
 
     def check_achievements(self) -> list[dict]:
         """Award what the ledger's facts have earned and not yet recorded; the new ones."""
-        from .achievements import award
+        from .evals.achievements import award
         return award(self.ledger)
 
     def skills_summary(self) -> list[dict]:
@@ -346,7 +346,7 @@ class Realm:
     def settings(self) -> dict:
         """realm.toml's fields (effective values, types, bounds, choices, which are
         critical) for the Settings page; `error` while the file is broken."""
-        from .settings import describe
+        from .store.settings import describe
         try:
             cfg, error = self.config, None
         except ConfigError as e:
@@ -357,7 +357,7 @@ class Realm:
         """Validate {"section.key": value} against the config models and write realm.toml
         atomically. Critical fields (max_length, base_model, ...) need confirm=True;
         without it nothing is written and `needs_confirmation` names them."""
-        from .settings import save
+        from .store.settings import save
         result = save(self.paths, changes, confirm)
         if result.get("ok"):
             self.ledger.event("settings_changed", "Settings changed: " + ", ".join(sorted(changes)))
@@ -365,7 +365,7 @@ class Realm:
 
     def disk_usage(self) -> dict:
         """The realm home's disk: free/total bytes and what checkpoints take."""
-        from .vault import dir_bytes
+        from .store.vault import dir_bytes
         du = shutil.disk_usage(self.paths.home)
         ckpt = self.paths.checkpoints
         return {"total": du.total, "used": du.used, "free": du.free,
@@ -443,9 +443,9 @@ class Realm:
             return self.__dict__["_oracle"]
 
     def _make_oracle(self) -> Oracle:
-        from .oracle import ModelPool, Oracle, UnknownCheckpoint, list_checkpoints, locate_checkpoint
-        from .oracle_hosts import inference_hosts
-        from .oracle_remote import RemoteOracle
+        from .oracle.hosts import inference_hosts
+        from .oracle.pool import ModelPool, Oracle, UnknownCheckpoint, list_checkpoints, locate_checkpoint
+        from .oracle.remote import RemoteOracle
 
         cfg = self.config
 
@@ -467,7 +467,7 @@ class Realm:
                 return path.name, path
 
         def name_of(step: int) -> str:
-            from .oracle import checkpoint_row
+            from .oracle.pool import checkpoint_row
             return checkpoint_row(self.ledger, base(), step)["name"]
 
         def remotes() -> dict[str, RemoteOracle]:
@@ -484,26 +484,26 @@ class Realm:
         return self.oracle.probe(skill, step, host, seed=seed,
                                  level_of=lambda s: self.skill_state(s)["level"])
 
-    # -- task master and curriculum (realm_kernel/taskmaster.py, curriculum.py) --------
+    # -- task master and curriculum (realm_kernel/services/taskmaster.py, curriculum.py) --------
     def tasks(self, check_work: bool = False) -> list[dict]:
         """Every registered task with its settings and last run (task_id, name, priority,
         resource, cooldown_s, enabled, notebook, last_run, last_status, next_eligible,
         output, detail); with check_work, also whether it may run now and why not."""
-        from .taskmaster import describe, gpu_status
+        from .services.taskmaster import describe, gpu_status
         return describe(self, gpu_status() if check_work else None, check_work=check_work)
 
     def run_task(self, task_id: str) -> dict:
         """Ask the Task Master process to run a task now (a request file it takes first)."""
-        from .taskmaster import request_run
+        from .services.taskmaster import request_run
         return request_run(self, task_id)
 
     def set_task(self, task_id: str, *, enabled: bool | None = None, priority: int | None = None,
                  cooldown_s: float | None = None) -> dict:
-        from .taskmaster import set_task
+        from .services.taskmaster import set_task
         return set_task(self, task_id, enabled, priority, cooldown_s)
 
     def taskmaster_status(self) -> dict:
-        from .taskmaster import STATUS, gpu_status
+        from .services.taskmaster import STATUS, gpu_status
         d = read_status(self.paths, STATUS)
         d["alive"] = bool(d.get("pid")) and pid_alive(d.get("pid")) and d.get("state") != "offline"
         d["gpu"] = gpu_status()
@@ -512,7 +512,7 @@ class Realm:
     def curriculum(self) -> list[dict]:
         """Per skill: skill, name, icon, level, max_level, recent, review_levels, priority,
         enabled."""
-        from .curriculum import plan
+        from .evals.curriculum import plan
         return plan(self.ledger, self.safe_config().curriculum)
 
     def quests_waiting(self) -> int:
@@ -525,7 +525,7 @@ class Realm:
         """The curriculum's next quest (skill by priority, its current level plus review)
         into the inbox; queued curriculum quests of a level the skill has left are
         withdrawn first. None when no skill is enabled."""
-        from . import curriculum
+        from .evals import curriculum
         cfg = self.safe_config().curriculum
         plans = self.curriculum()
         withdrawn = []
@@ -560,20 +560,20 @@ class Realm:
 
     def eval_queue(self) -> list[dict]:
         """Checkpoints waiting for their one eval, oldest first."""
-        from .evalqueue import pending
+        from .evals.evalqueue import pending
         return pending(self)
 
     def evaluate_pending(self, max_checkpoints: int = 6, size: int | None = None) -> list[dict]:
         """Evaluate waiting checkpoints (each exactly once) on their skill's current
         level; records evals, per-primitive accuracy, level-ups and champions."""
-        from .evalqueue import evaluate
+        from .evals.evalqueue import evaluate
         return [evaluate(self, req, size) for req in self.eval_queue()[:max_checkpoints]]
 
     def spar_checkpoint(self, skill: str, count: int = 40, step: int | None = None,
                         seed: int | None = None) -> dict:
         """A sparring session: `count` fresh problems for a checkpoint (default newest);
         wrong answers -> 3 examples each -> queue/high."""
-        from .evalqueue import spar
+        from .evals.evalqueue import spar
         return spar(self, skill, count, step, seed)
 
     def cleanup_checkpoints(self, apply: bool = True) -> dict:

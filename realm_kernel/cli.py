@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from .paths import REPO_ROOT, RealmPaths
+from .store.paths import REPO_ROOT, RealmPaths
 
 app = typer.Typer(help="Realm of Training: fine-tune DIO like the hero of an idle RPG.",
                   no_args_is_help=True, add_completion=False)
@@ -39,9 +39,9 @@ def _guarded(fn, *args, **kwargs):
     """Run a Realm call; a known user error exits 2 with its message, not a traceback."""
     import duckdb
 
-    from .config import ConfigError
-    from .quests import QuestError
-    from .vault import VaultError
+    from .quests.formats import QuestError
+    from .store.config import ConfigError
+    from .store.vault import VaultError
     try:
         return fn(*args, **kwargs)
     except (QuestError, VaultError, LookupError, ValueError, ConfigError, OSError,
@@ -60,7 +60,7 @@ def _home(home: Path = typer.Option(None, "--home", envvar="REALM_HOME",
 @app.command("build-dio-mini")
 def build_dio_mini_cmd(force: bool = False, seed: int = 0) -> None:
     """Build the CPU demo hero into <home>/models/dio-mini."""
-    from .dio_mini import build_dio_mini
+    from .train.dio_mini import build_dio_mini
     paths = RealmPaths.at().ensure()
     typer.echo(f"dio-mini at {build_dio_mini(paths.dio_mini, seed=seed, force=force)}")
 
@@ -68,7 +68,7 @@ def build_dio_mini_cmd(force: bool = False, seed: int = 0) -> None:
 @app.command()
 def daemon() -> None:
     """Run the training daemon in the foreground."""
-    from .daemon import main
+    from .services.daemon import main
     raise typer.Exit(main(["--home", str(RealmPaths.at().home)]))
 
 
@@ -107,7 +107,7 @@ def skip() -> None:
 def quest_add(file: Path, priority: str = typer.Option(None, "--priority",
                                                        help="high | normal | low")) -> None:
     """Validate FILE and drop it into the inbox."""
-    from .quests import QuestError
+    from .quests.formats import QuestError
     try:
         _print(_realm().add_quest(file, priority=priority))
     except (QuestError, ValueError, OSError) as e:
@@ -221,7 +221,7 @@ def skills_generate(skill: str, level: int = typer.Option(1, "--level"),
     """Generate problems (printed as JSON lines, or a quest file with --out)."""
     import skills
 
-    from .quests import write_quest
+    from .quests.formats import write_quest
     with _skill_errors():
         problems = skills.generate(skill, level, count, seed)
     if out:
@@ -266,7 +266,7 @@ def oracle_chat(step: int = typer.Option(..., "--step", help="Exact step (0 = th
                 temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy.")) -> None:
     """Chat with one checkpoint (loaded into this process, or served by --host); every
     answer ends with the name and path of the model that gave it."""
-    from .oracle import ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
+    from .oracle.pool import ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
     oracle = _realm().oracle
     sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature}
     try:
@@ -324,8 +324,8 @@ def vram(model: str = typer.Argument("qwen3-0.6b", help="A preset (qwen3-0.6b, q
          checkpointing: bool = typer.Option(False, "--checkpointing"),
          liger: bool = typer.Option(False, "--liger"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Estimate the GPU memory of full fine-tuning (weights, grads, optimizer, activations, logits)."""
-    from .engine.presets import PRESETS
-    from .vram import estimate, estimate_from_path
+    from .train.presets import PRESETS
+    from .train.vram import estimate, estimate_from_path
     kwargs = dict(seq_len=seq_len, batch_size=batch_size, dtype=dtype, optimizer=optimizer,
                   gradient_checkpointing=checkpointing, liger=liger)
     try:
@@ -359,7 +359,7 @@ def train(ctx: typer.Context, quest: Path,
                      f"--master_port={_free_port()}"])
         cmd = [sys.executable, "-m", *launcher, "-m", "realm_kernel.cli", *argv]
         os.execvp(cmd[0], cmd)
-    from .engine.standalone import train_quest
+    from .train.standalone import train_quest
     result = train_quest(quest, model=model, from_config=from_config, max_steps=max_steps,
                          optimizer=optimizer, packing=packing)
     if result is not None:
@@ -504,7 +504,7 @@ def tasks_run(task_id: str, queue: bool = typer.Option(
     if queue:
         _print(_guarded(r.run_task, task_id))
         return
-    from .taskmaster import TaskMaster
+    from .services.taskmaster import TaskMaster
     tm = TaskMaster(r.paths.home)
     tm.reload_config()
     result = _guarded(tm.run, task_id, "realm tasks run")
@@ -516,7 +516,7 @@ def tasks_run(task_id: str, queue: bool = typer.Option(
 @tasks_app.command("once")
 def tasks_once() -> None:
     """Run the highest-priority available task once (nothing when none is available)."""
-    from .taskmaster import TaskMaster
+    from .services.taskmaster import TaskMaster
     result = TaskMaster(RealmPaths.at().home).once()
     _print(result or {"ran": None, "detail": "no task is available"})
 
@@ -524,7 +524,7 @@ def tasks_once() -> None:
 @tasks_app.command("daemon")
 def tasks_daemon() -> None:
     """Run the Task Master loop in the foreground (the Weaver runs it beside the daemon)."""
-    from .taskmaster import main
+    from .services.taskmaster import main
     raise typer.Exit(main(["--home", str(RealmPaths.at().home)]))
 
 
@@ -552,7 +552,7 @@ def champion(step: str = typer.Argument(None, help="promote this checkpoint step
 @app.command()
 def hosts() -> None:
     """The host registry (hosts.toml), and whether the trainer is this machine."""
-    from .hosts import HostRegistry
+    from .store.hosts import HostRegistry
     reg = _guarded(HostRegistry.load)
     _print({"source": str(reg.source) if reg.source else None,
             "trainer_local": reg.is_trainer_local(),
@@ -570,7 +570,7 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
 
     Extra arguments go to JupyterLab (e.g. --IdentityProvider.token=...)."""
     from .api import Realm
-    from .dio_mini import build_dio_mini
+    from .train.dio_mini import build_dio_mini
 
     realm = Realm()
     if not realm.config.hero.base_model:
@@ -597,7 +597,7 @@ def _play_headless(realm) -> int:
     import signal
     import threading
 
-    from .server.weaver import Weaver
+    from .services.weaver import Weaver
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -625,7 +625,7 @@ def tavern(ctx: typer.Context, address: str = typer.Option("127.0.0.1", help="Ad
 
     Another address, or a websocket origin of another host, needs --basic-auth or
     --oauth-provider. Extra arguments go to the app (--oauth-key, --oauth-secret, ...)."""
-    from .tavern_server import ExposureError, TavernServer
+    from .services.tavern_server import ExposureError, TavernServer
 
     server = TavernServer(address, port, basic_auth, oauth_provider, cookie_secret,
                           list(allow_websocket_origin), list(ctx.args))

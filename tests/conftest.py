@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from realm_kernel.paths import RealmPaths
+from realm_kernel.store.paths import RealmPaths
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -67,7 +67,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def dio_mini_dir(tmp_path_factory) -> Path:
-    from realm_kernel.dio_mini import build_dio_mini
+    from realm_kernel.train.dio_mini import build_dio_mini
     return build_dio_mini(tmp_path_factory.mktemp("hero") / "dio-mini")
 
 
@@ -130,7 +130,7 @@ def procs(tmp_path) -> Iterator[Procs]:
 
 def start_daemon(procs: Procs, paths: RealmPaths, name: str = "daemon", **env: str) -> subprocess.Popen:
     """A real daemon subprocess on this realm; `env` adds variables (fault hooks)."""
-    return procs.start(name, [sys.executable, "-m", "realm_kernel.daemon", "--home",
+    return procs.start(name, [sys.executable, "-m", "realm_kernel.services.daemon", "--home",
                               str(paths.home)], {**child_env(paths.home), **env})
 
 
@@ -152,7 +152,7 @@ def chromium():
 def start_lab(procs: Procs, paths: RealmPaths, tmp_path: Path, token: str = "browser-test") -> str:
     """`realm play` (JupyterLab, the extension's daemon and Task Master) on a free port,
     serving a copy of notebooks/; its base URL once the realm API answers."""
-    from realm_kernel.paths import REPO_ROOT
+    from realm_kernel.store.paths import REPO_ROOT
     root = tmp_path / "lab-root"
     shutil.copytree(REPO_ROOT / "notebooks", root / "notebooks")
     port = free_port()

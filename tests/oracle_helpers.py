@@ -11,10 +11,10 @@ import pytest
 import requests
 
 import skills
-from realm_kernel.config import load_config
-from realm_kernel.engine import Job, TrainerEngine
-from realm_kernel.ledger import Ledger
-from realm_kernel.paths import RealmPaths
+from realm_kernel.store.config import load_config
+from realm_kernel.store.ledger import Ledger
+from realm_kernel.store.paths import RealmPaths
+from realm_kernel.train import Job, TrainerEngine
 
 from .conftest import TEST_TOML, child_env, free_port, wait_for
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from realm_kernel.paths import REPO_ROOT
+from realm_kernel.store.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

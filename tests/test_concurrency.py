@@ -10,7 +10,7 @@ import time
 import pytest
 
 from realm_kernel.api import Realm
-from realm_kernel.status import TRAINING, read_status
+from realm_kernel.store.status import TRAINING, read_status
 
 from .conftest import child_env, start_daemon, wait_for
 

@@ -1,6 +1,6 @@
 import pytest
 
-from realm_kernel.config import ConfigError, load_config
+from realm_kernel.store.config import ConfigError, load_config
 
 
 def test_defaults_without_a_file(tmp_path):
@@ -33,7 +33,7 @@ def test_env_override(tmp_path):
 
 
 def test_base_model_path(tmp_path):
-    from realm_kernel.paths import RealmPaths
+    from realm_kernel.store.paths import RealmPaths
     paths = RealmPaths.at(tmp_path)
     assert load_config(tmp_path, environ={}).base_model_path(paths) == paths.dio_mini
     (tmp_path / "realm.toml").write_text('[hero]\nbase_model = "/models/Qwen3-0.6B"\n')

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from realm_kernel.api import Realm
-from realm_kernel.status import TRAINING, read_status
+from realm_kernel.store.status import TRAINING, read_status
 
 from .conftest import child_env, read_json, start_daemon, wait_for
 
@@ -67,7 +67,8 @@ def test_generated_quest_trains_and_bad_quest_fails_while_daemon_lives(realm_hom
 def test_second_daemon_refuses_and_names_the_holder(realm_home, procs):
     first = start_daemon(procs, realm_home, "first")
     wait_for(lambda: read_status(realm_home, "daemon.json").get("pid") == first.pid, 60, "first daemon")
-    second = subprocess.run([sys.executable, "-m", "realm_kernel.daemon", "--home", str(realm_home.home)],
+    second = subprocess.run([sys.executable, "-m", "realm_kernel.services.daemon",
+                             "--home", str(realm_home.home)],
                             env=child_env(realm_home.home), capture_output=True, text=True, timeout=120)
     assert second.returncode == 3
     assert f"pid {first.pid}" in second.stderr and "already runs" in second.stderr

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from realm_kernel.engine.data import IGNORE, PadCollator, assistant_spans, build_datasets, tokenize_example
+from realm_kernel.train.data import IGNORE, PadCollator, assistant_spans, build_datasets, tokenize_example
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import hashlib
 import json
 
-from realm_kernel.dio_mini import build_dio_mini
+from realm_kernel.train.dio_mini import build_dio_mini
 
 
 def digest(path):

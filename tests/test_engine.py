@@ -6,10 +6,10 @@ import re
 import pytest
 
 import skills
-from realm_kernel.config import load_config
-from realm_kernel.engine import Job, TrainerEngine
-from realm_kernel.engine.callbacks import canonical_name
-from realm_kernel.ledger import Ledger
+from realm_kernel.store.config import load_config
+from realm_kernel.store.ledger import Ledger
+from realm_kernel.train import Job, TrainerEngine
+from realm_kernel.train.callbacks import canonical_name
 
 pytestmark = pytest.mark.slow
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from realm_kernel.config import load_config
-from realm_kernel.engine import Job, TrainerEngine
-from realm_kernel.engine.mixed import mixed_examples as mixed_bin_examples
-from realm_kernel.ledger import Ledger
+from realm_kernel.store.config import load_config
+from realm_kernel.store.ledger import Ledger
+from realm_kernel.train import Job, TrainerEngine
+from realm_kernel.train.mixed import mixed_examples as mixed_bin_examples
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,7 @@ def test_muon_trains_and_packing_counts_real_tokens(realm_home):
     # Tokens seen are the real tokens of one epoch, not the sum of a 4-D mask.
     from transformers import AutoTokenizer
 
-    from realm_kernel.engine.data import build_datasets
+    from realm_kernel.train.data import build_datasets
     tok = AutoTokenizer.from_pretrained(realm_home.dio_mini)
     train, _, _ = build_datasets(tok, examples, 128, 0.0, 0, 42)
     real = sum(len(r["input_ids"]) for r in train.rows)
@@ -83,7 +83,7 @@ def test_two_process_gloo_training_writes_the_realm_once(realm_home, tmp_path):
     import subprocess
     import sys
 
-    from realm_kernel.quests import write_quest
+    from realm_kernel.quests.formats import write_quest
 
     from .conftest import child_env
 

@@ -1,4 +1,4 @@
-from realm_kernel.hero import hero_stats, inverse
+from realm_kernel.evals.hero import hero_stats, inverse
 
 
 def stats(**kw):

@@ -1,8 +1,8 @@
 import pytest
 
-from realm_kernel.config import ConfigError
-from realm_kernel.hosts import HostRegistry, get_service_url, is_trainer_local
-from realm_kernel.remote import RemoteLedgerClient, get_ledger_client
+from realm_kernel.store.config import ConfigError
+from realm_kernel.store.hosts import HostRegistry, get_service_url, is_trainer_local
+from realm_kernel.store.remote_ledger import RemoteLedgerClient, get_ledger_client
 
 
 def test_without_a_file_the_realm_is_one_machine(tmp_path):

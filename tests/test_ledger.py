@@ -3,8 +3,8 @@ import sys
 
 import duckdb
 
-from realm_kernel.ledger import TABLES, Ledger, MetricBuffer
-from realm_kernel.paths import RealmPaths
+from realm_kernel.store.ledger import TABLES, Ledger, MetricBuffer
+from realm_kernel.store.paths import RealmPaths
 
 
 def make(tmp_path, writer="test"):
@@ -81,7 +81,7 @@ def test_user_read_only_connection_sees_new_rows_and_never_blocks_writers(tmp_pa
 
 
 def test_compaction_bounds_segments_and_keeps_every_row_once(tmp_path, monkeypatch):
-    import realm_kernel.ledger as ledger_mod
+    import realm_kernel.store.ledger as ledger_mod
     monkeypatch.setattr(ledger_mod, "OLD_GENERATION_GRACE_S", 0.0)
     led = make(tmp_path)
     for step in range(300):
@@ -96,8 +96,8 @@ def test_compaction_bounds_segments_and_keeps_every_row_once(tmp_path, monkeypat
 
 READER = """
 import sys, time, duckdb
-from realm_kernel.ledger import Ledger
-from realm_kernel.paths import RealmPaths
+from realm_kernel.store.ledger import Ledger
+from realm_kernel.store.paths import RealmPaths
 raw = duckdb.connect(sys.argv[1], read_only=True)   # a user's own connection
 ours = Ledger(RealmPaths.at(sys.argv[2]))           # the API's reader
 raw_seen, ours_seen = [], []
@@ -140,7 +140,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
 
-from realm_kernel.ledger import SCHEMA_VERSION, CheckpointLedger, extract_step  # noqa: E402
+from realm_kernel.store.ledger import SCHEMA_VERSION, CheckpointLedger, extract_step  # noqa: E402
 
 
 def test_an_old_ledger_is_migrated_and_keeps_its_rows(tmp_path):
@@ -203,7 +203,7 @@ def test_checkpoint_ledger_api(tmp_path):
 
 
 def test_tail_reads_match_the_full_query(tmp_path, monkeypatch):
-    import realm_kernel.ledger as ledger_mod
+    import realm_kernel.store.ledger as ledger_mod
     monkeypatch.setattr(ledger_mod, "OLD_GENERATION_GRACE_S", 0.0)
     led = make(tmp_path)
     # Steps out of order across segments (a resumed run repeats steps), eval rows sparse.

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from realm_kernel.engine.optim import (
+from realm_kernel.train.optim import (
     MuonWithAdamW,
     build_optimizer,
     split_muon_params,

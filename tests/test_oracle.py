@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from realm_kernel.api import Realm
-from realm_kernel.oracle import (
+from realm_kernel.oracle.pool import (
     ModelNotLoaded,
     OracleError,
     Sampling,
@@ -17,7 +17,7 @@ from realm_kernel.oracle import (
     chat_messages,
     require_step,
 )
-from realm_kernel.oracle_remote import served_matches
+from realm_kernel.oracle.remote import served_matches
 
 from .conftest import child_env
 from .oracle_helpers import STEPS, start_stub

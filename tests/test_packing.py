@@ -5,9 +5,9 @@ import random
 import pytest
 import torch
 
-from realm_kernel.engine.data import IGNORE, PadCollator, build_datasets
-from realm_kernel.engine.packing import PackedCollator, PackedDataset, block_causal_mask, pack_indices
-from realm_kernel.engine.selfcheck import MaskingError, check_labels, check_packed_batch
+from realm_kernel.train.data import IGNORE, PadCollator, build_datasets
+from realm_kernel.train.packing import PackedCollator, PackedDataset, block_causal_mask, pack_indices
+from realm_kernel.train.selfcheck import MaskingError, check_labels, check_packed_batch
 
 
 def test_pack_indices_places_every_example_once_within_capacity():

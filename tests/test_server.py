@@ -9,7 +9,7 @@ import sys
 import pytest
 import requests
 
-from realm_kernel.paths import REPO_ROOT
+from realm_kernel.store.paths import REPO_ROOT
 
 from .conftest import child_env, free_port, wait_for
 
@@ -145,7 +145,7 @@ def test_every_route_with_the_token(tmp_path, realm_home, procs):
     """With the daemon off (REALM_WEAVER=0), so the queue holds still: every route answers
     JSON; bad input is a 4xx, never a 500; nothing escapes the realm home."""
     from realm_kernel.api import Realm
-    from realm_kernel.ledger import Ledger
+    from realm_kernel.store.ledger import Ledger
 
     from .test_vault import fake_checkpoint
     led = Ledger(realm_home, "seed")
@@ -201,7 +201,7 @@ def test_every_route_with_the_token(tmp_path, realm_home, procs):
     assert api(base, "GET", "ledger/best?metric=vibes").status_code == 400
     assert api(base, "GET", "ledger?limit=x").status_code == 400
     assert api(base, "GET", "ledger/summary").json()["count"] == 2
-    from realm_kernel.remote import RemoteLedgerClient
+    from realm_kernel.store.remote_ledger import RemoteLedgerClient
     remote = RemoteLedgerClient(f"{base}/realm/api/ledger", token=TOKEN)
     local = Realm(realm_home.home).checkpoints
     assert remote.is_available() and not RemoteLedgerClient(f"{base}/realm/api/ledger",

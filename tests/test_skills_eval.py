@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 import skills
 from realm_kernel.api import Realm
 from realm_kernel.cli import app
-from realm_kernel.quests import load_quest
-from realm_kernel.skillbook import SparringError, check_sparring_file, publish_sparring
+from realm_kernel.evals.skillbook import SparringError, check_sparring_file, publish_sparring
+from realm_kernel.quests.formats import load_quest
 from skills.evaluation import eval_problems
 from skills.sparring import (
     SAYS_RIGHT,
@@ -181,8 +181,8 @@ def test_a_home_from_the_old_schema_gets_the_new_eval_columns(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from realm_kernel.ledger import SCHEMA_VERSION, Ledger
-    from realm_kernel.paths import RealmPaths
+    from realm_kernel.store.ledger import SCHEMA_VERSION, Ledger
+    from realm_kernel.store.paths import RealmPaths
 
     paths = RealmPaths.at(tmp_path / "old").ensure()
     Ledger(paths)

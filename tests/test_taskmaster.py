@@ -13,12 +13,13 @@ import nbformat
 import pytest
 
 import skills
-from realm_kernel import curriculum, evalqueue, taskmaster
 from realm_kernel.api import Realm
-from realm_kernel.config import ConfigError, load_config
-from realm_kernel.engine import Job, TrainerEngine
-from realm_kernel.quests import load_quest
-from realm_kernel.taskmaster import TaskMaster, describe, gpu_status, resource_ok
+from realm_kernel.evals import curriculum, evalqueue
+from realm_kernel.quests.formats import load_quest
+from realm_kernel.services import taskmaster
+from realm_kernel.services.taskmaster import TaskMaster, describe, gpu_status, resource_ok
+from realm_kernel.store.config import ConfigError, load_config
+from realm_kernel.train import Job, TrainerEngine
 
 from .conftest import TEST_TOML
 

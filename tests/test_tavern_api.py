@@ -8,9 +8,9 @@ import base64
 import pytest
 
 import skills
-from realm_kernel.achievements import award, hero_level_ups
 from realm_kernel.api import Realm
-from realm_kernel.config import load_config
+from realm_kernel.evals.achievements import award, hero_level_ups
+from realm_kernel.store.config import load_config
 from skills.evaluation import eval_problems
 from widgets.pages import PAGES, GuildSession, QuestSession, Session, SettingsSession, TavernSession
 
@@ -137,7 +137,7 @@ def test_every_page_has_a_session_or_is_the_oracle():
 def test_the_trainer_callback_announces_a_level_up_when_a_thousand_is_crossed(realm):
     from types import SimpleNamespace
 
-    from realm_kernel.engine.callbacks import RealmCallback
+    from realm_kernel.train.callbacks import RealmCallback
     cb = RealmCallback(paths=realm.paths, ledger=realm.ledger, job=SimpleNamespace(step_offset=0))
     cb._hero_step = 998
     cb._level_up(999)

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from realm_kernel.api import Realm
-from realm_kernel.paths import RealmPaths
+from realm_kernel.store.paths import RealmPaths
 
 from .conftest import (
     ARTIFACTS,

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from realm_kernel.api import Realm
-from realm_kernel.config import RetentionConfig
-from realm_kernel.paths import RealmPaths
-from realm_kernel.vault import VaultError, ask_vault_first
+from realm_kernel.store.config import RetentionConfig
+from realm_kernel.store.paths import RealmPaths
+from realm_kernel.store.vault import VaultError, ask_vault_first
 
 
 def fake_checkpoint(paths, step, loss):
@@ -139,7 +139,7 @@ def test_champion_and_retention(realm):
 
 
 def test_delete_checkpoint_refuses_champion_and_in_use(realm):
-    from realm_kernel.vault import ProtectedAssetError
+    from realm_kernel.store.vault import ProtectedAssetError
     realm.promote(30)
     with pytest.raises(ProtectedAssetError, match="step 30.*champion"):
         realm.delete_checkpoint(30)

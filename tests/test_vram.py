@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from realm_kernel.engine.presets import PRESETS, qwen3_config
-from realm_kernel.vram import count_params, estimate, estimate_from_path
+from realm_kernel.train.presets import PRESETS, qwen3_config
+from realm_kernel.train.vram import count_params, estimate, estimate_from_path
 
 
 @pytest.mark.parametrize("name", ["qwen3-0.6b", "qwen3-4b", "qwen3-20m"])

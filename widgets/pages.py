@@ -61,7 +61,7 @@ class Session:
                 raise ValueError(f"unknown action {name!r}")
             message, detail = handler(**args), None
         except Exception as e:  # every refusal is shown on the page, never raised into the host
-            from realm_kernel.quests import QuestError
+            from realm_kernel.quests.formats import QuestError
             log.warning("widget action %s refused: %s", name, e)
             detail = e.report.render() if isinstance(e, QuestError) else None
             message = str(e) if not isinstance(e, KeyError) else f"missing {e}"
@@ -228,7 +228,7 @@ class SettingsSession(Session):
 
     def do_preview(self, changes: dict) -> str:
         """Fields as typed so far: validation errors and the VRAM estimate, nothing written."""
-        from realm_kernel.settings import preview
+        from realm_kernel.store.settings import preview
         self.pending = dict(changes)
         self.errors = preview(self.realm.paths, self.pending)
         self._estimate()

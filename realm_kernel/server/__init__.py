@@ -10,10 +10,10 @@ from __future__ import annotations
 import atexit
 
 from ..api import Realm
-from ..paths import RealmPaths
+from ..services.weaver import Weaver, enabled
+from ..store.paths import RealmPaths
 from .handlers import handlers
 from .oracle_handlers import handlers as oracle_handlers
-from .weaver import Weaver, enabled
 
 
 def _jupyter_server_extension_points() -> list[dict]:

@@ -20,10 +20,10 @@ from jupyter_server.utils import url_path_join
 
 from .. import __version__
 from ..api import Realm
-from ..config import ConfigError
-from ..ledger import CHECKPOINT_METRICS
-from ..quests import QuestError, QueueConflict
-from ..vault import ASSET_TYPES, ProtectedAssetError, VaultError, check_id
+from ..quests.formats import QuestError, QueueConflict
+from ..store.config import ConfigError
+from ..store.ledger import CHECKPOINT_METRICS
+from ..store.vault import ASSET_TYPES, ProtectedAssetError, VaultError, check_id
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 

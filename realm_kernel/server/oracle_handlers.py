@@ -16,8 +16,8 @@ from typing import Any
 
 import tornado.web
 
-from ..config import ConfigError
-from ..oracle import LOCAL, ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
+from ..oracle.pool import LOCAL, ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
+from ..store.config import ConfigError
 from .handlers import RealmHandler, mount
 
 # Generation threads of the server process (each generation also starts one streamer

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from realm_kernel.paths import REPO_ROOT, RealmPaths
+from realm_kernel.store.paths import REPO_ROOT, RealmPaths
 
 from ..conftest import Procs, child_env, free_port, wait_for
 

@@ -1,6 +1,6 @@
 """Crash faults on a real daemon, shared by tests/reliability and bench/soak.py.
 
-A fault is `point@n` (see realm_kernel/faults.py): the daemon is started with
+A fault is `point@n` (see realm_kernel/store/faults.py): the daemon is started with
 REALM_FAULT_PAUSE=point@n, blocks the n-th time it reaches the point and says so in
 status/fault.json; we then `kill -9` its process group, exactly there. `delay:<s>` kills
 at a delay after the daemon started instead (no hook at all). Schedules come from a seed,
@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from realm_kernel.api import Realm
-from realm_kernel.paths import RealmPaths
-from realm_kernel.recovery import ledger_consistency
+from realm_kernel.store.paths import RealmPaths
+from realm_kernel.store.recovery import ledger_consistency
 
 from ..conftest import Procs, child_env, wait_for
 from ..conftest import start_daemon as conftest_start_daemon
 
-# Each point names a place where one step writes two things; see realm_kernel/faults.py.
+# Each point names a place where one step writes two things; see realm_kernel/store/faults.py.
 CI_SCHEDULE = ["step@4", "checkpoint_write@1", "checkpoint_publish@1", "checkpoint_ledger@1",
                "queue_move:high@1", "ledger_write@7", "queue_move:recently_completed@1",
                "queue_move:processing@1", "step@{rng:3:15}", "checkpoint_write@2"]
@@ -143,7 +143,7 @@ def digest(folder: Path) -> str:
 
 def finish(procs: Procs, paths: RealmPaths, quests: dict[str, str], timeout: float = 600) -> None:
     """A clean daemon until every quest is completed, then SIGTERM."""
-    from realm_kernel.status import DAEMON, read_status
+    from realm_kernel.store.status import DAEMON, read_status
     proc = start_daemon(procs, paths, "daemon-final")
     done = paths.queue("recently_completed")
     wait_for(lambda: {p.name for p in done.iterdir()} >= set(quests), timeout,

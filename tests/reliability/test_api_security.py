@@ -14,8 +14,8 @@ import requests
 from realm_kernel.api import Realm
 from realm_kernel.server.handlers import ROUTES
 from realm_kernel.server.oracle_handlers import ROUTES as ORACLE_ROUTES
-from realm_kernel.status import DAEMON, read_status
-from realm_kernel.vault import ProtectedAssetError
+from realm_kernel.store.status import DAEMON, read_status
+from realm_kernel.store.vault import ProtectedAssetError
 
 from ..conftest import child_env, free_port, start_daemon, wait_for
 from .conftest import TOKEN, auth, make_home, start_lab
@@ -180,7 +180,7 @@ def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):
                          env=child_env(paths.home), capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "champion" in out.stderr
     # Retention with the tightest policy keeps both.
-    from realm_kernel.config import RetentionConfig
+    from realm_kernel.store.config import RetentionConfig
     plan = realm.vault.retention(dry_run=False, policy=RetentionConfig(keep_best=0, keep_latest=1,
                                                                        keep_every=0))
     kept = {k["step"] for k in plan["keep"]}
@@ -205,7 +205,7 @@ def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):
     r = requests.post(f"{base}/realm/api/checkpoints/{latest}/export", headers=auth(),
                       json={"name": "../models/dio-mini"}, timeout=30)
     assert r.status_code == 400
-    from realm_kernel.dio_mini import build_dio_mini
+    from realm_kernel.train.dio_mini import build_dio_mini
     build_dio_mini(paths.dio_mini, seed=5)
     assert digest(paths.dio_mini) == before, "the base model is untouched"
     assert json.loads((paths.dio_mini / "config.json").read_text()).get("evil") is None

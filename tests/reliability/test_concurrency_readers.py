@@ -7,7 +7,7 @@ API, `Realm.tasks()` included, and a `tasks` row written per poll.)"""
 import pytest
 
 from realm_kernel.api import Realm
-from realm_kernel.status import TRAINING, read_status
+from realm_kernel.store.status import TRAINING, read_status
 
 from ..conftest import TEST_TOML, start_daemon, wait_for
 from .conftest import TOKEN, make_home, start_lab

@@ -3,7 +3,7 @@ quest back in its queue (training paused until space is freed), then it resumes.
 
 Two ways to fill the disk: a real, small tmpfs mounted on checkpoints/ (needs root and
 mount rights; skipped without), and a simulated ENOSPC at the write
-(REALM_FAULT=enospc_on_save, realm_kernel/faults.py), which runs everywhere."""
+(REALM_FAULT=enospc_on_save, realm_kernel/store/faults.py), which runs everywhere."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from realm_kernel.api import Realm
-from realm_kernel.status import TRAINING, read_status
+from realm_kernel.store.status import TRAINING, read_status
 
 from ..conftest import start_daemon, wait_for
 from .harness import FAULT_TOML, complete_dirs, digest

@@ -15,7 +15,7 @@ import pytest
 
 import skills
 from realm_kernel.api import Realm
-from realm_kernel.status import DAEMON, read_status
+from realm_kernel.store.status import DAEMON, read_status
 
 from ..conftest import TEST_TOML, start_daemon, wait_for
 from .conftest import make_home

@@ -14,7 +14,7 @@ Run-now requests (Realm.run_task) are files in tasks/requests/, written atomical
 taken first. Settings changed at run time (Realm.set_task) live in tasks/settings.json.
 One Task Master per realm home (flock on tasks/taskmaster.lock).
 
-    python -m realm_kernel.taskmaster --home HOME     # the loop (the Weaver runs this)
+    python -m realm_kernel.services.taskmaster --home HOME     # the loop (the Weaver runs this)
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import ConfigError, RealmConfig
-from .paths import PRIORITIES, REPO_ROOT, atomic_write_json, read_json
-from .service import service_main, take_instance_lock
-from .status import write_status
+from ..store.config import ConfigError, RealmConfig
+from ..store.paths import PRIORITIES, REPO_ROOT, atomic_write_json, read_json
+from ..store.process import service_main, take_instance_lock
+from ..store.status import write_status
 
 if TYPE_CHECKING:
-    from .api import Realm
+    from ..api import Realm
 
 log = logging.getLogger("realm.taskmaster")
 PIPELINES = REPO_ROOT / "pipelines"
@@ -411,7 +411,7 @@ def run_task(realm: Realm, task: TaskDef, reason: str = "", timeout_s: float = 9
 # -- the loop -------------------------------------------------------------------------
 class TaskMaster:
     def __init__(self, home: str | os.PathLike | None = None, pipelines: Path = PIPELINES) -> None:
-        from .api import Realm
+        from ..api import Realm
         self.realm = Realm(home, writer="taskmaster")
         self.paths = self.realm.paths
         self.pipelines = pipelines
@@ -426,7 +426,7 @@ class TaskMaster:
         except ConfigError as e:  # keep the last good config, say why
             log.error("%s", e)
         # Pipeline kernels inherit this environment: their torch keeps to its share.
-        from .engine.trainer import cpu_share
+        from ..train.trainer import cpu_share
         n = str(self.config.taskmaster.kernel_threads or cpu_share())
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = n

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import RealmConfig
-from .ledger import Ledger
-from .paths import SIDECAR, RealmPaths, checkpoint_complete, read_json
-from .quests import Level, QuestReport, TokenCounter, validate_quest
+from ..store.config import RealmConfig
+from ..store.ledger import Ledger
+from ..store.paths import SIDECAR, RealmPaths, checkpoint_complete, read_json
+from .formats import Level, QuestReport, TokenCounter, validate_quest
 
 # A quest in one of these states blocks a second copy of the same file.
 LIVE_STATES = ("queued", "processing", "completed")

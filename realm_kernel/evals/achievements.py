@@ -12,8 +12,8 @@ import json
 import threading
 from dataclasses import dataclass
 
+from ..store.ledger import Ledger
 from .hero import STEPS_PER_LEVEL
-from .ledger import Ledger
 
 STEP_MILESTONES = (1_000, 10_000, 100_000)
 QUEST_MILESTONES = (1, 10, 100)

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import faults
-from ..config import TrainingConfig
-from ..ledger import Ledger
-from ..paths import RealmPaths
+from ..store import faults
+from ..store.config import TrainingConfig
+from ..store.ledger import Ledger
+from ..store.paths import RealmPaths
 from .callbacks import RealmCallback
 from .data import PadCollator, build_datasets
 from .optim import build_optimizer

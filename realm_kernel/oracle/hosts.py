@@ -1,5 +1,5 @@
 """Inference hosts for the Oracle: the host registry's hosts (hosts.toml in the realm
-home, see realm_kernel/hosts.py) with the "inference" role and an `inference` service,
+home, see realm_kernel/store/hosts.py) with the "inference" role and an `inference` service,
 the URL of an OpenAI-compatible server (vLLM, or any server with /v1/models and
 /v1/chat/completions):
 
@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .hosts import HostRegistry
+from ..store.hosts import HostRegistry
 
 SERVICE = "inference"
 

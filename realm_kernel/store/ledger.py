@@ -564,7 +564,7 @@ CHECKPOINT_METRICS: dict[str, tuple[str, bool]] = {
 class CheckpointLedger:
     """latest / get(step) / best(metric) / list / summary over the checkpoints table.
 
-    `RemoteLedgerClient` (realm_kernel.remote) has the same interface over REST."""
+    `RemoteLedgerClient` (realm_kernel.store.remote_ledger) has the same interface over REST."""
 
     _COLS = ", ".join(f"c.{f}" for f in CheckpointRecord.__dataclass_fields__)
 

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import skills
 from skills.evaluation import eval_problems, run_eval
 
-from . import answering
-from .ledger import json_data
+from ..oracle import answering
+from ..store.ledger import json_data
 from .skillbook import skill_state
 
 if TYPE_CHECKING:
-    from .api import Realm
+    from ..api import Realm
 
 
 def pending(realm: Realm) -> list[dict]:
@@ -56,7 +56,7 @@ def _claims(realm: Realm) -> Path:
 
 def claim(realm: Realm, checkpoint: str) -> bool:
     """Take the claim on a checkpoint's eval; False when a live process holds it."""
-    from .service import pid_alive
+    from ..store.process import pid_alive
     path = _claims(realm) / f"eval-{checkpoint}"
     for _ in range(2):
         try:

@@ -1,5 +1,5 @@
-"""The entry point every supervised realm process shares (`python -m realm_kernel.daemon`,
-`python -m realm_kernel.taskmaster`): --home, logs on stdout (the Weaver's log file), and
+"""The entry point every supervised realm process shares (`python -m realm_kernel.services.daemon`,
+`python -m realm_kernel.services.taskmaster`): --home, logs on stdout (the Weaver's log file), and
 exit code ALREADY_RUNNING when another instance holds the realm, which the Weaver reads
 as "not mine to restart"."""
 

@@ -13,7 +13,7 @@ PRIORITIES = ("high", "normal", "low")
 QUEUE_STATES = (*PRIORITIES, "processing", "failed", "recently_completed")
 CONTROL_ACTIONS = ("pause", "stop", "skip")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def default_home() -> Path:

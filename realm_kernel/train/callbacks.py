@@ -14,11 +14,11 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from .. import faults
-from ..hero import STEPS_PER_LEVEL
-from ..ledger import Ledger, MetricBuffer
-from ..paths import SIDECAR, RealmPaths, atomic_write_json, publish_dir
-from ..status import TRAINING, write_status
+from ..evals.hero import STEPS_PER_LEVEL
+from ..store import faults
+from ..store.ledger import Ledger, MetricBuffer
+from ..store.paths import SIDECAR, RealmPaths, atomic_write_json, publish_dir
+from ..store.status import TRAINING, write_status
 
 
 def canonical_name(step: int, when: datetime | None = None) -> str:
@@ -112,8 +112,8 @@ class RealmCallback(TrainerCallback):
         self._level_up(row["step"])
 
     def _level_up(self, step: int) -> None:
-        from ..achievements import hero_level_ups
-        from ..config import ConfigError, load_config
+        from ..evals.achievements import hero_level_ups
+        from ..store.config import ConfigError, load_config
         prev, self._hero_step = self._hero_step, step
         if prev is not None and step // STEPS_PER_LEVEL > prev // STEPS_PER_LEVEL:
             try:
@@ -186,7 +186,7 @@ class RealmCallback(TrainerCallback):
         self._award()
 
     def _award(self) -> None:
-        from ..achievements import award
+        from ..evals.achievements import award
         try:
             award(self.ledger)
         except Exception:  # a milestone is never worth a battle

@@ -3,7 +3,7 @@ restarts each with backoff when it dies, and stops them when the Jupyter server 
 down. Training never runs inside the Jupyter server process.
 
 The threads are data: THREADS lists (name, module) pairs, so the task master (issue 7)
-joins with one entry, ("taskmaster", "realm_kernel.taskmaster"), once that module exists;
+joins with one entry, ("taskmaster", "realm_kernel.services.taskmaster"), once that module exists;
 a thread whose module is not importable is listed as "not installed", not spawned. Every
 start, death and mend is written to status/weaver.json (what `realm status` and
 /realm/api/health show) and to the ledger's events.
@@ -21,16 +21,16 @@ import sys
 import threading
 import time
 
-from ..paths import RealmPaths
-from ..service import ALREADY_RUNNING
-from ..status import WEAVER, write_status
+from ..store.paths import RealmPaths
+from ..store.process import ALREADY_RUNNING
+from ..store.status import WEAVER, write_status
 
 MENDED_KEPT = 50
 
 # name -> module run as `python -m module --home HOME`. Add the task master here.
 THREADS: list[tuple[str, str]] = [
-    ("daemon", "realm_kernel.daemon"),
-    ("taskmaster", "realm_kernel.taskmaster"),
+    ("daemon", "realm_kernel.services.daemon"),
+    ("taskmaster", "realm_kernel.services.taskmaster"),
 ]
 
 

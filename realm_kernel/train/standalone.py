@@ -8,10 +8,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..config import load_config
-from ..ledger import Ledger
-from ..paths import RealmPaths
-from ..quests import QuestError, load_quest
+from ..quests.formats import QuestError, load_quest
+from ..store.config import load_config
+from ..store.ledger import Ledger
+from ..store.paths import RealmPaths
 from .trainer import Job, TrainerEngine, TrainingResult
 
 
@@ -32,7 +32,7 @@ def train_quest(quest: Path, *, model: Path | None = None, from_config: str | No
     model_path = Path(model) if model else cfg.base_model_path(paths)
     tmp = None
     if from_config:
-        from ..dio_mini import build_dio_mini
+        from .dio_mini import build_dio_mini
         from .presets import init_from_config
         tmp = tempfile.TemporaryDirectory(prefix="realm-init-")
         tok_dir = paths.dio_mini if (paths.dio_mini / "tokenizer.json").exists() else \

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from .oracle import ModelNotLoaded, RemoteError, Sampling
+from .pool import ModelNotLoaded, RemoteError, Sampling
 
 STEP_RE = re.compile(r"^checkpoint-(\d+)(?:-\d{8}-\d{4})?$")
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .paths import checkpoint_complete
+from ..store.paths import checkpoint_complete
 
 LOCAL = "local"
 ROLES = ("system", "user", "assistant")
@@ -262,8 +262,8 @@ class ModelPool:
     def _load_weights(self, path: Path):
         import torch
 
-        from .config import TrainingConfig
-        from .engine.trainer import load_model_and_tokenizer
+        from ..store.config import TrainingConfig
+        from ..train.trainer import load_model_and_tokenizer
 
         if self.threads:
             torch.set_num_threads(self.threads)

@@ -21,10 +21,10 @@ import os
 import shutil
 from pathlib import Path
 
+from ..quests.formats import file_sha256
 from .ledger import TABLES, Ledger, extract_step, json_data
 from .paths import PRIORITIES, REPLACED_PREFIX, SIDECAR, RealmPaths, checkpoint_complete, read_json
-from .quests import file_sha256
-from .service import pid_alive
+from .process import pid_alive
 
 log = logging.getLogger("realm.recovery")
 CHECKPOINT_COLUMNS = set(TABLES["checkpoints"].names)

@@ -11,9 +11,9 @@ import skills
 from skills.evaluation import EvalResult
 from skills.sparring import check_sparring, weak_primitives
 
-from .ledger import Ledger
-from .paths import RealmPaths
-from .quests import load_quest, write_quest
+from ..quests.formats import load_quest, write_quest
+from ..store.ledger import Ledger
+from ..store.paths import RealmPaths
 
 
 class SparringError(ValueError):

@@ -110,7 +110,7 @@ class OracleConfig(_Section):
 
 
 class TaskmasterConfig(_Section):
-    """The Task Master (realm_kernel/taskmaster.py): runs pipeline notebooks when idle."""
+    """The Task Master (realm_kernel/services/taskmaster.py): runs pipeline notebooks when idle."""
     enabled: bool = True
     poll_seconds: float = Field(2.0, gt=0, le=300)
     # GPU tasks run only while every GPU's utilisation is under this (percent).
@@ -164,7 +164,7 @@ class RealmConfig(_Section):
     curriculum: CurriculumConfig = CurriculumConfig()
 
     def quest_limits(self):
-        from .quests import Limits
+        from ..quests.formats import Limits
         return Limits(max_bytes=self.daemon.max_quest_bytes, max_examples=self.quests.max_examples,
                       max_example_chars=self.quests.max_example_chars,
                       specs=tuple(self.quests.specs))

@@ -31,7 +31,7 @@ def qwen3_config(name: str, vocab_size: int | None = None, **overrides: Any):
     from transformers import Qwen3Config
 
     if name == "dio-mini":
-        from ..dio_mini import ARCH
+        from .dio_mini import ARCH
         params = dict(ARCH)
     elif name in PRESETS:
         params = dict(PRESETS[name])

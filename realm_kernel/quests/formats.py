@@ -34,8 +34,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from . import faults
-from .paths import PRIORITIES, RealmPaths, atomic_write_json
+from ..store import faults
+from ..store.paths import PRIORITIES, RealmPaths, atomic_write_json
 
 ALLOWED_SUFFIXES = (".jsonl", ".json", ".parquet")
 ROLES = ("system", "user", "assistant")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import skills
 
-from .config import CurriculumConfig
-from .ledger import Ledger
+from ..store.config import CurriculumConfig
+from ..store.ledger import Ledger
 from .skillbook import skill_state
 
 QUEST_PREFIX = "curriculum-"

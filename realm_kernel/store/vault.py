@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .admission import latest_checkpoint
+from ..quests.admission import latest_checkpoint
 from .config import RealmConfig, RetentionConfig
 from .ledger import CheckpointLedger, Ledger, extract_step, json_data
 from .paths import SIDECAR, RealmPaths, checkpoint_complete, read_json

@@ -25,8 +25,8 @@ class Answers:
 def load(path: str | Path, threads: int = 0) -> tuple[Any, Any]:
     import torch
 
-    from .config import TrainingConfig
-    from .engine.trainer import load_model_and_tokenizer
+    from ..store.config import TrainingConfig
+    from ..train.trainer import load_model_and_tokenizer
 
     if threads:
         torch.set_num_threads(threads)
@@ -46,7 +46,7 @@ def answer(model: Any, tokenizer: Any, questions: Sequence[str], max_new_tokens:
     """Greedy answers to single-turn questions (the chat template the quests trained)."""
     import torch
 
-    from .oracle import eos_ids
+    from .pool import eos_ids
 
     t0 = time.perf_counter()
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}],

@@ -22,14 +22,14 @@ import time
 import uuid
 from pathlib import Path
 
-from .admission import check_quest, latest_checkpoint, resume_point
-from .config import ConfigError, RealmConfig, load_config
-from .ledger import Ledger
-from .paths import RealmPaths
-from .quests import Level, QuestReport, fail, move, next_quest, priority_of, validate_quest
-from .recovery import repair, repair_quests
-from .service import service_main, take_instance_lock
-from .status import DAEMON, TRAINING, read_status, write_status
+from ..quests.admission import check_quest, latest_checkpoint, resume_point
+from ..quests.formats import Level, QuestReport, fail, move, next_quest, priority_of, validate_quest
+from ..store.config import ConfigError, RealmConfig, load_config
+from ..store.ledger import Ledger
+from ..store.paths import RealmPaths
+from ..store.process import service_main, take_instance_lock
+from ..store.recovery import repair, repair_quests
+from ..store.status import DAEMON, TRAINING, read_status, write_status
 
 log = logging.getLogger("realm.daemon")
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp")
@@ -201,7 +201,7 @@ class Daemon:
 
     # -- battle -----------------------------------------------------------------------
     def fight(self, path: Path, priority: str) -> None:
-        from .engine import Job, TrainerEngine
+        from ..train import Job, TrainerEngine
 
         before = self.quest_row(path.name) or {}
         quest = move(path, self.paths.queue("processing"))
@@ -301,7 +301,7 @@ class Daemon:
         self.award_achievements()
 
     def award_achievements(self) -> None:
-        from .achievements import award
+        from ..evals.achievements import award
         try:
             award(self.ledger)
         except Exception as e:  # a milestone is never worth a battle
