@@ -8,53 +8,50 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import skills
+
+from .evals import grading, practice
+from .evals.achievements import award, earned
+from .evals.champion import champion, promote
+from .evals.curriculum import plan
+from .evals.evalqueue import evaluate, pending, spar
 from .evals.hero import hero_stats
-from .quests.admission import check_quest
-from .quests.formats import (
-    QuestError,
-    QuestReport,
-    check_name,
-    delete_quest,
-    file_sha256,
-    list_queue,
-    reorder,
-    set_priority,
-    write_quest,
+from .evals.skillbook import eval_report, skill_state
+from .oracle.hosts import inference_hosts
+from .oracle.pool import (
+    ModelPool,
+    Oracle,
+    UnknownCheckpoint,
+    checkpoint_row,
+    list_checkpoints,
+    locate_checkpoint,
+    require_step,
 )
-from .store.config import ConfigError, RealmConfig, load_config
-from .store.ledger import SCHEMA_VERSION, CheckpointLedger, Ledger, json_data
-from .store.paths import PRIORITIES, RealmPaths
+from .oracle.remote import RemoteOracle
+from .quests.admission import check_quest
+from .quests.formats import QuestReport
+from .quests.publish import publish, quest_row, record, withdraw
+from .quests.queue import list_queue, reorder, set_priority, waiting
+from .services import taskmaster
+from .store.config import ConfigError, RealmConfig
+from .store.home import Home
+from .store.ledger import SCHEMA_VERSION
+from .store.paths import PRIORITIES
 from .store.process import pid_alive
+from .store.settings import describe as describe_settings
+from .store.settings import save as save_settings
 from .store.status import DAEMON, TRAINING, WEAVER, read_status
-from .store.vault import VaultError, VaultKeeper
-
-if TYPE_CHECKING:
-    from .oracle.pool import Oracle
+from .store.vault import VaultError, VaultKeeper, dir_bytes
+from .train.vram import estimate_from_path
 
 CONTROLS = ("pause", "resume", "stop", "skip")
 
 
-class Realm:
-    def __init__(self, home: str | os.PathLike | None = None, writer: str = "api") -> None:
-        self.paths = RealmPaths.at(home).ensure()
-        self.ledger = Ledger(self.paths, writer)
-
-    @property
-    def config(self) -> RealmConfig:
-        return load_config(self.paths.home)
-
-    def safe_config(self) -> RealmConfig:
-        """realm.toml, or the defaults while it is broken (status must still answer)."""
-        try:
-            return self.config
-        except ConfigError:
-            return RealmConfig()
-
-    @property
-    def checkpoints(self) -> CheckpointLedger:
-        return CheckpointLedger(self.ledger)
+class Realm(Home):
+    """The facade over one realm home: each method is a thin call into the layer that
+    owns it (store, quests, evals, oracle, services)."""
 
     @property
     def vault(self) -> VaultKeeper:
@@ -144,50 +141,17 @@ class Realm:
                   priority: str | None = None) -> dict:
         """Validate a quest file and drop it into the inbox (the daemon re-checks it)."""
         src = Path(source)
-        return self._publish(name or src.name, priority, lambda dest: shutil.copyfile(src, dest))
+        return publish(self.paths, self.ledger, self.config, name or src.name,
+                       lambda dest: shutil.copyfile(src, dest), priority=priority)
 
     def upload_quest(self, name: str, data: bytes, priority: str | None = None) -> dict:
         """The same for bytes (a REST upload)."""
-        return self._publish(name, priority, lambda dest: dest.write_bytes(data))
-
-    def _publish(self, name: str, priority: str | None, write) -> dict:
-        """The copy is validated under its real name (the suffix decides the format) in a
-        hidden folder the daemon ignores, then published with one rename into inbox/ or
-        inbox/<priority>/. The name is a bare, safe file name: nothing leaves the inbox."""
-        why = check_name(name)
-        if why:
-            raise ValueError(why)
-        if priority is not None and priority not in PRIORITIES:
-            raise ValueError(f"unknown priority {priority!r}; expected one of {PRIORITIES}")
-        staging = self.paths.inbox / ".staging"
-        staging.mkdir(exist_ok=True)
-        staged = staging / f"{os.getpid()}-{time.time_ns()}" / name
-        staged.parent.mkdir()
-        try:
-            write(staged)
-            _, report = check_quest(staged, self.config, self.paths, self.ledger)
-            if not report.ok:
-                self.ledger.event("quest_rejected", report.summary())
-                raise QuestError(report)
-            folder = self.paths.inbox / priority if priority else self.paths.inbox
-            folder.mkdir(exist_ok=True)
-            dest = folder / name
-            if dest.exists():
-                raise FileExistsError(f"a quest named {name!r} is already in the inbox")
-            os.replace(staged, dest)
-            return {"ok": True, "name": name, "examples": report.examples,
-                    "priority": priority or "normal",
-                    "warnings": [str(w) for w in report.warnings]}
-        finally:
-            shutil.rmtree(staged.parent, ignore_errors=True)
-
-    def _quest_row(self, path: Path, status: str, priority: str | None, detail: str) -> None:
-        self.ledger.append("quests", [{"quest_id": path.name, "status": status,
-                                       "priority": priority, "path": str(path), "detail": detail}])
+        return publish(self.paths, self.ledger, self.config, name, lambda dest: dest.write_bytes(data),
+                       priority=priority)
 
     def set_quest_priority(self, name: str, priority: str) -> dict:
         dest = set_priority(self.paths, name, priority)
-        self._quest_row(dest, "queued", priority, f"priority set to {priority}")
+        record(self.ledger, [quest_row(dest, "queued", priority, detail=f"priority set to {priority}")])
         return {"ok": True, "name": dest.name, "priority": priority}
 
     def reorder_quest(self, name: str, position: int) -> dict:
@@ -195,25 +159,17 @@ class Realm:
         return {"ok": True, "name": name, "order": order}
 
     def delete_quest(self, name: str) -> dict:
-        path, state = delete_quest(self.paths, name)
-        self._quest_row(path, "deleted", state if state in PRIORITIES else None,
-                        f"deleted from {state}")
-        self.ledger.event("quest_deleted", f"Quest {name} removed from {state}")
-        return {"ok": True, "name": name, "was": state}
+        return withdraw(self.paths, self.ledger, name)
 
     def generate_quest(self, skill: str, level: int, count: int, seed: int | None = None) -> Path:
-        import skills
-        seed = int(time.time()) if seed is None else seed
-        problems = skills.generate(skill, level, count, seed)
-        name = f"{skill}-L{level}-{count}-s{seed}.jsonl"
-        return write_quest(self.paths.inbox / name, [p.as_example() for p in problems])
+        """`count` problems of a skill level into the inbox."""
+        return practice.skill_quest(self, skill, level, count, seed)
 
     # -- settings -------------------------------------------------------------------
     def vram_estimate(self, **overrides: Any) -> dict:
         """GPU memory to fully fine-tune the hero's base model with the realm's settings
         (what the Settings page shows live as fields change). Overrides: seq_len,
         batch_size, dtype, optimizer, gradient_checkpointing, liger."""
-        from .train.vram import estimate_from_path
         cfg = self.config
         t = cfg.training
         kwargs: dict[str, Any] = {
@@ -226,71 +182,34 @@ class Realm:
 
     # -- skills ---------------------------------------------------------------------
     def record_eval(self, result: Any, step: int | None = None, checkpoint: str | None = None) -> str:
-        """Store an `skills.EvalResult` (overall + per primitive); returns its run id."""
-        from .evals.skillbook import record_eval
-        return record_eval(self.ledger, result, step, checkpoint)
+        """Store an `skills.EvalResult` (overall + per primitive) and apply the level-up
+        rule (a level-up event, the checkpoint becomes champion); returns its run id."""
+        return grading.record(self, result, step, checkpoint)["run_id"]
 
     def skill_state(self, skill: str) -> dict:
-        from .evals.skillbook import skill_state
         return skill_state(self.ledger, skill).as_dict()
 
     def eval_report(self, skill: str, threshold: float = 0.8) -> dict:
-        from .evals.skillbook import eval_report
         return eval_report(self.ledger, skill, threshold)
 
     def spar(self, result: Any, seed: int | None = None) -> Path:
         """Sparring from an eval's wrong answers: 3 examples each, into queue/high."""
-        from skills.sparring import SPARRING_SEED, sparring_examples
-
-        from .evals.skillbook import SparringError, publish_sparring
-        if not result.wrong:
-            raise SparringError("every answer was right: nothing to spar about")
-        examples = sparring_examples(result, SPARRING_SEED if seed is None else seed)
-        name = f"sparring-{result.skill}-L{result.level}-{len(result.wrong)}w-{time.time_ns()}.jsonl"
-        return self._queued_high(publish_sparring(self.paths, examples, name), len(examples))
+        return practice.spar_result(self, result, seed)
 
     def targeted_quest(self, skill: str, level: int | None = None, count: int = 200,
                        threshold: float = 0.8, seed: int | None = None) -> Path:
         """Practice weighted to the primitives under the threshold in the latest eval of
         the level (default: the skill's current level), into queue/high."""
-        import skills
-        from skills.sparring import targeted_problems
+        return practice.targeted_quest(self, skill, level, count, threshold, seed)
 
-        from .evals.skillbook import primitive_accuracy, skill_state
-        level = skill_state(self.ledger, skill).level if level is None else level
-        acc = primitive_accuracy(self.ledger, skill, level)
-        if not acc:
-            raise skills.SkillError(f"no eval of {skill} level {level} in the ledger yet")
-        seed = time.time_ns() % 2**31 if seed is None else seed
-        problems = targeted_problems(skill, level, acc, count, seed, threshold)
-        name = f"target-{skill}-L{level}-{count}-s{seed}.jsonl"
-        dest = write_quest(self.paths.queue("high") / name, [p.as_example() for p in problems])
-        return self._queued_high(dest, len(problems))
-
-    def _queued_high(self, dest: Path, examples: int) -> Path:
-        """Quests the realm writes straight into queue/high are recorded as the daemon's
-        admission would record them (so duplicate detection and the quest board see them)."""
-        self.ledger.append("quests", [{"quest_id": dest.name, "status": "queued",
-                                       "priority": "high", "path": str(dest), "examples": examples,
-                                       "sha256": file_sha256(dest)}])
-        return dest
     # -- champion -------------------------------------------------------------------
     def champion(self) -> dict | None:
-        rows = self.ledger.query("SELECT step, name, path, ts FROM champion")
-        return rows[0] if rows else None
+        return champion(self)
 
     def promote(self, step: int | str) -> dict:
         """Make a checkpoint the champion (an event keyed 'champion'; the latest wins).
         Retention never deletes it."""
-        rec = self.checkpoints.get(step)
-        if rec is None or not Path(rec.path).is_dir():
-            raise VaultError(f"no checkpoint at step {step} on disk")
-        data = {"step": rec.step, "name": rec.name, "path": rec.path, "loss": rec.loss,
-                "val_loss": rec.val_loss}
-        self.ledger.event("champion", f"{rec.name} is the champion", json_data(data),
-                          key="champion")
-        self.check_achievements()  # "First champion"
-        return {"ok": True, **data}
+        return promote(self, step)
 
     def delete_checkpoint(self, step: int) -> dict:
         """Delete a checkpoint from disk; the champion and the one in use are refused."""
@@ -324,17 +243,14 @@ class Realm:
     # -- the Tavern's pages (issue 8) ---------------------------------------------------
     def achievements(self) -> list[dict]:
         """Earned achievements, oldest first, each with its date."""
-        from .evals.achievements import earned
         return earned(self.ledger)
 
     def check_achievements(self) -> list[dict]:
         """Award what the ledger's facts have earned and not yet recorded; the new ones."""
-        from .evals.achievements import award
         return award(self.ledger)
 
     def skills_summary(self) -> list[dict]:
         """Each skill's badge: name, icon, level, max level, recent evals at the level."""
-        import skills
         out = []
         for sid in skills.skill_ids():
             d = skills.skill_def(sid)
@@ -346,26 +262,23 @@ class Realm:
     def settings(self) -> dict:
         """realm.toml's fields (effective values, types, bounds, choices, which are
         critical) for the Settings page; `error` while the file is broken."""
-        from .store.settings import describe
         try:
             cfg, error = self.config, None
         except ConfigError as e:
             cfg, error = RealmConfig(), str(e)
-        return {"fields": describe(cfg), "error": error, "path": str(self.paths.config_file)}
+        return {"fields": describe_settings(cfg), "error": error, "path": str(self.paths.config_file)}
 
     def save_settings(self, changes: dict[str, Any], confirm: bool = False) -> dict:
         """Validate {"section.key": value} against the config models and write realm.toml
         atomically. Critical fields (max_length, base_model, ...) need confirm=True;
         without it nothing is written and `needs_confirmation` names them."""
-        from .store.settings import save
-        result = save(self.paths, changes, confirm)
+        result = save_settings(self.paths, changes, confirm)
         if result.get("ok"):
             self.ledger.event("settings_changed", "Settings changed: " + ", ".join(sorted(changes)))
         return result
 
     def disk_usage(self) -> dict:
         """The realm home's disk: free/total bytes and what checkpoints take."""
-        from .store.vault import dir_bytes
         du = shutil.disk_usage(self.paths.home)
         ckpt = self.paths.checkpoints
         return {"total": du.total, "used": du.used, "free": du.free,
@@ -443,9 +356,6 @@ class Realm:
             return self.__dict__["_oracle"]
 
     def _make_oracle(self) -> Oracle:
-        from .oracle.hosts import inference_hosts
-        from .oracle.pool import ModelPool, Oracle, UnknownCheckpoint, list_checkpoints, locate_checkpoint
-        from .oracle.remote import RemoteOracle
 
         cfg = self.config
 
@@ -467,7 +377,6 @@ class Realm:
                 return path.name, path
 
         def name_of(step: int) -> str:
-            from .oracle.pool import checkpoint_row
             return checkpoint_row(self.ledger, base(), step)["name"]
 
         def remotes() -> dict[str, RemoteOracle]:
@@ -480,100 +389,65 @@ class Realm:
 
     def oracle_probe(self, skill: str, step: int, host: str | None = None, seed: int | None = None) -> dict:
         """"Ask DIO": a fresh problem at the skill's current level, DIO's answer, and
-        whether the skill's own scorer calls it right."""
-        return self.oracle.probe(skill, step, host, seed=seed,
-                                 level_of=lambda s: self.skill_state(s)["level"])
+        whether the skill's own scorer calls it right (graded like any eval)."""
+        step = require_step(step)
+        replies: list[dict] = []
+
+        def ask_one(question: str) -> str:
+            replies.append(self.oracle.chat(step, message=question, host=host,
+                                            sampling={"max_new_tokens": 256}))
+            return replies[-1]["content"]
+
+        graded = grading.probe(ask_one, skill, self.skill_state(skill)["level"], seed)
+        return {**replies[0], **graded}
 
     # -- task master and curriculum (realm_kernel/services/taskmaster.py, curriculum.py) --------
     def tasks(self, check_work: bool = False) -> list[dict]:
         """Every registered task with its settings and last run (task_id, name, priority,
         resource, cooldown_s, enabled, notebook, last_run, last_status, next_eligible,
         output, detail); with check_work, also whether it may run now and why not."""
-        from .services.taskmaster import describe, gpu_status
-        return describe(self, gpu_status() if check_work else None, check_work=check_work)
+        return taskmaster.describe(self, taskmaster.gpu_status() if check_work else None,
+                                   check_work=check_work)
 
     def run_task(self, task_id: str) -> dict:
         """Ask the Task Master process to run a task now (a request file it takes first)."""
-        from .services.taskmaster import request_run
-        return request_run(self, task_id)
+        return taskmaster.request_run(self, task_id)
 
     def set_task(self, task_id: str, *, enabled: bool | None = None, priority: int | None = None,
                  cooldown_s: float | None = None) -> dict:
-        from .services.taskmaster import set_task
-        return set_task(self, task_id, enabled, priority, cooldown_s)
+        return taskmaster.set_task(self, task_id, enabled, priority, cooldown_s)
 
     def taskmaster_status(self) -> dict:
-        from .services.taskmaster import STATUS, gpu_status
-        d = read_status(self.paths, STATUS)
+        d = read_status(self.paths, taskmaster.STATUS)
         d["alive"] = bool(d.get("pid")) and pid_alive(d.get("pid")) and d.get("state") != "offline"
-        d["gpu"] = gpu_status()
+        d["gpu"] = taskmaster.gpu_status()
         return d
 
     def curriculum(self) -> list[dict]:
         """Per skill: skill, name, icon, level, max_level, recent, review_levels, priority,
         enabled."""
-        from .evals.curriculum import plan
         return plan(self.ledger, self.safe_config().curriculum)
 
     def quests_waiting(self) -> int:
-        q = self.queue()
-        return sum(len(q[s]) for s in ("processing", *PRIORITIES)) + sum(
-            1 for p in self.paths.inbox.rglob("*") if p.is_file() and not any(
-                part.startswith(".") for part in p.relative_to(self.paths.inbox).parts))
+        return waiting(self.paths)
 
     def generate_curriculum_quest(self, seed: int | None = None) -> dict | None:
-        """The curriculum's next quest (skill by priority, its current level plus review)
-        into the inbox; queued curriculum quests of a level the skill has left are
-        withdrawn first. None when no skill is enabled."""
-        from .evals import curriculum
-        cfg = self.safe_config().curriculum
-        plans = self.curriculum()
-        withdrawn = []
-        for state in PRIORITIES:
-            for e in self.queue()[state]:
-                parsed = curriculum.parse_name(e["name"])
-                here = next((p for p in plans if parsed and p["skill"] == parsed[0]), None)
-                if here and parsed[1] != here["level"]:
-                    try:
-                        self.delete_quest(e["name"])
-                        withdrawn.append(e["name"])
-                    except (QuestError, FileNotFoundError, ValueError):
-                        pass  # the daemon took it meanwhile
-        chosen = curriculum.pick(plans, curriculum.generated_counts(self.ledger))
-        if chosen is None:
-            return None
-        seed = time.time_ns() % 2**31 if seed is None else seed
-        problems = curriculum.problems(chosen["skill"], chosen["level"], cfg.quest_examples,
-                                       cfg.review_fraction, cfg.review_window, seed)
-        name = curriculum.quest_name(chosen["skill"], chosen["level"], seed)
-        staging = self.paths.inbox / ".staging"
-        staging.mkdir(exist_ok=True)
-        staged = write_quest(staging / name, [p.as_example() for p in problems])
-        os.replace(staged, self.paths.inbox / name)
-        data = {"skill": chosen["skill"], "level": chosen["level"], "quest": name,
-                "examples": len(problems), "review_levels": chosen["review_levels"],
-                "review": sum(p.level != chosen["level"] for p in problems), "seed": seed,
-                "withdrawn": withdrawn}
-        self.ledger.event("quest_generated", f"New quest: {chosen['name']} L{chosen['level']} "
-                          f"({len(problems)} problems)", json_data(data))
-        return data
+        """The curriculum's next quest into the inbox (see evals.practice)."""
+        return practice.curriculum_quest(self, seed)
 
     def eval_queue(self) -> list[dict]:
         """Checkpoints waiting for their one eval, oldest first."""
-        from .evals.evalqueue import pending
         return pending(self)
 
     def evaluate_pending(self, max_checkpoints: int = 6, size: int | None = None) -> list[dict]:
         """Evaluate waiting checkpoints (each exactly once) on their skill's current
         level; records evals, per-primitive accuracy, level-ups and champions."""
-        from .evals.evalqueue import evaluate
         return [evaluate(self, req, size) for req in self.eval_queue()[:max_checkpoints]]
 
     def spar_checkpoint(self, skill: str, count: int = 40, step: int | None = None,
                         seed: int | None = None) -> dict:
         """A sparring session: `count` fresh problems for a checkpoint (default newest);
         wrong answers -> 3 examples each -> queue/high."""
-        from .evals.evalqueue import spar
         return spar(self, skill, count, step, seed)
 
     def cleanup_checkpoints(self, apply: bool = True) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from . import generate, score, skill_def
 from .loader import SkillError
 from .problem import Problem
+from .registry import generate, score, skill_def
 
 # Evals draw from their own seed, apart from the time-seeded training quests.
 EVAL_SEED = 2_147_483_647

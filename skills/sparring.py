@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from . import generate, score
 from .evaluation import EvalResult
 from .loader import SkillError
 from .problem import Problem, final_answer
+from .registry import generate, score
 
 ASK_CHECK = "Is this correct?"
 ASK_FIX = "This is incorrect. Find the correct solution."

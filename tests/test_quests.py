@@ -5,7 +5,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from realm_kernel.quests.formats import check_name, fail, load_quest, move, next_quest
+from realm_kernel.quests.formats import check_name, load_quest
+from realm_kernel.quests.queue import fail, move, next_quest
 from realm_kernel.store.paths import RealmPaths
 
 GOOD = {"messages": [{"role": "user", "content": "1+1?"}, {"role": "assistant", "content": "2"}]}
@@ -110,17 +111,14 @@ def test_next_quest_takes_priority_then_age(paths):
 
 from pathlib import Path  # noqa: E402
 
-from realm_kernel.quests.formats import (  # noqa: E402
-    Level,
-    Limits,
+from realm_kernel.quests.formats import Level, Limits, priority_of, validate_quest  # noqa: E402
+from realm_kernel.quests.queue import (  # noqa: E402
     QueueConflict,
     QueueError,
     delete_quest,
-    priority_of,
     queued,
     reorder,
     set_priority,
-    validate_quest,
 )
 
 

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 import skills
 from realm_kernel.api import Realm
 from realm_kernel.cli import app
-from realm_kernel.evals.skillbook import SparringError, check_sparring_file, publish_sparring
+from realm_kernel.evals.practice import SparringError, sparring_quest
+from realm_kernel.evals.skillbook import check_sparring_file
 from realm_kernel.quests.formats import load_quest
 from skills.evaluation import eval_problems
 from skills.sparring import (
@@ -113,7 +114,7 @@ def test_sparring_goes_to_queue_high_and_bad_sets_never_get_there(realm):
     assert check_sparring_file(path) == []
     broken = sparring_examples(res)[:2]
     with pytest.raises(SparringError, match="unbalanced"):
-        publish_sparring(realm.paths, broken, "spar-bad.jsonl")
+        sparring_quest(realm, broken, "spar-bad.jsonl")
     assert not (realm.paths.queue("high") / "spar-bad.jsonl").exists()
     assert not list((realm.paths.inbox / ".staging").iterdir())
 

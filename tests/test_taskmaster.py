@@ -14,7 +14,7 @@ import pytest
 
 import skills
 from realm_kernel.api import Realm
-from realm_kernel.evals import curriculum, evalqueue
+from realm_kernel.evals import curriculum, evalqueue, grading
 from realm_kernel.quests.formats import load_quest
 from realm_kernel.services import taskmaster
 from realm_kernel.services.taskmaster import TaskMaster, describe, gpu_status, resource_ok
@@ -197,7 +197,7 @@ def test_eval_claim_and_level_up_once(home):
     assert evalqueue.evaluate(realm, gone)["status"] == "skipped"
     # Level-up events: exactly one per (skill, level).
     for _ in range(2):
-        evalqueue.level_up(realm, "bin", 1, 2, None, "checkpoint-10-x")
+        grading.level_up(realm, "bin", 1, 2, None, "checkpoint-10-x")
     ups = realm.sql("SELECT message, data FROM events WHERE kind = 'skill_level_up'")
     assert len(ups) == 1 and ups[0]["message"] == "Skill level up! BIN 2"
     assert json.loads(ups[0]["data"])["from_level"] == 1

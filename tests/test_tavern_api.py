@@ -137,11 +137,13 @@ def test_every_page_has_a_session_or_is_the_oracle():
 def test_the_trainer_callback_announces_a_level_up_when_a_thousand_is_crossed(realm):
     from types import SimpleNamespace
 
+    from realm_kernel.evals.achievements import hero_progress
     from realm_kernel.train.callbacks import RealmCallback
-    cb = RealmCallback(paths=realm.paths, ledger=realm.ledger, job=SimpleNamespace(step_offset=0))
-    cb._hero_step = 998
-    cb._level_up(999)
-    cb._level_up(1000)
-    cb._level_up(1001)
+    job = SimpleNamespace(step_offset=0, on_progress=hero_progress(realm.ledger, "DIO"))
+    cb = RealmCallback(paths=realm.paths, ledger=realm.ledger, job=job)
+    cb._progress_step = 998
+    cb._progress(999)
+    cb._progress(1000)
+    cb._progress(1001)
     msgs = [e["message"] for e in realm.notable_events(("hero_level_up",))]
     assert msgs == ["Level up! DIO reached Level 1"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..store.ledger import Ledger
@@ -115,3 +116,13 @@ def hero_level_ups(ledger: Ledger, name: str, from_step: int, to_step: int) -> l
         ledger.event("hero_level_up", f"Level up! {name} reached Level {level}",
                      json.dumps({"level": level, "step": to_step}))
     return levels
+
+
+def hero_progress(ledger: Ledger, hero_name: str) -> Callable[[int, int, Callable[[], None]], None]:
+    """A training job's on_progress hook: a hero level every STEPS_PER_LEVEL steps, its
+    event written after the metrics behind it (flush)."""
+    def on_progress(prev_step: int, step: int, flush: Callable[[], None]) -> None:
+        if step // STEPS_PER_LEVEL > prev_step // STEPS_PER_LEVEL:
+            flush()
+            hero_level_ups(ledger, hero_name, prev_step, step)
+    return on_progress

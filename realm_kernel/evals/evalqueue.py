@@ -8,31 +8,31 @@ never evaluate the same checkpoint; a claim whose process died is taken over.
 
 The level evaluated is the skill's current level at eval time; a checkpoint trained on
 a quest of skill X is evaluated on X (checkpoints of quests without a skill on the
-curriculum's first enabled skill). A level-up writes one `skill_level_up` event (keyed
-`level_up:<skill>:<level>`) and makes the checkpoint that earned it the champion.
+curriculum's first enabled skill). Recording goes through grading.record, where the level-up rule
+and champion promotion live.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import skills
-from skills.evaluation import eval_problems, run_eval
 
-from ..oracle import answering
+from ..store.home import Home
 from ..store.ledger import json_data
+from ..store.process import pid_alive
+from . import grading
+from .curriculum import plan
+from .practice import SparringError, spar_result
 from .skillbook import skill_state
 
-if TYPE_CHECKING:
-    from ..api import Realm
 
-
-def pending(realm: Realm) -> list[dict]:
+def pending(home: Home) -> list[dict]:
     """Unanswered eval requests, oldest first."""
-    rows = realm.ledger.query("""
+    rows = home.ledger.query("""
         WITH req AS (
             SELECT ts, json_extract_string(data, '$.checkpoint') AS checkpoint,
                    CAST(json_extract(data, '$.step') AS BIGINT) AS step,
@@ -48,16 +48,15 @@ def pending(realm: Realm) -> list[dict]:
     return rows
 
 
-def _claims(realm: Realm) -> Path:
-    d = realm.paths.tasks / "claims"
+def _claims(home: Home) -> Path:
+    d = home.paths.tasks / "claims"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def claim(realm: Realm, checkpoint: str) -> bool:
+def claim(home: Home, checkpoint: str) -> bool:
     """Take the claim on a checkpoint's eval; False when a live process holds it."""
-    from ..store.process import pid_alive
-    path = _claims(realm) / f"eval-{checkpoint}"
+    path = _claims(home) / f"eval-{checkpoint}"
     for _ in range(2):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -76,106 +75,79 @@ def claim(realm: Realm, checkpoint: str) -> bool:
     return False
 
 
-def release(realm: Realm, checkpoint: str) -> None:
-    (_claims(realm) / f"eval-{checkpoint}").unlink(missing_ok=True)
+def release(home: Home, checkpoint: str) -> None:
+    (_claims(home) / f"eval-{checkpoint}").unlink(missing_ok=True)
 
 
-def default_skill(realm: Realm) -> str | None:
-    live = [p for p in realm.curriculum() if p["enabled"]]
+def default_skill(home: Home) -> str | None:
+    live = [p for p in plan(home.ledger, home.safe_config().curriculum) if p["enabled"]]
     return max(live, key=lambda p: p["priority"])["skill"] if live else None
 
 
-def _answered(realm: Realm, checkpoint: str) -> bool:
-    return bool(realm.ledger.query(
+def _answered(home: Home, checkpoint: str) -> bool:
+    return bool(home.ledger.query(
         "SELECT 1 FROM evals WHERE checkpoint = ? UNION ALL "
         "SELECT 1 FROM events WHERE key = ? LIMIT 1", [checkpoint, f"eval:{checkpoint}"]))
 
 
-def evaluate(realm: Realm, request: dict, size: int | None = None, threads: int = 0) -> dict:
+def evaluate(home: Home, request: dict, size: int | None = None, threads: int = 0) -> dict:
     """Evaluate one requested checkpoint (claimed, once) and record everything."""
     name = request["checkpoint"]
-    if not claim(realm, name):
+    if not claim(home, name):
         return {"checkpoint": name, "status": "claimed elsewhere"}
     try:
-        if _answered(realm, name):  # answered between listing and claiming
+        if _answered(home, name):  # answered between listing and claiming
             return {"checkpoint": name, "status": "already evaluated"}
-        skill = request.get("skill") or default_skill(realm)
+        skill = request.get("skill") or default_skill(home)
         path = Path(request.get("path") or "")
         why = ("no skill to evaluate on" if skill is None else
                f"{path} is gone" if not (path / "config.json").exists() else None)
         if why:
-            realm.ledger.event("eval_skipped", f"Eval of {name} skipped: {why}",
-                               json_data({"checkpoint": name, "reason": why}), key=f"eval:{name}")
+            home.ledger.event("eval_skipped", f"Eval of {name} skipped: {why}",
+                              json_data({"checkpoint": name, "reason": why}), key=f"eval:{name}")
             return {"checkpoint": name, "status": "skipped", "reason": why}
-        before = skill_state(realm.ledger, skill)
-        problems = eval_problems(skill, before.level, size=size)
-        model, tok = answering.load(path, threads)
-        ans = answering.answer(model, tok, [p.question for p in problems],
-                               answering.budget(tok, [p.answer for p in problems]))
-        result = run_eval(skill, before.level, ans.texts, problems=problems)
+        level = skill_state(home.ledger, skill).level
+        ask, timing = grading.checkpoint_answers(path, threads)
+        result = grading.grade(grading.pick(skill, level, size, eval_batch=True), ask)
         step = request.get("step")
-        run_id = realm.record_eval(result, step=step, checkpoint=name)
-        after = skill_state(realm.ledger, skill)
-        summary = {"checkpoint": name, "step": step, "skill": skill, "level": before.level,
+        rec = grading.record(home, result, step=step, checkpoint=name)
+        summary = {"checkpoint": name, "step": step, "skill": skill, "level": level,
                    "trained_level": request.get("trained_level"), "accuracy": result.accuracy,
                    "n": result.n, "per_primitive": result.per_primitive_accuracy,
-                   "seconds": round(ans.seconds, 3), "run_id": run_id,
-                   "level_after": after.level, "status": "done"}
-        realm.ledger.event("eval_done", f"{name}: {skills.skill_def(skill).name} L{before.level} "
-                           f"{result.accuracy:.0%}", json_data(summary), key=f"eval:{name}")
-        if after.level > before.level:
-            level_up(realm, skill, before.level, after.level, step, name)
+                   "seconds": round(timing["seconds"], 3), "run_id": rec["run_id"],
+                   "level_after": rec["level_after"], "status": "done"}
+        home.ledger.event("eval_done", f"{name}: {skills.skill_def(skill).name} L{level} "
+                          f"{result.accuracy:.0%}", json_data(summary), key=f"eval:{name}")
         summary["wrong"] = [{"question": i.problem.question, "answer": i.answer,
                              "expected": i.problem.final} for i in result.wrong[:5]]
         return summary
     finally:
-        release(realm, name)
+        release(home, name)
 
 
-def level_up(realm: Realm, skill: str, from_level: int, level: int, step: Any, checkpoint: str) -> None:
-    """One `skill_level_up` event per (skill, level); the checkpoint becomes champion."""
-    key = f"level_up:{skill}:{level}"
-    if realm.ledger.query("SELECT 1 FROM events WHERE key = ? LIMIT 1", [key]):
-        return
-    realm.ledger.event("skill_level_up", f"Skill level up! {skill.upper()} {level}",
-                       json_data({"skill": skill, "level": level, "from_level": from_level,
-                                  "step": step, "checkpoint": checkpoint}), key=key)
-    if step is not None:
-        try:
-            realm.promote(int(step))
-        except Exception as e:  # a champion is a bonus; the level-up stands without it
-            realm.ledger.event("champion_error", f"could not promote {checkpoint}: {e}")
-
-
-def spar(realm: Realm, skill: str, count: int, step: int | None = None, seed: int | None = None,
+def spar(home: Home, skill: str, count: int, step: int | None = None, seed: int | None = None,
          threads: int = 0) -> dict:
     """Sparring: `count` fresh problems at the skill's level for a checkpoint (default the
     newest); its wrong answers become 3 examples each in queue/high."""
-    import time
-
-    from .skillbook import SparringError
-    row = (realm.checkpoints.get(step) if step is not None else realm.checkpoints.latest())
+    row = (home.checkpoints.get(step) if step is not None else home.checkpoints.latest())
     if row is None or not (Path(row.path) / "config.json").exists():
         where = f"at step {step} " if step is not None else ""
         raise FileNotFoundError(f"no checkpoint {where}on disk to spar with")
-    level = skill_state(realm.ledger, skill).level
+    level = skill_state(home.ledger, skill).level
     seed = time.time_ns() % 2**31 if seed is None else seed
-    problems = skills.generate(skill, level, count, seed)
-    model, tok = answering.load(row.path, threads)
-    ans = answering.answer(model, tok, [p.question for p in problems],
-                           answering.budget(tok, [p.answer for p in problems]))
-    result = run_eval(skill, level, ans.texts, problems=problems)
+    ask, _ = grading.checkpoint_answers(row.path, threads)
+    result = grading.grade(grading.pick(skill, level, count, seed), ask)
     out = {"skill": skill, "level": level, "step": row.step, "checkpoint": row.name, "count": count,
            "correct": result.correct, "wrong": len(result.wrong), "accuracy": result.accuracy,
            "per_primitive": result.per_primitive_accuracy, "quest": None, "examples": 0}
     if result.wrong:
         try:
-            dest = realm.spar(result, seed=seed)
+            dest = spar_result(home, result, seed=seed)
         except SparringError as e:
             out["detail"] = str(e)
         else:
             out.update(quest=dest.name, examples=3 * len(result.wrong))
-            realm.ledger.event("sparring_published",
-                               f"Sparring: {len(result.wrong)} wrong of {count} -> {dest.name}",
-                               json.dumps(out, default=str))
+            home.ledger.event("sparring_published",
+                              f"Sparring: {len(result.wrong)} wrong of {count} -> {dest.name}",
+                              json.dumps(out, default=str))
     return out

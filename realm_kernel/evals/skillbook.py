@@ -1,9 +1,8 @@
 """Skills meet the realm: evals and per-primitive accuracy in the ledger, skill state
-replayed from them, and sparring quests published to queue/high."""
+replayed from them, weak primitives, and the sparring check of a written file."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -11,13 +10,8 @@ import skills
 from skills.evaluation import EvalResult
 from skills.sparring import check_sparring, weak_primitives
 
-from ..quests.formats import load_quest, write_quest
+from ..quests.formats import load_quest
 from ..store.ledger import Ledger
-from ..store.paths import RealmPaths
-
-
-class SparringError(ValueError):
-    pass
 
 
 def record_eval(ledger: Ledger, result: EvalResult, step: int | None = None,
@@ -62,28 +56,6 @@ def eval_report(ledger: Ledger, skill: str, threshold: float = 0.8, recent: int 
             "threshold": threshold,
             "weak_primitives": [{"primitive_id": p, "accuracy": a}
                                 for p, a in weak_primitives(acc, threshold)]}
-
-
-def publish_sparring(paths: RealmPaths, examples: list[dict], name: str) -> Path:
-    """Validate sparring examples as a quest and as sparring, then move them into
-    queue/high with one rename (the daemon never sees a half-written file)."""
-    why = check_sparring(examples)
-    if why:
-        raise SparringError("; ".join(why[:5]))
-    staging = paths.inbox / ".staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    staged = write_quest(staging / name, examples)
-    try:
-        _, report = load_quest(staged)
-        if not report.ok:
-            raise SparringError(report.summary())
-        dest = paths.queue("high") / name
-        if dest.exists():
-            raise FileExistsError(f"a quest named {name!r} is already in queue/high")
-        os.replace(staged, dest)
-        return dest
-    finally:
-        staged.unlink(missing_ok=True)
 
 
 def check_sparring_file(path: Path) -> list[str]:

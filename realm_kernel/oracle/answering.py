@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..train.loading import load_model_and_tokenizer
+
 # Room past the longest golden answer, so a model that rambles is cut off, not waited on.
 EXTRA_TOKENS = 8
 
@@ -23,16 +25,8 @@ class Answers:
 
 
 def load(path: str | Path, threads: int = 0) -> tuple[Any, Any]:
-    import torch
-
-    from ..store.config import TrainingConfig
-    from ..train.trainer import load_model_and_tokenizer
-
-    if threads:
-        torch.set_num_threads(threads)
-    model, tokenizer = load_model_and_tokenizer(Path(path), TrainingConfig(), attn="sdpa")
-    model.eval()
-    return model, tokenizer
+    """A checkpoint for batched greedy answers (its trained dtype on the default device)."""
+    return load_model_and_tokenizer(path, "auto", "sdpa", threads=threads, inference=True)
 
 
 def budget(tokenizer: Any, golden: Sequence[str]) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store.paths import checkpoint_complete
+from ..train.loading import load_model_and_tokenizer
 
 LOCAL = "local"
 ROLES = ("system", "user", "assistant")
@@ -260,17 +261,7 @@ class ModelPool:
         return {"ok": True, "unloaded": step, "model": m.name, "loaded": self.steps()}
 
     def _load_weights(self, path: Path):
-        import torch
-
-        from ..store.config import TrainingConfig
-        from ..train.trainer import load_model_and_tokenizer
-
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        model, tokenizer = load_model_and_tokenizer(path, TrainingConfig(dtype=self.dtype),
-                                                    attn="sdpa")
-        model.eval()
-        return model, tokenizer
+        return load_model_and_tokenizer(path, self.dtype, "sdpa", threads=self.threads, inference=True)
 
     # -- chat ------------------------------------------------------------------------
     def check_prompt(self, step: int, messages: list[dict], sampling: Sampling) -> int:
@@ -413,22 +404,6 @@ class Oracle:
     def chat(self, step: Any = None, message: Any = None, messages: Any = None, host: str | None = None,
              sampling: dict | Sampling | None = None) -> dict:
         return final_reply(self.stream(step, message, messages, host, sampling))
-
-    def probe(self, skill: str, step: Any, host: str | None = None, level: int | None = None,
-              seed: int | None = None, level_of: Callable[[str], int] | None = None,
-              sampling: dict | None = None) -> dict:
-        """Ask a fresh problem of the skill's level and score the answer with the skill's scorer."""
-        import skills
-        step = require_step(step)
-        if level is None:
-            level = level_of(skill) if level_of else 1
-        seed = time.time_ns() % 2**31 if seed is None else seed
-        problem = skills.generate(skill, level, 1, seed)[0]
-        reply = self.chat(step, message=problem.question, host=host,
-                          sampling={"max_new_tokens": 256, **(sampling or {})})
-        return {**reply, "skill": skill, "level": level, "seed": seed, "question": problem.question,
-                "primitive_id": problem.primitive_id, "expected": problem.final,
-                "correct": skills.score(problem, reply["content"])}
 
 
 # -- the ledger's side: which checkpoint is step N --------------------------------------

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..store.config import RealmConfig
-from ..store.ledger import Ledger
-from ..store.paths import SIDECAR, RealmPaths, checkpoint_complete, read_json
-from .formats import Level, QuestReport, TokenCounter, validate_quest
+from ..store.ledger import Ledger, latest_checkpoint
+from ..store.paths import SIDECAR, RealmPaths, read_json
+from .formats import Level, QuestReport, TokenCounter, limits_of, validate_quest
 
 # A quest in one of these states blocks a second copy of the same file.
 LIVE_STATES = ("queued", "processing", "completed")
@@ -20,17 +20,6 @@ def known_quests(ledger: Ledger) -> dict[str, str]:
         "SELECT DISTINCT q.sha256, s.quest_id FROM quests q JOIN quest_status s USING (quest_id) "
         f"WHERE q.sha256 IS NOT NULL AND s.status IN {LIVE_STATES}")
     return {r["sha256"]: r["quest_id"] for r in rows}
-
-
-def latest_checkpoint(ledger: Ledger) -> tuple[int, Path] | None:
-    """The newest complete checkpoint (sidecar, config and weights on disk): a partial
-    or sidecar-less directory is never resumed from."""
-    rows = ledger.query("SELECT step, path FROM checkpoints ORDER BY step DESC, ts DESC LIMIT 20")
-    for row in rows:
-        p = Path(row["path"])
-        if checkpoint_complete(p):
-            return int(row["step"]), p
-    return None
 
 
 def hero_model_path(ledger: Ledger, config: RealmConfig, paths: RealmPaths) -> Path:
@@ -81,6 +70,6 @@ def check_quest(path: Path, config: RealmConfig, paths: RealmPaths, ledger: Ledg
     if level is Level.DEEP:
         count, model_max = tokenizer_counter(hero_model_path(ledger, config, paths))
         limit = min(config.training.max_length, model_max or config.training.max_length)
-    return validate_quest(path, level, config.quest_limits(), known=known, count_tokens=count,
+    return validate_quest(path, level, limits_of(config), known=known, count_tokens=count,
                           token_limit=limit)
 

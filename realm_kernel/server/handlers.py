@@ -20,7 +20,8 @@ from jupyter_server.utils import url_path_join
 
 from .. import __version__
 from ..api import Realm
-from ..quests.formats import QuestError, QueueConflict
+from ..quests.formats import QuestError
+from ..quests.queue import QueueConflict
 from ..store.config import ConfigError
 from ..store.ledger import CHECKPOINT_METRICS
 from ..store.vault import ASSET_TYPES, ProtectedAssetError, VaultError, check_id

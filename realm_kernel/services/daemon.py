@@ -22,13 +22,17 @@ import time
 import uuid
 from pathlib import Path
 
-from ..quests.admission import check_quest, latest_checkpoint, resume_point
-from ..quests.formats import Level, QuestReport, fail, move, next_quest, priority_of, validate_quest
+from ..evals.achievements import hero_progress
+from ..quests.admission import check_quest, resume_point
+from ..quests.formats import Level, QuestReport, limits_of, priority_of, validate_quest
+from ..quests.publish import quest_row, record
+from ..quests.queue import fail, move, next_quest
+from ..quests.recovery import repair_quests
 from ..store.config import ConfigError, RealmConfig, load_config
-from ..store.ledger import Ledger
+from ..store.ledger import Ledger, latest_checkpoint
 from ..store.paths import RealmPaths
 from ..store.process import service_main, take_instance_lock
-from ..store.recovery import repair, repair_quests
+from ..store.recovery import repair
 from ..store.status import DAEMON, TRAINING, read_status, write_status
 
 log = logging.getLogger("realm.daemon")
@@ -91,11 +95,9 @@ class Daemon:
                 continue
             row = self.quest_row(f.name) or {}
             dest = move(f, self.paths.queue("high"))
-            self.ledger.append("quests", [{"quest_id": dest.name, "status": "queued",
-                                           "priority": "high", "path": str(dest),
-                                           "run_id": row.get("run_id"),
-                                           "examples": row.get("examples"),
-                                           "detail": "recovered after an interrupted run"}])
+            record(self.ledger, [quest_row(dest, "queued", "high", run_id=row.get("run_id"),
+                                           examples=row.get("examples"),
+                                           detail="recovered after an interrupted run")])
             self.ledger.event("quest_recovered", f"Quest {dest.name} was interrupted; "
                                                  "it resumes from its last checkpoint")
 
@@ -175,27 +177,23 @@ class Daemon:
             self.ledger.event("quest_error", f"could not admit {path.name!r}: {error}; "
                                              f"nor move it to failed/: {e}")
             return
-        self.ledger.append("quests", [{"quest_id": dest.name, "status": "failed",
-                                       "path": str(dest), "detail": report.summary()}])
+        record(self.ledger, [quest_row(dest, "failed", detail=report.summary())])
         self.ledger.event("quest_rejected", report.summary())
 
     def admit(self, path: Path, priority: str = "normal") -> None:
         _, report = check_quest(path, self.config, self.paths, self.ledger)
         if report.ok:
             dest = move(path, self.paths.queue(priority))
-            self.ledger.append("quests", [{"quest_id": dest.name, "status": "queued",
-                                           "priority": priority, "path": str(dest),
-                                           "examples": report.examples, "sha256": report.sha256,
-                                           "detail": "; ".join(map(str, report.warnings))[:4000]
-                                           or None}])
+            record(self.ledger, [quest_row(dest, "queued", priority, examples=report.examples,
+                                           sha256=report.sha256,
+                                           detail="; ".join(map(str, report.warnings))[:4000] or None)])
             self.ledger.event("quest_queued", f"Quest {dest.name} accepted "
                                               f"({report.examples} examples, {priority} priority)")
             log.info("queued %s (%d examples, %s)", dest.name, report.examples, priority)
         else:
             dest = fail(self.paths, path, report)
-            self.ledger.append("quests", [{"quest_id": dest.name, "status": "failed",
-                                           "path": str(dest), "detail": report.summary(),
-                                           "sha256": report.sha256}])
+            record(self.ledger, [quest_row(dest, "failed", detail=report.summary(),
+                                           sha256=report.sha256)])
             self.ledger.event("quest_rejected", report.summary())
             log.warning("rejected %s", report.summary())
 
@@ -205,7 +203,7 @@ class Daemon:
 
         before = self.quest_row(path.name) or {}
         quest = move(path, self.paths.queue("processing"))
-        examples, report = validate_quest(quest, Level.STANDARD, self.config.quest_limits())
+        examples, report = validate_quest(quest, Level.STANDARD, limits_of(self.config))
         if not report.ok:
             self._finish(quest, "failed", before.get("run_id") or "", report.summary(),
                          fail_report=report)
@@ -222,10 +220,11 @@ class Daemon:
         job = Job(quest_id=quest.name, examples=examples, model_path=model_path, run_id=run_id,
                   step_offset=offset, training=self.config.training,
                   skill=meta.get("skill"), skill_level=meta.get("level"),
-                  resume_from=model_path if resume else None)
-        self.ledger.append("quests", [{"quest_id": quest.name, "status": "processing",
-                                       "priority": priority, "path": str(quest),
-                                       "examples": len(examples), "run_id": run_id}])
+                  resume_from=model_path if resume else None,
+                  on_progress=hero_progress(self.ledger, self.config.hero.name),
+                  on_checkpoint=lambda step, path: self.award_achievements())
+        record(self.ledger, [quest_row(quest, "processing", priority, examples=len(examples),
+                                       run_id=run_id)])
         self.ledger.append("runs", [{"run_id": run_id, "quest_id": quest.name,
                                      "status": "resumed" if resume else "started",
                                      "model_path": str(model_path),
@@ -295,9 +294,7 @@ class Daemon:
             dest = fail(self.paths, quest, report)
             kind = "quest_skipped" if status == "skipped" else "quest_failed"
             self.ledger.event(kind, f"Quest {status}: {quest.name}", detail)
-        self.ledger.append("quests", [{"quest_id": dest.name, "status": status,
-                                       "priority": priority, "path": str(dest),
-                                       "detail": detail[:4000], "run_id": run_id}])
+        record(self.ledger, [quest_row(dest, status, priority, detail=detail[:4000], run_id=run_id)])
         self.award_achievements()
 
     def award_achievements(self) -> None:

@@ -1,4 +1,4 @@
-"""The Task Master: runs the realm's pipeline notebooks (pipelines/*.ipynb) with papermill
+"""The Task Master: runs the home's pipeline notebooks (pipelines/*.ipynb) with papermill
 whenever they have work, one at a time, highest priority first.
 
 A task is a registry entry: id, notebook, priority (higher first), resource ("none";
@@ -12,7 +12,7 @@ A failing notebook is recorded with its output notebook and never stops the loop
 
 Run-now requests (Realm.run_task) are files in tasks/requests/, written atomically and
 taken first. Settings changed at run time (Realm.set_task) live in tasks/settings.json.
-One Task Master per realm home (flock on tasks/taskmaster.lock).
+One Task Master per home home (flock on tasks/taskmaster.lock).
 
     python -m realm_kernel.services.taskmaster --home HOME     # the loop (the Weaver runs this)
 """
@@ -30,17 +30,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..evals.curriculum import plan as curriculum_plan
+from ..evals.evalqueue import pending
+from ..evals.skillbook import eval_report
+from ..quests.queue import list_queue, waiting
 from ..store.config import ConfigError, RealmConfig
+from ..store.home import Home
 from ..store.paths import PRIORITIES, REPO_ROOT, atomic_write_json, read_json
 from ..store.process import service_main, take_instance_lock
 from ..store.status import write_status
 
-if TYPE_CHECKING:
-    from ..api import Realm
-
-log = logging.getLogger("realm.taskmaster")
+log = logging.getLogger("home.taskmaster")
 PIPELINES = REPO_ROOT / "pipelines"
 RESOURCES = ("none", "gpu", "inference")
 STATUS = "taskmaster.json"
@@ -96,7 +98,7 @@ REGISTRY: tuple[TaskDef, ...] = (
             work="checkpoints",
             description="Retention through the vault (evaluated checkpoints only)"),
     TaskDef("vault_scan", "Vault scan", "vault_scan.ipynb", 3, "none", 1800,
-            description="Register the realm's assets in the vault"),
+            description="Register the home's assets in the vault"),
     TaskDef("model_warmup", "Model warm-up", "model_warmup.ipynb", 2, "inference", 1800,
             work="checkpoints", description="Load the champion (or newest) and answer one problem"),
     TaskDef("lineage_report", "Lineage report", "report.ipynb", 2, "none", 1800, work="checkpoints",
@@ -115,7 +117,7 @@ def iso(ts: float | None) -> str | None:
 # -- GPU awareness --------------------------------------------------------------------
 def gpu_status() -> dict:
     """Utilisation of every NVIDIA GPU through NVML. No pynvml, no driver or no device all
-    mean "no GPU" (a CPU-only machine is a valid realm), never an error."""
+    mean "no GPU" (a CPU-only machine is a valid home), never an error."""
     try:
         import pynvml
     except ImportError:
@@ -155,18 +157,22 @@ def resource_ok(resource: str, gpu: dict, threshold: float) -> tuple[bool, str]:
     return True, f"GPU idle enough ({busiest:.0f}% < {threshold:.0f}%)"
 
 
+def _plans(home: Home) -> list[dict]:
+    return curriculum_plan(home.ledger, home.safe_config().curriculum)
+
+
 # -- has work -------------------------------------------------------------------------
 def _ts(row: dict | None) -> float | None:
     return row["ts"].timestamp() if row and row.get("ts") is not None else None
 
 
-def _latest_checkpoint_ts(realm: Realm) -> float | None:
-    rows = realm.ledger.query("SELECT max(ts) AS ts FROM checkpoints")
+def _latest_checkpoint_ts(home: Home) -> float | None:
+    rows = home.ledger.query("SELECT max(ts) AS ts FROM checkpoints")
     return _ts(rows[0]) if rows else None
 
 
-def _work_eval(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
-    n = len(realm.eval_queue())
+def _work_eval(home: Home, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+    n = len(pending(home))
     return n > 0, f"{n} checkpoint(s) await their eval"
 
 
@@ -176,17 +182,17 @@ def _work_eval(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bo
 SPARRING_MIN_ACCURACY = 0.5
 
 
-def _work_sparring(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+def _work_sparring(home: Home, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
     skill = task.parameters.get("skill")
-    plan = next((p for p in realm.curriculum() if p["skill"] == skill and p["enabled"]), None)
+    plan = next((p for p in _plans(home) if p["skill"] == skill and p["enabled"]), None)
     if plan is None:
         return False, f"{skill} is not on the curriculum"
-    latest = realm.ledger.query("SELECT accuracy FROM evals WHERE skill = ? AND level = ? "
+    latest = home.ledger.query("SELECT accuracy FROM evals WHERE skill = ? AND level = ? "
                                 "ORDER BY ts DESC LIMIT 1", [skill, plan["level"]])
     if not latest or latest[0]["accuracy"] < SPARRING_MIN_ACCURACY:
         return False, (f"{skill} L{plan['level']} not yet at {SPARRING_MIN_ACCURACY:.0%} "
                        "in its latest eval (the curriculum teaches first)")
-    ck = _latest_checkpoint_ts(realm)
+    ck = _latest_checkpoint_ts(home)
     if ck is None:
         return False, "no checkpoint yet"
     if last_done is not None and ck <= last_done:
@@ -194,12 +200,12 @@ def _work_sparring(realm: Realm, task: TaskDef, last_done: float | None) -> tupl
     return True, "a new checkpoint to spar with"
 
 
-def _work_weak(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+def _work_weak(home: Home, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
     threshold = float(task.parameters.get("threshold", 0.8))
-    for p in realm.curriculum():
+    for p in _plans(home):
         if not p["enabled"]:
             continue
-        rep = realm.eval_report(p["skill"], threshold)
+        rep = eval_report(home.ledger, p["skill"], threshold)
         newest = rep["evals"][0]["ts"].timestamp() if rep["evals"] else None
         # Only primitives the level mixes (single-primitive levels are what the
         # curriculum already practises).
@@ -209,61 +215,61 @@ def _work_weak(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bo
     return False, "no weak primitive in a mixed level"
 
 
-def _work_generate(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
-    cfg = realm.safe_config().curriculum
-    waiting = realm.quests_waiting()
-    if waiting >= cfg.queue_low:
-        return False, f"{waiting} quest(s) waiting (>= {cfg.queue_low})"
-    if not any(p["enabled"] for p in realm.curriculum()):
+def _work_generate(home: Home, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+    cfg = home.safe_config().curriculum
+    waiting_now = waiting(home.paths)
+    if waiting_now >= cfg.queue_low:
+        return False, f"{waiting_now} quest(s) waiting (>= {cfg.queue_low})"
+    if not any(p["enabled"] for p in _plans(home)):
         return False, "no skill is enabled on the curriculum"
-    return True, f"queue low ({waiting} < {cfg.queue_low})"
+    return True, f"queue low ({waiting_now} < {cfg.queue_low})"
 
 
-def _work_queue(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
-    queue = realm.queue()  # one listing of the queue folders
+def _work_queue(home: Home, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+    queue = list_queue(home.paths)  # one listing of the queue folders
     n = sum(len(queue[p]) for p in PRIORITIES)
     return n > 0, f"{n} queued quest(s)"
 
 
-def _work_checkpoints(realm: Realm, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
-    ck = _latest_checkpoint_ts(realm)
+def _work_checkpoints(home: Home, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
+    ck = _latest_checkpoint_ts(home)
     return ck is not None, "checkpoints exist" if ck else "no checkpoint yet"
 
 
-WORK: dict[str, Callable[[Realm, TaskDef, float | None], tuple[bool, str]]] = {
-    "always": lambda realm, task, last: (True, "runs on its cooldown"),
+WORK: dict[str, Callable[[Home, TaskDef, float | None], tuple[bool, str]]] = {
+    "always": lambda home, task, last: (True, "runs on its cooldown"),
     "eval": _work_eval, "sparring": _work_sparring, "weak": _work_weak,
     "generate": _work_generate, "queue": _work_queue, "checkpoints": _work_checkpoints,
 }
 
 
 # -- settings and requests (files other processes write) ------------------------------
-def settings_file(realm: Realm) -> Path:
-    return realm.paths.tasks / "settings.json"
+def settings_file(home: Home) -> Path:
+    return home.paths.tasks / "settings.json"
 
 
-def requests_dir(realm: Realm) -> Path:
-    d = realm.paths.tasks / "requests"
+def requests_dir(home: Home) -> Path:
+    d = home.paths.tasks / "requests"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def load_settings(realm: Realm) -> dict[str, dict]:
-    data = read_json(settings_file(realm), {})
+def load_settings(home: Home) -> dict[str, dict]:
+    data = read_json(settings_file(home), {})
     return data if isinstance(data, dict) else {}
 
 
-def effective(realm: Realm) -> dict[str, TaskDef]:
+def effective(home: Home) -> dict[str, TaskDef]:
     """The registry with run-time settings (enabled / priority / cooldown_s) applied."""
     out = {}
-    settings = load_settings(realm)
+    settings = load_settings(home)
     for tid, t in registry().items():
         s = settings.get(tid) or {}
         out[tid] = replace(t, **{k: s[k] for k in ("enabled", "priority", "cooldown_s") if k in s})
     return out
 
 
-def set_task(realm: Realm, task_id: str, enabled: bool | None = None, priority: int | None = None,
+def set_task(home: Home, task_id: str, enabled: bool | None = None, priority: int | None = None,
              cooldown_s: float | None = None) -> dict:
     if task_id not in registry():
         raise KeyError(f"unknown task {task_id!r}; known: {sorted(registry())}")
@@ -275,37 +281,37 @@ def set_task(realm: Realm, task_id: str, enabled: bool | None = None, priority: 
     if cooldown_s is not None and (isinstance(cooldown_s, bool) or not isinstance(cooldown_s, int | float)
                                    or not 0 <= cooldown_s <= 7 * 86400):
         raise ValueError(f"cooldown_s must be 0-604800 seconds, got {cooldown_s!r}")
-    settings = load_settings(realm)
+    settings = load_settings(home)
     mine = dict(settings.get(task_id) or {})
     for k, v in (("enabled", enabled), ("priority", priority), ("cooldown_s", cooldown_s)):
         if v is not None:
             mine[k] = v
     settings[task_id] = mine
-    atomic_write_json(settings_file(realm), settings)
-    realm.ledger.event("task_settings", f"Task {task_id}: {mine}", json.dumps(mine))
-    return next(t for t in describe(realm) if t["task_id"] == task_id)
+    atomic_write_json(settings_file(home), settings)
+    home.ledger.event("task_settings", f"Task {task_id}: {mine}", json.dumps(mine))
+    return next(t for t in describe(home) if t["task_id"] == task_id)
 
 
-def request_run(realm: Realm, task_id: str) -> dict:
+def request_run(home: Home, task_id: str) -> dict:
     if task_id not in registry():
         raise KeyError(f"unknown task {task_id!r}; known: {sorted(registry())}")
-    atomic_write_json(requests_dir(realm) / f"{task_id}.json", {"task_id": task_id, "at": time.time()})
+    atomic_write_json(requests_dir(home) / f"{task_id}.json", {"task_id": task_id, "at": time.time()})
     t = registry()[task_id]
-    realm.ledger.append("tasks", [{"task_id": task_id, "name": t.name, "status": "queued",
+    home.ledger.append("tasks", [{"task_id": task_id, "name": t.name, "status": "queued",
                                    "priority": t.priority, "notebook": t.notebook,
                                    "detail": "run-now requested"}])
     return {"task_id": task_id, "requested": True}
 
 
-def pending_requests(realm: Realm) -> list[str]:
-    reqs = sorted(requests_dir(realm).glob("*.json"), key=lambda p: p.stat().st_mtime)
+def pending_requests(home: Home) -> list[str]:
+    reqs = sorted(requests_dir(home).glob("*.json"), key=lambda p: p.stat().st_mtime)
     return [p.stem for p in reqs if p.stem in registry()]
 
 
 # -- state from the ledger --------------------------------------------------------------
-def history(realm: Realm) -> dict[str, dict]:
+def history(home: Home) -> dict[str, dict]:
     """Per task: the latest row, the last finished run (done or failed)."""
-    rows = realm.ledger.query("""
+    rows = home.ledger.query("""
         SELECT task_id, status, ts, output, detail,
                row_number() OVER (PARTITION BY task_id ORDER BY ts DESC) AS r
         FROM tasks WHERE status IN ('done', 'failed', 'running')
@@ -313,16 +319,16 @@ def history(realm: Realm) -> dict[str, dict]:
     return {r["task_id"]: r for r in rows}
 
 
-def describe(realm: Realm, gpu: dict | None = None, check_work: bool = False,
+def describe(home: Home, gpu: dict | None = None, check_work: bool = False,
              first_available: bool = False) -> list[dict]:
     """Every task as Realm.tasks() returns it (highest priority first). With
     first_available, stops at the first task that may run now (the loop's pick)."""
-    hist = history(realm)
-    cfg = realm.safe_config().taskmaster
+    hist = history(home)
+    cfg = home.safe_config().taskmaster
     gpu = gpu if gpu is not None else {"gpus": [], "detail": "not checked"}
     now = time.time()
     out = []
-    for t in sorted(effective(realm).values(), key=lambda t: (-t.priority, t.task_id)):
+    for t in sorted(effective(home).values(), key=lambda t: (-t.priority, t.task_id)):
         h = hist.get(t.task_id)
         last = _ts(h)
         wait = max(t.cooldown_s, FAILURE_BACKOFF_S) if h and h["status"] == "failed" else t.cooldown_s
@@ -344,7 +350,7 @@ def describe(realm: Realm, gpu: dict | None = None, check_work: bool = False,
                 reasons.append(why)
             if not reasons:
                 try:
-                    has, w = WORK[t.work](realm, t, last if h and h["status"] == "done" else None)
+                    has, w = WORK[t.work](home, t, last if h and h["status"] == "done" else None)
                 except Exception as e:  # a broken check is a reason, never a crash
                     has, w = False, f"work check failed: {type(e).__name__}: {e}"
                 if not has:
@@ -359,37 +365,37 @@ def describe(realm: Realm, gpu: dict | None = None, check_work: bool = False,
 
 
 # -- running one notebook -------------------------------------------------------------
-def output_path(realm: Realm, task_id: str) -> Path:
-    d = realm.paths.tasks / task_id
+def output_path(home: Home, task_id: str) -> Path:
+    d = home.paths.tasks / task_id
     d.mkdir(parents=True, exist_ok=True)
     return d / f"{datetime.now():%Y%m%d-%H%M%S-%f}.ipynb"
 
 
-def prune_outputs(realm: Realm, task_id: str, keep: int) -> None:
-    runs = sorted((realm.paths.tasks / task_id).glob("*.ipynb"))
+def prune_outputs(home: Home, task_id: str, keep: int) -> None:
+    runs = sorted((home.paths.tasks / task_id).glob("*.ipynb"))
     for old in runs[:-keep]:
         old.unlink(missing_ok=True)
         old.with_suffix(".json").unlink(missing_ok=True)
 
 
-def run_task(realm: Realm, task: TaskDef, reason: str = "", timeout_s: float = 900.0,
+def run_task(home: Home, task: TaskDef, reason: str = "", timeout_s: float = 900.0,
              keep_outputs: int = 30, pipelines: Path = PIPELINES) -> dict:
     """Run one task's notebook with papermill (a kernel subprocess); record running and
     done/failed with the output notebook. Never raises for a failing notebook."""
     import papermill as pm
 
-    out = output_path(realm, task.task_id)
+    out = output_path(home, task.task_id)
     result_file = out.with_suffix(".json")
     base = {"task_id": task.task_id, "name": task.name, "priority": task.priority,
             "notebook": task.notebook, "output": str(out)}
-    realm.ledger.append("tasks", [{**base, "status": "running", "detail": reason[:4000] or None}])
-    params = {**task.parameters, "realm_home": str(realm.paths.home), "result_path": str(result_file)}
+    home.ledger.append("tasks", [{**base, "status": "running", "detail": reason[:4000] or None}])
+    params = {**task.parameters, "realm_home": str(home.paths.home), "result_path": str(result_file)}
     t0 = time.monotonic()
     status, detail, result = "done", "", None
     try:
         pm.execute_notebook(str(pipelines / task.notebook), str(out), parameters=params,
                             kernel_name="python3", progress_bar=False, log_output=False,
-                            execution_timeout=int(timeout_s), cwd=str(realm.paths.home),
+                            execution_timeout=int(timeout_s), cwd=str(home.paths.home),
                             request_save_on_cell_execute=False)
         result = read_json(result_file, None)
         detail = json.dumps(result, default=str) if result is not None else "no result written"
@@ -397,13 +403,13 @@ def run_task(realm: Realm, task: TaskDef, reason: str = "", timeout_s: float = 9
         status = "failed"
         detail = f"{type(e).__name__}: {str(e).strip()[-3000:]}"
     seconds = round(time.monotonic() - t0, 2)
-    realm.ledger.append("tasks", [{**base, "status": status, "detail": detail[:4000]}])
+    home.ledger.append("tasks", [{**base, "status": status, "detail": detail[:4000]}])
     data = json.dumps({"task_id": task.task_id, "seconds": seconds, "output": str(out)})
     if status == "done":
-        realm.ledger.event("task_done", f"Task {task.name} done in {seconds:.0f} s", data)
+        home.ledger.event("task_done", f"Task {task.name} done in {seconds:.0f} s", data)
     else:
-        realm.ledger.event("task_failed", f"Task {task.name} failed: {detail[:200]}", data)
-    prune_outputs(realm, task.task_id, keep_outputs)
+        home.ledger.event("task_failed", f"Task {task.name} failed: {detail[:200]}", data)
+    prune_outputs(home, task.task_id, keep_outputs)
     return {"task_id": task.task_id, "status": status, "seconds": seconds, "output": str(out),
             "result": result, "detail": detail if status == "failed" else None}
 
@@ -411,9 +417,8 @@ def run_task(realm: Realm, task: TaskDef, reason: str = "", timeout_s: float = 9
 # -- the loop -------------------------------------------------------------------------
 class TaskMaster:
     def __init__(self, home: str | os.PathLike | None = None, pipelines: Path = PIPELINES) -> None:
-        from ..api import Realm
-        self.realm = Realm(home, writer="taskmaster")
-        self.paths = self.realm.paths
+        self.home = Home(home, writer="taskmaster")
+        self.paths = self.home.paths
         self.pipelines = pipelines
         self.shutdown = threading.Event()
         self.config = RealmConfig()
@@ -422,7 +427,7 @@ class TaskMaster:
 
     def reload_config(self) -> None:
         try:
-            self.config = self.realm.config
+            self.config = self.home.config
         except ConfigError as e:  # keep the last good config, say why
             log.error("%s", e)
         # Pipeline kernels inherit this environment: their torch keeps to its share.
@@ -440,19 +445,19 @@ class TaskMaster:
         write_status(self.paths, STATUS, pid=os.getpid(), state=state, last=self.last, **extra)
 
     def run(self, task_id: str, reason: str = "requested") -> dict:
-        tasks = effective(self.realm)
+        tasks = effective(self.home)
         if task_id not in tasks:
             raise KeyError(f"unknown task {task_id!r}; known: {sorted(tasks)}")
         task = tasks[task_id]
         ok, why = resource_ok(task.resource, gpu_status(), self.config.taskmaster.gpu_threshold)
         if not ok:
-            self.realm.ledger.append("tasks", [{"task_id": task_id, "name": task.name, "status": "failed",
+            self.home.ledger.append("tasks", [{"task_id": task_id, "name": task.name, "status": "failed",
                                                 "priority": task.priority, "notebook": task.notebook,
                                                 "detail": f"cannot run: {why}"}])
             return {"task_id": task_id, "status": "failed", "detail": why}
         self.heartbeat("running", task=task_id)
         log.info("running %s (%s)", task_id, reason)
-        result = run_task(self.realm, task, reason, self.config.taskmaster.task_timeout_s,
+        result = run_task(self.home, task, reason, self.config.taskmaster.task_timeout_s,
                           self.config.taskmaster.keep_outputs, self.pipelines)
         self.last = {k: result[k] for k in ("task_id", "status", "seconds", "output")}
         log.info("%s %s in %.1f s", task_id, result["status"], result["seconds"])
@@ -461,16 +466,16 @@ class TaskMaster:
     def pick(self) -> tuple[str, str] | None:
         """(task id, why) of the next task: a run-now request, else the highest-priority
         available task."""
-        for task_id in pending_requests(self.realm):
-            (requests_dir(self.realm) / f"{task_id}.json").unlink(missing_ok=True)
+        for task_id in pending_requests(self.home):
+            (requests_dir(self.home) / f"{task_id}.json").unlink(missing_ok=True)
             return task_id, "run-now request"
         gpu = gpu_status()
         # The daemon has nothing to train: a new quest beats everything else (an eval queue
         # that keeps filling would otherwise keep the Arena idle).
-        starving = self.realm.quests_waiting() == 0
+        starving = waiting(self.paths) == 0
         # Every task's work check when starving (to see the generator's row), else only
         # down to the first available task; either way each check runs once per pick.
-        rows = describe(self.realm, gpu, check_work=True, first_available=not starving)
+        rows = describe(self.home, gpu, check_work=True, first_available=not starving)
         if starving:
             gen = next(t for t in rows if t["task_id"] == STARVING_PICK)
             if gen["available"]:
@@ -492,7 +497,7 @@ class TaskMaster:
         self.acquire_lock()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.shutdown.set())
-        self.realm.ledger.event("taskmaster_started", f"The Task Master wakes (pid {os.getpid()})")
+        self.home.ledger.event("taskmaster_started", f"The Task Master wakes (pid {os.getpid()})")
         try:
             while not self.shutdown.is_set():
                 self.reload_config()
@@ -502,13 +507,13 @@ class TaskMaster:
                         busy = self._round() is not None  # config reloaded just above
                     except Exception as e:  # never die of one bad round
                         log.exception("task master round failed")
-                        self.realm.ledger.event("taskmaster_error", f"{type(e).__name__}: {e}")
+                        self.home.ledger.event("taskmaster_error", f"{type(e).__name__}: {e}")
                 self.heartbeat("idle" if self.config.taskmaster.enabled else "disabled")
                 if not busy:
                     self.shutdown.wait(self.config.taskmaster.poll_seconds)
         finally:
             self.heartbeat("offline")
-            self.realm.ledger.event("taskmaster_stopped", f"The Task Master rests (pid {os.getpid()})")
+            self.home.ledger.event("taskmaster_stopped", f"The Task Master rests (pid {os.getpid()})")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -163,12 +163,6 @@ class RealmConfig(_Section):
     taskmaster: TaskmasterConfig = TaskmasterConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
 
-    def quest_limits(self):
-        from ..quests.formats import Limits
-        return Limits(max_bytes=self.daemon.max_quest_bytes, max_examples=self.quests.max_examples,
-                      max_example_chars=self.quests.max_example_chars,
-                      specs=tuple(self.quests.specs))
-
     def base_model_path(self, paths: RealmPaths) -> Path:
         if not self.hero.base_model:
             return paths.dio_mini

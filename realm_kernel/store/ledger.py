@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import faults
-from .paths import RealmPaths
+from .paths import RealmPaths, checkpoint_complete
 
 SCHEMA_VERSION = 3  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
 #                     assets, zones, tasks, achievements, quests.sha256, events.key; v3: both
@@ -626,6 +626,17 @@ class CheckpointLedger:
 
     def list_all(self, limit: int | None = None) -> list[CheckpointRecord]:
         return self.list(limit)
+
+
+def latest_checkpoint(ledger: Ledger) -> tuple[int, Path] | None:
+    """The newest complete checkpoint (sidecar, config and weights on disk): a partial
+    or sidecar-less directory is never resumed from."""
+    rows = ledger.query("SELECT step, path FROM checkpoints ORDER BY step DESC, ts DESC LIMIT 20")
+    for row in rows:
+        p = Path(row["path"])
+        if checkpoint_complete(p):
+            return int(row["step"]), p
+    return None
 
 
 def json_data(data: dict[str, Any]) -> str:

@@ -9,8 +9,7 @@ by `kill -9` between the two; each function here finishes or undoes exactly that
   missing; `.deleting-<name>` (a deletion cut short) is finished and recorded; a complete
   checkpoint directory with no ledger row (published, row not yet written) is recorded
   from its sidecar. A directory without sidecar or weights is never recorded.
-- quests: a quest file whose folder disagrees with its latest ledger row (moved, row not
-  yet written) gets the row its folder means.
+- quests: see quests/recovery.py (the daemon runs it after these).
 - ledger: temp segments of dead writers are removed (they were never visible).
 """
 
@@ -21,16 +20,12 @@ import os
 import shutil
 from pathlib import Path
 
-from ..quests.formats import file_sha256
 from .ledger import TABLES, Ledger, extract_step, json_data
-from .paths import PRIORITIES, REPLACED_PREFIX, SIDECAR, RealmPaths, checkpoint_complete, read_json
+from .paths import REPLACED_PREFIX, SIDECAR, RealmPaths, checkpoint_complete, read_json
 from .process import pid_alive
 
 log = logging.getLogger("realm.recovery")
 CHECKPOINT_COLUMNS = set(TABLES["checkpoints"].names)
-# The status a quest in each folder has (failed/ may also hold a skipped quest).
-FOLDER_STATUS = {**{p: "queued" for p in PRIORITIES}, "failed": "failed",
-                 "recently_completed": "completed"}
 
 
 def repair_checkpoints(paths: RealmPaths, ledger: Ledger) -> dict[str, list[str]]:
@@ -81,38 +76,6 @@ def repair_checkpoints(paths: RealmPaths, ledger: Ledger) -> dict[str, list[str]
     for name in done["incomplete"]:
         log.warning("checkpoint %s has no sidecar or no weights: never used", name)
     return done
-
-
-def repair_quests(paths: RealmPaths, ledger: Ledger) -> list[str]:
-    """Rows for quest files whose folder disagrees with their latest ledger row."""
-    latest = {r["quest_id"]: r for r in ledger.query(
-        "SELECT quest_id, status, priority, run_id FROM quest_status")}
-    rows, fixed = [], []
-    for folder, status in FOLDER_STATUS.items():
-        d = paths.queue(folder)
-        for f in sorted(d.iterdir()) if d.is_dir() else ():
-            if not f.is_file() or f.name.startswith(".") or f.name.endswith(".reason.json"):
-                continue
-            row = latest.get(f.name) or {}
-            want = status
-            if folder == "failed":
-                summary = (read_json(f.with_name(f.name + ".reason.json"), {}) or {}).get("summary", "")
-                want = "skipped" if "skipped by request" in str(summary) else "failed"
-                if row.get("status") in ("failed", "skipped"):
-                    continue
-            elif row.get("status") == want and (folder not in PRIORITIES
-                                                or row.get("priority") == folder):
-                continue
-            rows.append({"quest_id": f.name, "status": want, "path": str(f),
-                         "priority": folder if folder in PRIORITIES else row.get("priority"),
-                         "run_id": row.get("run_id"),
-                         "sha256": file_sha256(f) if row.get("status") is None else None,
-                         "detail": f"found in {folder}/ at start-up (was "
-                                   f"{row.get('status') or 'unrecorded'})"})
-            fixed.append(f"{f.name}: {row.get('status') or 'unrecorded'} -> {want}")
-    if rows:
-        ledger.append("quests", rows)
-    return fixed
 
 
 def remove_dead_temp_segments(paths: RealmPaths) -> int:

@@ -28,9 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..quests.admission import latest_checkpoint
 from .config import RealmConfig, RetentionConfig
-from .ledger import CheckpointLedger, Ledger, extract_step, json_data
+from .ledger import CheckpointLedger, Ledger, extract_step, json_data, latest_checkpoint
 from .paths import SIDECAR, RealmPaths, checkpoint_complete, read_json
 
 ASSET_TYPES = ("checkpoint", "model", "data", "config")

@@ -1,5 +1,6 @@
 """The training engine: TrainerEngine.run_job(job) -> TrainingResult."""
 
-from .trainer import Job, TrainerEngine, TrainingResult, load_model_and_tokenizer
+from .loading import load_model_and_tokenizer
+from .trainer import Job, TrainerEngine, TrainingResult
 
 __all__ = ["Job", "TrainerEngine", "TrainingResult", "load_model_and_tokenizer"]

@@ -1,5 +1,7 @@
 """Trainer callbacks: live metrics to the ledger, canonical checkpoints with sidecars,
-and control files obeyed at step boundaries."""
+and control files obeyed at step boundaries. What the game makes of progress (hero
+level-ups, achievements) is the caller's: the job's `on_progress` / `on_checkpoint`
+hooks, so training never reads realm.toml or computes game rules mid-battle."""
 
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ..evals.hero import STEPS_PER_LEVEL
 from ..store import faults
 from ..store.ledger import Ledger, MetricBuffer
 from ..store.paths import SIDECAR, RealmPaths, atomic_write_json, publish_dir
@@ -50,7 +51,7 @@ class RealmCallback(TrainerCallback):
         self._t_log = self._t0 = time.monotonic()
         self._tokens_log = self._tokens0 = 0
         self._state = "training"
-        self._hero_step: int | None = None  # for "hero_level_up" when a 1000 is crossed
+        self._progress_step: int | None = None  # the step the last on_progress saw
 
     # -- helpers ------------------------------------------------------------------
     def tokens_per_second(self, tokens: int) -> float | None:
@@ -83,7 +84,7 @@ class RealmCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._t_log = self._t0 = time.monotonic()
         self._tokens_log = self._tokens0 = int(getattr(state, "num_input_tokens_seen", 0) or 0)
-        self._hero_step = self.global_step(state)
+        self._progress_step = self.global_step(state)
         self.write_status(state)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -109,19 +110,13 @@ class RealmCallback(TrainerCallback):
             return
         self.metrics.add(row)
         self.write_status(state)
-        self._level_up(row["step"])
+        self._progress(row["step"])
 
-    def _level_up(self, step: int) -> None:
-        from ..evals.achievements import hero_level_ups
-        from ..store.config import ConfigError, load_config
-        prev, self._hero_step = self._hero_step, step
-        if prev is not None and step // STEPS_PER_LEVEL > prev // STEPS_PER_LEVEL:
-            try:
-                name = load_config(self.paths.home).hero.name
-            except ConfigError:
-                name = "DIO"
-            self.metrics.flush()
-            hero_level_ups(self.ledger, name, prev, step)
+    def _progress(self, step: int) -> None:
+        prev, self._progress_step = self._progress_step, step
+        hook = getattr(self.job, "on_progress", None)
+        if hook is not None and prev is not None:
+            hook(prev, step, self.metrics.flush)
 
     def on_step_end(self, args, state, control, **kwargs):
         faults.point("step")
@@ -183,12 +178,14 @@ class RealmCallback(TrainerCallback):
             "checkpoint": dest.name, "step": step, "path": str(dest),
             "skill": self.job.skill, "level": self.job.skill_level}))
         self.write_status(state, last_checkpoint=dest.name)
-        self._award()
+        self._checkpoint_hook(step, dest)
 
-    def _award(self) -> None:
-        from ..evals.achievements import award
+    def _checkpoint_hook(self, step: int, path: Path) -> None:
+        hook = getattr(self.job, "on_checkpoint", None)
+        if hook is None:
+            return
         try:
-            award(self.ledger)
+            hook(step, path)
         except Exception:  # a milestone is never worth a battle
             pass
 

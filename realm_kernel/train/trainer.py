@@ -22,6 +22,7 @@ from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
 from .callbacks import RealmCallback
 from .data import PadCollator, build_datasets
+from .loading import load_model_and_tokenizer, torch_dtype
 from .optim import build_optimizer
 from .packing import PackedCollator, PackedDataset
 from .selfcheck import check_labels, check_packed_batch
@@ -41,6 +42,11 @@ class Job:
     # continue from: HF restores weights, optimizer, scheduler, RNG and data position.
     # step_offset is then the checkpoint's global step minus its local step.
     resume_from: Path | None = None
+    # The caller's game hooks (the daemon's hero level-ups and achievements):
+    # on_progress(previous step, step, flush metrics) after each logged step,
+    # on_checkpoint(step, path) after each published checkpoint.
+    on_progress: Callable[[int, int, Callable[[], None]], None] | None = None
+    on_checkpoint: Callable[[int, Path], None] | None = None
 
 
 @dataclass
@@ -86,33 +92,6 @@ def resolve_liger(cfg: TrainingConfig, cuda: bool) -> bool:
             raise RuntimeError("liger = 'on' needs liger-kernel: pip install -e '.[gpu]'")
         return True
     return cfg.liger == "auto" and cuda and installed("liger_kernel")
-
-
-def _dtype(name: str, cuda: bool):
-    import torch
-    if name == "auto":
-        return torch.bfloat16 if cuda else torch.float32
-    return getattr(torch, name)
-
-
-def load_model_and_tokenizer(path: Path, cfg: TrainingConfig, attn: str | None = None):
-    """Load any local HF causal-LM directory (dio-mini, Qwen3-0.6B, a checkpoint)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if not (Path(path) / "config.json").exists():
-        raise FileNotFoundError(f"no HF model directory at {path} (config.json missing)")
-    cuda = torch.cuda.is_available()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        raise ValueError(f"{path}: tokenizer has no chat template; quests are chat examples")
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=_dtype(cfg.dtype, cuda), attn_implementation=attn or resolve_attn(cfg, cuda))
-    if cuda:
-        model = model.cuda()
-    return model, tokenizer
 
 
 def _realm_trainer_class():
@@ -212,7 +191,7 @@ class TrainerEngine:
             torch.set_num_threads(cfg.threads or cpu_share())
         attn = resolve_attn(cfg, cuda)
         liger = resolve_liger(cfg, cuda)
-        model, tokenizer = load_model_and_tokenizer(job.resume_from or job.model_path, cfg, attn)
+        model, tokenizer = load_model_and_tokenizer(job.resume_from or job.model_path, cfg.dtype, attn)
         train_ds, eval_ds, collator, per_step, efficiency = self._data(job, tokenizer, model, attn)
 
         # The masking self-check, on a real first batch built by the real collator.
@@ -254,7 +233,7 @@ class TrainerEngine:
             remove_unused_columns=False,
             dataloader_num_workers=0,
             use_cpu=not cuda,
-            bf16=cuda and _dtype(cfg.dtype, cuda) == torch.bfloat16,
+            bf16=cuda and torch_dtype(cfg.dtype, cuda) == torch.bfloat16,
             **_checkpointing_args(TrainingArguments, cfg.gradient_checkpointing),
             use_liger_kernel=liger,
             include_num_input_tokens_seen="non_padding",

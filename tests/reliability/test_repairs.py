@@ -11,13 +11,14 @@ import os
 import pytest
 
 from realm_kernel.oracle.pool import OracleError, UnknownCheckpoint, check_chat_size, locate_checkpoint
-from realm_kernel.quests.admission import latest_checkpoint
-from realm_kernel.quests.formats import Level, QueueConflict, QueueError, delete_quest, validate_quest
+from realm_kernel.quests.formats import Level, validate_quest
+from realm_kernel.quests.queue import QueueConflict, QueueError, delete_quest
+from realm_kernel.quests.recovery import repair_quests
 from realm_kernel.services.tavern_server import ExposureError, TavernServer
 from realm_kernel.store import faults
-from realm_kernel.store.ledger import Ledger
+from realm_kernel.store.ledger import Ledger, latest_checkpoint
 from realm_kernel.store.paths import RealmPaths, checkpoint_complete, publish_dir
-from realm_kernel.store.recovery import ledger_consistency, repair_checkpoints, repair_quests
+from realm_kernel.store.recovery import ledger_consistency, repair_checkpoints
 from realm_kernel.store.vault import VaultKeeper
 
 GOOD = json.dumps({"messages": [{"role": "user", "content": "a"},

@@ -1,0 +1,105 @@
+"""The one grading path: pick problems -> ask the model -> score -> record.
+
+The eval queue, sparring, the Oracle's "Ask DIO" probe and `realm skills eval` all grade
+through here; they differ only in who answers (`Ask`: batched greedy decoding of a
+checkpoint, or the Oracle's chat) and in whether the result is recorded. Recording is
+where the level-up rule and champion promotion live, so every entry point that records
+an eval levels the skill up the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import skills
+from skills.evaluation import EvalResult, eval_problems, run_eval
+
+from ..store.home import Home
+from ..store.ledger import json_data
+from .champion import promote
+from .skillbook import record_eval, skill_state
+
+# Who answers: questions and their golden answers (for an answer budget) -> answers.
+Ask = Callable[[Sequence[str], Sequence[str]], list[str]]
+
+
+def pick(skill: str, level: int, count: int | None = None, seed: int | None = None, *,
+         eval_batch: bool = False) -> list[skills.Problem]:
+    """The level's fixed eval batch (eval_batch: the eval seed, `count` or the YAML's
+    eval size), else `count` fresh problems at `seed` (default: the clock)."""
+    if eval_batch:
+        return eval_problems(skill, level, size=count)
+    seed = time.time_ns() % 2**31 if seed is None else seed
+    return skills.generate(skill, level, count or 1, seed)
+
+
+def checkpoint_answers(path: str | Path, threads: int = 0) -> tuple[Ask, dict]:
+    """An `Ask` over a checkpoint directory: batched greedy answers, each exactly what
+    unbatched greedy decoding gives. The dict collects the seconds spent answering."""
+    from ..oracle import answering
+    model, tok = answering.load(path, threads)
+    timing = {"seconds": 0.0}
+
+    def ask(questions: Sequence[str], golden: Sequence[str]) -> list[str]:
+        ans = answering.answer(model, tok, list(questions), answering.budget(tok, golden))
+        timing["seconds"] += ans.seconds
+        return ans.texts
+
+    return ask, timing
+
+
+def grade(problems: Sequence[skills.Problem], ask: Ask) -> EvalResult:
+    """Ask every problem and score each answer with the skill's own strict scorer."""
+    if not problems:
+        raise skills.SkillError("nothing to grade: no problems")
+    first = problems[0]
+    answers = ask([p.question for p in problems], [p.answer for p in problems])
+    return run_eval(first.skill, first.level, answers, problems=list(problems))
+
+
+def record(home: Home, result: EvalResult, step: int | None = None,
+           checkpoint: str | None = None) -> dict:
+    """Store an eval (overall + per primitive), then apply the level-up rule: a level-up
+    writes one `skill_level_up` event per (skill, level) and makes the checkpoint that
+    earned it the champion. Returns run_id, level_before, level_after."""
+    before = skill_state(home.ledger, result.skill).level
+    run_id = record_eval(home.ledger, result, step, checkpoint)
+    after = skill_state(home.ledger, result.skill).level
+    if after > before:
+        level_up(home, result.skill, before, after, step, checkpoint)
+    return {"run_id": run_id, "level_before": before, "level_after": after}
+
+
+def level_up(home: Home, skill: str, from_level: int, level: int, step: Any,
+             checkpoint: str | None) -> None:
+    key = f"level_up:{skill}:{level}"
+    if home.ledger.query("SELECT 1 FROM events WHERE key = ? LIMIT 1", [key]):
+        return
+    home.ledger.event("skill_level_up", f"Skill level up! {skill.upper()} {level}",
+                      json_data({"skill": skill, "level": level, "from_level": from_level,
+                                 "step": step, "checkpoint": checkpoint}), key=key)
+    if step is None:
+        return
+    try:
+        promote(home, int(step))
+    except Exception as e:  # a champion is a bonus; the level-up stands without it
+        home.ledger.event("champion_error", f"could not promote {checkpoint or step}: {e}")
+
+
+def probe(ask_one: Callable[[str], str], skill: str, level: int, seed: int | None = None) -> dict:
+    """"Ask DIO": one fresh problem of the level, graded like any eval (not recorded)."""
+    seed = time.time_ns() % 2**31 if seed is None else seed
+    problem = pick(skill, level, 1, seed)[0]
+    replies: list[str] = []
+
+    def ask(questions: Sequence[str], golden: Sequence[str]) -> list[str]:
+        replies.extend(ask_one(q) for q in questions)
+        return replies
+
+    result = grade([problem], ask)
+    return {"skill": skill, "level": level, "seed": seed, "question": problem.question,
+            "primitive_id": problem.primitive_id, "expected": problem.final,
+            "correct": result.correct == 1}
