@@ -48,8 +48,10 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) bench/soak.py --faults 50 --seconds 60
 
+## ruff, and the layering check: imports only go down the layers, no circle (docs/architecture.md).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check realm_kernel widgets skills tests bench
+	$(PY) tests/test_layers.py
 
 ## Only on a CUDA machine: flash-attn, Liger kernels, bitsandbytes.
 gpu-extras: $(STAMP)

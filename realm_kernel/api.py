@@ -16,7 +16,7 @@ from .evals import grading, practice
 from .evals.achievements import award, earned
 from .evals.champion import champion, promote
 from .evals.curriculum import plan
-from .evals.evalqueue import evaluate, pending, spar
+from .evals.evalqueue import cleanup, evaluate, pending, spar
 from .evals.hero import hero_stats
 from .evals.skillbook import eval_report, skill_state
 from .oracle.hosts import inference_hosts
@@ -30,7 +30,7 @@ from .oracle.pool import (
     require_step,
 )
 from .oracle.remote import RemoteOracle
-from .quests.admission import check_quest
+from .quests.admission import check_quest, validate_queue
 from .quests.formats import QuestReport
 from .quests.publish import publish, quest_row, record, withdraw
 from .quests.queue import list_queue, reorder, set_priority, waiting
@@ -38,7 +38,6 @@ from .services import taskmaster
 from .store.config import ConfigError, RealmConfig
 from .store.home import Home
 from .store.ledger import SCHEMA_VERSION
-from .store.paths import PRIORITIES
 from .store.process import pid_alive
 from .store.settings import describe as describe_settings
 from .store.settings import save as save_settings
@@ -452,35 +451,11 @@ class Realm(Home):
 
     def cleanup_checkpoints(self, apply: bool = True) -> dict:
         """Retention through the vault, sparing every checkpoint still awaiting its eval."""
-        plan = self.vault.retention_plan()
-        waiting = {r["step"] for r in self.eval_queue()}
-        deleted, kept = [], []
-        for d in plan["delete"]:
-            if d["step"] in waiting or not apply:
-                kept.append(d["step"])
-                continue
-            try:
-                self.vault.delete_checkpoint(d["step"], by="cleanup")
-                deleted.append(d["step"])
-            except (VaultError, ValueError) as e:  # protected meanwhile, or already gone
-                kept.append(d["step"])
-                self.ledger.event("cleanup_skipped", f"kept step {d['step']}: {e}")
-        return {"deleted": deleted, "kept_waiting_or_protected": kept,
-                "keep": plan["keep"], "dry_run": not apply}
+        return cleanup(self, self.vault, apply)
 
     def validate_queue(self) -> list[dict]:
         """The daemon's report for every queued quest (nothing is moved)."""
-        out = []
-        for state in PRIORITIES:
-            for e in self.queue()[state]:
-                path = self.paths.queue(state) / e["name"]
-                try:
-                    rep = self.validate_quest(path)
-                    out.append({"quest": e["name"], "priority": state, "ok": rep.ok,
-                                "examples": rep.examples, "summary": rep.summary()})
-                except FileNotFoundError:
-                    continue  # trained meanwhile
-        return out
+        return validate_queue(self.paths, self.config, self.ledger)
 
     def lineage(self) -> list[dict]:
         """Which quest trained which checkpoint, with its eval (the lineage report)."""

@@ -24,6 +24,7 @@ import skills
 from ..store.home import Home
 from ..store.ledger import json_data
 from ..store.process import pid_alive
+from ..store.vault import VaultError, VaultKeeper
 from . import grading
 from .curriculum import plan
 from .practice import SparringError, spar_result
@@ -151,3 +152,22 @@ def spar(home: Home, skill: str, count: int, step: int | None = None, seed: int 
                               f"Sparring: {len(result.wrong)} wrong of {count} -> {dest.name}",
                               json.dumps(out, default=str))
     return out
+
+
+def cleanup(home: Home, vault: VaultKeeper, apply: bool = True) -> dict:
+    """Retention through the vault, sparing every checkpoint still awaiting its eval."""
+    plan = vault.retention_plan()
+    waiting = {r["step"] for r in pending(home)}
+    deleted, kept = [], []
+    for d in plan["delete"]:
+        if d["step"] in waiting or not apply:
+            kept.append(d["step"])
+            continue
+        try:
+            vault.delete_checkpoint(d["step"], by="cleanup")
+            deleted.append(d["step"])
+        except (VaultError, ValueError) as e:  # protected meanwhile, or already gone
+            kept.append(d["step"])
+            home.ledger.event("cleanup_skipped", f"kept step {d['step']}: {e}")
+    return {"deleted": deleted, "kept_waiting_or_protected": kept,
+            "keep": plan["keep"], "dry_run": not apply}

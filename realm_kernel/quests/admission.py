@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..store.config import RealmConfig
 from ..store.ledger import Ledger, latest_checkpoint
-from ..store.paths import SIDECAR, RealmPaths, read_json
+from ..store.paths import PRIORITIES, SIDECAR, RealmPaths, read_json
 from .formats import Level, QuestReport, TokenCounter, limits_of, validate_quest
+from .queue import list_queue
 
 # A quest in one of these states blocks a second copy of the same file.
 LIVE_STATES = ("queued", "processing", "completed")
@@ -73,3 +74,18 @@ def check_quest(path: Path, config: RealmConfig, paths: RealmPaths, ledger: Ledg
     return validate_quest(path, level, limits_of(config), known=known, count_tokens=count,
                           token_limit=limit)
 
+
+def validate_queue(paths: RealmPaths, config: RealmConfig, ledger: Ledger) -> list[dict]:
+    """The daemon's report for every queued quest (nothing is moved)."""
+    out = []
+    for state, entries in list_queue(paths).items():
+        if state not in PRIORITIES:
+            continue
+        for e in entries:
+            try:
+                _, rep = check_quest(paths.queue(state) / e["name"], config, paths, ledger)
+            except FileNotFoundError:
+                continue  # trained meanwhile
+            out.append({"quest": e["name"], "priority": state, "ok": rep.ok,
+                        "examples": rep.examples, "summary": rep.summary()})
+    return out

@@ -27,7 +27,7 @@ from ..store.status import WEAVER, write_status
 
 MENDED_KEPT = 50
 
-# name -> module run as `python -m module --home HOME`. Add the task master here.
+# name -> module run as `python -m module --home HOME`.
 THREADS: list[tuple[str, str]] = [
     ("daemon", "realm_kernel.services.daemon"),
     ("taskmaster", "realm_kernel.services.taskmaster"),
