@@ -41,6 +41,12 @@ class Realm:
         self.paths = RealmPaths.at(home).ensure()
         self.ledger = Ledger(self.paths, writer)
 
+    @staticmethod
+    def home_of(home: str | os.PathLike | None = None) -> Path:
+        """The realm home `Realm(home)` opens (REALM_HOME or the default when None),
+        without opening it."""
+        return RealmPaths.at(home).home
+
     @property
     def config(self) -> RealmConfig:
         return load_config(self.paths.home)
@@ -343,6 +349,12 @@ class Realm:
                         "max_level": d.max_level, "recent": st.get("recent", [])})
         return out
 
+    def skill_catalog(self) -> list[dict]:
+        """Every skill's id, name, icon and max level (no ledger reads)."""
+        import skills
+        return [{"skill": s, "name": d.name, "icon": d.icon, "max_level": d.max_level}
+                for s in skills.skill_ids() for d in [skills.skill_def(s)]]
+
     def settings(self) -> dict:
         """realm.toml's fields (effective values, types, bounds, choices, which are
         critical) for the Settings page; `error` while the file is broken."""
@@ -363,6 +375,12 @@ class Realm:
             self.ledger.event("settings_changed", "Settings changed: " + ", ".join(sorted(changes)))
         return result
 
+    def preview_settings(self, changes: dict[str, Any]) -> dict[str, str]:
+        """The validation errors of {"section.key": value} as typed so far ({} when
+        valid); nothing is written."""
+        from .store.settings import preview
+        return preview(self.paths, changes)
+
     def disk_usage(self) -> dict:
         """The realm home's disk: free/total bytes and what checkpoints take."""
         from .store.vault import dir_bytes
@@ -371,12 +389,6 @@ class Realm:
         return {"total": du.total, "used": du.used, "free": du.free,
                 "checkpoints": sum(dir_bytes(p) for p in ckpt.iterdir() if p.is_dir())
                 if ckpt.exists() else 0}
-
-    def show(self, page: str = "tavern"):
-        """One Tavern page inline in a notebook: tavern, quests, oracle, vault, settings,
-        scheduler, guild, achievements."""
-        from widgets import show
-        return show(page, str(self.paths.home))
 
     def notable_events(self, kinds: tuple[str, ...], limit: int = 20) -> list[dict]:
         """The newest events of these kinds (what the Tavern's toasts announce)."""
