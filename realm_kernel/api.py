@@ -31,6 +31,7 @@ from .oracle.pool import (
 )
 from .oracle.remote import RemoteOracle
 from .quests.admission import check_quest, validate_queue
+from .quests.formats import QuestError as QuestError  # re-exported for the widgets
 from .quests.formats import QuestReport
 from .quests.publish import publish, quest_row, record, withdraw
 from .quests.queue import list_queue, reorder, set_priority, waiting
@@ -38,9 +39,11 @@ from .services import taskmaster
 from .store.config import ConfigError, RealmConfig
 from .store.home import Home
 from .store.ledger import SCHEMA_VERSION
+from .store.paths import RealmPaths
 from .store.process import pid_alive
 from .store.settings import describe as describe_settings
-from .store.settings import save as save_settings
+from .store.settings import preview as preview_settings_file
+from .store.settings import save as save_settings_file
 from .store.status import DAEMON, TRAINING, WEAVER, read_status
 from .store.vault import VaultError, VaultKeeper, dir_bytes
 from .train.vram import estimate_from_path
@@ -51,6 +54,12 @@ CONTROLS = ("pause", "resume", "stop", "skip")
 class Realm(Home):
     """The facade over one realm home: each method is a thin call into the layer that
     owns it (store, quests, evals, oracle, services)."""
+
+    @staticmethod
+    def home_of(home: str | os.PathLike | None = None) -> Path:
+        """The realm home `Realm(home)` opens (REALM_HOME or the default when None),
+        without opening it."""
+        return RealmPaths.at(home).home
 
     @property
     def vault(self) -> VaultKeeper:
@@ -258,6 +267,11 @@ class Realm(Home):
                         "max_level": d.max_level, "recent": st.get("recent", [])})
         return out
 
+    def skill_catalog(self) -> list[dict]:
+        """Every skill's id, name, icon and max level (no ledger reads)."""
+        return [{"skill": s, "name": d.name, "icon": d.icon, "max_level": d.max_level}
+                for s in skills.skill_ids() for d in [skills.skill_def(s)]]
+
     def settings(self) -> dict:
         """realm.toml's fields (effective values, types, bounds, choices, which are
         critical) for the Settings page; `error` while the file is broken."""
@@ -271,10 +285,15 @@ class Realm(Home):
         """Validate {"section.key": value} against the config models and write realm.toml
         atomically. Critical fields (max_length, base_model, ...) need confirm=True;
         without it nothing is written and `needs_confirmation` names them."""
-        result = save_settings(self.paths, changes, confirm)
+        result = save_settings_file(self.paths, changes, confirm)
         if result.get("ok"):
             self.ledger.event("settings_changed", "Settings changed: " + ", ".join(sorted(changes)))
         return result
+
+    def preview_settings(self, changes: dict[str, Any]) -> dict[str, str]:
+        """The validation errors of {"section.key": value} as typed so far ({} when
+        valid); nothing is written."""
+        return preview_settings_file(self.paths, changes)
 
     def disk_usage(self) -> dict:
         """The realm home's disk: free/total bytes and what checkpoints take."""
@@ -283,12 +302,6 @@ class Realm(Home):
         return {"total": du.total, "used": du.used, "free": du.free,
                 "checkpoints": sum(dir_bytes(p) for p in ckpt.iterdir() if p.is_dir())
                 if ckpt.exists() else 0}
-
-    def show(self, page: str = "tavern"):
-        """One Tavern page inline in a notebook: tavern, quests, oracle, vault, settings,
-        scheduler, guild, achievements."""
-        from widgets import show
-        return show(page, str(self.paths.home))
 
     def notable_events(self, kinds: tuple[str, ...], limit: int = 20) -> list[dict]:
         """The newest events of these kinds (what the Tavern's toasts announce)."""

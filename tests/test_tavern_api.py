@@ -3,7 +3,12 @@ the page sessions' actions (through the real Realm and a real ledger in a temp h
 
 from __future__ import annotations
 
+import ast
 import base64
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +17,17 @@ from realm_kernel.api import Realm
 from realm_kernel.evals.achievements import award, hero_level_ups
 from realm_kernel.store.config import load_config
 from skills.evaluation import eval_problems
-from widgets.pages import PAGES, GuildSession, QuestSession, Session, SettingsSession, TavernSession
+from widgets.feed import WIDGETS
+from widgets.pages import (
+    PAGES,
+    GuildSession,
+    OracleSession,
+    QuestSession,
+    Session,
+    SettingsSession,
+    TavernSession,
+    shared_realm,
+)
 
 
 @pytest.fixture
@@ -128,10 +143,99 @@ def test_guild_session_reads_levels_and_the_heatmap(realm):
     assert {w["primitive_id"] for w in bin_["weak"]} <= set(bin_["heatmap"]["primitives"])
 
 
-def test_every_page_has_a_session_or_is_the_oracle():
+def test_every_page_has_a_session_the_oracle_too():
     assert set(PAGES) == {"tavern", "quests", "oracle", "vault", "settings", "scheduler", "guild"}
-    for name, page in PAGES.items():
-        assert page.session is None if name == "oracle" else issubclass(page.session, Session)
+    for page in PAGES.values():
+        assert issubclass(page.session, Session)
+    assert PAGES["oracle"].session is OracleSession and "oracle" in PAGES["oracle"].widgets
+
+
+def test_one_realm_per_home_in_a_process(tmp_path, monkeypatch):
+    a = shared_realm(tmp_path / "a")
+    assert shared_realm(str(tmp_path / "a") + "/") is a and shared_realm(tmp_path / "b") is not a
+    monkeypatch.setenv("REALM_HOME", str(tmp_path / "a"))
+    assert shared_realm() is a  # the home REALM_HOME names
+    assert QuestSession().realm is a and OracleSession().realm is a  # one Oracle pool for all pages
+
+
+def test_oracle_session_acts_once_with_dict_notices(realm_home):
+    import time
+
+    s = OracleSession(Realm(realm_home.home))
+    first = s.snapshot()
+    assert first["checkpoints"][0]["step"] == 0 and first["hosts"] == ["local"]
+    assert {k["id"] for k in first["skills"]} == set(skills.skill_ids()) and first["notice"] is None
+    refused = s.act({"name": "chat", "nonce": 1, "host": "local", "step": 0, "message": "hi"})
+    assert refused["ok"] is False and "Step 0 not loaded" in refused["message"]
+    assert s.act({"name": "chat", "nonce": 1, "host": "local", "step": 0, "message": "hi"}) is None
+    assert s.act({"name": "dance", "nonce": 2})["message"] == "unknown action 'dance'"
+    load = s.act({"name": "load", "nonce": 3, "host": "local", "step": 0})
+    assert load == {"ok": True, "action": "load", "message": "loading step 0 on local…", "nonce": 3}
+    deadline = time.monotonic() + 120
+    while s.snapshot()["notice"]["message"].startswith("loading") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    loaded = s.snapshot()
+    assert loaded["notice"] == {**load, "message": "loaded dio-mini on local"}
+    assert loaded["loaded"] == [{"step": 0, "model": "dio-mini"}]
+    assert s.act({"name": "chat", "nonce": 4, "host": "local", "step": 0, "message": "What is ①+①?"})["ok"]
+    while s.snapshot()["panes"]["left"]["busy"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = s.snapshot()["panes"]["left"]
+    assert [m["role"] for m in left["messages"]] == ["user", "assistant"] and left["model"] == "dio-mini"
+    assert s.act({"name": "unload", "nonce": 5, "host": "local", "step": 0})["message"] == "unloaded step 0"
+    assert s.snapshot()["loaded"] == []
+
+
+WIDGETS_DIR = Path(__file__).resolve().parent.parent / "widgets"
+
+
+def test_every_widget_esm_carries_the_prelude_once_and_no_widget_redefines_it(tmp_path):
+    prelude = (WIDGETS_DIR / "prelude.js").read_text(encoding="utf-8")
+    helpers = set(re.findall(r"^(?:function|const|let|var|class)\s+([A-Za-z_$][\w$]*)", prelude, re.M))
+    assert {"el_", "button", "sender", "state_", "notice_", "showNotice", "follow"} <= helpers
+    assert set(WIDGETS) == {p.stem for p in WIDGETS_DIR.glob("*.js")} - {"prelude"}
+    for name, w in WIDGETS.items():
+        own = (WIDGETS_DIR / f"{name}.js").read_text(encoding="utf-8")
+        assert w.esm.startswith(prelude) and w.esm.endswith(own) and w.esm.count(prelude) == 1, name
+        defined = re.findall(r"(?:function\s+|(?:const|let|var|class)\s+)([A-Za-z_$][\w$]*)", own)
+        assert not helpers & set(defined), f"{name}.js redefines {helpers & set(defined)}"
+        assert "document.createElement(" not in own and "model.save_changes(" not in own, name
+        assert "export default" in own, name
+        assert not re.search(r"^\s*import\b", own, re.M), name  # no URL for a host to resolve
+        if shutil.which("node"):  # the composed module parses as one ESM
+            mod = tmp_path / f"{name}.mjs"
+            mod.write_text(w.esm, encoding="utf-8")
+            check = subprocess.run(["node", "--check", str(mod)], capture_output=True, text=True)
+            assert check.returncode == 0, check.stderr
+
+
+def test_both_hosts_load_the_composed_esm_and_css():
+    from widgets.jupyter import widget_class
+    from widgets.panel_components import component
+    for name, w in WIDGETS.items():
+        css = w.css.read_text(encoding="utf-8")
+        assert widget_class(name)._esm == w.esm and widget_class(name)._css == css
+        assert component(name)._esm == w.esm and component(name)._stylesheets == [css]
+
+
+def _imports(path: Path) -> set[str]:
+    mods = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            mods |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            mods.add(node.module or "")
+    return mods
+
+
+def test_widgets_reach_the_realm_only_through_the_api_and_nothing_imports_widgets():
+    for path in WIDGETS_DIR.glob("*.py"):
+        below = {m for m in _imports(path) if m.split(".")[0] in ("realm_kernel", "skills")}
+        assert below <= {"realm_kernel.api"}, f"{path.name} imports {below - {'realm_kernel.api'}}"
+    kernel = WIDGETS_DIR.parent / "realm_kernel"
+    for path in kernel.rglob("*.py"):
+        assert not {m for m in _imports(path) if m.split(".")[0] == "widgets"}, path
+    assert not hasattr(Realm, "show")  # widgets.show(page, home) shows a page
 
 
 def test_the_trainer_callback_announces_a_level_up_when_a_thousand_is_crossed(realm):

@@ -1,13 +1,6 @@
 // Achievements: every milestone DIO has earned, with its date (from the ledger's
 // `achievements` table via Realm.achievements()).
 
-function el_(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function render({ model, el }) {
   el.classList.add("realm-achievements");
   const box = el_("div", "rt-ach-box");
@@ -17,7 +10,7 @@ function render({ model, el }) {
   box.append(title, list);
   el.append(box);
   const draw = () => {
-    const all = (model.get("state") || {}).achievements || [];
+    const all = state_(model).achievements || [];
     title.textContent = `🎖️ Achievements (${all.length})`;
     if (!all.length) {
       list.replaceChildren(el_("li", "rt-ach-empty", "None yet: finish a quest, train 1,000 steps, promote a champion…"));
@@ -32,9 +25,7 @@ function render({ model, el }) {
       return li;
     }));
   };
-  model.on("change:state", draw);
-  draw();
-  return () => model.off("change:state", draw);
+  return follow(model, draw);
 }
 
 export default { render };

@@ -14,7 +14,7 @@ import html
 import panel as pn
 
 from realm_kernel.api import Realm
-from widgets.pages import PAGES, bind
+from widgets.pages import PAGES, bind, shared_realm
 from widgets.panel_components import component
 
 ROUTES = {name: "/" if name == "tavern" else f"/{name}" for name in PAGES}
@@ -36,37 +36,42 @@ def nav(current: str) -> pn.pane.HTML:
 
 
 def realm() -> Realm:
-    """One Realm per server process (its ledger connection and Oracle pool are shared)."""
-    return pn.state.as_cached("realm-app", lambda: Realm(writer="widgets"))
+    """The server process's one Realm (its ledger connection and Oracle pool are shared by
+    every browser session, and with any other page of this process: `shared_realm`)."""
+    return shared_realm()
 
 
 def build_page(name: str) -> pn.viewable.Viewable:
+    """One page for one browser session: its own session (state, actions, notices) over
+    the process's Realm, its widgets bound to it, refreshed every `poll_seconds`."""
     spec = PAGES[name]
-    if spec.session is None:  # the Oracle keeps its own session and pool
-        from widgets.oracle import build
-        body = [build()]
-    else:
-        session = spec.session(realm())
-        comps = [component(w)(sizing_mode="stretch_width") for w in spec.widgets]
-        refresh, on_action = bind(session, comps)
-        for c in comps:
-            c.param.watch(lambda event: on_action(event.new), "action")
-        refresh()
-        pn.state.add_periodic_callback(refresh, period=int(spec.poll_seconds * 1000))
-        body = list(comps)
-        if spec.plots:
-            from widgets.plots import plots_for
-            body.append(plots_for(spec.plots, session.realm))
-        if name == "tavern":  # two columns on a wide window, one on a narrow one
-            col = {"flex": "1 1 560px", "min-width": "0"}
-            body = [pn.FlexBox(pn.Column(*body[:2], sizing_mode="stretch_width", styles=col),
-                               pn.Column(*body[2:], sizing_mode="stretch_width", styles=col),
-                               flex_wrap="wrap", sizing_mode="stretch_width")]
+    session = spec.session(realm())
+    comps = [component(w)(sizing_mode="stretch_width") for w in spec.widgets]
+    refresh, on_action = bind(session, comps)
+    for c in comps:
+        c.param.watch(lambda event: on_action(event.new), "action")
+    refresh()
+    pn.state.add_periodic_callback(refresh, period=int(spec.poll_seconds * 1000))
+    body = list(comps)
+    if spec.plots:
+        from widgets.plots import plots_for
+        body.append(plots_for(spec.plots, session.realm))
+    if name == "tavern":  # two columns on a wide window, one on a narrow one
+        col = {"flex": "1 1 560px", "min-width": "0"}
+        body = [pn.FlexBox(pn.Column(*body[:2], sizing_mode="stretch_width", styles=col),
+                           pn.Column(*body[2:], sizing_mode="stretch_width", styles=col),
+                           flex_wrap="wrap", sizing_mode="stretch_width")]
     return pn.Column(nav(name), *body, sizing_mode="stretch_width", max_width=1400)
 
 
 def app(name: str):
     return lambda: build_page(name)
+
+
+def serve_alone(name: str) -> None:
+    """One page as its own `panel serve` script (widgets/tavern.py, widgets/oracle.py)."""
+    pn.extension()
+    build_page(name).servable(title=f"Realm of Training — {PAGES[name].title}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,13 +4,6 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 
-function el_(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function svg_(tag, attrs) {
   const e = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
@@ -54,6 +47,7 @@ function drawCurve(svg, points) {
 
 function render({ model, el }) {
   el.classList.add("realm-battle-view");
+  const send = sender(model);
   const box = el_("div", "rt-battle");
   const head = el_("div", "rt-head");
   const state = el_("span", "rt-state");
@@ -75,18 +69,11 @@ function render({ model, el }) {
                             "aria-label": "training loss by step" });
   const controls = el_("div", "rt-controls");
   for (const [name, label] of [["pause", "⏸ Pause"], ["resume", "▶ Resume"], ["stop", "⏹ Stop"], ["skip", "⏭ Skip"]]) {
-    const b = el_("button", `rt-btn rt-${name}`, label);
-    b.dataset.action = name;
-    b.addEventListener("click", () => {
-      model.set("action", { name, nonce: Date.now() + Math.random() });
-      model.save_changes();
-    });
-    controls.append(b);
+    controls.append(button(label, name, () => send(name), `rt-btn rt-${name}`));
   }
   const arena = el_("div", "rt-arena");  // floating damage numbers and XP gains rise here
   arena.append(svg);
-  const notice = el_("div", "rt-notice");
-  notice.dataset.stat = "notice";
+  const notice = notice_("rt");
   const events = el_("ul", "rt-events");
   events.dataset.stat = "events";
   box.append(head, facts, arena, controls, notice, el_("div", "rt-subtitle", "📰 Recent events"), events);
@@ -101,7 +88,7 @@ function render({ model, el }) {
   let lastStep = null;
 
   const draw = () => {
-    const s = model.get("state") || {};
+    const s = state_(model);
     const b = s.battle || {};
     const st = b.state || "offline";
     state.textContent = st;
@@ -119,18 +106,14 @@ function render({ model, el }) {
       if (b.loss !== null && b.loss !== undefined) float(`-${Number(b.loss).toFixed(3)}`, "rt-dmg");
     }
     lastStep = step;
-    const n = s.notice;
-    notice.textContent = n && n.message ? n.message : "";
-    notice.className = `rt-notice ${n && n.ok === false ? "rt-bad" : ""}`;
+    showNotice(notice, s.notice, "rt");
     events.replaceChildren(...(s.events || []).slice(0, 8).map((ev) => {
       const li = el_("li", `rt-ev rt-ev-${ev.kind}`);
       li.append(el_("time", "rt-when", new Date(ev.ts * 1000).toLocaleTimeString()), el_("span", "", ev.message));
       return li;
     }));
   };
-  model.on("change:state", draw);
-  draw();
-  return () => model.off("change:state", draw);
+  return follow(model, draw);
 }
 
 export default { render };

@@ -2,12 +2,6 @@
 // level against the level-up rule), the weakest primitives, a per-primitive accuracy
 // heatmap over checkpoints, and targeted sparring on the weak spots.
 
-function el_(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(100 * x)}%`);
 function heatColor(a) {  // red (0) -> amber -> green (1)
   if (a === null || a === undefined) return "transparent";
@@ -17,13 +11,9 @@ function heatColor(a) {  // red (0) -> amber -> green (1)
 
 function render({ model, el }) {
   el.classList.add("realm-guild");
-  const send = (name, extra = {}) => {
-    model.set("action", { name, nonce: Date.now() + Math.random(), ...extra });
-    model.save_changes();
-  };
+  const send = sender(model);
   const root = el_("div", "rg-box");
-  const notice = el_("div", "rg-notice");
-  notice.dataset.stat = "notice";
+  const notice = notice_("rg");
   const cards = el_("div", "rg-cards");
   root.append(el_("div", "rg-title", "🛡️ The Guild"), notice, cards);
   el.append(root);
@@ -53,10 +43,8 @@ function render({ model, el }) {
   };
 
   const draw = () => {
-    const s = model.get("state") || {};
-    const n = s.notice;
-    notice.textContent = n && n.message ? n.message : "";
-    notice.className = `rg-notice ${n && n.ok === false ? "rg-bad" : "rg-good"}`;
+    const s = state_(model);
+    showNotice(notice, s.notice, "rg");
     cards.replaceChildren(...(s.guild || []).map((k) => {
       const card = el_("div", "rg-card");
       card.dataset.skill = k.skill;
@@ -82,12 +70,11 @@ function render({ model, el }) {
       if (!(k.weak || []).length) weak.append(el_("span", "rg-muted", "none under the threshold (or no eval yet)"));
       for (const w of (k.weak || []).slice(0, 5)) weak.append(el_("span", "rg-chip", `${w.primitive_id} ${pct(w.accuracy)}`));
       const acts = el_("div", "rg-acts");
-      const spar = el_("button", "rg-btn", "🥊 Targeted sparring");
-      spar.dataset.action = "spar";
-      spar.addEventListener("click", () => send("spar", { skill: k.skill }));
-      const hm = el_("button", "rg-btn", open.has(k.skill) ? "Hide heatmap" : "🗺️ Heatmap");
-      hm.dataset.action = "heatmap";
-      hm.addEventListener("click", () => { open.has(k.skill) ? open.delete(k.skill) : open.add(k.skill); draw(); });
+      const spar = button("🥊 Targeted sparring", "spar", () => send("spar", { skill: k.skill }), "rg-btn");
+      const hm = button(open.has(k.skill) ? "Hide heatmap" : "🗺️ Heatmap", "heatmap", () => {
+        open.has(k.skill) ? open.delete(k.skill) : open.add(k.skill);
+        draw();
+      }, "rg-btn");
       acts.append(spar, hm);
       card.append(head, prog, weak, acts);
       if (open.has(k.skill)) {
@@ -97,9 +84,7 @@ function render({ model, el }) {
       return card;
     }));
   };
-  model.on("change:state", draw);
-  draw();
-  return () => model.off("change:state", draw);
+  return follow(model, draw);
 }
 
 export default { render };

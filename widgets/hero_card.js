@@ -13,13 +13,6 @@ const PORTRAIT = `
   <path d="M32 4 L35 12 L29 12 Z" fill="#ff6b6b"/>
 </svg>`;
 
-function el_(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function fmt(x, digits = 2) {
   return x === null || x === undefined || Number.isNaN(x) ? "—" : Number(x).toFixed(digits);
 }
@@ -61,7 +54,7 @@ function render({ model, el }) {
 
   let lastLevel = null;
   const draw = () => {
-    const h = (model.get("state") || {}).hero || {};
+    const h = state_(model).hero || {};
     name.textContent = h.name || "DIO";
     level.textContent = `Level ${h.level ?? 0}`;
     const per = h.xp_per_level || 1000;
@@ -71,7 +64,7 @@ function render({ model, el }) {
     cells.defense.textContent = fmt(h.defense, 3);
     cells.acc.textContent = h.acc === null || h.acc === undefined ? "—" : `${(100 * h.acc).toFixed(1)}%`;
     cells.gold.textContent = String(h.gold ?? 0);
-    badges.replaceChildren(...((model.get("state") || {}).skills || []).map((sk) => {
+    badges.replaceChildren(...(state_(model).skills || []).map((sk) => {
       const b = el_("span", "rt-badge", `${sk.icon || "✨"} ${sk.skill.toUpperCase()} Lv ${sk.level}`);
       b.title = `${sk.name}: level ${sk.level} of ${sk.max_level}`;
       b.dataset.skill = sk.skill;
@@ -85,9 +78,7 @@ function render({ model, el }) {
     }
     lastLevel = h.level ?? 0;
   };
-  model.on("change:state", draw);
-  draw();
-  return () => model.off("change:state", draw);
+  return follow(model, draw);
 }
 
 export default { render };

@@ -10,44 +10,16 @@ import traitlets
 
 from .feed import WIDGETS
 
-ORACLE_POLL_SECONDS = 0.25  # streamed tokens reach the page at this pace
-
-
-def oracle(home: str | None = None, interval: float = ORACLE_POLL_SECONDS) -> anywidget.AnyWidget:
-    """The Oracle chat, on this kernel's own model pool (`Realm.oracle`)."""
-    from realm_kernel.api import Realm
-
-    from .oracle_session import OracleSession
-
-    session = OracleSession(Realm(home, writer="widgets"))
-    widget = widget_class("oracle")(state=session.snapshot())
-    widget.observe(lambda change: session.act(change["new"]), names="action")
-
-    async def poll() -> None:
-        while True:
-            try:
-                state = session.snapshot()
-                if state != widget.state:
-                    widget.state = state
-            except Exception as e:  # a poll failure must not kill the loop
-                widget.state = {**widget.state, "notice": str(e)}
-            await asyncio.sleep(interval)
-
-    widget._realm_poller = asyncio.get_event_loop().create_task(poll())
-    widget.session = session
-    return widget
-
-
 _classes: dict[str, type[anywidget.AnyWidget]] = {}
 
 
 def widget_class(name: str) -> type[anywidget.AnyWidget]:
     """The anywidget class of any widget in WIDGETS (a synced `state` and `action`)."""
     if name not in _classes:
-        js, css = WIDGETS[name]
+        w = WIDGETS[name]
         _classes[name] = type(f"{name.title().replace('_', '')}Widget", (anywidget.AnyWidget,), {
-            "_esm": js, "_css": css, "state": traitlets.Dict().tag(sync=True),
-            "action": traitlets.Dict().tag(sync=True)})
+            "_esm": w.esm, "_css": w.css.read_text(encoding="utf-8"),
+            "state": traitlets.Dict().tag(sync=True), "action": traitlets.Dict().tag(sync=True)})
     return _classes[name]
 
 
@@ -65,14 +37,11 @@ class PageView:
 
 
 def page(name: str, home: str | None = None, plots: bool = True):
-    """One Tavern page inline, kept fresh by one poller on the kernel's loop."""
-    from realm_kernel.api import Realm
-
-    from .pages import PAGES, bind
+    """One Tavern page inline, kept fresh by one poller on the kernel's loop. Every page
+    of the kernel shares one Realm per realm home (one ledger connection, one Oracle pool)."""
+    from .pages import PAGES, bind, shared_realm
     spec = PAGES[name]
-    if spec.session is None:
-        return oracle(home)
-    session = spec.session(Realm(home, writer="widgets"))
+    session = spec.session(shared_realm(home))
     ws = [widget_class(w)() for w in spec.widgets]
     refresh, on_action = bind(session, ws)
     for w in ws:

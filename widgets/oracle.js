@@ -3,19 +3,9 @@
 // and "ask DIO" a fresh skill problem. Every action goes back through the synced
 // `action` property (Panel's anywidget adapter has no JS -> Python custom messages).
 
-function el_(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function render({ model, el }) {
   el.classList.add("realm-oracle");
-  const send = (name, extra) => {
-    model.set("action", { name, nonce: Date.now() + Math.random(), host: hostSel.value, ...extra });
-    model.save_changes();
-  };
+  const send = sender(model, () => ({ host: hostSel.value }));  // every action names its host
   const root = el_("div", "ro-box");
   const head = el_("div", "ro-head");
   const hostSel = el_("select", "ro-host");
@@ -32,12 +22,10 @@ function render({ model, el }) {
     const bar = el_("div", "ro-bar");
     const sel = el_("select", "ro-step");
     sel.dataset.role = "step";
-    const load = el_("button", "ro-btn", "Load");
-    load.dataset.action = "load";
-    load.addEventListener("click", () => sel.value !== "" && send("load", { step: Number(sel.value) }));
-    const unload = el_("button", "ro-btn ro-quiet", "Unload");
-    unload.dataset.action = "unload";
-    unload.addEventListener("click", () => sel.value !== "" && send("unload", { step: Number(sel.value) }));
+    const load = button("Load", "load", () => sel.value !== "" && send("load", { step: Number(sel.value) }),
+                        "ro-btn");
+    const unload = button("Unload", "unload", () => sel.value !== "" && send("unload", { step: Number(sel.value) }),
+                          "ro-btn ro-quiet");
     bar.append(sel, load, unload);
     const who = el_("div", "ro-who");
     who.dataset.stat = "answered-by";
@@ -52,27 +40,22 @@ function render({ model, el }) {
   input.placeholder = "Ask DIO…";
   input.rows = 2;
   const stepOf = (side) => (panes[side].sel.value === "" ? null : Number(panes[side].sel.value));
-  const chatBtn = el_("button", "ro-btn ro-main", "Send");
-  chatBtn.dataset.action = "chat";
-  chatBtn.addEventListener("click", () => {
+  const chatBtn = button("Send", "chat", () => {
     if (!input.value.trim()) return;
     send("chat", { pane: "left", step: stepOf("left"), message: input.value });
     input.value = "";
-  });
-  const duelBtn = el_("button", "ro-btn", "⚔ Duel");
-  duelBtn.dataset.action = "duel";
-  duelBtn.addEventListener("click", () => {
+  }, "ro-btn ro-main");
+  const duelBtn = button("⚔ Duel", "duel", () => {
     if (!input.value.trim()) return;
     send("duel", { left_step: stepOf("left"), right_step: stepOf("right"), message: input.value });
     input.value = "";
-  });
+  }, "ro-btn");
   ask.append(input, chatBtn, duelBtn);
 
   const probes = el_("div", "ro-probes");
   const probeOut = el_("div", "ro-probe");
   probeOut.dataset.stat = "probe";
-  const notice = el_("div", "ro-notice");
-  notice.dataset.stat = "notice";
+  const notice = notice_("ro");
   root.append(head, loaded, duel, ask, probes, probeOut, notice);
   el.append(root);
 
@@ -86,7 +69,7 @@ function render({ model, el }) {
   };
 
   const draw = () => {
-    const s = model.get("state") || {};
+    const s = state_(model);
     fillSelect(hostSel, (s.hosts || ["local"]).map((h) => [h, h]));
     const loadedSteps = new Set((s.loaded || []).map((m) => m.step));
     const opts = [["", "— checkpoint —"], ...(s.checkpoints || []).map((c) =>
@@ -118,10 +101,9 @@ function render({ model, el }) {
     if (probes.dataset.sig !== sig) {
       probes.dataset.sig = sig;
       probes.replaceChildren(...(s.skills || []).map((k) => {
-        const b = el_("button", "ro-btn", `Ask DIO · ${k.id.toUpperCase()} L${k.level}`);
-        b.dataset.action = "probe";
+        const b = button(`Ask DIO · ${k.id.toUpperCase()} L${k.level}`, "probe",
+                         () => send("probe", { skill: k.id, step: stepOf("left") }), "ro-btn");
         b.dataset.skill = k.id;
-        b.addEventListener("click", () => send("probe", { skill: k.id, step: stepOf("left") }));
         return b;
       }));
     }
@@ -136,11 +118,9 @@ function render({ model, el }) {
                       el_("div", "ro-a", `DIO (${pr.model}): ${pr.content}`),
                       el_("div", "ro-e", `expected: ${pr.expected}`), verdict);
     }
-    notice.textContent = s.notice || "";
+    showNotice(notice, s.notice, "ro");
   };
-  model.on("change:state", draw);
-  draw();
-  return () => model.off("change:state", draw);
+  return follow(model, draw);
 }
 
 export default { render };

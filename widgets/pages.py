@@ -1,19 +1,36 @@
 """The Tavern's pages, host-agnostic: each page is a session whose `snapshot()` is the
 `state` of every widget on the page and whose `act()` carries out the widgets' `action`s
 through `Realm` (the API the CLI uses). JupyterLab (widgets/jupyter.py) and `panel serve`
-(widgets/app.py) bind the same sessions to the same .js/.css files."""
+(widgets/app.py) bind the same sessions to the same .js/.css files, and share one `Realm`
+per realm home in a process (`shared_realm`)."""
 
 from __future__ import annotations
 
 import base64
+import copy
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from realm_kernel.api import Realm
+from realm_kernel.api import QuestError, Realm
 
 log = logging.getLogger("realm.widgets")
+_realms: dict[Path, Realm] = {}
+_realms_lock = threading.Lock()
+
+
+def shared_realm(home: str | Path | None = None) -> Realm:
+    """This process's one `Realm` for a realm home (REALM_HOME when None): its ledger
+    connection and its Oracle pool are shared by every page, in JupyterLab and in every
+    browser session of the Panel app."""
+    key = Realm.home_of(home)
+    with _realms_lock:
+        if key not in _realms:
+            _realms[key] = Realm(key, writer="widgets")
+        return _realms[key]
 
 # Events the toasts announce (the Task Master writes skill_level_up).
 TOAST_KINDS = ("quest_completed", "hero_level_up", "champion", "skill_level_up", "achievement")
@@ -24,7 +41,7 @@ class Session:
     """One page in one browser tab or notebook: its state and its actions."""
 
     def __init__(self, realm: Realm | None = None) -> None:
-        self.realm = realm or Realm(writer="widgets")
+        self.realm = realm or shared_realm()
         self._seen: set = set()
         self.notice: dict | None = None
         self._slow: dict = {}
@@ -61,7 +78,6 @@ class Session:
                 raise ValueError(f"unknown action {name!r}")
             message, detail = handler(**args), None
         except Exception as e:  # every refusal is shown on the page, never raised into the host
-            from realm_kernel.quests.formats import QuestError
             log.warning("widget action %s refused: %s", name, e)
             detail = e.report.render() if isinstance(e, QuestError) else None
             message = str(e) if not isinstance(e, KeyError) else f"missing {e}"
@@ -106,7 +122,6 @@ class QuestSession(Session):
     slow_ttl = 1.0
 
     def slow_state(self) -> dict:
-        import skills
         queue = self.realm.queue()
         sizes = self.realm.quest_sizes()
         pace = self.realm.seconds_per_example()
@@ -116,9 +131,7 @@ class QuestSession(Session):
                 e["state"] = state
                 if e["examples"] and pace:
                     e["eta_seconds"] = e["examples"] * pace
-        return {"queue": queue, "battle": self.realm.training_status(),
-                "skills": [{"skill": s, "name": skills.skill_def(s).name, "icon": skills.skill_def(s).icon,
-                            "max_level": skills.skill_def(s).max_level} for s in skills.skill_ids()]}
+        return {"queue": queue, "battle": self.realm.training_status(), "skills": self.realm.skill_catalog()}
 
     def do_upload(self, filename: str, content_b64: str, priority: str | None = None) -> str:
         data = base64.b64decode(content_b64, validate=True)
@@ -228,9 +241,8 @@ class SettingsSession(Session):
 
     def do_preview(self, changes: dict) -> str:
         """Fields as typed so far: validation errors and the VRAM estimate, nothing written."""
-        from realm_kernel.store.settings import preview
         self.pending = dict(changes)
-        self.errors = preview(self.realm.paths, self.pending)
+        self.errors = self.realm.preview_settings(self.pending)
         self._estimate()
         self.confirm = []
         return ""
@@ -305,6 +317,143 @@ class GuildSession(Session):
         return f"Targeted sparring {path.name} queued (high)"
 
 
+PANES = ("left", "right")
+
+
+def _pane() -> dict:
+    return {"step": None, "model": None, "model_path": None, "messages": [], "busy": False, "error": None}
+
+
+class OracleSession(Session):
+    """Chat with checkpoints loaded in this process (`Realm.oracle`, the shared Realm's
+    pool): load, unload, chat and duel two panes with streamed answers, "ask DIO" probes.
+    Loads, answers and probes run in threads; each snapshot shows them as they grow."""
+
+    slow_ttl = 2.0  # seconds between ledger reads of the checkpoint list
+
+    def __init__(self, realm: Realm | None = None, max_new_tokens: int = 64) -> None:
+        super().__init__(realm)
+        self.max_new_tokens = max_new_tokens
+        self._lock = threading.Lock()
+        self._panes = {p: _pane() for p in PANES}
+        self._probe: dict = {}
+        self._later: list = []  # work an action starts once its notice is on the page
+
+    def slow_state(self) -> dict:
+        oracle = self.realm.oracle
+        return {"checkpoints": [{"step": c["step"], "name": c["name"]} for c in oracle.checkpoints()],
+                "skills": self._skills(), "hosts": oracle.hosts()}
+
+    def state(self) -> dict:
+        loaded = [{"step": m["step"], "model": m["model"]} for m in self.realm.oracle.pool.loaded()]
+        with self._lock:
+            return {"loaded": loaded, "panes": copy.deepcopy(self._panes), "probe": dict(self._probe)}
+
+    def _skills(self) -> list[dict]:
+        out = []
+        for s in self.realm.skill_catalog():
+            try:
+                level = self.realm.skill_state(s["skill"])["level"]
+            except Exception:
+                level = 1
+            out.append({"id": s["skill"], "level": level})
+        return out
+
+    def act(self, action: dict | None) -> dict | None:
+        notice = super().act(action)
+        later, self._later = self._later, []
+        for job in later if notice and notice["ok"] else ():
+            threading.Thread(target=self._finish, args=(job, notice), daemon=True, name="oracle-load").start()
+        return notice
+
+    def _finish(self, job, notice: dict) -> None:
+        """A background action's outcome replaces its notice (same action, same nonce)."""
+        try:
+            self.notice = {**notice, "message": job()}
+        except Exception as e:  # shown like any refusal
+            log.warning("widget action %s refused: %s", notice["action"], e)
+            self.notice = {**notice, "ok": False, "message": str(e), "detail": None}
+
+    def do_load(self, step: int, host: str | None = None) -> str:
+        host = host or "local"
+
+        def load() -> str:
+            info = self.realm.oracle.load(step, host)
+            evicted = f"; evicted {info['evicted']}" if info.get("evicted") else ""
+            return f"loaded {info['model']} on {info['host']}{evicted}"
+        self._later.append(load)
+        return f"loading step {step} on {host}…"
+
+    def do_unload(self, step: int, host: str | None = None) -> str:
+        self.realm.oracle.unload(step)  # this process's pool (a remote host serves what it serves)
+        return f"unloaded step {step}"
+
+    def do_chat(self, message: str, step: int | None = None, pane: str = "left",
+                host: str | None = None) -> str:
+        self._chat(pane, step, host or "local", message)
+        return ""
+
+    def do_duel(self, message: str, left_step: int | None = None, right_step: int | None = None,
+                host: str | None = None) -> str:
+        for pane, step in zip(PANES, (left_step, right_step), strict=True):
+            self._chat(pane, step, host or "local", message)
+        return ""
+
+    def do_probe(self, skill: str, step: int | None = None, host: str | None = None) -> str:
+        self._probe_skill(str(skill), step, host or "local")
+        return ""
+
+    def _chat(self, pane: str, step, host: str, message) -> None:
+        if pane not in PANES:
+            raise ValueError(f"unknown pane {pane!r}")
+        oracle = self.realm.oracle
+        with self._lock:
+            p = self._panes[pane]
+            if p["step"] != step:  # another checkpoint: a fresh conversation
+                self._panes[pane] = p = {**_pane(), "step": step}
+            history = [{"role": m["role"], "content": m["content"]} for m in p["messages"]]
+        history.append({"role": "user", "content": message})
+        # Validation and the loaded check happen here, so refusals show at once.
+        events = oracle.stream(step, messages=history, host=host,
+                               sampling={"max_new_tokens": self.max_new_tokens})
+        with self._lock:
+            p["messages"] = [*history, {"role": "assistant", "content": "", "model": None}]
+            p.update(busy=True, error=None)
+
+        def stream() -> None:
+            try:
+                for ev in events:
+                    with self._lock:
+                        answer = p["messages"][-1]
+                        if ev["type"] == "start":
+                            answer["model"] = ev["model"]
+                            p.update(model=ev["model"], model_path=ev["model_path"])
+                        elif ev["type"] == "token":
+                            answer["content"] += ev["text"]
+            except Exception as e:
+                with self._lock:
+                    p["error"] = str(e)
+            finally:
+                with self._lock:
+                    p["busy"] = False
+        threading.Thread(target=stream, daemon=True, name=f"oracle-{pane}").start()
+
+    def _probe_skill(self, skill: str, step, host: str) -> None:
+        with self._lock:
+            self._probe = {"skill": skill, "step": step, "busy": True}
+
+        def ask() -> None:
+            try:
+                result = self.realm.oracle_probe(skill, step, None if host == "local" else host)
+                keep = ("skill", "level", "question", "expected", "content", "correct", "model", "step")
+                probe = {k: result[k] for k in keep}
+            except Exception as e:
+                probe = {"skill": skill, "step": step, "error": str(e)}
+            with self._lock:
+                self._probe = {**probe, "busy": False}
+        threading.Thread(target=ask, daemon=True, name="oracle-probe").start()
+
+
 def bind(session: Session, widgets: list) -> tuple:
     """The host-agnostic glue: `refresh()` pushes the session's snapshot to every widget
     whose state differs, `on_action(action)` carries out an action then refreshes."""
@@ -325,7 +474,7 @@ def bind(session: Session, widgets: list) -> tuple:
 class Page:
     title: str
     icon: str
-    session: type[Session] | None
+    session: type[Session]
     widgets: tuple[str, ...]
     poll_seconds: float = 1.0
     plots: tuple[str, ...] = field(default=())
@@ -335,7 +484,7 @@ PAGES: dict[str, Page] = {
     "tavern": Page("Tavern", "🍺", TavernSession, ("hero_card", "battle_view", "achievements", "toasts"),
                    0.5, ("battle",)),
     "quests": Page("Quests", "📜", QuestSession, ("quest_board", "toasts")),
-    "oracle": Page("Oracle", "🔮", None, ("oracle",)),
+    "oracle": Page("Oracle", "🔮", OracleSession, ("oracle", "toasts"), 0.25),  # tokens stream at this pace
     "vault": Page("Vault", "🏦", VaultSession, ("vault_browser", "toasts")),
     "settings": Page("Settings", "⚙️", SettingsSession, ("settings", "toasts")),
     "scheduler": Page("Scheduler", "⏳", SchedulerSession, ("scheduler", "toasts")),

@@ -13,8 +13,8 @@ _components: dict[str, type[AnyWidgetComponent]] = {}
 def component(name: str) -> type[AnyWidgetComponent]:
     """The Panel component of any widget in WIDGETS (a synced `state` and `action`)."""
     if name not in _components:
-        js, css = WIDGETS[name]
+        w = WIDGETS[name]
         _components[name] = type(f"{name.title().replace('_', '')}Panel", (AnyWidgetComponent,), {
-            "_esm": js, "_stylesheets": [css.read_text(encoding="utf-8")],
+            "_esm": w.esm, "_stylesheets": [w.css.read_text(encoding="utf-8")],
             "state": param.Dict(default={}), "action": param.Dict(default={})})
     return _components[name]

@@ -45,10 +45,9 @@ def tokens_plot(d: dict) -> hv.Curve:
 
 
 def guild_data(realm: Realm) -> dict:
-    import skills
     return {"evals": [{"skill": r["skill"], "level": r["level"], "accuracy": r["accuracy"], "step": r["step"]}
                       for r in realm.eval_history()],
-            "heatmaps": {s: realm.primitive_history(s) for s in skills.skill_ids()}}
+            "heatmaps": {s["skill"]: realm.primitive_history(s["skill"]) for s in realm.skill_catalog()}}
 
 
 def accuracy_plot(d: dict) -> hv.Overlay:

@@ -3,18 +3,6 @@
 // priority, reorder, start, delete; failed quests with their reasons; recently completed.
 // Actions go back through the synced `action` property.
 
-function el_(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-function button(label, action, onClick, cls = "") {
-  const b = el_("button", `rq-btn ${cls}`, label);
-  b.dataset.action = action;
-  b.addEventListener("click", onClick);
-  return b;
-}
 function bytes(n) {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KB` : `${n} B`;
 }
@@ -26,10 +14,7 @@ function duration(s) {
 
 function render({ model, el }) {
   el.classList.add("realm-quest-board");
-  const send = (name, extra = {}) => {
-    model.set("action", { name, nonce: Date.now() + Math.random(), ...extra });
-    model.save_changes();
-  };
+  const send = sender(model);
   const root = el_("div", "rq-box");
   const title = el_("div", "rq-title", "📜 Quest board");
 
@@ -52,7 +37,7 @@ function render({ model, el }) {
       file.value = "";
     };
     reader.readAsDataURL(f);
-  });
+  }, "rq-btn");
   upload.append(el_("span", "rq-label", "Upload"), file, prio, up);
 
   // Generate
@@ -64,12 +49,11 @@ function render({ model, el }) {
   const count = el_("input", "rq-num");
   count.type = "number"; count.min = "1"; count.value = "200"; count.dataset.role = "count";
   const go = button("✨ Generate", "generate", () =>
-    send("generate", { skill: skill.value, level: Number(level.value), count: Number(count.value) }));
+    send("generate", { skill: skill.value, level: Number(level.value), count: Number(count.value) }), "rq-btn");
   gen.append(el_("span", "rq-label", "Generate"), skill, el_("span", "rq-label", "level"), level,
              el_("span", "rq-label", "examples"), count, go);
 
-  const notice = el_("div", "rq-notice");
-  notice.dataset.stat = "notice";
+  const notice = notice_("rq");
   const report = el_("pre", "rq-report");
   report.dataset.stat = "report";
   const lists = el_("div", "rq-lists");
@@ -94,16 +78,16 @@ function render({ model, el }) {
       for (const p of ["high", "normal", "low"]) sel.append(new Option(p, p, p === state, p === state));
       sel.addEventListener("change", () => send("priority", { quest: q.name, priority: sel.value }));
       acts.append(sel,
-        button("▲", "up", () => send("move", { quest: q.name, position: Math.max(0, idx - 1) }), idx === 0 ? "rq-dim" : ""),
-        button("▼", "down", () => send("move", { quest: q.name, position: idx + 1 }), idx === total - 1 ? "rq-dim" : ""),
-        button("▶ Start", "start", () => send("start", { quest: q.name })));
+        button("▲", "up", () => send("move", { quest: q.name, position: Math.max(0, idx - 1) }), `rq-btn ${idx === 0 ? "rq-dim" : ""}`),
+        button("▼", "down", () => send("move", { quest: q.name, position: idx + 1 }), `rq-btn ${idx === total - 1 ? "rq-dim" : ""}`),
+        button("▶ Start", "start", () => send("start", { quest: q.name }), "rq-btn"));
     }
     if (state !== "processing") {
       const confirming = pending.has(q.name);
       acts.append(button(confirming ? "Confirm delete" : "🗑", "delete", () => {
         if (pending.has(q.name)) { pending.delete(q.name); send("delete", { quest: q.name }); }
         else { pending.add(q.name); draw(); }
-      }, confirming ? "rq-danger" : ""));
+      }, `rq-btn ${confirming ? "rq-danger" : ""}`));
     }
     tr.append(info, acts);
     return tr;
@@ -117,7 +101,7 @@ function render({ model, el }) {
     return sec;
   };
   const draw = () => {
-    const s = model.get("state") || {};
+    const s = state_(model);
     const skills = s.skills || [];
     const key = skills.map((k) => k.skill).join(",");
     if (key !== skillsKey) {
@@ -125,8 +109,7 @@ function render({ model, el }) {
       skillsKey = key;
     }
     const n = s.notice;
-    notice.textContent = n && n.message ? n.message : "";
-    notice.className = `rq-notice ${n && n.ok === false ? "rq-bad" : "rq-good"}`;
+    showNotice(notice, n, "rq");
     report.textContent = n && n.detail ? n.detail : "";
     report.style.display = n && n.detail ? "block" : "none";
     const q = s.queue || {};
@@ -139,9 +122,7 @@ function render({ model, el }) {
       section("❌ Failed", "failed", q.failed || []),
       section("✅ Recently completed", "recently_completed", done));
   };
-  model.on("change:state", draw);
-  draw();
-  return () => model.off("change:state", draw);
+  return follow(model, draw);
 }
 
 export default { render };

@@ -2,33 +2,21 @@
 // priority), the Task Master's tasks (priority, resource, cooldown, next run, last
 // outcome), and "run now". Needs the Task Master (Realm.tasks); says so without it.
 
-function el_(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 const pct = (x) => `${Math.round(100 * x)}%`;
 
 function render({ model, el }) {
   el.classList.add("realm-scheduler");
-  const send = (name, extra = {}) => {
-    model.set("action", { name, nonce: Date.now() + Math.random(), ...extra });
-    model.save_changes();
-  };
+  const send = sender(model);
   const root = el_("div", "rk-box");
-  const notice = el_("div", "rk-notice");
-  notice.dataset.stat = "notice";
+  const notice = notice_("rk");
   const body = el_("div", "rk-body");
   root.append(el_("div", "rk-title", "⏳ The Scheduler"), notice, body);
   el.append(root);
 
   const draw = () => {
-    const s = model.get("state") || {};
-    const n = s.notice;
-    notice.textContent = n && n.message ? n.message : "";
-    notice.className = `rk-notice ${n && n.ok === false ? "rk-bad" : "rk-good"}`;
+    const s = state_(model);
+    showNotice(notice, s.notice, "rk");
     const cur = el_("div", "rk-section");
     cur.append(el_("div", "rk-head", "📚 Curriculum"));
     for (const c of s.curriculum || []) {
@@ -78,18 +66,14 @@ function render({ model, el }) {
       pr.value = String(t.priority);
       pr.dataset.role = "priority";
       pr.addEventListener("change", () => send("set_task", { task_id: t.task_id, priority: Number(pr.value) }));
-      const run = el_("button", "rk-btn", "▶ Run now");
-      run.dataset.action = "run";
-      run.addEventListener("click", () => send("run", { task_id: t.task_id }));
+      const run = button("▶ Run now", "run", () => send("run", { task_id: t.task_id }), "rk-btn");
       acts.append(el_("label", "rk-meta", "on"), en, el_("label", "rk-meta", "prio"), pr, run);
       r.append(info, acts);
       tasks.append(r);
     }
     body.replaceChildren(cur, tasks);
   };
-  model.on("change:state", draw);
-  draw();
-  return () => model.off("change:state", draw);
+  return follow(model, draw);
 }
 
 export default { render };

@@ -2,12 +2,6 @@
 // as you type (errors under each field); the VRAM calculator follows the form live;
 // critical fields (max_length, base_model, ...) ask for confirmation before saving.
 
-function el_(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 const gb = (b) => `${(b / 1e9).toFixed(2)} GB`;
 
 function parse(f, input) {
@@ -22,10 +16,7 @@ function parse(f, input) {
 
 function render({ model, el }) {
   el.classList.add("realm-settings");
-  const send = (name, extra = {}) => {
-    model.set("action", { name, nonce: Date.now() + Math.random(), ...extra });
-    model.save_changes();
-  };
+  const send = sender(model);
   const root = el_("div", "rs-box");
   const title = el_("div", "rs-title", "⚙️ Settings");
   const path = el_("div", "rs-path");
@@ -36,10 +27,8 @@ function render({ model, el }) {
   vram.dataset.stat = "vram";
   const confirmBox = el_("div", "rs-confirm");
   confirmBox.dataset.stat = "confirm";
-  const save = el_("button", "rs-btn rs-primary", "💾 Save to realm.toml");
-  save.dataset.action = "save";
-  const notice = el_("div", "rs-notice");
-  notice.dataset.stat = "notice";
+  const save = button("💾 Save to realm.toml", "save", () => send("save", { changes: edits }), "rs-btn rs-primary");
+  const notice = notice_("rs");
   side.append(vram, save, confirmBox, notice);
   cols.append(form, side);
   root.append(title, path, cols);
@@ -55,7 +44,6 @@ function render({ model, el }) {
     clearTimeout(timer);
     timer = setTimeout(() => send("preview", { changes: edits }), 250);
   };
-  save.addEventListener("click", () => send("save", { changes: edits }));
 
   const buildForm = (fields) => {
     form.replaceChildren();
@@ -108,7 +96,7 @@ function render({ model, el }) {
   };
 
   const draw = () => {
-    const s = model.get("state") || {};
+    const s = state_(model);
     const st = s.settings || {};
     const n = s.notice;
     if (n && n.nonce !== lastNonce) {
@@ -146,17 +134,13 @@ function render({ model, el }) {
     const confirm = s.confirm || [];
     confirmBox.replaceChildren();
     if (confirm.length) {
-      const yes = el_("button", "rs-btn rs-danger", "Confirm and save");
-      yes.dataset.action = "confirm";
-      yes.addEventListener("click", () => send("save", { changes: edits, confirm: true }));
+      const yes = button("Confirm and save", "confirm", () => send("save", { changes: edits, confirm: true }),
+                         "rs-btn rs-danger");
       confirmBox.append(el_("div", "", `⚠ ${confirm.join(", ")} change what DIO trains on or which model trains. Save anyway?`), yes);
     }
-    notice.textContent = n && n.message ? n.message : "";
-    notice.className = `rs-notice ${n && n.ok === false ? "rs-bad" : "rs-good"}`;
+    showNotice(notice, n, "rs");
   };
-  model.on("change:state", draw);
-  draw();
-  return () => model.off("change:state", draw);
+  return follow(model, draw);
 }
 
 export default { render };

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import panel as pn
 
-from widgets.app import build_page
+from widgets.app import build_page, serve_alone
 
 
 def build() -> pn.viewable.Viewable:
@@ -15,5 +15,4 @@ def build() -> pn.viewable.Viewable:
 
 
 if __name__.startswith("bokeh"):
-    pn.extension()
-    build().servable(title="Realm of Training — Tavern")
+    serve_alone("tavern")

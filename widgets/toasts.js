@@ -8,13 +8,6 @@ const TITLES = {
 };
 const SOUND_KEY = "realm-sound";
 
-function el_(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function chime() {
   try {
     const ctx = new (window.AudioContext || window.webkitAudioContext)();
@@ -35,14 +28,12 @@ function render({ model, el }) {
   el.classList.add("realm-toasts");
   const stack = el_("div", "rt-stack");
   stack.dataset.role = "toasts";
-  const sound = el_("button", "rt-sound");
-  sound.dataset.action = "sound";
   const soundOn = () => localStorage.getItem(SOUND_KEY) === "on";
   const label = () => { sound.textContent = soundOn() ? "🔊 sound on" : "🔇 sound off"; };
-  sound.addEventListener("click", () => {
+  const sound = button("", "sound", () => {
     localStorage.setItem(SOUND_KEY, soundOn() ? "off" : "on");
     label();
-  });
+  }, "rt-sound");
   label();
   el.append(stack, sound);
 
@@ -57,7 +48,7 @@ function render({ model, el }) {
     setTimeout(() => toast.remove(), 7600);
   };
   const draw = () => {
-    const toasts = (model.get("state") || {}).toasts || [];
+    const toasts = state_(model).toasts || [];
     const newest = toasts.reduce((m, t) => Math.max(m, t.ts), 0);
     if (since === null) {  // history is not news
       since = Math.max(newest, Date.now() / 1000 - 10);
@@ -75,9 +66,7 @@ function render({ model, el }) {
     if (fresh.length && soundOn()) chime();
     since = Math.max(since, newest);
   };
-  model.on("change:state", draw);
-  draw();
-  return () => model.off("change:state", draw);
+  return follow(model, draw);
 }
 
 export default { render };

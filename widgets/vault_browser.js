@@ -2,27 +2,12 @@
 // champion; delete (confirmed; the champion and the checkpoint in use are refused);
 // export a clean HF directory; copy to another zone; zones and disk use.
 
-function el_(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-function button(label, action, onClick, cls = "") {
-  const b = el_("button", `rv-btn ${cls}`, label);
-  b.dataset.action = action;
-  b.addEventListener("click", onClick);
-  return b;
-}
 const num = (x, d = 4) => (x === null || x === undefined ? "—" : Number(x).toFixed(d));
 const gb = (n) => `${(n / 1e9).toFixed(n >= 1e10 ? 0 : 2)} GB`;
 
 function render({ model, el }) {
   el.classList.add("realm-vault-browser");
-  const send = (name, extra = {}) => {
-    model.set("action", { name, nonce: Date.now() + Math.random(), ...extra });
-    model.save_changes();
-  };
+  const send = sender(model);
   const root = el_("div", "rv-box");
   const head = el_("div", "rv-head");
   const sort = el_("select", "rv-select");
@@ -31,8 +16,7 @@ function render({ model, el }) {
   head.append(el_("span", "rv-title", "🏦 The Vault"), el_("span", "rv-label", "sort by"), sort);
   const disk = el_("div", "rv-disk");
   disk.dataset.stat = "disk";
-  const notice = el_("div", "rv-notice");
-  notice.dataset.stat = "notice";
+  const notice = notice_("rv");
   const table = el_("div", "rv-table");
   const zones = el_("div", "rv-zones");
   zones.dataset.stat = "zones";
@@ -42,10 +26,8 @@ function render({ model, el }) {
   let confirming = null;
   const dests = {};  // typed export folders survive redraws
   const draw = () => {
-    const s = model.get("state") || {};
-    const n = s.notice;
-    notice.textContent = n && n.message ? n.message : "";
-    notice.className = `rv-notice ${n && n.ok === false ? "rv-bad" : "rv-good"}`;
+    const s = state_(model);
+    showNotice(notice, s.notice, "rv");
     const d = s.disk || {};
     if (d.total) {
       const bar = el_("div", "rv-bar");
@@ -76,25 +58,25 @@ function render({ model, el }) {
         r.append(info, acts);
         return r;
       }
-      if (s.champion !== c.step) acts.append(button("🏆 Promote", "promote", () => send("promote", { step: c.step })));
+      if (s.champion !== c.step) acts.append(button("🏆 Promote", "promote", () => send("promote", { step: c.step }), "rv-btn"));
       const dest = el_("input", "rv-dest");
       dest.placeholder = "export to folder…";
       dest.dataset.role = "export-dest";
       dest.value = dests[c.step] || "";
       dest.addEventListener("input", () => { dests[c.step] = dest.value; });
-      acts.append(dest, button("📤 Export", "export", () => send("export", { step: c.step, dest: dest.value })));
+      acts.append(dest, button("📤 Export", "export", () => send("export", { step: c.step, dest: dest.value }), "rv-btn"));
       const others = zoneIds.filter((z) => !(c.zones || []).includes(z));
       if (others.length) {
         const zsel = el_("select", "rv-select");
         zsel.dataset.role = "zone";
         others.forEach((z) => zsel.append(new Option(z, z)));
-        acts.append(zsel, button("⇄ Copy", "transfer", () => send("transfer", { asset_id: c.asset_id, zone: zsel.value })));
+        acts.append(zsel, button("⇄ Copy", "transfer", () => send("transfer", { asset_id: c.asset_id, zone: zsel.value }), "rv-btn"));
       }
       const isConf = confirming === c.step;
       const del = button(isConf ? "Confirm delete" : "🗑 Delete", "delete", () => {
         if (confirming === c.step) { confirming = null; send("delete", { step: c.step }); }
         else { confirming = c.step; draw(); }
-      }, isConf ? "rv-danger" : "");
+      }, `rv-btn ${isConf ? "rv-danger" : ""}`);
       if (prot[String(c.step)]) { del.disabled = true; del.title = `refused: ${prot[String(c.step)]}`; }
       acts.append(del);
       r.append(info, acts);
@@ -104,9 +86,7 @@ function render({ model, el }) {
     zones.replaceChildren(el_("b", "", "Zones: "), ...(s.zones || []).map((z) => el_("span", "rv-zone", `${z.zone_id} (${z.url})`)));
   };
   sort.addEventListener("change", draw);
-  model.on("change:state", draw);
-  draw();
-  return () => model.off("change:state", draw);
+  return follow(model, draw);
 }
 
 export default { render };

@@ -1,0 +1,56 @@
+// The prelude: the helpers every Tavern widget shares. widgets/feed.py puts this file in
+// front of each widget's own .js when it is imported (one ESM string per widget: no build
+// step, no import URL for JupyterLab or Panel to resolve, offline in both). A widget file
+// uses these names and never defines them again (tests/test_tavern_api.py checks).
+
+// An element with a class and a text.
+function el_(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// A button naming its action (data-action, which the tests click) that runs onClick.
+function button(label, action, onClick, cls = "") {
+  const b = el_("button", cls, label);
+  b.dataset.action = action;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+// send(name, args): one action to the page's Python session through the synced `action`
+// property (Panel's anywidget adapter has no JS -> Python custom messages). The nonce
+// makes each click count once; extra() adds what every action of the widget carries.
+function sender(model, extra = () => ({})) {
+  return (name, args = {}) => {
+    model.set("action", { name, nonce: Date.now() + Math.random(), ...extra(), ...args });
+    model.save_changes();
+  };
+}
+
+// The widget's synced state ({} before the first poll).
+function state_(model) {
+  return model.get("state") || {};
+}
+
+// Where a widget shows the session's notice (data-stat="notice", which the tests read).
+function notice_(prefix) {
+  const n = el_("div", `${prefix}-notice`);
+  n.dataset.stat = "notice";
+  return n;
+}
+
+// The session's notice ({ok, action, message, ...}, or null): its message, marked
+// `<prefix>-bad` when the realm refused the action and `<prefix>-good` otherwise.
+function showNotice(node, n, prefix) {
+  node.textContent = n && n.message ? n.message : "";
+  node.className = `${prefix}-notice ${n && n.ok === false ? `${prefix}-bad` : `${prefix}-good`}`;
+}
+
+// draw() now and on every change of the state; returns render()'s cleanup.
+function follow(model, draw) {
+  model.on("change:state", draw);
+  draw();
+  return () => model.off("change:state", draw);
+}
