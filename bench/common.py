@@ -1,14 +1,21 @@
-"""Helpers shared by the benchmarks: machine facts and result recording."""
+"""Helpers shared by the benchmarks: machine facts and result recording. Importing it puts
+the repo root on sys.path, so a script run as `python bench/X.py` can import
+`realm_kernel` and the helpers it shares with the tests, `tests.helpers` (free_port,
+wait_for, child_env, Procs, start_daemon, make_home, start_lab, auth, ...)."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def machine() -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import record, run_engine  # noqa: E402
+from common import report, run_engine  # noqa: E402
 
 from realm_kernel.store.config import TrainingConfig  # noqa: E402
 from realm_kernel.train.data import build_datasets  # noqa: E402
@@ -190,9 +190,7 @@ def main() -> None:
             figures.update(memory_part(tmp, tok_dir, a.tiny, max(3, steps // 5)))
     figures["seconds"] = round(time.time() - t0, 1)
     summary = ", ".join(f"{k}={v}" for k, v in figures.items())
-    path = record("gpu_train_tiny" if a.tiny else "gpu_train", figures, summary, a.out)
-    print(summary)
-    print(f"wrote {path}")
+    report("gpu_train_tiny" if a.tiny else "gpu_train", figures, summary, a.out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import record  # noqa: E402
+from common import report  # noqa: E402
 
 from realm_kernel.oracle.pool import ModelPool, Sampling  # noqa: E402
 from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
@@ -89,9 +89,7 @@ def main() -> None:
     summary = (f"{name} on {device}: load {min(loads):.3f} s, first token {min(ttft) * 1000:.1f} ms, "
                f"{max(tps):.0f} tok/s streamed vs {max(base):.0f} tok/s plain generate "
                f"(ratio {max(tps) / max(base):.2f}), {a.tokens} new tokens, greedy")
-    path = record(f"oracle_{key}", figures, summary, a.out)
-    print(summary)
-    print(f"wrote {path}")
+    report(f"oracle_{key}", figures, summary, a.out)
 
 
 if __name__ == "__main__":

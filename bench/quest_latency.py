@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,16 +30,9 @@ from realm_kernel.store.config import load_config  # noqa: E402
 from realm_kernel.store.ledger import Ledger  # noqa: E402
 from realm_kernel.store.paths import RealmPaths, read_json  # noqa: E402
 from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
+from tests.helpers import Procs, start_daemon, wait_for  # noqa: E402
 
-
-def wait(predicate, timeout: float, poll: float = 0.01):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise SystemExit("timed out: is the daemon running? see its log")
+POLL = 0.01  # s between status reads: the latency measured is this fine
 
 
 def main() -> None:
@@ -52,15 +44,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = RealmPaths.at(tmp).ensure()
         build_dio_mini(paths.dio_mini)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REALM_")}
-        env["REALM_HOME"] = str(paths.home)
-        log = open(paths.logs / "daemon.log", "wb")  # noqa: SIM115
-        daemon = subprocess.Popen([sys.executable, "-m", "realm_kernel.services.daemon", "--home",
-                                   str(paths.home)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        procs = Procs(paths.logs)
+        start_daemon(procs, paths)  # its output in logs/daemon.log
         status = paths.status / "training.json"
         times, drops = [], {}
         try:
-            wait(lambda: (read_json(status, {}) or {}).get("state") == "idle", 120)
+            wait_for(lambda: (read_json(status, {}) or {}).get("state") == "idle", 120,
+                     "the daemon to be idle (see logs/daemon.log)", interval=POLL)
             for i in range(a.rounds + 1):  # round 0 warms the daemon (imports, first model load)
                 exs = [p.as_example() for p in skills.generate("bin", 1, a.examples, seed=100 + i)]
                 staged = paths.inbox / f".q{i}.jsonl"
@@ -68,15 +58,14 @@ def main() -> None:
                 t0 = time.monotonic()
                 drops[f"q{i}.jsonl"] = time.time()
                 os.replace(staged, paths.inbox / f"q{i}.jsonl")
-                wait(lambda i=i: (s := read_json(status, {}) or {}).get("quest") == f"q{i}.jsonl"
-                     and (s.get("local_step") or 0) >= 1, 120)
+                wait_for(lambda i=i: (s := read_json(status, {}) or {}).get("quest") == f"q{i}.jsonl"
+                         and (s.get("local_step") or 0) >= 1, 120, f"q{i}'s first step", interval=POLL)
                 if i:
                     times.append(time.monotonic() - t0)
-                wait(lambda i=i: (paths.queue("recently_completed") / f"q{i}.jsonl").exists(), 300)
+                wait_for(lambda i=i: (paths.queue("recently_completed") / f"q{i}.jsonl").exists(), 300,
+                         f"q{i} to complete", interval=POLL)
         finally:
-            daemon.terminate()
-            daemon.wait(30)
-            log.close()
+            procs.stop_all()
         # Where the time goes: drop -> queued (admission) -> battle started -> first step.
         led = Ledger(paths)
         phases = {"admit_s": [], "start_s": [], "first_step_s": []}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import record  # noqa: E402
+from common import report  # noqa: E402
 
 import skills  # noqa: E402
 from skills.wordbank import word_bank  # noqa: E402
@@ -85,9 +85,7 @@ def main() -> None:
         theirs = ", ".join(f"{n} {figures[f'rg_{n}_per_s']:.0f}/s" for n in THEIRS[skill])
         parts.append(f"{skill.upper()} {ours} vs reasoning-gym {theirs}")
     summary = "; ".join(parts) + f"; ratios {min(ratios.values()):.2f}-{max(ratios.values()):.2f}x"
-    path = record("skills", figures, summary, a.out)
-    print(summary)
-    print(f"figures: {path}")
+    report("skills", figures, summary, a.out)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,16 @@ from realm_kernel.api import Realm  # noqa: E402
 from realm_kernel.store.paths import RealmPaths  # noqa: E402
 from realm_kernel.store.status import DAEMON, TRAINING, read_status  # noqa: E402
 from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
-from tests.conftest import TEST_TOML, Procs, start_daemon, wait_for  # noqa: E402
-from tests.reliability.conftest import TOKEN, auth, start_lab  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    TEST_TOML,
+    TOKEN,
+    Procs,
+    auth,
+    make_home,
+    start_daemon,
+    start_lab,
+    wait_for,
+)
 from tests.reliability.harness import (  # noqa: E402
     FAULT_TOML,
     check_realm,
@@ -52,13 +60,6 @@ from tests.reliability.harness import (  # noqa: E402
 )
 
 
-def new_home(root: Path, name: str, hero: Path, toml: str) -> RealmPaths:
-    paths = RealmPaths.at(root / name).ensure()
-    shutil.copytree(hero, paths.dio_mini)
-    paths.config_file.write_text(toml)
-    return paths
-
-
 def quests_intact(paths: RealmPaths, quests: dict[str, str]) -> bool:
     """Every quest file exactly once, in the inbox or a queue folder, unchanged."""
     seen: dict[str, int] = {}
@@ -68,7 +69,7 @@ def quests_intact(paths: RealmPaths, quests: dict[str, str]) -> bool:
 
 
 def crash_faults(root: Path, hero: Path, procs: Procs, n: int, seed: int) -> dict:
-    paths = new_home(root, "faults", hero, FAULT_TOML)
+    paths = make_home(root / "faults", hero, FAULT_TOML)
     realm = Realm(paths.home)
     quests: dict[str, str] = {}
     kills, intact = [], 0
@@ -95,7 +96,7 @@ def hostile_inputs(root: Path, hero: Path, procs: Procs) -> dict:
     from tests.reliability.test_api_security import API_CASES
     from tests.reliability.test_hostile_input import FILE_CASES, TOML, drop, reasons
 
-    paths = new_home(root, "hostile", hero, TOML)
+    paths = make_home(root / "hostile", hero, TOML)
     daemon = start_daemon(procs, paths, "daemon-hostile")
     wait_for(lambda: read_status(paths, DAEMON).get("state") == "idle", 120, "the daemon")
     for name, data, _ in FILE_CASES:
@@ -103,7 +104,7 @@ def hostile_inputs(root: Path, hero: Path, procs: Procs) -> dict:
     names = {name for name, _, _ in FILE_CASES}
     got = wait_for(lambda: (r := reasons(paths)) and names <= set(r) and r, 300, "the refusals")
     files_ok = sum(frag in got[name]["summary"] for name, _, frag in FILE_CASES)
-    _, base = start_lab(procs, paths, root / "runtime-hostile")
+    _, base = start_lab(procs, paths, root / "lab-hostile", root_dir=paths.home, REALM_WEAVER="0")
     api_ok = 0
     for method, route, kwargs, status, fragment in API_CASES:
         r = requests.request(method, f"{base}/realm/api/{route}", headers=auth(), timeout=60, **kwargs)
@@ -115,10 +116,10 @@ def hostile_inputs(root: Path, hero: Path, procs: Procs) -> dict:
 
 
 def readers_under_load(root: Path, hero: Path, procs: Procs, seconds: float) -> dict:
-    paths = new_home(root, "readers", hero, TEST_TOML)
+    paths = make_home(root / "readers", hero, TEST_TOML)
     realm = Realm(paths.home)
     realm.generate_quest("bin", 1, 60000, seed=7)
-    _, base = start_lab(procs, paths, root / "runtime-readers")
+    _, base = start_lab(procs, paths, root / "lab-readers", root_dir=paths.home, REALM_WEAVER="0")
     start_daemon(procs, paths, "daemon-readers")
     wait_for(lambda: (read_status(paths, TRAINING).get("local_step") or 0) > 50, 300, "training")
     realm.control("pause")

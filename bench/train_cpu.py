@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import record, run_engine  # noqa: E402
+from common import report, run_engine  # noqa: E402
 
 from realm_kernel.store.config import TrainingConfig  # noqa: E402
 from realm_kernel.train.data import build_datasets  # noqa: E402
@@ -95,9 +95,7 @@ def main() -> None:
     first = a.models.split(",")[0].replace("-", "_").replace(".", "_")
     figures["tokens_per_s_ratio"] = figures[f"{first}_tokens_per_s_ratio"]
     summary = "ours (packing) vs plain HF Trainer (pad to longest): " + "; ".join(lines)
-    path = record("train_cpu", figures, summary, a.out)
-    print(summary)
-    print(f"wrote {path}")
+    report("train_cpu", figures, summary, a.out)
 
 
 if __name__ == "__main__":

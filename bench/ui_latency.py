@@ -13,57 +13,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
-
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import report  # noqa: E402
 from realm_kernel.api import Realm  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Procs,
+    run_notebook,
+    start_lab,
+    start_panel,
+)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 TARGET_S = 1.0
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
-@contextmanager
-def server(argv: list[str], env: dict, log: Path):
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            yield proc
-        finally:
-            os.killpg(proc.pid, 15)
-            proc.wait(30)
 
 
 def rounds_on(page, realm: Realm, n: int) -> list[float]:
@@ -107,10 +78,6 @@ def main() -> None:
     home = tmp / "realm"
     realm = Realm(home)
     realm.ledger.ensure_views()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REALM_")}
-    env.update(REALM_HOME=str(home), REALM_WEAVER="0", PYTHONUNBUFFERED="1",
-               JUPYTER_RUNTIME_DIR=str(tmp / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(tmp / "lab-settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp / "lab-ws"))
     nb_dir = tmp / "lab" / "notebooks"
     nb_dir.mkdir(parents=True)
     (nb_dir / "Latency.ipynb").write_text(json.dumps({
@@ -119,40 +86,30 @@ def main() -> None:
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4, "nbformat_minor": 5}))
     figures: dict = {}
+    procs = Procs(tmp)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            port = free_port()
-            with server([sys.executable, "-m", "widgets.app", "--port", str(port)], env, tmp / "panel.log"):
-                url = f"http://127.0.0.1:{port}/"
-                wait_for(lambda: requests.get(url, timeout=5).ok, 90, "the Panel app")
-                page = browser.new_page(viewport={"width": 1280, "height": 800})
-                page.goto(url)
-                page.locator("[data-stat=events]").first.wait_for(state="attached", timeout=60_000)
-                panel = rounds_on(page, realm, args.rounds)
-                panel_dom = detection_rounds(page, args.rounds)
-                page.close()
-            port, token = free_port(), "ui-latency"
-            play = [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
-                    f"--root-dir={tmp / 'lab'}", f"--IdentityProvider.token={token}"]
-            with server(play, env, tmp / "lab.log"):
-                base = f"http://127.0.0.1:{port}"
-                auth = {"Authorization": f"token {token}"}
-                wait_for(lambda: requests.get(f"{base}/api/status", timeout=5, headers=auth).ok, 120,
-                         "JupyterLab")
-                page = browser.new_page(viewport={"width": 1280, "height": 800})
-                page.goto(f"{base}/lab/tree/notebooks/Latency.ipynb?token={token}")
-                page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
-                wait_for(lambda: "Idle" in str(page.locator(".jp-StatusBar-TextItem").all_inner_texts()), 90,
-                         "the kernel")
-                page.get_by_role("menuitem", name="Run").first.click()
-                page.get_by_text("Run All Cells", exact=True).click()
-                page.locator("[data-stat=events]").first.wait_for(state="attached", timeout=120_000)
-                lab = rounds_on(page, realm, args.rounds)
-                lab_dom = detection_rounds(page, args.rounds)
-                page.close()
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            panel_app, url = start_panel(procs, realm.paths, REALM_WEAVER="0")
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{url}/")
+            page.locator("[data-stat=events]").first.wait_for(state="attached", timeout=60_000)
+            panel = rounds_on(page, realm, args.rounds)
+            panel_dom = detection_rounds(page, args.rounds)
+            page.close()
+            procs.stop(panel_app)
+            token = "ui-latency"
+            _, base = start_lab(procs, realm.paths, tmp, play=True, root_dir=tmp / "lab", token=token,
+                                REALM_WEAVER="0")
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            run_notebook(page, base, token, "notebooks/Latency.ipynb")
+            page.locator("[data-stat=events]").first.wait_for(state="attached", timeout=120_000)
+            lab = rounds_on(page, realm, args.rounds)
+            lab_dom = detection_rounds(page, args.rounds)
+            page.close()
             browser.close()
     finally:
+        procs.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
     for host, xs in (("panel", panel), ("jupyterlab", lab), ("panel_dom_only", panel_dom),
                      ("jupyterlab_dom_only", lab_dom)):

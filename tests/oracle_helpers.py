@@ -16,7 +16,7 @@ from realm_kernel.store.ledger import Ledger
 from realm_kernel.store.paths import RealmPaths
 from realm_kernel.train import Job, TrainerEngine
 
-from .conftest import TEST_TOML, child_env, free_port, wait_for
+from .helpers import child_env, free_port, make_home, wait_for
 
 STEPS = (10, 20, 30)  # save_steps = 10 in TEST_TOML
 _built: dict[str, Path] = {}
@@ -25,9 +25,7 @@ _built: dict[str, Path] = {}
 def trained_home(tmp_path_factory, dio_mini_dir: Path) -> Path:
     """dio-mini trained 30 steps on BIN L1: checkpoints at steps 10, 20 and 30."""
     if "home" not in _built:
-        paths = RealmPaths.at(tmp_path_factory.mktemp("oracle") / "realm").ensure()
-        shutil.copytree(dio_mini_dir, paths.dio_mini)
-        paths.config_file.write_text(TEST_TOML)
+        paths = make_home(tmp_path_factory.mktemp("oracle") / "realm", dio_mini_dir)
         ex = [p.as_example() for p in skills.generate("bin", 1, 8 * STEPS[-1], seed=5)]
         cfg = load_config(paths.home).training.model_copy(update={"max_steps": STEPS[-1],
                                                                    "eval_fraction": 0.0})

@@ -1,20 +1,17 @@
 """Real headless Chromium (Debian's) through Playwright: the Tavern in Panel and JupyterLab."""
 
-import sys
 
 import pytest
-import requests
 
 from realm_kernel.api import Realm
 
-from .conftest import (
+from .helpers import (
     ARTIFACTS,
     TEST_TOML,
-    child_env,
-    free_port,
     run_notebook,
     start_daemon,
     start_lab,
+    start_panel,
     wait_for,
     watch_xp_rise,
 )
@@ -26,12 +23,8 @@ def test_panel_tavern_shows_xp_rising_and_pauses(realm_home, procs, chromium):
     realm = Realm(realm_home.home)
     realm.generate_quest("bin", 1, 8000, seed=11)
     start_daemon(procs, realm_home)
-    port = free_port()
-    procs.start("panel", [sys.executable, "-m", "panel", "serve", "widgets/tavern.py",
-                          "--address", "127.0.0.1", "--port", str(port),
-                          "--allow-websocket-origin", f"127.0.0.1:{port}"], child_env(realm_home.home))
-    url = f"http://127.0.0.1:{port}/tavern"
-    wait_for(lambda: requests.get(url, timeout=5).ok, 60, "panel serve")
+    _, base = start_panel(procs, realm_home, "widgets/tavern.py", ready="tavern", timeout=60)
+    url = f"{base}/tavern"
     page = chromium.new_page(viewport={"width": 1280, "height": 800})
     page.goto(url)
     first, later = watch_xp_rise(page)
@@ -54,7 +47,7 @@ def test_jupyterlab_tavern_notebook_shows_xp_rising(realm_home, procs, chromium,
     """What `make play` promises: JupyterLab, the extension's daemon and Task Master, whose
     curriculum writes the first quest into an empty realm."""
     realm_home.config_file.write_text(TEST_TOML.replace("enabled = false", "enabled = true"))
-    base = start_lab(procs, realm_home, tmp_path)
+    _, base = start_lab(procs, realm_home, tmp_path, play=True)
     page = chromium.new_page(viewport={"width": 1280, "height": 800})
     run_notebook(page, base)
     first, later = watch_xp_rise(page, timeout=90)

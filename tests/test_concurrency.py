@@ -12,7 +12,7 @@ import pytest
 from realm_kernel.api import Realm
 from realm_kernel.store.status import TRAINING, read_status
 
-from .conftest import child_env, start_daemon, wait_for
+from .helpers import child_env, start_daemon, wait_for
 
 pytestmark = pytest.mark.slow
 POLL_SECONDS = 60

@@ -11,7 +11,7 @@ import pytest
 from realm_kernel.api import Realm
 from realm_kernel.store.status import TRAINING, read_status
 
-from .conftest import child_env, read_json, start_daemon, wait_for
+from .helpers import child_env, read_json, start_daemon, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -85,7 +85,7 @@ def test_two_process_gloo_training_writes_the_realm_once(realm_home, tmp_path):
 
     from realm_kernel.quests.formats import write_quest
 
-    from .conftest import child_env
+    from .helpers import child_env
 
     quest = write_quest(tmp_path / "q.jsonl", mixed_bin_examples(64, seed=3))
     run = subprocess.run([sys.executable, "-m", "realm_kernel.cli", "train", str(quest), "--max-steps", "4",

@@ -19,7 +19,7 @@ from realm_kernel.oracle.pool import (
 )
 from realm_kernel.oracle.remote import served_matches
 
-from .conftest import child_env
+from .helpers import child_env
 from .oracle_helpers import STEPS, start_stub
 from .oracle_helpers import oracle_home as oracle_home_fixture
 

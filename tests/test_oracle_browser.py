@@ -1,14 +1,13 @@
 """The Oracle page of the Panel app in real headless Chromium: load by step, chat with
 streamed tokens, see which model answered, a duel, an "ask DIO" probe, a refusal."""
 
-import sys
 
 import pytest
 import requests
 
 from realm_kernel.api import Realm
 
-from .conftest import ARTIFACTS, child_env, free_port, wait_for
+from .helpers import ARTIFACTS, start_panel, wait_for
 from .oracle_helpers import oracle_home as oracle_home_fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -17,12 +16,8 @@ oracle_home = oracle_home_fixture
 
 def test_panel_oracle_page_chats_duels_and_probes(oracle_home, procs, chromium):
     names = {c["step"]: c["name"] for c in Realm(oracle_home.home).oracle.checkpoints()}
-    port = free_port()
-    procs.start("panel", [sys.executable, "-m", "panel", "serve", "widgets/tavern.py", "widgets/oracle.py",
-                          "--address", "127.0.0.1", "--port", str(port),
-                          "--allow-websocket-origin", f"127.0.0.1:{port}"], child_env(oracle_home.home))
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{base}/oracle", timeout=5).ok, 60, "panel serve")
+    _, base = start_panel(procs, oracle_home, "widgets/tavern.py", "widgets/oracle.py", ready="oracle",
+                          timeout=60)
     assert requests.get(f"{base}/tavern", timeout=10).ok  # the Tavern still has its route
 
     page = chromium.new_page(viewport={"width": 1280, "height": 900})

@@ -9,9 +9,8 @@ import requests
 
 from realm_kernel.api import Realm
 
-from .conftest import wait_for
+from .helpers import TOKEN, auth, start_lab, wait_for
 from .oracle_helpers import oracle_home as oracle_home_fixture
-from .test_server import TOKEN, auth, start_lab
 
 pytestmark = pytest.mark.slow
 oracle_home = oracle_home_fixture

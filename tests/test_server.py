@@ -9,30 +9,9 @@ import sys
 import pytest
 import requests
 
-from realm_kernel.store.paths import REPO_ROOT
-
-from .conftest import child_env, free_port, wait_for
+from .helpers import TOKEN, api, auth, child_env, start_lab, wait_for
 
 pytestmark = pytest.mark.slow
-TOKEN = "realm-test-token"
-
-
-def start_lab(procs, paths, tmp_path, name="lab", **extra_env):
-    port = free_port()
-    env = {**child_env(paths.home), **extra_env}
-    env["JUPYTER_CONFIG_PATH"] = str(REPO_ROOT / "jupyter-config")
-    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
-    argv = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}", "--no-browser",
-            "--allow-root", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={tmp_path}"]
-    proc = procs.start(name, argv, env)
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{base}/api/status", headers=auth(), timeout=2).ok, 90,
-             "JupyterLab to answer")
-    return proc, base
-
-
-def auth(token=TOKEN):
-    return {"Authorization": f"token {token}"}
 
 
 @pytest.fixture
@@ -131,10 +110,6 @@ def test_health_json_is_valid_even_with_a_bad_realm_toml(lab):
     paths.config_file.write_text("[training]\nbatch_size = -1\n")
     r = requests.get(f"{base}/realm/api/training/status", headers=auth(), timeout=10)
     assert r.status_code == 200 and json.loads(r.text)["hero"]["name"] == "DIO"
-
-
-def api(base, method, route, **kw):
-    return requests.request(method, f"{base}/realm/api/{route}", headers=auth(), timeout=30, **kw)
 
 
 GOOD_LINE = json.dumps({"messages": [{"role": "user", "content": "hi"},

@@ -21,7 +21,7 @@ from realm_kernel.services.taskmaster import TaskMaster, describe, gpu_status, r
 from realm_kernel.store.config import ConfigError, load_config
 from realm_kernel.train import Job, TrainerEngine
 
-from .conftest import TEST_TOML
+from .helpers import TEST_TOML
 
 
 @pytest.fixture
@@ -250,7 +250,7 @@ def test_idle_loop_bench_smoke(tmp_path):
 
 @pytest.mark.slow
 def test_rest_routes(realm_home, procs, tmp_path):
-    from .test_server import api, start_lab
+    from .helpers import api, start_lab
     _, base = start_lab(procs, realm_home, tmp_path, REALM_WEAVER="0")
     tasks = api(base, "GET", "tasks").json()
     assert tasks[0]["task_id"] == "process_eval_queue"

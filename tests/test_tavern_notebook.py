@@ -9,7 +9,7 @@ import pytest
 
 from realm_kernel.api import Realm
 
-from .conftest import ARTIFACTS, run_notebook, start_lab, wait_for, watch_xp_rise
+from .helpers import ARTIFACTS, run_notebook, start_lab, wait_for, watch_xp_rise
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 PAGE_ROOTS = {"tavern": ".realm-hero-card", "quests": ".rq-box", "oracle": ".ro-box", "vault": ".rv-box",
@@ -19,7 +19,7 @@ PAGE_ROOTS = {"tavern": ".realm-hero-card", "quests": ".rq-box", "oracle": ".ro-
 def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home, procs, chromium, tmp_path):
     # Its own quest: whether `realm play` seeds one depends on the Task Master's settings.
     Realm(realm_home.home).generate_quest("bin", 1, 3000, seed=5)
-    base = start_lab(procs, realm_home, tmp_path)
+    _, base = start_lab(procs, realm_home, tmp_path, play=True)
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     requested: list[str] = []
     context.on("request", lambda r: requested.append(r.url))

@@ -6,26 +6,21 @@ go to test-artifacts/ (see README, Testing)."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import requests
 
 from realm_kernel.api import Realm
-from realm_kernel.store.paths import RealmPaths
 
-from .conftest import (
+from .helpers import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
-    TEST_TOML,
     Procs,
-    child_env,
-    free_port,
+    make_home,
     start_daemon,
+    start_panel,
     wait_for,
 )
 
@@ -49,9 +44,7 @@ def tavern(tmp_path_factory, dio_mini_dir):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     tmp = tmp_path_factory.mktemp("tavern")
-    paths = RealmPaths.at(tmp / "realm").ensure()
-    shutil.copytree(dio_mini_dir, paths.dio_mini)
-    paths.config_file.write_text(TEST_TOML)
+    paths = make_home(tmp / "realm", dio_mini_dir)
     realm = Realm(paths.home)
     procs = Procs(tmp)
     try:
@@ -66,11 +59,7 @@ def tavern(tmp_path_factory, dio_mini_dir):
         realm.oracle.pool.unload(steps[-2])
         realm.generate_quest("bin", 1, 20000, seed=11)  # keeps the daemon busy: uploads stay queued
         wait_for(lambda: realm.training_status()["state"] == "training", 120, "the long battle")
-        port = free_port()
-        procs.start("panel-app", [sys.executable, "-m", "widgets.app", "--port", str(port)],
-                    child_env(paths.home))
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: requests.get(f"{base}/quests", timeout=5).ok, 90, "the Panel app")
+        _, base = start_panel(procs, paths, ready="quests", name="panel-app")
         from playwright.sync_api import sync_playwright
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

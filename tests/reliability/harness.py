@@ -28,8 +28,8 @@ from realm_kernel.api import Realm
 from realm_kernel.store.paths import RealmPaths
 from realm_kernel.store.recovery import ledger_consistency
 
-from ..conftest import Procs, child_env, wait_for
-from ..conftest import start_daemon as conftest_start_daemon
+from ..helpers import Procs, child_env, wait_for
+from ..helpers import start_daemon as helpers_start_daemon
 
 # Each point names a place where one step writes two things; see realm_kernel/store/faults.py.
 CI_SCHEDULE = ["step@4", "checkpoint_write@1", "checkpoint_publish@1", "checkpoint_ledger@1",
@@ -95,7 +95,7 @@ def complete_dirs(paths: RealmPaths) -> list[Path]:
 
 def start_daemon(procs: Procs, paths: RealmPaths, name: str, fault: str | None = None):
     pause = {"REALM_FAULT_PAUSE": fault} if fault and not fault.startswith("delay:") else {}
-    return conftest_start_daemon(procs, paths, name, **pause)
+    return helpers_start_daemon(procs, paths, name, **pause)
 
 
 def crash(procs: Procs, paths: RealmPaths, fault: str, index: int, timeout: float = 120) -> Kill:

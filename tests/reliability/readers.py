@@ -39,8 +39,10 @@ def poller(kind: str, home: str, base: str | None, token: str | None):
         return lambda: session.state()["hero"]["xp"], spec.poll_seconds
     if kind == "rest":
         import requests
+
+        from tests.helpers import auth
         s = requests.Session()
-        s.headers["Authorization"] = f"token {token}"
+        s.headers.update(auth(token))
 
         def rest() -> int:
             r = s.get(f"{base}/realm/api/training/status", timeout=30)

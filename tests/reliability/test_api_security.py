@@ -17,8 +17,7 @@ from realm_kernel.server.oracle_handlers import ROUTES as ORACLE_ROUTES
 from realm_kernel.store.status import DAEMON, read_status
 from realm_kernel.store.vault import ProtectedAssetError
 
-from ..conftest import child_env, free_port, start_daemon, wait_for
-from .conftest import TOKEN, auth, make_home, start_lab
+from ..helpers import TOKEN, auth, child_env, free_port, make_home, start_daemon, start_lab, wait_for
 from .harness import FAULT_TOML, digest
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -40,13 +39,14 @@ def every_route() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def realm_lab(tmp_path_factory, dio_mini_dir, module_procs):
-    paths = make_home(tmp_path_factory, dio_mini_dir, FAULT_TOML)
+    paths = make_home(tmp_path_factory.mktemp("realm"), dio_mini_dir, FAULT_TOML)
     realm = Realm(paths.home)
     quest = realm.generate_quest("bin", 1, 120, seed=77)
     daemon = start_daemon(module_procs, paths)
     wait_for((paths.queue("recently_completed") / quest.name).exists, 180, "the training quest")
     assert realm.sql("SELECT count(*) AS n FROM checkpoint_ledger")[0]["n"] >= 3
-    _, base = start_lab(module_procs, paths, tmp_path_factory.mktemp("runtime"))
+    _, base = start_lab(module_procs, paths, tmp_path_factory.mktemp("runtime"), root_dir=paths.home,
+                        REALM_WEAVER="0")
     return paths, base, daemon
 
 

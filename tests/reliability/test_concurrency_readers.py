@@ -9,8 +9,7 @@ import pytest
 from realm_kernel.api import Realm
 from realm_kernel.store.status import TRAINING, read_status
 
-from ..conftest import TEST_TOML, start_daemon, wait_for
-from .conftest import TOKEN, make_home, start_lab
+from ..helpers import TEST_TOML, TOKEN, make_home, start_daemon, start_lab, wait_for
 from .harness import run_readers
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -19,10 +18,11 @@ SECONDS = 15
 
 def test_readers_never_see_an_error_and_no_write_is_lost(tmp_path_factory, dio_mini_dir,
                                                          module_procs, capsys):
-    paths = make_home(tmp_path_factory, dio_mini_dir, TEST_TOML)
+    paths = make_home(tmp_path_factory.mktemp("realm"), dio_mini_dir, TEST_TOML)
     realm = Realm(paths.home)
     realm.generate_quest("bin", 1, 6000, seed=51)
-    _, base = start_lab(module_procs, paths, tmp_path_factory.mktemp("runtime"))
+    _, base = start_lab(module_procs, paths, tmp_path_factory.mktemp("runtime"), root_dir=paths.home,
+                        REALM_WEAVER="0")
     start_daemon(module_procs, paths)
     wait_for(lambda: (read_status(paths, TRAINING).get("local_step") or 0) > 3, 120, "training")
     step0 = read_status(paths, TRAINING)["step"]

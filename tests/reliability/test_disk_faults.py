@@ -15,7 +15,7 @@ import pytest
 from realm_kernel.api import Realm
 from realm_kernel.store.status import TRAINING, read_status
 
-from ..conftest import start_daemon, wait_for
+from ..helpers import start_daemon, wait_for
 from .harness import FAULT_TOML, complete_dirs, digest
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]

@@ -17,8 +17,7 @@ import skills
 from realm_kernel.api import Realm
 from realm_kernel.store.status import DAEMON, read_status
 
-from ..conftest import TEST_TOML, start_daemon, wait_for
-from .conftest import make_home
+from ..helpers import TEST_TOML, make_home, start_daemon, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
@@ -109,7 +108,7 @@ def reasons(paths) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory, dio_mini_dir, module_procs):
-    paths = make_home(tmp_path_factory, dio_mini_dir, TOML)
+    paths = make_home(tmp_path_factory.mktemp("realm"), dio_mini_dir, TOML)
     daemon = start_daemon(module_procs, paths)
     wait_for(lambda: read_status(paths, DAEMON).get("state") == "idle", 120, "the daemon")
     return paths, daemon

@@ -1,0 +1,221 @@
+"""The one home of what the tests and the benchmarks share: a temp realm home with
+dio-mini, real subprocesses, free ports, waiting, JupyterLab (plain or `realm play`)
+and the REST API's token. Plain functions (no pytest): bench scripts import them as
+`tests.helpers` (bench/common.py puts the repo root on sys.path); tests/conftest.py
+wraps them in fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from realm_kernel.store.paths import RealmPaths
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = REPO / "test-artifacts"
+TOKEN = "realm-test-token"  # JupyterLab's token in every lab started here
+
+# Small, fast training for tests: many steps, frequent checkpoints.
+TEST_TOML = """
+[training]
+batch_size = 8
+save_steps = 10
+max_length = 128
+threads = 1
+
+[daemon]
+poll_seconds = 0.5
+settle_seconds = 0.2
+
+# The Weaver starts a Task Master beside the daemon; tests that want its pipelines
+# turn it on (tests/test_taskmaster.py), the rest keep their realm to themselves.
+[taskmaster]
+enabled = false
+"""
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str,
+             interval: float = 0.2) -> object:
+    """The predicate's first truthy value, polling every `interval`; an exception counts
+    as not yet (e.g. a status file not yet written). AssertionError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as e:
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def make_home(home: Path, hero: Path, toml: str = TEST_TOML) -> RealmPaths:
+    """A realm home at `home`: a copy of the dio-mini at `hero` and `toml` as realm.toml."""
+    paths = RealmPaths.at(home).ensure()
+    shutil.copytree(hero, paths.dio_mini)
+    paths.config_file.write_text(toml)
+    return paths
+
+
+def child_env(home: Path) -> dict[str, str]:
+    """This environment without REALM_* variables, for a subprocess on the realm at `home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REALM_")}
+    env["REALM_HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Procs:
+    """Subprocesses started by a test or a benchmark, always stopped after it; each one's
+    output in logdir/NAME.log."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str],
+              cwd: Path | None = None) -> subprocess.Popen:
+        log = open(self.logdir / f"{name}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(argv, env=env, cwd=cwd or REPO, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc.log_path = self.logdir / f"{name}.log"  # type: ignore[attr-defined]
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for p in reversed(self.procs):
+            try:
+                self.stop(p)
+            except ProcessLookupError:
+                pass
+
+
+def start_daemon(procs: Procs, paths: RealmPaths, name: str = "daemon", **env: str) -> subprocess.Popen:
+    """A real daemon subprocess on this realm; `env` adds variables (fault hooks)."""
+    return procs.start(name, [sys.executable, "-m", "realm_kernel.services.daemon", "--home",
+                              str(paths.home)], {**child_env(paths.home), **env})
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    """The header that authenticates a REST request to the lab's realm API."""
+    return {"Authorization": f"token {token}"}
+
+
+def api(base: str, method: str, route: str, **kw):
+    """One authenticated request to BASE/realm/api/ROUTE."""
+    import requests
+    return requests.request(method, f"{base}/realm/api/{route}", headers=auth(), timeout=30, **kw)
+
+
+def start_lab(procs: Procs, paths: RealmPaths, workdir: Path, *, play: bool = False,
+              root_dir: Path | None = None, token: str = TOKEN, name: str = "lab",
+              timeout: float = 120, **extra_env: str) -> tuple[subprocess.Popen, str]:
+    """A real JupyterLab with the realm extension on 127.0.0.1 and a free port, once it
+    answers: (its process, its base URL). Plain, `python -m jupyterlab` with the repo's
+    jupyter-config (its Weaver runs the daemon unless REALM_WEAVER="0" is in `extra_env`),
+    serving `root_dir` (default `workdir`). With `play`, `realm play` (JupyterLab, the
+    extension's daemon and Task Master), serving `root_dir` (default a copy of notebooks/
+    in workdir/lab-root), ready once the realm API answers. Its runtime, settings and
+    workspaces folders are in `workdir` (theme changes stay there)."""
+    import requests
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**child_env(paths.home), **extra_env}
+    env["JUPYTER_RUNTIME_DIR"] = str(workdir / "runtime")
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(workdir / "lab-settings")
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(workdir / "lab-workspaces")
+    if play:
+        if root_dir is None:
+            root_dir = workdir / "lab-root"
+            shutil.copytree(REPO / "notebooks", root_dir / "notebooks")
+        argv = [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
+                f"--root-dir={root_dir}", f"--IdentityProvider.token={token}"]
+        ready = "realm/api/health"
+    else:
+        env["JUPYTER_CONFIG_PATH"] = str(REPO / "jupyter-config")
+        argv = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}", "--no-browser",
+                "--allow-root", f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root_dir or workdir}"]
+        ready = "api/status"
+    proc = procs.start(name, argv, env)
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{base}/{ready}", headers=auth(token), timeout=5).ok, timeout,
+             "JupyterLab to answer")
+    return proc, base
+
+
+def start_panel(procs: Procs, paths: RealmPaths, *scripts: str, ready: str = "", name: str = "panel",
+                timeout: float = 90, **extra_env: str) -> tuple[subprocess.Popen, str]:
+    """The Panel app on 127.0.0.1 and a free port: `python -m widgets.app`, or with
+    `scripts`, `panel serve SCRIPTS` (its websocket origin that address); (its process,
+    its base URL) once BASE/READY answers."""
+    import requests
+    port = free_port()
+    if scripts:
+        argv = [sys.executable, "-m", "panel", "serve", *scripts, "--address", "127.0.0.1",
+                "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
+    else:
+        argv = [sys.executable, "-m", "widgets.app", "--port", str(port)]
+    proc = procs.start(name, argv, {**child_env(paths.home), **extra_env})
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{base}/{ready}", timeout=5).ok, timeout, "the Panel app")
+    return proc, base
+
+
+def run_notebook(page, base: str, token: str = TOKEN, path: str = "notebooks/Tavern.ipynb") -> None:
+    """Open a notebook in JupyterLab and Run All Cells once its kernel is idle."""
+    page.goto(f"{base}/lab/tree/{path}?token={token}")
+    page.locator(".jp-Notebook").first.wait_for(timeout=90_000)
+    wait_for(lambda: "Idle" in str(page.locator(".jp-StatusBar-TextItem").all_inner_texts()),
+             90, "the kernel to start")
+    page.get_by_role("menuitem", name="Run").first.click()
+    page.get_by_text("Run All Cells", exact=True).click()
+
+
+def xp_of(page) -> int:
+    """DIO's XP as the hero card shows it."""
+    text = page.locator("[data-stat=xp]").first.text_content()  # cells off screen skip layout
+    return int(re.search(r"XP (\d+)", text).group(1))
+
+
+def watch_xp_rise(page, timeout: float = 60) -> tuple[int, int]:
+    """XP read once the hero card is there, and a later, higher reading."""
+    page.locator("[data-stat=xp]").first.wait_for(timeout=60_000)
+    first = xp_of(page)
+    later = wait_for(lambda: (x := xp_of(page)) > first and x, timeout, "XP to rise in the page")
+    return first, later
