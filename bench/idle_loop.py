@@ -34,7 +34,7 @@ TARGET_LEVEL_UPS = 8
 
 def sample(home: Path, t0: float) -> dict:
     """Everything the result needs, read from the realm's ledger."""
-    import skills
+    import realm_skills as skills
     from realm_kernel.api import Realm
 
     realm = Realm(home, writer="bench")

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import report  # noqa: E402
 
 import skills  # noqa: E402
-from skills.wordbank import word_bank  # noqa: E402
+from realm_skills.wordbank import word_bank  # noqa: E402
 
 OURS = {"bin": (1, 15, 30), "sy": (1, 25, 50)}
 THEIRS = {"bin": ("bitwise_arithmetic", "base_conversion"), "sy": ("letter_jumble", "word_ladder")}

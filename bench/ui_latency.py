@@ -82,7 +82,7 @@ def main() -> None:
     nb_dir.mkdir(parents=True)
     (nb_dir / "Latency.ipynb").write_text(json.dumps({
         "cells": [{"cell_type": "code", "execution_count": None, "id": "c1", "metadata": {}, "outputs": [],
-                   "source": "from widgets import show\nshow('tavern')"}],
+                   "source": "from realm_widgets import show\nshow('tavern')"}],
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4, "nbformat_minor": 5}))
     figures: dict = {}

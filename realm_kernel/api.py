@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import skills
+import realm_skills as skills
 
 from .evals import grading, practice
 from .evals.achievements import award, earned

@@ -149,7 +149,7 @@ def quest_generate(skill: str, level: int = typer.Option(1, "--level"),
                    count: int = typer.Option(500, "--count"),
                    seed: int = typer.Option(None, "--seed")) -> None:
     """Generate a skill quest (e.g. `realm quest generate bin --level 1 --count 500`)."""
-    from skills import SkillError
+    from realm_skills import SkillError
     try:
         typer.echo(_realm().generate_quest(skill, level, count, seed))
     except SkillError as e:
@@ -167,7 +167,7 @@ def _skill_errors():
     """Turn a skill error into a clear message and exit code 2."""
     from contextlib import contextmanager
 
-    from skills import SkillError
+    from realm_skills import SkillError
 
     @contextmanager
     def guard():
@@ -182,7 +182,7 @@ def _skill_errors():
 @skills_app.command("list")
 def skills_list() -> None:
     """Every skill with its levels, primitives and passive."""
-    import skills
+    import realm_skills as skills
     with _skill_errors():
         _print([{"id": d.id, "name": d.name, "icon": d.icon, "levels": d.max_level,
                  "primitives": [p.id for p in d.primitives], "passive": d.passive}
@@ -192,7 +192,7 @@ def skills_list() -> None:
 @skills_app.command("show")
 def skills_show(skill: str, level: int = typer.Option(None, "--level", help="Only this level.")) -> None:
     """A skill's definition (or one level's parameters and a sample problem)."""
-    import skills
+    import realm_skills as skills
     with _skill_errors():
         d = skills.skill_def(skill)
         if level is None:
@@ -207,7 +207,7 @@ def skills_show(skill: str, level: int = typer.Option(None, "--level", help="Onl
 @skills_app.command("catalog")
 def skills_catalog() -> None:
     """The 11 passives and their primitives, grouped by track."""
-    from skills.catalog import catalog
+    from realm_skills.catalog import catalog
     with _skill_errors():
         _print({track: [{"id": p.id, "name": p.name, "passive": p.passive, "skill": p.skill}
                         for p in prims] for track, prims in catalog().by_track().items()})
@@ -219,7 +219,7 @@ def skills_generate(skill: str, level: int = typer.Option(1, "--level"),
                     out: Path = typer.Option(None, "--out", help="Write a chat .jsonl here "
                                              "instead of printing problems.")) -> None:
     """Generate problems (printed as JSON lines, or a quest file with --out)."""
-    import skills
+    import realm_skills as skills
 
     from .quests.formats import write_quest
     with _skill_errors():
@@ -239,7 +239,7 @@ def skills_eval(skill: str, answers: Path, level: int = typer.Option(..., "--lev
                 ) -> None:
     """Score ANSWERS (a .jsonl of {"answer": ...} in eval order) against the level's
     eval batch, store it in the ledger and optionally queue sparring."""
-    import skills
+    import realm_skills as skills
     rows = [json.loads(line) for line in answers.read_text(encoding="utf-8").splitlines() if line.strip()]
     with _skill_errors():
         result = skills.run_eval(skill, level, [str(r.get("answer", "")) for r in rows])

@@ -181,7 +181,7 @@ def start_lab(procs: Procs, paths: RealmPaths, workdir: Path, *, play: bool = Fa
 
 def start_panel(procs: Procs, paths: RealmPaths, *scripts: str, ready: str = "", name: str = "panel",
                 timeout: float = 90, **extra_env: str) -> tuple[subprocess.Popen, str]:
-    """The Panel app on 127.0.0.1 and a free port: `python -m widgets.app`, or with
+    """The Panel app on 127.0.0.1 and a free port: `python -m realm_widgets.app`, or with
     `scripts`, `panel serve SCRIPTS` (its websocket origin that address); (its process,
     its base URL) once BASE/READY answers."""
     import requests
@@ -190,7 +190,7 @@ def start_panel(procs: Procs, paths: RealmPaths, *scripts: str, ready: str = "",
         argv = [sys.executable, "-m", "panel", "serve", *scripts, "--address", "127.0.0.1",
                 "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
     else:
-        argv = [sys.executable, "-m", "widgets.app", "--port", str(port)]
+        argv = [sys.executable, "-m", "realm_widgets.app", "--port", str(port)]
     proc = procs.start(name, argv, {**child_env(paths.home), **extra_env})
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: requests.get(f"{base}/{ready}", timeout=5).ok, timeout, "the Panel app")

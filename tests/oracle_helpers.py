@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-import skills
+import realm_skills as skills
 from realm_kernel.store.config import load_config
 from realm_kernel.store.ledger import Ledger
 from realm_kernel.store.paths import RealmPaths

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skills import Problem
+from realm_skills import Problem
 
 _FLIP = {"⓪": "①", "①": "⓪", "<": ">", ">": "=", "=": "<"}
 

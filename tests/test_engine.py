@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-import skills
+import realm_skills as skills
 from realm_kernel.store.config import load_config
 from realm_kernel.store.ledger import Ledger
 from realm_kernel.train import Job, TrainerEngine

@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("realm_kernel", "widgets", "skills")
+# import name -> folder (the wheel maps realm_widgets and realm_skills onto widgets/ and skills/)
+PACKAGES = {"realm_kernel": "realm_kernel", "realm_widgets": "widgets", "realm_skills": "skills"}
 # Top first. Modules in one entry may import each other (within a package, a circle
 # still fails); an import of a module in a higher entry is an upward import.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("widgets",),
+    ("realm_widgets",),
     ("realm_kernel.server",),
     ("realm_kernel.cli",),
     ("realm_kernel.api",),
@@ -27,15 +28,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("realm_kernel.quests",),
     ("realm_kernel.store",),
     ("realm_kernel",),  # the package's face (__version__)
-    ("skills",),
+    ("realm_skills",),
 )
 
 
 def module_files() -> dict[str, Path]:
     out = {}
-    for pkg in PACKAGES:
-        for f in sorted((ROOT / pkg).rglob("*.py")):
-            parts = f.relative_to(ROOT).with_suffix("").parts
+    for pkg, folder in PACKAGES.items():
+        for f in sorted((ROOT / folder).rglob("*.py")):
+            parts = (pkg, *f.relative_to(ROOT / folder).with_suffix("").parts)
             name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
             out[name] = f
     return out

@@ -109,7 +109,7 @@ def test_memory_bound_evicts_by_bytes(oracle_home):
 
 @pytest.mark.slow
 def test_probe_scores_dio_with_the_skills_own_scorer(oracle_home):
-    import skills
+    import realm_skills as skills
     realm = Realm(oracle_home.home)
     realm.oracle.load(30)
     probe = realm.oracle_probe("bin", 30, seed=7)

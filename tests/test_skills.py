@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import skills
-from skills.catalog import catalog
+import realm_skills as skills
+from realm_skills.catalog import catalog
 
 from .skill_helpers import perturb
 

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import skills
-from skills import binary
-from skills.binary import OPS, from_circled, lsb_first, mul_width, to_circled
+import realm_skills as skills
+from realm_skills import binary
+from realm_skills.binary import OPS, from_circled, lsb_first, mul_width, to_circled
 
 FAST = settings(max_examples=150, deadline=None)
 

@@ -7,14 +7,14 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import skills
+import realm_skills as skills
 from realm_kernel.api import Realm
 from realm_kernel.cli import app
 from realm_kernel.evals.practice import SparringError, sparring_quest
 from realm_kernel.evals.skillbook import check_sparring_file
 from realm_kernel.quests.formats import load_quest
-from skills.evaluation import eval_problems
-from skills.sparring import (
+from realm_skills.evaluation import eval_problems
+from realm_skills.sparring import (
     SAYS_RIGHT,
     SAYS_WRONG,
     check_sparring,

@@ -1,8 +1,8 @@
 import re
 
-import skills
-from skills.syllacrostic import MASK, _segmentations, _spellings
-from skills.wordbank import clean_definition, word_bank
+import realm_skills as skills
+from realm_skills.syllacrostic import MASK, _segmentations, _spellings
+from realm_skills.wordbank import clean_definition, word_bank
 
 
 def test_word_bank_comes_from_offline_packages():

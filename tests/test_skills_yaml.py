@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import skills
-from skills.loader import DEFS
+import realm_skills as skills
+from realm_skills.loader import DEFS
 
 BIN = yaml.safe_load((DEFS / "bin.yaml").read_text(encoding="utf-8"))
 

@@ -12,7 +12,7 @@ import sys
 import nbformat
 import pytest
 
-import skills
+import realm_skills as skills
 from realm_kernel.api import Realm
 from realm_kernel.evals import curriculum, evalqueue, grading
 from realm_kernel.quests.formats import load_quest

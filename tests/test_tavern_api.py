@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-import skills
+import realm_skills as skills
 from realm_kernel.api import Realm
 from realm_kernel.evals.achievements import award, hero_level_ups
 from realm_kernel.store.config import load_config
-from skills.evaluation import eval_problems
-from widgets.feed import WIDGETS
-from widgets.pages import (
+from realm_skills.evaluation import eval_problems
+from realm_widgets.feed import WIDGETS
+from realm_widgets.pages import (
     PAGES,
     GuildSession,
     OracleSession,
@@ -210,8 +210,8 @@ def test_every_widget_esm_carries_the_prelude_once_and_no_widget_redefines_it(tm
 
 
 def test_both_hosts_load_the_composed_esm_and_css():
-    from widgets.jupyter import widget_class
-    from widgets.panel_components import component
+    from realm_widgets.jupyter import widget_class
+    from realm_widgets.panel_components import component
     for name, w in WIDGETS.items():
         css = w.css.read_text(encoding="utf-8")
         assert widget_class(name)._esm == w.esm and widget_class(name)._css == css
@@ -230,11 +230,11 @@ def _imports(path: Path) -> set[str]:
 
 def test_widgets_reach_the_realm_only_through_the_api_and_nothing_imports_widgets():
     for path in WIDGETS_DIR.glob("*.py"):
-        below = {m for m in _imports(path) if m.split(".")[0] in ("realm_kernel", "skills")}
+        below = {m for m in _imports(path) if m.split(".")[0] in ("realm_kernel", "realm_skills")}
         assert below <= {"realm_kernel.api"}, f"{path.name} imports {below - {'realm_kernel.api'}}"
     kernel = WIDGETS_DIR.parent / "realm_kernel"
     for path in kernel.rglob("*.py"):
-        assert not {m for m in _imports(path) if m.split(".")[0] == "widgets"}, path
+        assert not {m for m in _imports(path) if m.split(".")[0] == "realm_widgets"}, path
     assert not hasattr(Realm, "show")  # widgets.show(page, home) shows a page
 
 

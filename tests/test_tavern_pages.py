@@ -1,4 +1,4 @@
-"""Every page of the Panel app (`python -m widgets.app`) in real headless Chromium, on one
+"""Every page of the Panel app (`python -m realm_widgets.app`) in real headless Chromium, on one
 server and one daemon for the module: upload and reject quests, reorder and re-prioritise,
 pause the battle, promote a champion (toast + achievement), edit settings with the live
 VRAM estimate, open the Guild's heatmap, chat with the Oracle. Screenshots of each page
@@ -30,8 +30,8 @@ PAGES = ("tavern", "quests", "oracle", "vault", "settings", "scheduler", "guild"
 
 def record_real_eval(realm: Realm, step: int, name: str, size: int = 6) -> None:
     """A small BIN level-1 eval of a real checkpoint: its own answers, scored per primitive."""
-    import skills
-    from skills.evaluation import eval_problems
+    import realm_skills as skills
+    from realm_skills.evaluation import eval_problems
     realm.oracle.load(step)
     problems = eval_problems("bin", 1, size=size)
     answers = [realm.oracle.chat(step, message=p.question, sampling={"max_new_tokens": 24})["content"]

@@ -1,6 +1,6 @@
 """The whole Tavern as one Panel server, every page at its route:
 
-    python -m widgets.app --port 5006          # or: realm tavern --port 5006
+    python -m realm_widgets.app --port 5006          # or: realm tavern --port 5006
 
 routes `/` (the Tavern), `/quests`, `/oracle`, `/vault`, `/settings`, `/scheduler`,
 `/guild`. The realm home is REALM_HOME (default: the checkout). Binds 127.0.0.1 unless
@@ -14,8 +14,8 @@ import html
 import panel as pn
 
 from realm_kernel.api import Realm
-from widgets.pages import PAGES, bind, shared_realm
-from widgets.panel_components import component
+from realm_widgets.pages import PAGES, bind, shared_realm
+from realm_widgets.panel_components import component
 
 ROUTES = {name: "/" if name == "tavern" else f"/{name}" for name in PAGES}
 
@@ -54,7 +54,7 @@ def build_page(name: str) -> pn.viewable.Viewable:
     pn.state.add_periodic_callback(refresh, period=int(spec.poll_seconds * 1000))
     body = list(comps)
     if spec.plots:
-        from widgets.plots import plots_for
+        from realm_widgets.plots import plots_for
         body.append(plots_for(spec.plots, session.realm))
     if name == "tavern":  # two columns on a wide window, one on a narrow one
         col = {"flex": "1 1 560px", "min-width": "0"}

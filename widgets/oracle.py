@@ -7,7 +7,7 @@ The realm home is REALM_HOME (default: the checkout)."""
 
 from __future__ import annotations
 
-from widgets.app import serve_alone
+from realm_widgets.app import serve_alone
 
 if __name__.startswith("bokeh"):
     serve_alone("oracle")

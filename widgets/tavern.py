@@ -1,5 +1,5 @@
 """The Tavern page alone: `panel serve widgets/tavern.py` (binds 127.0.0.1), at /tavern.
-The whole app with every page at its route is `python -m widgets.app` (widgets/app.py).
+The whole app with every page at its route is `python -m realm_widgets.app` (widgets/app.py).
 
 The realm home is REALM_HOME (default: the checkout)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import panel as pn
 
-from widgets.app import build_page, serve_alone
+from realm_widgets.app import build_page, serve_alone
 
 
 def build() -> pn.viewable.Viewable:

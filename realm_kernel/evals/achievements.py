@@ -43,7 +43,7 @@ def _facts(ledger: Ledger) -> dict:
 
 
 def _skill_levels(ledger: Ledger) -> dict[str, tuple[str, int, int]]:
-    import skills
+    import realm_skills as skills
 
     from .skillbook import skill_state
     out = {}

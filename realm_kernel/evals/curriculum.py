@@ -19,7 +19,7 @@ import re
 import time
 from pathlib import Path
 
-import skills
+import realm_skills as skills
 
 from ..store.config import CurriculumConfig
 from ..store.ledger import Ledger

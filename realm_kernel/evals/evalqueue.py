@@ -19,7 +19,7 @@ import os
 import time
 from pathlib import Path
 
-import skills
+import realm_skills as skills
 
 from ..store.home import Home
 from ..store.ledger import json_data

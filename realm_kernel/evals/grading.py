@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import skills
-from skills.evaluation import EvalResult, eval_problems, run_eval
+import realm_skills as skills
+from realm_skills.evaluation import EvalResult, eval_problems, run_eval
 
 from ..store.home import Home
 from ..store.ledger import json_data

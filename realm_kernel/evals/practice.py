@@ -8,9 +8,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import skills
-from skills.evaluation import EvalResult
-from skills.sparring import SPARRING_SEED, check_sparring, sparring_examples, targeted_problems
+import realm_skills as skills
+from realm_skills.evaluation import EvalResult
+from realm_skills.sparring import SPARRING_SEED, check_sparring, sparring_examples, targeted_problems
 
 from ..quests.formats import QuestError
 from ..quests.publish import publish, withdraw

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import skills
-from skills.evaluation import EvalResult
-from skills.sparring import check_sparring, weak_primitives
+import realm_skills as skills
+from realm_skills.evaluation import EvalResult
+from realm_skills.sparring import check_sparring, weak_primitives
 
 from ..quests.formats import load_quest
 from ..store.ledger import Ledger

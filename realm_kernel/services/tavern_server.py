@@ -30,7 +30,7 @@ class TavernServer:
     oauth_provider: str | None = None
     cookie_secret: str | None = None
     allow_websocket_origin: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)  # passed to `python -m widgets.app` as they are
+    extra: list[str] = field(default_factory=list)  # passed to `python -m realm_widgets.app` as they are
 
     def exposed(self) -> list[str]:
         """Why this server is reachable from another machine (empty when it is not)."""
@@ -53,7 +53,7 @@ class TavernServer:
 
     def argv(self) -> list[str]:
         self.check()
-        args = [sys.executable, "-m", "widgets.app", "--address", self.address,
+        args = [sys.executable, "-m", "realm_widgets.app", "--address", self.address,
                 "--port", str(self.port)]
         for origin in self.allow_websocket_origin:
             args += ["--allow-websocket-origin", origin]

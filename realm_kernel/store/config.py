@@ -146,7 +146,7 @@ class CurriculumConfig(_Section):
     @field_validator("skills")
     @classmethod
     def _known_skills(cls, v: dict[str, SkillPlanConfig]) -> dict[str, SkillPlanConfig]:
-        import skills
+        import realm_skills as skills
         unknown = sorted(set(v) - set(skills.skill_ids()))
         if unknown:
             raise ValueError(f"unknown skill(s) {unknown}; known: {skills.skill_ids()}")

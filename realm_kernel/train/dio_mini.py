@@ -44,7 +44,7 @@ PROBLEMS_PER_LEVEL = 100
 
 
 def _corpus(seed: int) -> list[str]:
-    import skills
+    import realm_skills as skills
     text = list(_GENERIC_TEXT)
     for skill_id in skills.skill_ids():
         for level in skills.skill_def(skill_id).levels:

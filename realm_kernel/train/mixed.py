@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-import skills
+import realm_skills as skills
 
 
 def mixed_examples(n: int, seed: int = 0, skill: str = "bin", level: int = 1,

@@ -33,7 +33,7 @@ def poller(kind: str, home: str, base: str | None, token: str | None):
     """(one poll: returns the newest step it saw, pause between polls)."""
     if kind == "panel":
         from realm_kernel.api import Realm
-        from widgets.pages import PAGES
+        from realm_widgets.pages import PAGES
         spec = PAGES["tavern"]
         session = spec.session(Realm(home, writer="widgets"))
         return lambda: session.state()["hero"]["xp"], spec.poll_seconds

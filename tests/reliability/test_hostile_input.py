@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-import skills
+import realm_skills as skills
 from realm_kernel.api import Realm
 from realm_kernel.store.status import DAEMON, read_status
 
