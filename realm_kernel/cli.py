@@ -239,10 +239,13 @@ def skills_eval(skill: str, answers: Path, level: int = typer.Option(..., "--lev
                 ) -> None:
     """Score ANSWERS (a .jsonl of {"answer": ...} in eval order) against the level's
     eval batch, store it in the ledger and optionally queue sparring."""
-    import realm_skills as skills
+    from .evals import grading
     rows = [json.loads(line) for line in answers.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [str(r.get("answer", "")) for r in rows]
     with _skill_errors():
-        result = skills.run_eval(skill, level, [str(r.get("answer", "")) for r in rows])
+        # The one grading path, with the file as the model's answers.
+        result = grading.grade(grading.pick(skill, level, len(texts), eval_batch=True),
+                               lambda questions, golden: texts)
         realm = _realm()
         run_id = realm.record_eval(result, step, checkpoint)
         out = {"run_id": run_id, **result.summary()}
