@@ -670,6 +670,37 @@ def down(timeout: float = typer.Option(None, help="seconds to wait (default: the
         raise typer.Exit(1)
 
 
+@app.command()
+def backup(dest: Path = typer.Argument(None, help="a new folder (default: <home>/backups/<time>)"),
+           all_checkpoints: bool = typer.Option(False, "--all-checkpoints",
+                                                help="every complete checkpoint, not only the champion")
+           ) -> None:
+    """A consistent snapshot of the realm (ledger, realm.toml, hosts, the champion's
+    weights), safe while DIO trains.
+
+    Example: realm backup /mnt/nas/realm-backup --all-checkpoints"""
+    from .store.backup import BackupError
+    try:
+        _print(_guarded(_realm().backup, dest, all_checkpoints))
+    except BackupError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
+@app.command()
+def restore(src: Path) -> None:
+    """Bring the realm back from a backup (`realm down` first); what it replaces is kept
+    in backups/auto/<time>-pre-restore/.
+
+    Example: realm restore /mnt/nas/realm-backup"""
+    from .store.backup import BackupError
+    try:
+        _print(_guarded(_realm().restore, src))
+    except BackupError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
 def _play_headless(realm) -> int:
     """The Weaver's threads (daemon, Task Master) in the foreground, without Jupyter."""
     import logging

@@ -405,6 +405,10 @@ class Daemon:
         self.reload_config()
         self.ledger.ensure_views()
         self.repair()
+        try:
+            self.ensure_demo_hero()  # `realm daemon` on a fresh home needs no `realm play`
+        except Exception as e:  # reported as a setup fault when a quest needs it
+            log.error("could not build the demo hero: %s", e)
         self.ledger.event("daemon_started", f"The Arena opens (pid {os.getpid()})")
         log.info("daemon %d watching %s", os.getpid(), self.paths.inbox)
         keeper = threading.Thread(target=self.keep_inbox, name="inbox-keeper", daemon=True)
