@@ -177,9 +177,9 @@ def test_backup_while_training_wipe_restore(realm_home, procs, tmp_path):
                                     "--home", str(paths.home)], child_env(paths.home))
     wait_for(lambda: Ledger(paths).scalar("SELECT count(*) FROM checkpoints") >= 1, 120,
              "a checkpoint")
-    realm = Realm(paths.home)
-    realm.promote(Ledger(paths).scalar("SELECT max(step) FROM checkpoints"))
-    snap = realm.backup(tmp_path / "snap")
+    live = Realm(paths.home)
+    live.promote(Ledger(paths).scalar("SELECT max(step) FROM checkpoints"))
+    snap = live.backup(tmp_path / "snap")
     assert snap["champion"] and snap["checkpoints"] == [snap["champion"]]
     assert snap["rows"]["metrics"] > 0
     from realm_kernel.api import Realm as SnapRealm
@@ -206,7 +206,7 @@ def test_backup_while_training_wipe_restore(realm_home, procs, tmp_path):
     assert (paths.checkpoints / snap["champion"] / "config.json").exists()
     import duckdb
     con = duckdb.connect(str(paths.ledger_db), read_only=True)
-    assert con.sql("SELECT count(*) FROM metrics").fetchone()[0] == snap["rows"]["metrics"]
+    assert con.execute("SELECT count(*) FROM metrics").fetchall()[0][0] == snap["rows"]["metrics"]
     con.close()
 
 
