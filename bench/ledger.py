@@ -105,7 +105,10 @@ def main() -> None:
         "write_rows_per_s_alone": round(alone), "write_rows_per_s_with_readers": round(contended),
         "write_ratio_with_readers": round(contended / alone, 3), "readers": a.readers,
         "reader_polls_during_writes": polls, "segment_rows": a.batch,
-        "rows_after": total, "rows_lost_or_doubled": step - 1 - total + (total - distinct),
+        # Lost: expected steps never seen; doubled: rows beyond one per step. Counted apart
+        # so one cannot cancel the other.
+        "rows_after": total, "rows_lost": step - 1 - distinct, "rows_doubled": total - distinct,
+        "rows_lost_or_doubled": (step - 1 - distinct) + (total - distinct),
         "fill_rows_per_s": round(fill),
     }
     summary = (f"{a.rows} metric rows: hero stats {hero_ms:.1f} ms, Tavern poll {poll_ms:.1f} ms "

@@ -165,9 +165,64 @@ def test_priorities_cooldowns_settings_and_run_now(home):
         realm.set_task("vault_scan", cooldown_s=-1)
 
 
-def test_gpu_awareness_on_a_cpu_machine():
-    gpu = gpu_status()  # no NVIDIA driver here: "no GPU", not an exception
-    assert gpu["gpus"] == [] and gpu["detail"].startswith("no GPU")
+def fake_nvml(devices: list[tuple[int, int, int]], init_error: Exception | None = None,
+              fail_at: str | None = None):
+    """A pynvml module answering for `devices` (utilisation %, used, total bytes): the
+    NVML calls gpu_status makes, so its parsing is checked on any machine."""
+    import types
+    from collections import namedtuple
+    util, mem = namedtuple("Util", "gpu memory"), namedtuple("Mem", "used total free")
+    calls = []
+
+    def call(name, fn):
+        def wrapped(*a):
+            calls.append(name)
+            if name == fail_at:
+                raise RuntimeError(f"NVML error in {name}")
+            return fn(*a)
+        return wrapped
+    m = types.ModuleType("pynvml")
+    m.nvmlInit = call("init", lambda: (_ for _ in ()).throw(init_error) if init_error else None)
+    m.nvmlShutdown = call("shutdown", lambda: None)
+    m.nvmlDeviceGetCount = call("count", lambda: len(devices))
+    m.nvmlDeviceGetHandleByIndex = call("handle", lambda i: i)
+    m.nvmlDeviceGetUtilizationRates = call("util", lambda h: util(devices[h][0], 0))
+    m.nvmlDeviceGetMemoryInfo = call("mem", lambda h: mem(devices[h][1], devices[h][2], 0))
+    m.calls = calls
+    return m
+
+
+def test_nvml_readings_are_parsed_per_device(monkeypatch):
+    import sys
+    nvml = fake_nvml([(75, 3 * 2**30, 80 * 2**30), (5, 2**20, 80 * 2**30)])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    gpu = gpu_status()
+    assert gpu == {"gpus": [{"index": 0, "utilisation": 75.0, "memory_used": 3 * 2**30,
+                             "memory_total": 80 * 2**30},
+                            {"index": 1, "utilisation": 5.0, "memory_used": 2**20,
+                             "memory_total": 80 * 2**30}], "detail": "2 GPU(s)"}
+    assert nvml.calls[-1] == "shutdown", "NVML is shut down after every reading"
+    assert resource_ok("gpu", gpu, 40) == (False, "GPU busy (75% >= 40%)"), "the busiest GPU counts"
+    # No driver, or a device that fails mid-reading: "no GPU" with the reason, shut down.
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([], init_error=OSError("libnvidia-ml.so")))
+    assert gpu_status() == {"gpus": [], "detail": "no GPU (OSError: libnvidia-ml.so)"}
+    broken = fake_nvml([(10, 1, 2)], fail_at="mem")
+    monkeypatch.setitem(sys.modules, "pynvml", broken)
+    assert gpu_status() == {"gpus": [], "detail": "no GPU (RuntimeError: NVML error in mem)"}
+    assert broken.calls[-1] == "shutdown"
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([]))
+    assert gpu_status() == {"gpus": [], "detail": "no GPU"}
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert gpu_status() == {"gpus": [], "detail": "no GPU (pynvml is not installed)"}
+
+
+def test_gpu_awareness_follows_the_machine():
+    import torch
+    gpu = gpu_status()
+    if torch.cuda.is_available():  # an NVIDIA machine: NVML lists its devices
+        assert len(gpu["gpus"]) >= 1 and gpu["detail"] == f"{len(gpu['gpus'])} GPU(s)"
+    else:  # no driver or no device: "no GPU", never an exception
+        assert gpu["gpus"] == [] and gpu["detail"].startswith("no GPU")
     assert resource_ok("inference", gpu, 40) == (True, "inference on CPU (no GPU)")
     assert resource_ok("gpu", gpu, 40)[0] is False
     busy = {"gpus": [{"index": 0, "utilisation": 75.0}]}

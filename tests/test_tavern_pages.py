@@ -281,7 +281,9 @@ def test_scheduler_page(tavern):
     wait_for(lambda: tavern.realm.config.curriculum.skills["bin"].priority == 2, 30,
              "the skill priority saved to realm.toml")
     task.locator("button[data-action=run]").click()
-    wait_for(lambda: "run requested" in page.locator("[data-stat=notice]").inner_text(), 30, "run now")
-    assert task_id
+    wait_for(lambda: f"{task_id}: run requested" in page.locator("[data-stat=notice]").inner_text(),
+             30, "run now")
+    # The click wrote the Task Master's request file for this very task.
+    assert (tavern.realm.paths.tasks / "requests" / f"{task_id}.json").is_file()
     shot(page, "scheduler-run")
     page.close()
