@@ -153,6 +153,32 @@ def test_remote_host_serves_exactly_the_step_asked(oracle_home, procs):
 
 
 @pytest.mark.slow
+def test_remote_host_needs_its_token_and_a_wrong_model_is_refused(oracle_home, procs, monkeypatch):
+    """A server that wants a key (vllm --api-key) gets it from token_env; one that answers
+    in another model's name is refused, not believed."""
+    from realm_kernel.oracle.pool import RemoteError
+    realm = Realm(oracle_home.home)
+    ck = {c["step"]: c for c in realm.oracle.checkpoints()}
+    keyed = start_stub(procs, Path(ck[20]["path"]), ck[20]["name"], "keyed", api_key="s3cret")
+    liar = start_stub(procs, Path(ck[20]["path"]), ck[20]["name"], "liar", answer_as=ck[30]["name"])
+    (oracle_home.home / "hosts.toml").write_text("".join(
+        f'[hosts.{h}]\nhost = "127.0.0.1"\nroles = ["inference"]\n{extra}'
+        f"services = {{ inference = {{ port = {url.rsplit(':', 1)[1]} }} }}\n"
+        for h, url, extra in (("keyed", keyed, 'token_env = "KEYED_API_KEY"\n'), ("liar", liar, ""))))
+    monkeypatch.delenv("KEYED_API_KEY", raising=False)
+    status = realm.oracle.status()["hosts"]["keyed"]
+    assert not status["reachable"] and "401" in status["error"], status
+    monkeypatch.setenv("KEYED_API_KEY", "s3cret")
+    assert realm.oracle.status()["hosts"]["keyed"]["steps"] == [20]
+    reply = realm.oracle.chat(step=20, message="What is ①+①?", host="keyed", sampling=GREEDY)
+    assert reply["model"] == ck[20]["name"] and reply["content"]
+    # The liar lists step 20, then answers as step 30: refused with both names.
+    assert realm.oracle.status()["hosts"]["liar"]["steps"] == [20]
+    with pytest.raises(RemoteError, match=f"answered with model '{ck[30]['name']}'.*refused"):
+        realm.oracle.chat(step=20, message="What is ①+①?", host="liar", sampling=GREEDY)
+
+
+@pytest.mark.slow
 def test_cli_chats_by_step_and_names_the_model(oracle_home):
     def realm_cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "realm_kernel.cli", "oracle", *args],
