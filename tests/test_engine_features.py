@@ -6,8 +6,8 @@ import torch
 from realm_kernel.store.config import load_config
 from realm_kernel.store.ledger import Ledger
 from realm_kernel.train import Job, TrainerEngine
-from realm_kernel.train.trainer import installed
 from realm_kernel.train.mixed import mixed_examples as mixed_bin_examples
+from realm_kernel.train.trainer import installed
 
 pytestmark = pytest.mark.slow
 CUDA = torch.cuda.is_available()

@@ -150,6 +150,7 @@ def test_readers_never_see_double_rows_during_compaction(tmp_path):
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+
 from realm_kernel.store.ledger import SCHEMA_VERSION, CheckpointLedger, extract_step  # noqa: E402
 
 
