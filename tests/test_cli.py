@@ -446,10 +446,17 @@ def _(ctx):
 def _(ctx):
     dest = ctx.tmp / "exported"
     ctx.run("vault", "export", "20", str(dest))
+    # The export is a model transformers loads, with the checkpoint's very weights.
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     model = AutoModelForCausalLM.from_pretrained(dest)
     tok = AutoTokenizer.from_pretrained(dest)
     assert tok.chat_template and model.config.vocab_size == len(tok)
+    original = AutoModelForCausalLM.from_pretrained(ctx.realm.checkpoints.get(20).path)
+    ids = torch.tensor([tok.apply_chat_template([{"role": "user", "content": "①+①?"}],
+                                                add_generation_prompt=True)["input_ids"]])
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, original(ids).logits)
     assert not list(dest.glob("optimizer*")) and not (dest / "trainer_state.json").exists()
 
 

@@ -232,3 +232,22 @@ def test_tail_reads_match_the_full_query(tmp_path, monkeypatch):
         led.append("metrics", [{"step": 1000 + i, "loss": 0.1}])
     assert led.max_value("metrics", "step") == 1079
     assert led.tail("metrics", "step", 2, notnull="loss") == [{"step": 1079}, {"step": 1078}]
+
+
+def test_dead_writers_temp_segments_are_removed_and_live_ones_kept(tmp_path):
+    import os
+
+    from realm_kernel.store.recovery import remove_dead_temp_segments
+    led = make(tmp_path)
+    led.append("metrics", [{"step": 1, "loss": 1.0}])
+    gen = led.segment_files("metrics")[0].parent
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a writer that has exited
+    dead = gen / f".0009-w.parquet.{gone.pid}.tmp"
+    live = gen / f".0010-w.parquet.{os.getpid()}.tmp"  # this process: still writing
+    odd = gen / ".notes.tmp"  # no pid in its name: not ours to judge
+    for p in (dead, live, odd):
+        p.write_bytes(b"partial parquet")
+    assert remove_dead_temp_segments(led.paths) == 1
+    assert not dead.exists() and live.exists() and odd.exists()
+    assert led.scalar("SELECT count(*) FROM metrics") == 1, "temp files are never rows"

@@ -195,9 +195,13 @@ def test_cli_chats_by_step_and_names_the_model(oracle_home):
 
 
 @pytest.mark.slow
-def test_oracle_bench_writes_its_figures(tmp_path):
+def test_oracle_bench_writes_its_figures(tmp_path, dio_mini_dir):
     from .test_bench import run_bench
     figures = run_bench(tmp_path, "oracle.py", "oracle_dio_mini", "--tokens", "8", "--repeats", "1")
     assert figures["dio_mini_tokens_per_s"] > 0 and figures["dio_mini_baseline_tokens_per_s"] > 0
     assert figures["dio_mini_load_seconds"] > 0 and figures["dio_mini_ttft_seconds"] > 0
+    assert figures["tokens_per_s_ratio"] == pytest.approx(
+        figures["dio_mini_tokens_per_s"] / figures["dio_mini_baseline_tokens_per_s"], rel=0.01)
+    built = json.loads((dio_mini_dir / "dio_mini.json").read_text())["parameters"]
+    assert figures["new_tokens"] == 8 and figures["params"] == built, "it measured dio-mini"
     assert "`oracle_dio_mini`" in (tmp_path / "RESULTS.md").read_text()

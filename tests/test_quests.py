@@ -107,6 +107,17 @@ def test_next_quest_takes_priority_then_age(paths):
     assert low.exists()
 
 
+def test_next_quest_is_oldest_first_within_a_priority_and_names_break_ties(paths):
+    ages = {"c.jsonl": 3000, "a.jsonl": 1000, "b.jsonl": 2000, "z.jsonl": 1000, "y.jsonl": 500}
+    for name, age in ages.items():
+        os.utime(write(paths.queue("normal") / name, ["x"]), (age, age))
+    taken = []
+    while (found := next_quest(paths)) is not None:
+        taken.append(found[0].name)
+        found[0].unlink()
+    assert taken == ["y.jsonl", "a.jsonl", "z.jsonl", "b.jsonl", "c.jsonl"]
+
+
 # -- validation levels, specs, duplicates, priorities, queue edits ----------------------
 
 from pathlib import Path  # noqa: E402

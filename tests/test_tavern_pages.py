@@ -265,6 +265,15 @@ def test_oracle_page_chats(tavern):
     page.locator("button[data-action=chat]").click()
     wait_for(lambda: left.locator("[data-stat=answered-by]").inner_text() == f"answered by {name}", 60,
              "the answer naming its model")
+    # The reply shown is that checkpoint's own greedy answer, streamed in full.
+    tavern.realm.oracle.load(step)
+    expected = tavern.realm.oracle.chat(step=step, message="What is ①+①?",
+                                        sampling={"max_new_tokens": 64})["content"]
+    tavern.realm.oracle.pool.unload(step)
+    assert expected, "the checkpoint answers something"
+    reply = left.locator(".ro-assistant .ro-text").first
+    wait_for(lambda: reply.text_content() == expected, 60, f"the reply {expected!r} in the page")
+    assert left.locator(".ro-user .ro-text").first.text_content() == "What is ①+①?"
     page.close()
 
 

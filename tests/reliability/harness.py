@@ -218,15 +218,17 @@ def check_realm(paths: RealmPaths, quests: dict[str, str], kills: list[Kill],
 READERS = ("panel", "rest", "notebook", "taskmaster")
 
 
-def run_readers(procs: Procs, paths: RealmPaths, base: str, token: str, seconds: float) -> dict:
-    """The four readers of tests/reliability/readers.py at once, for `seconds`, while
-    whatever trains keeps writing; their JSON reports by kind."""
+def run_readers(procs: Procs, paths: RealmPaths, base: str, token: str, seconds: float,
+                min_polls: int = 0) -> dict:
+    """The four readers of tests/reliability/readers.py at once, for `seconds` and at least
+    `min_polls` polls each, while whatever trains keeps writing; their JSON reports by kind."""
     import subprocess
     env = child_env(paths.home)
     started = []
     for kind in READERS:
         p = subprocess.Popen([sys.executable, "-m", "tests.reliability.readers", kind, str(paths.home),
-                              str(seconds), base, token], env=env, cwd=Path(__file__).parents[2],
+                              str(seconds), base, token, str(min_polls)], env=env,
+                             cwd=Path(__file__).parents[2],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started.append((kind, p))
     try:
@@ -234,7 +236,7 @@ def run_readers(procs: Procs, paths: RealmPaths, base: str, token: str, seconds:
             assert p.stdout.readline().strip() == "ready", (kind, p.stderr.read()[-2000:])
         out = {}
         for kind, p in started:
-            stdout, stderr = p.communicate(timeout=seconds + 120)
+            stdout, stderr = p.communicate(timeout=seconds + 240)
             assert p.returncode == 0, (kind, stderr[-2000:])
             out[kind] = json.loads(stdout.strip().splitlines()[-1])
         return out
