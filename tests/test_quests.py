@@ -216,3 +216,21 @@ def test_queue_edits(paths):
     assert state == "normal" and not path.exists()
     with pytest.raises(QueueError):
         delete_quest(paths, "q0.jsonl")
+
+
+def test_validate_queue_does_not_call_an_admitted_quest_its_own_duplicate(tmp_path):
+    """A quest admitted with its ledger row is checked again by the validate_queue task:
+    its own row is no duplicate, a second copy of its content in another file is."""
+    from realm_kernel.api import Realm
+    from realm_kernel.quests.publish import publish
+    realm = Realm(tmp_path / "realm")
+    lines = [json.dumps(GOOD), json.dumps({"prompt": "2+2?", "completion": "4"})]
+    publish(realm.paths, realm.ledger, realm.config, "first.jsonl",
+            lambda dest: write(dest, lines), queue="normal")
+    assert realm.validate_queue() == [{"quest": "first.jsonl", "priority": "normal", "ok": True,
+                                       "examples": 2, "summary": realm.validate_queue()[0]["summary"]}]
+    write(realm.paths.queue("low") / "copy.jsonl", lines)
+    reports = {r["quest"]: r for r in realm.validate_queue()}
+    assert reports["first.jsonl"]["ok"]
+    assert not reports["copy.jsonl"]["ok"] and "duplicate quest" in reports["copy.jsonl"]["summary"]
+    assert "'first.jsonl'" in reports["copy.jsonl"]["summary"]
