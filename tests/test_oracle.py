@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from realm_kernel.api import Realm
 from realm_kernel.oracle.pool import (
@@ -139,9 +140,14 @@ def test_remote_host_serves_exactly_the_step_asked(oracle_home, procs):
     reply = oracle.chat(step=20, message="What is ①+①?", host="gpu1", sampling=GREEDY)
     assert reply["host"] == "gpu1" and reply["model"] == ck[20]["name"] and reply["content"]
     assert reply["model_path"] == ck[20]["path"]
-    # The same checkpoint locally answers the same (greedy) words.
+    # The same checkpoint locally answers the same (greedy) words: both run float32 on a
+    # CPU. On a CUDA machine the local pool loads bf16 ("auto") while the stub runs
+    # float32, and greedy words may part at a near-tie, so there only the model must agree.
     oracle.load(20)
-    assert oracle.chat(step=20, message="What is ①+①?", sampling=GREEDY)["content"] == reply["content"]
+    local = oracle.chat(step=20, message="What is ①+①?", sampling=GREEDY)
+    assert local["model"] == reply["model"]
+    if not torch.cuda.is_available():
+        assert local["content"] == reply["content"]
 
     with pytest.raises(ModelNotLoaded) as e:
         oracle.chat(step=30, message="hi", host="gpu1")
