@@ -234,3 +234,80 @@ def test_validate_queue_does_not_call_an_admitted_quest_its_own_duplicate(tmp_pa
     assert reports["first.jsonl"]["ok"]
     assert not reports["copy.jsonl"]["ok"] and "duplicate quest" in reports["copy.jsonl"]["summary"]
     assert "'first.jsonl'" in reports["copy.jsonl"]["summary"]
+
+
+def fake_checkpoint(realm, step: int, quest: str, run_id: str, global_step: int | None = 10,
+                    optimizer: bool = True):
+    """A complete checkpoint directory (sidecar, config, weights) and its ledger row."""
+    d = realm.paths.checkpoints / f"checkpoint-{step}-20260101-1200"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text("{}")
+    (d / "model.safetensors").write_bytes(b"w")
+    (d / ".ledger.json").write_text(json.dumps({"step": step, "training_file": quest, "run_id": run_id}))
+    if global_step is not None:
+        (d / "trainer_state.json").write_text(json.dumps({"global_step": global_step}))
+    if optimizer:
+        (d / "optimizer.pt").write_bytes(b"o")
+    realm.ledger.append("checkpoints", [{"step": step, "name": d.name, "path": str(d)}])
+    return d
+
+
+def test_resume_point_only_for_the_same_quest_and_run_with_trainer_state(tmp_path):
+    """An interrupted run resumes from the hero's newest checkpoint only when that run
+    saved it with its trainer state; the offset is the steps trained before the run."""
+    from realm_kernel.api import Realm
+    from realm_kernel.quests.admission import hero_model_path, resume_point
+    realm = Realm(tmp_path / "realm")
+    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None  # no checkpoint yet
+    base = realm.config.base_model_path(realm.paths)
+    assert hero_model_path(realm.ledger, realm.config, realm.paths) == base
+    d = fake_checkpoint(realm, 130, "q.jsonl", "run-1", global_step=30)
+    assert resume_point(realm.ledger, "q.jsonl", "run-1") == (d, 100)
+    assert hero_model_path(realm.ledger, realm.config, realm.paths) == d
+    assert resume_point(realm.ledger, "q.jsonl", None) is None
+    assert resume_point(realm.ledger, "q.jsonl", "run-2") is None, "another run"
+    assert resume_point(realm.ledger, "other.jsonl", "run-1") is None, "another quest"
+    (d / "optimizer.pt").unlink()
+    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "no optimizer state"
+    newer = fake_checkpoint(realm, 140, "q.jsonl", "run-1", global_step=None)
+    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "no trainer state"
+    assert hero_model_path(realm.ledger, realm.config, realm.paths) == newer
+
+
+def test_known_quests_are_the_live_ones(tmp_path):
+    from realm_kernel.api import Realm
+    from realm_kernel.quests.admission import known_quests
+    realm = Realm(tmp_path / "realm")
+    realm.ledger.append("quests", [
+        {"quest_id": f"{s}.jsonl", "status": s, "sha256": f"sha-{s}"}
+        for s in ("queued", "processing", "completed", "failed", "skipped")])
+    realm.ledger.append("quests", [{"quest_id": "later.jsonl", "status": "queued", "sha256": "sha-later"},
+                                   {"quest_id": "later.jsonl", "status": "failed"}])
+    assert known_quests(realm.ledger) == {"sha-queued": "queued.jsonl",
+                                          "sha-processing": "processing.jsonl",
+                                          "sha-completed": "completed.jsonl"}
+
+
+def test_list_queue_and_waiting(paths):
+    from realm_kernel.quests.queue import list_queue, waiting
+    old = write(paths.queue("low") / "old.jsonl", ["x"])
+    new = write(paths.queue("low") / "new.jsonl", ["xy"])
+    os.utime(old, (1, 1000))
+    os.utime(new, (1, 2000))
+    write(paths.queue("low") / ".hidden.jsonl", ["x"])
+    bad = write(paths.queue("failed") / "bad.jsonl", ["x"])
+    (paths.queue("failed") / "bad.jsonl.reason.json").write_text(json.dumps({"summary": "line 1: oops"}))
+    write(paths.queue("failed") / "odd.jsonl", ["x"])
+    (paths.queue("failed") / "odd.jsonl.reason.json").write_text("{not json")
+    write(paths.queue("processing") / "busy.jsonl", ["x"])
+    q = list_queue(paths)
+    assert [e["name"] for e in q["low"]] == ["old.jsonl", "new.jsonl"]
+    assert q["low"][1] == {"name": "new.jsonl", "bytes": 3, "mtime": 2000}
+    assert {e["name"]: e.get("reason") for e in q["failed"]} == {
+        "bad.jsonl": "line 1: oops", "odd.jsonl": "unreadable reason file"}
+    assert bad.exists() and [e["name"] for e in q["processing"]] == ["busy.jsonl"]
+    for folder in (paths.inbox / "sub", paths.inbox / ".staging" / "x"):
+        folder.mkdir(parents=True)
+    write(paths.inbox / "sub" / "in.jsonl", ["x"])
+    write(paths.inbox / ".staging" / "x" / "staged.jsonl", ["x"])
+    assert waiting(paths) == 4  # old, new, busy, in; not failed, hidden or staged files
