@@ -472,8 +472,13 @@ def _(ctx):
 
 @call("tasks available")
 def _(ctx):
-    out = ctx.run("tasks", "available").stdout
-    assert "generate_curriculum" in out and ("READY" in out or "cooldown" in out or "no " in out)
+    lines = ctx.run("tasks", "available").stdout.splitlines()
+    said = {lines[i].split()[2]: lines[i + 1].strip() for i in range(0, len(lines), 2)}
+    tasks = ctx.realm.tasks(check_work=True)
+    assert set(said) == {t["task_id"] for t in tasks}
+    for t in tasks:  # READY with its work exactly when the task may run, else why not
+        assert said[t["task_id"]] == ("READY: " + t.get("work", "") if t["available"] else t["why_not"])
+    assert said["sparring_sy"] == "disabled"
 
 
 @call("tasks status")
