@@ -87,9 +87,14 @@ def run_target(name: str, workdir: Path, timeout: float, rev: str | None) -> dic
     env = {k: v for k, v in os.environ.items() if not k.startswith("REALM_")}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     t0 = time.monotonic()
-    run = subprocess.run([str(mutmut), "run", "--max-children", "1"], cwd=scratch, env=env,
-                         capture_output=True, text=True, timeout=timeout)
-    log = run.stdout[-3000:] + run.stderr[-3000:]
+    proc = subprocess.Popen([str(mutmut), "run", "--max-children", "1"], cwd=scratch, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        log, complete = proc.communicate(timeout=timeout)[0][-3000:], True
+    except subprocess.TimeoutExpired:  # cut short: the mutants judged so far still count
+        os.killpg(proc.pid, 9)
+        log, complete = proc.communicate()[0][-3000:], False
     subprocess.run([str(mutmut), "export-cicd-stats"], cwd=scratch, env=env, capture_output=True)
     stats_file = scratch / "mutants" / "mutmut-cicd-stats.json"
     if not stats_file.exists():
@@ -101,6 +106,7 @@ def run_target(name: str, workdir: Path, timeout: float, rev: str | None) -> dic
     return {"files": files, "tests": selection, **{k: stats[k] for k in (
         "killed", "survived", "no_tests", "timeout", "skipped", "suspicious", "total")},
         "judged": judged, "kill_rate": round(stats["killed"] / judged, 4) if judged else None,
+        "complete": complete,
         "minutes": round((time.monotonic() - t0) / 60, 2),
         "survivors": [s.strip() for s in survivors if s.strip() and ":" in s][:200]}
 
@@ -129,6 +135,8 @@ def main() -> None:
             print(f"{name}: {res['killed']} killed, {res['survived']} survived, {res['no_tests']} "
                   f"untested, {res['timeout']} timeouts -> kill rate {res['kill_rate']} "
                   f"({res['minutes']} min)", flush=True)
+            out_dir.mkdir(parents=True, exist_ok=True)  # every target as it ends: nothing lost
+            detail_file.write_text(json.dumps(detail, indent=1))
     finally:
         if not a.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -132,6 +132,43 @@ def test_quest_rows_follow_their_folders_after_a_crash(home):
     assert repair_quests(home, ledger) == [], "idempotent"
 
 
+def test_quest_repair_rows_say_what_changed_and_leave_the_rest(home):
+    """Every transition named, the row's run and priority kept where the folder does not
+    say otherwise, the content hash only for a quest the ledger never saw, and files that
+    are no quests (hidden, reason files) and rows that already agree left alone."""
+    from realm_kernel.quests.formats import file_sha256
+    ledger = Ledger(home, "test")
+    good = GOOD
+    files = {"done.jsonl": "recently_completed", "ok.jsonl": "low", "failed.jsonl": "failed",
+             "crashed.jsonl": "failed", "fresh.jsonl": "high", "demoted.jsonl": "low"}
+    for name, folder in files.items():
+        (home.queue(folder) / name).write_text(good * (len(name) % 3 + 1))
+    (home.queue("high") / ".partial.jsonl").write_text(good)
+    (home.queue("failed") / "crashed.jsonl.reason.json").write_text(json.dumps({"summary": "boom"}))
+    ledger.append("quests", [
+        {"quest_id": "done.jsonl", "status": "processing", "priority": "high", "run_id": "r1"},
+        {"quest_id": "ok.jsonl", "status": "queued", "priority": "low"},
+        {"quest_id": "failed.jsonl", "status": "failed", "priority": "normal"},
+        {"quest_id": "crashed.jsonl", "status": "processing", "priority": "normal", "run_id": "r2"},
+        {"quest_id": "demoted.jsonl", "status": "queued", "priority": "normal", "run_id": "r3"}])
+    fixed = repair_quests(home, ledger)
+    assert sorted(fixed) == ["crashed.jsonl: processing -> failed", "demoted.jsonl: queued -> queued",
+                             "done.jsonl: processing -> completed", "fresh.jsonl: unrecorded -> queued"]
+    rows = {r["quest_id"]: r for r in ledger.query("SELECT * FROM quest_status")}
+    assert set(rows) == {n for n in files}, "no row for a hidden file"
+    assert (rows["done.jsonl"]["status"], rows["done.jsonl"]["priority"], rows["done.jsonl"]["run_id"]) == (
+        "completed", "high", "r1")
+    assert (rows["crashed.jsonl"]["status"], rows["crashed.jsonl"]["run_id"]) == ("failed", "r2")
+    assert (rows["demoted.jsonl"]["priority"], rows["demoted.jsonl"]["run_id"]) == ("low", "r3")
+    assert rows["fresh.jsonl"]["priority"] == "high"
+    assert rows["fresh.jsonl"]["sha256"] == file_sha256(home.queue("high") / "fresh.jsonl")
+    assert rows["crashed.jsonl"]["sha256"] is None, "a known quest keeps its first row's hash"
+    assert rows["done.jsonl"]["detail"] == "found in recently_completed/ at start-up (was processing)"
+    assert rows["fresh.jsonl"]["detail"] == "found in high/ at start-up (was unrecorded)"
+    assert ledger.scalar("SELECT count(*) FROM quests WHERE quest_id IN ('ok.jsonl', 'failed.jsonl')") == 2
+    assert repair_quests(home, ledger) == []
+
+
 def test_delete_quest_never_joins_an_unsafe_name_to_a_folder(home):
     (home.home / "realm.toml").write_text("")
     with pytest.raises(QueueError) as err:
