@@ -97,6 +97,39 @@ def test_half_done_saves_deletions_and_replacements_are_finished(home):
     assert ledger_consistency(home, ledger) == []
 
 
+def test_checkpoint_repairs_in_detail(home):
+    """The branches the start-up repair takes: a replaced copy whose original survived is
+    dropped; a deletion already recorded is not recorded twice; the deletion row names the
+    checkpoint; a row recorded from a sidecar takes the directory's own name and path,
+    the sidecar's known columns only, and the step from the name when the sidecar has none."""
+    from realm_kernel.store.recovery import repair
+    ledger = Ledger(home, "test")
+    kept = make_checkpoint(home, 30)
+    stale = home.checkpoints / f".replaced-{kept.name}"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"old")
+    gone = make_checkpoint(home, 40)
+    os.replace(gone, gone.with_name(f".deleting-{gone.name}"))
+    again = make_checkpoint(home, 50)
+    ledger.append("assets", [{"asset_id": "checkpoint_50", "type": "checkpoint", "zone": "local",
+                              "status": "deleted", "step": 50}])
+    os.replace(again, again.with_name(f".deleting-{again.name}"))
+    odd = make_checkpoint(home, 60)
+    (odd / ".ledger.json").write_text(json.dumps({"name": "elsewhere", "path": "/nope", "loss": 0.5,
+                                                  "colour": "red"}))
+    done = repair(home, ledger)["checkpoints"]
+    assert done["restored"] == [] and not stale.exists() and checkpoint_complete(kept)
+    assert done["finished_delete"] == [gone.name, again.name]
+    assert ledger.query("SELECT asset_id, type, name, zone, path, step, status FROM assets "
+                        "WHERE asset_id = 'checkpoint_40'") == [
+        {"asset_id": "checkpoint_40", "type": "checkpoint", "name": gone.name, "zone": "local",
+         "path": f"checkpoints/{gone.name}", "step": 40, "status": "deleted"}]
+    assert ledger.scalar("SELECT count(*) FROM assets WHERE asset_id = 'checkpoint_50'") == 1
+    assert sorted(done["recorded"]) == [kept.name, odd.name]
+    row = ledger.query("SELECT step, name, path, loss FROM checkpoints WHERE step = 60")
+    assert row == [{"step": 60, "name": odd.name, "path": str(odd), "loss": 0.5}]
+
+
 def test_publish_dir_replaces_a_directory_whole(home):
     old = make_checkpoint(home, 50)
     new = home.checkpoints / ".run-x" / "checkpoint-50"
