@@ -111,6 +111,21 @@ def run_target(name: str, workdir: Path, timeout: float, rev: str | None) -> dic
         "survivors": [s.strip() for s in survivors if s.strip() and ":" in s][:200]}
 
 
+def summarise(name: str, detail: dict, out_dir: Path) -> None:
+    """Every target and label of mutation.json as flat keys (<target>_<label>_kill_rate,
+    _mutants, _complete), for a change's own results file."""
+    figures: dict = {}
+    for target, runs in detail.items():
+        for label, r in runs.items():
+            figures[f"mutation_{target}_{label}_kill_rate"] = r["kill_rate"]
+            figures[f"mutation_{target}_{label}_mutants"] = r["judged"]
+            figures[f"mutation_{target}_{label}_complete"] = r.get("complete", True)
+    summary = "mutation kill rates: " + "; ".join(
+        f"{t} " + ", ".join(f"{label} {r['kill_rate']}" + ("" if r.get("complete", True) else " (partial)")
+                            for label, r in runs.items()) for t, runs in detail.items())
+    report(name, figures, summary, out_dir)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", nargs="*", default=list(TARGETS), choices=list(TARGETS))
@@ -120,11 +135,16 @@ def main() -> None:
     ap.add_argument("--rev", default=None, help="the tests and code of this commit (e.g. the "
                     "one before a change, for --label before) instead of the working tree")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
+    ap.add_argument("--summarise", metavar="NAME", default=None,
+                    help="run nothing: record every run in mutation.json as flat figures NAME.json")
     a = ap.parse_args()
     out_dir = a.out or REPO / "bench" / "results"
-    workdir = Path(tempfile.mkdtemp(prefix="realm-mutation-"))
     detail_file = out_dir / "mutation.json"
     detail = json.loads(detail_file.read_text()) if detail_file.exists() else {}
+    if a.summarise:
+        summarise(a.summarise, detail, out_dir)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="realm-mutation-"))
     figures: dict = {}
     try:
         for name in a.targets:
