@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--home", type=Path, default=None, help="realm home (default: a new temp dir)")
     ap.add_argument("--sample-s", type=float, default=30.0)
+    ap.add_argument("--until-quests", type=int, default=0,
+                    help="stop early once the curriculum has generated this many quests "
+                         "(--minutes is then the time limit)")
     ap.add_argument("--out", type=Path, default=BENCH / "results")
     ap.add_argument("--note", default="", help="what else ran on the machine")
     args = ap.parse_args(argv)
@@ -113,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{(time.time() - t0) / 60:5.1f} min: BIN L{got['bin_level']}, "
                   f"{got['bin_level_ups']} level-ups {got['level_up_minutes']}, steps {got['steps']}, "
                   f"{got['checkpoints']} checkpoints, {got['evals']} evals", flush=True)
+            if args.until_quests and got["quests_generated"] >= args.until_quests:
+                break
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

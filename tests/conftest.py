@@ -13,6 +13,17 @@ from realm_kernel.store.paths import RealmPaths
 from .helpers import CHROMIUM, CHROMIUM_ARGS, Procs, make_home
 
 
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need a CUDA device: skipped, with the reason, on any other machine."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (run by bench/gpu_check.sh on a GPU machine)")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def dio_mini_dir(tmp_path_factory) -> Path:
     from realm_kernel.train.dio_mini import build_dio_mini

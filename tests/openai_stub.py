@@ -2,6 +2,8 @@
 the way vLLM does (`--served-model-name`, /v1/models, /v1/chat/completions with SSE).
 
     python tests/openai_stub.py MODEL_DIR --served-model-name NAME --port PORT
+        [--api-key KEY]       every request needs `Authorization: Bearer KEY` (vllm --api-key)
+        [--answer-as NAME]    chunks name this model instead (a misrouted or lying server)
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ def main() -> None:
     ap.add_argument("model")
     ap.add_argument("--served-model-name", required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--api-key", default=None)
+    ap.add_argument("--answer-as", default=None)
     a = ap.parse_args()
     tok = AutoTokenizer.from_pretrained(a.model)
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
@@ -37,7 +41,15 @@ def main() -> None:
             self.end_headers()
             self.wfile.write(body)
 
+        def authorised(self) -> bool:
+            if a.api_key and self.headers.get("Authorization") != f"Bearer {a.api_key}":
+                self.send_json(401, {"error": {"message": "invalid api key"}})
+                return False
+            return True
+
         def do_GET(self) -> None:
+            if not self.authorised():
+                return None
             if self.path != "/v1/models":
                 return self.send_json(404, {"error": {"message": "not found"}})
             self.send_json(200, {"object": "list", "data": [
@@ -45,6 +57,8 @@ def main() -> None:
 
         def do_POST(self) -> None:
             req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if not self.authorised():
+                return None
             if self.path != "/v1/chat/completions":
                 return self.send_json(404, {"error": {"message": "not found"}})
             if req.get("model") != a.served_model_name:
@@ -58,7 +72,7 @@ def main() -> None:
             worker = threading.Thread(target=lambda: out.update(ids=model.generate(**inputs, **kw)))
             worker.start()
             base = {"id": f"chatcmpl-{time.time_ns()}", "created": int(time.time()),
-                    "model": a.served_model_name}
+                    "model": a.answer_as or a.served_model_name}
             if not req.get("stream"):
                 text = "".join(streamer)
                 worker.join()

@@ -54,12 +54,17 @@ def oracle_home(tmp_path_factory, dio_mini_dir, tmp_path, monkeypatch) -> RealmP
     return paths
 
 
-def start_stub(procs, model_dir: Path, served_name: str, name: str = "stub") -> str:
-    """tests/openai_stub.py serving one model, as vLLM does; returns its base URL."""
+def start_stub(procs, model_dir: Path, served_name: str, name: str = "stub", *,
+               api_key: str | None = None, answer_as: str | None = None) -> str:
+    """tests/openai_stub.py serving one model, as vLLM does; returns its base URL. With
+    `api_key` it wants that Bearer token; with `answer_as` its answers name another model."""
     port = free_port()
+    extra = (["--api-key", api_key] if api_key else []) + (["--answer-as", answer_as] if answer_as else [])
     procs.start(name, [sys.executable, str(Path(__file__).parent / "openai_stub.py"), str(model_dir),
-                       "--served-model-name", served_name, "--port", str(port)],
+                       "--served-model-name", served_name, "--port", str(port), *extra],
                 child_env(model_dir))
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{url}/v1/models", timeout=2).ok, 90, "the OpenAI-compatible stub")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    wait_for(lambda: requests.get(f"{url}/v1/models", headers=headers, timeout=2).ok, 90,
+             "the OpenAI-compatible stub")
     return url

@@ -3,13 +3,12 @@
 import json
 import subprocess
 import sys
-import time
 
 import duckdb
 import pytest
 
 from realm_kernel.api import Realm
-from realm_kernel.store.status import TRAINING, read_status
+from realm_kernel.store.status import DAEMON, TRAINING, read_status
 
 from .helpers import child_env, read_json, start_daemon, wait_for
 
@@ -88,8 +87,10 @@ def test_pause_resume_stop_at_step_boundaries(realm_home, procs):
     realm.control("pause")
     paused = wait_for(lambda: (s := read_status(realm_home, TRAINING)).get("state") == "paused" and s,
                       30, "the battle to pause")
-    time.sleep(1.5)
-    assert read_status(realm_home, TRAINING)["step"] == paused["step"], "no step while paused"
+    # A later heartbeat of the paused battle proves the trainer looked again: no step since.
+    later = wait_for(lambda: (s := read_status(realm_home, TRAINING))["updated"] > paused["updated"] and s,
+                     30, "a heartbeat of the paused battle")
+    assert later["state"] == "paused" and later["step"] == paused["step"], "no step while paused"
 
     realm.control("resume")
     wait_for(lambda: read_status(realm_home, TRAINING).get("step", 0) > paused["step"], 30, "resume")
@@ -105,7 +106,10 @@ def test_pause_resume_stop_at_step_boundaries(realm_home, procs):
     last = realm.sql("SELECT step, name FROM checkpoints ORDER BY step DESC LIMIT 1")[0]
     assert last["step"] == step, "stop saves a checkpoint first"
     assert (realm_home.checkpoints / last["name"] / ".ledger.json").exists()
-    time.sleep(1.5)
+    # The daemon's next rounds see the stop file and leave the quest waiting.
+    seen = read_status(realm_home, DAEMON)["updated"]
+    wait_for(lambda: (s := read_status(realm_home, DAEMON))["updated"] > seen and s["state"] == "stopped",
+             30, "a daemon round after the stop")
     assert realm.training_status()["state"] == "stopped" and list(realm_home.queue("normal").glob("*"))
 
     realm.control("resume")
@@ -194,6 +198,9 @@ def test_inbox_subfolders_priorities_and_skip(realm_home, procs):
                                     "normal": ["nested.jsonl"], "low": ["later.jsonl"]},
              30, "subfolders flattened into their priorities")
     assert (realm_home.inbox / ".hidden" / "secret.jsonl").exists(), "hidden folders are left alone"
+    # Oldest first within a priority: the order the two high quests must be taken in.
+    high_order = [p.name for p in sorted(realm_home.queue("high").glob("*.jsonl"),
+                                         key=lambda p: (p.stat().st_mtime, p.name))]
     # The same content again is refused as a duplicate.
     (realm_home.inbox / "again.jsonl").write_text((good + "\n") * 3)
     wait_for((realm_home.queue("failed") / "again.jsonl.reason.json").exists, 30, "duplicate refusal")
@@ -211,6 +218,6 @@ def test_inbox_subfolders_priorities_and_skip(realm_home, procs):
     wait_for(lambda: len(list(realm_home.queue("recently_completed").iterdir())) == 4, 180, "the rest")
     order = [r["quest_id"] for r in realm.sql(
         "SELECT quest_id FROM quests WHERE status = 'processing' ORDER BY ts")]
-    assert set(order[1:3]) == {"sparring-bin-1.low.jsonl", "urgent.high.jsonl"}
+    assert order[1:3] == high_order, (order, high_order)
     assert order[3:] == ["nested.jsonl", "later.jsonl"]
     assert daemon.poll() is None

@@ -1,13 +1,21 @@
 """TrainerEngine features on dio-mini for real: exact resume, Muon, packing on/off."""
 
 import pytest
+import torch
 
 from realm_kernel.store.config import load_config
 from realm_kernel.store.ledger import Ledger
 from realm_kernel.train import Job, TrainerEngine
 from realm_kernel.train.mixed import mixed_examples as mixed_bin_examples
+from realm_kernel.train.trainer import installed
 
 pytestmark = pytest.mark.slow
+CUDA = torch.cuda.is_available()
+# Float32 on a CPU repeats a loss to 1e-5; bf16 kernels on a GPU do not reduce in the
+# same order twice, so equality there means equal to bf16's precision.
+LOSS_TOL = 2e-2 if CUDA else 1e-5
+# What attention "auto" picks on this machine (the engine's own rule, stated here).
+AUTO_ATTN = "flash_attention_2" if CUDA and installed("flash_attn") else "sdpa"
 
 
 def job_for(paths, run_id, examples, **training):
@@ -36,7 +44,7 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(realm_home):
     a, b = losses(led, "straight"), losses(led, "resumed")
     assert sorted(b) == list(range(11, 21)), "the resumed run continues at step 11"
     for step in range(11, 21):
-        assert b[step] == pytest.approx(a[step], abs=1e-5), f"step {step}"
+        assert b[step] == pytest.approx(a[step], abs=LOSS_TOL), f"step {step}"
 
 
 def test_muon_trains_and_packing_counts_real_tokens(realm_home):
@@ -50,7 +58,7 @@ def test_muon_trains_and_packing_counts_real_tokens(realm_home):
     curve = losses(led, "muon")
     first, last = curve[min(curve)], curve[max(curve)]
     assert last < first / 2, f"Muon learns: {first:.3f} -> {last:.3f}"
-    assert res.packing_efficiency > 0.8 and res.attn_implementation == "sdpa"
+    assert res.packing_efficiency > 0.8 and res.attn_implementation == AUTO_ATTN
     # Tokens seen are the real tokens of one epoch, not the sum of a 4-D mask.
     from transformers import AutoTokenizer
 
@@ -71,10 +79,14 @@ def test_unpacked_path_and_a_failing_self_check(realm_home):
     res = engine.run_job(job_for(realm_home, "eager", examples, attn_implementation="eager",
                                  max_steps=3))
     assert res.success, res.error_message
-    # flash_attention_2 is not installed here: a clear error, not a crash
+    # flash_attention_2 without flash-attn or CUDA: a clear error, not a crash; with
+    # both, it trains (packed rows go through its varlen path).
     res = engine.run_job(job_for(realm_home, "fa2", examples, attn_implementation="flash_attention_2",
                                  max_steps=3))
-    assert not res.success and "flash" in res.error_message.lower()
+    if CUDA and installed("flash_attn"):
+        assert res.success and res.attn_implementation == "flash_attention_2", res.error_message
+    else:
+        assert not res.success and "flash" in res.error_message.lower()
 
 
 def test_two_process_gloo_training_writes_the_realm_once(realm_home, tmp_path):
@@ -111,4 +123,4 @@ def test_gradient_checkpointing_gives_the_same_first_losses(realm_home):
     a, b = losses(led, "plain"), losses(led, "ckpt")
     assert sorted(a) == sorted(b) == [1, 2, 3]
     for step in a:
-        assert b[step] == pytest.approx(a[step], abs=1e-5)
+        assert b[step] == pytest.approx(a[step], abs=LOSS_TOL)

@@ -64,12 +64,17 @@ def test_schedule_state_and_resume_reach_both_groups():
     assert torch.equal(again.state[w]["momentum_buffer"], opt.state[w]["momentum_buffer"])
 
 
-def test_paged_8bit_needs_bitsandbytes():
-    pytest.importorskip("torch")
-    try:
-        import bitsandbytes  # noqa: F401
-        pytest.skip("bitsandbytes is installed here")
-    except ImportError:
-        pass
+def test_paged_8bit_needs_bitsandbytes(monkeypatch):
+    """Without bitsandbytes (hidden from the import system where it is installed): a
+    clear error naming the package."""
+    import sys
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import raises ImportError
     with pytest.raises(RuntimeError, match="needs bitsandbytes"):
         build_optimizer(torch.nn.Linear(2, 2), "paged_adamw_8bit", lr=1e-3, muon_lr=0, weight_decay=0)
+
+
+def test_adamw_is_fused_exactly_on_cuda_parameters():
+    name = build_optimizer(torch.nn.Linear(2, 2), "adamw", lr=1e-3, muon_lr=0, weight_decay=0)
+    assert name == (None, "adamw_torch")
+    with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
+        build_optimizer(torch.nn.Linear(2, 2), "lion", lr=1e-3, muon_lr=0, weight_decay=0)

@@ -115,3 +115,37 @@ def test_self_check_catches_loss_on_prompt_tokens(hero):
     broken["labels"] = list(broken["input_ids"])  # loss on every token, prompt included
     with pytest.raises(MaskingError, match="outside assistant replies"):
         check_labels(tok, [broken], examples)
+
+
+def test_packed_dataset_efficiency_and_collated_batch_layout(dio_mini_dir):
+    """What the trainer is handed: long ids, labels and positions (positions restart per
+    example, padding continues as its own run), no loss on an example's first token or on
+    padding, the mask in the dtype asked for, and the rows' fill as efficiency."""
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(dio_mini_dir)
+    train, _, _ = build_datasets(tok, mixed_examples(20, seed=3), 256, 0.0, 0, 0)
+    packed = PackedDataset(train.rows, capacity=256)
+    used = sum(len(e["input_ids"]) for e in train.rows)
+    assert packed.capacity == 256 and packed.efficiency() == pytest.approx(used / (len(packed) * 256))
+    rows = sorted(packed.rows, key=lambda r: sum(len(e["input_ids"]) for e in r))[:2]
+    lengths = [[len(e["input_ids"]) for e in r] for r in rows]
+    width = max(map(sum, lengths))
+    for impl, dtype in (("sdpa", torch.bool), ("eager", torch.bfloat16), ("flash_attention_2", None)):
+        b = PackedCollator(tok.pad_token_id, impl, mask_dtype=torch.bfloat16)(rows)
+        assert {k: b[k].dtype for k in ("input_ids", "labels", "position_ids")} == dict.fromkeys(
+            ("input_ids", "labels", "position_ids"), torch.long)
+        assert b["input_ids"].shape == (2, width) and b["num_real_tokens"] == sum(map(sum, lengths))
+        if dtype is None:
+            assert "attention_mask" not in b
+        else:
+            assert b["attention_mask"].dtype == dtype and b["attention_mask"].shape == (2, 1, width, width)
+        for r, lens in enumerate(lengths):
+            at = 0
+            for n in lens:
+                assert b["position_ids"][r, at:at + n].tolist() == list(range(n))
+                assert b["labels"][r, at] == IGNORE, "no loss on an example's first token"
+                at += n
+            assert b["input_ids"][r, at:].eq(tok.pad_token_id).all() and b["labels"][r, at:].eq(IGNORE).all()
+            assert b["position_ids"][r, at:].tolist() == list(range(width - at))
+    eager = PackedCollator(tok.pad_token_id, "eager")(rows)["attention_mask"]
+    assert eager.dtype == torch.float32 and eager.min() == torch.finfo(torch.float32).min and eager.max() == 0

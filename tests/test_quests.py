@@ -107,6 +107,17 @@ def test_next_quest_takes_priority_then_age(paths):
     assert low.exists()
 
 
+def test_next_quest_is_oldest_first_within_a_priority_and_names_break_ties(paths):
+    ages = {"c.jsonl": 3000, "a.jsonl": 1000, "b.jsonl": 2000, "z.jsonl": 1000, "y.jsonl": 500}
+    for name, age in ages.items():
+        os.utime(write(paths.queue("normal") / name, ["x"]), (age, age))
+    taken = []
+    while (found := next_quest(paths)) is not None:
+        taken.append(found[0].name)
+        found[0].unlink()
+    assert taken == ["y.jsonl", "a.jsonl", "z.jsonl", "b.jsonl", "c.jsonl"]
+
+
 # -- validation levels, specs, duplicates, priorities, queue edits ----------------------
 
 from pathlib import Path  # noqa: E402
@@ -205,3 +216,98 @@ def test_queue_edits(paths):
     assert state == "normal" and not path.exists()
     with pytest.raises(QueueError):
         delete_quest(paths, "q0.jsonl")
+
+
+def test_validate_queue_does_not_call_an_admitted_quest_its_own_duplicate(tmp_path):
+    """A quest admitted with its ledger row is checked again by the validate_queue task:
+    its own row is no duplicate, a second copy of its content in another file is."""
+    from realm_kernel.api import Realm
+    from realm_kernel.quests.publish import publish
+    realm = Realm(tmp_path / "realm")
+    lines = [json.dumps(GOOD), json.dumps({"prompt": "2+2?", "completion": "4"})]
+    publish(realm.paths, realm.ledger, realm.config, "first.jsonl",
+            lambda dest: write(dest, lines), queue="normal")
+    assert realm.validate_queue() == [{"quest": "first.jsonl", "priority": "normal", "ok": True,
+                                       "examples": 2, "summary": realm.validate_queue()[0]["summary"]}]
+    write(realm.paths.queue("low") / "copy.jsonl", lines)
+    reports = {r["quest"]: r for r in realm.validate_queue()}
+    assert reports["first.jsonl"]["ok"]
+    assert not reports["copy.jsonl"]["ok"] and "duplicate quest" in reports["copy.jsonl"]["summary"]
+    assert "'first.jsonl'" in reports["copy.jsonl"]["summary"]
+
+
+def fake_checkpoint(realm, step: int, quest: str, run_id: str, global_step: int | None = 10,
+                    optimizer: bool = True):
+    """A complete checkpoint directory (sidecar, config, weights) and its ledger row."""
+    d = realm.paths.checkpoints / f"checkpoint-{step}-20260101-1200"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text("{}")
+    (d / "model.safetensors").write_bytes(b"w")
+    (d / ".ledger.json").write_text(json.dumps({"step": step, "training_file": quest, "run_id": run_id}))
+    if global_step is not None:
+        (d / "trainer_state.json").write_text(json.dumps({"global_step": global_step}))
+    if optimizer:
+        (d / "optimizer.pt").write_bytes(b"o")
+    realm.ledger.append("checkpoints", [{"step": step, "name": d.name, "path": str(d)}])
+    return d
+
+
+def test_resume_point_only_for_the_same_quest_and_run_with_trainer_state(tmp_path):
+    """An interrupted run resumes from the hero's newest checkpoint only when that run
+    saved it with its trainer state; the offset is the steps trained before the run."""
+    from realm_kernel.api import Realm
+    from realm_kernel.quests.admission import hero_model_path, resume_point
+    realm = Realm(tmp_path / "realm")
+    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None  # no checkpoint yet
+    base = realm.config.base_model_path(realm.paths)
+    assert hero_model_path(realm.ledger, realm.config, realm.paths) == base
+    d = fake_checkpoint(realm, 130, "q.jsonl", "run-1", global_step=30)
+    assert resume_point(realm.ledger, "q.jsonl", "run-1") == (d, 100)
+    assert hero_model_path(realm.ledger, realm.config, realm.paths) == d
+    assert resume_point(realm.ledger, "q.jsonl", None) is None
+    assert resume_point(realm.ledger, "q.jsonl", "run-2") is None, "another run"
+    assert resume_point(realm.ledger, "other.jsonl", "run-1") is None, "another quest"
+    (d / "optimizer.pt").unlink()
+    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "no optimizer state"
+    newer = fake_checkpoint(realm, 140, "q.jsonl", "run-1", global_step=None)
+    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "no trainer state"
+    assert hero_model_path(realm.ledger, realm.config, realm.paths) == newer
+
+
+def test_known_quests_are_the_live_ones(tmp_path):
+    from realm_kernel.api import Realm
+    from realm_kernel.quests.admission import known_quests
+    realm = Realm(tmp_path / "realm")
+    realm.ledger.append("quests", [
+        {"quest_id": f"{s}.jsonl", "status": s, "sha256": f"sha-{s}"}
+        for s in ("queued", "processing", "completed", "failed", "skipped")])
+    realm.ledger.append("quests", [{"quest_id": "later.jsonl", "status": "queued", "sha256": "sha-later"},
+                                   {"quest_id": "later.jsonl", "status": "failed"}])
+    assert known_quests(realm.ledger) == {"sha-queued": "queued.jsonl",
+                                          "sha-processing": "processing.jsonl",
+                                          "sha-completed": "completed.jsonl"}
+
+
+def test_list_queue_and_waiting(paths):
+    from realm_kernel.quests.queue import list_queue, waiting
+    old = write(paths.queue("low") / "old.jsonl", ["x"])
+    new = write(paths.queue("low") / "new.jsonl", ["xy"])
+    os.utime(old, (1, 1000))
+    os.utime(new, (1, 2000))
+    write(paths.queue("low") / ".hidden.jsonl", ["x"])
+    bad = write(paths.queue("failed") / "bad.jsonl", ["x"])
+    (paths.queue("failed") / "bad.jsonl.reason.json").write_text(json.dumps({"summary": "line 1: oops"}))
+    write(paths.queue("failed") / "odd.jsonl", ["x"])
+    (paths.queue("failed") / "odd.jsonl.reason.json").write_text("{not json")
+    write(paths.queue("processing") / "busy.jsonl", ["x"])
+    q = list_queue(paths)
+    assert [e["name"] for e in q["low"]] == ["old.jsonl", "new.jsonl"]
+    assert q["low"][1] == {"name": "new.jsonl", "bytes": 3, "mtime": 2000}
+    assert {e["name"]: e.get("reason") for e in q["failed"]} == {
+        "bad.jsonl": "line 1: oops", "odd.jsonl": "unreadable reason file"}
+    assert bad.exists() and [e["name"] for e in q["processing"]] == ["busy.jsonl"]
+    for folder in (paths.inbox / "sub", paths.inbox / ".staging" / "x"):
+        folder.mkdir(parents=True)
+    write(paths.inbox / "sub" / "in.jsonl", ["x"])
+    write(paths.inbox / ".staging" / "x" / "staged.jsonl", ["x"])
+    assert waiting(paths) == 4  # old, new, busy, in; not failed, hidden or staged files

@@ -85,12 +85,49 @@ def test_every_pipeline_runs_under_papermill_and_writes_its_rows(home):
     assert session["wrong"] > 0 and session["examples"] == 3 * session["wrong"]
     assert (home.queue("high") / session["quest"]).is_file()
 
+    # The other seven: each ran, left its notebook and a running/done pair, and did its job.
+    (home.queue("low") / "broken.jsonl").write_text("{oops\n")
+    results = {}
     for task_id in ("targeted_sparring", "health_check", "validate_queue", "checkpoint_cleanup",
                     "vault_scan", "model_warmup", "lineage_report"):
         res = tm.run(task_id)
         assert res["status"] == "done", (task_id, res["detail"])
         assert [r["status"] for r in task_rows(realm, task_id)][-2:] == ["running", "done"]
-        assert os.path.exists(res["output"]) and res["result"] is not None
+        assert os.path.exists(res["output"])
+        results[task_id] = res["result"]
+    # targeted sparring: a quest for every skill with weak primitives, on disk, naming them.
+    for q in results["targeted_sparring"]["quests"]:
+        assert q["weak"] and any(p.name == q["quest"] for p in home.home.rglob("*.jsonl")), q
+    report = realm.eval_report("bin", 0.8)
+    expect_bin = bool(report["weak_primitives"]) and len(report["primitive_accuracy"]) > 1
+    assert ("bin" in [q["skill"] for q in results["targeted_sparring"]["quests"]]) == expect_bin
+    # health: no daemon runs here -> not ok, said so, and recorded as a warning event.
+    health = results["health_check"]
+    assert not health["ok"] and health["problems"] == ["the daemon is not running"]
+    assert health["ledger"]["checkpoints"] == 2 and health["ledger"]["evals"] == 2
+    assert realm.sql("SELECT message FROM events WHERE kind = 'health_warning'") == [
+        {"message": "the daemon is not running"}]
+    # validate: every queued quest checked, the broken one named and left where it was.
+    queued_now = sum(len(realm.queue()[p]) for p in ("high", "normal", "low"))
+    assert results["validate_queue"] == {"checked": queued_now, "bad": ["broken.jsonl"]}
+    assert (home.queue("low") / "broken.jsonl").is_file()
+    # cleanup: every checkpoint either kept by policy or deleted from disk.
+    cleanup = results["checkpoint_cleanup"]
+    kept = {k["step"] for k in cleanup["keep"]} | set(cleanup["kept_waiting_or_protected"])
+    assert kept | set(cleanup["deleted"]) == {10, 20} and not cleanup["dry_run"]
+    for step in cleanup["deleted"]:
+        assert not any(home.checkpoints.glob(f"checkpoint-{step}-*"))
+    for step in kept:
+        assert any(home.checkpoints.glob(f"checkpoint-{step}-*"))
+    # vault scan: the checkpoints on disk are assets now.
+    assert results["vault_scan"]["found"]["checkpoint"] == len(kept)
+    assert all(realm.vault.locate(f"checkpoint_{step}").found for step in kept)
+    # warm-up: the newest checkpoint loaded and probed, named by its own name.
+    warm = results["model_warmup"]
+    assert warm["step"] == 20 and warm["model"] == realm.checkpoints.get(20).name
+    assert warm["level"] == 1 and warm["expected"] and isinstance(warm["correct"], bool)
+    # lineage: two checkpoints of one quest, both evaluated.
+    assert results["lineage_report"] == {"checkpoints": 2, "quests": 1, "evaluated": 2}
     assert realm.tasks()[0]["task_id"] == "process_eval_queue"
     lineage = next(t for t in realm.tasks() if t["task_id"] == "lineage_report")
     assert lineage["last_status"] == "done" and lineage["output"].startswith(str(home.tasks))
@@ -165,9 +202,64 @@ def test_priorities_cooldowns_settings_and_run_now(home):
         realm.set_task("vault_scan", cooldown_s=-1)
 
 
-def test_gpu_awareness_on_a_cpu_machine():
-    gpu = gpu_status()  # no NVIDIA driver here: "no GPU", not an exception
-    assert gpu["gpus"] == [] and gpu["detail"].startswith("no GPU")
+def fake_nvml(devices: list[tuple[int, int, int]], init_error: Exception | None = None,
+              fail_at: str | None = None):
+    """A pynvml module answering for `devices` (utilisation %, used, total bytes): the
+    NVML calls gpu_status makes, so its parsing is checked on any machine."""
+    import types
+    from collections import namedtuple
+    util, mem = namedtuple("Util", "gpu memory"), namedtuple("Mem", "used total free")
+    calls = []
+
+    def call(name, fn):
+        def wrapped(*a):
+            calls.append(name)
+            if name == fail_at:
+                raise RuntimeError(f"NVML error in {name}")
+            return fn(*a)
+        return wrapped
+    m = types.ModuleType("pynvml")
+    m.nvmlInit = call("init", lambda: (_ for _ in ()).throw(init_error) if init_error else None)
+    m.nvmlShutdown = call("shutdown", lambda: None)
+    m.nvmlDeviceGetCount = call("count", lambda: len(devices))
+    m.nvmlDeviceGetHandleByIndex = call("handle", lambda i: i)
+    m.nvmlDeviceGetUtilizationRates = call("util", lambda h: util(devices[h][0], 0))
+    m.nvmlDeviceGetMemoryInfo = call("mem", lambda h: mem(devices[h][1], devices[h][2], 0))
+    m.calls = calls
+    return m
+
+
+def test_nvml_readings_are_parsed_per_device(monkeypatch):
+    import sys
+    nvml = fake_nvml([(75, 3 * 2**30, 80 * 2**30), (5, 2**20, 80 * 2**30)])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    gpu = gpu_status()
+    assert gpu == {"gpus": [{"index": 0, "utilisation": 75.0, "memory_used": 3 * 2**30,
+                             "memory_total": 80 * 2**30},
+                            {"index": 1, "utilisation": 5.0, "memory_used": 2**20,
+                             "memory_total": 80 * 2**30}], "detail": "2 GPU(s)"}
+    assert nvml.calls[-1] == "shutdown", "NVML is shut down after every reading"
+    assert resource_ok("gpu", gpu, 40) == (False, "GPU busy (75% >= 40%)"), "the busiest GPU counts"
+    # No driver, or a device that fails mid-reading: "no GPU" with the reason, shut down.
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([], init_error=OSError("libnvidia-ml.so")))
+    assert gpu_status() == {"gpus": [], "detail": "no GPU (OSError: libnvidia-ml.so)"}
+    broken = fake_nvml([(10, 1, 2)], fail_at="mem")
+    monkeypatch.setitem(sys.modules, "pynvml", broken)
+    assert gpu_status() == {"gpus": [], "detail": "no GPU (RuntimeError: NVML error in mem)"}
+    assert broken.calls[-1] == "shutdown"
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([]))
+    assert gpu_status() == {"gpus": [], "detail": "no GPU"}
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert gpu_status() == {"gpus": [], "detail": "no GPU (pynvml is not installed)"}
+
+
+def test_gpu_awareness_follows_the_machine():
+    import torch
+    gpu = gpu_status()
+    if torch.cuda.is_available():  # an NVIDIA machine: NVML lists its devices
+        assert len(gpu["gpus"]) >= 1 and gpu["detail"] == f"{len(gpu['gpus'])} GPU(s)"
+    else:  # no driver or no device: "no GPU", never an exception
+        assert gpu["gpus"] == [] and gpu["detail"].startswith("no GPU")
     assert resource_ok("inference", gpu, 40) == (True, "inference on CPU (no GPU)")
     assert resource_ok("gpu", gpu, 40)[0] is False
     busy = {"gpus": [{"index": 0, "utilisation": 75.0}]}
@@ -233,12 +325,14 @@ def test_generate_withdraws_quests_of_a_level_left_behind(home):
 
 @pytest.mark.slow
 def test_idle_loop_bench_smoke(tmp_path):
-    """bench/idle_loop.py end to end for a few seconds: `realm play --headless` on an
-    empty realm, sampled and recorded (no assertion on how far DIO got)."""
+    """bench/idle_loop.py end to end: `realm play --headless` on an empty realm, sampled
+    until the curriculum has written a quest (5 minutes at most: a limit, not a target),
+    and recorded (no assertion on how far DIO got)."""
     out = tmp_path / "results"
-    run = subprocess.run([sys.executable, "bench/idle_loop.py", "--minutes", "0.6", "--sample-s", "10",
+    run = subprocess.run([sys.executable, "bench/idle_loop.py", "--minutes", "5", "--sample-s", "3",
+                          "--until-quests", "1",
                           "--out", str(out), "--home", str(tmp_path / "realm")],
-                         cwd=taskmaster.REPO_ROOT, capture_output=True, text=True, timeout=300,
+                         cwd=taskmaster.REPO_ROOT, capture_output=True, text=True, timeout=480,
                          env={k: v for k, v in os.environ.items() if not k.startswith("REALM_")})
     assert run.returncode == 0, run.stderr[-3000:]
     figures = json.loads((out / "idle_loop.json").read_text())
@@ -266,3 +360,19 @@ def test_rest_routes(realm_home, procs, tmp_path):
     assert api(base, "POST", "tasks/vault_scan", json={"colour": 1}).status_code == 400
     curriculum_ = api(base, "GET", "curriculum").json()
     assert curriculum_[0]["skill"] == "bin" and curriculum_[0]["level"] == 1
+
+
+def test_old_outputs_are_pruned_newest_kept(tmp_path):
+    realm = Realm(tmp_path / "realm")
+    folder = realm.paths.tasks / "vault_scan"
+    folder.mkdir(parents=True)
+    names = [f"2026010{d}-120000-000000" for d in range(1, 6)]
+    for n in names:
+        (folder / f"{n}.ipynb").write_text("{}")
+        (folder / f"{n}.json").write_text("{}")
+    (realm.paths.tasks / "health_check").mkdir()
+    (realm.paths.tasks / "health_check" / f"{names[0]}.ipynb").write_text("{}")
+    taskmaster.prune_outputs(realm, "vault_scan", 2)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{n}{ext}" for n in names[-2:] for ext in (".ipynb", ".json"))
+    assert (realm.paths.tasks / "health_check" / f"{names[0]}.ipynb").exists(), "other tasks untouched"

@@ -51,10 +51,11 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
     vault = page.locator(".rv-box").first
     promote = vault.locator("[data-step] button[data-action=promote]").first
     promote.wait_for(state="attached", timeout=120_000)  # the battle's first checkpoint
+    step = int(vault.locator("[data-step]:has(button[data-action=promote])").first.get_attribute("data-step"))
     promote.scroll_into_view_if_needed()
     promote.click()
     page.locator(".rt-toast[data-kind=champion]").first.wait_for(state="attached", timeout=60_000)
-    assert Realm(realm_home.home).champion() is not None
+    assert Realm(realm_home.home).champion()["step"] == step, "the checkpoint clicked is the champion"
 
     ARTIFACTS.mkdir(exist_ok=True)
     card = page.locator(".realm-hero-card .rt-card").first

@@ -265,6 +265,15 @@ def test_oracle_page_chats(tavern):
     page.locator("button[data-action=chat]").click()
     wait_for(lambda: left.locator("[data-stat=answered-by]").inner_text() == f"answered by {name}", 60,
              "the answer naming its model")
+    # The reply shown is that checkpoint's own greedy answer, streamed in full.
+    tavern.realm.oracle.load(step)
+    expected = tavern.realm.oracle.chat(step=step, message="What is ①+①?",
+                                        sampling={"max_new_tokens": 64})["content"]
+    tavern.realm.oracle.pool.unload(step)
+    assert expected, "the checkpoint answers something"
+    reply = left.locator(".ro-assistant .ro-text").first
+    wait_for(lambda: reply.text_content() == expected, 60, f"the reply {expected!r} in the page")
+    assert left.locator(".ro-user .ro-text").first.text_content() == "What is ①+①?"
     page.close()
 
 
@@ -281,7 +290,9 @@ def test_scheduler_page(tavern):
     wait_for(lambda: tavern.realm.config.curriculum.skills["bin"].priority == 2, 30,
              "the skill priority saved to realm.toml")
     task.locator("button[data-action=run]").click()
-    wait_for(lambda: "run requested" in page.locator("[data-stat=notice]").inner_text(), 30, "run now")
-    assert task_id
+    wait_for(lambda: f"{task_id}: run requested" in page.locator("[data-stat=notice]").inner_text(),
+             30, "run now")
+    # The click wrote the Task Master's request file for this very task.
+    assert (tavern.realm.paths.tasks / "requests" / f"{task_id}.json").is_file()
     shot(page, "scheduler-run")
     page.close()

@@ -162,6 +162,8 @@ def test_delete_checkpoint_refuses_champion_and_in_use(realm):
 
 
 def test_export_checkpoint_is_a_clean_hf_dir(realm, tmp_path):
+    """What is copied and where; a real checkpoint's export is loaded with transformers
+    and gives the checkpoint's logits in tests/test_cli.py (`realm vault export`)."""
     src = realm.paths.checkpoints / "checkpoint-20-20260101-1200"
     for junk in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json",
                  "training_args.bin"):

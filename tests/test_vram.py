@@ -7,21 +7,53 @@ from realm_kernel.train.presets import PRESETS, qwen3_config
 from realm_kernel.train.vram import count_params, estimate, estimate_from_path
 
 
-@pytest.mark.parametrize("name", ["qwen3-0.6b", "qwen3-4b", "qwen3-20m"])
-def test_parameter_count_is_exact(name):
+def meta_count(config) -> int:
+    """Parameters of the real transformers model built on the meta device (no memory)."""
     from transformers import Qwen3ForCausalLM
     with torch.device("meta"):
-        model = Qwen3ForCausalLM(qwen3_config(name))
-    assert count_params(PRESETS[name]) == sum(p.numel() for p in model.parameters())
+        model = Qwen3ForCausalLM(config)
+    return sum(p.numel() for p in model.parameters())  # a tied head is counted once
 
 
-def test_reproduces_the_qwen3_4b_reference_budget():
-    """bf16 weights ~8 GB, grads ~8 GB, paged 8-bit Adam offloaded, peak 18.6 GB."""
+@pytest.mark.parametrize("name", ["qwen3-0.6b", "qwen3-4b", "qwen3-20m"])
+def test_parameter_count_is_exact(name):
+    assert count_params(PRESETS[name]) == meta_count(qwen3_config(name))
+
+
+@pytest.mark.parametrize("change", [{"tie_word_embeddings": False}, {"tie_word_embeddings": True},
+                                    {"attention_bias": True}, {"num_key_value_heads": 3},
+                                    {"head_dim": 96}])
+def test_parameter_count_follows_the_architecture(change):
+    """Every field count_params reads, changed one at a time, against transformers."""
+    cfg = {**PRESETS["qwen3-20m"], **change}
+    from transformers import Qwen3Config
+    assert count_params(cfg) == meta_count(Qwen3Config(**cfg))
+
+
+def test_qwen3_4b_budget_terms_are_consistent():
+    """What holds whatever the calibration constants: the terms sum to the total, bf16
+    weights and gradients are two bytes a parameter, a paged optimizer moves its state to
+    the host without changing its size."""
+    kw = dict(seq_len=512, batch_size=1, gradient_checkpointing=True)
+    e = estimate(PRESETS["qwen3-4b"], optimizer="paged_adamw_8bit", **kw)
+    assert e.params == meta_count(qwen3_config("qwen3-4b"))
+    assert e.weights == 2 * e.params and e.gradients == e.weights
+    assert e.total == pytest.approx(e.weights + e.gradients + e.optimizer + e.activations
+                                    + e.logits + e.overhead)
+    on_gpu = estimate(PRESETS["qwen3-4b"], optimizer="adamw_8bit", **kw)
+    assert e.optimizer == 0 and e.optimizer_host == on_gpu.optimizer > 0
+    assert on_gpu.total == pytest.approx(e.total + on_gpu.optimizer)
+    kept = estimate(PRESETS["qwen3-4b"], optimizer="paged_adamw_8bit", offload_optimizer=False, **kw)
+    assert kept.optimizer == e.optimizer_host and kept.optimizer_host == 0
+
+
+def test_qwen3_4b_reference_figure():
+    """A reference to reproduce, not evidence: the constants were calibrated so that this
+    budget (Qwen3-4B, bf16, seq 512, paged 8-bit AdamW, checkpointing) comes out at the
+    18.6 GB peak the project started from. Whether the estimate matches a real card is
+    measured by bench/gpu_train.py (`vram_estimate_error`) on a GPU machine."""
     e = estimate(PRESETS["qwen3-4b"], seq_len=512, batch_size=1, optimizer="paged_adamw_8bit",
                  gradient_checkpointing=True)
-    assert e.params == 4_022_468_096
-    assert e.weights == pytest.approx(8.04e9, rel=0.01) and e.gradients == e.weights
-    assert e.optimizer == 0 and e.optimizer_host == pytest.approx(2.06 * e.params)
     assert e.total == pytest.approx(18.6e9, rel=0.10)
 
 
@@ -31,8 +63,14 @@ def test_terms_move_the_right_way():
     assert estimate(cfg, seq_len=2048, gradient_checkpointing=True).activations < base.activations / 5
     assert estimate(cfg, seq_len=2048, liger=True).logits < base.logits / 10
     assert estimate(cfg, seq_len=4096).activations == pytest.approx(2 * base.activations)
+    # Activations and logits follow tokens: twice the batch == twice the sequence.
+    doubled = estimate(cfg, seq_len=1024, batch_size=2)
+    half = estimate(cfg, seq_len=1024)
+    assert doubled.activations == pytest.approx(2 * half.activations)
+    assert doubled.logits == pytest.approx(2 * half.logits) and doubled.weights == half.weights
     assert estimate(cfg, seq_len=2048, optimizer="adamw_8bit").optimizer < base.optimizer / 1.5
     assert estimate(cfg, seq_len=2048, dtype="float32").weights == 2 * base.weights
+    assert estimate(cfg, seq_len=4096).total > base.total > estimate(cfg, seq_len=1024).total
 
 
 def test_bad_inputs_are_named():

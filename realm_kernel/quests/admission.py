@@ -62,11 +62,14 @@ def tokenizer_counter(model_path: Path) -> tuple[TokenCounter, int | None]:
 
 
 def check_quest(path: Path, config: RealmConfig, paths: RealmPaths, ledger: Ledger,
-                level: Level | str | None = None, *, duplicates: bool = True
-                ) -> tuple[list[dict], QuestReport]:
-    """Validate a quest at `level` (default: realm.toml [quests] validation_level)."""
+                level: Level | str | None = None, *, duplicates: bool = True,
+                admitted_as: str | None = None) -> tuple[list[dict], QuestReport]:
+    """Validate a quest at `level` (default: realm.toml [quests] validation_level). A quest
+    already admitted under the name `admitted_as` is no duplicate of its own ledger row."""
     level = Level(level or config.quests.validation_level)
     known = known_quests(ledger) if duplicates and config.quests.reject_duplicates else None
+    if known and admitted_as:
+        known = {sha: name for sha, name in known.items() if name != admitted_as}
     count, limit = None, None
     if level is Level.DEEP:
         count, model_max = tokenizer_counter(hero_model_path(ledger, config, paths))
@@ -83,7 +86,8 @@ def validate_queue(paths: RealmPaths, config: RealmConfig, ledger: Ledger) -> li
             continue
         for e in entries:
             try:
-                _, rep = check_quest(paths.queue(state) / e["name"], config, paths, ledger)
+                _, rep = check_quest(paths.queue(state) / e["name"], config, paths, ledger,
+                                     admitted_as=e["name"])
             except FileNotFoundError:
                 continue  # trained meanwhile
             out.append({"quest": e["name"], "priority": state, "ok": rep.ok,

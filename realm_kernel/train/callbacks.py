@@ -138,12 +138,15 @@ class RealmCallback(TrainerCallback):
     def _obey_controls(self, state, control) -> None:
         pause = self.paths.control_file("pause")
         stop = self.paths.control_file("stop")
+        beat = 0.0
         while pause.exists() and not stop.exists() and not self.should_abort():
             if self._state != "paused":
                 self._state = "paused"
                 self.metrics.flush()
-                self.write_status(state)
                 self.ledger.event("battle_paused", f"Battle paused at step {self.global_step(state)}")
+            if time.monotonic() - beat >= 1.0:  # a paused battle is alive: its status says so
+                self.write_status(state)
+                beat = time.monotonic()
             time.sleep(0.2)
         if self._state == "paused":
             self._state = "training"

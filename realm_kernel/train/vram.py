@@ -63,7 +63,7 @@ def count_params(config: Any) -> int:
     q, k = heads * head_dim, kv * head_dim
     attn = h * q + 2 * h * k + q * h
     if _get(config, "attention_bias", False):
-        attn += q + 2 * k
+        attn += q + 2 * k + h  # q/k/v biases, and o_proj's (Qwen3 biases it too)
     qk_norm = 2 * head_dim if _get(config, "model_type", "qwen3") == "qwen3" else 0
     per_layer = attn + qk_norm + 3 * h * inter + 2 * h
     embed = vocab * h

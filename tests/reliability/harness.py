@@ -218,28 +218,40 @@ def check_realm(paths: RealmPaths, quests: dict[str, str], kills: list[Kill],
 READERS = ("panel", "rest", "notebook", "taskmaster")
 
 
-def run_readers(procs: Procs, paths: RealmPaths, base: str, token: str, seconds: float) -> dict:
-    """The four readers of tests/reliability/readers.py at once, for `seconds`, while
-    whatever trains keeps writing; their JSON reports by kind."""
+def run_readers(procs: Procs, paths: RealmPaths, base: str, token: str, seconds: float,
+                min_polls: int = 0) -> dict:
+    """The four readers of tests/reliability/readers.py at once, for `seconds` and at least
+    `min_polls` polls each, while whatever trains keeps writing; their JSON reports by kind."""
     import subprocess
     env = child_env(paths.home)
     started = []
     for kind in READERS:
+        err = open(paths.home / f"reader-{kind}.err", "w+")  # noqa: SIM115 (closed below)
         p = subprocess.Popen([sys.executable, "-m", "tests.reliability.readers", kind, str(paths.home),
-                              str(seconds), base, token], env=env, cwd=Path(__file__).parents[2],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              str(seconds), base, token, str(min_polls)], env=env,
+                             cwd=Path(__file__).parents[2], stdout=subprocess.PIPE, stderr=err, text=True)
+        p.err = err  # type: ignore[attr-defined]
         started.append((kind, p))
+
+    def stderr_of(p) -> str:
+        p.err.seek(0)
+        return p.err.read()[-2000:]
     try:
         for kind, p in started:  # all ready before the clock runs
-            assert p.stdout.readline().strip() == "ready", (kind, p.stderr.read()[-2000:])
+            assert p.stdout.readline().strip() == "ready", (kind, stderr_of(p))
         out = {}
         for kind, p in started:
-            stdout, stderr = p.communicate(timeout=seconds + 120)
-            assert p.returncode == 0, (kind, stderr[-2000:])
-            out[kind] = json.loads(stdout.strip().splitlines()[-1])
+            # Read on from the same buffered stream readline() used: communicate() would
+            # miss what that buffer already holds.
+            stdout = p.stdout.read()
+            assert p.wait(seconds + 240) == 0, (kind, stderr_of(p))
+            lines = stdout.strip().splitlines()
+            assert lines, (kind, "no report", stderr_of(p))
+            out[kind] = json.loads(lines[-1])
         return out
     finally:
         for _, p in started:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+            p.err.close()

@@ -183,15 +183,17 @@ def test_files_still_being_written_are_taken_whole(hostile):
     writer.start()
     (paths.inbox / "upload.jsonl.part").write_text("".join(line(chat(f"p{i}")) for i in range(7)))
     writer.join()
-    time.sleep(2)
-    assert (paths.inbox / "upload.jsonl.part").exists(), "a .part file is left alone"
-    os.replace(paths.inbox / "upload.jsonl.part", paths.inbox / "upload.jsonl")
 
     def examples(name):
         return realm.ledger.scalar("SELECT examples FROM quests WHERE quest_id = ? AND "
                                    "status = 'queued' ORDER BY ts LIMIT 1", [name])
 
+    # The growing file's admission proves the daemon scanned the inbox with the .part
+    # file in it (written before the growing file settled): it left the .part alone.
     assert wait_for(lambda: examples("growing.jsonl"), 60, "the growing file") == 40
+    assert (paths.inbox / "upload.jsonl.part").exists(), "a .part file is left alone"
+    assert examples("upload.jsonl.part") is None
+    os.replace(paths.inbox / "upload.jsonl.part", paths.inbox / "upload.jsonl")
     assert wait_for(lambda: examples("upload.jsonl"), 60, "the renamed upload") == 7
     assert not (paths.queue("failed") / "growing.jsonl").exists()
     # Still training: the good quests complete.
@@ -230,6 +232,11 @@ def test_bad_realm_toml_is_refused_and_the_last_good_config_kept(hostile, capsys
             assert "realm.toml" in event[0]["message"]
             assert realm.training_status()["state"] != "offline", "status still answers"
             tried += 1
+        # realm.toml is still unreadable: the daemon works on with the last good values,
+        # not the defaults (realm.toml's 20000-character example limit, not 200000).
+        drop(paths.inbox, "kept-config.jsonl", line(chat("long?", "x" * 30_000)).encode())
+        reason = wait_for(lambda: reasons(paths).get("kept-config.jsonl"), 60, "the long example refused")
+        assert "over the 20000-character limit" in json.dumps(reason), reason
     finally:
         paths.config_file.write_text(good)
     assert daemon.poll() is None

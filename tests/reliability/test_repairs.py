@@ -97,6 +97,39 @@ def test_half_done_saves_deletions_and_replacements_are_finished(home):
     assert ledger_consistency(home, ledger) == []
 
 
+def test_checkpoint_repairs_in_detail(home):
+    """The branches the start-up repair takes: a replaced copy whose original survived is
+    dropped; a deletion already recorded is not recorded twice; the deletion row names the
+    checkpoint; a row recorded from a sidecar takes the directory's own name and path,
+    the sidecar's known columns only, and the step from the name when the sidecar has none."""
+    from realm_kernel.store.recovery import repair
+    ledger = Ledger(home, "test")
+    kept = make_checkpoint(home, 30)
+    stale = home.checkpoints / f".replaced-{kept.name}"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"old")
+    gone = make_checkpoint(home, 40)
+    os.replace(gone, gone.with_name(f".deleting-{gone.name}"))
+    again = make_checkpoint(home, 50)
+    ledger.append("assets", [{"asset_id": "checkpoint_50", "type": "checkpoint", "zone": "local",
+                              "status": "deleted", "step": 50}])
+    os.replace(again, again.with_name(f".deleting-{again.name}"))
+    odd = make_checkpoint(home, 60)
+    (odd / ".ledger.json").write_text(json.dumps({"name": "elsewhere", "path": "/nope", "loss": 0.5,
+                                                  "colour": "red"}))
+    done = repair(home, ledger)["checkpoints"]
+    assert done["restored"] == [] and not stale.exists() and checkpoint_complete(kept)
+    assert done["finished_delete"] == [gone.name, again.name]
+    assert ledger.query("SELECT asset_id, type, name, zone, path, step, status FROM assets "
+                        "WHERE asset_id = 'checkpoint_40'") == [
+        {"asset_id": "checkpoint_40", "type": "checkpoint", "name": gone.name, "zone": "local",
+         "path": f"checkpoints/{gone.name}", "step": 40, "status": "deleted"}]
+    assert ledger.scalar("SELECT count(*) FROM assets WHERE asset_id = 'checkpoint_50'") == 1
+    assert sorted(done["recorded"]) == [kept.name, odd.name]
+    row = ledger.query("SELECT step, name, path, loss FROM checkpoints WHERE step = 60")
+    assert row == [{"step": 60, "name": odd.name, "path": str(odd), "loss": 0.5}]
+
+
 def test_publish_dir_replaces_a_directory_whole(home):
     old = make_checkpoint(home, 50)
     new = home.checkpoints / ".run-x" / "checkpoint-50"
@@ -130,6 +163,43 @@ def test_quest_rows_follow_their_folders_after_a_crash(home):
     assert status["skip.jsonl"]["status"] == "skipped"
     assert status["moved.jsonl"]["priority"] == "high"
     assert repair_quests(home, ledger) == [], "idempotent"
+
+
+def test_quest_repair_rows_say_what_changed_and_leave_the_rest(home):
+    """Every transition named, the row's run and priority kept where the folder does not
+    say otherwise, the content hash only for a quest the ledger never saw, and files that
+    are no quests (hidden, reason files) and rows that already agree left alone."""
+    from realm_kernel.quests.formats import file_sha256
+    ledger = Ledger(home, "test")
+    good = GOOD
+    files = {"done.jsonl": "recently_completed", "ok.jsonl": "low", "failed.jsonl": "failed",
+             "crashed.jsonl": "failed", "fresh.jsonl": "high", "demoted.jsonl": "low"}
+    for name, folder in files.items():
+        (home.queue(folder) / name).write_text(good * (len(name) % 3 + 1))
+    (home.queue("high") / ".partial.jsonl").write_text(good)
+    (home.queue("failed") / "crashed.jsonl.reason.json").write_text(json.dumps({"summary": "boom"}))
+    ledger.append("quests", [
+        {"quest_id": "done.jsonl", "status": "processing", "priority": "high", "run_id": "r1"},
+        {"quest_id": "ok.jsonl", "status": "queued", "priority": "low"},
+        {"quest_id": "failed.jsonl", "status": "failed", "priority": "normal"},
+        {"quest_id": "crashed.jsonl", "status": "processing", "priority": "normal", "run_id": "r2"},
+        {"quest_id": "demoted.jsonl", "status": "queued", "priority": "normal", "run_id": "r3"}])
+    fixed = repair_quests(home, ledger)
+    assert sorted(fixed) == ["crashed.jsonl: processing -> failed", "demoted.jsonl: queued -> queued",
+                             "done.jsonl: processing -> completed", "fresh.jsonl: unrecorded -> queued"]
+    rows = {r["quest_id"]: r for r in ledger.query("SELECT * FROM quest_status")}
+    assert set(rows) == {n for n in files}, "no row for a hidden file"
+    assert (rows["done.jsonl"]["status"], rows["done.jsonl"]["priority"], rows["done.jsonl"]["run_id"]) == (
+        "completed", "high", "r1")
+    assert (rows["crashed.jsonl"]["status"], rows["crashed.jsonl"]["run_id"]) == ("failed", "r2")
+    assert (rows["demoted.jsonl"]["priority"], rows["demoted.jsonl"]["run_id"]) == ("low", "r3")
+    assert rows["fresh.jsonl"]["priority"] == "high"
+    assert rows["fresh.jsonl"]["sha256"] == file_sha256(home.queue("high") / "fresh.jsonl")
+    assert rows["crashed.jsonl"]["sha256"] is None, "a known quest keeps its first row's hash"
+    assert rows["done.jsonl"]["detail"] == "found in recently_completed/ at start-up (was processing)"
+    assert rows["fresh.jsonl"]["detail"] == "found in high/ at start-up (was unrecorded)"
+    assert ledger.scalar("SELECT count(*) FROM quests WHERE quest_id IN ('ok.jsonl', 'failed.jsonl')") == 2
+    assert repair_quests(home, ledger) == []
 
 
 def test_delete_quest_never_joins_an_unsafe_name_to_a_folder(home):
