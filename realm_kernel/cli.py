@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from .store.paths import REPO_ROOT, RealmPaths
+from .store.paths import RealmPaths
 
 app = typer.Typer(help="Realm of Training: fine-tune DIO like the hero of an idle RPG.",
                   no_args_is_help=True, add_completion=False)
@@ -322,12 +322,15 @@ def vram(model: str = typer.Argument("qwen3-0.6b", help="A preset (qwen3-0.6b, q
          seq_len: int = typer.Option(2048, "--seq-len"), batch_size: int = typer.Option(1, "--batch-size"),
          dtype: str = "bfloat16", optimizer: str = "adamw",
          checkpointing: bool = typer.Option(False, "--checkpointing"),
-         liger: bool = typer.Option(False, "--liger"), as_json: bool = typer.Option(False, "--json")) -> None:
-    """Estimate the GPU memory of full fine-tuning (weights, grads, optimizer, activations, logits)."""
+         liger: bool = typer.Option(False, "--liger"), as_json: bool = typer.Option(False, "--json"),
+         method: str = typer.Option("full", help="full | lora | qlora"),
+         lora_rank: int = typer.Option(16, "--lora-rank")) -> None:
+    """Estimate the GPU memory of fine-tuning, full or LoRA/QLoRA (weights, grads, optimizer,
+    activations, logits)."""
     from .train.presets import PRESETS
     from .train.vram import estimate, estimate_from_path
     kwargs = dict(seq_len=seq_len, batch_size=batch_size, dtype=dtype, optimizer=optimizer,
-                  gradient_checkpointing=checkpointing, liger=liger)
+                  gradient_checkpointing=checkpointing, liger=liger, method=method, lora_rank=lora_rank)
     try:
         est = estimate(PRESETS[model], **kwargs) if model in PRESETS else estimate_from_path(model, **kwargs)
     except (ValueError, FileNotFoundError, KeyError) as e:
@@ -453,9 +456,10 @@ def vault_delete(step: int) -> None:
 
 @vault_app.command("export")
 def vault_export(step: int, dest: Path = typer.Argument(
-        None, help="a new folder (default: <realm home>/exports/<checkpoint name>)")) -> None:
+        None, help="a new folder (default: <realm home>/exports/<checkpoint name>)"),
+        merge: bool = typer.Option(False, help="merge a LoRA adapter into its base (a full model)")) -> None:
     """Copy a checkpoint as a clean HF directory: weights, config, tokenizer only."""
-    typer.echo(_guarded(_realm().export_checkpoint, step, dest))
+    typer.echo(_guarded(_realm().export_checkpoint, step, dest, merge))
 
 
 tasks_app = typer.Typer(help="The Task Master: pipeline notebooks run when idle.", no_args_is_help=True)
@@ -563,7 +567,8 @@ def hosts() -> None:
 def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
          headless: bool = typer.Option(False, help="No JupyterLab: only the daemon and the "
                                        "Task Master, supervised by the Weaver, until Ctrl-C."),
-         root_dir: Path = typer.Option(REPO_ROOT, help="Folder JupyterLab serves (holds notebooks/).")
+         root_dir: Path = typer.Option(None, help="Folder JupyterLab serves (default: the realm "
+                                       "home, given notebooks/ from the package if it has none).")
          ) -> None:
     """Start the game: JupyterLab with the Tavern notebook, the daemon, the Task Master
     and dio-mini. From an empty realm the curriculum writes the first quests itself.
@@ -574,10 +579,14 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
 
     realm = Realm()
     if not realm.config.hero.base_model:
+        typer.echo(f"Hero: dio-mini at {realm.paths.dio_mini}")
         build_dio_mini(realm.paths.dio_mini)
     realm.ledger.ensure_views()
     if headless:
         raise typer.Exit(_play_headless(realm))
+    if root_dir is None:
+        root_dir = realm.paths.home
+        _copy_notebooks(root_dir / "notebooks")
     env = jupyter_env()
     args = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
             f"--ServerApp.root_dir={root_dir}",
@@ -589,6 +598,20 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
     args += ctx.args
     typer.echo(f"Realm home: {realm.paths.home}\nStarting JupyterLab (Ctrl-C to stop)...")
     os.execvpe(args[0], args, env)
+
+
+def _copy_notebooks(dest: Path) -> None:
+    """The Tavern, Ledger and Oracle notebooks into a home that lacks them (never overwrites)."""
+    import shutil
+
+    from .store.paths import resource_dir
+    src = resource_dir("notebooks")
+    if src.resolve() == dest.resolve():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    for nb in src.glob("*.ipynb"):
+        if not (dest / nb.name).exists():
+            shutil.copy2(nb, dest / nb.name)
 
 
 def _play_headless(realm) -> int:
@@ -661,7 +684,8 @@ def _free_port() -> int:
 def jupyter_env() -> dict[str, str]:
     """Environment for a Jupyter server with the realm extension enabled."""
     env = dict(os.environ)
-    conf = str(REPO_ROOT / "jupyter-config")
+    from .store.paths import resource_dir
+    conf = str(resource_dir("jupyter-config"))
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
         p for p in (conf, env.get("JUPYTER_CONFIG_PATH", "")) if p)
     env["REALM_HOME"] = str(RealmPaths.at().home)

@@ -20,6 +20,7 @@ from ..store import faults
 from ..store.ledger import Ledger, MetricBuffer
 from ..store.paths import SIDECAR, RealmPaths, atomic_write_json, publish_dir
 from ..store.status import TRAINING, write_status
+from .lora import base_of, is_adapter
 
 
 def canonical_name(step: int, when: datetime | None = None) -> str:
@@ -159,7 +160,8 @@ class RealmCallback(TrainerCallback):
             "learning_rate": self.last_lr, "epoch": _finite(state.epoch),
             "skill": self.job.skill, "skill_level": self.job.skill_level,
             "training_file": self.job.quest_id, "run_id": self.job.run_id,
-            "base_model": str(self.job.model_path),
+            "base_model": str(base_of(self.job.model_path)),
+            "adapter": is_adapter(src),
         }
         # The sidecar is written last inside the temp dir, then one rename publishes
         # the checkpoint: a directory without its sidecar is never complete.
@@ -169,7 +171,7 @@ class RealmCallback(TrainerCallback):
         faults.point("checkpoint_ledger")
         self.last_checkpoint = dest
         self.ledger.append("checkpoints", [{
-            **{k: v for k, v in sidecar.items() if k != "base_model"}, "path": str(dest),
+            **{k: v for k, v in sidecar.items() if k not in ("base_model", "adapter")}, "path": str(dest),
         }])
         self.ledger.event("checkpoint_saved", f"Checkpoint {dest.name} saved",
                           json.dumps({"step": step, "path": str(dest)}))

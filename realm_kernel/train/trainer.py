@@ -20,9 +20,11 @@ from ..store import faults
 from ..store.config import TrainingConfig
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
+from . import trackers
 from .callbacks import RealmCallback
 from .data import PadCollator, build_datasets
 from .loading import load_model_and_tokenizer, torch_dtype
+from .lora import check_method, for_method
 from .optim import build_optimizer
 from .packing import PackedCollator, PackedDataset
 from .selfcheck import check_labels, check_packed_batch
@@ -191,7 +193,11 @@ class TrainerEngine:
             torch.set_num_threads(cfg.threads or cpu_share())
         attn = resolve_attn(cfg, cuda)
         liger = resolve_liger(cfg, cuda)
-        model, tokenizer = load_model_and_tokenizer(job.resume_from or job.model_path, cfg.dtype, attn)
+        check_method(cfg.method, cuda)
+        report_to = trackers.check(cfg.report_to)
+        model, tokenizer = load_model_and_tokenizer(job.resume_from or job.model_path, cfg.dtype, attn,
+                                                    quantize_4bit=cfg.method == "qlora")
+        model = for_method(model, cfg)
         train_ds, eval_ds, collator, per_step, efficiency = self._data(job, tokenizer, model, attn)
 
         # The masking self-check, on a real first batch built by the real collator.
@@ -227,7 +233,8 @@ class TrainerEngine:
             save_steps=cfg.save_steps,
             eval_strategy="steps" if eval_ds is not None else "no",
             eval_steps=cfg.save_steps,
-            report_to="none",
+            report_to=report_to,
+            run_name=job.run_id,
             seed=cfg.seed,
             data_seed=cfg.seed,
             remove_unused_columns=False,
@@ -239,13 +246,15 @@ class TrainerEngine:
             include_num_input_tokens_seen="non_padding",
             disable_tqdm=True,
         )
-        trainer = _realm_trainer_class()(
-            model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-            data_collator=collator, processing_class=tokenizer, callbacks=[callback],
-            optimizers=(optimizer, None))
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+        # Trackers read their environment when the Trainer builds their callbacks and at train start.
+        with trackers.environment(cfg.report_to, self.paths.home, job.run_id):
+            trainer = _realm_trainer_class()(
+                model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                data_collator=collator, processing_class=tokenizer, callbacks=[callback],
+                optimizers=(optimizer, None))
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
         tokens = int(trainer.state.num_input_tokens_seen or 0)
         return TrainingResult(
             success=True,
