@@ -152,6 +152,18 @@ class Realm(Home):
         return publish(self.paths, self.ledger, self.config, name or src.name,
                        lambda dest: shutil.copyfile(src, dest), priority=priority)
 
+    def import_dataset(self, source: str, split: str | None = None, name: str | None = None,
+                       priority: str | None = None) -> dict:
+        """A HF `datasets` folder (save_to_disk) or a cached hub dataset id as a .jsonl
+        quest in the inbox (every row checked and converted to chat examples first)."""
+        from .quests.datasets import dataset_examples
+        from .quests.formats import limits_of, safe_name
+        examples, report = dataset_examples(source, split, limits_of(self.config))
+        name = name or safe_name(source.replace("/", "__")) + (f"-{split}" if split else "") + ".jsonl"
+        out = publish(self.paths, self.ledger, self.config, name,
+                      examples, priority=priority)
+        return {**out, "source": source, "rows": report.examples}
+
     def upload_quest(self, name: str, data: bytes, priority: str | None = None) -> dict:
         """The same for bytes (a REST upload)."""
         return publish(self.paths, self.ledger, self.config, name, lambda dest: dest.write_bytes(data),

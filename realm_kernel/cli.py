@@ -115,6 +115,22 @@ def quest_add(file: Path, priority: str = typer.Option(None, "--priority",
         raise typer.Exit(2) from e
 
 
+@quest_app.command("import")
+def quest_import(source: str = typer.Argument(..., help="a datasets save_to_disk folder, or a hub "
+                                              "dataset id in the local HF cache"),
+                 split: str = typer.Option(None, help="the split (default: train, or the only one)"),
+                 name: str = typer.Option(None, help="the quest's file name (.jsonl)"),
+                 priority: str = typer.Option(None, "--priority", help="high | normal | low")) -> None:
+    """Convert a HF dataset (messages, prompt/completion, ShareGPT or Alpaca rows) into a quest."""
+    from .quests.formats import QuestError
+    typer.echo(f"Reading {source}{f' ({split})' if split else ''}...", err=True)
+    try:
+        _print(_realm().import_dataset(source, split, name, priority))
+    except (QuestError, ValueError, OSError) as e:
+        typer.echo(f"rejected: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
 @quest_app.command("validate")
 def quest_validate(file: Path,
                    level: str = typer.Option(None, "--level",
