@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -35,6 +37,20 @@ def _print(data: object) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
+@contextmanager
+def working(what: str) -> Iterator[None]:
+    """Say what the CLI is doing (on stderr, so stdout stays data), a spinner while it
+    runs on a terminal, and how long it took."""
+    import time
+
+    from rich.console import Console
+    typer.echo(f"{what}...", err=True)
+    t0 = time.monotonic()
+    with Console(stderr=True).status(what):
+        yield
+    typer.echo(f"{what}: done in {time.monotonic() - t0:.1f} s", err=True)
+
+
 def _guarded(fn, *args, **kwargs):
     """Run a Realm call; a known user error exits 2 with its message, not a traceback."""
     import duckdb
@@ -62,7 +78,9 @@ def build_dio_mini_cmd(force: bool = False, seed: int = 0) -> None:
     """Build the CPU demo hero into <home>/models/dio-mini."""
     from .train.dio_mini import build_dio_mini
     paths = RealmPaths.at().ensure()
-    typer.echo(f"dio-mini at {build_dio_mini(paths.dio_mini, seed=seed, force=force)}")
+    with working(f"Building dio-mini into {paths.dio_mini}"):
+        built = build_dio_mini(paths.dio_mini, seed=seed, force=force)
+    typer.echo(f"dio-mini at {built}")
 
 
 @app.command()
@@ -167,7 +185,9 @@ def quest_generate(skill: str, level: int = typer.Option(1, "--level"),
     """Generate a skill quest (e.g. `realm quest generate bin --level 1 --count 500`)."""
     from realm_skills import SkillError
     try:
-        typer.echo(_realm().generate_quest(skill, level, count, seed))
+        with working(f"Generating {count} {skill.upper()} level {level} problems"):
+            path = _realm().generate_quest(skill, level, count, seed)
+        typer.echo(path)
     except SkillError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e
@@ -380,7 +400,7 @@ def train(ctx: typer.Context, quest: Path,
         os.execvp(cmd[0], cmd)
     from .train.standalone import train_quest
     result = train_quest(quest, model=model, from_config=from_config, max_steps=max_steps,
-                         optimizer=optimizer, packing=packing)
+                         optimizer=optimizer, packing=packing, say=lambda m: typer.echo(m, err=True))
     if result is not None:
         _print(result.as_dict())
         raise typer.Exit(0 if result.success else 1)
@@ -595,8 +615,11 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
 
     realm = Realm()
     if not realm.config.hero.base_model:
-        typer.echo(f"Hero: dio-mini at {realm.paths.dio_mini}")
-        build_dio_mini(realm.paths.dio_mini)
+        if (realm.paths.dio_mini / "config.json").exists():
+            typer.echo(f"Hero: dio-mini at {realm.paths.dio_mini}")
+        else:
+            with working(f"Building the hero, dio-mini, into {realm.paths.dio_mini}"):
+                build_dio_mini(realm.paths.dio_mini)
     realm.ledger.ensure_views()
     if headless:
         raise typer.Exit(_play_headless(realm))

@@ -195,3 +195,31 @@ class RealmCallback(TrainerCallback):
         self.metrics.flush()
         self._state = "stopped" if self.stopped else "finished"
         self.write_status(state)
+
+
+class StepProgress(TrainerCallback):
+    """A tqdm bar of training steps with the latest loss, for a person at a terminal
+    (`realm train`); the daemon's runs report through the ledger instead."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self.offset, self.bar = offset, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from tqdm.auto import tqdm
+        if state.is_world_process_zero:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step",
+                            desc="training", dynamic_ncols=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is None:
+            return
+        self.bar.update(state.global_step - self.bar.n)
+        loss = (logs or {}).get("loss")
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", xp=self.offset + state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+            self.bar.close()
+            self.bar = None

@@ -49,6 +49,8 @@ class Job:
     # on_checkpoint(step, path) after each published checkpoint.
     on_progress: Callable[[int, int, Callable[[], None]], None] | None = None
     on_checkpoint: Callable[[int, Path], None] | None = None
+    # More HF TrainerCallbacks (`realm train`'s progress bar).
+    callbacks: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -185,7 +187,7 @@ class TrainerEngine:
 
     def _run(self, job: Job, run_dir: Path, t0: float) -> TrainingResult:
         import torch
-        from transformers import TrainingArguments
+        from transformers import PrinterCallback, TrainingArguments
 
         cfg = job.training
         cuda = torch.cuda.is_available()
@@ -250,8 +252,10 @@ class TrainerEngine:
         with trackers.environment(cfg.report_to, self.paths.home, job.run_id):
             trainer = _realm_trainer_class()(
                 model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                data_collator=collator, processing_class=tokenizer, callbacks=[callback],
+                data_collator=collator, processing_class=tokenizer, callbacks=[callback, *job.callbacks],
                 optimizers=(optimizer, None))
+            # Metrics go to the ledger (and a progress bar, trackers): not as dicts on stdout.
+            trainer.remove_callback(PrinterCallback)
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
