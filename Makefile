@@ -87,7 +87,12 @@ lint: $(STAMP)
 
 ## Only on a CUDA machine: flash-attn, Liger kernels, bitsandbytes.
 gpu-extras: $(STAMP)
-	$(PY) -m pip install -e '.[dev,gpu]'
+	@echo "==> [1/2] Liger kernels and bitsandbytes (QLoRA, paged 8-bit AdamW)"
+	$(PIP) -e '.[dev,gpu]'
+	@echo "==> [2/2] flash-attn, built against the torch already installed (--no-build-isolation;"
+	@echo "    without a prebuilt wheel for your torch/CUDA it compiles: nvcc, ninja, 10-30 min)"
+	$(PIP) ninja packaging wheel
+	$(PIP) flash-attn --no-build-isolation
 
 ## Remove run-time state from the checkout (ledger, queue, checkpoints, models).
 clean-realm:
