@@ -21,7 +21,7 @@ from realm_kernel.services.taskmaster import TaskMaster, describe, gpu_status, r
 from realm_kernel.store.config import ConfigError, load_config
 from realm_kernel.train import Job, TrainerEngine
 
-from .helpers import TEST_TOML
+from .helpers import REPO, TEST_TOML
 
 
 @pytest.fixture
@@ -240,9 +240,11 @@ def test_idle_loop_bench_smoke(tmp_path):
     """bench/idle_loop.py end to end for a few seconds: `realm play --headless` on an
     empty realm, sampled and recorded (no assertion on how far DIO got)."""
     out = tmp_path / "results"
-    run = subprocess.run([sys.executable, "bench/idle_loop.py", "--minutes", "0.6", "--sample-s", "10",
+    # 1.2 min: from an empty realm, dio-mini's build alone took ~35 s on a 2-core machine at
+    # load 12 (other engineers' suites), leaving 0.6 min too little to generate a quest.
+    run = subprocess.run([sys.executable, "bench/idle_loop.py", "--minutes", "1.2", "--sample-s", "10",
                           "--out", str(out), "--home", str(tmp_path / "realm")],
-                         cwd=taskmaster.REPO_ROOT, capture_output=True, text=True, timeout=300,
+                         cwd=REPO, capture_output=True, text=True, timeout=300,
                          env={k: v for k, v in os.environ.items() if not k.startswith("REALM_")})
     assert run.returncode == 0, run.stderr[-3000:]
     figures = json.loads((out / "idle_loop.json").read_text())
