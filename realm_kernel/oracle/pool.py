@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..store.paths import checkpoint_complete
+from ..store.paths import checkpoint_complete, is_model_dir
 from ..train.loading import load_model_and_tokenizer
 
 LOCAL = "local"
@@ -480,7 +480,7 @@ def checkpoint_row(ledger: Any, base_model: Path, step: int) -> dict:
 def locate_checkpoint(ledger: Any, base_model: Path, step: int) -> tuple[str, Path]:
     row = checkpoint_row(ledger, base_model, step)
     path = Path(row["path"])
-    if not (path / "config.json").exists():
+    if not is_model_dir(path):
         raise UnknownCheckpoint(f"{row['name']} (step {step}) is not on this machine: no model at {path}")
     if step != 0 and not checkpoint_complete(path):
         raise UnknownCheckpoint(f"{row['name']} (step {step}) at {path} is incomplete "

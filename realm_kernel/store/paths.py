@@ -149,14 +149,19 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 REPLACED_PREFIX = ".replaced-"
 
 
+def is_model_dir(path: Path) -> bool:
+    """An HF model directory, or a LoRA adapter directory (its base named elsewhere)."""
+    path = Path(path)
+    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+
+
 def checkpoint_complete(path: Path) -> bool:
     """A checkpoint directory is complete when its sidecar, config (a model's or a LoRA
     adapter's) and weights are there. The engine writes the sidecar last, inside a
     temporary directory, and publishes the whole with one rename, so a half-written
     checkpoint never has all three."""
     path = Path(path)
-    return ((path / SIDECAR).is_file()
-            and ((path / "config.json").is_file() or (path / "adapter_config.json").is_file())
+    return ((path / SIDECAR).is_file() and is_model_dir(path)
             and any((path / w).is_file() for w in WEIGHT_FILES))
 
 
