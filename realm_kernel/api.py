@@ -153,6 +153,18 @@ class Realm(Home):
         return publish(self.paths, self.ledger, self.config, name or src.name,
                        lambda dest: shutil.copyfile(src, dest), priority=priority)
 
+    def import_dataset(self, source: str, split: str | None = None, name: str | None = None,
+                       priority: str | None = None) -> dict:
+        """A HF `datasets` folder (save_to_disk) or a cached hub dataset id as a .jsonl
+        quest in the inbox (every row checked and converted to chat examples first)."""
+        from .quests.datasets import dataset_examples
+        from .quests.formats import limits_of, safe_name
+        examples, report = dataset_examples(source, split, limits_of(self.config))
+        name = name or safe_name(source.replace("/", "__")) + (f"-{split}" if split else "") + ".jsonl"
+        out = publish(self.paths, self.ledger, self.config, name,
+                      examples, priority=priority)
+        return {**out, "source": source, "rows": report.examples}
+
     def upload_quest(self, name: str, data: bytes, priority: str | None = None) -> dict:
         """The same for bytes (a REST upload)."""
         return publish(self.paths, self.ledger, self.config, name, lambda dest: dest.write_bytes(data),
@@ -176,16 +188,17 @@ class Realm(Home):
 
     # -- settings -------------------------------------------------------------------
     def vram_estimate(self, **overrides: Any) -> dict:
-        """GPU memory to fully fine-tune the hero's base model with the realm's settings
-        (what the Settings page shows live as fields change). Overrides: seq_len,
-        batch_size, dtype, optimizer, gradient_checkpointing, liger."""
+        """GPU memory to fine-tune the hero's base model with the realm's settings, full or
+        LoRA/QLoRA (what the Settings page shows live as fields change). Overrides: seq_len,
+        batch_size, dtype, optimizer, gradient_checkpointing, liger, method, lora_rank."""
         cfg = self.config
         t = cfg.training
         kwargs: dict[str, Any] = {
             "seq_len": t.max_length, "batch_size": t.batch_size,
             "dtype": "float32" if t.dtype == "float32" else "bfloat16",
             "optimizer": t.optimizer, "gradient_checkpointing": t.gradient_checkpointing,
-            "liger": t.liger == "on"}
+            "liger": t.liger == "on", "method": t.method, "lora_rank": t.lora_rank,
+            "lora_targets": t.lora_targets}
         kwargs.update(overrides)
         return estimate_from_path(str(cfg.base_model_path(self.paths)), **kwargs).as_dict()
 
@@ -240,13 +253,15 @@ class Realm(Home):
         """Delete a checkpoint from disk; the champion and the one in use are refused."""
         return self.vault.delete_checkpoint(step)
 
-    def export_checkpoint(self, step: int, dest: str | os.PathLike | None = None) -> Path:
+    def export_checkpoint(self, step: int, dest: str | os.PathLike | None = None,
+                          merge: bool = False) -> Path:
         """A clean HF directory of a checkpoint (no optimizer/trainer state), by default
-        <realm home>/exports/<checkpoint name>."""
+        <realm home>/exports/<checkpoint name>; `merge` folds a LoRA adapter into its base."""
+        from .train.loading import merge_adapter
         if dest is None:
             rec = self.checkpoints.get(step) if isinstance(step, int) and not isinstance(step, bool) else None
             dest = self.paths.exports / (rec.name if rec else f"checkpoint-{step}")
-        return self.vault.export_checkpoint(step, dest)
+        return self.vault.export_checkpoint(step, dest, merge_adapter if merge else None)
 
     # -- ledger ---------------------------------------------------------------------
     def sql(self, query: str) -> list[dict]:

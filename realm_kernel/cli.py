@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from .store.paths import REPO_ROOT, RealmPaths
+from .store.paths import RealmPaths
 
 app = typer.Typer(help="Realm of Training: fine-tune DIO like the hero of an idle RPG.",
                   no_args_is_help=True, add_completion=False)
@@ -33,6 +35,20 @@ def _realm():
 
 def _print(data: object) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@contextmanager
+def working(what: str) -> Iterator[None]:
+    """Say what the CLI is doing (on stderr, so stdout stays data), a spinner while it
+    runs on a terminal, and how long it took."""
+    import time
+
+    from rich.console import Console
+    typer.echo(f"{what}...", err=True)
+    t0 = time.monotonic()
+    with Console(stderr=True).status(what):
+        yield
+    typer.echo(f"{what}: done in {time.monotonic() - t0:.1f} s", err=True)
 
 
 def _guarded(fn, *args, **kwargs):
@@ -62,7 +78,9 @@ def build_dio_mini_cmd(force: bool = False, seed: int = 0) -> None:
     """Build the CPU demo hero into <home>/models/dio-mini."""
     from .train.dio_mini import build_dio_mini
     paths = RealmPaths.at().ensure()
-    typer.echo(f"dio-mini at {build_dio_mini(paths.dio_mini, seed=seed, force=force)}")
+    with working(f"Building dio-mini into {paths.dio_mini}"):
+        built = build_dio_mini(paths.dio_mini, seed=seed, force=force)
+    typer.echo(f"dio-mini at {built}")
 
 
 @app.command()
@@ -115,6 +133,22 @@ def quest_add(file: Path, priority: str = typer.Option(None, "--priority",
         raise typer.Exit(2) from e
 
 
+@quest_app.command("import")
+def quest_import(source: str = typer.Argument(..., help="a datasets save_to_disk folder, or a hub "
+                                              "dataset id in the local HF cache"),
+                 split: str = typer.Option(None, help="the split (default: train, or the only one)"),
+                 name: str = typer.Option(None, help="the quest's file name (.jsonl)"),
+                 priority: str = typer.Option(None, "--priority", help="high | normal | low")) -> None:
+    """Convert a HF dataset (messages, prompt/completion, ShareGPT or Alpaca rows) into a quest."""
+    from .quests.formats import QuestError
+    typer.echo(f"Reading {source}{f' ({split})' if split else ''}...", err=True)
+    try:
+        _print(_realm().import_dataset(source, split, name, priority))
+    except (QuestError, ValueError, OSError) as e:
+        typer.echo(f"rejected: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
 @quest_app.command("validate")
 def quest_validate(file: Path,
                    level: str = typer.Option(None, "--level",
@@ -151,7 +185,9 @@ def quest_generate(skill: str, level: int = typer.Option(1, "--level"),
     """Generate a skill quest (e.g. `realm quest generate bin --level 1 --count 500`)."""
     from realm_skills import SkillError
     try:
-        typer.echo(_realm().generate_quest(skill, level, count, seed))
+        with working(f"Generating {count} {skill.upper()} level {level} problems"):
+            path = _realm().generate_quest(skill, level, count, seed)
+        typer.echo(path)
     except SkillError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e
@@ -325,12 +361,15 @@ def vram(model: str = typer.Argument("qwen3-0.6b", help="A preset (qwen3-0.6b, q
          seq_len: int = typer.Option(2048, "--seq-len"), batch_size: int = typer.Option(1, "--batch-size"),
          dtype: str = "bfloat16", optimizer: str = "adamw",
          checkpointing: bool = typer.Option(False, "--checkpointing"),
-         liger: bool = typer.Option(False, "--liger"), as_json: bool = typer.Option(False, "--json")) -> None:
-    """Estimate the GPU memory of full fine-tuning (weights, grads, optimizer, activations, logits)."""
+         liger: bool = typer.Option(False, "--liger"), as_json: bool = typer.Option(False, "--json"),
+         method: str = typer.Option("full", help="full | lora | qlora"),
+         lora_rank: int = typer.Option(16, "--lora-rank")) -> None:
+    """Estimate the GPU memory of fine-tuning, full or LoRA/QLoRA (weights, grads, optimizer,
+    activations, logits)."""
     from .train.presets import PRESETS
     from .train.vram import estimate, estimate_from_path
     kwargs = dict(seq_len=seq_len, batch_size=batch_size, dtype=dtype, optimizer=optimizer,
-                  gradient_checkpointing=checkpointing, liger=liger)
+                  gradient_checkpointing=checkpointing, liger=liger, method=method, lora_rank=lora_rank)
     try:
         est = estimate(PRESETS[model], **kwargs) if model in PRESETS else estimate_from_path(model, **kwargs)
     except (ValueError, FileNotFoundError, KeyError) as e:
@@ -364,7 +403,7 @@ def train(ctx: typer.Context, quest: Path,
         os.execvp(cmd[0], cmd)
     from .train.standalone import train_quest
     result = train_quest(quest, model=model, from_config=from_config, max_steps=max_steps,
-                         optimizer=optimizer, packing=packing)
+                         optimizer=optimizer, packing=packing, say=lambda m: typer.echo(m, err=True))
     if result is not None:
         _print(result.as_dict())
         raise typer.Exit(0 if result.success else 1)
@@ -456,9 +495,10 @@ def vault_delete(step: int) -> None:
 
 @vault_app.command("export")
 def vault_export(step: int, dest: Path = typer.Argument(
-        None, help="a new folder (default: <realm home>/exports/<checkpoint name>)")) -> None:
+        None, help="a new folder (default: <realm home>/exports/<checkpoint name>)"),
+        merge: bool = typer.Option(False, help="merge a LoRA adapter into its base (a full model)")) -> None:
     """Copy a checkpoint as a clean HF directory: weights, config, tokenizer only."""
-    typer.echo(_guarded(_realm().export_checkpoint, step, dest))
+    typer.echo(_guarded(_realm().export_checkpoint, step, dest, merge))
 
 
 tasks_app = typer.Typer(help="The Task Master: pipeline notebooks run when idle.", no_args_is_help=True)
@@ -567,7 +607,7 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
          headless: bool = typer.Option(False, help="No JupyterLab: only the daemon and the "
                                        "Task Master, supervised by the Weaver, until Ctrl-C."),
          root_dir: Path = typer.Option(None, help="Folder JupyterLab serves (default: the "
-                                       "realm's run/ folder with copies of notebooks/)."),
+                                       "realm's run/ folder with copies of the notebooks)."),
          detach: bool = typer.Option(False, "--detach", help="Start in the background, print "
                                      "where, and return (`realm ps`, `realm down`).")
          ) -> None:
@@ -584,7 +624,11 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
 
     realm = Realm()
     if not realm.config.hero.base_model:
-        build_dio_mini(realm.paths.dio_mini)
+        if (realm.paths.dio_mini / "config.json").exists():
+            typer.echo(f"Hero: dio-mini at {realm.paths.dio_mini}")
+        else:
+            with working(f"Building the hero, dio-mini, into {realm.paths.dio_mini}"):
+                build_dio_mini(realm.paths.dio_mini)
     realm.ledger.ensure_views()
     log = os.environ.get("REALM_PLAY_LOG")
     if headless:
@@ -614,9 +658,11 @@ def run_folder(paths: RealmPaths) -> Path:
     running them (and JupyterLab's autosave) never dirties the checkout. A copy the user
     changed is kept until the tracked notebook itself changes."""
     import shutil
+
+    from .store.paths import resource_dir
     run = paths.home / "run"
     (run / "notebooks").mkdir(parents=True, exist_ok=True)
-    for nb in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+    for nb in sorted(resource_dir("notebooks").glob("*.ipynb")):  # the checkout's or the wheel's
         dest = run / "notebooks" / nb.name
         if not dest.exists() or dest.stat().st_mtime < nb.stat().st_mtime:
             shutil.copy2(nb, dest)
@@ -775,7 +821,8 @@ def _free_port() -> int:
 def jupyter_env() -> dict[str, str]:
     """Environment for a Jupyter server with the realm extension enabled."""
     env = dict(os.environ)
-    conf = str(REPO_ROOT / "jupyter-config")
+    from .store.paths import resource_dir
+    conf = str(resource_dir("jupyter-config"))
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
         p for p in (conf, env.get("JUPYTER_CONFIG_PATH", "")) if p)
     env["REALM_HOME"] = str(RealmPaths.at().home)

@@ -10,7 +10,7 @@ import pytest
 
 from realm_kernel.store.paths import RealmPaths
 
-from .helpers import CHROMIUM, CHROMIUM_ARGS, Procs, make_home
+from .helpers import CHROMIUM, CHROMIUM_ARGS, Procs, make_home, require_chromium
 
 
 def pytest_collection_modifyitems(config, items):
@@ -46,8 +46,7 @@ def procs(tmp_path) -> Iterator[Procs]:
 
 @pytest.fixture
 def chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    require_chromium()
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -21,7 +21,9 @@ from pathlib import Path
 from realm_kernel.store.paths import RealmPaths
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("REALM_CHROMIUM", "/usr/bin/chromium")
+NO_CHROMIUM = (f"the browser tests need Debian's chromium at {CHROMIUM}: run `sudo apt-get install "
+               "chromium` (`make test` does it when root), or skip them on purpose with BROWSER_TESTS=skip")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -45,6 +47,17 @@ settle_seconds = 0.2
 [taskmaster]
 enabled = false
 """
+
+
+def require_chromium() -> None:
+    """Browser tests never skip in silence: without chromium they fail with the command
+    to run, unless BROWSER_TESTS=skip asked for the skip."""
+    import pytest
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("BROWSER_TESTS") == "skip":
+        pytest.skip(f"BROWSER_TESTS=skip ({NO_CHROMIUM})")
+    pytest.fail(NO_CHROMIUM, pytrace=False)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str,

@@ -14,6 +14,7 @@ from realm_kernel.oracle.pool import (
     ModelNotLoaded,
     OracleError,
     Sampling,
+    StopScanner,
     UnknownCheckpoint,
     chat_messages,
     require_step,
@@ -42,6 +43,20 @@ def test_step_is_required_and_strict():
     with pytest.raises(OracleError, match="out of range"):
         Sampling.from_dict({"top_p": 0})
     assert Sampling.from_dict({"temperature": 0}).generate_kwargs()["do_sample"] is False
+
+
+def test_stop_strings_cut_the_stream_and_seed_is_checked():
+    assert Sampling.from_dict({"stop": "\n"}).stop == ("\n",)
+    assert Sampling.from_dict({"stop": ["a", "bc"], "seed": 3}).seed == 3
+    for bad in ({"stop": ""}, {"stop": ["a"] * 5}, {"stop": 7}, {"seed": -1}, {"seed": "x"}, {"seed": True}):
+        with pytest.raises(OracleError, match="stop|seed"):
+            Sampling.from_dict(bad)
+    scan = StopScanner(("END", "##"))
+    sent = [scan.feed(p) for p in ("hel", "lo E", "N", "Dafter")]
+    assert "".join(sent) == "hello " and scan.stopped and scan.text == "hello "
+    assert sent == ["h", "ello", " ", ""]  # the tail ("E", "EN") held back: it might start "END"
+    scan = StopScanner(("END",))
+    assert scan.feed("ab") + scan.feed("cE") + scan.flush() == "abcE" and not scan.stopped
 
 
 def test_served_names_match_exactly():

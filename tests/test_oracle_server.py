@@ -73,6 +73,29 @@ def test_oracle_api_openai_client_and_chats_during_training(oracle_home, procs, 
     with pytest.raises(NotFoundError):
         client.chat.completions.create(model=names[10], messages=[{"role": "user", "content": "hi"}])
 
+    # `stop` ends the reply before the stop string (streamed and not); `seed` repeats a
+    # sampled reply; a parameter the endpoint does not honour is a 400 naming it.
+    ask = [{"role": "user", "content": "What is ①+①?"}]
+    full = reply["content"]
+    assert len(full) >= 2, full
+    stop = full[1]
+    cut = full[:full.index(stop)]
+    stopped = client.chat.completions.create(model=names[30], max_tokens=8, messages=ask, stop=[stop])
+    assert stopped.choices[0].message.content == cut and stopped.choices[0].finish_reason == "stop"
+    streamed = list(client.chat.completions.create(model=names[30], max_tokens=8, messages=ask,
+                                                   stop=stop, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed) == cut
+    sampled = [client.chat.completions.create(model=names[30], max_tokens=8, messages=ask, temperature=1.5,
+                                              seed=11).choices[0].message.content for _ in range(2)]
+    assert sampled[0] == sampled[1]
+    for extra in ({"tools": [{"type": "function", "function": {"name": "f"}}]}, {"n": 2},
+                  {"logit_bias": {"5": 1}}):
+        bad = post("v1/chat/completions", {"model": names[30], "messages": ask, **extra})
+        key = next(iter(extra))
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == key, bad.text
+        assert repr(key) in bad.json()["error"]["message"]
+    assert post("v1/chat/completions", {"model": names[30], "messages": ask, "stop": [""]}).status_code == 400
+
     # Chats while the daemon (the Weaver's child) trains: training is not disturbed.
     realm = Realm(oracle_home.home)
     realm.generate_quest("bin", 1, 480, seed=3)  # 60 steps

@@ -21,7 +21,7 @@ from realm_kernel.services.taskmaster import TaskMaster, describe, gpu_status, r
 from realm_kernel.store.config import ConfigError, load_config
 from realm_kernel.train import Job, TrainerEngine
 
-from .helpers import TEST_TOML
+from .helpers import REPO, TEST_TOML
 
 
 @pytest.fixture
@@ -71,8 +71,8 @@ def test_every_pipeline_runs_under_papermill_and_writes_its_rows(home):
     assert [(e["skill"], e["level"], e["n"]) for e in evals] == [("bin", 1, 50)] * 2
     assert realm.sql("SELECT count(*) AS n FROM primitive_accuracy")[0]["n"] == 2
     out = nbformat.read(res["output"], as_version=4)
-    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
-               for c in out.cells for o in c.get("outputs", [])), "eval plots inline"
+    assert any(o.get("output_type") == "stream" and "BIN  " in o.get("text", "")
+               for c in out.cells for o in c.get("outputs", [])), "accuracy by step, as text"
     assert realm.eval_queue() == []
     # Never twice: a second run finds nothing to do and writes no eval.
     assert tm.run("process_eval_queue")["result"]["evaluated"] == 0
@@ -131,6 +131,10 @@ def test_every_pipeline_runs_under_papermill_and_writes_its_rows(home):
     assert realm.tasks()[0]["task_id"] == "process_eval_queue"
     lineage = next(t for t in realm.tasks() if t["task_id"] == "lineage_report")
     assert lineage["last_status"] == "done" and lineage["output"].startswith(str(home.tasks))
+    report = nbformat.read(lineage["output"], as_version=4)
+    plots = [o for c in report.cells for o in c.get("outputs", [])
+             if any("holoviews" in k for k in o.get("data", {}))]
+    assert plots, "the lineage report's HoloViews (Bokeh) plots, the Tavern's own"
 
 
 def test_failing_notebook_is_recorded_and_the_loop_goes_on(home, tmp_path):
@@ -332,7 +336,7 @@ def test_idle_loop_bench_smoke(tmp_path):
     run = subprocess.run([sys.executable, "bench/idle_loop.py", "--minutes", "5", "--sample-s", "3",
                           "--until-quests", "1",
                           "--out", str(out), "--home", str(tmp_path / "realm")],
-                         cwd=taskmaster.REPO_ROOT, capture_output=True, text=True, timeout=480,
+                         cwd=REPO, capture_output=True, text=True, timeout=480,
                          env={k: v for k, v in os.environ.items() if not k.startswith("REALM_")})
     assert run.returncode == 0, run.stderr[-3000:]
     figures = json.loads((out / "idle_loop.json").read_text())

@@ -6,7 +6,6 @@ go to test-artifacts/ (see README, Testing)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +18,7 @@ from .helpers import (
     CHROMIUM_ARGS,
     Procs,
     make_home,
+    require_chromium,
     start_daemon,
     start_panel,
     wait_for,
@@ -41,8 +41,7 @@ def record_real_eval(realm: Realm, step: int, name: str, size: int = 6) -> None:
 
 @pytest.fixture(scope="module")
 def tavern(tmp_path_factory, dio_mini_dir):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("tavern")
     paths = make_home(tmp / "realm", dio_mini_dir)
     realm = Realm(paths.home)

@@ -23,6 +23,7 @@ import realm_skills as skills
 
 from ..store.home import Home
 from ..store.ledger import json_data
+from ..store.paths import is_model_dir
 from ..store.process import pid_alive
 from ..store.vault import VaultError, VaultKeeper
 from . import grading
@@ -102,7 +103,7 @@ def evaluate(home: Home, request: dict, size: int | None = None, threads: int = 
         skill = request.get("skill") or default_skill(home)
         path = Path(request.get("path") or "")
         why = ("no skill to evaluate on" if skill is None else
-               f"{path} is gone" if not (path / "config.json").exists() else None)
+               f"{path} is gone" if not is_model_dir(path) else None)
         if why:
             home.ledger.event("eval_skipped", f"Eval of {name} skipped: {why}",
                               json_data({"checkpoint": name, "reason": why}), key=f"eval:{name}")
@@ -131,7 +132,7 @@ def spar(home: Home, skill: str, count: int, step: int | None = None, seed: int 
     """Sparring: `count` fresh problems at the skill's level for a checkpoint (default the
     newest); its wrong answers become 3 examples each in queue/high."""
     row = (home.checkpoints.get(step) if step is not None else home.checkpoints.latest())
-    if row is None or not (Path(row.path) / "config.json").exists():
+    if row is None or not is_model_dir(Path(row.path)):
         where = f"at step {step} " if step is not None else ""
         raise FileNotFoundError(f"no checkpoint {where}on disk to spar with")
     level = skill_state(home.ledger, skill).level

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..store.paths import checkpoint_complete
+from ..store.paths import checkpoint_complete, is_model_dir
 from ..train.loading import load_model_and_tokenizer
 
 LOCAL = "local"
@@ -99,12 +99,18 @@ class Sampling:
     top_k: int = 0
     repetition_penalty: float = 1.0
 
+    # OpenAI's `stop`: up to 4 strings; the reply ends before the first one (not included).
+    stop: tuple[str, ...] = ()
+    # A seed makes sampled replies repeatable (torch's generator is seeded before generating).
+    seed: int | None = None
+
     @classmethod
     def from_dict(cls, d: dict | None) -> Sampling:
         known = cls.__dataclass_fields__
         d = {k: v for k, v in (d or {}).items() if k in known and v is not None}
+        special = {"stop": _stop_strings(d.pop("stop", ())), "seed": _seed(d.pop("seed", None))}
         try:
-            s = cls(**{k: type(getattr(cls, k))(v) for k, v in d.items()})
+            s = cls(**{k: type(getattr(cls, k))(v) for k, v in d.items()}, **special)
         except (TypeError, ValueError) as e:
             raise OracleError(f"bad sampling settings {d}: {e}") from e
         if not 1 <= s.max_new_tokens <= 8192 or s.temperature < 0 or not 0 < s.top_p <= 1 \
@@ -120,6 +126,48 @@ class Sampling:
         else:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
+
+
+def _stop_strings(value: Any) -> tuple[str, ...]:
+    stops = (value,) if isinstance(value, str) else value
+    if not isinstance(stops, list | tuple) or len(stops) > 4 \
+            or not all(isinstance(x, str) and x for x in stops):
+        raise OracleError(f"stop must be a non-empty string or a list of up to 4 (got {value!r})")
+    return tuple(stops)
+
+
+def _seed(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise OracleError(f"seed must be a non-negative integer (got {value!r})")
+    return value
+
+
+class StopScanner:
+    """Cuts streamed text at the first stop string; holds back a tail that could still
+    become one, so no part of a stop string is ever sent."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops, self.text, self.sent, self.stopped = stops, "", 0, False
+        self.hold = max((len(x) for x in stops), default=1) - 1
+
+    def feed(self, piece: str) -> str:
+        if self.stopped:
+            return ""
+        self.text += piece
+        cut = min((i for i in (self.text.find(x) for x in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.text, self.stopped = self.text[:cut], True
+            end = cut
+        else:
+            end = max(self.sent, len(self.text) - self.hold)
+        out, self.sent = self.text[self.sent:end], end
+        return out
+
+    def flush(self) -> str:
+        out, self.sent = self.text[self.sent:], len(self.text)
+        return out
 
 
 @dataclass
@@ -291,12 +339,16 @@ class ModelPool:
         out: dict[str, Any] = {}
         failure: list[BaseException] = []
 
+        extra = {"stop_strings": list(sampling.stop), "tokenizer": tok} if sampling.stop else {}
+
         def run() -> None:
             try:
+                if sampling.seed is not None:
+                    torch.manual_seed(sampling.seed)
                 with torch.inference_mode():
                     out["ids"] = m.model.generate(
                         **inputs, streamer=streamer, eos_token_id=eos_ids(tok, m.model),
-                        pad_token_id=tok.pad_token_id, **sampling.generate_kwargs())
+                        pad_token_id=tok.pad_token_id, **sampling.generate_kwargs(), **extra)
             except BaseException as e:  # reported to the caller, not lost in the thread
                 failure.append(e)
                 streamer.on_finalized_text("", stream_end=True)
@@ -306,17 +358,22 @@ class ModelPool:
         worker = threading.Thread(target=run, name=f"oracle-generate-{step}", daemon=True)
         worker.start()
         ttft = None
-        for text in streamer:
+        scan = StopScanner(sampling.stop)
+        for piece in streamer:
+            text = scan.feed(piece)
             if text:
                 ttft = ttft if ttft is not None else time.perf_counter() - t0
                 yield {"type": "token", "text": text}
         worker.join()
         if failure:
             raise RemoteError(f"generation on {m.name} failed: {failure[0]}") from failure[0]
+        if not scan.stopped and (text := scan.flush()):
+            yield {"type": "token", "text": text}
         new = out["ids"][0, prompt_tokens:].tolist()
         eos = set(eos_ids(tok, m.model))
-        finish = "stop" if new and new[-1] in eos else "length"
-        content = tok.decode(new, skip_special_tokens=True)
+        finish = "stop" if scan.stopped or (new and new[-1] in eos) else "length"
+        # The reply is the streamed text: cut before the first stop string, when one came.
+        content = scan.text if sampling.stop else tok.decode(new, skip_special_tokens=True)
         yield {"type": "done", **self._identity(m), "content": content, "finish_reason": finish,
                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(new),
                          "total_tokens": prompt_tokens + len(new)},
@@ -423,7 +480,7 @@ def checkpoint_row(ledger: Any, base_model: Path, step: int) -> dict:
 def locate_checkpoint(ledger: Any, base_model: Path, step: int) -> tuple[str, Path]:
     row = checkpoint_row(ledger, base_model, step)
     path = Path(row["path"])
-    if not (path / "config.json").exists():
+    if not is_model_dir(path):
         raise UnknownCheckpoint(f"{row['name']} (step {step}) is not on this machine: no model at {path}")
     if step != 0 and not checkpoint_complete(path):
         raise UnknownCheckpoint(f"{row['name']} (step {step}) at {path} is incomplete "

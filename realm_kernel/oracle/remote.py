@@ -89,6 +89,10 @@ class RemoteOracle:
             body["top_k"] = sampling.top_k
         if sampling.repetition_penalty != 1.0:
             body["repetition_penalty"] = sampling.repetition_penalty
+        if sampling.stop:
+            body["stop"] = list(sampling.stop)
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
         t0 = time.perf_counter()
         yield {"type": "start", **identity}
         parts: list[str] = []

@@ -5,6 +5,10 @@ list (.json) or a table (.parquet). Each example is either
   {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
 with at least one non-empty assistant message (the only tokens that carry loss), or
   {"prompt": "...", "completion": "..."}
+or the formats LLaMA-Factory and Axolotl read, converted to messages on the way in:
+  ShareGPT  {"conversations": [{"from": "system"|"human"|"gpt", "value": "..."}, ...]}
+  Alpaca    {"instruction": "...", "input": "...", "output": "...", "system"?: "..."}
+(HF `datasets` folders and cached hub datasets become quests through quests/datasets.py.)
 An optional "meta" object (skill, level, primitive_id, spec) is carried through.
 
 Validation levels, as the seed's validator had them:
@@ -164,6 +168,46 @@ def safe_name(name: str) -> str:
     return (cleaned or "quest")[:120]
 
 
+# ShareGPT's speakers (as LLaMA-Factory and Axolotl name them) -> chat roles.
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
+                  "assistant": "assistant", "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
+
+
+def example_shape(obj: dict) -> str:
+    """The spec shape an example has: everything but prompt/completion is chat messages."""
+    return "prompt_completion" if "prompt" in obj or "completion" in obj else "messages"
+
+
+def _from_sharegpt(turns: Any) -> tuple[list | None, str | None]:
+    if not isinstance(turns, list) or not turns:
+        return None, "'conversations' must be a non-empty list"
+    out = []
+    for i, t in enumerate(turns):
+        if not isinstance(t, dict):
+            return None, f"conversations[{i}] must be an object with 'from' and 'value'"
+        who, value = t.get("from"), t.get("value")
+        if who not in SHAREGPT_ROLES:
+            return None, (f"conversations[{i}].from is {who!r}; expected one of "
+                          f"{', '.join(SHAREGPT_ROLES)} (tool turns are not supported)")
+        if not isinstance(value, str):
+            return None, f"conversations[{i}].value must be a string"
+        out.append({"role": SHAREGPT_ROLES[who], "content": value})
+    return out, None
+
+
+def _from_alpaca(obj: dict) -> tuple[list | None, str | None]:
+    inst, inp, output = obj.get("instruction"), obj.get("input", ""), obj.get("output")
+    for key, value in (("instruction", inst), ("input", inp), ("output", output),
+                       ("system", obj.get("system", ""))):
+        if not isinstance(value, str):
+            return None, f"Alpaca '{key}' must be a string"
+    if not inst.strip() or not output.strip():
+        return None, "Alpaca needs a non-empty 'instruction' and 'output'"
+    user = f"{inst}\n\n{inp}" if inp.strip() else inst
+    msgs = [{"role": "system", "content": obj["system"]}] if obj.get("system") else []
+    return msgs + [{"role": "user", "content": user}, {"role": "assistant", "content": output}], None
+
+
 def check_example(obj: Any) -> tuple[dict | None, str | None]:
     """Normalise one example to {"messages": [...], "meta": {...}} or say what is wrong."""
     if not isinstance(obj, dict):
@@ -171,6 +215,11 @@ def check_example(obj: Any) -> tuple[dict | None, str | None]:
     meta = obj.get("meta") or {}
     if not isinstance(meta, dict):
         return None, "'meta' must be an object"
+    if "conversations" in obj or "instruction" in obj:
+        msgs, why = _from_sharegpt(obj["conversations"]) if "conversations" in obj else _from_alpaca(obj)
+        if why:
+            return None, why
+        obj = {"messages": msgs}
     if "messages" in obj:
         msgs = obj["messages"]
         if not isinstance(msgs, list) or not msgs:
@@ -194,14 +243,15 @@ def check_example(obj: Any) -> tuple[dict | None, str | None]:
             return None, "'prompt' and a non-empty 'completion' must both be strings"
         return {"messages": [{"role": "user", "content": p},
                              {"role": "assistant", "content": c}], "meta": meta}, None
-    return None, "expected 'messages' or 'prompt'/'completion' keys"
+    return None, ("expected 'messages' (OpenAI), 'prompt'/'completion', 'conversations' (ShareGPT) "
+                  "or 'instruction'/'output' (Alpaca) keys")
 
 
 def example_spec(obj: dict, enabled: Sequence[str]) -> tuple[str | None, str | None]:
     """(spec id, None) for a registered, enabled spec that fits, else (None, why)."""
     meta = obj.get("meta") or {}
     named = meta.get("spec")
-    shape = "messages" if "messages" in obj else "prompt_completion"
+    shape = example_shape(obj)
     if named is None:
         named = ("skill" if meta.get("skill") is not None and shape == "messages"
                  else "chat" if shape == "messages" else "completion")

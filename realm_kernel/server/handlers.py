@@ -338,12 +338,14 @@ class CheckpointExportHandler(RealmHandler):
     @tornado.web.authenticated
     async def post(self, step: str) -> None:
         n = parse_step(step)
-        name = self.field(self.json_body(), "name", required=False)
+        body = self.json_body()
+        name = self.field(body, "name", required=False)
+        merge = self.field(body, "merge", bool, required=False) or False
 
         def export() -> Any:
             # Exports over REST stay inside <realm home>/exports.
             dest = None if name is None else self.realm.paths.exports / check_id(name, "export name")
-            return self.realm.export_checkpoint(n, dest)
+            return self.realm.export_checkpoint(n, dest, merge)
 
         path = await self.call(export)
         self.reply({"ok": True, "step": n, "path": str(path)})

@@ -143,12 +143,32 @@ class ModelsHandler(OracleHandler):
              "root": m["model_path"], "step": m["step"]} for m in self.realm.oracle.pool.loaded()]})
 
 
+# What /v1/chat/completions honours; any other parameter is a 400 naming it, never ignored.
+SUPPORTED = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+             "top_k", "repetition_penalty", "stream", "stream_options", "stop", "seed", "user"}
+# Parameters accepted only at the value that changes nothing (what clients send by default).
+NEUTRAL = {"n": (1,), "presence_penalty": (0, 0.0), "frequency_penalty": (0, 0.0),
+           "logprobs": (False,), "parallel_tool_calls": (None,)}
+
+
+def unsupported(body: dict) -> str | None:
+    for key, value in body.items():
+        if key in SUPPORTED or value is None or value in NEUTRAL.get(key, ()):
+            continue
+        return key
+    return None
+
+
 class CompletionsHandler(OracleHandler):
     """POST /v1/chat/completions: `model` must name a loaded checkpoint exactly."""
 
     @tornado.web.authenticated
     async def post(self) -> None:
         body = self.json_body()
+        if (key := unsupported(body)) is not None:
+            return self.reply(openai_error(f"unsupported parameter: {key!r} (this endpoint honours "
+                                           f"{', '.join(sorted(SUPPORTED))})", "unsupported_parameter",
+                                           key), 400)
         pool = self.realm.oracle.pool
         name = body.get("model")
         try:
@@ -160,7 +180,8 @@ class CompletionsHandler(OracleHandler):
                                            "missing_model", "model"), 400)
         sampling = {"max_new_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
                     "temperature": body.get("temperature"), "top_p": body.get("top_p"),
-                    "top_k": body.get("top_k"), "repetition_penalty": body.get("repetition_penalty")}
+                    "top_k": body.get("top_k"), "repetition_penalty": body.get("repetition_penalty"),
+                    "stop": body.get("stop"), "seed": body.get("seed")}
         try:
             events = await in_thread(self.realm.oracle.stream, m.step, None, body.get("messages"),
                                      LOCAL, sampling)

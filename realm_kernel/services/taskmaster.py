@@ -38,12 +38,12 @@ from ..evals.skillbook import eval_report
 from ..quests.queue import list_queue, waiting
 from ..store.config import ConfigError, RealmConfig
 from ..store.home import Home
-from ..store.paths import PRIORITIES, REPO_ROOT, atomic_write_json, read_json
+from ..store.paths import PRIORITIES, atomic_write_json, read_json, resource_dir
 from ..store.process import service_main, take_instance_lock
 from ..store.status import write_status
 
 log = logging.getLogger("home.taskmaster")
-PIPELINES = REPO_ROOT / "pipelines"
+PIPELINES = resource_dir("pipelines")
 RESOURCES = ("none", "gpu", "inference")
 STATUS = "taskmaster.json"
 FAILURE_BACKOFF_S = 30.0  # a failed task waits at least this long before its next try

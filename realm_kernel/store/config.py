@@ -70,6 +70,28 @@ class TrainingConfig(_Section):
     # Jupyter server share the machine: on a busy 2-core CPU one training thread ran dio-mini
     # at 2.7 steps/s where two threads, oversubscribed, managed 0.7).
     threads: int = Field(0, ge=0, le=1024)
+    # Experiment trackers the HF Trainer reports to, beside the ledger: "tensorboard"
+    # (event files in trackers/tensorboard/<run>), "mlflow" (MLFLOW_TRACKING_URI, else a
+    # local file store in trackers/mlruns), "wandb" (WANDB_* settings; WANDB_MODE=offline
+    # works without an account), or "none". A list reports to several.
+    report_to: list[Literal["none", "tensorboard", "mlflow", "wandb"]] = ["none"]
+    # How the weights are tuned: "full", "lora" (peft adapters on the base; checkpoints are
+    # adapters whose sidecar names the base) or "qlora" (LoRA on a 4-bit base: CUDA and
+    # bitsandbytes). lora_targets: module names, or ["all-linear"].
+    method: Literal["full", "lora", "qlora"] = "full"
+    lora_rank: int = Field(16, ge=1, le=4096)
+    lora_alpha: float = Field(32.0, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: list[str] = Field(default_factory=lambda: [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], min_length=1)
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        v = [v] if isinstance(v, str) else v
+        if isinstance(v, list) and "none" in v and len(v) > 1:
+            raise ValueError(f"'none' cannot be combined with trackers (got {v})")
+        return v
 
 
 class DaemonConfig(_Section):

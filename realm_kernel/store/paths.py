@@ -14,6 +14,16 @@ QUEUE_STATES = (*PRIORITIES, "processing", "failed", "recently_completed")
 CONTROL_ACTIONS = ("pause", "stop", "skip")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Folders the realm reads that are not Python: in a checkout they sit at the top level; an
+# installed wheel carries them as package data inside realm_kernel/ (see pyproject.toml).
+RESOURCES = {"pipelines": "pipelines", "notebooks": "notebooks", "jupyter-config": "jupyter_config"}
+
+
+def resource_dir(name: str) -> Path:
+    """The pipelines, notebooks or jupyter-config folder: the wheel's copy, else the checkout's."""
+    inside = PACKAGE_DIR / RESOURCES[name]
+    return inside if inside.is_dir() else REPO_ROOT / name
 
 
 def default_home() -> Path:
@@ -135,16 +145,23 @@ def read_json(path: Path, default: object = None) -> object:
 
 SIDECAR = ".ledger.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                "pytorch_model.bin.index.json")
+                "pytorch_model.bin.index.json", "adapter_model.safetensors", "adapter_model.bin")
 REPLACED_PREFIX = ".replaced-"
 
 
-def checkpoint_complete(path: Path) -> bool:
-    """A checkpoint directory is complete when its sidecar, config and weights are there.
-    The engine writes the sidecar last, inside a temporary directory, and publishes the
-    whole with one rename, so a half-written checkpoint never has all three."""
+def is_model_dir(path: Path) -> bool:
+    """An HF model directory, or a LoRA adapter directory (its base named elsewhere)."""
     path = Path(path)
-    return ((path / SIDECAR).is_file() and (path / "config.json").is_file()
+    return (path / "config.json").is_file() or (path / "adapter_config.json").is_file()
+
+
+def checkpoint_complete(path: Path) -> bool:
+    """A checkpoint directory is complete when its sidecar, config (a model's or a LoRA
+    adapter's) and weights are there. The engine writes the sidecar last, inside a
+    temporary directory, and publishes the whole with one rename, so a half-written
+    checkpoint never has all three."""
+    path = Path(path)
+    return ((path / SIDECAR).is_file() and is_model_dir(path)
             and any((path / w).is_file() for w in WEIGHT_FILES))
 
 

@@ -518,9 +518,12 @@ class VaultKeeper:
                                       "bytes": nbytes}))
         return {"ok": True, "step": rec.step, "name": rec.name, "freed_bytes": nbytes}
 
-    def export_checkpoint(self, step: int, dest: str | os.PathLike) -> Path:
+    def export_checkpoint(self, step: int, dest: str | os.PathLike,
+                          merge_with: Any = None) -> Path:
         """Copy a checkpoint as a clean HF directory (config, weights, tokenizer; no
         optimizer, scheduler, RNG or trainer state) to `dest`, which must not exist yet.
+        A LoRA adapter is copied as an adapter (its adapter_config.json names the base),
+        or, given `merge_with(adapter, dest)`, merged into its base as a full model.
         It is written under a temporary name and renamed, so a half export is never seen."""
         rec, path = self._local_checkpoint(step)
         dest = Path(dest).expanduser().resolve()
@@ -533,8 +536,12 @@ class VaultKeeper:
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(f".{dest.name}.partial")
         shutil.rmtree(part, ignore_errors=True)
-        shutil.copytree(path, part, ignore=shutil.ignore_patterns(*TRAINING_STATE))
-        if not (part / "config.json").is_file():
+        adapter = (path / "adapter_config.json").is_file()
+        if adapter and merge_with is not None:
+            merge_with(path, part)
+        else:
+            shutil.copytree(path, part, ignore=shutil.ignore_patterns(*TRAINING_STATE))
+        if not ((part / "config.json").is_file() or adapter):
             shutil.rmtree(part, ignore_errors=True)
             raise VaultError(f"checkpoint {rec.name} has no config.json; it is not an HF model")
         os.replace(part, dest)

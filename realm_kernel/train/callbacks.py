@@ -21,6 +21,7 @@ from ..store.heartbeat import Heartbeat
 from ..store.ledger import Ledger, MetricBuffer
 from ..store.paths import SIDECAR, RealmPaths, atomic_write_json, publish_dir
 from ..store.status import TRAINING, write_status
+from .lora import base_of, is_adapter
 
 
 def canonical_name(step: int, when: datetime | None = None) -> str:
@@ -171,7 +172,8 @@ class RealmCallback(TrainerCallback):
             "learning_rate": self.last_lr, "epoch": _finite(state.epoch),
             "skill": self.job.skill, "skill_level": self.job.skill_level,
             "training_file": self.job.quest_id, "run_id": self.job.run_id,
-            "base_model": str(self.job.model_path),
+            "base_model": str(base_of(self.job.model_path)),
+            "adapter": is_adapter(src),
         }
         # The sidecar is written last inside the temp dir, then one rename publishes
         # the checkpoint: a directory without its sidecar is never complete.
@@ -181,7 +183,7 @@ class RealmCallback(TrainerCallback):
         faults.point("checkpoint_ledger")
         self.last_checkpoint = dest
         self.ledger.append("checkpoints", [{
-            **{k: v for k, v in sidecar.items() if k != "base_model"}, "path": str(dest),
+            **{k: v for k, v in sidecar.items() if k not in ("base_model", "adapter")}, "path": str(dest),
         }])
         self.ledger.event("checkpoint_saved", f"Checkpoint {dest.name} saved",
                           json.dumps({"step": step, "path": str(dest)}))
@@ -206,3 +208,31 @@ class RealmCallback(TrainerCallback):
         self.metrics.flush()
         self._state = "stopped" if self.stopped else "finished"
         self.write_status(state)
+
+
+class StepProgress(TrainerCallback):
+    """A tqdm bar of training steps with the latest loss, for a person at a terminal
+    (`realm train`); the daemon's runs report through the ledger instead."""
+
+    def __init__(self, offset: int = 0) -> None:
+        self.offset, self.bar = offset, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from tqdm.auto import tqdm
+        if state.is_world_process_zero:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step",
+                            desc="training", dynamic_ncols=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar is None:
+            return
+        self.bar.update(state.global_step - self.bar.n)
+        loss = (logs or {}).get("loss")
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss:.4f}", xp=self.offset + state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+            self.bar.close()
+            self.bar = None

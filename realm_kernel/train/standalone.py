@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..quests.formats import QuestError, load_quest
@@ -21,9 +22,14 @@ def is_main_process() -> bool:
 
 def train_quest(quest: Path, *, model: Path | None = None, from_config: str | None = None,
                 max_steps: int | None = None, optimizer: str | None = None,
-                packing: bool | None = None) -> TrainingResult | None:
+                packing: bool | None = None,
+                say: Callable[[str], None] | None = None) -> TrainingResult | None:
+    """`say` (the CLI's messages) also turns on a progress bar of steps."""
     paths = RealmPaths.at().ensure()
     cfg = load_config(paths.home)
+    say = say if say and is_main_process() else None
+    if say:
+        say(f"Reading quest {quest}...")
     examples, report = load_quest(Path(quest), cfg.daemon.max_quest_bytes)
     if not report.ok:
         raise QuestError(report)
@@ -44,6 +50,12 @@ def train_quest(quest: Path, *, model: Path | None = None, from_config: str | No
         job = Job(quest_id=Path(quest).name, examples=examples, model_path=model_path,
                   run_id=run_id, training=training, skill=meta.get("skill"),
                   skill_level=meta.get("level"))
+        if say:
+            from .callbacks import StepProgress
+            job.callbacks.append(StepProgress())
+            steps = training.max_steps if training.max_steps > 0 else f"{training.epochs:g} epoch(s)"
+            say(f"{len(examples)} examples; training {model_path} ({training.method}, "
+                f"{training.optimizer}, {steps}) as run {run_id}; checkpoints in {paths.checkpoints}")
         writer = "train" if is_main_process() else f"train-rank{os.environ.get('RANK')}"
         result = TrainerEngine(paths, Ledger(paths, writer)).run_job(job)
         return result if is_main_process() else None

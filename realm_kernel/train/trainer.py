@@ -20,9 +20,11 @@ from ..store import faults
 from ..store.config import TrainingConfig
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
+from . import trackers
 from .callbacks import RealmCallback
 from .data import PadCollator, build_datasets
 from .loading import load_model_and_tokenizer, torch_dtype
+from .lora import check_method, for_method
 from .optim import build_optimizer
 from .packing import PackedCollator, PackedDataset
 from .selfcheck import check_labels, check_packed_batch
@@ -47,6 +49,8 @@ class Job:
     # on_checkpoint(step, path) after each published checkpoint.
     on_progress: Callable[[int, int, Callable[[], None]], None] | None = None
     on_checkpoint: Callable[[int, Path], None] | None = None
+    # More HF TrainerCallbacks (`realm train`'s progress bar).
+    callbacks: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -190,7 +194,7 @@ class TrainerEngine:
 
     def _run(self, job: Job, run_dir: Path, t0: float) -> TrainingResult:
         import torch
-        from transformers import TrainingArguments
+        from transformers import PrinterCallback, TrainingArguments
 
         cfg = job.training
         cuda = torch.cuda.is_available()
@@ -200,11 +204,15 @@ class TrainerEngine:
         try:
             attn = resolve_attn(cfg, cuda)
             liger = resolve_liger(cfg, cuda)
-            model, tokenizer = load_model_and_tokenizer(source, cfg.dtype, attn)
+            check_method(cfg.method, cuda)
+            report_to = trackers.check(cfg.report_to)
+            model, tokenizer = load_model_and_tokenizer(source, cfg.dtype, attn,
+                                                        quantize_4bit=cfg.method == "qlora")
         except (OSError, ImportError, ValueError) as e:
             if faults.is_disk_full(e):
                 raise
             raise SetupError(f"cannot load the model at {source}: {type(e).__name__}: {e}") from e
+        model = for_method(model, cfg)
         train_ds, eval_ds, collator, per_step, efficiency = self._data(job, tokenizer, model, attn)
 
         # The masking self-check, on a real first batch built by the real collator.
@@ -240,7 +248,8 @@ class TrainerEngine:
             save_steps=cfg.save_steps,
             eval_strategy="steps" if eval_ds is not None else "no",
             eval_steps=cfg.save_steps,
-            report_to="none",
+            report_to=report_to,
+            run_name=job.run_id,
             seed=cfg.seed,
             data_seed=cfg.seed,
             remove_unused_columns=False,
@@ -252,13 +261,17 @@ class TrainerEngine:
             include_num_input_tokens_seen="non_padding",
             disable_tqdm=True,
         )
-        trainer = _realm_trainer_class()(
-            model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-            data_collator=collator, processing_class=tokenizer, callbacks=[callback],
-            optimizers=(optimizer, None))
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+        # Trackers read their environment when the Trainer builds their callbacks and at train start.
+        with trackers.environment(cfg.report_to, self.paths.home, job.run_id):
+            trainer = _realm_trainer_class()(
+                model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                data_collator=collator, processing_class=tokenizer, callbacks=[callback, *job.callbacks],
+                optimizers=(optimizer, None))
+            # Metrics go to the ledger (and a progress bar, trackers): not as dicts on stdout.
+            trainer.remove_callback(PrinterCallback)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
         tokens = int(trainer.state.num_input_tokens_seen or 0)
         return TrainingResult(
             success=True,

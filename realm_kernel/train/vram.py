@@ -1,4 +1,7 @@
-"""VRAM calculator: what full fine-tuning of an HF causal LM needs on one GPU.
+"""VRAM calculator: what fine-tuning an HF causal LM needs on one GPU, full, LoRA or
+QLoRA (method): LoRA keeps the base frozen (no gradients, no optimizer state for it) and
+trains rank-r adapters on the targeted projections; QLoRA also stores the base's linear
+layers in 4-bit NF4 (~0.52 bytes per weight with double quantisation).
 
 Terms (bytes): weights, gradients, optimizer state (on the GPU, and on the host when a
 paged optimizer is offloaded), activations with or without gradient checkpointing,
@@ -24,6 +27,8 @@ OPTIMIZERS = {
     "paged_adamw_8bit": lambda b: 2 + 0.06,
 }
 CUDA_CONTEXT_BYTES = 0.75 * GB
+NF4_BYTES = 0.5 + 0.127 / 8  # 4-bit codes + double-quantised block scales (~0.127 bit)
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ALLOCATOR_SLACK = 0.05  # of weights + gradients
 
 
@@ -71,9 +76,30 @@ def count_params(config: Any) -> int:
     return embed + layers * per_layer + h + head
 
 
+def projection_shapes(config: Any) -> dict[str, tuple[int, int]]:
+    """(in, out) features of each decoder layer's linear projections."""
+    h, inter = _get(config, "hidden_size"), _get(config, "intermediate_size")
+    heads = _get(config, "num_attention_heads")
+    kv = _get(config, "num_key_value_heads", heads)
+    head_dim = _get(config, "head_dim") or h // heads
+    q, k = heads * head_dim, kv * head_dim
+    return {"q_proj": (h, q), "k_proj": (h, k), "v_proj": (h, k), "o_proj": (q, h),
+            "gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h)}
+
+
+def lora_params(config: Any, rank: int, targets: list[str] | tuple[str, ...] = PROJECTIONS) -> int:
+    """Trainable LoRA parameters: r * (in + out) per targeted projection per layer."""
+    shapes = projection_shapes(config)
+    targets = PROJECTIONS if list(targets) == ["all-linear"] else targets
+    return _get(config, "num_hidden_layers") * sum(rank * sum(shapes[t]) for t in targets if t in shapes)
+
+
 def estimate(config: Any, *, seq_len: int, batch_size: int = 1, dtype: str = "bfloat16",
              optimizer: str = "adamw", gradient_checkpointing: bool = False,
-             liger: bool = False, offload_optimizer: bool | None = None) -> VramEstimate:
+             liger: bool = False, offload_optimizer: bool | None = None, method: str = "full",
+             lora_rank: int = 16, lora_targets: list[str] | tuple[str, ...] = PROJECTIONS) -> VramEstimate:
+    if method not in ("full", "lora", "qlora"):
+        raise ValueError(f"method must be full, lora or qlora, got {method!r}")
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype must be one of {sorted(DTYPE_BYTES)}, got {dtype!r}")
     if optimizer not in OPTIMIZERS:
@@ -89,9 +115,15 @@ def estimate(config: Any, *, seq_len: int, batch_size: int = 1, dtype: str = "bf
     head_dim = _get(config, "head_dim") or h // heads
     tokens = seq_len * batch_size
 
-    weights = p * b
-    gradients = p * b
-    opt_state = p * OPTIMIZERS[optimizer](b)
+    if method == "full":
+        weights, trained = p * b, p
+    else:
+        trained = lora_params(config, lora_rank, lora_targets)
+        linear = layers * sum(i * o for i, o in projection_shapes(config).values())
+        base = (p - linear) * b + linear * (NF4_BYTES if method == "qlora" else b)
+        weights = base + trained * b
+    gradients = trained * b
+    opt_state = trained * OPTIMIZERS[optimizer](b)
     if offload_optimizer is None:
         offload_optimizer = optimizer.startswith("paged_")
     optimizer_gpu, optimizer_host = (0.0, opt_state) if offload_optimizer else (opt_state, 0.0)
