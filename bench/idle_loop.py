@@ -43,9 +43,19 @@ def sample(home: Path, t0: float) -> dict:
     def minute(ts) -> float:
         return round((ts.timestamp() - t0) / 60, 2)
 
-    ups = q("SELECT ts, CAST(json_extract(data, '$.level') AS BIGINT) AS level, "
-            "CAST(json_extract(data, '$.step') AS BIGINT) AS step FROM events "
-            "WHERE kind = 'skill_level_up' AND json_extract_string(data, '$.skill') = 'bin' ORDER BY ts")
+    all_ups = q("SELECT ts, json_extract_string(data, '$.skill') AS skill, "
+                "CAST(json_extract(data, '$.level') AS BIGINT) AS level, "
+                "CAST(json_extract(data, '$.step') AS BIGINT) AS step FROM events "
+                "WHERE kind = 'skill_level_up' ORDER BY ts")
+    ups = [u for u in all_ups if u["skill"] == "bin"]
+    sy_ups = [u for u in all_ups if u["skill"] == "sy"]
+    try:
+        probes = q("SELECT count(DISTINCT run_id) AS runs, coalesce(sum(seconds), 0) AS seconds "
+                   "FROM (SELECT run_id, any_value(seconds) AS seconds FROM passive_probes GROUP BY 1)")[0]
+        champions = q("SELECT count(*) AS n FROM events WHERE kind = 'champion'")[0]["n"]
+        probed = q("SELECT count(DISTINCT step) AS n FROM passive_probes WHERE reason = 'champion'")[0]["n"]
+    except Exception:  # a ledger from before the forgetting watch
+        probes, champions, probed = {"runs": 0, "seconds": 0.0}, 0, 0
     evals = q("SELECT ts, step, level, accuracy FROM evals WHERE skill = 'bin' ORDER BY ts")
     prims = q("SELECT ts, step, level, primitive_id, accuracy FROM primitive_accuracy "
               "WHERE skill = 'bin' ORDER BY ts")
@@ -69,6 +79,15 @@ def sample(home: Path, t0: float) -> dict:
         "level_up_steps": [u["step"] for u in ups],
         "bin_level_ups": len(ups),
         "bin_level": realm.skill_state("bin")["level"],
+        "sy_level_up_minutes": [minute(u["ts"]) for u in sy_ups],
+        "sy_level_up_steps": [u["step"] for u in sy_ups],
+        "sy_level_ups": len(sy_ups),
+        "sy_level": realm.skill_state("sy")["level"],
+        "level_ups": len(all_ups),
+        "probe_runs": int(probes["runs"]),
+        "probe_seconds": round(float(probes["seconds"]), 1),
+        "champions": int(champions),
+        "champions_probed": int(probed),
         "primitives_passed": passed_prims,
         "carry_addition_passed": "bin_add" in passed_prims,
         "eval_curve": [[minute(e["ts"]), e["step"], e["level"], round(e["accuracy"], 3)] for e in evals],
@@ -85,10 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample-s", type=float, default=30.0)
     ap.add_argument("--out", type=Path, default=BENCH / "results")
     ap.add_argument("--note", default="", help="what else ran on the machine")
+    ap.add_argument("--skills", default="", help="comma list of the only skills the curriculum "
+                    "trains, e.g. 'sy' to measure SY alone (default: realm.toml's defaults)")
     args = ap.parse_args(argv)
     home = args.home or Path(tempfile.mkdtemp(prefix="idle-loop-"))
     if any(home.glob("*")) and (home / "ledger").exists():
         raise SystemExit(f"{home} is not an empty realm")
+    if args.skills:
+        home.mkdir(parents=True, exist_ok=True)
+        on = args.skills.split(",")
+        (home / "realm.toml").write_text("".join(
+            f"[curriculum.skills.{s}]\nenabled = {'true' if s in on else 'false'}\npriority = 1\n"
+            for s in ("bin", "sy")))
     env = {**os.environ, "REALM_HOME": str(home)}
     realm_bin = Path(sys.executable).parent / "realm"
     log = open(home.parent / f"{home.name}.play.log", "ab")  # noqa: SIM115
@@ -111,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             partial.write_text(json.dumps({"minutes_so_far": round((time.time() - t0) / 60, 2),
                                            **got}, indent=1))
             print(f"{(time.time() - t0) / 60:5.1f} min: BIN L{got['bin_level']}, "
-                  f"{got['bin_level_ups']} level-ups {got['level_up_minutes']}, steps {got['steps']}, "
+                  f"{got['bin_level_ups']} level-ups {got['level_up_minutes']}, SY L{got['sy_level']} "
+                  f"{got['sy_level_up_minutes']} (steps {got['sy_level_up_steps']}), steps {got['steps']}, "
                   f"{got['checkpoints']} checkpoints, {got['evals']} evals", flush=True)
     finally:
         if proc.poll() is None:
