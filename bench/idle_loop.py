@@ -30,6 +30,7 @@ from bench.common import BENCH, report  # noqa: E402
 
 TARGET_FIRST_MIN = 5.0
 TARGET_LEVEL_UPS = 8
+TARGET_ALL_LEVEL_UPS, TARGET_SY_LEVEL_UPS = 12, 2  # issue 16, BIN and SY both on
 
 
 def sample(home: Path, t0: float) -> dict:
@@ -157,13 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     figures = {"minutes": minutes, "home": str(home), "note": args.note, **got,
                "first_level_up_min": first,
                "ratio_first_level_up_vs_target": round(first / TARGET_FIRST_MIN, 3) if first else None,
-               "ratio_level_ups_vs_target": round(got["bin_level_ups"] / TARGET_LEVEL_UPS, 3)}
+               "ratio_level_ups_vs_target": round(got["bin_level_ups"] / TARGET_LEVEL_UPS, 3),
+               # issue 16: >= 12 level-ups in all, >= 2 of them SY, probes on every champion,
+               # all probe runs together <= 10% of the loop's time
+               "target_level_ups": TARGET_ALL_LEVEL_UPS, "target_sy_level_ups": TARGET_SY_LEVEL_UPS,
+               "probe_share_of_loop": round(got["probe_seconds"] / (minutes * 60), 4) if minutes else None}
     summary = (f"idle loop {minutes:.0f} min, empty realm -> BIN L{got['bin_level']}: "
                f"{got['bin_level_ups']} level-ups at minutes {got['level_up_minutes']} "
                f"(first {first} min vs target {TARGET_FIRST_MIN}; {got['bin_level_ups']}/"
                f"{TARGET_LEVEL_UPS} level-ups), carry addition passed: {got['carry_addition_passed']}; "
                f"{got['quests_generated']} quests generated, {got['checkpoints']} checkpoints, "
                f"{got['evals']} evals, {got['sparring_examples']} sparring examples, "
+               f"SY L{got['sy_level']}: {got['sy_level_ups']} level-ups at minutes "
+               f"{got['sy_level_up_minutes']} (steps {got['sy_level_up_steps']}); level-ups in all "
+               f"{got['level_ups']} (target {TARGET_ALL_LEVEL_UPS}, SY >= {TARGET_SY_LEVEL_UPS}); "
+               f"passive probes: {got['probe_runs']} runs, {got['champions_probed']}/{got['champions']} "
+               f"champions probed, {got['probe_seconds']} s = {figures['probe_share_of_loop']:.1%} of "
+               f"the loop (target <= 10%); "
                f"{got['steps']} steps" + (f"; {args.note}" if args.note else ""))
     report("idle_loop", figures, summary, args.out)
     partial.unlink(missing_ok=True)

@@ -132,7 +132,7 @@ class SkillPlanConfig(_Section):
 class CurriculumConfig(_Section):
     """What the generate task writes: the current level of each skill, plus review."""
     skills: dict[str, SkillPlanConfig] = Field(default_factory=lambda: {
-        "bin": SkillPlanConfig(priority=1), "sy": SkillPlanConfig(enabled=False)})
+        "bin": SkillPlanConfig(priority=1), "sy": SkillPlanConfig(priority=1)})
     # Fraction of each quest drawn from earlier levels (review), spread over the last
     # review_window levels.
     review_fraction: float = Field(0.25, ge=0, lt=1)
@@ -153,6 +153,21 @@ class CurriculumConfig(_Section):
         return v
 
 
+class WatchConfig(_Section):
+    """The forgetting watch (evals/forgetting.py): passive probes on champions and every
+    Nth evaluated checkpoint."""
+    enabled: bool = True
+    # Probe every Nth evaluated checkpoint too (0 = champions only).
+    every_n_evals: int = Field(20, ge=0, le=100_000)
+    # Problems per primitive in the fixed probe set (60 primitives): the cost bound.
+    per_primitive: int = Field(2, ge=1, le=100)
+    seed: int = 20261201  # fixed, so probe numbers compare over time
+    # A passive more than this many points below its best run is flagged as a drop.
+    drop_points: float = Field(10.0, gt=0, le=100)
+    review: bool = True  # a drop queues a review quest of that passive
+    review_examples: int = Field(200, ge=1, le=100_000)
+
+
 class RealmConfig(_Section):
     hero: HeroConfig = HeroConfig()
     training: TrainingConfig = TrainingConfig()
@@ -162,6 +177,7 @@ class RealmConfig(_Section):
     retention: RetentionConfig = RetentionConfig()
     taskmaster: TaskmasterConfig = TaskmasterConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
+    watch: WatchConfig = WatchConfig()
 
     def base_model_path(self, paths: RealmPaths) -> Path:
         if not self.hero.base_model:
