@@ -144,6 +144,16 @@ def watch(home: Home, ask: grading.Ask, step: int | None, checkpoint: str,
         "drops": [d["passive"] for d in out["drops"]]}
 
 
+def probe_checkpoint(home: Home, step: int | None = None, threads: int = 0) -> dict:
+    """The forgetting watch's probe on one checkpoint (default: the newest), by hand."""
+    row = home.checkpoints.get(step) if step is not None else home.checkpoints.latest()
+    if row is None or not (Path(row.path) / "config.json").exists():
+        where = f"at step {step} " if step is not None else ""
+        raise FileNotFoundError(f"no checkpoint {where}on disk to probe")
+    ask, _ = grading.checkpoint_answers(row.path, threads)
+    return forgetting.run_probe(home, ask, row.step, row.name, "manual")
+
+
 def spar(home: Home, skill: str, count: int, step: int | None = None, seed: int | None = None,
          threads: int = 0) -> dict:
     """Sparring: `count` fresh problems at the skill's level for a checkpoint (default the

@@ -109,6 +109,16 @@ class OracleConfig(_Section):
     threads: int = Field(0, ge=0, le=1024)
 
 
+class TaskSetting(_Section):
+    """One task's settings over its registry defaults ([taskmaster.tasks.<task_id>]);
+    parameter names and types are checked against the task's own (a wrong one is listed
+    under the task's `problems` and left at its default)."""
+    enabled: bool | None = None
+    priority: int | None = Field(None, ge=0, le=100)
+    cooldown_s: float | None = Field(None, ge=0, le=7 * 86400)
+    parameters: dict[str, bool | int | float | str] = {}
+
+
 class TaskmasterConfig(_Section):
     """The Task Master (realm_kernel/services/taskmaster.py): runs pipeline notebooks when idle."""
     enabled: bool = True
@@ -121,6 +131,9 @@ class TaskmasterConfig(_Section):
     keep_outputs: int = Field(30, ge=1)
     # torch/OpenMP threads of the pipeline kernels; 0 = half the cores (training has the rest).
     kernel_threads: int = Field(0, ge=0, le=1024)
+    # Per task: enabled, priority, cooldown_s and notebook parameters (counts, eval sizes,
+    # thresholds), e.g. [taskmaster.tasks.sparring_bin] parameters = {count = 80}.
+    tasks: dict[str, TaskSetting] = {}
 
 
 class SkillPlanConfig(_Section):
