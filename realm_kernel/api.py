@@ -315,7 +315,10 @@ class Realm(Home):
 
     def probe_passives(self, step: int | None = None) -> dict:
         """Run the fixed passive probe set on a checkpoint now (default: the newest)."""
-        return probe_checkpoint(self, step, self.safe_config().oracle.threads)
+        # Half the cores, as the eval kernels (training has the rest; oversubscribed
+        # threads on a busy 2-core machine ran the probe ~10x slower).
+        threads = self.safe_config().oracle.threads or max(1, (os.cpu_count() or 2) // 2)
+        return probe_checkpoint(self, step, threads)
 
     def check_sparring(self) -> list[dict]:
         """Every queued sparring file, checked as a quest and by the sparring rules."""

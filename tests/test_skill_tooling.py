@@ -38,6 +38,7 @@ def out_json(result):
 
 
 def test_cli_spar_target_probe_and_check_sparring(realm_home):
+    realm_home.config_file.write_text(TEST_TOML + "\n[watch]\nper_primitive = 1\n")
     realm = Realm(realm_home.home)
     checkpoint_from_hero(realm, 10)
     out = run("skills", "spar", "--skill", "bin", "--count", "4", "--step", "10", "--seed", "3")
