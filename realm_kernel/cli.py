@@ -606,10 +606,28 @@ def tasks_daemon() -> None:
 
 @tasks_app.command("set")
 def tasks_set(task_id: str, enabled: bool = typer.Option(None, "--enabled/--disabled"),
-              priority: int = typer.Option(None), cooldown_s: float = typer.Option(None)) -> None:
-    """Change a task's enabled flag, priority or cooldown (kept in tasks/settings.json)."""
+              priority: int = typer.Option(None), cooldown_s: float = typer.Option(None),
+              param: list[str] = typer.Option(None, "--param", help="A notebook parameter, "
+                                              "NAME=VALUE (JSON value), e.g. --param count=80")) -> None:
+    """Change a task's enabled flag, priority, cooldown or notebook parameters (kept in
+    tasks/settings.json), e.g. `realm tasks set sparring_bin --param count=80`."""
     _print(_guarded(_realm().set_task, task_id, enabled=enabled, priority=priority,
-                    cooldown_s=cooldown_s))
+                    cooldown_s=cooldown_s, parameters=_params(param) if param else None))
+
+
+def _params(items: list[str]) -> dict:
+    """NAME=VALUE pairs; a value is read as JSON (80, 0.9, true) or else kept as text."""
+    out = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            typer.echo(f"error: --param {item!r}: expected NAME=VALUE", err=True)
+            raise typer.Exit(2)
+        try:
+            out[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name] = raw
+    return out
 
 
 @app.command()

@@ -74,13 +74,15 @@ def test_watch_settings_are_checked(realm_home):
         load_config(realm_home.home)
 
 
+@pytest.mark.slow
 def test_a_real_checkpoint_is_probed_as_champion_and_every_nth(realm_home):
     realm_home.config_file.write_text(TEST_TOML + "\n[watch]\nevery_n_evals = 2\nper_primitive = 1\n")
     realm = Realm(realm_home.home)
     req = {"checkpoint": "checkpoint-10-x", "step": 10, "path": str(realm_home.dio_mini), "skill": "bin"}
-    first = evalqueue.evaluate(realm, req, size=4)
+    first = evalqueue.evaluate(realm, req, size=4, threads=1)
     assert first["status"] == "done" and first["probe"] is None  # 1 eval: not the 2nd, no champion
-    second = evalqueue.evaluate(realm, {**req, "checkpoint": "checkpoint-20-x", "step": 20}, size=4)
+    second = evalqueue.evaluate(realm, {**req, "checkpoint": "checkpoint-20-x", "step": 20}, size=4,
+                                threads=1)
     probe = second["probe"]
     assert probe["reason"] == "every_n" and probe["n"] == 60 and probe["seconds"] > 0
     rows = realm.sql("SELECT DISTINCT step, checkpoint, reason FROM passive_probes")
