@@ -23,22 +23,14 @@ class SkillsHandler(RealmHandler):
         self.reply(await self.call(self.realm.skills_list))
 
 
-class SkillPrimitivesHandler(SkillHandler):
-    @tornado.web.authenticated
-    async def get(self, skill: str) -> None:
-        self.reply(await self.skill_call(self.realm.skill_primitives, skill))
-
-
-class SkillPrimitiveSummaryHandler(SkillHandler):
-    @tornado.web.authenticated
-    async def get(self, skill: str) -> None:
-        self.reply(await self.skill_call(self.realm.primitive_summary, skill))
-
-
-class SkillStateHandler(SkillHandler):
-    @tornado.web.authenticated
-    async def get(self, skill: str) -> None:
-        self.reply(await self.skill_call(self.realm.eval_report, skill))
+def _skill_route(method: str) -> type[SkillHandler]:
+    """GET <route with a skill id> -> Realm.<method>(skill)."""
+    class Handler(SkillHandler):
+        @tornado.web.authenticated
+        async def get(self, skill: str) -> None:
+            self.reply(await self.skill_call(getattr(self.realm, method), skill))
+    Handler.__name__ = Handler.__qualname__ = f"Skill_{method}_Handler"
+    return Handler
 
 
 class PassivesHandler(RealmHandler):
@@ -65,9 +57,9 @@ class PassiveProbeHandler(RealmHandler):
 _ID = r"([a-z][a-z0-9_]*)"
 ROUTES = [
     ("skills", SkillsHandler),
-    (f"skills/{_ID}/primitives", SkillPrimitivesHandler),
-    (f"skills/{_ID}/primitives/summary", SkillPrimitiveSummaryHandler),
-    (f"skills/{_ID}/state", SkillStateHandler),
+    (f"skills/{_ID}/primitives", _skill_route("skill_primitives")),
+    (f"skills/{_ID}/primitives/summary", _skill_route("primitive_summary")),
+    (f"skills/{_ID}/state", _skill_route("eval_report")),
     ("passives", PassivesHandler),
     ("passives/history", PassiveHistoryHandler),
     ("passives/probe", PassiveProbeHandler),

@@ -65,28 +65,21 @@ def _pair(rng: Random, table: dict[str, str], size: int) -> tuple[str, str]:
     return w, table[w]
 
 
-@primitive("lang_plural", size=len(PLURALS))
-def plural(rng: Random, k: dict) -> tuple[str, str]:
-    w, p = _pair(rng, PLURALS, k["size"])
-    return f"What is the plural of \"{w}\"? Answer with the word only.", p
+def _lookup(table: dict[str, str], ask: str):
+    """A primitive that asks about one word of a table (the first `size` entries)."""
+    def make(rng: Random, k: dict) -> tuple[str, str]:
+        w, answer = _pair(rng, table, k["size"])
+        return ask.format(w=w), answer
+    return make
 
 
-@primitive("lang_antonym", size=len(ANTONYMS))
-def antonym(rng: Random, k: dict) -> tuple[str, str]:
-    w, a = _pair(rng, ANTONYMS, k["size"])
-    return f"What is the opposite of \"{w}\"? Answer with one word.", a
-
-
-@primitive("lang_synonym", size=len(SYNONYMS))
-def synonym(rng: Random, k: dict) -> tuple[str, str]:
-    w, s = _pair(rng, SYNONYMS, k["size"])
-    return f"Give a word that means the same as \"{w}\" (as in our word list). Answer with one word.", s
-
-
-@primitive("lang_past_tense", size=len(PAST))
-def past_tense(rng: Random, k: dict) -> tuple[str, str]:
-    w, p = _pair(rng, PAST, k["size"])
-    return f"What is the past tense of \"{w}\"? Answer with the word only.", p
+for _pid, _table, _ask in (
+        ("lang_plural", PLURALS, 'What is the plural of "{w}"? Answer with the word only.'),
+        ("lang_antonym", ANTONYMS, 'What is the opposite of "{w}"? Answer with one word.'),
+        ("lang_synonym", SYNONYMS, 'Give a word that means the same as "{w}" (as in our word list). '
+                                   'Answer with one word.'),
+        ("lang_past_tense", PAST, 'What is the past tense of "{w}"? Answer with the word only.')):
+    primitive(_pid, size=len(_table))(_lookup(_table, _ask))
 
 
 @primitive("lang_article", rank=5000)
