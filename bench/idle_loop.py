@@ -30,6 +30,7 @@ from bench.common import BENCH, report  # noqa: E402
 
 TARGET_FIRST_MIN = 5.0
 TARGET_LEVEL_UPS = 8
+TARGET_ALL_LEVEL_UPS, TARGET_SY_LEVEL_UPS = 12, 2  # issue 16, BIN and SY both on
 
 
 def sample(home: Path, t0: float) -> dict:
@@ -43,9 +44,19 @@ def sample(home: Path, t0: float) -> dict:
     def minute(ts) -> float:
         return round((ts.timestamp() - t0) / 60, 2)
 
-    ups = q("SELECT ts, CAST(json_extract(data, '$.level') AS BIGINT) AS level, "
-            "CAST(json_extract(data, '$.step') AS BIGINT) AS step FROM events "
-            "WHERE kind = 'skill_level_up' AND json_extract_string(data, '$.skill') = 'bin' ORDER BY ts")
+    all_ups = q("SELECT ts, json_extract_string(data, '$.skill') AS skill, "
+                "CAST(json_extract(data, '$.level') AS BIGINT) AS level, "
+                "CAST(json_extract(data, '$.step') AS BIGINT) AS step FROM events "
+                "WHERE kind = 'skill_level_up' ORDER BY ts")
+    ups = [u for u in all_ups if u["skill"] == "bin"]
+    sy_ups = [u for u in all_ups if u["skill"] == "sy"]
+    try:
+        probes = q("SELECT count(DISTINCT run_id) AS runs, coalesce(sum(seconds), 0) AS seconds "
+                   "FROM (SELECT run_id, any_value(seconds) AS seconds FROM passive_probes GROUP BY 1)")[0]
+        champions = q("SELECT count(*) AS n FROM events WHERE kind = 'champion'")[0]["n"]
+        probed = q("SELECT count(DISTINCT step) AS n FROM passive_probes WHERE reason = 'champion'")[0]["n"]
+    except Exception:  # a ledger from before the forgetting watch
+        probes, champions, probed = {"runs": 0, "seconds": 0.0}, 0, 0
     evals = q("SELECT ts, step, level, accuracy FROM evals WHERE skill = 'bin' ORDER BY ts")
     prims = q("SELECT ts, step, level, primitive_id, accuracy FROM primitive_accuracy "
               "WHERE skill = 'bin' ORDER BY ts")
@@ -69,6 +80,15 @@ def sample(home: Path, t0: float) -> dict:
         "level_up_steps": [u["step"] for u in ups],
         "bin_level_ups": len(ups),
         "bin_level": realm.skill_state("bin")["level"],
+        "sy_level_up_minutes": [minute(u["ts"]) for u in sy_ups],
+        "sy_level_up_steps": [u["step"] for u in sy_ups],
+        "sy_level_ups": len(sy_ups),
+        "sy_level": realm.skill_state("sy")["level"],
+        "level_ups": len(all_ups),
+        "probe_runs": int(probes["runs"]),
+        "probe_seconds": round(float(probes["seconds"]), 1),
+        "champions": int(champions),
+        "champions_probed": int(probed),
         "primitives_passed": passed_prims,
         "carry_addition_passed": "bin_add" in passed_prims,
         "eval_curve": [[minute(e["ts"]), e["step"], e["level"], round(e["accuracy"], 3)] for e in evals],
@@ -88,10 +108,18 @@ def main(argv: list[str] | None = None) -> int:
                          "(--minutes is then the time limit)")
     ap.add_argument("--out", type=Path, default=BENCH / "results")
     ap.add_argument("--note", default="", help="what else ran on the machine")
+    ap.add_argument("--skills", default="", help="comma list of the only skills the curriculum "
+                    "trains, e.g. 'sy' to measure SY alone (default: realm.toml's defaults)")
     args = ap.parse_args(argv)
     home = args.home or Path(tempfile.mkdtemp(prefix="idle-loop-"))
     if any(home.glob("*")) and (home / "ledger").exists():
         raise SystemExit(f"{home} is not an empty realm")
+    if args.skills:
+        home.mkdir(parents=True, exist_ok=True)
+        on = args.skills.split(",")
+        (home / "realm.toml").write_text("".join(
+            f"[curriculum.skills.{s}]\nenabled = {'true' if s in on else 'false'}\npriority = 1\n"
+            for s in ("bin", "sy")))
     env = {**os.environ, "REALM_HOME": str(home)}
     realm_bin = Path(sys.executable).parent / "realm"
     log = open(home.parent / f"{home.name}.play.log", "ab")  # noqa: SIM115
@@ -114,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             partial.write_text(json.dumps({"minutes_so_far": round((time.time() - t0) / 60, 2),
                                            **got}, indent=1))
             print(f"{(time.time() - t0) / 60:5.1f} min: BIN L{got['bin_level']}, "
-                  f"{got['bin_level_ups']} level-ups {got['level_up_minutes']}, steps {got['steps']}, "
+                  f"{got['bin_level_ups']} level-ups {got['level_up_minutes']}, SY L{got['sy_level']} "
+                  f"{got['sy_level_up_minutes']} (steps {got['sy_level_up_steps']}), steps {got['steps']}, "
                   f"{got['checkpoints']} checkpoints, {got['evals']} evals", flush=True)
             if args.until_quests and got["quests_generated"] >= args.until_quests:
                 break
@@ -134,13 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     figures = {"minutes": minutes, "home": str(home), "note": args.note, **got,
                "first_level_up_min": first,
                "ratio_first_level_up_vs_target": round(first / TARGET_FIRST_MIN, 3) if first else None,
-               "ratio_level_ups_vs_target": round(got["bin_level_ups"] / TARGET_LEVEL_UPS, 3)}
+               "ratio_level_ups_vs_target": round(got["bin_level_ups"] / TARGET_LEVEL_UPS, 3),
+               # issue 16: >= 12 level-ups in all, >= 2 of them SY, probes on every champion,
+               # all probe runs together <= 10% of the loop's time
+               "target_level_ups": TARGET_ALL_LEVEL_UPS, "target_sy_level_ups": TARGET_SY_LEVEL_UPS,
+               "probe_share_of_loop": round(got["probe_seconds"] / (minutes * 60), 4) if minutes else None}
     summary = (f"idle loop {minutes:.0f} min, empty realm -> BIN L{got['bin_level']}: "
                f"{got['bin_level_ups']} level-ups at minutes {got['level_up_minutes']} "
                f"(first {first} min vs target {TARGET_FIRST_MIN}; {got['bin_level_ups']}/"
                f"{TARGET_LEVEL_UPS} level-ups), carry addition passed: {got['carry_addition_passed']}; "
                f"{got['quests_generated']} quests generated, {got['checkpoints']} checkpoints, "
                f"{got['evals']} evals, {got['sparring_examples']} sparring examples, "
+               f"SY L{got['sy_level']}: {got['sy_level_ups']} level-ups at minutes "
+               f"{got['sy_level_up_minutes']} (steps {got['sy_level_up_steps']}); level-ups in all "
+               f"{got['level_ups']} (target {TARGET_ALL_LEVEL_UPS}, SY >= {TARGET_SY_LEVEL_UPS}); "
+               f"passive probes: {got['probe_runs']} runs, {got['champions_probed']}/{got['champions']} "
+               f"champions probed, {got['probe_seconds']} s = {figures['probe_share_of_loop']:.1%} of "
+               f"the loop (target <= 10%); "
                f"{got['steps']} steps" + (f"; {args.note}" if args.note else ""))
     report("idle_loop", figures, summary, args.out)
     partial.unlink(missing_ok=True)

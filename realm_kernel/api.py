@@ -12,13 +12,19 @@ from typing import Any
 
 import realm_skills as skills
 
-from .evals import grading, practice
+from .evals import forgetting, grading, practice
 from .evals.achievements import award, earned
 from .evals.champion import champion, promote
 from .evals.curriculum import plan
-from .evals.evalqueue import cleanup, evaluate, pending, spar
+from .evals.evalqueue import cleanup, evaluate, pending, probe_checkpoint, spar
 from .evals.hero import hero_stats
-from .evals.skillbook import eval_report, skill_state
+from .evals.skillbook import (
+    check_queued_sparring,
+    eval_report,
+    primitive_summary,
+    skill_primitives,
+    skill_state,
+)
 from .oracle.hosts import inference_hosts
 from .oracle.pool import (
     ModelPool,
@@ -299,6 +305,57 @@ class Realm(Home):
                         "max_level": d.max_level, "recent": st.get("recent", [])})
         return out
 
+    # -- skill tooling (REST /realm/api/skills..., `realm skills ...`) -----------------------
+    def skills_list(self) -> list[dict]:
+        """Every skill: id, name, icon, passive, levels, primitive ids, current level."""
+        out = []
+        for sid in skills.skill_ids():
+            d = skills.skill_def(sid)
+            out.append({"id": sid, "name": d.name, "icon": d.icon, "passive": d.passive,
+                        "levels": d.max_level, "eval_size": d.eval_size,
+                        "primitives": [p.id for p in d.primitives],
+                        "level": self.skill_state(sid)["level"]})
+        return out
+
+    def skill_primitives(self, skill: str) -> list[dict]:
+        return skill_primitives(skill)
+
+    def primitive_summary(self, skill: str) -> list[dict]:
+        return primitive_summary(self.ledger, skill)
+
+    def passives(self) -> list[dict]:
+        """The 11 passives with their primitives and difficulty knobs."""
+        from realm_skills.catalog import catalog
+        cat = catalog()
+        return [{"id": p.id, "name": p.name, "track": p.track, "skill": p.skill,
+                 "primitives": [{"id": q.id, "name": q.name,
+                                 "knobs": skills.knobs_for(q.id) if q.skill is None else None}
+                                for q in cat.primitives.values() if q.passive == p.id]}
+                for p in cat.passives]
+
+    def passive_history(self, passive: str | None = None, limit: int = 200) -> dict:
+        """The forgetting watch: passive accuracy over steps, best, latest, drop flags, cost."""
+        return forgetting.history(self.ledger, passive, limit, self.safe_config().watch.drop_points)
+
+    def review_quest(self, passive: str, count: int | None = None) -> str:
+        """A review quest of every primitive of a passive into the inbox; its name."""
+        from realm_skills.catalog import catalog
+        if passive not in {p.id for p in catalog().passives}:
+            known = [p.id for p in catalog().passives]
+            raise skills.SkillError(f"unknown passive {passive!r}; known: {known}")
+        return forgetting.review_quest(self, passive, count or self.safe_config().watch.review_examples)
+
+    def probe_passives(self, step: int | None = None) -> dict:
+        """Run the fixed passive probe set on a checkpoint now (default: the newest)."""
+        # Half the cores, as the eval kernels (training has the rest; oversubscribed
+        # threads on a busy 2-core machine ran the probe ~10x slower).
+        threads = self.safe_config().oracle.threads or max(1, (os.cpu_count() or 2) // 2)
+        return probe_checkpoint(self, step, threads)
+
+    def check_sparring(self) -> list[dict]:
+        """Every queued sparring file, checked as a quest and by the sparring rules."""
+        return check_queued_sparring([self.paths.queue(p) for p in ("high", "normal", "low")])
+
     def skill_catalog(self) -> list[dict]:
         """Every skill's id, name, icon and max level (no ledger reads)."""
         return [{"skill": s, "name": d.name, "icon": d.icon, "max_level": d.max_level}
@@ -458,8 +515,10 @@ class Realm(Home):
         return taskmaster.request_run(self, task_id)
 
     def set_task(self, task_id: str, *, enabled: bool | None = None, priority: int | None = None,
-                 cooldown_s: float | None = None) -> dict:
-        return taskmaster.set_task(self, task_id, enabled, priority, cooldown_s)
+                 cooldown_s: float | None = None, parameters: dict | None = None) -> dict:
+        """Run-time task settings (over realm.toml's [taskmaster.tasks.<id>]); `parameters`
+        are the notebook's (counts, eval sizes, thresholds), checked by name and type."""
+        return taskmaster.set_task(self, task_id, enabled, priority, cooldown_s, parameters)
 
     def taskmaster_status(self) -> dict:
         d = read_status(self.paths, taskmaster.STATUS)

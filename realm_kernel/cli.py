@@ -297,6 +297,79 @@ def skills_eval_report(skill: str, threshold: float = typer.Option(0.8, "--thres
         _print(_realm().eval_report(skill, threshold))
 
 
+def _skill_tool(fn, *args, **kwargs) -> None:
+    """Run a skill-tooling call: skill errors exit 2, a missing checkpoint exits 1."""
+    with _skill_errors():
+        try:
+            _print(fn(*args, **kwargs))
+        except FileNotFoundError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from e
+
+
+@skills_app.command("spar")
+def skills_spar(skill: str = typer.Option(..., "--skill", help="Skill id (bin, sy, ...)."),
+                count: int = typer.Option(40, "--count", min=1, help="Fresh problems to ask."),
+                step: int = typer.Option(None, "--step", help="Checkpoint step (default: the newest)."),
+                seed: int = typer.Option(None, "--seed")) -> None:
+    """Spar a checkpoint: COUNT fresh problems at the skill's level; each wrong answer
+    becomes 3 examples in queue/high (`realm skills spar --skill bin --count 40 --step 100`)."""
+    _skill_tool(_realm().spar_checkpoint, skill, count, step, seed)
+
+
+@skills_app.command("target")
+def skills_target(skill: str = typer.Option(..., "--skill", help="Skill id."),
+                  threshold: float = typer.Option(0.8, "--threshold", min=0.0, max=1.0,
+                                                  help="Primitives under this accuracy are weak."),
+                  count: int = typer.Option(200, "--count", min=1, help="Problems in the quest."),
+                  level: int = typer.Option(None, "--level", help="Default: the skill's level."),
+                  seed: int = typer.Option(None, "--seed")) -> None:
+    """Targeted practice: a quest weighted to the primitives under THRESHOLD in the
+    level's latest eval, into queue/high (`realm skills target --skill bin --threshold 0.8 --count 200`)."""
+    with _skill_errors():
+        path = _realm().targeted_quest(skill, level, count, threshold, seed)
+    _print({"skill": skill, "quest": path.name, "path": str(path), "count": count, "threshold": threshold})
+
+
+@skills_app.command("check-sparring")
+def skills_check_sparring() -> None:
+    """Check every queued sparring file (queue/*/sparring*.jsonl) as a quest and by the
+    sparring rules; exit 1 if any fails (`realm skills check-sparring`)."""
+    rows = _realm().check_sparring()
+    _print({"files": len(rows), "bad": sum(not r["ok"] for r in rows), "checked": rows})
+    if any(not r["ok"] for r in rows):
+        raise typer.Exit(1)
+
+
+@skills_app.command("passives")
+def skills_passives(history: bool = typer.Option(False, "--history", help="The forgetting watch's "
+                                                  "accuracy over steps instead of the catalogue."),
+                    passive: str = typer.Option(None, "--passive", help="Only this passive.")) -> None:
+    """The 11 passives with primitives and knobs, or with --history the passive probes
+    over steps, drop flags and probe cost (`realm skills passives --history`)."""
+    realm = _realm()
+    with _skill_errors():
+        _print(realm.passive_history(passive) if history else
+               [p for p in realm.passives() if passive in (None, p["id"])])
+
+
+@skills_app.command("probe")
+def skills_probe(step: int = typer.Option(None, "--step", help="Checkpoint step (default: the newest).")
+                 ) -> None:
+    """Run the forgetting watch's fixed passive probe set on a checkpoint now and record
+    it (`realm skills probe --step 100`)."""
+    _skill_tool(_realm().probe_passives, step)
+
+
+@skills_app.command("primitives")
+def skills_primitives(skill: str, summary: bool = typer.Option(False, "--summary", help="Add "
+                                                                "accuracy from the ledger.")) -> None:
+    """A skill's primitives and the levels using each; --summary adds latest/best
+    accuracy per primitive (`realm skills primitives bin --summary`)."""
+    realm = _realm()
+    _skill_tool(realm.primitive_summary if summary else realm.skill_primitives, skill)
+
+
 @oracle_app.command("chat")
 def oracle_chat(step: int = typer.Option(..., "--step", help="Exact step (0 = the base model)."),
                 message: str = typer.Option(None, "--message", "-m", help="One message; else read lines."),
@@ -573,10 +646,28 @@ def tasks_daemon() -> None:
 
 @tasks_app.command("set")
 def tasks_set(task_id: str, enabled: bool = typer.Option(None, "--enabled/--disabled"),
-              priority: int = typer.Option(None), cooldown_s: float = typer.Option(None)) -> None:
-    """Change a task's enabled flag, priority or cooldown (kept in tasks/settings.json)."""
+              priority: int = typer.Option(None), cooldown_s: float = typer.Option(None),
+              param: list[str] = typer.Option(None, "--param", help="A notebook parameter, "
+                                              "NAME=VALUE (JSON value), e.g. --param count=80")) -> None:
+    """Change a task's enabled flag, priority, cooldown or notebook parameters (kept in
+    tasks/settings.json), e.g. `realm tasks set sparring_bin --param count=80`."""
     _print(_guarded(_realm().set_task, task_id, enabled=enabled, priority=priority,
-                    cooldown_s=cooldown_s))
+                    cooldown_s=cooldown_s, parameters=_params(param) if param else None))
+
+
+def _params(items: list[str]) -> dict:
+    """NAME=VALUE pairs; a value is read as JSON (80, 0.9, true) or else kept as text."""
+    out = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name:
+            typer.echo(f"error: --param {item!r}: expected NAME=VALUE", err=True)
+            raise typer.Exit(2)
+        try:
+            out[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[name] = raw
+    return out
 
 
 @app.command()

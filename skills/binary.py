@@ -22,6 +22,7 @@ from pydantic import Field
 
 from .loader import LevelBase, PrimitiveDef
 from .problem import Problem
+from .registration import register_generator
 
 ZERO, ONE = "\u24ea", "\u2460"  # ⓪ ①
 _TO_CIRCLED = str.maketrans({"0": ZERO, "1": ONE})
@@ -251,3 +252,6 @@ def make(level: Level, number: int, prim: PrimitiveDef, rng: Random, skill: str 
                    answer=answer, final=s.answer,
                    metadata={"op": prim.op, "bits": level.bits, "operands": s.operands,
                              "result": s.value, "work": level.work})
+
+
+register_generator("bin", __name__)

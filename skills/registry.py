@@ -9,11 +9,14 @@ from pathlib import Path
 from random import Random
 from types import ModuleType
 
-from . import binary, syllacrostic
+from . import binary, syllacrostic  # noqa: F401 - they register themselves
 from .loader import DEFS, LevelBase, PrimitiveDef, SkillDef, SkillError, parse_skill
 from .problem import Problem, final_answer
+from .registration import SKILL_GENERATORS, discover
 
-GENERATORS: dict[str, ModuleType] = {"bin": binary, "sy": syllacrostic}
+discover()  # skills/generators/*.py and skills/passives/*.py register themselves
+# skill YAML `generator:` name -> module (Level, OPS, check_level, make)
+GENERATORS: dict[str, ModuleType] = SKILL_GENERATORS
 MAX_DRAWS = 32  # draws per item before a level counts as out of fresh problems
 
 

@@ -3,8 +3,12 @@
 The signal degrades with the level's parameters: rarer words (`rank`), longer words
 (`syllables`), more answers sharing one bank (`words`), fewer letters shown in each
 answer's pattern (`reveal`), distractor syllables in the bank (`distractors`) and
-shorter, partly hidden clues (`clue_words`, `clue_mask`). Answers are in capitals;
-syllables in the bank are lower case and listed alphabetically (the order tells nothing).
+shorter, partly hidden clues (`clue_words`, `clue_mask`). Answers, syllables and
+patterns are all in capitals (clues stay lower case) and the bank is listed
+alphabetically (the order tells nothing). Capitals throughout make joining and splitting
+a copy of letters rather than a case mapping per syllable: dio-mini's tokenizer keeps one
+token per capital letter, and SY L1 fell from ~1,650 steps to the figure in
+docs/skills.md ("SY's pace").
 Every puzzle is checked to have one answer: distractors never re-spell an answer, and a
 pattern-only puzzle reveals letters until one assembly of bank syllables fits.
 """
@@ -17,6 +21,7 @@ from pydantic import Field
 
 from .loader import LevelBase, PrimitiveDef, SkillError
 from .problem import Problem
+from .registration import register_generator
 from .wordbank import Word, word_bank
 
 MASK = "\u2026"  # …
@@ -129,11 +134,11 @@ def _clue_line(rng: Random, i: int, w: Word, level: Level) -> str:
 
 
 def _bank_line(syllables: list[str]) -> str:
-    return "Bank: " + SEP.join(sorted(syllables))
+    return "Bank: " + SEP.join(sorted(s.upper() for s in syllables))
 
 
 def _assembly(w: Word) -> str:
-    return "+".join(w.syllables)
+    return "+".join(w.syllables).upper()
 
 
 # -- operations ------------------------------------------------------------------------
@@ -144,7 +149,7 @@ Made = tuple[str, str, dict[str, list[str]], dict]
 
 def op_join(rng: Random, level: Level) -> Made:
     (w,) = _pick_words(rng, level, 1)
-    text = f"Join the syllables in order into one word, in capitals: {' + '.join(w.syllables)}"
+    text = f"Join the syllables in order into one word: {' + '.join(w.syllables).upper()}"
     work = [f"{_assembly(w)} = {w.text.upper()}"]
     return text, w.text.upper(), {"brief": work, "full": work}, {"words": [w.text]}
 
@@ -160,7 +165,7 @@ def op_split(rng: Random, level: Level) -> Made:
     text = (f"Split {w.text.upper()} into syllables from the bank, in order, joined by '-'.\n"
             f"{_bank_line(bank)}")
     work = [f"{w.text.upper()} = {_assembly(w)}"]
-    return text, "-".join(w.syllables), {"brief": work, "full": work}, {"words": [w.text]}
+    return text, "-".join(w.syllables).upper(), {"brief": work, "full": work}, {"words": [w.text]}
 
 
 def op_clue(rng: Random, level: Level) -> Made:
@@ -249,7 +254,7 @@ def op_leftover(rng: Random, level: Level) -> Made:
     else:
         raise SkillError(f"SY level: no distractor syllables found for rank {list(level.rank)}")
     brief, full = _solved(words)
-    answer = ", ".join(sorted(extra))
+    answer = ", ".join(sorted(x.upper() for x in extra))
     return text, answer, {"brief": brief, "full": full}, {"words": [w.text for w in words]}
 
 
@@ -290,3 +295,6 @@ def make(level: Level, number: int, prim: PrimitiveDef, rng: Random, skill: str 
     answer = final if level.work == "none" else "\n".join([*work[level.work], f"Answer: {final}"])
     return Problem(skill=skill, level=number, primitive_id=prim.id, question=question,
                    answer=answer, final=final, metadata={"op": prim.op, "work": level.work, **meta})
+
+
+register_generator("sy", __name__)

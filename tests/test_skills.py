@@ -59,12 +59,12 @@ def test_score_normalisation_is_documented_and_strict():
 
 def test_each_primitive_appears_in_the_levels_and_the_catalogue():
     cat = catalog()
-    assert len(cat.passives) == 11 and len(cat.primitives) == 39
+    assert len(cat.passives) == 11 and len(cat.primitives) == 60
     assert {p.id for p in cat.passives} == {
         "arithmetic", "binary_arithmetic", "code_trace", "combinatorics", "counting",
         "language_basics", "logic", "memory", "sequence", "string_craft", "word_puzzles"}
     by_track = cat.by_track()
-    assert sum(len(v) for v in by_track.values()) == 39
+    assert sum(len(v) for v in by_track.values()) == 60
     for skill in skills.skill_ids():
         d = skills.skill_def(skill)
         seen = {p.primitive_id for lv in d.levels for p in skills.generate(skill, lv, 12, seed=1)}

@@ -156,7 +156,7 @@ def test_cli_skills_commands(realm, tmp_path):
     out = run(app, ["skills", "show", "bin"])
     assert json.loads(out.output)["levels"]["30"]["bits"] == 32
     out = run(app, ["skills", "catalog"])
-    assert sum(len(v) for v in json.loads(out.output).values()) == 39
+    assert sum(len(v) for v in json.loads(out.output).values()) == 60
     out = run(app, ["skills", "generate", "bin", "--level", "8", "--count", "3"])
     assert [json.loads(x)["level"] for x in out.output.splitlines()] == [8, 8, 8]
     quest = tmp_path / "q.jsonl"

@@ -31,7 +31,7 @@ def test_puzzles_use_only_bank_syllables_and_answers_are_unique():
             bank_line = next((ln for ln in p.question.splitlines() if ln.startswith("Bank: ")), None)
             if p.metadata["op"] == "join":
                 continue
-            bank = bank_line[len("Bank: "):].split(" · ")
+            bank = bank_line[len("Bank: "):].lower().split(" · ")
             syllables = {w.text: w.syllables for w in word_bank().words if w.text in words}
             for w in words:
                 # Distractors never add a spelling: only the answers' own syllables can
@@ -42,12 +42,13 @@ def test_puzzles_use_only_bank_syllables_and_answers_are_unique():
                 assert _segmentations(words[0], bank) == 1
             if p.metadata["op"] == "pattern":
                 assert len(_spellings(bank, p.metadata["pattern"])) == 1
+                assert bank_line[6:] == bank_line[6:].upper()  # capitals: one token a letter
             if p.metadata["op"] == "leftover":
                 used = [s for w in word_bank().words if w.text in words for s in w.syllables]
                 left = sorted(bank)
                 for s in used:
                     left.remove(s)
-                assert p.final == ", ".join(sorted(left))
+                assert p.final == ", ".join(sorted(left)).upper()
             if p.metadata["op"] == "acrostic":
                 assert p.final == "".join(w[0] for w in words).upper() == p.metadata["hidden"].upper()
 
@@ -70,4 +71,4 @@ def test_answers_are_capitals_and_work_lines_show_the_assembly():
     lines = p.answer.splitlines()
     assert lines[-1] == f"Answer: {p.final}" and p.final == p.final.upper()
     for i, w in enumerate(p.metadata["words"], start=1):
-        assert re.fullmatch(rf"{i}\. [a-z+]+ = {w.upper()}", lines[i - 1])
+        assert re.fullmatch(rf"{i}\. [A-Z+]+ = {w.upper()}", lines[i - 1])

@@ -364,6 +364,8 @@ def test_rest_routes(realm_home, procs, tmp_path):
     assert api(base, "POST", "tasks/vault_scan", json={"colour": 1}).status_code == 400
     curriculum_ = api(base, "GET", "curriculum").json()
     assert curriculum_[0]["skill"] == "bin" and curriculum_[0]["level"] == 1
+    from .test_skill_tooling import check_skill_routes
+    check_skill_routes(base)
 
 
 def test_old_outputs_are_pruned_newest_kept(tmp_path):

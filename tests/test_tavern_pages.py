@@ -251,6 +251,40 @@ def test_guild_heatmap_and_targeted_sparring(tavern):
     page.close()
 
 
+def test_guild_shows_sy_progress_and_the_passive_history(tavern):
+    """SY's card beside BIN's, and the forgetting watch: real probes of the two evaluated
+    checkpoints, plus a reference run (the golden answers, recorded first) so the page
+    has a best to fall from and flags the drop."""
+    from realm_kernel.evals import forgetting, grading
+    realm = tavern.realm
+    if not realm.passive_history()["probe_runs"]:
+        cfg = realm.config.watch.model_copy(update={"per_primitive": 1, "review": False})
+        forgetting.run_probe(realm, lambda q, golden: list(golden), 0, "reference", "reference", cfg)
+        for step in tavern.steps[-2:]:
+            ask, _ = grading.checkpoint_answers(realm.checkpoints.get(step).path, threads=1)
+            forgetting.run_probe(realm, ask, step, realm.checkpoints.get(step).name, "every_n", cfg)
+    hist = realm.passive_history()
+    assert hist["probe_runs"] == 3 and all(len(p["points"]) == 3 for p in hist["passives"])
+    page = open_page(tavern, "guild")
+    sy = page.locator("[data-skill=sy]").first
+    sy.wait_for(timeout=60_000)
+    assert "Level 1 / 50" in sy.locator("[data-stat=level]").inner_text()
+    assert "Word Weaving" in sy.inner_text()
+    watch = page.locator("[data-role=passives]")
+    wait_for(lambda: watch.locator("tr[data-passive]").count() == 11, 60, "the 11 passives")
+    dropped = [p["passive"] for p in hist["passives"] if p["drop"]]
+    assert dropped  # an untrained-ish hero is far below the golden reference
+    row = watch.locator(f"tr[data-passive={dropped[0]}]")
+    assert row.locator("[data-stat=drop]").count() == 1 and row.locator("svg.rg-spark circle").count() == 3
+    row.scroll_into_view_if_needed()
+    shot(page, "guild-passives")
+    row.locator("button[data-action=review]").click()
+    wait_for(lambda: "Review quest" in page.locator("[data-stat=notice]").inner_text(), 60, "review quest")
+    assert any(q["name"].startswith(f"review-{dropped[0]}-") for q in realm.queue()["normal"]) or any(
+        p.name.startswith(f"review-{dropped[0]}-") for p in realm.paths.inbox.glob("*.jsonl"))
+    page.close()
+
+
 def test_oracle_page_chats(tavern):
     page = open_page(tavern, "oracle")
     left = page.locator("[data-pane=left]").first

@@ -1,6 +1,8 @@
 // The Guild: each skill's level and its progress to the next (the last evals at the
 // level against the level-up rule), the weakest primitives, a per-primitive accuracy
-// heatmap over checkpoints, and targeted sparring on the weak spots.
+// heatmap over checkpoints, and targeted sparring on the weak spots. Below, the
+// forgetting watch: each passive's probe accuracy over steps, its best, a drop flag
+// (more than drop_points below its best) and a review quest on demand.
 
 const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(100 * x)}%`);
 function heatColor(a) {  // red (0) -> amber -> green (1)
@@ -15,7 +17,9 @@ function render({ model, el }) {
   const root = el_("div", "rg-box");
   const notice = notice_("rg");
   const cards = el_("div", "rg-cards");
-  root.append(el_("div", "rg-title", "🛡️ The Guild"), notice, cards);
+  const watch = el_("div", "rg-watch");
+  watch.dataset.role = "passives";
+  root.append(el_("div", "rg-title", "🛡️ The Guild"), notice, cards, watch);
   el.append(root);
   const open = new Set();  // skills whose heatmap is shown
 
@@ -42,8 +46,61 @@ function render({ model, el }) {
     return t;
   };
 
+  const spark = (points) => {  // accuracy (0..1) over probe runs, as an SVG line
+    const w = 160, hgt = 28, n = points.length;
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", `0 0 ${w} ${hgt}`);
+    svg.setAttribute("class", "rg-spark");
+    const xy = points.map((p, i) => [n > 1 ? (i * (w - 4)) / (n - 1) + 2 : w / 2, hgt - 2 - p.accuracy * (hgt - 4)]);
+    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    line.setAttribute("points", xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" "));
+    svg.append(line);
+    for (const [x, y] of xy) {
+      const c = document.createElementNS("http://www.w3.org/2000/svg", "circle");
+      c.setAttribute("cx", x.toFixed(1));
+      c.setAttribute("cy", y.toFixed(1));
+      c.setAttribute("r", "2");
+      svg.append(c);
+    }
+    return svg;
+  };
+
+  const passives = (h) => {
+    const head = el_("div", "rg-head");
+    head.append(el_("span", "rg-name", "🧠 Passives: the forgetting watch"),
+                el_("span", "rg-muted", `${h.probe_runs || 0} probe runs · ${(h.mean_seconds || 0).toFixed(1)} s each · drop = ${h.drop_points ?? 10} points under the best`));
+    const t = el_("table", "rg-passives");
+    const th = el_("tr");
+    th.append(el_("th", "", "passive"), el_("th", "", "accuracy over steps"), el_("th", "", "latest"),
+              el_("th", "", "best"), el_("th", "", ""));
+    t.append(th);
+    for (const p of h.passives || []) {
+      const tr = el_("tr", p.drop ? "rg-dropped" : "");
+      tr.dataset.passive = p.passive;
+      const pts = p.points || [];
+      const cell = el_("td", "rg-sparkcell");
+      if (pts.length) {
+        cell.append(spark(pts));
+        cell.title = pts.map((x) => `step ${x.step}: ${pct(x.accuracy)}`).join("\n");
+      } else cell.append(el_("span", "rg-muted", "no probe yet"));
+      const latest = el_("td", "", pct(p.latest));
+      latest.dataset.stat = "latest";
+      const flag = el_("td", "");
+      if (p.drop) {
+        const badge = el_("span", "rg-drop", "⚠ drop");
+        badge.dataset.stat = "drop";
+        flag.append(badge);
+      }
+      flag.append(button("📖 Review", "review", () => send("review", { passive: p.passive }), "rg-btn rg-small"));
+      tr.append(el_("td", "rg-prim", p.name || p.passive), cell, latest, el_("td", "", pct(p.best)), flag);
+      t.append(tr);
+    }
+    return [head, t];
+  };
+
   const draw = () => {
     const s = state_(model);
+    watch.replaceChildren(...(s.passives ? passives(s.passives) : []));
     showNotice(notice, s.notice, "rg");
     cards.replaceChildren(...(s.guild || []).map((k) => {
       const card = el_("div", "rg-card");

@@ -291,10 +291,11 @@ class SchedulerSession(Session):
         return f"{skill}: priority {entry.get('priority')}, {'on' if entry.get('enabled', True) else 'off'}"
 
     def do_set_task(self, task_id: str, enabled: bool | None = None, priority: int | None = None,
-                    cooldown_s: float | None = None) -> str:
+                    cooldown_s: float | None = None, parameters: dict | None = None) -> str:
         self.realm.set_task(task_id, enabled=enabled, priority=None if priority is None else int(priority),
-                            cooldown_s=None if cooldown_s is None else float(cooldown_s))
-        return f"{task_id} updated"
+                            cooldown_s=None if cooldown_s is None else float(cooldown_s),
+                            parameters=parameters)
+        return f"{task_id} updated" + (f": {parameters}" if parameters else "")
 
 
 class GuildSession(Session):
@@ -310,7 +311,11 @@ class GuildSession(Session):
             s["threshold"] = report["threshold"]
             s["rule"] = report["state"]["rule"]
             s["heatmap"] = self.realm.primitive_history(s["skill"])
-        return {"guild": skills_}
+        return {"guild": skills_, "passives": self.realm.passive_history()}
+
+    def do_review(self, passive: str) -> str:
+        name = self.realm.review_quest(passive)
+        return f"Review quest {name} queued"
 
     def do_spar(self, skill: str) -> str:
         path = self.realm.targeted_quest(skill)

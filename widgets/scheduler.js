@@ -1,6 +1,7 @@
 // The Scheduler: the curriculum per skill (level, recent evals, review levels,
 // priority), the Task Master's tasks (priority, resource, cooldown, next run, last
-// outcome), and "run now". Needs the Task Master (Realm.tasks); says so without it.
+// outcome, notebook parameters such as counts, eval sizes and thresholds), and "run
+// now". Needs the Task Master (Realm.tasks); says so without it.
 
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 const pct = (x) => `${Math.round(100 * x)}%`;
@@ -54,6 +55,28 @@ function render({ model, el }) {
                   el_("span", "rk-meta", `priority ${t.priority} · ${t.resource} · cooldown ${Math.round(t.cooldown_s)}s` +
                       ` · last ${when(t.last_run)} · next ${when(t.next_eligible)}`));
       if (t.detail) info.append(el_("span", "rk-meta", String(t.detail)));
+      for (const p of t.problems || []) info.append(el_("span", "rk-meta rk-problem", p));
+      const params = el_("div", "rk-params");
+      for (const [key, value] of Object.entries(t.parameters || {})) {
+        const inp = el_("input", typeof value === "number" ? "rk-num" : "rk-text");
+        if (typeof value === "boolean") {
+          inp.type = "checkbox";
+          inp.checked = value;
+        } else {
+          inp.type = typeof value === "number" ? "number" : "text";
+          if (typeof value === "number") inp.step = Number.isInteger(value) ? "1" : "any";
+          inp.value = String(value);
+        }
+        inp.dataset.role = "param";
+        inp.dataset.param = key;
+        inp.title = key;
+        inp.addEventListener("change", () => {
+          const v = typeof value === "boolean" ? inp.checked : typeof value === "number" ? Number(inp.value) : inp.value;
+          send("set_task", { task_id: t.task_id, parameters: { [key]: v } });
+        });
+        params.append(el_("label", "rk-meta", key), inp);
+      }
+      if (params.childElementCount) info.append(params);
       const acts = el_("div", "rk-acts");
       const en = el_("input");
       en.type = "checkbox";

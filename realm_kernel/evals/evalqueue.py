@@ -26,7 +26,7 @@ from ..store.ledger import json_data
 from ..store.paths import is_model_dir
 from ..store.process import pid_alive
 from ..store.vault import VaultError, VaultKeeper
-from . import grading
+from . import forgetting, grading
 from .curriculum import plan
 from .practice import SparringError, spar_result
 from .skillbook import skill_state
@@ -120,11 +120,39 @@ def evaluate(home: Home, request: dict, size: int | None = None, threads: int = 
                    "level_after": rec["level_after"], "status": "done"}
         home.ledger.event("eval_done", f"{name}: {skills.skill_def(skill).name} L{level} "
                           f"{result.accuracy:.0%}", json_data(summary), key=f"eval:{name}")
+        summary["probe"] = watch(home, ask, step, name, rec["level_after"] > rec["level_before"])
         summary["wrong"] = [{"question": i.problem.question, "answer": i.answer,
                              "expected": i.problem.final} for i in result.wrong[:5]]
         return summary
     finally:
         release(home, name)
+
+
+def watch(home: Home, ask: grading.Ask, step: int | None, checkpoint: str,
+          champion: bool) -> dict | None:
+    """The forgetting watch on this checkpoint, when due (champion or every Nth eval);
+    a probe that fails is recorded and never fails the eval."""
+    cfg = home.safe_config().watch
+    reason = forgetting.due(home.ledger, cfg, champion)
+    if reason is None:
+        return None
+    try:
+        out = forgetting.run_probe(home, ask, step, checkpoint, reason, cfg)
+    except Exception as e:
+        home.ledger.event("probe_error", f"passive probe of {checkpoint} failed: {e}")
+        return {"error": str(e)}
+    return {k: out[k] for k in ("run_id", "reason", "n", "accuracy", "seconds")} | {
+        "drops": [d["passive"] for d in out["drops"]]}
+
+
+def probe_checkpoint(home: Home, step: int | None = None, threads: int = 0) -> dict:
+    """The forgetting watch's probe on one checkpoint (default: the newest), by hand."""
+    row = home.checkpoints.get(step) if step is not None else home.checkpoints.latest()
+    if row is None or not (Path(row.path) / "config.json").exists():
+        where = f"at step {step} " if step is not None else ""
+        raise FileNotFoundError(f"no checkpoint {where}on disk to probe")
+    ask, _ = grading.checkpoint_answers(row.path, threads)
+    return forgetting.run_probe(home, ask, row.step, row.name, "manual")
 
 
 def spar(home: Home, skill: str, count: int, step: int | None = None, seed: int | None = None,

@@ -4,6 +4,7 @@ published through quests.publish (stage -> validate -> rename -> ledger row -> e
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,12 +61,13 @@ def curriculum_quest(home: Home, seed: int | None = None) -> dict | None:
     if chosen is None:
         return None
     seed = _seed(seed)
-    problems = curriculum.problems(chosen["skill"], chosen["level"], cfg.quest_examples,
-                                   cfg.review_fraction, cfg.review_window, seed)
+    problems = curriculum.mixed_problems(plans, chosen, cfg.quest_examples, cfg.review_fraction,
+                                         cfg.review_window, seed)
     name = curriculum.quest_name(chosen["skill"], chosen["level"], seed)
     data = {"skill": chosen["skill"], "level": chosen["level"], "quest": name,
             "examples": len(problems), "review_levels": chosen["review_levels"],
-            "review": sum(p.level != chosen["level"] for p in problems), "seed": seed,
+            "review": sum(p.level != chosen["level"] and p.skill == chosen["skill"] for p in problems),
+            "mix": dict(sorted(collections.Counter(p.skill for p in problems).items())), "seed": seed,
             "withdrawn": withdrawn}
     publish(home.paths, home.ledger, home.safe_config(), name, [p.as_example() for p in problems],
             event=("quest_generated", f"New quest: {chosen['name']} L{chosen['level']} "

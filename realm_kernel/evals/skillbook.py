@@ -64,3 +64,42 @@ def check_sparring_file(path: Path) -> list[str]:
     if not report.ok:
         return [report.summary()]
     return check_sparring(examples)
+
+
+def skill_primitives(skill: str) -> list[dict]:
+    """A skill's primitives (id, name, op, passive) and the levels that use each."""
+    d = skills.skill_def(skill)
+    return [{"id": p.id, "name": p.name, "op": p.op, "description": p.description,
+             "passive": d.passive,
+             "levels": [n for n, lv in d.levels.items() if p.id in lv.primitives]}
+            for p in d.primitives]
+
+
+def primitive_summary(ledger: Ledger, skill: str) -> list[dict]:
+    """Per primitive of a skill: evals that scored it, latest and best accuracy, the
+    latest level and step it was scored at (never-scored primitives have n_evals 0)."""
+    rows = {r["primitive_id"]: r for r in ledger.query("""
+        SELECT primitive_id, count(*) AS n_evals, max(accuracy) AS best,
+               arg_max(accuracy, ts) AS latest, arg_max(level, ts) AS level,
+               arg_max(step, ts) AS step, sum(correct) AS correct, sum(n) AS n
+        FROM primitive_accuracy WHERE skill = ? GROUP BY primitive_id""", [skill])}
+    out = []
+    for p in skill_primitives(skill):
+        r = rows.get(p["id"]) or {}
+        out.append({**p, "n_evals": int(r.get("n_evals") or 0), "latest": r.get("latest"),
+                    "best": r.get("best"), "level": r.get("level"), "step": r.get("step"),
+                    "problems_scored": int(r.get("n") or 0), "correct": int(r.get("correct") or 0)})
+    return out
+
+
+def check_queued_sparring(queue_dirs: list[Path]) -> list[dict]:
+    """Every queued sparring file (sparring*.jsonl) checked as a quest and as sparring."""
+    out = []
+    for d in queue_dirs:
+        for path in sorted(d.glob("sparring*.jsonl")):
+            try:
+                problems = check_sparring_file(path)
+            except (OSError, ValueError) as e:
+                problems = [f"{type(e).__name__}: {e}"]
+            out.append({"file": str(path), "queue": d.name, "ok": not problems, "problems": problems[:20]})
+    return out

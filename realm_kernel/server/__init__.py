@@ -14,6 +14,7 @@ from ..services.weaver import Weaver, enabled
 from ..store.paths import RealmPaths
 from .handlers import handlers
 from .oracle_handlers import handlers as oracle_handlers
+from .skill_handlers import handlers as skill_handlers
 
 
 def _jupyter_server_extension_points() -> list[dict]:
@@ -28,6 +29,7 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.settings["realm"] = realm
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     web_app.add_handlers(".*$", oracle_handlers(web_app.settings["base_url"]))
+    web_app.add_handlers(".*$", skill_handlers(web_app.settings["base_url"]))
     if enabled():
         weaver = Weaver(paths, serverapp.log, ledger=realm.ledger)
         web_app.settings["realm_weaver"] = weaver

@@ -368,10 +368,10 @@ class TaskItemHandler(RealmHandler):
     @tornado.web.authenticated
     async def post(self, task_id: str) -> None:
         body = self.json_body()
-        unknown = set(body) - {"enabled", "priority", "cooldown_s"}
+        unknown = set(body) - {"enabled", "priority", "cooldown_s", "parameters"}
         if unknown:
             raise tornado.web.HTTPError(400, f"unknown field(s) {sorted(unknown)}; "
-                                             "expected enabled, priority, cooldown_s")
+                                             "expected enabled, priority, cooldown_s, parameters")
         self.reply(await self.call(self.realm.set_task, task_id, **body))
 
 

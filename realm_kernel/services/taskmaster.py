@@ -74,14 +74,14 @@ class TaskDef:
 # generate 6, health/validate 4, cleanup/scan 3, warmup/lineage 2).
 REGISTRY: tuple[TaskDef, ...] = (
     TaskDef("process_eval_queue", "Eval queue", "eval.ipynb", 10, "inference", 0,
-            parameters={"max_checkpoints": 6}, work="eval",
+            parameters={"max_checkpoints": 6, "eval_size": 0}, work="eval",
             description="Evaluate each saved checkpoint once on its skill's current level"),
     TaskDef("sparring_bin", "Sparring (BIN)", "sparring.ipynb", 9, "inference", 600,
             parameters={"skill": "bin", "count": 40}, work="sparring",
             description="Fresh problems -> wrong answers -> 3 examples each -> queue/high"),
-    TaskDef("sparring_sy", "Sparring (SY)", "sparring.ipynb", 9, "inference", 600, enabled=False,
+    TaskDef("sparring_sy", "Sparring (SY)", "sparring.ipynb", 9, "inference", 600,
             parameters={"skill": "sy", "count": 40}, work="sparring",
-            description="SY sparring (off until SY is on the curriculum)"),
+            description="Fresh SY problems -> wrong answers -> 3 examples each -> queue/high"),
     TaskDef("sparring_bin_large", "Large sparring (BIN)", "sparring.ipynb", 8, "inference", 3600,
             parameters={"skill": "bin", "count": 200}, work="sparring",
             description="A long sparring session"),
@@ -259,20 +259,61 @@ def load_settings(home: Home) -> dict[str, dict]:
     return data if isinstance(data, dict) else {}
 
 
-def effective(home: Home) -> dict[str, TaskDef]:
-    """The registry with run-time settings (enabled / priority / cooldown_s) applied."""
+def check_parameter(task: TaskDef, key: str, value: Any) -> Any:
+    """A notebook parameter value of the task's own type, or ValueError naming both."""
+    if key not in task.parameters:
+        raise ValueError(f"task {task.task_id!r} has no parameter {key!r}; "
+                         f"parameters: {sorted(task.parameters) or 'none'}")
+    want = type(task.parameters[key])
+    ok = (isinstance(value, bool) if want is bool else
+          isinstance(value, int | float) and not isinstance(value, bool) if want is float else
+          isinstance(value, int) and not isinstance(value, bool) if want is int else
+          isinstance(value, str))
+    if not ok:
+        raise ValueError(f"task {task.task_id!r}: parameter {key!r} must be {want.__name__}, got {value!r}")
+    if want in (int, float) and value < 0:
+        raise ValueError(f"task {task.task_id!r}: parameter {key!r} must be >= 0, got {value!r}")
+    return float(value) if want is float else value
+
+
+def _layer(t: TaskDef, s: dict, where: str, problems: list[str]) -> TaskDef:
+    """One layer of settings over a task: enabled / priority / cooldown_s / parameters."""
+    t = replace(t, **{k: s[k] for k in ("enabled", "priority", "cooldown_s") if s.get(k) is not None})
+    params = dict(t.parameters)
+    for key, value in (s.get("parameters") or {}).items():
+        try:
+            params[key] = check_parameter(t, key, value)
+        except ValueError as e:
+            problems.append(f"{where}: {e}")
+    return replace(t, parameters=params)
+
+
+def effective(home: Home, problems: dict[str, list[str]] | None = None) -> dict[str, TaskDef]:
+    """The registry, then realm.toml's [taskmaster.tasks.<id>], then run-time settings
+    (tasks/settings.json: the Scheduler page and the API). Problems (an unknown task or
+    parameter, a wrong type) go into `problems` per task; the default stays."""
     out = {}
+    problems = {} if problems is None else problems
     settings = load_settings(home)
+    toml = home.safe_config().taskmaster.tasks
+    for tid in sorted(set(toml) - set(registry())):
+        problems.setdefault("_", []).append(f"realm.toml: taskmaster.tasks.{tid}: unknown task")
     for tid, t in registry().items():
-        s = settings.get(tid) or {}
-        out[tid] = replace(t, **{k: s[k] for k in ("enabled", "priority", "cooldown_s") if k in s})
+        mine = problems.setdefault(tid, [])
+        if tid in toml:
+            t = _layer(t, toml[tid].model_dump(), f"realm.toml: taskmaster.tasks.{tid}", mine)
+        t = _layer(t, settings.get(tid) or {}, "tasks/settings.json", mine)
+        out[tid] = t
     return out
 
 
 def set_task(home: Home, task_id: str, enabled: bool | None = None, priority: int | None = None,
-             cooldown_s: float | None = None) -> dict:
+             cooldown_s: float | None = None, parameters: dict | None = None) -> dict:
     if task_id not in registry():
         raise KeyError(f"unknown task {task_id!r}; known: {sorted(registry())}")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise ValueError(f"parameters must be an object of name -> value, got {parameters!r}")
+    checked = {k: check_parameter(registry()[task_id], k, v) for k, v in (parameters or {}).items()}
     if enabled is not None and not isinstance(enabled, bool):
         raise ValueError(f"enabled must be true or false, got {enabled!r}")
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)
@@ -286,6 +327,8 @@ def set_task(home: Home, task_id: str, enabled: bool | None = None, priority: in
     for k, v in (("enabled", enabled), ("priority", priority), ("cooldown_s", cooldown_s)):
         if v is not None:
             mine[k] = v
+    if checked:
+        mine["parameters"] = {**(mine.get("parameters") or {}), **checked}
     settings[task_id] = mine
     atomic_write_json(settings_file(home), settings)
     home.ledger.event("task_settings", f"Task {task_id}: {mine}", json.dumps(mine))
@@ -328,7 +371,8 @@ def describe(home: Home, gpu: dict | None = None, check_work: bool = False,
     gpu = gpu if gpu is not None else {"gpus": [], "detail": "not checked"}
     now = time.time()
     out = []
-    for t in sorted(effective(home).values(), key=lambda t: (-t.priority, t.task_id)):
+    problems: dict[str, list[str]] = {}
+    for t in sorted(effective(home, problems).values(), key=lambda t: (-t.priority, t.task_id)):
         h = hist.get(t.task_id)
         last = _ts(h)
         wait = max(t.cooldown_s, FAILURE_BACKOFF_S) if h and h["status"] == "failed" else t.cooldown_s
@@ -336,6 +380,7 @@ def describe(home: Home, gpu: dict | None = None, check_work: bool = False,
         row = {"task_id": t.task_id, "name": t.name, "priority": t.priority, "resource": t.resource,
                "cooldown_s": t.cooldown_s, "enabled": t.enabled, "notebook": t.notebook,
                "parameters": t.parameters, "description": t.description,
+               "problems": problems.get(t.task_id, []) + problems.get("_", []),
                "last_run": iso(last), "last_status": h["status"] if h else None,
                "next_eligible": iso(nxt), "output": h["output"] if h else None,
                "detail": h["detail"] if h else None}

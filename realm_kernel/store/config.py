@@ -152,6 +152,16 @@ class OracleConfig(_Section):
     threads: int = Field(0, ge=0, le=1024)
 
 
+class TaskSetting(_Section):
+    """One task's settings over its registry defaults ([taskmaster.tasks.<task_id>]);
+    parameter names and types are checked against the task's own (a wrong one is listed
+    under the task's `problems` and left at its default)."""
+    enabled: bool | None = None
+    priority: int | None = Field(None, ge=0, le=100)
+    cooldown_s: float | None = Field(None, ge=0, le=7 * 86400)
+    parameters: dict[str, bool | int | float | str] = {}
+
+
 class TaskmasterConfig(_Section):
     """The Task Master (realm_kernel/services/taskmaster.py): runs pipeline notebooks when idle."""
     enabled: bool = True
@@ -164,6 +174,9 @@ class TaskmasterConfig(_Section):
     keep_outputs: int = Field(30, ge=1)
     # torch/OpenMP threads of the pipeline kernels; 0 = half the cores (training has the rest).
     kernel_threads: int = Field(0, ge=0, le=1024)
+    # Per task: enabled, priority, cooldown_s and notebook parameters (counts, eval sizes,
+    # thresholds), e.g. [taskmaster.tasks.sparring_bin] parameters = {count = 80}.
+    tasks: dict[str, TaskSetting] = {}
 
 
 class SkillPlanConfig(_Section):
@@ -175,7 +188,7 @@ class SkillPlanConfig(_Section):
 class CurriculumConfig(_Section):
     """What the generate task writes: the current level of each skill, plus review."""
     skills: dict[str, SkillPlanConfig] = Field(default_factory=lambda: {
-        "bin": SkillPlanConfig(priority=1), "sy": SkillPlanConfig(enabled=False)})
+        "bin": SkillPlanConfig(priority=1), "sy": SkillPlanConfig(priority=1)})
     # Fraction of each quest drawn from earlier levels (review), spread over the last
     # review_window levels.
     review_fraction: float = Field(0.25, ge=0, lt=1)
@@ -196,6 +209,21 @@ class CurriculumConfig(_Section):
         return v
 
 
+class WatchConfig(_Section):
+    """The forgetting watch (evals/forgetting.py): passive probes on champions and every
+    Nth evaluated checkpoint."""
+    enabled: bool = True
+    # Probe every Nth evaluated checkpoint too (0 = champions only).
+    every_n_evals: int = Field(20, ge=0, le=100_000)
+    # Problems per primitive in the fixed probe set (60 primitives): the cost bound.
+    per_primitive: int = Field(2, ge=1, le=100)
+    seed: int = 20261201  # fixed, so probe numbers compare over time
+    # A passive more than this many points below its best run is flagged as a drop.
+    drop_points: float = Field(10.0, gt=0, le=100)
+    review: bool = True  # a drop queues a review quest of that passive
+    review_examples: int = Field(200, ge=1, le=100_000)
+
+
 class RealmConfig(_Section):
     hero: HeroConfig = HeroConfig()
     training: TrainingConfig = TrainingConfig()
@@ -207,6 +235,7 @@ class RealmConfig(_Section):
     curriculum: CurriculumConfig = CurriculumConfig()
     logs: LogsConfig = LogsConfig()
     backup: BackupConfig = BackupConfig()
+    watch: WatchConfig = WatchConfig()
 
     def base_model_path(self, paths: RealmPaths) -> Path:
         if not self.hero.base_model:

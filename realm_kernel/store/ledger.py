@@ -53,8 +53,9 @@ import pyarrow.parquet as pq
 from . import backup, faults
 from .paths import RealmPaths, checkpoint_complete
 
-SCHEMA_VERSION = 3  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
-#                     assets, zones, tasks, achievements, quests.sha256, events.key; v3: both
+SCHEMA_VERSION = 4  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
+#                     assets, zones, tasks, achievements, quests.sha256, events.key; v3: both;
+#                     v4: passive_probes
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -97,6 +98,14 @@ TABLES: dict[str, pa.Schema] = {
         ("ts", _TS), ("run_id", pa.string()), ("step", pa.int64()), ("checkpoint", pa.string()),
         ("skill", pa.string()), ("level", pa.int64()), ("primitive_id", pa.string()),
         ("n", pa.int64()), ("correct", pa.int64()), ("accuracy", pa.float64()),
+    ]),
+    # The forgetting watch: one row per primitive per probe run (evals/forgetting.py);
+    # `seconds` is the whole run's answering time (its cost), repeated on each row.
+    "passive_probes": pa.schema([
+        ("ts", _TS), ("run_id", pa.string()), ("step", pa.int64()), ("checkpoint", pa.string()),
+        ("reason", pa.string()), ("passive", pa.string()), ("primitive_id", pa.string()),
+        ("n", pa.int64()), ("correct", pa.int64()), ("accuracy", pa.float64()),
+        ("seconds", pa.float64()),
     ]),
     "assets": pa.schema([
         ("ts", _TS), ("asset_id", pa.string()), ("type", pa.string()), ("name", pa.string()),

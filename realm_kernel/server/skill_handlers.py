@@ -1,0 +1,70 @@
+"""The skills' REST API under /realm/api: skills, their primitives and per-primitive
+summary, skill state, the passives and the forgetting watch's history and probes."""
+
+from __future__ import annotations
+
+import tornado.web
+
+from .handlers import RealmHandler, mount
+
+
+class SkillHandler(RealmHandler):
+    async def skill_call(self, fn, skill: str):
+        """Unknown skills are 404 (not 400): the URL names a resource that is not there."""
+        import realm_skills as skills
+        if skill not in skills.skill_ids():
+            raise tornado.web.HTTPError(404, f"unknown skill {skill!r}; known: {skills.skill_ids()}")
+        return await self.call(fn, skill)
+
+
+class SkillsHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply(await self.call(self.realm.skills_list))
+
+
+def _skill_route(method: str) -> type[SkillHandler]:
+    """GET <route with a skill id> -> Realm.<method>(skill)."""
+    class Handler(SkillHandler):
+        @tornado.web.authenticated
+        async def get(self, skill: str) -> None:
+            self.reply(await self.skill_call(getattr(self.realm, method), skill))
+    Handler.__name__ = Handler.__qualname__ = f"Skill_{method}_Handler"
+    return Handler
+
+
+class PassivesHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply(await self.call(self.realm.passives))
+
+
+class PassiveHistoryHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        passive = self.get_argument("passive", None) or None
+        self.reply(await self.call(self.realm.passive_history, passive))
+
+
+class PassiveProbeHandler(RealmHandler):
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        body = self.json_body()
+        step = self.field(body, "step", int, required=False)
+        self.reply(await self.call(self.realm.probe_passives, step))
+
+
+_ID = r"([a-z][a-z0-9_]*)"
+ROUTES = [
+    ("skills", SkillsHandler),
+    (f"skills/{_ID}/primitives", _skill_route("skill_primitives")),
+    (f"skills/{_ID}/primitives/summary", _skill_route("primitive_summary")),
+    (f"skills/{_ID}/state", _skill_route("eval_report")),
+    ("passives", PassivesHandler),
+    ("passives/history", PassiveHistoryHandler),
+    ("passives/probe", PassiveProbeHandler),
+]
+
+
+def handlers(base_url: str) -> list[tuple[str, type]]:
+    return mount(base_url, ROUTES)
