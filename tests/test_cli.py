@@ -558,6 +558,143 @@ def _(ctx):
     assert "without a login" in ctx.run("tavern", "--address", "0.0.0.0", code=2).stderr
 
 
+# -- skill tooling (issue 16) -------------------------------------------------------
+
+def _bin_eval(ctx, step: int = 20, wrong_every: int = 2) -> None:
+    """A recorded BIN L1 eval with some wrong answers (weak primitives to target)."""
+    import realm_skills as skills
+    from realm_skills.evaluation import eval_problems
+    problems = eval_problems("bin", 1)
+    answers = [p.answer if i % wrong_every else "nope" for i, p in enumerate(problems)]
+    ctx.realm.record_eval(skills.run_eval("bin", 1, answers, problems=problems), step,
+                          f"checkpoint-{step}")
+
+
+@call("skills spar")
+def _(ctx):
+    out = ctx.json("skills", "spar", "--skill", "bin", "--count", "6", "--step", "20", "--seed", "3")
+    assert out["step"] == 20 and out["count"] == 6 and out["correct"] + out["wrong"] == 6
+    if out["wrong"]:
+        assert (ctx.paths.queue("high") / out["quest"]).is_file() and out["examples"] == 3 * out["wrong"]
+        (ctx.paths.queue("high") / out["quest"]).unlink()
+
+
+@call("skills target")
+def _(ctx):
+    _bin_eval(ctx)
+    out = ctx.json("skills", "target", "--skill", "bin", "--threshold", "0.9", "--count", "12",
+                   "--level", "1", "--seed", "4")
+    path = Path(out["path"])
+    assert path.parent == ctx.paths.queue("high") and path.name.startswith("target-bin-L1")
+    assert len(path.read_text().splitlines()) == 12
+    path.unlink()
+
+
+@call("skills check-sparring")
+def _(ctx):
+    bad = ctx.paths.queue("high") / "sparring-cli-bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "1+1?"},
+                                            {"role": "assistant", "content": "2"}]}) + "\n")
+    try:
+        res = ctx.run("skills", "check-sparring", code=1)
+        out = json.loads(res.stdout)
+        assert out["bad"] >= 1 and any(r["ok"] is False for r in out["checked"])
+    finally:
+        bad.unlink()
+
+
+@call("skills passives")
+def _(ctx):
+    out = ctx.json("skills", "passives")
+    assert len(out) == 11, out
+
+
+@call("skills primitives")
+def _(ctx):
+    _bin_eval(ctx)
+    out = ctx.run("skills", "primitives", "bin", "--summary").stdout
+    assert "bin_add_no_carry" in out
+
+
+@call("skills probe")
+def _(ctx):
+    before = ctx.realm.sql("SELECT count(*) AS n FROM passive_probes")[0]["n"]
+    ctx.run("skills", "probe", "--step", "20")
+    assert ctx.realm.sql("SELECT count(*) AS n FROM passive_probes")[0]["n"] > before
+
+
+# -- formats (issue 17) ------------------------------------------------------------------
+
+@call("quest import")
+def _(ctx):
+    from datasets import Dataset
+    folder = ctx.tmp / "alpaca-ds"
+    Dataset.from_list([{"instruction": "Add 2 and 3.", "input": "", "output": "5"},
+                       {"instruction": "Reverse", "input": "abc", "output": "cba"}]).save_to_disk(folder)
+    out = ctx.json("quest", "import", str(folder), "--name", "alpaca-cli.jsonl")
+    path = ctx.paths.inbox / "alpaca-cli.jsonl"
+    assert out["examples"] == 2 and path.is_file()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rows[1]["messages"][-1] == {"role": "assistant", "content": "cba"}
+    path.unlink()
+
+
+# -- days unattended (issue 18) ----------------------------------------------------------
+
+@call("up")
+def _(ctx):
+    home = ctx.fresh_home("up-home")
+    ctx.run("up", "--headless", home=home.home)
+    try:
+        wait_for(lambda: any(p["name"] == "daemon" for p in
+                             json.loads(ctx.run("ps", home=home.home).stdout)["processes"]), 120,
+                 "realm up's daemon in realm ps")
+    finally:
+        out = json.loads(ctx.run("down", home=home.home).stdout)
+    assert out["still_running"] == [] and out["stopped"]
+
+
+@call("ps")
+def _(ctx):
+    out = ctx.json("ps")
+    assert out["home"] == str(ctx.paths.home) and out["running"] is False and out["processes"] == []
+
+
+@call("down")
+def _(ctx):
+    home = ctx.fresh_home("down-home")
+    service_pid = subprocess.Popen([sys.executable, "-m", "realm_kernel.services.daemon", "--home",
+                                    str(home.home)], env=child_env(home.home),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+    try:
+        wait_for(lambda: read_status(home, DAEMON).get("pid") == service_pid.pid, 120, "a lone daemon")
+        out = json.loads(ctx.run("down", home=home.home).stdout)
+        assert [p["name"] for p in out["stopped"]] == ["daemon"] and out["still_running"] == []
+        assert service_pid.wait(30) == 0
+    finally:
+        if service_pid.poll() is None:
+            service_pid.kill()
+            service_pid.wait()
+
+
+@call("backup")
+def _(ctx):
+    dest = ctx.tmp / "bk-cli"
+    ctx.run("backup", str(dest))
+    assert (dest / "ledger").is_dir() and any((dest / "ledger").rglob("*.parquet"))
+
+
+@call("restore")
+def _(ctx):
+    src = ctx.tmp / "bk-for-restore"
+    ctx.run("backup", str(src))
+    home = ctx.fresh_home("restored")
+    ctx.run("restore", str(src), home=home.home)
+    steps = Realm(home.home).sql("SELECT max(step) AS s FROM metrics")[0]["s"]
+    assert steps == ctx.realm.sql("SELECT max(step) AS s FROM metrics")[0]["s"] == 20
+
+
 # -- the tests ------------------------------------------------------------------------
 
 def test_every_command_has_an_entry():
