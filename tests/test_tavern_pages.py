@@ -317,5 +317,11 @@ def test_scheduler_page(tavern):
     task.locator("button[data-action=run]").click()
     wait_for(lambda: "run requested" in page.locator("[data-stat=notice]").inner_text(), 30, "run now")
     assert task_id
+    # A task parameter (sparring's count) edited on the page lands in the task settings.
+    count = page.locator("[data-task=sparring_bin] input[data-role=param][data-param=count]")
+    count.fill("64")
+    count.dispatch_event("change")
+    wait_for(lambda: next(t for t in tavern.realm.tasks() if t["task_id"] == "sparring_bin")
+             ["parameters"]["count"] == 64, 30, "the sparring count saved")
     shot(page, "scheduler-run")
     page.close()
