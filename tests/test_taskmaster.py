@@ -171,11 +171,12 @@ def test_priorities_cooldowns_settings_and_run_now(home):
     tm = TaskMaster(home.home)
     avail = {t["task_id"]: t for t in describe(realm, gpu_status(), check_work=True)}
     # An empty realm: generate (queue low) and the cooldown-only tasks may run; the eval
-    # queue, sparring, cleanup have no work; disabled SY sparring never runs.
+    # queue, sparring, cleanup have no work; SY sparring (on by default, as SY is) waits
+    # for SY's first eval.
     assert avail["generate_curriculum"]["available"]
     assert not avail["process_eval_queue"]["available"]
     assert "0 checkpoint" in avail["process_eval_queue"]["why_not"]
-    assert avail["sparring_sy"]["why_not"] == "disabled"
+    assert avail["sparring_sy"]["enabled"] and "sy L1 not yet at 50%" in avail["sparring_sy"]["why_not"]
     # Nothing to train: generate jumps the queue; with one quest waiting it is just
     # priority 6 among the others.
     assert tm.pick() == ("generate_curriculum", "the daemon has nothing to train")

@@ -327,5 +327,11 @@ def test_scheduler_page(tavern):
              30, "run now")
     # The click wrote the Task Master's request file for this very task.
     assert (tavern.realm.paths.tasks / "requests" / f"{task_id}.json").is_file()
+    # A task parameter (sparring's count) edited on the page lands in the task settings.
+    count = page.locator("[data-task=sparring_bin] input[data-role=param][data-param=count]")
+    count.fill("64")
+    count.dispatch_event("change")
+    wait_for(lambda: next(t for t in tavern.realm.tasks() if t["task_id"] == "sparring_bin")
+             ["parameters"]["count"] == 64, 30, "the sparring count saved")
     shot(page, "scheduler-run")
     page.close()

@@ -51,7 +51,10 @@ class PassiveProbeHandler(RealmHandler):
     async def post(self) -> None:
         body = self.json_body()
         step = self.field(body, "step", int, required=False)
-        self.reply(await self.call(self.realm.probe_passives, step))
+        try:
+            self.reply(await self.call(self.realm.probe_passives, step))
+        except FileNotFoundError as e:  # no such checkpoint on disk
+            raise tornado.web.HTTPError(404, str(e)) from e
 
 
 _ID = r"([a-z][a-z0-9_]*)"
