@@ -36,6 +36,7 @@ from .quests.formats import QuestReport
 from .quests.publish import publish, quest_row, record, withdraw
 from .quests.queue import list_queue, reorder, set_priority, waiting
 from .services import taskmaster
+from .store import backup
 from .store.config import ConfigError, RealmConfig
 from .store.home import Home
 from .store.ledger import SCHEMA_VERSION
@@ -231,6 +232,22 @@ class Realm(Home):
         """Make a checkpoint the champion (an event keyed 'champion'; the latest wins).
         Retention never deletes it."""
         return promote(self, step)
+
+    # -- backups --------------------------------------------------------------------
+    def backup(self, dest: str | os.PathLike | None = None, all_checkpoints: bool = False) -> dict:
+        """A consistent snapshot (ledger, settings, the champion's weights; with
+        all_checkpoints every checkpoint) into DEST, default backups/<time>/."""
+        champ = self.champion()
+        target = Path(dest) if dest else self.paths.home / "backups" / time.strftime("%Y%m%d-%H%M%S")
+        return backup.snapshot(self.paths, target, "manual",
+                               champion=Path(champ["path"]) if champ and champ.get("path") else None,
+                               all_checkpoints=all_checkpoints)
+
+    def restore(self, src: str | os.PathLike) -> dict:
+        """Bring this realm home back from a backup (refused while a daemon runs)."""
+        out = backup.restore(self.paths, Path(src))
+        self.ledger.ensure_views()
+        return out
 
     def delete_checkpoint(self, step: int) -> dict:
         """Delete a checkpoint from disk; the champion and the one in use are refused."""

@@ -275,10 +275,13 @@ def skills_eval(skill: str, answers: Path, level: int = typer.Option(..., "--lev
                 ) -> None:
     """Score ANSWERS (a .jsonl of {"answer": ...} in eval order) against the level's
     eval batch, store it in the ledger and optionally queue sparring."""
-    import realm_skills as skills
+    from .evals import grading
     rows = [json.loads(line) for line in answers.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [str(r.get("answer", "")) for r in rows]
     with _skill_errors():
-        result = skills.run_eval(skill, level, [str(r.get("answer", "")) for r in rows])
+        # The one grading path, with the file as the model's answers.
+        result = grading.grade(grading.pick(skill, level, len(texts), eval_batch=True),
+                               lambda questions, golden: texts)
         realm = _realm()
         run_id = realm.record_eval(result, step, checkpoint)
         out = {"run_id": run_id, **result.summary()}
@@ -603,14 +606,20 @@ def hosts() -> None:
 def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
          headless: bool = typer.Option(False, help="No JupyterLab: only the daemon and the "
                                        "Task Master, supervised by the Weaver, until Ctrl-C."),
-         root_dir: Path = typer.Option(None, help="Folder JupyterLab serves (default: the realm "
-                                       "home, given notebooks/ from the package if it has none).")
+         root_dir: Path = typer.Option(None, help="Folder JupyterLab serves (default: the "
+                                       "realm's run/ folder with copies of notebooks/)."),
+         detach: bool = typer.Option(False, "--detach", help="Start in the background, print "
+                                     "where, and return (`realm ps`, `realm down`).")
          ) -> None:
     """Start the game: JupyterLab with the Tavern notebook, the daemon, the Task Master
     and dio-mini. From an empty realm the curriculum writes the first quests itself.
 
-    Extra arguments go to JupyterLab (e.g. --IdentityProvider.token=...)."""
+    Extra arguments go to JupyterLab (e.g. --IdentityProvider.token=...).
+    Example: realm play --headless --detach"""
+    if detach:
+        raise typer.Exit(_play_detached(port, headless, root_dir, list(ctx.args)))
     from .api import Realm
+    from .services.launcher import new_token, record_play, token_from
     from .train.dio_mini import build_dio_mini
 
     realm = Realm()
@@ -621,36 +630,124 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
             with working(f"Building the hero, dio-mini, into {realm.paths.dio_mini}"):
                 build_dio_mini(realm.paths.dio_mini)
     realm.ledger.ensure_views()
+    log = os.environ.get("REALM_PLAY_LOG")
     if headless:
+        record_play(realm.paths, "headless", log=Path(log) if log else None)
         raise typer.Exit(_play_headless(realm))
-    if root_dir is None:
-        root_dir = realm.paths.home
-        _copy_notebooks(root_dir / "notebooks")
     env = jupyter_env()
     args = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
-            f"--ServerApp.root_dir={root_dir}",
+            f"--ServerApp.root_dir={root_dir or run_folder(realm.paths)}",
             "--LabApp.default_url=/lab/tree/notebooks/Tavern.ipynb"]
     if not open_browser:
         args.append("--no-browser")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")  # containers and CI run as root
     args += ctx.args
-    typer.echo(f"Realm home: {realm.paths.home}\nStarting JupyterLab (Ctrl-C to stop)...")
+    token = token_from(ctx.args)
+    if token is None:  # ours, so that `realm ps` can give the URL with its token
+        token = new_token()
+        args.append(f"--IdentityProvider.token={token}")
+    info = record_play(realm.paths, "lab", port, token, Path(log) if log else None)
+    typer.echo(f"Realm home: {realm.paths.home}\nStarting JupyterLab at {info['url']} "
+               "(Ctrl-C to stop)...")
     os.execvpe(args[0], args, env)
 
 
-def _copy_notebooks(dest: Path) -> None:
-    """The Tavern, Ledger and Oracle notebooks into a home that lacks them (never overwrites)."""
+def run_folder(paths: RealmPaths) -> Path:
+    """<home>/run/: what JupyterLab serves, with fresh copies of the tracked notebooks, so
+    running them (and JupyterLab's autosave) never dirties the checkout. A copy the user
+    changed is kept until the tracked notebook itself changes."""
     import shutil
 
     from .store.paths import resource_dir
-    src = resource_dir("notebooks")
-    if src.resolve() == dest.resolve():
-        return
-    dest.mkdir(parents=True, exist_ok=True)
-    for nb in src.glob("*.ipynb"):
-        if not (dest / nb.name).exists():
-            shutil.copy2(nb, dest / nb.name)
+    run = paths.home / "run"
+    (run / "notebooks").mkdir(parents=True, exist_ok=True)
+    for nb in sorted(resource_dir("notebooks").glob("*.ipynb")):  # the wheel's, or the checkout's
+        dest = run / "notebooks" / nb.name
+        if not dest.exists() or dest.stat().st_mtime < nb.stat().st_mtime:
+            shutil.copy2(nb, dest)
+            os.utime(dest)  # newer than the source: copied once per change of the source
+    return run
+
+
+def _play_detached(port: int, headless: bool, root_dir: Path | None, extra: list[str]) -> int:
+    from .services.launcher import start_detached
+    args = [f"--port={port}"] + (["--headless"] if headless else [])
+    args += [f"--root-dir={root_dir}"] if root_dir else []
+    paths = RealmPaths.at().ensure()
+    try:
+        info = _guarded(start_detached, paths, args + extra, headless)
+    except RuntimeError as e:
+        typer.echo(f"error: {e}", err=True)
+        return 2
+    typer.echo(f"The realm runs in the background (pid {info['pid']}, {info['mode']}).\n"
+               f"Home: {paths.home}\n" + (f"Open: {info['url']}\n" if info.get("url") else "")
+               + f"Log: {info['log']}\n`realm ps` shows it, `realm down` stops it.")
+    return 0
+
+
+@app.command()
+def up(ctx: typer.Context, port: int = 8888,
+       headless: bool = typer.Option(False, help="No JupyterLab: the daemon and the Task Master."),
+       ) -> None:
+    """Start the realm in the background (= realm play --detach) and print where.
+
+    Example: realm up --headless"""
+    raise typer.Exit(_play_detached(port, headless, None, []))
+
+
+@app.command()
+def ps() -> None:
+    """What runs for this realm: pids, ports, URLs with their token, logs.
+
+    Example: realm ps"""
+    from .services.launcher import ps as list_processes
+    _print(list_processes(RealmPaths.at()))
+
+
+@app.command()
+def down(timeout: float = typer.Option(None, help="seconds to wait (default: the daemon's "
+                                       "stop_timeout_s + 60)")) -> None:
+    """Stop this realm cleanly from any shell: the daemon at a step boundary with a
+    checkpoint, then the Task Master, then JupyterLab.
+
+    Example: realm down"""
+    from .services.launcher import down as stop_realm
+    result = stop_realm(RealmPaths.at(), timeout)
+    _print(result)
+    if result["still_running"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def backup(dest: Path = typer.Argument(None, help="a new folder (default: <home>/backups/<time>)"),
+           all_checkpoints: bool = typer.Option(False, "--all-checkpoints",
+                                                help="every complete checkpoint, not only the champion")
+           ) -> None:
+    """A consistent snapshot of the realm (ledger, realm.toml, hosts, the champion's
+    weights), safe while DIO trains.
+
+    Example: realm backup /mnt/nas/realm-backup --all-checkpoints"""
+    from .store.backup import BackupError
+    try:
+        _print(_guarded(_realm().backup, dest, all_checkpoints))
+    except BackupError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
+
+
+@app.command()
+def restore(src: Path) -> None:
+    """Bring the realm back from a backup (`realm down` first); what it replaces is kept
+    in backups/auto/<time>-pre-restore/.
+
+    Example: realm restore /mnt/nas/realm-backup"""
+    from .store.backup import BackupError
+    try:
+        _print(_guarded(_realm().restore, src))
+    except BackupError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
 
 
 def _play_headless(realm) -> int:
@@ -670,6 +767,7 @@ def _play_headless(realm) -> int:
     try:
         done.wait()
     finally:
+        logging.getLogger("realm.play").info("stopping: the daemon first, then the Task Master")
         weaver.stop()
     return 0
 

@@ -178,6 +178,19 @@ def test_cli_skills_commands(realm, tmp_path):
     assert report["weak_primitives"] == [{"primitive_id": "bin_add_no_carry", "accuracy": 0.5}]
 
 
+def test_realm_skills_eval_levels_up_like_the_eval_queue(realm, tmp_path):
+    """`realm skills eval` records through the one grading path: three passing evals write
+    one skill_level_up event (keyed per level), as the eval queue's do."""
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("\n".join(json.dumps({"answer": p.answer}) for p in eval_problems("bin", 1)))
+    for _ in range(4):  # the fourth pass, at level 2's eval of level 1, writes no second event
+        out = CliRunner().invoke(app, ["skills", "eval", "bin", str(answers), "--level", "1"])
+        assert out.exit_code == 0, out.output
+    ups = realm.sql("SELECT key, data FROM events WHERE kind = 'skill_level_up'")
+    assert [u["key"] for u in ups] == ["level_up:bin:2"]
+    assert json.loads(ups[0]["data"])["from_level"] == 1 and realm.skill_state("bin")["level"] == 2
+
+
 def test_a_home_from_the_old_schema_gets_the_new_eval_columns(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..store.backup import auto_snapshot
 from ..store.home import Home
 from ..store.ledger import json_data
 from ..store.vault import VaultError
@@ -23,6 +24,7 @@ def promote(home: Home, step: int | str) -> dict:
         raise VaultError(f"no checkpoint at step {step} on disk")
     data = {"step": rec.step, "name": rec.name, "path": rec.path, "loss": rec.loss,
             "val_loss": rec.val_loss}
+    auto_snapshot(home.paths, "champion")  # the ledger as it was before the change
     home.ledger.event("champion", f"{rec.name} is the champion", json_data(data), key="champion")
     award(home.ledger)  # "First champion"
     return {"ok": True, **data}

@@ -36,6 +36,8 @@ from ..store.recovery import repair
 from ..store.status import DAEMON, TRAINING, read_status, write_status
 
 log = logging.getLogger("realm.daemon")
+SETUP_RETRY_S = 15.0  # first wait after a setup fault; doubles up to SETUP_RETRY_MAX_S
+SETUP_RETRY_MAX_S = 300.0
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp")
 
 __all__ = ["Daemon", "DaemonAlreadyRunning", "latest_checkpoint", "main"]
@@ -56,6 +58,9 @@ class Daemon:
         self.wake = threading.Event()  # set when a quest was queued or a control changed
         self._admitting = threading.Lock()
         self._config_error: str | None = None  # the one said last (said once, not per tick)
+        self.setup_fault: str | None = None  # why quests wait (said once per cause)
+        self._setup_retry_at = 0.0
+        self._setup_backoff = SETUP_RETRY_S
 
     # -- single instance ------------------------------------------------------------
     def acquire_lock(self) -> None:
@@ -198,9 +203,55 @@ class Daemon:
             log.warning("rejected %s", report.summary())
 
     # -- battle -----------------------------------------------------------------------
+    # -- setup faults: the hero's model or a package, never the quest's fault ------------
+    def ensure_demo_hero(self) -> None:
+        """The default hero (dio-mini) is built by whichever entry point needs it first."""
+        if self.config.hero.base_model or (self.paths.dio_mini / "config.json").exists():
+            return
+        from ..train.dio_mini import build_dio_mini
+        log.info("building the demo hero at %s", self.paths.dio_mini)
+        build_dio_mini(self.paths.dio_mini)
+
+    def setup_problem(self) -> str | None:
+        """Why no quest can train now (the base model is missing), else None."""
+        try:
+            self.ensure_demo_hero()
+        except Exception as e:
+            return f"could not build the demo hero at {self.paths.dio_mini}: {type(e).__name__}: {e}"
+        if latest_checkpoint(self.ledger):
+            return None
+        base = self.config.base_model_path(self.paths)
+        if not (base / "config.json").exists():
+            return (f"no HF model directory at {base} (config.json missing): set [hero] "
+                    f"base_model in {self.paths.config_file} to a local model folder")
+        return None
+
+    def waiting_for_setup(self) -> bool:
+        return self.setup_fault is not None and time.monotonic() < self._setup_retry_at
+
+    def report_setup_fault(self, cause: str) -> None:
+        """Quests stay queued; the cause is recorded once; the daemon retries with backoff."""
+        self._setup_retry_at = time.monotonic() + self._setup_backoff
+        self._setup_backoff = min(self._setup_backoff * 2, SETUP_RETRY_MAX_S)
+        if cause != self.setup_fault:
+            self.setup_fault = cause
+            log.error("setup fault: %s (quests wait in their queues)", cause)
+            self.ledger.event("setup_fault", f"Training waits: {cause.splitlines()[0][:300]}",
+                              cause[:4000], key="setup_fault")
+
+    def setup_fixed(self) -> None:
+        if self.setup_fault is not None:
+            self.ledger.event("setup_fixed", "The setup fault is gone; training goes on",
+                              self.setup_fault[:4000], key="setup_fault")
+        self.setup_fault, self._setup_backoff = None, SETUP_RETRY_S
+
     def fight(self, path: Path, priority: str) -> None:
         from ..train import Job, TrainerEngine
 
+        problem = self.setup_problem()
+        if problem:  # the quest stays where it is
+            self.report_setup_fault(problem)
+            return
         before = self.quest_row(path.name) or {}
         quest = move(path, self.paths.queue("processing"))
         examples, report = validate_quest(quest, Level.STANDARD, limits_of(self.config))
@@ -243,6 +294,10 @@ class Daemon:
         skipped = self.paths.control_file("skip").exists() and result.stopped
         if not result.success and result.disk_full:
             status, detail = "queued", self.disk_full(quest.name, result)
+        elif not result.success and result.setup_fault:
+            detail = (result.error_message or "setup fault").strip().splitlines()[0]
+            self.report_setup_fault(detail)
+            status, detail = "queued", f"waits for the setup: {detail}"
         elif not result.success:
             status, detail = "failed", result.error_message or "training failed"
         elif skipped:
@@ -253,6 +308,8 @@ class Daemon:
         else:
             status, detail = "completed", (f"completed at step {result.global_step}, "
                                            f"loss {result.final_loss}")
+        if result.success:
+            self.setup_fixed()
         self.ledger.append("runs", [{"run_id": run_id, "quest_id": quest.name,
                                      "status": "stopped" if status == "queued" else status,
                                      "model_path": str(model_path), "step_start": offset,
@@ -329,6 +386,10 @@ class Daemon:
             self.idle_status("paused")  # before the heartbeat: alive implies a battle status
             self.heartbeat("paused")
             return False
+        if self.waiting_for_setup():
+            self.idle_status("waiting")
+            self.heartbeat("waiting", setup_fault=self.setup_fault)
+            return False
         found = next_quest(self.paths)
         if found is None:
             self.idle_status("idle")  # before the heartbeat: alive implies a battle status
@@ -344,6 +405,10 @@ class Daemon:
         self.reload_config()
         self.ledger.ensure_views()
         self.repair()
+        try:
+            self.ensure_demo_hero()  # `realm daemon` on a fresh home needs no `realm play`
+        except Exception as e:  # reported as a setup fault when a quest needs it
+            log.error("could not build the demo hero: %s", e)
         self.ledger.event("daemon_started", f"The Arena opens (pid {os.getpid()})")
         log.info("daemon %d watching %s", os.getpid(), self.paths.inbox)
         keeper = threading.Thread(target=self.keep_inbox, name="inbox-keeper", daemon=True)

@@ -6,7 +6,7 @@ A task is a registry entry: id, notebook, priority (higher first), resource ("no
 utilisation threshold; "gpu": needs a GPU under the threshold), cooldown, enabled and
 notebook parameters, plus a has-work check (eval only when a checkpoint awaits its eval,
 generate only when the queue runs low). Each run's output notebook is kept under
-tasks/<task_id>/<timestamp>.ipynb and every status change (queued, running, done, failed)
+tasks/<task_id>/<timestamp>.ipynb and every status change (queued, running, done, failed, cancelled)
 is a row of the ledger's `tasks` table; the current state is the `task_status` view.
 A failing notebook is recorded with its output notebook and never stops the loop.
 
@@ -314,7 +314,7 @@ def history(home: Home) -> dict[str, dict]:
     rows = home.ledger.query("""
         SELECT task_id, status, ts, output, detail,
                row_number() OVER (PARTITION BY task_id ORDER BY ts DESC) AS r
-        FROM tasks WHERE status IN ('done', 'failed', 'running')
+        FROM tasks WHERE status IN ('done', 'failed', 'running', 'cancelled')
         QUALIFY r = 1""")
     return {r["task_id"]: r for r in rows}
 
@@ -378,6 +378,14 @@ def prune_outputs(home: Home, task_id: str, keep: int) -> None:
         old.with_suffix(".json").unlink(missing_ok=True)
 
 
+class TaskCancelled(BaseException):
+    """Raised in the main thread by a stop signal while a notebook runs (papermill then
+    shuts its kernel down); the run is recorded as cancelled and runs again later."""
+
+
+_in_notebook = threading.Event()  # a signal cancels only the notebook, never a ledger write
+
+
 def run_task(home: Home, task: TaskDef, reason: str = "", timeout_s: float = 900.0,
              keep_outputs: int = 30, pipelines: Path = PIPELINES) -> dict:
     """Run one task's notebook with papermill (a kernel subprocess); record running and
@@ -393,11 +401,17 @@ def run_task(home: Home, task: TaskDef, reason: str = "", timeout_s: float = 900
     t0 = time.monotonic()
     status, detail, result = "done", "", None
     try:
-        pm.execute_notebook(str(pipelines / task.notebook), str(out), parameters=params,
-                            kernel_name="python3", progress_bar=False, log_output=False,
-                            execution_timeout=int(timeout_s), cwd=str(home.paths.home),
-                            request_save_on_cell_execute=False)
+        try:
+            _in_notebook.set()
+            pm.execute_notebook(str(pipelines / task.notebook), str(out), parameters=params,
+                                kernel_name="python3", progress_bar=False, log_output=False,
+                                execution_timeout=int(timeout_s), cwd=str(home.paths.home),
+                                request_save_on_cell_execute=False)
+        finally:
+            _in_notebook.clear()
         result = read_json(result_file, None)
+    except TaskCancelled as e:
+        status, detail = "cancelled", str(e)
         detail = json.dumps(result, default=str) if result is not None else "no result written"
     except Exception as e:  # the notebook failed (its output notebook shows where)
         status = "failed"
@@ -405,7 +419,9 @@ def run_task(home: Home, task: TaskDef, reason: str = "", timeout_s: float = 900
     seconds = round(time.monotonic() - t0, 2)
     home.ledger.append("tasks", [{**base, "status": status, "detail": detail[:4000]}])
     data = json.dumps({"task_id": task.task_id, "seconds": seconds, "output": str(out)})
-    if status == "done":
+    if status == "cancelled":
+        home.ledger.event("task_cancelled", f"Task {task.name} cancelled: {detail}", data)
+    elif status == "done":
         home.ledger.event("task_done", f"Task {task.name} done in {seconds:.0f} s", data)
     else:
         home.ledger.event("task_failed", f"Task {task.name} failed: {detail[:200]}", data)
@@ -495,8 +511,14 @@ class TaskMaster:
 
     def loop(self) -> None:
         self.acquire_lock()
+        def on_signal(signum, _frame) -> None:
+            self.shutdown.set()
+            if _in_notebook.is_set():
+                _in_notebook.clear()
+                raise TaskCancelled(f"the Task Master was stopped ({signal.Signals(signum).name})")
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.shutdown.set())
+            signal.signal(sig, on_signal)
         self.home.ledger.event("taskmaster_started", f"The Task Master wakes (pid {os.getpid()})")
         try:
             while not self.shutdown.is_set():

@@ -7,12 +7,24 @@ joins with one entry, ("taskmaster", "realm_kernel.services.taskmaster"), once t
 a thread whose module is not importable is listed as "not installed", not spawned. Every
 start, death and mend is written to status/weaver.json (what `realm status` and
 /realm/api/health show) and to the ledger's events.
+
+Days unattended (docs/reliability.md):
+- each child runs in its own session, so Ctrl-C in the terminal reaches only the Weaver's
+  process, which stops the children once, in order (the daemon first, at a step boundary
+  with a checkpoint, then the Task Master); a child that exits cleanly (0, or by SIGINT /
+  SIGTERM from someone else) is stopped, not mended; a crash is restarted with backoff;
+- the daemon's heartbeat (store/heartbeat.py) is watched: a step far slower than the
+  recent ones is a hang: the stacks of every thread are dumped (faulthandler, SIGUSR1),
+  recorded as a `hang` event, the daemon killed and restarted, and its quest resumes
+  from its last checkpoint;
+- each child's output goes through a size-rotated log (store/logs.py).
 """
 
 from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import logging
 import os
 import signal
@@ -21,17 +33,30 @@ import sys
 import threading
 import time
 
+from ..store.config import RealmConfig, load_config
+from ..store.heartbeat import overdue, read_beat
+from ..store.logs import RotatingLog, pump
 from ..store.paths import RealmPaths
-from ..store.process import ALREADY_RUNNING
+from ..store.process import ALREADY_RUNNING, stacks_file
 from ..store.status import WEAVER, write_status
 
 MENDED_KEPT = 50
 
-# name -> module run as `python -m module --home HOME`.
+CLEAN_EXITS = (0, -signal.SIGINT, -signal.SIGTERM)  # asked to stop: not a crash
+WATCHED = {"daemon"}  # threads whose heartbeat the hang watchdog reads
+
+# name -> module run as `python -m module --home HOME`, stopped in this order.
 THREADS: list[tuple[str, str]] = [
     ("daemon", "realm_kernel.services.daemon"),
     ("taskmaster", "realm_kernel.services.taskmaster"),
 ]
+
+
+def _config(paths: RealmPaths) -> RealmConfig:
+    try:
+        return load_config(paths.home)
+    except Exception:  # a bad realm.toml must not stop the supervision (the daemon says why)
+        return RealmConfig()
 
 
 def _die_with_parent() -> None:
@@ -47,42 +72,101 @@ class Thread:
 
     def __init__(self, name: str, argv: list[str], paths: RealmPaths,
                  log: logging.Logger, max_backoff: float = 30.0,
-                 on_change=lambda thread, what: None) -> None:
+                 on_change=lambda thread, what: None, watch: bool = False) -> None:
         self.name, self.argv, self.paths, self.log = name, argv, paths, log
         self.max_backoff = max_backoff
         self.on_change = on_change
+        self.watch = watch
         self.proc: subprocess.Popen | None = None
         self.restarts = 0
+        self.hangs = 0
         self.last_exit: int | None = None
         self.note = ""
+        self.config = _config(paths)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name=f"weaver-{name}",
                                         daemon=True)
+        self._log = RotatingLog(paths.logs / f"{name}.log",
+                                int(self.config.logs.max_mb * (1 << 20)), self.config.logs.files)
 
     def start(self) -> None:
         self._thread.start()
 
     def _spawn(self) -> subprocess.Popen:
-        logfile = open(self.paths.logs / f"{self.name}.log", "ab")  # noqa: SIM115
+        # Its own session: a terminal's Ctrl-C reaches the Weaver, which stops it in order.
+        proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                                start_new_session=True,
+                                env={**os.environ, "REALM_HOME": str(self.paths.home)})
+        threading.Thread(target=pump, args=(proc.stdout, self._log), daemon=True,
+                         name=f"weaver-{self.name}-log").start()
+        return proc
+
+    def _wait(self, proc: subprocess.Popen) -> tuple[int, dict | None]:
+        """Wait for the child to exit; with a watchdog, kill it when its step hangs.
+        Returns (exit code, the hang's record or None)."""
+        if not self.watch:
+            return proc.wait(), None
+        while True:
+            try:
+                return proc.wait(timeout=1.0), None
+            except subprocess.TimeoutExpired:
+                pass
+            if self._stop.is_set():
+                continue  # stop() is ending it
+            d = self.config.daemon
+            beat = read_beat(self.paths)
+            late = overdue(beat, proc.pid, d.hang_factor, d.hang_floor_s, d.hang_save_floor_s)
+            if late is not None:
+                return self._kill_hung(proc, beat, late)
+
+    def _kill_hung(self, proc: subprocess.Popen, beat: dict, late: float) -> tuple[int, dict]:
+        stacks = stacks_file(self.paths, proc.pid)  # created empty when the child started
         try:
-            return subprocess.Popen(self.argv, stdout=logfile, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
-                                    env={**os.environ, "REALM_HOME": str(self.paths.home)})
-        finally:
-            logfile.close()
+            os.kill(proc.pid, signal.SIGUSR1)  # faulthandler: every thread's stack
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (stacks.exists() and stacks.stat().st_size):
+            time.sleep(0.1)
+        time.sleep(0.3)  # let the dump finish
+        text = stacks.read_text(errors="replace") if stacks.exists() else "(no stack dump)"
+        proc.kill()
+        code = proc.wait()
+        stacks.unlink(missing_ok=True)
+        self.hangs += 1
+        waited = time.time() - float(beat.get("at", 0))
+        record = {"thread": self.name, "pid": proc.pid, "step": beat.get("step"),
+                  "phase": beat.get("phase"), "waited_s": round(waited, 1),
+                  "bound_s": round(waited - late, 1), "recent_max_s": beat.get("recent_max_s"),
+                  "stacks": text[-60000:]}
+        self.log.error("weaver: %s hung at step %s (%.0f s in %s; bound %.0f s); killed",
+                       self.name, beat.get("step"), waited, beat.get("phase"), waited - late)
+        return code, record
 
     def _supervise(self) -> None:
         backoff = 1.0
         while not self._stop.is_set():
             started = time.monotonic()
+            self.config = _config(self.paths)
             self.proc = self._spawn()
             self.log.info("weaver: %s started (pid %d)", self.name, self.proc.pid)
             self.on_change(self, None)
-            code = self.proc.wait()
+            code, hang = self._wait(self.proc)
             self.last_exit = code
             if self._stop.is_set():
                 break
-            if code == ALREADY_RUNNING:
+            if hang is not None:
+                self.restarts += 1
+                self.note = (f"hung at step {hang['step']} ({hang['waited_s']:.0f} s, bound "
+                             f"{hang['bound_s']:.0f} s); killed and restarted")
+                wait = 1.0
+            elif code in CLEAN_EXITS:
+                self.note = f"stopped cleanly (exit {code}); not restarted"
+                self.log.info("weaver: %s %s", self.name, self.note)
+                self.on_change(self, None)
+                break
+            elif code == ALREADY_RUNNING:
                 self.note = "another daemon holds this realm; checking again in 30 s"
                 wait = 30.0
             else:
@@ -93,25 +177,30 @@ class Thread:
                 wait, backoff = backoff, min(backoff * 2, self.max_backoff)
             self.log.warning("weaver: %s %s; restarting in %.0f s", self.name, self.note, wait)
             self.on_change(self, {"thread": self.name, "exit": code, "at": time.time(),
-                                  "restart_in_s": wait, "note": self.note})
+                                  "restart_in_s": wait, "note": self.note, "hang": hang})
             self._stop.wait(wait)
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM, then wait: the daemon stops at a step boundary and saves first."""
         self._stop.set()
+        timeout = timeout if timeout is not None else (
+            self.config.daemon.stop_timeout_s if self.watch else 30.0)
         proc = self.proc
         if proc and proc.poll() is None:
             proc.terminate()
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.log.warning("weaver: %s did not stop in %.0f s; killing it", self.name, timeout)
                 proc.kill()
                 proc.wait()
-        self._thread.join(timeout=2)
+        self._thread.join(timeout=5)
 
     def status(self) -> dict:
         alive = self.proc is not None and self.proc.poll() is None
         return {"name": self.name, "alive": alive, "pid": self.proc.pid if alive else None,
-                "restarts": self.restarts, "last_exit": self.last_exit, "note": self.note}
+                "restarts": self.restarts, "hangs": self.hangs, "last_exit": self.last_exit,
+                "note": self.note}
 
 
 class Weaver:
@@ -122,21 +211,27 @@ class Weaver:
         self.missing: list[str] = []
         self.threads: list[Thread] = []
         self._lock = threading.Lock()
+        self._stopped = False
         for name, module in threads if threads is not None else THREADS:
             if importlib.util.find_spec(module) is None:
                 self.missing.append(name)
                 continue
             self.threads.append(Thread(name, [sys.executable, "-m", module, "--home",
                                               str(paths.home)], paths, log,
-                                       on_change=self._changed))
+                                       on_change=self._changed, watch=name in WATCHED))
 
     def _changed(self, thread: Thread, mend: dict | None) -> None:
+        hang = mend.pop("hang", None) if mend else None  # its stacks go to the ledger only
         with self._lock:
             if mend:
                 self.mended = [*self.mended, mend][-MENDED_KEPT:]
             self.write()
         if mend and self.ledger is not None:
             try:
+                if hang:
+                    self.ledger.event("hang", f"{thread.name} hung at step {hang['step']}: "
+                                      "killed and restarted; it resumes from its last "
+                                      "checkpoint", json.dumps(hang))
                 self.ledger.event("weaver_mended", f"{thread.name} {mend['note']}",
                                   str(mend["exit"]))
             except Exception:  # a full disk must not stop the mending itself
@@ -152,6 +247,11 @@ class Weaver:
         self.write()
 
     def stop(self) -> None:
+        """Once, in THREADS order: the daemon (step boundary, checkpoint), then the rest."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
         for t in self.threads:
             t.stop()
         with self._lock:

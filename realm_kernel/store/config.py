@@ -101,6 +101,27 @@ class DaemonConfig(_Section):
     keep_completed: int = Field(100, ge=1)
     # recently_completed/ also forgets quests older than this (0 = keep by count only)
     completed_retention_days: float = Field(30.0, ge=0)
+    # Hang detection (the Weaver's watchdog, docs/reliability.md): a training step is hung
+    # when it takes hang_factor x the slowest of the last 20 steps, and never less than
+    # the floor (first steps load the model; saves and evals write or read a lot).
+    hang_factor: float = Field(20.0, ge=2)
+    hang_floor_s: float = Field(300.0, gt=0)
+    hang_save_floor_s: float = Field(900.0, gt=0)
+    # A clean stop waits this long for the step boundary and its checkpoint.
+    stop_timeout_s: float = Field(180.0, gt=0)
+
+
+class LogsConfig(_Section):
+    # logs/<name>.log rotates at max_mb / files; at most `files` files per log.
+    max_mb: float = Field(64.0, gt=0)
+    files: int = Field(4, ge=2, le=100)
+
+
+class BackupConfig(_Section):
+    # Automatic snapshots (before a migration, a compaction's deletion, a retention
+    # --apply, a champion change) are kept by count, per reason.
+    keep: int = Field(5, ge=1, le=1000)
+    auto: bool = True
 
 
 class QuestsConfig(_Section):
@@ -184,6 +205,8 @@ class RealmConfig(_Section):
     retention: RetentionConfig = RetentionConfig()
     taskmaster: TaskmasterConfig = TaskmasterConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
+    logs: LogsConfig = LogsConfig()
+    backup: BackupConfig = BackupConfig()
 
     def base_model_path(self, paths: RealmPaths) -> Path:
         if not self.hero.base_model:

@@ -9,6 +9,10 @@ Off unless the environment asks; read here and nowhere else:
   REALM_FAULT=enospc_on_save[@<n>]  checkpoint writes fail with ENOSPC ("No space left
                                     on device") from the n-th on (default: all), as on a
                                     disk that fills up.
+  REALM_FAULT=hang_step@<n>         the n-th training step of a process blocks for good
+                                    (a stuck collective or data worker), once per realm
+                                    home: status/.fault-hang_step-<n> marks it spent, so
+                                    the daemon the watchdog restarts trains on.
 
 Points (a point named "a" also matches hits named "a:<detail>"):
   step                 a training step ended (before the controls are read)
@@ -33,6 +37,7 @@ FAULT_ENV = "REALM_FAULT"
 POINTS = ("step", "checkpoint_write", "checkpoint_publish", "checkpoint_ledger", "queue_move",
           "ledger_write")
 ENOSPC_ON_SAVE = "enospc_on_save"
+HANG_STEP = "hang_step"
 
 _hits: dict[str, int] = {}
 _lock = threading.Lock()
@@ -55,6 +60,8 @@ def point(name: str, home: Path | None = None) -> None:
         if hit == spec[1]:
             _announce_and_block(name, hit, home)
     fault, _, nth = os.environ.get(FAULT_ENV, "").partition("@")
+    if name == "step" and fault == HANG_STEP:
+        _maybe_hang(int(nth) if nth.isdigit() else 1, home)
     if name.startswith("checkpoint_write") and fault == ENOSPC_ON_SAVE:
         with _lock:
             _hits[fault] = hit = _hits.get(fault, 0) + 1
@@ -72,6 +79,25 @@ def _announce_and_block(name: str, hit: int, home: Path | None) -> None:
     tmp.write_text(json.dumps({"point": name, "hit": hit, "pid": os.getpid(), "ts": time.time()}))
     os.replace(tmp, status / "fault.json")
     while True:  # until the test's kill -9
+        time.sleep(3600)
+
+
+def _maybe_hang(nth: int, home: Path | None) -> None:
+    with _lock:
+        _hits[HANG_STEP] = hit = _hits.get(HANG_STEP, 0) + 1
+    if hit != nth:
+        return
+    from .paths import RealmPaths
+    status = RealmPaths.at(home).status
+    marker = status / f".fault-{HANG_STEP}-{nth}"
+    try:
+        status.mkdir(parents=True, exist_ok=True)
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # once per home
+    except FileExistsError:
+        return
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    while True:  # hung, until the watchdog's kill
         time.sleep(3600)
 
 

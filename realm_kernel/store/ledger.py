@@ -50,7 +50,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import faults
+from . import backup, faults
 from .paths import RealmPaths, checkpoint_complete
 
 SCHEMA_VERSION = 3  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
@@ -218,6 +218,9 @@ class Ledger:
         """Every table gets a generation and an empty schema segment, so its view
         answers before any row is written."""
         marker = f"_schema-v{SCHEMA_VERSION}.parquet"
+        if any(self.current_dir(t).is_dir() and not (self.current_dir(t) / marker).exists()
+               for t in TABLES):
+            backup.auto_snapshot(self.paths, "migration")  # an older ledger: keep it first
         for table, schema in TABLES.items():
             if (self.current_dir(table) / marker).exists():
                 continue
@@ -330,7 +333,8 @@ class Ledger:
         cutoff = time.time() - OLD_GENERATION_GRACE_S
         for gen in self.table_dir(table).glob("gen-*"):
             if gen.name not in keep and gen.stat().st_mtime < cutoff:
-                shutil.rmtree(gen, ignore_errors=True)
+                if not backup.keep_generation(self.paths, table, gen):  # kept by count there
+                    shutil.rmtree(gen, ignore_errors=True)
 
     def event(self, kind: str, message: str, data: str = "", source: str | None = None,
               key: str | None = None) -> None:

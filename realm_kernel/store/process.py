@@ -28,6 +28,25 @@ def pid_alive(pid: Any) -> bool:
     return True
 
 
+def stacks_file(paths: Any, pid: int) -> Path:
+    """Where a supervised process dumps every thread's stack on SIGUSR1."""
+    return paths.status / f"stacks-{pid}.txt"
+
+
+def _dump_stacks_on_sigusr1(home: str | None) -> None:
+    # faulthandler writes from the signal handler itself, so a thread stuck in C code
+    # (a collective, a driver call) still shows; the Weaver's watchdog reads the file.
+    import faulthandler
+    import signal
+
+    from .paths import RealmPaths
+    paths = RealmPaths.at(home)
+    paths.status.mkdir(parents=True, exist_ok=True)
+    f = open(stacks_file(paths, os.getpid()), "w")  # noqa: SIM115 - open for the process' life
+    faulthandler.register(signal.SIGUSR1, file=f, all_threads=True)
+    f.truncate(0)
+
+
 def service_main(argv: list[str] | None, description: str, name: str,
                  run: Callable[[str | None], None], already: type[Exception]) -> int:
     parser = argparse.ArgumentParser(description=description)
@@ -35,11 +54,15 @@ def service_main(argv: list[str] | None, description: str, name: str,
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _dump_stacks_on_sigusr1(args.home)
     try:
         run(args.home)
     except already as e:
         print(f"realm {name}: {e}", file=sys.stderr)
         return ALREADY_RUNNING
+    finally:
+        from .paths import RealmPaths
+        stacks_file(RealmPaths.at(args.home), os.getpid()).unlink(missing_ok=True)
     return 0
 
 

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from . import backup
 from .config import RealmConfig, RetentionConfig
 from .ledger import CheckpointLedger, Ledger, extract_step, json_data, latest_checkpoint
 from .paths import SIDECAR, RealmPaths, checkpoint_complete, read_json
@@ -462,6 +463,8 @@ class VaultKeeper:
         if dry_run:
             return plan
         protected = self.protected_steps()  # asked again: the battle may have moved on
+        if plan["delete"]:
+            backup.auto_snapshot(self.paths, "retention")
         done = []
         for d in plan["delete"]:
             path = Path(d["path"])

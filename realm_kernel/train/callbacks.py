@@ -17,6 +17,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ..store import faults
+from ..store.heartbeat import Heartbeat
 from ..store.ledger import Ledger, MetricBuffer
 from ..store.paths import SIDECAR, RealmPaths, atomic_write_json, publish_dir
 from ..store.status import TRAINING, write_status
@@ -53,6 +54,7 @@ class RealmCallback(TrainerCallback):
         self._tokens_log = self._tokens0 = 0
         self._state = "training"
         self._progress_step: int | None = None  # the step the last on_progress saw
+        self.heartbeat = Heartbeat(paths)  # read by the Weaver's hang watchdog
 
     # -- helpers ------------------------------------------------------------------
     def tokens_per_second(self, tokens: int) -> float | None:
@@ -81,11 +83,13 @@ class RealmCallback(TrainerCallback):
         if not state.is_world_process_zero:
             self.on_log = self.on_save = self.on_train_end = lambda *a, **k: None  # type: ignore
             self.write_status = lambda *a, **k: None  # type: ignore
+            self.heartbeat.beat = self.heartbeat.end = lambda *a, **k: None  # type: ignore
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._t_log = self._t0 = time.monotonic()
         self._tokens_log = self._tokens0 = int(getattr(state, "num_input_tokens_seen", 0) or 0)
         self._progress_step = self.global_step(state)
+        self.heartbeat.beat("start", self.global_step(state))
         self.write_status(state)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -120,12 +124,16 @@ class RealmCallback(TrainerCallback):
             hook(prev, step, self.metrics.flush)
 
     def on_step_end(self, args, state, control, **kwargs):
-        faults.point("step")
+        faults.point("step", self.paths.home)
         self._obey_controls(state, control)
         if state.global_step >= state.max_steps or control.should_training_stop:
             # Always end a quest on a saved, evaluated checkpoint.
             control.should_save = True
             control.should_evaluate = self.has_eval
+        # HF saves and evaluates after this hook (control.should_save/should_evaluate),
+        # never per step otherwise: the beat names the phase the watchdog should expect.
+        saving = bool(control.should_save or control.should_evaluate)
+        self.heartbeat.beat("saving" if saving else "step", self.global_step(state))
         return control
 
     def _obey_controls(self, state, control) -> None:
@@ -147,6 +155,7 @@ class RealmCallback(TrainerCallback):
             control.should_training_stop = True
 
     def on_save(self, args, state, control, **kwargs):
+        self.heartbeat.beat("step", self.global_step(state))  # the save is written
         src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if not src.is_dir():
             return
@@ -192,6 +201,7 @@ class RealmCallback(TrainerCallback):
             pass
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.heartbeat.end()
         self.metrics.flush()
         self._state = "stopped" if self.stopped else "finished"
         self.write_status(state)

@@ -68,9 +68,15 @@ class TrainingResult:
     attn_implementation: str | None = None
     world_size: int = 1
     disk_full: bool = False  # the run failed for want of disk space, not for its quest
+    setup_fault: bool = False  # the model or a package is missing/unloadable: not the quest's fault
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+class SetupError(RuntimeError):
+    """The base model (or a checkpoint) cannot be loaded, or an optional package the
+    settings ask for is missing: the realm's setup is at fault, never the quest."""
 
 
 def cpu_share() -> int:
@@ -157,6 +163,7 @@ class TrainerEngine:
         except Exception as e:  # a bad job must never take the daemon down
             return TrainingResult(success=False, global_step=job.step_offset,
                                   disk_full=faults.is_disk_full(e),
+                                  setup_fault=isinstance(e, SetupError | ImportError),
                                   error_message=f"{type(e).__name__}: {e}\n"
                                                 f"{traceback.format_exc(limit=3)}",
                                   seconds=time.monotonic() - t0)
@@ -193,12 +200,21 @@ class TrainerEngine:
         cuda = torch.cuda.is_available()
         if cfg.threads or not cuda:
             torch.set_num_threads(cfg.threads or cpu_share())
-        attn = resolve_attn(cfg, cuda)
-        liger = resolve_liger(cfg, cuda)
-        check_method(cfg.method, cuda)
-        report_to = trackers.check(cfg.report_to)
-        model, tokenizer = load_model_and_tokenizer(job.resume_from or job.model_path, cfg.dtype, attn,
-                                                    quantize_4bit=cfg.method == "qlora")
+        source = job.resume_from or job.model_path
+        try:  # a method or tracker this machine lacks is the setup's fault, not the quest's
+            check_method(cfg.method, cuda)
+            report_to = trackers.check(cfg.report_to)
+        except RuntimeError as e:
+            raise SetupError(str(e)) from e
+        try:
+            attn = resolve_attn(cfg, cuda)
+            liger = resolve_liger(cfg, cuda)
+            model, tokenizer = load_model_and_tokenizer(source, cfg.dtype, attn,
+                                                        quantize_4bit=cfg.method == "qlora")
+        except (OSError, ImportError, ValueError) as e:
+            if faults.is_disk_full(e):
+                raise
+            raise SetupError(f"cannot load the model at {source}: {type(e).__name__}: {e}") from e
         model = for_method(model, cfg)
         train_ds, eval_ds, collator, per_step, efficiency = self._data(job, tokenizer, model, attn)
 

@@ -1,0 +1,231 @@
+"""Backups: `realm backup [DEST]` and `realm restore SRC`, and the automatic snapshots
+taken before a risky operation.
+
+A snapshot is itself a realm home: ledger/ (each table's live generation, its segments
+hard-linked when on the same file system, else copied: segments are immutable, so a
+link is a copy), realm.toml, hosts.toml, tasks/settings.json, the champion's checkpoint
+(or every complete checkpoint) and manifest.json (reason, time, rows per table). Each
+table is snapshotted under its ledger lock, so no compaction swaps it mid-copy; writers
+wait for the few milliseconds the links take. Training goes on meanwhile.
+
+Automatic snapshots (`[backup] auto`, kept by `[backup] keep` per reason) go to
+backups/auto/<time>-<reason>/: before a ledger schema migration, a retention --apply and
+a champion change (the ledger and the settings), and before a compaction deletes an old
+generation (that generation is moved there instead of deleted)."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from .paths import RealmPaths, atomic_write_json, checkpoint_complete
+
+SETTINGS_FILES = ("realm.toml", "hosts.toml", "hosts.json", "tasks/settings.json")
+MANIFEST = "manifest.json"
+
+
+class BackupError(RuntimeError):
+    pass
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        shutil.copy2(src, dest)
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    for f in sorted(src.rglob("*")):
+        if f.is_file() and not f.is_symlink():
+            _link_or_copy(f, dest / f.relative_to(src))
+
+
+def _table_lock(table_dir: Path):
+    fd = os.open(table_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def snapshot_ledger(paths: RealmPaths, dest: Path, skip_lock: str | None = None) -> dict[str, int]:
+    """Each table's live generation into dest/ledger/; rows per table."""
+    rows: dict[str, int] = {}
+    if not paths.segments.is_dir():
+        return rows
+    for table_dir in sorted(p for p in paths.segments.iterdir() if p.is_dir()):
+        current = table_dir / "current"
+        if not current.is_symlink():
+            continue
+        fd = None if table_dir.name == skip_lock else _table_lock(table_dir)
+        try:
+            gen = current.resolve()
+            out = dest / "ledger" / table_dir.name / gen.name
+            files = sorted(gen.glob("*.parquet"))
+            for f in files:
+                _link_or_copy(f, out / f.name)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        os.symlink(gen.name, dest / "ledger" / table_dir.name / "current")
+        rows[table_dir.name] = sum(pq.read_metadata(out / f.name).num_rows for f in files)
+    return rows
+
+
+def snapshot(paths: RealmPaths, dest: Path, reason: str = "manual", *,
+             champion: Path | None = None, all_checkpoints: bool = False) -> dict[str, Any]:
+    """Write a consistent snapshot of the realm home into `dest` (a new folder), with the
+    champion's checkpoint and, with all_checkpoints, every complete checkpoint."""
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise BackupError(f"{dest}: not empty; a backup goes to a new folder")
+    if dest.resolve().is_relative_to(paths.segments.resolve()):
+        raise BackupError(f"{dest}: inside the ledger")
+    tmp = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    rows = snapshot_ledger(paths, tmp)
+    for name in SETTINGS_FILES:
+        if (paths.home / name).is_file():  # small and edited in place: copied
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(paths.home / name, tmp / name)
+    chosen = [p for p in sorted(paths.checkpoints.glob("checkpoint-*"))
+              if checkpoint_complete(p)] if all_checkpoints else []
+    if champion is not None and checkpoint_complete(champion) and champion not in chosen:
+        chosen.append(champion)
+    for ck in chosen:
+        _copy_tree(ck, tmp / "checkpoints" / ck.name)
+    manifest = {"reason": reason, "created": time.time(), "home": str(paths.home),
+                "rows": rows, "checkpoints": [ck.name for ck in chosen],
+                "champion": champion.name if champion else None}
+    atomic_write_json(tmp / MANIFEST, manifest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        dest.rmdir()
+    os.replace(tmp, dest)
+    return {**manifest, "path": str(dest)}
+
+
+def restore(paths: RealmPaths, src: Path) -> dict[str, Any]:
+    """Bring the realm home back from a snapshot. Refused while a daemon holds the realm;
+    what it replaces is kept in backups/auto/<time>-pre-restore/ (its ledger moved there).
+    The caller recreates the views (Ledger.ensure_views)."""
+    src = Path(src)
+    manifest = json.loads((src / MANIFEST).read_text()) if (src / MANIFEST).is_file() else None
+    if manifest is None or not (src / "ledger").is_dir():
+        raise BackupError(f"{src}: not a realm backup (no {MANIFEST} or ledger/)")
+    if paths.lock_file.exists():
+        fd = os.open(paths.lock_file, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupError(f"a daemon runs for {paths.home}: `realm down` first") from None
+        finally:
+            os.close(fd)
+    paths.ensure()
+    aside = auto_dir(paths) / f"{_stamp()}-pre-restore"
+    aside.mkdir(parents=True)
+    if paths.segments.exists():
+        os.replace(paths.segments, aside / "ledger")
+    _copy_ledger(src / "ledger", paths.segments)
+    for name in SETTINGS_FILES:
+        if (src / name).is_file():
+            if (paths.home / name).is_file():
+                (aside / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(paths.home / name, aside / name)
+            (paths.home / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / name, paths.home / name)
+    restored = []
+    for ck in sorted((src / "checkpoints").glob("checkpoint-*")) if (src / "checkpoints").is_dir() else []:
+        if not (paths.checkpoints / ck.name).exists():
+            tmp = paths.checkpoints / f".restoring-{ck.name}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            _copy_tree(ck, tmp)
+            os.replace(tmp, paths.checkpoints / ck.name)
+            restored.append(ck.name)
+    return {"restored_from": str(src), "manifest": manifest, "checkpoints": restored,
+            "previous_kept_in": str(aside)}
+
+
+def _copy_ledger(src: Path, dest: Path) -> None:
+    for table in sorted(p for p in src.iterdir() if p.is_dir()):
+        gen = (table / "current").resolve()
+        _copy_tree(gen, dest / table.name / gen.name)
+        os.symlink(gen.name, dest / table.name / "current")
+
+
+# -- automatic snapshots -------------------------------------------------------------
+def auto_dir(paths: RealmPaths) -> Path:
+    return paths.home / "backups" / "auto"
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
+
+
+def _settings(paths: RealmPaths) -> tuple[bool, int]:
+    from .config import load_config
+    try:
+        cfg = load_config(paths.home).backup
+        return cfg.auto, cfg.keep
+    except Exception:
+        return True, 5
+
+
+def auto_snapshot(paths: RealmPaths, reason: str) -> Path | None:
+    """The ledger and settings before a risky operation; never fails the operation."""
+    auto, keep = _settings(paths)
+    if not auto:
+        return None
+    try:
+        dest = auto_dir(paths) / f"{_stamp()}-{reason}"
+        snapshot(paths, dest, reason)
+        prune(paths, reason, keep)
+        return dest
+    except Exception:  # a backup that cannot be taken must not stop the realm
+        import logging
+        logging.getLogger("realm.backup").exception("automatic snapshot (%s) failed", reason)
+        return None
+
+
+def keep_generation(paths: RealmPaths, table: str, gen: Path) -> bool:
+    """A compaction's old generation moves to backups/auto/ instead of being deleted.
+    False when automatic snapshots are off (the caller deletes it)."""
+    auto, keep = _settings(paths)
+    if not auto:
+        return False
+    dest = auto_dir(paths) / f"{_stamp()}-compaction" / "ledger" / table / gen.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(gen, dest)
+    except OSError:
+        return False
+    atomic_write_json(dest.parents[2] / MANIFEST, {"reason": "compaction", "table": table,
+                                                    "generation": gen.name, "created": time.time()})
+    prune(paths, "compaction", keep)
+    return True
+
+
+def prune(paths: RealmPaths, reason: str, keep: int) -> None:
+    snaps = sorted(p for p in auto_dir(paths).glob(f"*-{reason}") if p.is_dir())
+    for old in snaps[:-keep] if keep else snaps:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def list_backups(paths: RealmPaths) -> list[dict[str, Any]]:
+    out = []
+    for m in sorted(auto_dir(paths).glob(f"*/{MANIFEST}")):
+        data = json.loads(m.read_text())
+        out.append({"path": str(m.parent), "reason": data.get("reason"),
+                    "created": data.get("created")})
+    return out

@@ -1,0 +1,236 @@
+"""Days unattended (issue 18): a hung step is noticed and mended, Ctrl-C to the group of
+`realm play` stops everything once with no mend, `realm up/ps/down`, setup faults keep
+quests queued, backups restore the hero, logs rotate, the checkout stays clean. Real
+processes throughout (realm play --headless, the Weaver, the daemon, dio-mini)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from realm_kernel.store.ledger import Ledger
+from realm_kernel.store.logs import RotatingLog, log_files
+
+from ..helpers import REPO, TEST_TOML, child_env, wait_for
+
+WATCHDOG_TOML = TEST_TOML.replace("[daemon]\n", """[daemon]
+hang_floor_s = 6
+hang_save_floor_s = 60
+hang_factor = 10
+""")
+
+
+def quest(paths, name: str, n: int = 160) -> Path:
+    rows = [{"messages": [{"role": "user", "content": f"{i} + {i}?"},
+                          {"role": "assistant", "content": str(2 * i)}]} for i in range(n)]
+    dest = paths.inbox / name
+    dest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return dest
+
+
+def events(paths, kind: str) -> list[dict]:
+    return Ledger(paths).query("SELECT * FROM events WHERE kind = ? ORDER BY ts", [kind])
+
+
+def quest_state(paths, name: str) -> str | None:
+    rows = Ledger(paths).query("SELECT status FROM quest_status WHERE quest_id = ?", [name])
+    return rows[0]["status"] if rows else None
+
+
+def realm(*args: str, home: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "realm_kernel.cli", *args], env=child_env(home),
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_hung_step_is_killed_resumed_and_ctrl_c_stops_all_once(realm_home, procs):
+    """A step blocked forever (REALM_FAULT=hang_step) is a `hang` event with every
+    thread's stack; the daemon is killed and restarted and the quest completes from its
+    last checkpoint. Then SIGINT to the process group of `realm play` stops it all, once,
+    with no restart and no mend."""
+    paths = realm_home
+    paths.config_file.write_text(WATCHDOG_TOML)
+    quest(paths, "hang.jsonl")
+    play = procs.start("play", [sys.executable, "-m", "realm_kernel.cli", "play", "--headless"],
+                       {**child_env(paths.home), "REALM_FAULT": "hang_step@15"})
+    hang = wait_for(lambda: events(paths, "hang"), 120, "the hang event")[0]
+    data = json.loads(hang["data"])
+    assert data["step"] >= 10 and data["phase"] in ("step", "saving")
+    assert "_maybe_hang" in data["stacks"] and "Thread" in data["stacks"]  # every thread
+    wait_for(lambda: quest_state(paths, "hang.jsonl") == "completed", 180, "the quest to complete")
+    runs = Ledger(paths).query("SELECT status, resume_from FROM runs ORDER BY ts")
+    resumed = [r for r in runs if r["status"] == "resumed"]
+    assert resumed and "checkpoint-10-" in resumed[0]["resume_from"]  # its last checkpoint
+    weaver = json.loads((paths.status / "weaver.json").read_text())
+    daemon = next(t for t in weaver["threads"] if t["name"] == "daemon")
+    assert daemon["hangs"] == 1 and daemon["alive"]
+    mends_before = len(events(paths, "weaver_mended"))
+
+    os.killpg(play.pid, signal.SIGINT)  # Ctrl-C in the terminal of `realm play`
+    assert play.wait(timeout=120) == 0
+    time.sleep(2)
+    assert len(events(paths, "weaver_mended")) == mends_before  # a clean exit is not a crash
+    # every daemon but the hung one (killed) closed the Arena itself
+    assert len(events(paths, "daemon_stopped")) == len(events(paths, "daemon_started")) - 1
+    for status in ("daemon.json", "taskmaster.json"):
+        f = paths.status / status
+        if f.exists():
+            pid = json.loads(f.read_text()).get("pid")
+            assert not pid or not Path(f"/proc/{pid}").exists() or \
+                "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+@pytest.mark.slow
+def test_sigint_mid_battle_checkpoints_and_requeues(realm_home, procs):
+    """Ctrl-C during a battle: the daemon stops at a step boundary with a checkpoint and
+    the quest is back in its queue (it resumes there next time)."""
+    paths = realm_home
+    quest(paths, "long.jsonl", 800)
+    play = procs.start("play", [sys.executable, "-m", "realm_kernel.cli", "play", "--headless"],
+                       child_env(paths.home))
+    wait_for(lambda: quest_state(paths, "long.jsonl") == "processing", 120, "the battle")
+    wait_for(lambda: Ledger(paths).scalar("SELECT count(*) FROM metrics") > 3, 60, "some steps")
+    os.killpg(play.pid, signal.SIGINT)
+    assert play.wait(timeout=120) == 0
+    assert quest_state(paths, "long.jsonl") == "queued"
+    assert (paths.queue("normal") / "long.jsonl").exists()
+    stopped = Ledger(paths).query("SELECT * FROM runs WHERE status = 'stopped'")
+    assert stopped and Ledger(paths).query(
+        "SELECT * FROM checkpoints WHERE step = ?", [stopped[-1]["step_end"]])
+    assert not events(paths, "weaver_mended")
+
+
+@pytest.mark.slow
+def test_up_ps_down_headless(realm_home):
+    """`realm up --headless` returns at once; `realm ps` lists the Weaver's threads with
+    their pids; `realm down` from another shell stops everything cleanly."""
+    paths = realm_home
+    out = realm("up", "--headless", home=paths.home)
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "realm down" in out.stdout
+    try:
+        ps = wait_for(lambda: (p := json.loads(realm("ps", home=paths.home).stdout))
+                      and len(p["processes"]) >= 2 and p, 60, "ps to list the threads")
+        names = {p["name"] for p in ps["processes"]}
+        assert {"play (headless)", "daemon"} <= names, names
+        pids = [p["pid"] for p in ps["processes"]]
+        again = realm("up", "--headless", home=paths.home)
+        assert again.returncode == 2 and "already runs" in again.stderr
+    finally:
+        down = realm("down", home=paths.home)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not json.loads(down.stdout)["still_running"]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert json.loads(realm("ps", home=paths.home).stdout)["processes"] == []
+    assert not events(paths, "weaver_mended")
+
+
+@pytest.mark.slow
+def test_setup_fault_keeps_quest_queued_then_trains(realm_home, procs):
+    """A missing base model: the quest stays queued, the cause is recorded once, the
+    daemon waits and retries; once the model is there, DIO trains."""
+    paths = realm_home
+    paths.config_file.write_text(TEST_TOML + '\n[hero]\nbase_model = "models/not-yet"\n')
+    quest(paths, "waits.jsonl", 40)
+    start = [sys.executable, "-m", "realm_kernel.services.daemon", "--home", str(paths.home)]
+    procs.start("daemon", start, child_env(paths.home))
+    wait_for(lambda: events(paths, "setup_fault"), 60, "the setup fault")
+    time.sleep(4)  # it retries meanwhile
+    assert len(events(paths, "setup_fault")) == 1
+    assert "no HF model directory" in events(paths, "setup_fault")[0]["message"]
+    assert quest_state(paths, "waits.jsonl") == "queued"
+    assert not list(paths.queue("failed").iterdir())
+    os.symlink(paths.dio_mini, paths.models / "not-yet")
+    wait_for(lambda: quest_state(paths, "waits.jsonl") == "completed", 120, "training")
+    assert events(paths, "setup_fixed")
+
+
+@pytest.mark.slow
+def test_fresh_home_daemon_builds_the_demo_hero(tmp_path, procs):
+    """`realm daemon` on a fresh home, as a new user would run it: no failed quest."""
+    home = tmp_path / "fresh"
+    home.mkdir()
+    (home / "realm.toml").write_text(TEST_TOML)
+    from realm_kernel.store.paths import RealmPaths
+    paths = RealmPaths.at(home).ensure()
+    quest(paths, "first.jsonl", 40)
+    procs.start("daemon", [sys.executable, "-m", "realm_kernel.cli", "daemon"], child_env(home))
+    wait_for(lambda: quest_state(paths, "first.jsonl") == "completed", 180, "the first quest")
+    assert (paths.dio_mini / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_backup_while_training_wipe_restore(realm_home, procs, tmp_path):
+    """Back up while DIO trains, wipe the realm, restore: the hero's stats and every
+    ledger table's rows match the backup, and every restored row was in the realm."""
+    from realm_kernel.api import Realm
+    paths = realm_home
+    quest(paths, "b.jsonl", 400)
+    daemon = procs.start("daemon", [sys.executable, "-m", "realm_kernel.services.daemon",
+                                    "--home", str(paths.home)], child_env(paths.home))
+    wait_for(lambda: Ledger(paths).scalar("SELECT count(*) FROM checkpoints") >= 1, 120,
+             "a checkpoint")
+    live = Realm(paths.home)
+    live.promote(Ledger(paths).scalar("SELECT max(step) FROM checkpoints"))
+    snap = live.backup(tmp_path / "snap")
+    assert snap["champion"] and snap["checkpoints"] == [snap["champion"]]
+    assert snap["rows"]["metrics"] > 0
+    from realm_kernel.api import Realm as SnapRealm
+    expected_hero = SnapRealm(snap["path"]).hero()
+    wait_for(lambda: Ledger(paths).scalar("SELECT count(*) FROM metrics") > snap["rows"]["metrics"],
+             60, "training to go on after the backup")
+    procs.stop(daemon)
+    before = {t: {json.dumps(r, default=str, sort_keys=True) for r in
+                  Ledger(paths).query(f"SELECT * FROM {t}")} for t in ("metrics", "events", "runs")}
+    import shutil
+    for d in ("ledger", "checkpoints"):
+        shutil.rmtree(paths.home / d)
+    (paths.home / "ledger.duckdb").unlink()
+    out = realm("restore", str(snap["path"]), home=paths.home)
+    assert out.returncode == 0, out.stderr
+    restored = Realm(paths.home)
+    assert restored.hero() == expected_hero
+    led = Ledger(paths)
+    for table, n in snap["rows"].items():
+        assert led.scalar(f"SELECT count(*) FROM {table}") == n, table
+    for t, rows in before.items():
+        now = {json.dumps(r, default=str, sort_keys=True) for r in led.query(f"SELECT * FROM {t}")}
+        assert now <= rows, t
+    assert (paths.checkpoints / snap["champion"] / "config.json").exists()
+    import duckdb
+    con = duckdb.connect(str(paths.ledger_db), read_only=True)
+    assert con.execute("SELECT count(*) FROM metrics").fetchall()[0][0] == snap["rows"]["metrics"]
+    con.close()
+
+
+def test_rotating_log_keeps_a_bounded_total(tmp_path):
+    log = RotatingLog(tmp_path / "daemon.log", max_bytes=40_000, files=4)
+    for i in range(5000):
+        log.write(f"line {i:05d} {'x' * 40}\n".encode())
+    log.close()
+    files = log_files(tmp_path / "daemon.log")
+    assert len(files) == 4
+    assert sum(f.stat().st_size for f in files) <= 40_000 + 100
+    assert b"line 04999" in files[0].read_bytes()  # the newest is in daemon.log
+
+
+def test_play_serves_copies_so_the_checkout_stays_clean(tmp_path):
+    from realm_kernel.cli import run_folder
+    from realm_kernel.store.paths import RealmPaths
+    paths = RealmPaths.at(tmp_path / "home").ensure()
+    run = run_folder(paths)
+    copy = run / "notebooks" / "Tavern.ipynb"
+    assert copy.read_bytes() == (REPO / "notebooks" / "Tavern.ipynb").read_bytes()
+    copy.write_text(copy.read_text().replace("The Tavern", "My Tavern"))  # autosave, edits
+    run_folder(paths)
+    assert "My Tavern" in copy.read_text()  # the user's copy is kept
+    status = subprocess.run(["git", "status", "--porcelain", "notebooks/"], cwd=REPO,
+                            capture_output=True, text=True)
+    assert status.stdout == ""
