@@ -201,11 +201,14 @@ class TrainerEngine:
         if cfg.threads or not cuda:
             torch.set_num_threads(cfg.threads or cpu_share())
         source = job.resume_from or job.model_path
+        try:  # a method or tracker this machine lacks is the setup's fault, not the quest's
+            check_method(cfg.method, cuda)
+            report_to = trackers.check(cfg.report_to)
+        except RuntimeError as e:
+            raise SetupError(str(e)) from e
         try:
             attn = resolve_attn(cfg, cuda)
             liger = resolve_liger(cfg, cuda)
-            check_method(cfg.method, cuda)
-            report_to = trackers.check(cfg.report_to)
             model, tokenizer = load_model_and_tokenizer(source, cfg.dtype, attn,
                                                         quantize_4bit=cfg.method == "qlora")
         except (OSError, ImportError, ValueError) as e:

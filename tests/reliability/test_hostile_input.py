@@ -48,7 +48,7 @@ FILE_CASES: list[tuple[str, bytes, str]] = [
     ("deep-nesting.jsonl", ("[" * 100_000 + "\n").encode(), "nested too deeply"),
     ("not-an-object.jsonl", b"[1, 2, 3]\n", "expected a JSON object, got list"),
     ("a-string.jsonl", b'"hello"\n', "expected a JSON object, got str"),
-    ("wrong-schema.jsonl", line({"text": "hi"}).encode(), "expected 'messages' or 'prompt'"),
+    ("wrong-schema.jsonl", line({"text": "hi"}).encode(), "expected 'messages' (OpenAI), 'prompt'"),
     ("bad-role.jsonl", line({"messages": [{"role": "wizard", "content": "x"}]}).encode(),
      "role is 'wizard'"),
     ("content-not-string.jsonl", line({"messages": [{"role": "assistant", "content": 5}]}).encode(),
