@@ -15,7 +15,7 @@ import realm_skills as skills
 from .evals import forgetting, grading, practice
 from .evals.achievements import award, earned
 from .evals.champion import champion, promote
-from .evals.curriculum import plan
+from .evals.curriculum import plan_of
 from .evals.evalqueue import cleanup, evaluate, pending, probe_checkpoint, spar
 from .evals.hero import hero_stats
 from .evals.skillbook import (
@@ -529,7 +529,7 @@ class Realm(Home):
     def curriculum(self) -> list[dict]:
         """Per skill: skill, name, icon, level, max_level, recent, review_levels, priority,
         enabled."""
-        return plan(self.ledger, self.safe_config().curriculum)
+        return plan_of(self)
 
     def quests_waiting(self) -> int:
         return waiting(self.paths)

@@ -25,6 +25,7 @@ from pathlib import Path
 import realm_skills as skills
 
 from ..store.config import CurriculumConfig
+from ..store.home import Home
 from ..store.ledger import Ledger
 from .skillbook import skill_state
 
@@ -49,6 +50,11 @@ def plan(ledger: Ledger, cfg: CurriculumConfig) -> list[dict]:
                     "priority": setting.priority if setting else 0,
                     "enabled": bool(setting and setting.enabled and setting.priority > 0)})
     return out
+
+
+def plan_of(home: Home) -> list[dict]:
+    """plan() with the realm's own [curriculum] settings (defaults while realm.toml is broken)."""
+    return plan(home.ledger, home.safe_config().curriculum)
 
 
 def generated_counts(ledger: Ledger) -> dict[str, int]:

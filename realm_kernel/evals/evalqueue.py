@@ -27,7 +27,7 @@ from ..store.paths import is_model_dir
 from ..store.process import pid_alive
 from ..store.vault import VaultError, VaultKeeper
 from . import forgetting, grading
-from .curriculum import plan
+from .curriculum import plan_of
 from .practice import SparringError, spar_result
 from .skillbook import skill_state
 
@@ -82,7 +82,7 @@ def release(home: Home, checkpoint: str) -> None:
 
 
 def default_skill(home: Home) -> str | None:
-    live = [p for p in plan(home.ledger, home.safe_config().curriculum) if p["enabled"]]
+    live = [p for p in plan_of(home) if p["enabled"]]
     return max(live, key=lambda p: p["priority"])["skill"] if live else None
 
 

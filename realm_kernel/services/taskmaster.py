@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..evals.curriculum import plan as curriculum_plan
+from ..evals.curriculum import plan_of
 from ..evals.evalqueue import pending
 from ..evals.skillbook import eval_report
 from ..quests.queue import list_queue, waiting
@@ -157,10 +157,6 @@ def resource_ok(resource: str, gpu: dict, threshold: float) -> tuple[bool, str]:
     return True, f"GPU idle enough ({busiest:.0f}% < {threshold:.0f}%)"
 
 
-def _plans(home: Home) -> list[dict]:
-    return curriculum_plan(home.ledger, home.safe_config().curriculum)
-
-
 # -- has work -------------------------------------------------------------------------
 def _ts(row: dict | None) -> float | None:
     return row["ts"].timestamp() if row and row.get("ts") is not None else None
@@ -184,7 +180,7 @@ SPARRING_MIN_ACCURACY = 0.5
 
 def _work_sparring(home: Home, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
     skill = task.parameters.get("skill")
-    plan = next((p for p in _plans(home) if p["skill"] == skill and p["enabled"]), None)
+    plan = next((p for p in plan_of(home) if p["skill"] == skill and p["enabled"]), None)
     if plan is None:
         return False, f"{skill} is not on the curriculum"
     latest = home.ledger.query("SELECT accuracy FROM evals WHERE skill = ? AND level = ? "
@@ -202,7 +198,7 @@ def _work_sparring(home: Home, task: TaskDef, last_done: float | None) -> tuple[
 
 def _work_weak(home: Home, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
     threshold = float(task.parameters.get("threshold", 0.8))
-    for p in _plans(home):
+    for p in plan_of(home):
         if not p["enabled"]:
             continue
         rep = eval_report(home.ledger, p["skill"], threshold)
@@ -220,7 +216,7 @@ def _work_generate(home: Home, task: TaskDef, last_done: float | None) -> tuple[
     waiting_now = waiting(home.paths)
     if waiting_now >= cfg.queue_low:
         return False, f"{waiting_now} quest(s) waiting (>= {cfg.queue_low})"
-    if not any(p["enabled"] for p in _plans(home)):
+    if not any(p["enabled"] for p in plan_of(home)):
         return False, "no skill is enabled on the curriculum"
     return True, f"queue low ({waiting_now} < {cfg.queue_low})"
 
