@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import realm_skills as skills
@@ -164,7 +163,7 @@ def spar(home: Home, skill: str, count: int, step: int | None = None, seed: int 
         where = f"at step {step} " if step is not None else ""
         raise FileNotFoundError(f"no checkpoint {where}on disk to spar with")
     level = skill_state(home.ledger, skill).level
-    seed = time.time_ns() % 2**31 if seed is None else seed
+    seed = grading.fresh_seed(seed)
     ask, _ = grading.checkpoint_answers(row.path, threads)
     result = grading.grade(grading.pick(skill, level, count, seed), ask)
     out = {"skill": skill, "level": level, "step": row.step, "checkpoint": row.name, "count": count,

@@ -21,7 +21,7 @@ from ..quests.publish import publish
 from ..store.config import WatchConfig
 from ..store.home import Home
 from ..store.ledger import Ledger, json_data
-from .grading import Ask
+from .grading import Ask, fresh_seed
 
 REVIEW_PREFIX = "review-"
 
@@ -104,7 +104,7 @@ def find_drops(ledger: Ledger, run_id: str, drop_points: float) -> list[dict]:
 def review_quest(home: Home, passive: str, count: int, seed: int | None = None) -> str:
     """Practice of every primitive of a passive into the inbox (no skill tag: the
     checkpoints it makes are evaluated on the curriculum's skill, as usual)."""
-    seed = time.time_ns() % 2**31 if seed is None else seed
+    seed = fresh_seed(seed)
     n_prims = sum(1 for p in catalog().primitives.values() if p.passive == passive)
     problems = skills.generate_passive(passive, max(1, count // max(1, n_prims)), seed)
     examples = [{"messages": p.as_example()["messages"],

@@ -17,6 +17,7 @@ from typing import Any
 import realm_skills as skills
 from realm_skills.evaluation import EvalResult, eval_problems, run_eval
 
+from ..oracle import answering
 from ..store.home import Home
 from ..store.ledger import json_data
 from .champion import promote
@@ -26,20 +27,23 @@ from .skillbook import record_eval, skill_state
 Ask = Callable[[Sequence[str], Sequence[str]], list[str]]
 
 
+def fresh_seed(seed: int | None = None) -> int:
+    """The seed given, or one from the clock (fresh problems each time)."""
+    return time.time_ns() % 2**31 if seed is None else seed
+
+
 def pick(skill: str, level: int, count: int | None = None, seed: int | None = None, *,
          eval_batch: bool = False) -> list[skills.Problem]:
     """The level's fixed eval batch (eval_batch: the eval seed, `count` or the YAML's
     eval size), else `count` fresh problems at `seed` (default: the clock)."""
     if eval_batch:
         return eval_problems(skill, level, size=count)
-    seed = time.time_ns() % 2**31 if seed is None else seed
-    return skills.generate(skill, level, count or 1, seed)
+    return skills.generate(skill, level, count or 1, fresh_seed(seed))
 
 
 def checkpoint_answers(path: str | Path, threads: int = 0) -> tuple[Ask, dict]:
     """An `Ask` over a checkpoint directory: batched greedy answers, each exactly what
     unbatched greedy decoding gives. The dict collects the seconds spent answering."""
-    from ..oracle import answering
     model, tok = answering.load(path, threads)
     timing = {"seconds": 0.0}
 
@@ -91,7 +95,7 @@ def level_up(home: Home, skill: str, from_level: int, level: int, step: Any,
 
 def probe(ask_one: Callable[[str], str], skill: str, level: int, seed: int | None = None) -> dict:
     """"Ask DIO": one fresh problem of the level, graded like any eval (not recorded)."""
-    seed = time.time_ns() % 2**31 if seed is None else seed
+    seed = fresh_seed(seed)
     problem = pick(skill, level, 1, seed)[0]
     replies: list[str] = []
 

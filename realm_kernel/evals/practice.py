@@ -19,6 +19,7 @@ from ..quests.queue import list_queue
 from ..store.home import Home
 from ..store.paths import PRIORITIES
 from . import curriculum
+from .grading import fresh_seed
 from .skillbook import primitive_accuracy, skill_state
 
 
@@ -26,16 +27,12 @@ class SparringError(ValueError):
     pass
 
 
-def _seed(seed: int | None) -> int:
-    return time.time_ns() % 2**31 if seed is None else seed
-
-
 def skill_quest(home: Home, skill: str, level: int, count: int, seed: int | None = None) -> Path:
     """`count` problems of a skill level into the inbox."""
     seed = int(time.time()) if seed is None else seed
     problems = skills.generate(skill, level, count, seed)
     name = f"{skill}-L{level}-{count}-s{seed}.jsonl"
-    out = publish(home.paths, home.ledger, home.config, name, [p.as_example() for p in problems])
+    out = publish(home.paths, home.ledger, home.safe_config(), name, [p.as_example() for p in problems])
     return Path(out["path"])
 
 
@@ -60,7 +57,7 @@ def curriculum_quest(home: Home, seed: int | None = None) -> dict | None:
     chosen = curriculum.pick(plans, curriculum.generated_counts(home.ledger))
     if chosen is None:
         return None
-    seed = _seed(seed)
+    seed = fresh_seed(seed)
     problems = curriculum.mixed_problems(plans, chosen, cfg.quest_examples, cfg.review_fraction,
                                          cfg.review_window, seed)
     name = curriculum.quest_name(chosen["skill"], chosen["level"], seed)
@@ -83,7 +80,7 @@ def targeted_quest(home: Home, skill: str, level: int | None = None, count: int 
     acc = primitive_accuracy(home.ledger, skill, level)
     if not acc:
         raise skills.SkillError(f"no eval of {skill} level {level} in the ledger yet")
-    seed = _seed(seed)
+    seed = fresh_seed(seed)
     problems = targeted_problems(skill, level, acc, count, seed, threshold)
     name = f"target-{skill}-L{level}-{count}-s{seed}.jsonl"
     out = publish(home.paths, home.ledger, home.safe_config(), name,
