@@ -180,6 +180,11 @@ def test_priorities_cooldowns_settings_and_run_now(home):
     # Nothing to train: generate jumps the queue; with one quest waiting it is just
     # priority 6 among the others.
     assert tm.pick() == ("generate_curriculum", "the daemon has nothing to train")
+    # Starving again at the next pick (a short quest trained meanwhile): other work waiting
+    # gets its turn first, then generate again, so the eval queue can never starve.
+    yielded = tm.pick()
+    assert yielded[0] != "generate_curriculum" and avail[yielded[0]]["available"], yielded
+    assert tm.pick() == ("generate_curriculum", "the daemon has nothing to train")
     (home.queue("normal") / "waiting.jsonl").write_text(
         json.dumps(skills.generate("bin", 1, 1, 0)[0].as_example()) + "\n")
     assert tm.pick() == ("generate_curriculum", "queue low (1 < 2)")

@@ -481,6 +481,7 @@ class TaskMaster:
         self.config = RealmConfig()
         self._lock_fd: int | None = None
         self.last: dict | None = None
+        self._fed_last = False  # the last pick was a starving generate_curriculum
 
     def reload_config(self) -> None:
         try:
@@ -533,10 +534,17 @@ class TaskMaster:
         # Every task's work check when starving (to see the generator's row), else only
         # down to the first available task; either way each check runs once per pick.
         rows = describe(self.home, gpu, check_work=True, first_available=not starving)
+        fed_last, self._fed_last = self._fed_last, False
         if starving:
             gen = next(t for t in rows if t["task_id"] == STARVING_PICK)
-            if gen["available"]:
+            others = [t for t in rows if t["available"] and t["task_id"] != STARVING_PICK]
+            # ... but not twice running while other work waits: quests that train faster
+            # than one is generated keep the daemon starving, and the eval queue (and with
+            # it every level-up) would never get its turn.
+            if gen["available"] and not (fed_last and others):
+                self._fed_last = True
                 return STARVING_PICK, "the daemon has nothing to train"
+            rows = others
         for t in rows:
             if t["available"]:
                 return t["task_id"], t.get("work") or ""
