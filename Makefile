@@ -15,6 +15,9 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 # skip: `make test` skips the browser tests (and says so); anything else needs chromium.
 BROWSER_TESTS ?=
+# pytest-xdist workers for `make test`: most tests wait on subprocesses (daemon, JupyterLab,
+# Chromium), so two workers halve the wall time on 2 cores. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 # pip's progress (downloads, what it collects) is shown: the first install takes minutes.
 PIP := $(PY) -m pip install --progress-bar on
 
@@ -46,7 +49,7 @@ play: $(STAMP)
 
 ## The whole suite (unit, real daemon, real JupyterLab/Panel, Chromium via Playwright).
 test: $(STAMP) chromium-check
-	BROWSER_TESTS=$(BROWSER_TESTS) $(PY) -m pytest -ra
+	BROWSER_TESTS=$(BROWSER_TESTS) $(PY) -m pytest -ra -n $(TEST_WORKERS) --dist loadfile
 
 ## The browser tests never skip in silence: chromium is installed (apt, as root) or the
 ## command to run is named; BROWSER_TESTS=skip skips them on purpose.

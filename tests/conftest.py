@@ -12,9 +12,16 @@ from realm_kernel.store.paths import RealmPaths
 
 from .helpers import CHROMIUM, CHROMIUM_ARGS, Procs, make_home, require_chromium
 
+# The longest files start first, so the xdist workers (`make test`) finish together
+# instead of one running the wheel test alone at the end.
+LONGEST_FIRST = ("test_wheel.py", "test_taskmaster.py", "test_crash_faults.py")
+
 
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests need a CUDA device: skipped, with the reason, on any other machine."""
+    """The longest files first; `gpu` tests need a CUDA device: skipped, with the reason,
+    on any other machine."""
+    items.sort(key=lambda item: next((i for i, name in enumerate(LONGEST_FIRST)
+                                      if item.path.name == name), len(LONGEST_FIRST)))
     import torch
     if torch.cuda.is_available():
         return

@@ -58,7 +58,8 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
     promote.click()
     page.locator(".rt-toast[data-kind=champion]").first.wait_for(state="attached", timeout=60_000)
     # Polled: an eval may crown a later checkpoint on its own afterwards; the click must land first.
-    wait_for(lambda: Realm(realm_home.home).champion()["step"] == step, 30, "the clicked checkpoint as champion")
+    wait_for(lambda: Realm(realm_home.home).champion()["step"] == step, 30,
+             "the clicked checkpoint as champion")
 
     ARTIFACTS.mkdir(exist_ok=True)
     card = page.locator(".realm-hero-card .rt-card").first
