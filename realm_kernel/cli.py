@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from .store import hub
 from .store.paths import RealmPaths
 
 app = typer.Typer(help="Realm of Training: fine-tune DIO like the hero of an idle RPG.",
@@ -714,7 +715,13 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
     from .train.dio_mini import build_dio_mini
 
     realm = Realm()
-    if not realm.config.hero.base_model:
+    base_model = realm.config.hero.base_model
+    if base_model and hub.is_hub_id(base_model, realm.paths.home):
+        try:  # downloaded once, in the foreground, so huggingface_hub's progress bars are seen
+            typer.echo(f"Hero: {base_model} at {hub.fetch(base_model)}")
+        except hub.HubModelMissing as e:  # the daemon waits and says so in the Tavern
+            typer.echo(f"warning: {e}", err=True)
+    if not base_model:
         if (realm.paths.dio_mini / "config.json").exists():
             typer.echo(f"Hero: dio-mini at {realm.paths.dio_mini}")
         else:

@@ -28,6 +28,7 @@ from ..quests.formats import Level, QuestReport, limits_of, priority_of, validat
 from ..quests.publish import quest_row, record
 from ..quests.queue import fail, move, next_quest
 from ..quests.recovery import repair_quests
+from ..store import hub
 from ..store.config import ConfigError, RealmConfig, load_config
 from ..store.ledger import Ledger, latest_checkpoint
 from ..store.paths import RealmPaths
@@ -220,10 +221,17 @@ class Daemon:
             return f"could not build the demo hero at {self.paths.dio_mini}: {type(e).__name__}: {e}"
         if latest_checkpoint(self.ledger):
             return None
+        base_model = self.config.hero.base_model
+        if base_model and hub.is_hub_id(base_model, self.paths.home):
+            try:
+                hub.fetch(base_model)  # cached, or downloaded once (progress in the daemon log)
+            except hub.HubModelMissing as e:
+                return str(e)
         base = self.config.base_model_path(self.paths)
         if not (base / "config.json").exists():
             return (f"no HF model directory at {base} (config.json missing): set [hero] "
-                    f"base_model in {self.paths.config_file} to a local model folder")
+                    f"base_model in {self.paths.config_file} to a local model folder or a "
+                    "Hugging Face id (e.g. Qwen/Qwen3-0.6B)")
         return None
 
     def waiting_for_setup(self) -> bool:

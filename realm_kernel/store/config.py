@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import hub
 from .paths import RealmPaths
 
 
@@ -238,8 +239,12 @@ class RealmConfig(_Section):
     watch: WatchConfig = WatchConfig()
 
     def base_model_path(self, paths: RealmPaths) -> Path:
+        """The hero's base model folder: dio-mini, a local folder, or a hub id's snapshot
+        in the local HF cache (where it would be, when not fetched yet: see store.hub)."""
         if not self.hero.base_model:
             return paths.dio_mini
+        if hub.is_hub_id(self.hero.base_model, paths.home):
+            return hub.cached(self.hero.base_model) or hub.expected_path(self.hero.base_model)
         p = Path(self.hero.base_model).expanduser()
         return p if p.is_absolute() else (paths.home / p)
 
