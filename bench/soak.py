@@ -141,7 +141,6 @@ def readers_under_load(root: Path, hero: Path, procs: Procs, seconds: float) -> 
     return {"reader_errors": sum(r["errors"] for r in loaded.values()) +
             sum(r["errors"] for r in paused.values()),
             "reader_polls": sum(r["polls"] for r in loaded.values()),
-            "notebook_reruns": loaded["notebook"]["reruns"] + paused["notebook"]["reruns"],
             "rows_written": top + written, "rows_found": len(logged & set(range(1, top + 1))) + found,
             "steps_during_readers": top - step0,
             "p99_ms_training": round(worst(loaded, "p99_ms"), 1),
