@@ -332,6 +332,7 @@ class Ledger:
         Returns False when another process holds the file (a user's read-only
         connection, say); the views then already exist and nothing is lost.
         """
+        self.ensure_segments()  # raw/ too (a restored ledger brings only its generations)
         try:
             con = duckdb.connect(str(self.paths.ledger_db))
         except duckdb.Error:
