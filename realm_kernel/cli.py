@@ -464,9 +464,22 @@ def train(ctx: typer.Context, quest: Path,
                                                  help="Run under `accelerate launch` with this config "
                                                       "(multi-GPU, FSDP)."),
           nproc: int = typer.Option(0, "--nproc", help="Run N processes with torchrun (gloo on CPU, "
-                                                       "NCCL on GPUs): plain DDP.")) -> None:
-    """Train on a quest file directly with TrainerEngine (no daemon); prints the TrainingResult."""
+                                                       "NCCL on GPUs): plain DDP."),
+          output_dir: Path = typer.Option(None, "--output-dir", help="The run's own realm home "
+                                          "(checkpoints, ledger); default <home>/standalone/<run id>."),
+          preset: str = typer.Option(None, "--preset", help="A training recipe: qwen3-4b-24gb (the "
+                                     "seed's 4B full fine-tune on a 24 GB card)."),
+          vram_gb: float = typer.Option(None, "--vram-gb", help="The card to check the VRAM estimate "
+                                        "against (default: the CUDA device's memory)."),
+          force: bool = typer.Option(False, "--force", help="Start even when the estimate exceeds "
+                                     "the card.")) -> None:
+    """Train on a quest file directly with TrainerEngine (no daemon), in a realm home of its
+    own so DIO's checkpoints and stats are untouched; prints the TrainingResult.
+
+    Example: realm train data.jsonl --preset qwen3-4b-24gb --model Qwen/Qwen3-4B"""
     if accelerate_config or nproc > 1:
+        from .train.standalone import new_run_id
+        os.environ.setdefault("REALM_RUN_ID", new_run_id())  # one run (and folder) for every rank
         # Every process re-runs this command without the launch option; HF Trainer does the rest.
         argv = _without_options(sys.argv[1:], ("--accelerate-config", "--nproc"))
         launcher = (["accelerate.commands.launch", "--config_file", str(accelerate_config)]
@@ -475,9 +488,14 @@ def train(ctx: typer.Context, quest: Path,
                      f"--master_port={_free_port()}"])
         cmd = [sys.executable, "-m", *launcher, "-m", "realm_kernel.cli", *argv]
         os.execvp(cmd[0], cmd)
-    from .train.standalone import train_quest
-    result = train_quest(quest, model=model, from_config=from_config, max_steps=max_steps,
-                         optimizer=optimizer, packing=packing, say=lambda m: typer.echo(m, err=True))
+    from .train.standalone import TrainRefused, train_quest
+    try:
+        result = train_quest(quest, model=model, from_config=from_config, max_steps=max_steps,
+                             optimizer=optimizer, packing=packing, output_dir=output_dir, preset=preset,
+                             vram_gb=vram_gb, force=force, say=lambda m: typer.echo(m, err=True))
+    except (TrainRefused, FileNotFoundError) as e:
+        typer.echo(f"train: {e}", err=True)
+        raise typer.Exit(2) from e
     if result is not None:
         _print(result.as_dict())
         raise typer.Exit(0 if result.success else 1)
