@@ -169,6 +169,9 @@ class TaskmasterConfig(_Section):
     poll_seconds: float = Field(2.0, gt=0, le=300)
     # GPU tasks run only while every GPU's utilisation is under this (percent).
     gpu_threshold: float = Field(40.0, ge=0, le=100)
+    # On a busy GPU a waiting eval asks the daemon to lend it the GPU at its next quest
+    # boundary, for at most this long (store/gpu_yield.py); 0 = never ask.
+    gpu_yield_s: float = Field(300.0, ge=0, le=3600)
     # A notebook running longer than this is stopped and recorded as failed.
     task_timeout_s: float = Field(900.0, gt=0)
     # Output notebooks kept per task (older ones are deleted; the ledger keeps the rows).
