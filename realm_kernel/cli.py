@@ -454,7 +454,8 @@ def vram(model: str = typer.Argument("qwen3-0.6b", help="A preset (qwen3-0.6b, q
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(ctx: typer.Context, quest: Path,
-          model: Path = typer.Option(None, help="Local HF model dir (default: the hero's base model)."),
+          model: Path = typer.Option(None, help="Local HF model dir or hub id (default: the hero's "
+                                     "base model)."),
           from_config: str = typer.Option(None, "--from-config",
                                           help="Random init from a preset: dio-mini, qwen3-0.6b, ..."),
           max_steps: int = typer.Option(None, "--max-steps"),
@@ -493,7 +494,7 @@ def train(ctx: typer.Context, quest: Path,
         result = train_quest(quest, model=model, from_config=from_config, max_steps=max_steps,
                              optimizer=optimizer, packing=packing, output_dir=output_dir, preset=preset,
                              vram_gb=vram_gb, force=force, say=lambda m: typer.echo(m, err=True))
-    except (TrainRefused, FileNotFoundError) as e:
+    except (TrainRefused, FileNotFoundError, hub.HubModelMissing) as e:
         typer.echo(f"train: {e}", err=True)
         raise typer.Exit(2) from e
     if result is not None:

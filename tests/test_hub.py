@@ -107,3 +107,25 @@ def test_missing_hub_id_offline_is_a_setup_fault_and_the_quest_waits(offline_cac
     assert "'realm-test/absent'" in faults[0]["message"]
     assert "huggingface-cli download realm-test/absent" in faults[0]["message"]
     assert _status(paths) != "failed" and not list(paths.queue("failed").iterdir())
+
+
+@pytest.mark.slow
+def test_realm_train_takes_a_hub_id_for_its_model(offline_cache, dio_mini_dir, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from realm_kernel.cli import app
+    snap = lay_out_cache(offline_cache, dio_mini_dir)
+    home = tmp_path / "realm"
+    home.mkdir()
+    (home / "realm.toml").write_text(TEST_TOML)
+    rows = [{"messages": [{"role": "user", "content": f"{i} + {i}?"},
+                          {"role": "assistant", "content": str(2 * i)}]} for i in range(16)]
+    quest = tmp_path / "q.jsonl"
+    quest.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["--home", str(home), "train", str(quest), "--max-steps", "1",
+                                   "--model", REPO_ID, "--output-dir", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert f"training {snap}" in res.stderr
+    res = CliRunner().invoke(app, ["--home", str(home), "train", str(quest), "--model", "realm-test/absent"])
+    assert res.exit_code == 2 and "huggingface-cli download realm-test/absent" in res.stderr, res.output

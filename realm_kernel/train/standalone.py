@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..quests.formats import QuestError, load_quest
+from ..store import hub
 from ..store.config import TrainingConfig, load_config
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
@@ -104,7 +105,10 @@ def train_quest(quest: Path, *, model: Path | None = None, from_config: str | No
     card, recipe = TRAIN_PRESETS[preset] if preset else (None, {})
     training = cfg.training.model_copy(update={**recipe, **{k: v for k, v in {
         "max_steps": max_steps, "optimizer": optimizer, "packing": packing}.items() if v is not None}})
-    model_path = Path(model) if model else cfg.base_model_path(home)
+    if model is not None and hub.is_hub_id(str(model), Path.cwd()):
+        model_path = hub.fetch(str(model))  # a hub id: the local cache, downloaded once
+    else:
+        model_path = Path(model) if model else cfg.base_model_path(home)
     run_id = os.environ.get("REALM_RUN_ID") or new_run_id()
     if preset or vram_gb is not None:  # said before the quest is even read
         check = vram_check(model_path, training, vram_gb if vram_gb is not None else card_gib(), force)
