@@ -49,7 +49,8 @@ def test_ids_and_folders_are_told_apart(tmp_path):
     (tmp_path / "models" / "mine").mkdir(parents=True)
     assert hub.is_hub_id("Qwen/Qwen3-0.6B", tmp_path)
     assert hub.is_hub_id("realm-test/dio-mini", tmp_path)
-    for folder in ("/abs/Qwen3-0.6B", "~/models/q", "./q/r", "../q/r", "a/b/c", "models/mine", "plain"):
+    for folder in ("/abs/Qwen3-0.6B", "~/models/q", "./q/r", "../q/r", "a/b/c", "models/mine",
+                   "models/not-copied-yet", "plain"):
         assert not hub.is_hub_id(folder, tmp_path), folder
 
 

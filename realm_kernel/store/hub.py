@@ -5,8 +5,8 @@ An id resolves to its snapshot in the local Hugging Face cache (`HF_HUB_CACHE`, 
 use, so a model fetched by any of them is found. `fetch()` downloads it once, with
 huggingface_hub's progress bars, when the machine is online; offline (`HF_HUB_OFFLINE=1`,
 or no network) it raises `HubModelMissing`, naming the id and the command that fetches it.
-A value that names an existing folder (absolute, `~`, or relative to the realm home) is a
-folder, never an id.
+A value that names a folder (absolute, `~`, or relative to the realm home, or whose first
+part is a folder there, like `models/...`) is a folder, never an id.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ class HubModelMissing(RuntimeError):
 
 
 def is_hub_id(value: str, home: Path) -> bool:
+    """"org/name" naming nothing on disk. A folder under the realm home wins, and so does a
+    first part that is one (`models/my-qwen` is a path even before it is copied there)."""
     if not _HUB_ID.match(value) or value.startswith((".", "~")) or ".." in value:
         return False
-    return not (home / value).exists()  # a folder under the realm home wins
+    return not (home / value).exists() and not (home / value.split("/")[0]).is_dir()
 
 
 def cache_dir() -> Path:
