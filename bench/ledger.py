@@ -83,6 +83,17 @@ def main() -> None:
         realm = Realm(paths.home, writer="reader")
         hero_ms = timed(realm.hero, a.polls)
         poll_ms = timed(realm.tavern_state, a.polls)
+        # A user's raw connection (ledger.duckdb's views keep one copy per origin) against
+        # our own views, the same two queries over the same rows.
+        import duckdb
+        scan = "SELECT count(*), avg(loss) FROM metrics"
+        top = "SELECT step, loss FROM metrics ORDER BY step DESC LIMIT 500"
+        raw = duckdb.connect(str(paths.ledger_db), read_only=True)
+        raw_scan_ms = timed(lambda: raw.execute(scan).fetchall(), a.polls)
+        raw_top_ms = timed(lambda: raw.execute(top).fetchall(), a.polls)
+        raw.close()
+        own_scan_ms = timed(lambda: realm.ledger.query(scan), a.polls)
+        own_top_ms = timed(lambda: realm.ledger.query(top), a.polls)
 
         step = a.rows + 1
         alone = write(led, step, a.write_rows, a.batch)
@@ -113,11 +124,18 @@ def main() -> None:
         "rows_after": total, "rows_lost": step - 1 - distinct, "rows_doubled": total - distinct,
         "rows_lost_or_doubled": (step - 1 - distinct) + (total - distinct),
         "fill_rows_per_s": round(fill),
+        "raw_scan_ms": round(raw_scan_ms, 2), "own_scan_ms": round(own_scan_ms, 2),
+        "raw_scan_ratio": round(raw_scan_ms / own_scan_ms, 2),
+        "raw_top500_ms": round(raw_top_ms, 2), "own_top500_ms": round(own_top_ms, 2),
+        "raw_top500_ratio": round(raw_top_ms / own_top_ms, 2),
     }
     summary = (f"{a.rows} metric rows: hero stats {hero_ms:.1f} ms, Tavern poll {poll_ms:.1f} ms "
                f"(target < 50); writes {contended:.0f} rows/s with {a.readers} readers polling vs "
                f"{alone:.0f} alone (ratio {contended / alone:.2f}; target > 10k rows/s); "
-               f"{polls} reader polls, rows lost or doubled: {figures['rows_lost_or_doubled']}")
+               f"{polls} reader polls, rows lost or doubled: {figures['rows_lost_or_doubled']}; "
+               f"a raw connection's full scan {raw_scan_ms:.1f} ms vs ours {own_scan_ms:.1f} "
+               f"(ratio {raw_scan_ms / own_scan_ms:.2f}), last 500 steps {raw_top_ms:.1f} vs "
+               f"{own_top_ms:.1f} ms")
     report("ledger", figures, summary, a.out)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from .store import hub
 from .store.paths import RealmPaths
 
 app = typer.Typer(help="Realm of Training: fine-tune DIO like the hero of an idle RPG.",
@@ -453,7 +454,8 @@ def vram(model: str = typer.Argument("qwen3-0.6b", help="A preset (qwen3-0.6b, q
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def train(ctx: typer.Context, quest: Path,
-          model: Path = typer.Option(None, help="Local HF model dir (default: the hero's base model)."),
+          model: Path = typer.Option(None, help="Local HF model dir or hub id (default: the hero's "
+                                     "base model)."),
           from_config: str = typer.Option(None, "--from-config",
                                           help="Random init from a preset: dio-mini, qwen3-0.6b, ..."),
           max_steps: int = typer.Option(None, "--max-steps"),
@@ -463,9 +465,22 @@ def train(ctx: typer.Context, quest: Path,
                                                  help="Run under `accelerate launch` with this config "
                                                       "(multi-GPU, FSDP)."),
           nproc: int = typer.Option(0, "--nproc", help="Run N processes with torchrun (gloo on CPU, "
-                                                       "NCCL on GPUs): plain DDP.")) -> None:
-    """Train on a quest file directly with TrainerEngine (no daemon); prints the TrainingResult."""
+                                                       "NCCL on GPUs): plain DDP."),
+          output_dir: Path = typer.Option(None, "--output-dir", help="The run's own realm home "
+                                          "(checkpoints, ledger); default <home>/standalone/<run id>."),
+          preset: str = typer.Option(None, "--preset", help="A training recipe: qwen3-4b-24gb (the "
+                                     "seed's 4B full fine-tune on a 24 GB card)."),
+          vram_gb: float = typer.Option(None, "--vram-gb", help="The card to check the VRAM estimate "
+                                        "against (default: the CUDA device's memory)."),
+          force: bool = typer.Option(False, "--force", help="Start even when the estimate exceeds "
+                                     "the card.")) -> None:
+    """Train on a quest file directly with TrainerEngine (no daemon), in a realm home of its
+    own so DIO's checkpoints and stats are untouched; prints the TrainingResult.
+
+    Example: realm train data.jsonl --preset qwen3-4b-24gb --model Qwen/Qwen3-4B"""
     if accelerate_config or nproc > 1:
+        from .train.standalone import new_run_id
+        os.environ.setdefault("REALM_RUN_ID", new_run_id())  # one run (and folder) for every rank
         # Every process re-runs this command without the launch option; HF Trainer does the rest.
         argv = _without_options(sys.argv[1:], ("--accelerate-config", "--nproc"))
         launcher = (["accelerate.commands.launch", "--config_file", str(accelerate_config)]
@@ -474,9 +489,14 @@ def train(ctx: typer.Context, quest: Path,
                      f"--master_port={_free_port()}"])
         cmd = [sys.executable, "-m", *launcher, "-m", "realm_kernel.cli", *argv]
         os.execvp(cmd[0], cmd)
-    from .train.standalone import train_quest
-    result = train_quest(quest, model=model, from_config=from_config, max_steps=max_steps,
-                         optimizer=optimizer, packing=packing, say=lambda m: typer.echo(m, err=True))
+    from .train.standalone import TrainRefused, train_quest
+    try:
+        result = train_quest(quest, model=model, from_config=from_config, max_steps=max_steps,
+                             optimizer=optimizer, packing=packing, output_dir=output_dir, preset=preset,
+                             vram_gb=vram_gb, force=force, say=lambda m: typer.echo(m, err=True))
+    except (TrainRefused, FileNotFoundError, hub.HubModelMissing) as e:
+        typer.echo(f"train: {e}", err=True)
+        raise typer.Exit(2) from e
     if result is not None:
         _print(result.as_dict())
         raise typer.Exit(0 if result.success else 1)
@@ -714,7 +734,13 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
     from .train.dio_mini import build_dio_mini
 
     realm = Realm()
-    if not realm.config.hero.base_model:
+    base_model = realm.config.hero.base_model
+    if base_model and hub.is_hub_id(base_model, realm.paths.home):
+        try:  # downloaded once, in the foreground, so huggingface_hub's progress bars are seen
+            typer.echo(f"Hero: {base_model} at {hub.fetch(base_model)}")
+        except hub.HubModelMissing as e:  # the daemon waits and says so in the Tavern
+            typer.echo(f"warning: {e}", err=True)
+    if not base_model:
         if (realm.paths.dio_mini / "config.json").exists():
             typer.echo(f"Hero: dio-mini at {realm.paths.dio_mini}")
         else:

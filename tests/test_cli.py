@@ -180,10 +180,33 @@ def _(ctx):
 def _(ctx):
     home = ctx.fresh_home("train-home")
     quest = ctx.quest("train.jsonl", 32)
-    res = ctx.run("train", str(quest), "--max-steps", "2", home=home.home)
+    out = home.home.parent / "train-out"
+    res = ctx.run("train", str(quest), "--max-steps", "2", "--output-dir", str(out), home=home.home)
     result = json.loads(res.stdout[res.stdout.rindex("{\n"):])
     assert result["success"] and result["global_step"] == 2
-    assert Ledger(home).scalar("SELECT count(*) FROM metrics WHERE loss IS NOT NULL") == 2
+    assert result["last_checkpoint_path"].startswith(str(out / "checkpoints"))
+    run = RealmPaths.at(out)
+    assert Ledger(run).scalar("SELECT count(*) FROM metrics WHERE loss IS NOT NULL") == 2
+    # DIO's realm is untouched: no checkpoint, no step, no resume point.
+    dio = Ledger(home)
+    assert dio.scalar("SELECT count(*) FROM metrics") == 0
+    assert dio.scalar("SELECT count(*) FROM checkpoints") == 0
+    assert not list(home.checkpoints.glob("checkpoint-*"))
+    # Without --output-dir: a folder of its own under <home>/standalone/.
+    res = ctx.run("train", str(quest), "--max-steps", "1", home=home.home)
+    assert "/standalone/train-" in json.loads(res.stdout[res.stdout.rindex("{\n"):])["last_checkpoint_path"]
+    assert Ledger(home).scalar("SELECT count(*) FROM checkpoints") == 0
+    # The 4B recipe says its estimate first and refuses a card it cannot fit, with the numbers.
+    big = home.home.parent / "qwen3-4b"
+    big.mkdir()
+    from realm_kernel.train.presets import PRESETS
+    (big / "config.json").write_text(json.dumps({**PRESETS["qwen3-4b"], "model_type": "qwen3"}))
+    res = ctx.run("train", str(quest), "--preset", "qwen3-4b-24gb", "--model", str(big), "--vram-gb", "12",
+                  home=home.home, code=2)
+    assert "VRAM estimate:" in res.stderr and "exceeds the card's 12.0 GiB" in res.stderr, res.stderr
+    assert not (home.home / "standalone").exists() or len(list((home.home / "standalone").iterdir())) == 1
+    res = ctx.run("train", str(quest), "--preset", "nope", home=home.home, code=2)
+    assert "unknown training preset 'nope'" in res.stderr
 
 
 @call("vram")

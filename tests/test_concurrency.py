@@ -48,13 +48,8 @@ con = duckdb.connect(sys.argv[1], read_only=True)
 first = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
 print(json.dumps({"first": first}), flush=True)
 sys.stdin.readline()
-for attempt in range(5):  # a query listed just before a compaction swap is re-run
-    try:
-        last = con.execute("SELECT count(*), count(DISTINCT step) FROM metrics").fetchone()
-        break
-    except duckdb.IOException:
-        continue
-print(json.dumps({"last": last[0], "distinct": last[1], "retries": attempt}), flush=True)
+last = con.execute("SELECT count(*), count(DISTINCT step) FROM metrics").fetchone()  # never re-run
+print(json.dumps({"last": last[0], "distinct": last[1]}), flush=True)
 """
 
 
@@ -108,5 +103,4 @@ def test_training_with_four_pollers_and_a_held_read_only_connection(realm_home, 
     assert held["last"] == total and held["distinct"] == top, held
     assert held["last"] > first, "the held connection never saw the rows written after it opened"
     assert not realm.sql("SELECT * FROM events WHERE kind IN ('daemon_error', 'quest_error')")
-    print(f"readers: {[r['polls'] for r in results]} polls; held connection re-ran "
-          f"{held['retries']} time(s); {top} steps trained")
+    print(f"readers: {[r['polls'] for r in results]} polls; {top} steps trained")

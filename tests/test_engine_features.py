@@ -5,6 +5,7 @@ import torch
 
 from realm_kernel.store.config import load_config
 from realm_kernel.store.ledger import Ledger
+from realm_kernel.store.paths import RealmPaths
 from realm_kernel.train import Job, TrainerEngine
 from realm_kernel.train.mixed import mixed_examples as mixed_bin_examples
 from realm_kernel.train.trainer import installed
@@ -106,10 +107,13 @@ def test_two_process_gloo_training_writes_the_realm_once(realm_home, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout[run.stdout.index("{\n"):])
     assert result["success"] and result["world_size"] == 2 and result["global_step"] == 4
-    led = Ledger(realm_home)
+    # Every rank in one run folder of its own (not DIO's realm), written once.
+    [run] = list((realm_home.home / "standalone").iterdir())
+    led = Ledger(RealmPaths.at(run))
     assert led.scalar("SELECT count(*) FROM checkpoints") == 1
     assert led.scalar("SELECT count(DISTINCT step) FROM metrics WHERE loss IS NOT NULL") == 4
     assert led.scalar("SELECT count(*) FROM metrics WHERE loss IS NOT NULL") == 4, "one writer"
+    assert Ledger(realm_home).scalar("SELECT count(*) FROM metrics") == 0
 
 
 def test_gradient_checkpointing_gives_the_same_first_losses(realm_home):

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..store import hub
 from .formats import Limits, QuestError, QuestReport, check_example, example_spec, text_problem
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -26,14 +27,12 @@ def open_dataset(source: str, split: str | None = None) -> tuple[str, Any]:
                              f"(none of {', '.join(SAVED_MARKERS)})")
         data = datasets.load_from_disk(str(path))
     elif HUB_ID.match(source) and not path.exists():
-        from huggingface_hub import constants, snapshot_download
-        try:
-            local = snapshot_download(source, repo_type="dataset", local_files_only=True)
-        except Exception as e:  # LocalEntryNotFoundError and friends: not in the cache
+        local = hub.cached(source, repo_type="dataset")
+        if local is None:
             raise ValueError(f"{source}: no such folder, and not in the local Hugging Face cache "
-                             f"({constants.HF_HUB_CACHE}); download it there first "
-                             "(`hf download --repo-type dataset ...`): nothing is fetched at run time") from e
-        data = datasets.load_dataset(local)
+                             f"({hub.cache_dir()}); download it there first "
+                             "(`hf download --repo-type dataset ...`): nothing is fetched at run time")
+        data = datasets.load_dataset(str(local))
     else:
         raise ValueError(f"{source}: no such folder, and not a hub dataset id (owner/name)")
     if isinstance(data, datasets.DatasetDict):

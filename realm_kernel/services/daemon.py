@@ -28,6 +28,7 @@ from ..quests.formats import Level, QuestReport, limits_of, priority_of, validat
 from ..quests.publish import quest_row, record
 from ..quests.queue import fail, move, next_quest
 from ..quests.recovery import repair_quests
+from ..store import gpu_yield, hub
 from ..store.config import ConfigError, RealmConfig, load_config
 from ..store.ledger import Ledger, latest_checkpoint
 from ..store.paths import RealmPaths
@@ -59,6 +60,7 @@ class Daemon:
         self._admitting = threading.Lock()
         self._config_error: str | None = None  # the one said last (said once, not per tick)
         self.setup_fault: str | None = None  # why quests wait (said once per cause)
+        self._lent_for: float | None = None  # the GPU loan (its asked time) last recorded
         self._setup_retry_at = 0.0
         self._setup_backoff = SETUP_RETRY_S
 
@@ -220,10 +222,17 @@ class Daemon:
             return f"could not build the demo hero at {self.paths.dio_mini}: {type(e).__name__}: {e}"
         if latest_checkpoint(self.ledger):
             return None
+        base_model = self.config.hero.base_model
+        if base_model and hub.is_hub_id(base_model, self.paths.home):
+            try:
+                hub.fetch(base_model)  # cached, or downloaded once (progress in the daemon log)
+            except hub.HubModelMissing as e:
+                return str(e)
         base = self.config.base_model_path(self.paths)
         if not (base / "config.json").exists():
             return (f"no HF model directory at {base} (config.json missing): set [hero] "
-                    f"base_model in {self.paths.config_file} to a local model folder")
+                    f"base_model in {self.paths.config_file} to a local model folder or a "
+                    "Hugging Face id (e.g. Qwen/Qwen3-0.6B)")
         return None
 
     def waiting_for_setup(self) -> bool:
@@ -385,6 +394,16 @@ class Daemon:
         if self.paths.control_file("pause").exists():
             self.idle_status("paused")  # before the heartbeat: alive implies a battle status
             self.heartbeat("paused")
+            return False
+        if (loan := gpu_yield.current(self.paths)) is not None:
+            # A waiting eval asked for the GPU: no quest starts until it is done (or the
+            # request's deadline passes); see store/gpu_yield.py.
+            if self._lent_for != loan.get("asked"):
+                self._lent_for = loan.get("asked")
+                self.ledger.event("gpu_lent", f"{self.config.hero.name} lends the GPU to "
+                                  f"{loan.get('task')} between quests", json.dumps(loan))
+            self.idle_status(gpu_yield.YIELDING)
+            self.heartbeat(gpu_yield.YIELDING, lent_to=loan.get("task"))
             return False
         if self.waiting_for_setup():
             self.idle_status("waiting")

@@ -36,6 +36,7 @@ from ..evals.curriculum import plan_of
 from ..evals.evalqueue import pending
 from ..evals.skillbook import eval_report
 from ..quests.queue import list_queue, waiting
+from ..store import gpu_yield
 from ..store.config import ConfigError, RealmConfig
 from ..store.home import Home
 from ..store.paths import PRIORITIES, atomic_write_json, read_json, resource_dir
@@ -68,13 +69,14 @@ class TaskDef:
     parameters: dict = field(default_factory=dict)
     work: str = "always"  # which has-work check applies (WORK below)
     description: str = ""
+    yields_gpu: bool = False  # may ask the daemon to lend it the GPU (store/gpu_yield.py)
 
 
 # Priorities follow the seed's Task Master (eval queue 10, sparring 9, large sparring 8,
 # generate 6, health/validate 4, cleanup/scan 3, warmup/lineage 2).
 REGISTRY: tuple[TaskDef, ...] = (
     TaskDef("process_eval_queue", "Eval queue", "eval.ipynb", 10, "inference", 0,
-            parameters={"max_checkpoints": 6, "eval_size": 0}, work="eval",
+            parameters={"max_checkpoints": 6, "eval_size": 0}, work="eval", yields_gpu=True,
             description="Evaluate each saved checkpoint once on its skill's current level"),
     TaskDef("sparring_bin", "Sparring (BIN)", "sparring.ipynb", 9, "inference", 600,
             parameters={"skill": "bin", "count": 40}, work="sparring",
@@ -144,11 +146,13 @@ def gpu_status() -> dict:
             pass
 
 
-def resource_ok(resource: str, gpu: dict, threshold: float) -> tuple[bool, str]:
+def resource_ok(resource: str, gpu: dict, threshold: float, lent: bool = False) -> tuple[bool, str]:
     gpus = gpu.get("gpus") or []
     busiest = max((g["utilisation"] for g in gpus), default=None)
     if resource == "none":
         return True, "needs no GPU"
+    if lent:
+        return True, "the daemon lends the GPU between quests"
     if not gpus:
         return (False, "needs a GPU; " + gpu.get("detail", "no GPU")) if resource == "gpu" else (
             True, "inference on CPU (no GPU)")
@@ -359,9 +363,10 @@ def history(home: Home) -> dict[str, dict]:
 
 
 def describe(home: Home, gpu: dict | None = None, check_work: bool = False,
-             first_available: bool = False) -> list[dict]:
+             first_available: bool = False, lent: bool = False) -> list[dict]:
     """Every task as Realm.tasks() returns it (highest priority first). With
-    first_available, stops at the first task that may run now (the loop's pick)."""
+    first_available, stops at the first task that may run now (the loop's pick); `lent`:
+    the daemon lends the GPU, so the tasks that may ask for it need not wait for it."""
     hist = history(home)
     cfg = home.safe_config().taskmaster
     gpu = gpu if gpu is not None else {"gpus": [], "detail": "not checked"}
@@ -381,7 +386,7 @@ def describe(home: Home, gpu: dict | None = None, check_work: bool = False,
                "next_eligible": iso(nxt), "output": h["output"] if h else None,
                "detail": h["detail"] if h else None}
         if check_work:
-            ok, why = resource_ok(t.resource, gpu, cfg.gpu_threshold)
+            ok, why = resource_ok(t.resource, gpu, cfg.gpu_threshold, lent and t.yields_gpu)
             reasons = []
             if not t.enabled:
                 reasons.append("disabled")
@@ -507,7 +512,8 @@ class TaskMaster:
         if task_id not in tasks:
             raise KeyError(f"unknown task {task_id!r}; known: {sorted(tasks)}")
         task = tasks[task_id]
-        ok, why = resource_ok(task.resource, gpu_status(), self.config.taskmaster.gpu_threshold)
+        ok, why = resource_ok(task.resource, gpu_status(), self.config.taskmaster.gpu_threshold,
+                              task.yields_gpu and gpu_yield.granted(self.paths))
         if not ok:
             self.home.ledger.append("tasks", [{"task_id": task_id, "name": task.name, "status": "failed",
                                                 "priority": task.priority, "notebook": task.notebook,
@@ -530,10 +536,13 @@ class TaskMaster:
         gpu = gpu_status()
         # The daemon has nothing to train: a new quest beats everything else (an eval queue
         # that keeps filling would otherwise keep the Arena idle).
-        starving = waiting(self.paths) == 0
+        # While the daemon lends the GPU it trains nothing anyway: the loan's task goes first.
+        lent = gpu_yield.granted(self.paths)
+        starving = waiting(self.paths) == 0 and not lent
         # Every task's work check when starving (to see the generator's row), else only
         # down to the first available task; either way each check runs once per pick.
-        rows = describe(self.home, gpu, check_work=True, first_available=not starving)
+        rows = describe(self.home, gpu, check_work=True, first_available=not starving, lent=lent)
+        self.ask_or_release_gpu(rows)
         fed_last, self._fed_last = self._fed_last, False
         if starving:
             gen = next(t for t in rows if t["task_id"] == STARVING_PICK)
@@ -549,6 +558,28 @@ class TaskMaster:
             if t["available"]:
                 return t["task_id"], t.get("work") or ""
         return None
+
+    def ask_or_release_gpu(self, rows: list[dict]) -> None:
+        """A task that may ask for the GPU, has work and waits only for the busy GPU asks
+        the daemon to lend it (store/gpu_yield.py); the loan ends once it has no work."""
+        live = gpu_yield.current(self.paths)
+        yielders = registry()
+        for row in rows:
+            task = yielders.get(row["task_id"])
+            if task is None or not task.yields_gpu or not row.get("enabled"):
+                continue
+            why_not = row.get("why_not") or ""
+            if live is None and not row["available"] and why_not.startswith("GPU busy") \
+                    and ";" not in why_not and self.config.taskmaster.gpu_yield_s > 0:
+                has, work = WORK[task.work](self.home, task, None)
+                if has:
+                    gpu_yield.request(self.paths, task.task_id, self.config.taskmaster.gpu_yield_s)
+                    self.home.ledger.event("gpu_yield_asked", f"{task.name} asks the daemon for the "
+                                           f"GPU at its next quest boundary ({work})",
+                                           json.dumps({"task": task.task_id}))
+            elif live is not None and live["task"] == task.task_id and not row["available"] \
+                    and "GPU busy" not in why_not:
+                gpu_yield.release(self.paths)  # no work left (or disabled): training goes on
 
     def once(self) -> dict | None:
         self.reload_config()
@@ -583,6 +614,7 @@ class TaskMaster:
                 if not busy:
                     self.shutdown.wait(self.config.taskmaster.poll_seconds)
         finally:
+            gpu_yield.release(self.paths)  # a loan it asked for ends with it
             self.heartbeat("offline")
             self.home.ledger.event("taskmaster_stopped", f"The Task Master rests (pid {os.getpid()})")
 

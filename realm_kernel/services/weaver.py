@@ -247,15 +247,29 @@ class Weaver:
         self.write()
 
     def stop(self) -> None:
-        """Once, in THREADS order: the daemon (step boundary, checkpoint), then the rest."""
+        """Once, in THREADS order: the daemon (step boundary, checkpoint), then the rest.
+        A second Ctrl-C meanwhile (JupyterLab's shutdown runs this in the main thread)
+        says so instead of breaking off with the Task Master still running; each child's
+        stop is bounded by its timeout, then it is killed."""
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
-        for t in self.threads:
-            t.stop()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, self._still_stopping)
+        try:
+            for t in self.threads:
+                t.stop()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         with self._lock:
             self.write()
+
+    def _still_stopping(self, _signum, _frame) -> None:
+        self.log.warning("still stopping: the daemon finishes its step and saves a checkpoint "
+                         "first (at most [daemon] stop_timeout_s), then the Task Master")
 
     def status(self) -> list[dict]:
         return [t.status() for t in self.threads] + [

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import hub
 from .paths import RealmPaths
 
 
@@ -168,6 +169,9 @@ class TaskmasterConfig(_Section):
     poll_seconds: float = Field(2.0, gt=0, le=300)
     # GPU tasks run only while every GPU's utilisation is under this (percent).
     gpu_threshold: float = Field(40.0, ge=0, le=100)
+    # On a busy GPU a waiting eval asks the daemon to lend it the GPU at its next quest
+    # boundary, for at most this long (store/gpu_yield.py); 0 = never ask.
+    gpu_yield_s: float = Field(300.0, ge=0, le=3600)
     # A notebook running longer than this is stopped and recorded as failed.
     task_timeout_s: float = Field(900.0, gt=0)
     # Output notebooks kept per task (older ones are deleted; the ledger keeps the rows).
@@ -238,8 +242,12 @@ class RealmConfig(_Section):
     watch: WatchConfig = WatchConfig()
 
     def base_model_path(self, paths: RealmPaths) -> Path:
+        """The hero's base model folder: dio-mini, a local folder, or a hub id's snapshot
+        in the local HF cache (where it would be, when not fetched yet: see store.hub)."""
         if not self.hero.base_model:
             return paths.dio_mini
+        if hub.is_hub_id(self.hero.base_model, paths.home):
+            return hub.cached(self.hero.base_model) or hub.expected_path(self.hero.base_model)
         p = Path(self.hero.base_model).expanduser()
         return p if p.is_absolute() else (paths.home / p)
 

@@ -8,16 +8,28 @@ a user's `duckdb.connect("ledger.duckdb", read_only=True)`, the widgets, the API
 never take a lock. Current state (a quest's status) is the latest event per key.
 
 Compaction without double counting: a table's segments live in a generation folder,
-`ledger/<table>/gen-NNNNNN/`, and the views read `ledger/<table>/current/*.parquet`
+`ledger/<table>/gen-NNNNNN/`, and our own readers read `ledger/<table>/current/*.parquet`
 where `current` is a symlink. When a generation holds many small segments, a writer
 merges them into one file in a new generation (hard links for the rest) and swaps the
 symlink with one atomic rename: a listing sees either the old set or the new one, never
 both. Appends and compactions of a table take a short flock so no append lands in a
-generation that is being replaced. A query that listed the old generation and opens a
-merged-away file after the swap gets "No such file" (a window of milliseconds, once per
-COMPACT_AT appends): `query()` notices the generation change and runs again, so our own
-readers always get exact answers; a user's raw DuckDB connection may, rarely, need to
-re-run a query.
+generation that is being replaced. A query of ours that listed the old generation and
+opens a merged-away file through the new `current` gets "No such file": `query()`
+notices the generation change and runs again, so our own readers are always exact.
+
+Raw readers (a user's `duckdb.connect("ledger.duckdb", read_only=True)`) cannot re-run a
+query, and DuckDB reads a file twice (its footer when binding, its rows when executing),
+so a path a raw reader listed must neither vanish nor change until it is done. Their
+views (ledger.duckdb) read another folder, `ledger/<table>/raw/`, holding a hard link to
+every live segment under its own name. A merged file is linked there beside its sources,
+and every row carries `_seg`, the segment it was first written to (kept through merges),
+so the raw views keep one copy per origin (`QUALIFY`). A source that left the live
+generation over RAW_GRACE_S ago is unlinked from raw/ only while no raw connection is
+open (DuckDB holds a shared lock on ledger.duckdb for a connection's life; we ask with
+F_GETLK, and look at our own process's open files): an open connection never sees a file
+vanish, and raw/ holds the merged-away sources of the compactions made while it was open
+(more files to scan) until the next compaction after it closes. The dedup costs raw
+readers a window over the rows they scan; our own views skip it.
 
 Versioned schema: SCHEMA_VERSION names the column set of every table. Columns are only
 ever added; `ensure_segments()` migrates an older ledger by dropping an empty
@@ -37,6 +49,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -53,9 +66,10 @@ import pyarrow.parquet as pq
 from . import backup, faults
 from .paths import RealmPaths, checkpoint_complete
 
-SCHEMA_VERSION = 4  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
+SCHEMA_VERSION = 5  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
 #                     assets, zones, tasks, achievements, quests.sha256, events.key; v3: both;
-#                     v4: passive_probes
+#                     v4: passive_probes; v5: _seg (each row's origin segment, raw readers)
+SEG = "_seg"  # the segment a row was first written to; hidden by every view
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -128,6 +142,9 @@ TABLES: dict[str, pa.Schema] = {
 }
 
 
+TABLES = {t: schema.append(pa.field(SEG, pa.string())) for t, schema in TABLES.items()}
+
+
 def _latest(table: str, key: str, where: str = "") -> str:
     return (f"SELECT * FROM {table} {where} "
             f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ts DESC) = 1")
@@ -166,6 +183,7 @@ COMPACT_AT = 64  # segments in a generation before small ones are merged
 ROW_GROUP_ROWS = 65536  # row groups small enough for min/max pruning of tail reads
 SMALL_SEGMENT_BYTES = 4 << 20  # segments above this stay as they are (hard-linked)
 OLD_GENERATION_GRACE_S = 120.0
+RAW_GRACE_S = 120.0  # a merged-away source stays in raw/ at least this long
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
@@ -180,6 +198,40 @@ def _create_views(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None
                 if attempt == 4:
                     raise
                 time.sleep(0.01)
+
+
+def raw_readers_attached(db: Path) -> bool:
+    """Whether a DuckDB connection holds ledger.duckdb open: another process's shows as a
+    conflicting fcntl lock (F_GETLK, Linux's struct flock), our own in /proc/self/fd."""
+    try:
+        fd = os.open(db, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        query = struct.pack("hhqqixxxx", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        if struct.unpack("hhqqixxxx", fcntl.fcntl(fd, fcntl.F_GETLK, query))[0] != fcntl.F_UNLCK:
+            return True
+    except OSError:
+        return True  # cannot tell: keep every file
+    finally:
+        os.close(fd)
+    target = str(db.resolve())
+    for fd_name in os.listdir("/proc/self/fd") if os.path.isdir("/proc/self/fd") else ():
+        try:
+            if os.readlink(f"/proc/self/fd/{fd_name}") == target:
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
+
+
+def _with_origin(data: pa.Table, origin: str) -> pa.Table:
+    """Rows with no `_seg` (written before v5) get the origin raw readers know them by."""
+    import pyarrow.compute as pc
+    if SEG not in data.column_names:
+        return data.append_column(SEG, pa.array([origin] * data.num_rows, pa.string()))
+    i = data.column_names.index(SEG)
+    return data.set_column(i, SEG, pc.fill_null(data[SEG], origin))
 
 
 def now_utc() -> datetime:
@@ -212,6 +264,10 @@ class Ledger:
     def segment_files(self, table: str) -> list[Path]:
         return sorted(self.current_dir(table).glob("*.parquet"))
 
+    def raw_dir(self, table: str) -> Path:
+        """Paths that never vanish under a raw reader (ledger.duckdb's views): module doc."""
+        return self.table_dir(table) / "raw"
+
     @contextmanager
     def _table_lock(self, table: str):
         d = self.table_dir(table)
@@ -231,7 +287,7 @@ class Ledger:
                for t in TABLES):
             backup.auto_snapshot(self.paths, "migration")  # an older ledger: keep it first
         for table, schema in TABLES.items():
-            if (self.current_dir(table) / marker).exists():
+            if (self.current_dir(table) / marker).exists() and (self.raw_dir(table) / marker).exists():
                 continue
             with self._table_lock(table):
                 if not self.current_dir(table).is_dir():
@@ -244,6 +300,7 @@ class Ledger:
                     # gives older segments nulls there.
                     self._write_atomic(schema.empty_table(),
                                        self.current_dir(table).resolve() / marker)
+                self._sync_raw(table)
 
     def _swap_current(self, table: str, gen_name: str) -> None:
         link = self.current_dir(table)
@@ -252,14 +309,20 @@ class Ledger:
         os.symlink(gen_name, tmp)
         os.replace(tmp, link)
 
-    def _view_sql(self) -> list[str]:
+    def _view_sql(self, raw: bool = False) -> list[str]:
+        """Our own views read the live generation; raw readers' (ledger.duckdb) read the
+        stable links in raw/ and keep one copy of each origin's rows."""
         stmts = []
         for table in TABLES:
-            glob = (self.current_dir(table) / "*.parquet").as_posix().replace("'", "''")
-            stmts.append(
-                f"CREATE OR REPLACE VIEW {table} AS "
-                f"SELECT * FROM read_parquet('{glob}', union_by_name = true)"
-            )
+            folder = self.raw_dir(table) if raw else self.current_dir(table)
+            glob = (folder / "*.parquet").as_posix().replace("'", "''")
+            if raw:
+                select = (f"SELECT * EXCLUDE ({SEG}, _f) FROM read_parquet('{glob}', "
+                          "union_by_name = true, filename = '_f') "
+                          f"QUALIFY _f = min(_f) OVER (PARTITION BY coalesce({SEG}, parse_filename(_f)))")
+            else:
+                select = f"SELECT * EXCLUDE ({SEG}) FROM read_parquet('{glob}', union_by_name = true)"
+            stmts.append(f"CREATE OR REPLACE VIEW {table} AS {select}")
         stmts += [f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in DERIVED_VIEWS.items()]
         return stmts
 
@@ -269,12 +332,13 @@ class Ledger:
         Returns False when another process holds the file (a user's read-only
         connection, say); the views then already exist and nothing is lost.
         """
+        self.ensure_segments()  # raw/ too (a restored ledger brings only its generations)
         try:
             con = duckdb.connect(str(self.paths.ledger_db))
         except duckdb.Error:
             return False
         try:
-            _create_views(con, self._view_sql())
+            _create_views(con, self._view_sql(raw=True))
             con.execute(
                 "CREATE OR REPLACE VIEW ledger_info AS SELECT "
                 f"{SCHEMA_VERSION} AS schema_version, "
@@ -299,19 +363,23 @@ class Ledger:
         unknown = set().union(*(r.keys() for r in rows)) - set(schema.names)
         if unknown:
             raise KeyError(f"ledger table {table!r} has no column(s) {sorted(unknown)}")
+        name = f"{time.time_ns():020d}-{self.writer}-{os.getpid()}-{next(self._seq):06d}.parquet"
         cols = {}
         for field in schema:
             values = [r.get(field.name) for r in rows]
             if field.name == "ts":
                 values = [v or now_utc() for v in values]
+            elif field.name == SEG:
+                values = [name] * len(rows)
             cols[field.name] = pa.array(values, type=field.type)
         data = pa.table(cols, schema=schema)
-        name = f"{time.time_ns():020d}-{self.writer}-{os.getpid()}-{next(self._seq):06d}.parquet"
         with self._table_lock(table):
             dest = self.current_dir(table).resolve() / name
             self._write_atomic(data, dest)
             if sum(1 for _ in dest.parent.glob("*.parquet")) > COMPACT_AT:
                 self._compact_locked(table)
+            else:
+                self._sync_raw(table)
         return dest
 
     def compact(self, table: str) -> int:
@@ -329,14 +397,37 @@ class Ledger:
         new = current.with_name(f"gen-{int(current.name.split('-')[1]) + 1:06d}")
         shutil.rmtree(new, ignore_errors=True)
         new.mkdir()
-        merged = pa.concat_tables([pq.read_table(f) for f in small], promote_options="default")
+        merged = pa.concat_tables([_with_origin(pq.read_table(f), f.name) for f in small],
+                                  promote_options="default")
         self._write_atomic(merged, new / f"{small[-1].stem}-m{len(small)}.parquet")
         for f in files:
             if f not in small:
                 os.link(f, new / f.name)
+        for f in small:  # the raw readers' grace counts from now (mtime of the shared inode)
+            os.utime(f)
         self._swap_current(table, new.name)
+        self._sync_raw(table)
         self._drop_old_generations(table, keep={new.name, current.name})
         return len(small)
+
+    # -- raw/: paths that never vanish under a raw reader (module doc) ----------------
+    def _sync_raw(self, table: str) -> None:
+        """Under the table lock: every live segment linked into raw/; sources merged away
+        over RAW_GRACE_S ago unlinked, unless a raw connection is open."""
+        raw = self.raw_dir(table)
+        raw.mkdir(exist_ok=True)
+        live = {f.name: f for f in self.current_dir(table).resolve().glob("*.parquet")}
+        present = {e.name: e for e in os.scandir(raw) if e.name.endswith(".parquet")}
+        for name in live.keys() - present.keys():
+            try:
+                os.link(live[name], raw / name)  # a new name: never seen half-made
+            except FileExistsError:
+                pass
+        cutoff = time.time() - RAW_GRACE_S
+        stale = [e for name, e in present.items() if name not in live and e.stat().st_mtime < cutoff]
+        if stale and not raw_readers_attached(self.paths.ledger_db):
+            for e in stale:
+                Path(e.path).unlink(missing_ok=True)
 
     def _drop_old_generations(self, table: str, keep: set[str]) -> None:
         cutoff = time.time() - OLD_GENERATION_GRACE_S

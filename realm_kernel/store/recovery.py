@@ -79,9 +79,10 @@ def repair_checkpoints(paths: RealmPaths, ledger: Ledger) -> dict[str, list[str]
 
 
 def remove_dead_temp_segments(paths: RealmPaths) -> int:
-    """Temp segments (`.<name>.<pid>.tmp`) whose writer died; never part of any view."""
+    """Temp segments and raw-slot links (`.<name>.<pid>.tmp`) whose writer died; never
+    part of any view."""
     n = 0
-    for tmp in paths.segments.glob("*/gen-*/.*.tmp"):
+    for tmp in [*paths.segments.glob("*/gen-*/.*.tmp"), *paths.segments.glob("*/raw/.*.tmp")]:
         pid = tmp.name.rsplit(".", 2)[-2]
         if pid.isdigit() and not pid_alive(pid):
             tmp.unlink(missing_ok=True)

@@ -54,18 +54,10 @@ def poller(kind: str, home: str, base: str | None, token: str | None):
         import duckdb
         con = duckdb.connect(f"{home}/ledger.duckdb", read_only=True)
 
-        def notebook() -> int:
-            for attempt in range(3):  # the documented re-run after a compaction swap
-                try:
-                    n, top = con.execute("SELECT count(*), max(step) FROM metrics").fetchone()
-                    con.execute("SELECT * FROM checkpoint_ledger ORDER BY step DESC LIMIT 1").fetchall()
-                    return top or 0
-                except duckdb.IOException:
-                    if attempt == 2:
-                        raise
-                    notebook.reruns += 1
-            return 0
-        notebook.reruns = 0
+        def notebook() -> int:  # no re-run: raw readers never see a compaction (ledger.py)
+            n, top = con.execute("SELECT count(*), max(step) FROM metrics").fetchone()
+            con.execute("SELECT * FROM checkpoint_ledger ORDER BY step DESC LIMIT 1").fetchall()
+            return top or 0
         return notebook, 0.5
     if kind == "taskmaster":
         from realm_kernel.api import Realm
@@ -115,7 +107,7 @@ def main(argv: list[str]) -> int:
         "kind": kind, "polls": len(lat) + len(errors), "errors": len(errors),
         "first_errors": errors[:3], "dips": dips, "last_step": seen,
         "p50_ms": percentile(lat, 0.5), "p99_ms": percentile(lat, 0.99), "max_ms": max(lat, default=None),
-        "reruns": getattr(poll, "reruns", 0), "written": getattr(poll, "written", [0])[0]}), flush=True)
+        "written": getattr(poll, "written", [0])[0]}), flush=True)
     return 0
 
 

@@ -133,6 +133,41 @@ def test_up_ps_down_headless(realm_home):
 
 
 @pytest.mark.slow
+def test_up_ps_down_jupyterlab(realm_home):
+    """`realm up` (JupyterLab mode) returns once JupyterLab answers and prints the URL with
+    its token; `realm ps` gives the same URL; the API answers with that token and refuses
+    without it; `realm down` stops JupyterLab and the Weaver's threads."""
+    import re
+
+    import requests
+
+    from ..helpers import free_port
+    paths = realm_home
+    port = free_port()
+    out = realm("up", "--port", str(port), home=paths.home)
+    assert out.returncode == 0, out.stderr + out.stdout
+    url = re.search(r"Open: (\S+)", out.stdout).group(1)
+    assert url.startswith(f"http://127.0.0.1:{port}/") and "token=" in url, out.stdout
+    token = url.split("token=")[1]
+    try:
+        ps = wait_for(lambda: (p := json.loads(realm("ps", home=paths.home).stdout))
+                      and {"daemon", "play (lab)"} <= {x["name"] for x in p["processes"]} and p,
+                      60, "ps to list JupyterLab's play and the daemon")
+        play = next(x for x in ps["processes"] if x["name"] == "play (lab)")
+        assert play["url"] == url and play["port"] == port
+        pids = [x["pid"] for x in ps["processes"]]
+        api = f"http://127.0.0.1:{port}/realm/api/health"
+        assert requests.get(api, headers={"Authorization": f"token {token}"}, timeout=30).status_code == 200
+        assert requests.get(api, timeout=30).status_code == 403
+    finally:
+        down = realm("down", home=paths.home)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not json.loads(down.stdout)["still_running"]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert not events(paths, "weaver_mended")
+
+
+@pytest.mark.slow
 def test_setup_fault_keeps_quest_queued_then_trains(realm_home, procs):
     """A missing base model: the quest stays queued, the cause is recorded once, the
     daemon waits and retries; once the model is there, DIO trains."""
@@ -234,3 +269,108 @@ def test_play_serves_copies_so_the_checkout_stays_clean(tmp_path):
     status = subprocess.run(["git", "status", "--porcelain", "notebooks/"], cwd=REPO,
                             capture_output=True, text=True)
     assert status.stdout == ""
+
+
+def test_each_risky_operation_takes_an_automatic_snapshot_first(tmp_path, monkeypatch):
+    """A champion change, a retention --apply, a compaction's deletion and a schema
+    migration each leave backups/auto/<time>-<reason>/ holding what came before, kept by
+    `[backup] keep` per reason."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import realm_kernel.store.ledger as ledger_mod
+    from realm_kernel.api import Realm
+    from realm_kernel.store.backup import auto_dir, list_backups
+    from realm_kernel.store.config import RetentionConfig
+    from realm_kernel.store.paths import RealmPaths
+
+    from ..test_vault import fake_checkpoint
+
+    def snaps(paths, reason: str) -> list[Path]:
+        return [Path(b["path"]) for b in list_backups(paths) if b["reason"] == reason]
+
+    paths = RealmPaths.at(tmp_path / "home").ensure()
+    paths.config_file.write_text("[backup]\nkeep = 2\n")
+    realm = Realm(paths.home)
+    realm.ledger.append("checkpoints", [fake_checkpoint(paths, s, loss) for s, loss in
+                                        ((10, 2.0), (20, 0.4), (30, 1.5), (40, 1.0), (50, 0.9))])
+    # A champion change: the snapshot holds the ledger as it was before it.
+    realm.promote(10)
+    [first] = snaps(paths, "champion")
+    assert Realm(first).champion() is None
+    realm.promote(30)
+    before = [(c := Realm(s).champion()) and c["step"] for s in snaps(paths, "champion")]
+    assert before == [None, 10]  # oldest first: before the first change, before the second
+    for step in (20, 40, 10):
+        realm.promote(step)
+    assert len(snaps(paths, "champion")) == 2  # kept by count
+
+    # A retention --apply: the ledger before the deletion.
+    done = realm.vault.retention(dry_run=False, policy=RetentionConfig(keep_best=1, keep_latest=1,
+                                                                       keep_every=0))
+    assert done["delete"]
+    [ret] = snaps(paths, "retention")
+    kept_rows = {r["step"] for r in Realm(ret).ledger.query("SELECT step FROM checkpoints")}
+    assert {d["step"] for d in done["delete"]} <= kept_rows
+
+    # A compaction's deletion: the old generation moves there instead.
+    monkeypatch.setattr(ledger_mod, "OLD_GENERATION_GRACE_S", 0.0)
+    for step in range(3 * ledger_mod.COMPACT_AT):
+        realm.ledger.append("metrics", [{"step": step, "loss": 1.0}])
+    moved = [g for s in snaps(paths, "compaction") for g in (s / "ledger" / "metrics").glob("gen-*")]
+    assert moved and all(list(g.glob("*.parquet")) for g in moved)
+    assert len(snaps(paths, "compaction")) <= 2
+
+    # A schema migration: an older ledger is kept as it was before the new columns.
+    old = RealmPaths.at(tmp_path / "old").ensure()
+    gen = old.segments / "events" / "gen-000000"
+    gen.mkdir(parents=True)
+    v1 = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("kind", pa.string()), ("message", pa.string()),
+                    ("data", pa.string()), ("source", pa.string())])
+    pq.write_table(v1.empty_table(), gen / "_schema-v1.parquet")
+    pq.write_table(pa.Table.from_pylist([{"kind": "old", "message": "v1"}], schema=v1),
+                   gen / "0001-old.parquet")
+    (old.segments / "events" / "current").symlink_to("gen-000000")
+    Ledger(old, "new")
+    [mig] = snaps(old, "migration")
+    kept = [p.name for p in (mig / "ledger" / "events").rglob("*.parquet")]
+    assert "0001-old.parquet" in kept and f"_schema-v{ledger_mod.SCHEMA_VERSION}.parquet" not in kept
+    assert auto_dir(old) == mig.parent
+
+
+SLOW_TO_STOP = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: (time.sleep(2), sys.exit(0)))  # saves for 2 s, then exits
+print("up", flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+STOPPER = """
+import logging, os, signal, sys, threading, time
+from pathlib import Path
+from realm_kernel.services.weaver import Weaver
+from realm_kernel.store.paths import RealmPaths
+logging.basicConfig(level=logging.INFO)
+weaver = Weaver(RealmPaths.at(sys.argv[1]).ensure(), logging.getLogger("t"),
+                threads=[("daemon", "slow_to_stop"), ("taskmaster", "slow_to_stop")])
+weaver.start()
+time.sleep(1.5)
+threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # Ctrl-C again, mid-stop
+weaver.stop()
+print("stopped", [t.status()["alive"] for t in weaver.threads], flush=True)
+"""
+
+
+def test_a_second_ctrl_c_while_stopping_keeps_stopping_in_order(tmp_path):
+    """The Weaver's orderly stop is not broken off by another Ctrl-C: no traceback, and
+    every child (the Task Master after the daemon) is stopped."""
+    (tmp_path / "slow_to_stop.py").write_text(SLOW_TO_STOP)
+    env = {**child_env(tmp_path / "home"), "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), os.environ.get("PYTHONPATH", ""), str(REPO)])}
+    run = subprocess.run([sys.executable, "-c", STOPPER, str(tmp_path / "home")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr and "KeyboardInterrupt" not in run.stderr, run.stderr[-3000:]
+    assert "still stopping" in run.stderr
+    assert "stopped [False, False]" in run.stdout
