@@ -282,7 +282,8 @@ class Daemon:
                   skill=meta.get("skill"), skill_level=meta.get("level"),
                   resume_from=model_path if resume else None,
                   on_progress=hero_progress(self.ledger, self.config.hero.name),
-                  on_checkpoint=lambda step, path: self.award_achievements())
+                  on_checkpoint=lambda step, path: self.award_achievements(),
+                  retention=self.config.retention)
         record(self.ledger, [quest_row(quest, "processing", priority, examples=len(examples),
                                        run_id=run_id)])
         self.ledger.append("runs", [{"run_id": run_id, "quest_id": quest.name,

@@ -46,6 +46,9 @@ class TrainingConfig(_Section):
     # Every checkpoint is evaluated once (the Task Master's eval queue) and a level-up
     # needs three evals >= 80%, so frequent small checkpoints keep the idle loop moving.
     save_steps: int = Field(25, ge=1)
+    # The held-out loss every eval_steps (0 = at each save): evals may run less often
+    # than saves on a large model, where the held-out pass costs more than the write.
+    eval_steps: int = Field(0, ge=0)
     eval_fraction: float = Field(0.05, ge=0, lt=0.5)
     # The held-out loss is computed at every checkpoint; 16 examples keep that cheap
     # (64 cost ~5 s per checkpoint on a busy 2-core CPU, a third of the time between saves).
@@ -140,7 +143,15 @@ class RetentionConfig(_Section):
     keep_best: int = Field(3, ge=0)
     keep_latest: int = Field(3, ge=1)
     keep_every: int = Field(10, ge=0)  # every Kth checkpoint in save order; 0 = none
+    # At most this many "every Kth" checkpoints: past it K doubles (every 20th, 40th, ...),
+    # so the history stays spread over the whole run and its count stays bounded.
+    keep_every_max: int = Field(10, ge=1)
     metric: Literal["loss", "val_loss", "accuracy"] = "loss"
+    # Applied after each saved checkpoint (in the background, off the training step).
+    auto: bool = True
+    # Disk the checkpoints folder may use (GB, 0 = no budget), enforced before each save:
+    # the checkpoints retention values least go first; a save that cannot fit is skipped.
+    max_disk_gb: float = Field(0.0, ge=0)
 
 
 class OracleConfig(_Section):

@@ -116,6 +116,15 @@ def _is_url(url: str) -> bool:
     return "://" in url
 
 
+# Checkpoints with an eval request the Task Master has not answered (evals/evalqueue.py).
+AWAITING_EVAL = """
+    SELECT DISTINCT CAST(json_extract(data, '$.step') AS BIGINT) AS step FROM events
+    WHERE kind = 'eval_requested' AND json_extract(data, '$.step') IS NOT NULL
+      AND json_extract_string(data, '$.checkpoint') NOT IN (
+          SELECT checkpoint FROM evals WHERE checkpoint IS NOT NULL
+          UNION ALL SELECT substr(key, 6) FROM events WHERE key LIKE 'eval:%')"""
+
+
 class VaultKeeper:
     def __init__(self, paths: RealmPaths, ledger: Ledger, config: RealmConfig | None = None) -> None:
         self.paths, self.ledger = paths, ledger
@@ -413,6 +422,9 @@ class VaultKeeper:
         latest = latest_checkpoint(self.ledger)
         if latest:
             out.setdefault(latest[0], "in use (the hero's current weights)")
+        # A checkpoint waiting for its eval stays until the Task Master has scored it.
+        for row in self.ledger.query(AWAITING_EVAL):
+            out.setdefault(int(row["step"]), "awaiting its eval")
         status = read_json(self.paths.status / "training.json", {}) or {}
         if status.get("last_checkpoint"):
             step = extract_step(status["last_checkpoint"])
@@ -448,9 +460,10 @@ class VaultKeeper:
                     if sum("best accuracy" in v for v in reasons.values()) >= policy.keep_best:
                         break
         if policy.keep_every:
+            k = every_kth(len(every), policy.keep_every, policy.keep_every_max)
             for i, r in enumerate(every):
-                if i % policy.keep_every == 0:
-                    keep(r.step, f"every {policy.keep_every}th")
+                if i % k == 0:
+                    keep(r.step, f"every {k}th")
         keep_rows = [{"step": r.step, "name": r.name, "reasons": reasons[r.step]}
                      for r in present if r.step in reasons]
         delete_rows = [{"step": r.step, "name": r.name, "path": r.path,
@@ -458,12 +471,15 @@ class VaultKeeper:
         return {"policy": policy.model_dump(), "keep": keep_rows, "delete": delete_rows,
                 "freed_bytes": sum(d["bytes"] for d in delete_rows)}
 
-    def retention(self, dry_run: bool = True, policy: RetentionConfig | None = None) -> dict[str, Any]:
+    def retention(self, dry_run: bool = True, policy: RetentionConfig | None = None,
+                  snapshot: bool = True) -> dict[str, Any]:
+        """`snapshot=False` for the automatic runs after each save: they only delete
+        checkpoint files (which a ledger snapshot would not hold anyway) and append rows."""
         plan = {**self.retention_plan(policy), "dry_run": dry_run}
         if dry_run:
             return plan
         protected = self.protected_steps()  # asked again: the battle may have moved on
-        if plan["delete"]:
+        if plan["delete"] and snapshot:
             backup.auto_snapshot(self.paths, "retention")
         done = []
         for d in plan["delete"]:
@@ -474,10 +490,48 @@ class VaultKeeper:
             done.append(d)
         plan["delete"] = done
         plan["freed_bytes"] = sum(d["bytes"] for d in done)
+        if not done and not snapshot:
+            return plan  # the automatic run after each save records only what it removed
         self.ledger.event("retention", f"Retention removed {len(done)} checkpoint(s)",
                           json.dumps({"steps": [d["step"] for d in done]}))
         return plan
 
+
+    def make_room(self, need: int, budget: int, policy: RetentionConfig | None = None) -> dict[str, Any]:
+        """Delete the checkpoints retention values least until `need` more bytes fit in
+        `budget` bytes of checkpoints: first those no rule keeps, then every-Kth ones
+        (oldest first), then the best (worst first), then the latest (oldest first).
+        Never the champion or the checkpoint in use. Says whether the bytes now fit."""
+        used = dir_bytes(self.paths.checkpoints)
+        plan = self.retention_plan(policy)
+        protected = self.protected_steps()
+        reasons = {k["step"]: k["reasons"] for k in plan["keep"]}
+        rows = [*plan["delete"], *({"step": k["step"], "name": k["name"]} for k in plan["keep"])]
+
+        def worth(row: dict) -> tuple[int, float]:
+            why = " ".join(reasons.get(row["step"], []))
+            rank = 3 if "latest" in why else 2 if "best" in why else 1 if why else 0
+            return rank, row["step"]
+
+        freed: list[int] = []
+        for row in sorted(rows, key=worth):
+            if used + need <= budget:
+                break
+            if row["step"] in protected:
+                continue
+            rec = CheckpointLedger(self.ledger).get(row["step"])
+            path = Path(rec.path) if rec else None
+            if path is None or not path.is_dir() or not path.resolve().is_relative_to(self.paths.checkpoints):
+                continue
+            nbytes = dir_bytes(path)
+            self._remove_checkpoint(row["step"], path, nbytes, by="disk budget")
+            used -= nbytes
+            freed.append(row["step"])
+        if freed:
+            self.ledger.event("retention", f"The disk budget removed {len(freed)} checkpoint(s)",
+                              json.dumps({"steps": freed, "budget_bytes": budget}))
+        return {"fits": used + need <= budget, "used_bytes": used, "need_bytes": need,
+                "budget_bytes": budget, "deleted": freed}
 
     def _remove_checkpoint(self, step: int, path: Path, nbytes: int | None, by: str) -> None:
         # Rename first: a checkpoint is either whole or gone, never half-deleted.
@@ -548,6 +602,15 @@ class VaultKeeper:
         self.ledger.event("checkpoint_exported", f"Checkpoint {rec.name} exported to {dest}",
                           json.dumps({"step": rec.step, "name": rec.name, "dest": str(dest)}))
         return dest
+
+
+def every_kth(saved: int, k: int, most: int) -> int:
+    """The K of "keep every Kth" for a history of `saved` checkpoints: K doubles until at
+    most `most` are kept, so the kept ones stay spread over the run and never grow without
+    bound (each doubling keeps a subset of what the last one kept)."""
+    while -(-saved // k) > most:
+        k *= 2
+    return k
 
 
 def guess_type(rel: str) -> str:

@@ -17,10 +17,13 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ..store import faults
+from ..store.config import RetentionConfig
 from ..store.heartbeat import Heartbeat
 from ..store.ledger import Ledger, MetricBuffer
 from ..store.paths import SIDECAR, RealmPaths, atomic_write_json, publish_dir
 from ..store.status import TRAINING, write_status
+from ..store.vault import dir_bytes
+from .keeper import CheckpointKeeper
 from .lora import base_of, is_adapter
 
 
@@ -54,7 +57,11 @@ class RealmCallback(TrainerCallback):
         self._tokens_log = self._tokens0 = 0
         self._state = "training"
         self._progress_step: int | None = None  # the step the last on_progress saw
+        self._t_save: float | None = None  # when this step's save began
         self.heartbeat = Heartbeat(paths)  # read by the Weaver's hang watchdog
+        self.keeper = CheckpointKeeper(
+            paths, ledger, getattr(job, "retention", None) or RetentionConfig(),
+            on_error=lambda msg: ledger.event("checkpoint_tidy_failed", msg))
 
     # -- helpers ------------------------------------------------------------------
     def tokens_per_second(self, tokens: int) -> float | None:
@@ -130,6 +137,13 @@ class RealmCallback(TrainerCallback):
             # Always end a quest on a saved, evaluated checkpoint.
             control.should_save = True
             control.should_evaluate = self.has_eval
+        step = self.global_step(state)
+        if control.should_save and not self.keeper.budget_allows(step, kwargs.get("model")):
+            # Every process must agree on a save (they meet in it): only a single-process
+            # run skips one; multi-process runs still delete what the budget asks.
+            control.should_save = args.world_size > 1
+        # HF evaluates, then saves, after this hook: on_evaluate moves the mark past the eval.
+        self._t_save = time.monotonic() if control.should_save else None
         # HF saves and evaluates after this hook (control.should_save/should_evaluate),
         # never per step otherwise: the beat names the phase the watchdog should expect.
         saving = bool(control.should_save or control.should_evaluate)
@@ -157,8 +171,13 @@ class RealmCallback(TrainerCallback):
             self.stopped = True
             control.should_training_stop = True
 
+    def on_evaluate(self, args, state, control, **kwargs):
+        if self._t_save is not None:
+            self._t_save = time.monotonic()
+
     def on_save(self, args, state, control, **kwargs):
         self.heartbeat.beat("step", self.global_step(state))  # the save is written
+        save_s = time.monotonic() - self._t_save if self._t_save is not None else None
         src = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if not src.is_dir():
             return
@@ -185,13 +204,17 @@ class RealmCallback(TrainerCallback):
         self.ledger.append("checkpoints", [{
             **{k: v for k, v in sidecar.items() if k not in ("base_model", "adapter")}, "path": str(dest),
         }])
-        self.ledger.event("checkpoint_saved", f"Checkpoint {dest.name} saved",
-                          json.dumps({"step": step, "path": str(dest)}))
+        # The save's cost on the training thread (HF's write of weights and resume state,
+        # the sidecar, the rename), and what it wrote: bench/real_hero_cpu.py reads them.
+        self.ledger.event("checkpoint_saved", f"Checkpoint {dest.name} saved", json.dumps({
+            "step": step, "path": str(dest), "bytes": dir_bytes(dest),
+            "save_seconds": round(save_s, 3) if save_s is not None else None}))
         # The eval queue lives in the ledger: the Task Master answers each request once.
         self.ledger.event("eval_requested", f"Evaluate {dest.name}", json.dumps({
             "checkpoint": dest.name, "step": step, "path": str(dest),
             "skill": self.job.skill, "level": self.job.skill_level}))
         self.write_status(state, last_checkpoint=dest.name)
+        self.keeper.saved(dest)  # older checkpoints go weights-only, retention: in the background
         self._checkpoint_hook(step, dest)
 
     def _checkpoint_hook(self, step: int, path: Path) -> None:
@@ -204,6 +227,7 @@ class RealmCallback(TrainerCallback):
             pass
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.keeper.close()
         self.heartbeat.end()
         self.metrics.flush()
         self._state = "stopped" if self.stopped else "finished"

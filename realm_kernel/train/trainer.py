@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import faults
-from ..store.config import TrainingConfig
+from ..store.config import RetentionConfig, TrainingConfig
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
 from . import trackers
@@ -51,6 +51,8 @@ class Job:
     on_checkpoint: Callable[[int, Path], None] | None = None
     # More HF TrainerCallbacks (`realm train`'s progress bar).
     callbacks: list[Any] = field(default_factory=list)
+    # Checkpoint retention and the disk budget, applied around each save (train/keeper.py).
+    retention: RetentionConfig | None = None
 
 
 @dataclass
@@ -250,7 +252,7 @@ class TrainerEngine:
             save_strategy="steps",
             save_steps=cfg.save_steps,
             eval_strategy="steps" if eval_ds is not None else "no",
-            eval_steps=cfg.save_steps,
+            eval_steps=cfg.eval_steps or cfg.save_steps,
             report_to=report_to,
             run_name=job.run_id,
             seed=cfg.seed,
@@ -274,7 +276,10 @@ class TrainerEngine:
             trainer.remove_callback(PrinterCallback)
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
-            out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+            try:
+                out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+            finally:
+                callback.keeper.close()  # its tidy-up is done before the daemon moves on
         tokens = int(trainer.state.num_input_tokens_seen or 0)
         return TrainingResult(
             success=True,
