@@ -43,8 +43,10 @@ def qwen3_config(name: str, vocab_size: int | None = None, **overrides: Any):
     return Qwen3Config(**params)
 
 
-def init_from_config(name: str, tokenizer_dir: Path, dest: Path, seed: int = 0, dtype=None) -> Path:
-    """Save a randomly initialised model of a preset with a local tokenizer, as an HF dir."""
+def init_from_config(name: str, tokenizer_dir: Path, dest: Path, seed: int = 0, dtype=None,
+                     **overrides: Any) -> Path:
+    """Save a randomly initialised model of a preset with a local tokenizer, as an HF dir
+    (`overrides` change the config, e.g. num_hidden_layers=2 for a cut of the real one)."""
     import torch
     from transformers import AutoTokenizer, Qwen3ForCausalLM
 
@@ -54,7 +56,7 @@ def init_from_config(name: str, tokenizer_dir: Path, dest: Path, seed: int = 0, 
     real = name in PRESETS and PRESETS[name].get("vocab_size", 0) > 100_000
     config = qwen3_config(name, vocab_size=None if real else len(tok),
                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                          bos_token_id=None)
+                          bos_token_id=None, **overrides)
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config)
     if dtype is not None:
