@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 GB = 1e9
+GIB = 1024 ** 3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 # Optimizer state in bytes per parameter, for parameters of `dtype_bytes` each.
 OPTIMIZERS = {
@@ -30,6 +31,21 @@ CUDA_CONTEXT_BYTES = 0.75 * GB
 NF4_BYTES = 0.5 + 0.127 / 8  # 4-bit codes + double-quantised block scales (~0.127 bit)
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ALLOCATOR_SLACK = 0.05  # of weights + gradients
+
+QWEN3_COMMON = {"vocab_size": 151936, "head_dim": 128, "rms_norm_eps": 1e-6,
+                "rope_theta": 1_000_000.0, "tie_word_embeddings": True,
+                "max_position_embeddings": 40960, "hidden_act": "silu"}
+
+# The published configs of these checkpoints (nothing is downloaded): what the calculator,
+# the hero profiles and train/presets.py's random-init models use.
+QWEN3_ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "qwen3-0.6b": {**QWEN3_COMMON, "hidden_size": 1024, "intermediate_size": 3072,
+                   "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8},
+    "qwen3-1.7b": {**QWEN3_COMMON, "hidden_size": 2048, "intermediate_size": 6144,
+                   "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8},
+    "qwen3-4b": {**QWEN3_COMMON, "hidden_size": 2560, "intermediate_size": 9728,
+                 "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8},
+}
 
 
 @dataclass
@@ -154,3 +170,60 @@ def estimate_from_path(model_dir: str, **kwargs: Any) -> VramEstimate:
     if not path.exists():
         raise FileNotFoundError(f"no config.json in {model_dir}")
     return estimate(json.loads(path.read_text()), **kwargs)
+
+
+# A profile's batch is sized to this share of the card: the rest is for what shares it
+# (the Oracle's copy of the model and its KV cache, an eval kernel) and allocator
+# fragmentation the estimate does not model.
+CARD_HEADROOM = 0.85
+
+
+@dataclass
+class Fit:
+    """What `fit` chose: the per-device batch and accumulation (their product is the
+    effective batch), gradient checkpointing, the sequence length, and the estimate."""
+    batch_size: int
+    gradient_accumulation_steps: int
+    gradient_checkpointing: bool
+    max_length: int
+    estimate: VramEstimate
+    budget: float
+    fits: bool
+
+    def describe(self) -> str:
+        verdict = "fits" if self.fits else "does NOT fit"
+        return (f"batch {self.batch_size} x accumulation {self.gradient_accumulation_steps}, "
+                f"max_length {self.max_length}, gradient checkpointing "
+                f"{'on' if self.gradient_checkpointing else 'off'}: estimate "
+                f"{self.estimate.total / GIB:.1f} GiB {verdict} the budget of {self.budget / GIB:.1f} GiB")
+
+
+
+def fit(config: Any, *, card_bytes: float, effective_batch: int, max_length: int,
+        min_length: int = 512, headroom: float = CARD_HEADROOM, batch_size: int | None = None,
+        checkpointing: bool | None = None, **kwargs: Any) -> Fit:
+    """Size a run to a card: the largest per-device batch (a power of two dividing
+    `effective_batch`, or the given `batch_size`) whose estimate is within headroom x the
+    card, first without gradient checkpointing, then with it, then with max_length halved
+    down to min_length; `checkpointing` True or False tries only that. Accumulation makes
+    up the effective batch. When nothing fits: the last and smallest try, fits=False.
+    kwargs go to `estimate`."""
+    if effective_batch < 1 or max_length < 1:
+        raise ValueError("effective_batch and max_length must be >= 1")
+    budget = card_bytes * headroom
+    ladder = [] if checkpointing else [(False, max_length)]
+    length = max_length
+    while checkpointing is not False:
+        ladder.append((True, length))
+        if length // 2 < min_length:
+            break
+        length //= 2
+    batches = [batch_size] if batch_size else [
+        2 ** i for i in range(effective_batch.bit_length() - 1, -1, -1) if effective_batch % 2 ** i == 0]
+    for on, seq in ladder:
+        for b in batches:
+            est = estimate(config, seq_len=seq, batch_size=b, gradient_checkpointing=on, **kwargs)
+            if est.total <= budget:
+                return Fit(b, max(1, effective_batch // b), on, seq, est, budget, True)
+    b = batches[-1]
+    return Fit(b, max(1, effective_batch // b), on, seq, est, budget, False)
