@@ -27,6 +27,8 @@ app.add_typer(skills_app, name="skills")
 app.add_typer(vault_app, name="vault")
 oracle_app = typer.Typer(help="The Oracle: chat with a checkpoint by exact step.", no_args_is_help=True)
 app.add_typer(oracle_app, name="oracle")
+hero_app = typer.Typer(help="The hero: its profile (training defaults sized for it).", no_args_is_help=True)
+app.add_typer(hero_app, name="hero")
 
 
 def _realm():
@@ -713,6 +715,29 @@ def hosts() -> None:
             "hosts": {k: h.model_dump() for k, h in reg.hosts.items()}})
 
 
+def _plan_card(vram_gb: float | None) -> None:
+    """--vram-gb: size GPU profiles for a card of that size, here and in what this starts."""
+    if vram_gb is not None:
+        os.environ["REALM_HERO__VRAM_GB"] = str(vram_gb)
+
+
+@hero_app.command("profile")
+def hero_profile(name: str = typer.Argument(None, help="Show this profile as it would resolve here "
+                                            "(default: the realm's own)."),
+                 vram_gb: float = typer.Option(None, "--vram-gb", help="Size for a card of this many "
+                                               "GiB (default: CUDA device 0)."),
+                 as_json: bool = typer.Option(False, "--json")) -> None:
+    """The hero profile in force: each training default, its value and where it came from
+    (the profile's recipe or measurement, realm.toml, or the environment).
+
+    Example: realm hero profile qwen3-0.6b --vram-gb 24"""
+    from .store.config import load_config
+    _plan_card(vram_gb)
+    environ = dict(os.environ, **({"REALM_HERO__PROFILE": name} if name else {}))
+    res = _guarded(load_config, None, environ).resolved_profile
+    typer.echo(json.dumps(res.as_dict(), indent=2, default=str) if as_json else res.text())
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
          headless: bool = typer.Option(False, help="No JupyterLab: only the daemon and the "
@@ -720,13 +745,21 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
          root_dir: Path = typer.Option(None, help="Folder JupyterLab serves (default: the "
                                        "realm's run/ folder with copies of the notebooks)."),
          detach: bool = typer.Option(False, "--detach", help="Start in the background, print "
-                                     "where, and return (`realm ps`, `realm down`).")
+                                     "where, and return (`realm ps`, `realm down`)."),
+         hero: str = typer.Option(None, "--hero", help="The hero profile, kept in realm.toml "
+                                  "([hero] profile): dio-mini (CPU) or qwen3-0.6b (bf16, batch "
+                                  "sized to the card)."),
+         vram_gb: float = typer.Option(None, "--vram-gb", help="Size a GPU profile for a card of "
+                                       "this many GiB (default: CUDA device 0).")
          ) -> None:
     """Start the game: JupyterLab with the Tavern notebook, the daemon, the Task Master
     and dio-mini. From an empty realm the curriculum writes the first quests itself.
 
     Extra arguments go to JupyterLab (e.g. --IdentityProvider.token=...).
-    Example: realm play --headless --detach"""
+    Example: realm play --hero qwen3-0.6b --headless --detach"""
+    _plan_card(vram_gb)
+    if hero is not None:
+        _choose_hero(hero)
     if detach:
         raise typer.Exit(_play_detached(port, headless, root_dir, list(ctx.args)))
     from .api import Realm
@@ -734,7 +767,9 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
     from .train.dio_mini import build_dio_mini
 
     realm = Realm()
-    base_model = realm.config.hero.base_model
+    config = _guarded(lambda: realm.config)
+    typer.echo(config.resolved_profile.text())
+    base_model = config.hero.base_model
     if base_model and hub.is_hub_id(base_model, realm.paths.home):
         try:  # downloaded once, in the foreground, so huggingface_hub's progress bars are seen
             typer.echo(f"Hero: {base_model} at {hub.fetch(base_model)}")
@@ -768,6 +803,20 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
     typer.echo(f"Realm home: {realm.paths.home}\nStarting JupyterLab at {info['url']} "
                "(Ctrl-C to stop)...")
     os.execvpe(args[0], args, env)
+
+
+def _choose_hero(name: str) -> None:
+    """`--hero NAME` into realm.toml's [hero] profile (refused, by name, when unknown)."""
+    from .store import profiles, settings
+    try:
+        profiles.check_name(name)
+    except ValueError as e:
+        typer.echo(f"error: --hero: {e}", err=True)
+        raise typer.Exit(2) from e
+    result = settings.save(RealmPaths.at().ensure(), {"hero.profile": name}, confirm=True)
+    if not result["ok"]:
+        typer.echo(f"error: realm.toml: {result.get('errors')}", err=True)
+        raise typer.Exit(2)
 
 
 def run_folder(paths: RealmPaths) -> Path:

@@ -219,6 +219,17 @@ def _(ctx):
     assert "vram:" in ctx.run("vram", str(ctx.tmp / "nowhere"), code=2).output
 
 
+@call("hero profile")
+def _(ctx):
+    out = ctx.json("hero", "profile", "--json")
+    assert out["profile"] == "dio-mini" and out["chosen_by"] == "default"
+    assert out["values"]["training.batch_size"] == {"value": 8, "source": "realm.toml (profile "
+                                                                          "dio-mini would give 16)"}
+    res = ctx.run("hero", "profile", "qwen3-0.6b")  # this machine's card, or the CPU fallback
+    assert "Hero profile: qwen3-0.6b" in res.stdout and "training.learning_rate" in res.stdout
+    assert "unknown hero profile 'nope'" in ctx.run("hero", "profile", "nope", code=2).stderr
+
+
 # -- quests ---------------------------------------------------------------------------
 
 @call("quest add")

@@ -96,6 +96,13 @@ def test_daemon_trains_from_a_cached_hub_id_offline(offline_cache, dio_mini_dir,
     runs = Ledger(paths).query("SELECT model_path FROM runs WHERE model_path IS NOT NULL")
     assert runs and all(REVISION in r["model_path"] for r in runs), runs
     assert not (paths.home / "models" / "dio-mini").exists()
+    # The battle records the hero profile it trained with, each value with its source.
+    started = Ledger(paths).query("SELECT data FROM events WHERE kind = 'battle_started'")
+    profile = json.loads(started[0]["data"])["profile"]
+    assert profile["profile"] == "dio-mini" and profile["device"] == "any (not sized to a card)"
+    assert profile["values"]["training.batch_size"] == {
+        "value": 8, "source": "realm.toml (profile dio-mini would give 16)"}
+    assert "bench/RESULTS.md" in profile["values"]["training.learning_rate"]["source"]
 
 
 @pytest.mark.slow

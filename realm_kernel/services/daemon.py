@@ -294,7 +294,9 @@ class Daemon:
         verb = "resumes" if resume else "takes on"
         self.ledger.event("battle_started", f"{self.config.hero.name} {verb} {quest.name}",
                           json.dumps({"model": str(model_path), "step": offset,
-                                      "resume": bool(resume)}))
+                                      "resume": bool(resume),
+                                      "profile": self.config.resolved_profile.as_dict()},
+                                     default=str))
         self.heartbeat("training", quest=quest.name)
         log.info("training %s from %s (step %d%s)", quest.name, model_path, offset,
                  ", resuming" if resume else "")

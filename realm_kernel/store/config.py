@@ -10,9 +10,9 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from . import hub
+from . import hub, profiles
 from .paths import RealmPaths
 
 
@@ -26,8 +26,20 @@ class _Section(BaseModel):
 
 class HeroConfig(_Section):
     name: str = "DIO"
-    # Empty means the embedded CPU demo hero, models/dio-mini in the realm home.
+    # Empty means the embedded CPU demo hero, models/dio-mini in the realm home (or the
+    # profile's base model: Qwen/Qwen3-0.6B for qwen3-0.6b).
     base_model: str = ""
+    # Training defaults sized for the hero (store/profiles.py): "auto" (dio-mini, or
+    # qwen3-0.6b when base_model is Qwen/Qwen3-0.6B), "dio-mini" or "qwen3-0.6b". Values
+    # set in realm.toml or the environment always win over the profile's.
+    profile: str = profiles.AUTO
+    # Size a GPU profile for a card of this many GiB instead of CUDA device 0 (0 = detect).
+    vram_gb: float = Field(0.0, ge=0, le=100_000)
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, v: str) -> str:
+        return profiles.check_name(v)
 
 
 class TrainingConfig(_Section):
@@ -251,6 +263,15 @@ class RealmConfig(_Section):
     logs: LogsConfig = LogsConfig()
     backup: BackupConfig = BackupConfig()
     watch: WatchConfig = WatchConfig()
+    _profile: profiles.Resolution | None = PrivateAttr(default=None)
+
+    @property
+    def resolved_profile(self) -> profiles.Resolution:
+        """The hero profile in force: each of its keys' value and source (load_config sets
+        it; a RealmConfig built by hand is resolved here as if nothing were explicit)."""
+        if self._profile is None:
+            self._profile = profiles.resolve(self, {}, Path.cwd())
+        return self._profile
 
     def base_model_path(self, paths: RealmPaths) -> Path:
         """The hero's base model folder: dio-mini, a local folder, or a hub id's snapshot
@@ -274,6 +295,8 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
 
 def load_config(home: str | os.PathLike | None = None,
                 environ: dict[str, str] | None = None) -> RealmConfig:
+    """realm.toml, then the environment over it, then the hero profile's defaults under
+    both (store/profiles.py): the profile fills only what neither sets."""
     paths = RealmPaths.at(home)
     path = paths.config_file
     data: dict = {}
@@ -282,8 +305,33 @@ def load_config(home: str | os.PathLike | None = None,
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    explicit = {f"{s}.{k}": "realm.toml" for s, fields in data.items() if isinstance(fields, dict)
+                for k in fields}
     for section, fields in _env_overrides(dict(os.environ if environ is None else environ)).items():
         data.setdefault(section, {}).update(fields)
+        explicit.update({f"{section}.{k}": f"environment (REALM_{section.upper()}__{k.upper()})"
+                         for k in fields})
+    cfg = _validate(path, data)
+    try:
+        resolution = profiles.resolve(cfg, explicit, paths.home)
+    except ValueError as e:
+        raise ConfigError(f"{path}: hero.profile: {e}") from e
+    changed = {k: v for k, v in resolution.applied.items() if _get(cfg, k) != v}
+    if changed:  # dio-mini's values are the fields' own defaults: nothing to redo
+        for key, value in changed.items():
+            section, _, name = key.partition(".")
+            data.setdefault(section, {})[name] = value
+        cfg = _validate(path, data)
+    cfg._profile = resolution
+    return cfg
+
+
+def _get(cfg: RealmConfig, key: str) -> object:
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _validate(path: Path, data: dict) -> RealmConfig:
     try:
         return RealmConfig.model_validate(data)
     except ValidationError as e:

@@ -15,7 +15,7 @@ from .config import RealmConfig
 from .paths import RealmPaths, atomic_write_text
 
 # Changing these changes what a checkpoint means (or which model trains): ask first.
-CRITICAL = frozenset({"hero.base_model", "training.max_length", "training.pack_length",
+CRITICAL = frozenset({"hero.base_model", "hero.profile", "training.max_length", "training.pack_length",
                       "training.dtype", "training.optimizer", "training.packing"})
 
 
@@ -30,9 +30,11 @@ def _kind(annotation: Any) -> tuple[str, list | None]:
 
 
 def describe(cfg: RealmConfig) -> list[dict]:
-    """One dict per field: key ("section.name"), value, default, kind, choices, bounds."""
+    """One dict per field: key ("section.name"), value, default, kind, choices, bounds, and
+    source (for a hero-profile key: the profile, realm.toml or the environment)."""
     out = []
     dumped = cfg.model_dump(mode="json")  # JSON-able values (nested models become dicts)
+    sources = cfg.resolved_profile.sources  # where each hero-profile default came from
     for section in RealmConfig.model_fields:
         model = getattr(cfg, section)
         for name, f in type(model).model_fields.items():
@@ -45,7 +47,7 @@ def describe(cfg: RealmConfig) -> list[dict]:
             key = f"{section}.{name}"
             out.append({"key": key, "section": section, "name": name, "kind": kind,
                         "value": dumped[section][name], "default": dumped_default(f), "choices": choices,
-                        "bounds": bounds, "critical": key in CRITICAL})
+                        "bounds": bounds, "critical": key in CRITICAL, "source": sources.get(key)})
     return out
 
 

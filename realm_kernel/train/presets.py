@@ -8,17 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-QWEN3_COMMON = {"vocab_size": 151936, "head_dim": 128, "rms_norm_eps": 1e-6,
-                "rope_theta": 1_000_000.0, "tie_word_embeddings": True,
-                "max_position_embeddings": 40960, "hidden_act": "silu"}
+from ..store.vram import QWEN3_ARCHITECTURES
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "qwen3-0.6b": {**QWEN3_COMMON, "hidden_size": 1024, "intermediate_size": 3072,
-                   "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8},
-    "qwen3-1.7b": {**QWEN3_COMMON, "hidden_size": 2048, "intermediate_size": 6144,
-                   "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8},
-    "qwen3-4b": {**QWEN3_COMMON, "hidden_size": 2560, "intermediate_size": 9728,
-                 "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8},
+    **QWEN3_ARCHITECTURES,
     # ~20M parameters with dio-mini's small vocabulary: the CPU benchmark's larger model.
     "qwen3-20m": {"vocab_size": 1024, "hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 10,
                   "num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 64,

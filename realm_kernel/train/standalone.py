@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..quests.formats import QuestError, load_quest
-from ..store import hub
+from ..store import hub, profiles
 from ..store.config import TrainingConfig, load_config
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
+from ..store.vram import GIB
 from .trainer import Job, TrainerEngine, TrainingResult
-
-GIB = 1024 ** 3
 
 # Training recipes by name: (the card they are sized for in GiB, TrainingConfig values).
 TRAIN_PRESETS: dict[str, tuple[float, dict[str, Any]]] = {
@@ -53,10 +52,8 @@ def run_home(home: RealmPaths, run_id: str, output_dir: Path | None) -> RealmPat
 
 def card_gib() -> float | None:
     """The CUDA device's memory in GiB, None without one."""
-    import torch
-    if not torch.cuda.is_available():
-        return None
-    return torch.cuda.get_device_properties(0).total_memory / GIB
+    card = profiles.detect_card()
+    return card[1] if card else None
 
 
 def vram_check(model_path: Path, training: TrainingConfig, card: float | None, force: bool) -> str:
