@@ -127,11 +127,11 @@ class PoolClient:
         self.headers = {HOP_HEADER: str(os.getpid())}
         if ad.get("token"):
             self.headers["Authorization"] = f"token {ad['token']}"
-        self.session = requests.Session()  # one connection, kept alive between calls
 
     def _send(self, method: str, route: str, read_timeout: float, **kw: Any) -> requests.Response:
         try:
-            r = self.session.request(method, f"{self.url}/{route}", headers=self.headers,
+            # A connection per call (loopback: cheap): no session state shared by threads.
+            r = requests.request(method, f"{self.url}/{route}", headers=self.headers,
                                      timeout=(CONNECT_TIMEOUT, read_timeout), **kw)
         except requests.RequestException as e:
             raise OwnerUnreachable(f"the Oracle pool owner (pid {self.ad['pid']}, {self.ad['url']}) "
