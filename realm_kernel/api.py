@@ -25,6 +25,7 @@ from .evals.skillbook import (
     skill_primitives,
     skill_state,
 )
+from .oracle.client import SharedOracle
 from .oracle.hosts import inference_hosts
 from .oracle.pool import (
     ModelPool,
@@ -448,15 +449,17 @@ class Realm(Home):
     _oracle_lock = threading.Lock()  # server threads may ask first at the same time
 
     @property
-    def oracle(self) -> Oracle:
-        """This process's Oracle: its own bounded pool ([oracle] in realm.toml) and the
+    def oracle(self) -> SharedOracle:
+        """The realm's one Oracle pool ([oracle] in realm.toml), held by the pool owner
+        (the Jupyter server extension) and reached over its API from every other process;
+        this process's own pool when no owner runs (`status()` says which). And the
         inference hosts of hosts.toml. Chat by exact step; never another model."""
         with self._oracle_lock:
             if "_oracle" not in self.__dict__:
                 self.__dict__["_oracle"] = self._make_oracle()
             return self.__dict__["_oracle"]
 
-    def _make_oracle(self) -> Oracle:
+    def _make_oracle(self) -> SharedOracle:
 
         cfg = self.config
 
@@ -486,7 +489,8 @@ class Realm(Home):
 
         pool = ModelPool(locate, cfg.oracle.max_models, cfg.oracle.max_bytes, cfg.oracle.dtype,
                          cfg.oracle.threads)
-        return Oracle(locate, pool, remotes, lambda: list_checkpoints(self.ledger, base()))
+        local = Oracle(locate, pool, remotes, lambda: list_checkpoints(self.ledger, base()))
+        return SharedOracle(local, self.paths.oracle_owner)
 
     def oracle_probe(self, skill: str, step: int, host: str | None = None, seed: int | None = None) -> dict:
         """"Ask DIO": a fresh problem at the skill's current level, DIO's answer, and

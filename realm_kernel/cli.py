@@ -410,8 +410,30 @@ def oracle_chat(step: int = typer.Option(..., "--step", help="Exact step (0 = th
 
 @oracle_app.command("status")
 def oracle_status() -> None:
-    """What the inference hosts of hosts.toml serve (this process's own pool is empty)."""
+    """What the realm's Oracle pool really holds (its owner's, or none), and what the
+    inference hosts of hosts.toml serve."""
     _print(_realm().oracle.status())
+
+
+@oracle_app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def oracle_serve(ctx: typer.Context, port: int = 8890) -> None:
+    """Own the realm's Oracle pool without JupyterLab: a bare Jupyter server with the realm
+    API on 127.0.0.1 (no daemon, no Task Master), so the Panel app, notebooks and the CLI
+    share its models. JupyterLab under `realm play` does this itself.
+
+    Example: realm oracle serve --port 8890"""
+    from .services.launcher import new_token, token_from
+    paths = RealmPaths.at().ensure()
+    args = [sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", f"--port={port}", "--no-browser",
+            f"--ServerApp.root_dir={paths.home}", *ctx.args]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")
+    if token_from(ctx.args) is None:
+        args.append(f"--IdentityProvider.token={new_token()}")
+    env = {**jupyter_env(), "REALM_WEAVER": "0"}
+    typer.echo(f"Realm home: {paths.home}\nServing the realm's Oracle pool on 127.0.0.1:{port} "
+               f"(advertised in {paths.oracle_owner}; Ctrl-C to stop)...")
+    os.execvpe(args[0], args, env)
 
 
 @oracle_app.command("checkpoints")

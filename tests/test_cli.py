@@ -30,7 +30,7 @@ from realm_kernel.store.status import DAEMON, WEAVER, read_status
 from realm_kernel.train import Job, TrainerEngine
 from realm_kernel.train.mixed import mixed_examples
 
-from .helpers import child_env, make_home, wait_for
+from .helpers import child_env, free_port, make_home, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -355,6 +355,15 @@ def _(ctx):
 @call("oracle status")
 def _(ctx):
     assert ctx.json("oracle", "status") == ctx.realm.oracle.status()
+
+
+@call("oracle serve")
+def _(ctx):
+    from realm_kernel.oracle.client import read_advertisement
+    home = ctx.fresh_home("oracle-serve")
+    service(ctx, ["oracle", "serve", f"--port={free_port()}"],
+            lambda pid: (read_advertisement(home.oracle_owner) or {}).get("pid") == pid, "oracle-serve", home)
+    assert not home.oracle_owner.exists()  # withdrawn on the way out
 
 
 @call("oracle checkpoints")

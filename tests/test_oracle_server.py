@@ -47,6 +47,10 @@ def test_oracle_api_openai_client_and_chats_during_training(oracle_home, procs, 
         assert post("load", {"step": step, "host": "local"}).json()["model"] == names[step]
     status = requests.get(f"{api}/status", headers=auth(), timeout=10).json()["hosts"]["local"]
     assert status["steps"] == [20, 30] and status["evicted"][-1]["step"] == 10
+    # JupyterLab owns the realm's one pool: this process sees the same models through it.
+    assert status["shared"] and status["owner"]["url"] == base
+    seen = Realm(oracle_home.home).oracle.status()["hosts"]["local"]
+    assert seen["client"] and seen["loaded_models"] == status["loaded_models"]
     gone = post("chat", {"message": "hi", "step": 10})
     assert gone.status_code == 404 and gone.json()["loaded"] == [20, 30]
 

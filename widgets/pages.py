@@ -330,8 +330,9 @@ def _pane() -> dict:
 
 
 class OracleSession(Session):
-    """Chat with checkpoints loaded in this process (`Realm.oracle`, the shared Realm's
-    pool): load, unload, chat and duel two panes with streamed answers, "ask DIO" probes.
+    """Chat with checkpoints in the realm's Oracle pool (`Realm.oracle`: the pool owner's,
+    or this process's own when none runs): load, unload, chat and duel two panes with
+    streamed answers, "ask DIO" probes.
     Loads, answers and probes run in threads; each snapshot shows them as they grow."""
 
     slow_ttl = 2.0  # seconds between ledger reads of the checkpoint list
@@ -350,7 +351,7 @@ class OracleSession(Session):
                 "skills": self._skills(), "hosts": oracle.hosts()}
 
     def state(self) -> dict:
-        loaded = [{"step": m["step"], "model": m["model"]} for m in self.realm.oracle.pool.loaded()]
+        loaded = [{"step": m["step"], "model": m["model"]} for m in self.realm.oracle.loaded()]
         with self._lock:
             return {"loaded": loaded, "panes": copy.deepcopy(self._panes), "probe": dict(self._probe)}
 
@@ -390,7 +391,7 @@ class OracleSession(Session):
         return f"loading step {step} on {host}…"
 
     def do_unload(self, step: int, host: str | None = None) -> str:
-        self.realm.oracle.unload(step)  # this process's pool (a remote host serves what it serves)
+        self.realm.oracle.unload(step)  # the realm's pool (a remote host serves what it serves)
         return f"unloaded step {step}"
 
     def do_chat(self, message: str, step: int | None = None, pane: str = "left",

@@ -35,10 +35,42 @@ def _load_jupyter_server_extension(serverapp) -> None:
         web_app.settings["realm_weaver"] = weaver
         weaver.start()
         atexit.register(weaver.stop)
+    if not serverapp.sock:  # a unix socket is no URL for the other processes: they keep their own pools
+        # Callbacks run in order: this one queues the advertisement behind the port's bind.
+        serverapp.io_loop.add_callback(serverapp.io_loop.add_callback, _serve_oracle, serverapp, realm)
+        atexit.register(realm.oracle.stop_serving)
     serverapp.log.info("Realm of Training: API at /realm/api, home %s", paths.home)
 
 
+def oracle_url(serverapp) -> str:
+    """Where the other processes of this machine reach this server: loopback when it
+    listens on every address or on localhost, else the address it listens on."""
+    ip = serverapp.ip
+    host = "127.0.0.1" if ip in ("", "0.0.0.0", "*", "localhost", "127.0.0.1") else (
+        "[::1]" if ip == "::" else f"[{ip}]" if ":" in ip else ip)
+    scheme = "https" if serverapp.certfile else "http"
+    return f"{scheme}://{host}:{serverapp.port}{serverapp.base_url.rstrip('/')}"
+
+
+def _serve_oracle(serverapp, realm: Realm) -> None:
+    """The realm's one Oracle pool lives here (see realm_kernel/oracle/client.py), unless
+    another live server already owns it."""
+    try:
+        out = realm.oracle.serve(oracle_url(serverapp), serverapp.identity_provider.token or None)
+    except OSError as e:
+        serverapp.log.warning("Realm of Training: could not advertise the Oracle pool: %s", e)
+        return
+    if out["owner"]:
+        serverapp.log.info("Realm of Training: the realm's Oracle pool is served here (%s)", out["url"])
+    else:
+        serverapp.log.info("Realm of Training: the Oracle pool of pid %s (%s) serves this realm",
+                           out["pid"], out["url"])
+
+
 def _unload_jupyter_server_extension(serverapp) -> None:
+    realm = serverapp.web_app.settings.get("realm")
+    if realm is not None:
+        realm.oracle.stop_serving()
     weaver = serverapp.web_app.settings.get("realm_weaver")
     if weaver:
         weaver.stop()

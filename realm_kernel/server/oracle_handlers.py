@@ -16,6 +16,7 @@ from typing import Any
 
 import tornado.web
 
+from ..oracle.client import HOP_HEADER, SharedOracle
 from ..oracle.pool import LOCAL, ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
 from ..store.config import ConfigError
 from .handlers import RealmHandler, mount
@@ -52,9 +53,18 @@ async def each_in_thread(events: Iterator[dict]):
 
 
 class OracleHandler(RealmHandler):
+    @property
+    def oracle(self) -> SharedOracle:
+        """The realm's pool; a request another process forwarded is answered from this
+        process's own pool, never forwarded again."""
+        oracle = self.realm.oracle
+        return oracle.in_process() if self.request.headers.get(HOP_HEADER) else oracle
+
     def fail(self, exc: BaseException) -> None:
         code = status_of(exc)
-        body: dict[str, Any] = {"ok": False, "success": False, "status": code, "error": str(exc)}
+        # `kind` lets a client process raise the same exception type (oracle.client).
+        body: dict[str, Any] = {"ok": False, "success": False, "status": code, "error": str(exc),
+                                "kind": type(exc).__name__}
         if isinstance(exc, ModelNotLoaded):
             body.update(step=exc.step, loaded=exc.loaded, host=exc.host)
         self.reply(body, code)
@@ -77,27 +87,27 @@ class OracleHandler(RealmHandler):
 class StatusHandler(OracleHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        await self.call(self.realm.oracle.status)
+        await self.call(self.oracle.status, self.get_query_argument("host", None))
 
 
 class CheckpointsHandler(OracleHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        await self.call(lambda: {"checkpoints": self.realm.oracle.checkpoints()})
+        await self.call(lambda: {"checkpoints": self.oracle.checkpoints()})
 
 
 class LoadHandler(OracleHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
         body = self.json_body()
-        await self.call(self.realm.oracle.load, body.get("step"), body.get("host"))
+        await self.call(self.oracle.load, body.get("step"), body.get("host"))
 
 
 class UnloadHandler(OracleHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
         body = self.json_body()
-        await self.call(self.realm.oracle.unload, body.get("step"), body.get("host"))
+        await self.call(self.oracle.unload, body.get("step"), body.get("host"))
 
 
 class ChatHandler(OracleHandler):
@@ -106,7 +116,7 @@ class ChatHandler(OracleHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
         body = self.json_body()
-        oracle = self.realm.oracle
+        oracle = self.oracle
         try:
             # Validation and the "is it loaded" check happen here, before any byte is sent.
             events = await in_thread(oracle.stream, body.get("step"), body.get("message"),
@@ -137,10 +147,14 @@ def openai_error(message: str, code: str, param: str | None = None) -> dict:
 
 class ModelsHandler(OracleHandler):
     @tornado.web.authenticated
-    def get(self) -> None:
+    async def get(self) -> None:
+        try:
+            loaded = await in_thread(self.oracle.loaded)
+        except RemoteError as e:
+            return self.fail(e)
         self.reply({"object": "list", "data": [
             {"id": m["model"], "object": "model", "created": int(m["loaded_at"]), "owned_by": "realm",
-             "root": m["model_path"], "step": m["step"]} for m in self.realm.oracle.pool.loaded()]})
+             "root": m["model_path"], "step": m["step"]} for m in loaded]})
 
 
 # What /v1/chat/completions honours; any other parameter is a 400 naming it, never ignored.
@@ -169,27 +183,32 @@ class CompletionsHandler(OracleHandler):
             return self.reply(openai_error(f"unsupported parameter: {key!r} (this endpoint honours "
                                            f"{', '.join(sorted(SUPPORTED))})", "unsupported_parameter",
                                            key), 400)
-        pool = self.realm.oracle.pool
+        oracle = self.oracle
         name = body.get("model")
-        try:
-            m = pool.by_name(name) if isinstance(name, str) else None
-        except UnknownCheckpoint as e:
-            return self.reply(openai_error(str(e), "model_not_found", "model"), 404)
-        if m is None:
+        if not isinstance(name, str):
             return self.reply(openai_error("`model` (a loaded checkpoint name) is required",
                                            "missing_model", "model"), 400)
+        try:
+            loaded = await in_thread(oracle.loaded)
+        except RemoteError as e:
+            return self.reply(openai_error(str(e), "oracle_unavailable"), 502)
+        m = next((m for m in loaded if m["model"] == name), None)
+        if m is None:
+            names = [m["model"] for m in loaded]
+            return self.reply(openai_error(f"model {name!r} is not loaded; loaded: {names}",
+                                           "model_not_found", "model"), 404)
         sampling = {"max_new_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
                     "temperature": body.get("temperature"), "top_p": body.get("top_p"),
                     "top_k": body.get("top_k"), "repetition_penalty": body.get("repetition_penalty"),
                     "stop": body.get("stop"), "seed": body.get("seed")}
         try:
-            events = await in_thread(self.realm.oracle.stream, m.step, None, body.get("messages"),
+            events = await in_thread(oracle.stream, m["step"], None, body.get("messages"),
                                      LOCAL, sampling)
         except (LookupError, ValueError) as e:
             code = 404 if isinstance(e, LookupError) else 400
             return self.reply(openai_error(str(e), "model_not_found" if code == 404 else "invalid"), code)
-        base = {"id": f"chatcmpl-{time.time_ns()}", "created": int(time.time()), "model": m.name,
-                "system_fingerprint": f"realm-step-{m.step}"}
+        base = {"id": f"chatcmpl-{time.time_ns()}", "created": int(time.time()), "model": m["model"],
+                "system_fingerprint": f"realm-step-{m['step']}"}
         if not body.get("stream"):
             done = [ev async for ev in each_in_thread(events)][-1]
             return self.reply({**base, "object": "chat.completion", "usage": done["usage"],

@@ -80,6 +80,11 @@ class RealmPaths:
         return self.home / "status"
 
     @property
+    def oracle_owner(self) -> Path:
+        """The realm's Oracle pool owner: its pid, URL and token (0600; see oracle.client)."""
+        return self.status / "oracle_owner.json"
+
+    @property
     def checkpoints(self) -> Path:
         return self.home / "checkpoints"
 
