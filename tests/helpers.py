@@ -232,3 +232,17 @@ def watch_xp_rise(page, timeout: float = 60) -> tuple[int, int]:
     first = xp_of(page)
     later = wait_for(lambda: (x := xp_of(page)) > first and x, timeout, "XP to rise in the page")
     return first, later
+
+
+def stop_at(step: int):
+    """A TrainerCallback that ends a run after `step` as an interruption would (not at its
+    max_steps), so its last periodic save keeps the state a resume needs."""
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                control.should_training_stop = True
+            return control
+
+    return StopAt()

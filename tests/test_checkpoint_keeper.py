@@ -5,6 +5,7 @@ itself; the disk budget holds before every save (issue 14, item 3)."""
 import json
 
 import pytest
+import torch
 from transformers import TrainerCallback
 
 import realm_skills as skills
@@ -14,6 +15,7 @@ from realm_kernel.store.ledger import Ledger
 from realm_kernel.store.vault import VaultKeeper, dir_bytes, every_kth
 from realm_kernel.train import Job, TrainerEngine
 from realm_kernel.train.keeper import carries_resume_state, resume_files
+from tests.helpers import stop_at
 
 pytestmark = pytest.mark.slow
 
@@ -51,11 +53,14 @@ def test_only_the_newest_checkpoint_carries_resume_state(realm_home):
     from transformers import AutoModelForCausalLM
 
     led = Ledger(realm_home, "test")
-    policy = RetentionConfig(keep_latest=10, keep_best=0, keep_every=0)
-    result = TrainerEngine(realm_home, led).run_job(job(realm_home, policy))
+    engine = TrainerEngine(realm_home, led)
+    policy = RetentionConfig(keep_latest=20, keep_best=0, keep_every=0)
+    # Interrupted after step 10: the saves at 3, 6, 9; only the newest keeps its state.
+    cut = job(realm_home, policy, callbacks=[stop_at(10)])
+    result = engine.run_job(cut)
     assert result.success, result.error_message
     ckpts = on_disk(realm_home)
-    assert len(ckpts) >= 3, [p.name for p in ckpts]
+    assert [int(p.name.split("-")[1]) for p in ckpts] == [3, 6, 9]
     newest, older = ckpts[-1], ckpts[:-1]
     assert carries_resume_state(newest) and (newest / "scheduler.pt").exists()
     for p in older:
@@ -63,11 +68,29 @@ def test_only_the_newest_checkpoint_carries_resume_state(realm_home):
         assert (p / "model.safetensors").exists() and (p / "tokenizer.json").exists()
         assert (p / ".ledger.json").exists() and (p / "trainer_state.json").exists()
         model = AutoModelForCausalLM.from_pretrained(p)  # plain HF, nothing of ours
-        assert next(model.parameters()).dtype.is_floating_point
+        assert next(model.parameters()).dtype == torch.float32  # dio-mini trains in float32
     weights_only, resume = dir_bytes(older[-1]), dir_bytes(newest)
     assert resume > 2 * weights_only  # AdamW's two moments are the bulk of a resume save
-    # The newest is still the resume point of its run.
-    assert resume_point(led, "q.jsonl", "run-1")[0] == newest
+    assert resume_point(led, "q.jsonl", "run-1") == (newest, 0)
+
+    # The run resumes there and finishes: its final save is weights-only (nothing resumes
+    # into a finished run: the next quest starts a fresh optimizer), and so is every other.
+    rest = job(realm_home, policy)
+    rest.resume_from = newest
+    result = engine.run_job(rest)
+    assert result.success, result.error_message
+    final = on_disk(realm_home)[-1]
+    assert str(final) == result.last_checkpoint_path and int(final.name.split("-")[1]) > 9
+    assert not any(resume_files(p) for p in on_disk(realm_home))
+    # A crash before the quest was marked done resumes into the finished run: no step is
+    # trained again and no checkpoint is written.
+    assert resume_point(led, "q.jsonl", "run-1") == (final, 0)
+    again = job(realm_home, policy)
+    again.resume_from = final
+    saved = led.scalar("SELECT count(*) FROM checkpoints")
+    result = engine.run_job(again)
+    assert result.success and result.global_step == int(final.name.split("-")[1])
+    assert led.scalar("SELECT count(*) FROM checkpoints") == saved
 
 
 def test_retention_runs_after_each_save_and_never_deletes_an_unscored_checkpoint(realm_home):
@@ -96,8 +119,9 @@ def test_retention_runs_after_each_save_and_never_deletes_an_unscored_checkpoint
 def test_the_disk_budget_holds_before_every_save(realm_home):
     led = Ledger(realm_home, "test")
     # Learn what one resume save weighs, then allow about two and a half of them.
-    first = TrainerEngine(realm_home, led).run_job(
-        job(realm_home, RetentionConfig(), count=40, save_steps=100, run_id="probe"))
+    first = TrainerEngine(realm_home, led).run_job(  # interrupted: its save keeps its state
+        job(realm_home, RetentionConfig(), count=40, save_steps=2, run_id="probe",
+            callbacks=[stop_at(2)]))
     assert first.success, first.error_message
     one = dir_bytes(on_disk(realm_home)[-1])
     budget = 2.5 * one

@@ -1,5 +1,7 @@
 """TrainerEngine features on dio-mini for real: exact resume, Muon, packing on/off."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from realm_kernel.store.paths import RealmPaths
 from realm_kernel.train import Job, TrainerEngine
 from realm_kernel.train.mixed import mixed_examples as mixed_bin_examples
 from realm_kernel.train.trainer import installed
+from tests.helpers import stop_at
 
 pytestmark = pytest.mark.slow
 CUDA = torch.cuda.is_available()
@@ -37,13 +40,19 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(realm_home):
     settings = dict(max_steps=20, save_steps=10, eval_fraction=0.0, batch_size=8)
     straight = engine.run_job(job_for(realm_home, "straight", examples, **settings))
     assert straight.success, straight.error_message
-    ten = led.query("SELECT path FROM checkpoints WHERE run_id = 'straight' AND step = 10")[0]["path"]
+    # Only the newest checkpoint keeps its resume state (train/keeper.py): the same run,
+    # interrupted after its save at step 10, leaves the checkpoint a crash would resume from.
+    cut = job_for(realm_home, "resumed", examples, **settings)
+    cut.callbacks = [stop_at(10)]
+    assert engine.run_job(cut).stopped is False  # stopped by the callback, not by a control file
+    ten = led.query("SELECT path FROM checkpoints WHERE run_id = 'resumed' AND step = 10")[0]["path"]
+    assert (Path(ten) / "optimizer.pt").exists()
     job = job_for(realm_home, "resumed", examples, **settings)
     job.resume_from = ten
     resumed = engine.run_job(job)
     assert resumed.success, resumed.error_message
     a, b = losses(led, "straight"), losses(led, "resumed")
-    assert sorted(b) == list(range(11, 21)), "the resumed run continues at step 11"
+    assert sorted(b) == list(range(1, 21)), "the resumed run continues at step 11"
     for step in range(11, 21):
         assert b[step] == pytest.approx(a[step], abs=LOSS_TOL), f"step {step}"
 

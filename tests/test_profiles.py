@@ -69,7 +69,7 @@ def test_qwen_profile_from_realm_toml_on_a_planned_card(tmp_path, card_gib, batc
     assert cfg.hero.base_model == "Qwen/Qwen3-0.6B"
     assert (t.dtype, t.learning_rate, t.max_length, t.batch_size, t.gradient_accumulation_steps) == \
         ("bfloat16", 1e-5, 2048, batch, accum)
-    assert (t.save_steps, t.max_eval_examples, t.gradient_checkpointing) == (100, 64, False)
+    assert (t.save_steps, t.max_eval_examples, t.gradient_checkpointing) == (200, 64, False)
     assert "LLaMA-Factory" in res.sources["training.learning_rate"]
     assert "VRAM calculator" in res.sources["training.batch_size"]
     assert f"{card_gib:.1f} GiB" in res.sources["training.batch_size"]

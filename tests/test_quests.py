@@ -269,6 +269,11 @@ def test_resume_point_only_for_the_same_quest_and_run_with_trainer_state(tmp_pat
     assert resume_point(realm.ledger, "other.jsonl", "run-1") is None, "another quest"
     (d / "optimizer.pt").unlink()
     assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "no optimizer state"
+    # A run's final save is weights-only: resuming it trains nothing and ends the quest.
+    (d / "trainer_state.json").write_text(json.dumps({"global_step": 30, "max_steps": 30}))
+    assert resume_point(realm.ledger, "q.jsonl", "run-1") == (d, 100)
+    (d / "trainer_state.json").write_text(json.dumps({"global_step": 30, "max_steps": 40}))
+    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "mid-run without state"
     newer = fake_checkpoint(realm, 140, "q.jsonl", "run-1", global_step=None)
     assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "no trainer state"
     assert hero_model_path(realm.ledger, realm.config, realm.paths) == newer

@@ -32,8 +32,9 @@ def hero_model_path(ledger: Ledger, config: RealmConfig, paths: RealmPaths) -> P
 def resume_point(ledger: Ledger, quest: str, run_id: str | None) -> tuple[Path, int] | None:
     """Where an interrupted run of `quest` picks up: (checkpoint, step offset) when the
     hero's newest checkpoint was saved by that run and holds the trainer state (optimizer,
-    scheduler, data position). None when training moved on since: the quest then starts
-    again on the newest weights."""
+    scheduler, data position), or is that run's final, weights-only save (trained to its
+    max_steps: resuming trains nothing and ends the quest). None when training moved on
+    since: the quest then starts again on the newest weights."""
     latest = latest_checkpoint(ledger)
     if not latest or not run_id:
         return None
@@ -42,7 +43,10 @@ def resume_point(ledger: Ledger, quest: str, run_id: str | None) -> tuple[Path, 
     state = read_json(path / "trainer_state.json", {}) or {}
     if sidecar.get("training_file") != quest or sidecar.get("run_id") != run_id:
         return None
-    if "global_step" not in state or not (path / "optimizer.pt").exists():
+    if "global_step" not in state:
+        return None
+    finished = 0 < int(state.get("max_steps") or 0) <= int(state["global_step"])
+    if not finished and not (path / "optimizer.pt").exists():
         return None
     return path, step - int(state["global_step"])
 

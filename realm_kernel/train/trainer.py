@@ -124,10 +124,25 @@ def _realm_trainer_class():
             inputs.pop("num_real_tokens", None)
             return super().prediction_step(model, inputs, *args, **kwargs)
 
+        def _finishing(self) -> bool:
+            # The last save of a run that reaches max_steps: nothing resumes into it (the
+            # next quest starts a fresh optimizer), so it is written weights-only and the
+            # step never waits for optimizer state (3x the weights with AdamW). A stopped or
+            # skipped run ends earlier and keeps its state for the resume.
+            return 0 < self.state.max_steps <= self.state.global_step
+
         def _save_optimizer_and_scheduler(self, output_dir):
             # The weights of this checkpoint are on disk, its optimizer state is not yet.
             faults.point("checkpoint_write")
+            if self._finishing():
+                return None
             return super()._save_optimizer_and_scheduler(output_dir)
+
+        def _save_scaler(self, output_dir):
+            return None if self._finishing() else super()._save_scaler(output_dir)
+
+        def _save_rng_state(self, output_dir):
+            return None if self._finishing() else super()._save_rng_state(output_dir)
 
         def _track_num_input_tokens(self, inputs):
             n = inputs.get("num_real_tokens")
