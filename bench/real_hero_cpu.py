@@ -32,7 +32,6 @@ import realm_skills as skills  # noqa: E402
 from realm_kernel.quests.formats import write_quest  # noqa: E402
 from realm_kernel.store.home import Home  # noqa: E402
 from realm_kernel.store.paths import RealmPaths  # noqa: E402
-from realm_kernel.store.vault import dir_bytes  # noqa: E402
 from realm_kernel.train.keeper import carries_resume_state  # noqa: E402
 from tests.helpers import Procs, start_daemon, wait_for  # noqa: E402
 
@@ -135,24 +134,30 @@ def hero_loop(workdir: Path, *, layers: int | None = None, steps: int = 4, save_
     gaps = [(b["t"] - a["t"], a["step"]) for a, b in zip(rows, rows[1:], strict=False)]
     plain = [g for g, step in gaps if step not in saved_at] or [g for g, _ in gaps]
     figures["step_s"] = round(statistics.median(plain), 3)
-    figures["resume_save_s"] = round(statistics.median(s["save_seconds"] for s in saves), 3)
+    # The run's last save is weights-only (a finished run resumes into nothing); the ones
+    # before it carried resume state when written (their bytes are as written: they have
+    # gone weights-only since).
+    final = max(saves, key=lambda e: e["step"])
+    resumes = [e for e in saves if e is not final]
+    figures["resume_save_s"] = round(statistics.median(e["save_seconds"] for e in resumes), 3)
+    figures["resume_checkpoint_bytes"] = int(statistics.median(e["bytes"] for e in resumes))
+    figures["weights_only_save_s"] = round(final["save_seconds"], 3)
+    figures["weights_only_checkpoint_bytes"] = final["bytes"]
     ckpts = sorted((p for p in paths.checkpoints.glob("checkpoint-*") if p.is_dir()),
                    key=lambda p: int(p.name.split("-")[1]))
-    newest, older = ckpts[-1], ckpts[:-1]
-    assert carries_resume_state(newest) and older and not any(map(carries_resume_state, older)), \
+    assert ckpts and not any(map(carries_resume_state, ckpts)), \
         [(p.name, carries_resume_state(p)) for p in ckpts]
     figures["checkpoints"] = len(ckpts)
-    figures["resume_checkpoint_bytes"] = dir_bytes(newest)
-    figures["weights_only_checkpoint_bytes"] = dir_bytes(older[-1])
+    newest, older = ckpts[-1], ckpts[:-1]
 
-    # A weights-only checkpoint is plain HF: load it, and time writing one.
+    # A weights-only checkpoint is plain HF: load it, and time a bare save_pretrained.
     t = time.monotonic()
     model = AutoModelForCausalLM.from_pretrained(older[-1], dtype=torch.bfloat16)
     figures["hf_load_s"] = round(time.monotonic() - t, 2)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         t = time.monotonic()
         model.save_pretrained(tmp)
-        figures["weights_only_save_s"] = round(time.monotonic() - t, 3)
+        figures["hf_save_pretrained_s"] = round(time.monotonic() - t, 3)
     del model
 
     # The eval pipeline scores the newest checkpoint, as the Task Master would.
@@ -184,15 +189,19 @@ def hero_loop(workdir: Path, *, layers: int | None = None, steps: int = 4, save_
     return figures
 
 
-def project(figures: dict, save_every: int) -> dict:
-    """The share of wall time a save every `save_every` steps costs at the assumed 4090 rate
-    (the save seconds measured here: this disk, this serialisation)."""
-    train_s = save_every * ASSUMED["step_s"]
-    save_s = figures["resume_save_s"]
-    return {"assumed_4090_step_s": round(ASSUMED["step_s"], 3),
+def project(figures: dict, save_every: int, quest_steps: int = 75) -> dict:
+    """The share of wall time saving costs at the assumed 4090 step rate, with the save
+    seconds measured here (this disk, this serialisation): a long run saving resume state
+    every `save_every` steps, and a curriculum quest of `quest_steps` (1,200 examples at 16
+    a step) that ends on its one weights-only save."""
+    step_s = ASSUMED["step_s"]
+    resume, final = figures["resume_save_s"], figures["weights_only_save_s"]
+    return {"assumed_4090_step_s": round(step_s, 3),
             "assumed_4090_tokens_per_s": round(ASSUMED["tokens_per_s"]),
             "projected_save_every_steps": save_every,
-            "projected_save_share": round(save_s / (train_s + save_s), 4)}
+            "projected_save_share": round(resume / (save_every * step_s + resume), 4),
+            "projected_quest_steps": quest_steps,
+            "projected_quest_end_save_share": round(final / (quest_steps * step_s + final), 4)}
 
 
 def main() -> None:
@@ -201,6 +210,8 @@ def main() -> None:
     ap.add_argument("--save-steps", type=int, default=2, help="the daemon's save cadence here")
     ap.add_argument("--save-every", type=int, default=200,
                     help="the save cadence projected at the 4090's rate (the qwen3-0.6b profile's)")
+    ap.add_argument("--quest-steps", type=int, default=75,
+                    help="a curriculum quest's length projected at the 4090's rate")
     ap.add_argument("--layers", type=int, default=None, help="cut the config (default: all 28)")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     a = ap.parse_args()
@@ -209,7 +220,7 @@ def main() -> None:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         figures = hero_loop(Path(tmp), layers=a.layers, steps=a.steps, save_steps=a.save_steps)
-    figures.update(project(figures, a.save_every))
+    figures.update(project(figures, a.save_every, a.quest_steps))
     figures["wall_s"] = round(time.monotonic() - t0, 1)
     figures["load_avg"] = uptime_load()
     gb = 1024 ** 3
@@ -218,10 +229,13 @@ def main() -> None:
                f"resume checkpoint {figures['resume_checkpoint_bytes'] / gb:.2f} GB in "
                f"{figures['resume_save_s']} s, weights-only "
                f"{figures['weights_only_checkpoint_bytes'] / gb:.2f} GB "
-               f"({figures['weights_only_save_s']} s to write), eval {figures['eval_s']} s "
+               f"({figures['weights_only_save_s']} s to write, a run's final save), "
+               f"eval {figures['eval_s']} s "
                f"({figures['eval_problems']} problems), Oracle load {figures['oracle_load_s']} s; "
-               f"projected save share at a 4090's ~{figures['assumed_4090_step_s']} s/step, saving every "
-               f"{a.save_every} steps: {figures['projected_save_share']:.1%}; wall {figures['wall_s']} s, "
+               f"projected save share at a 4090's ~{figures['assumed_4090_step_s']} s/step: "
+               f"resume state every "
+               f"{a.save_every} steps {figures['projected_save_share']:.1%}, a {a.quest_steps}-step quest's "
+               f"final save {figures['projected_quest_end_save_share']:.1%}; wall {figures['wall_s']} s, "
                f"load {figures['load_avg']}")
     report("real_hero_cpu", figures, summary, a.out)
 
