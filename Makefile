@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(PY) bench/ledger.py
 	$(PY) bench/quest_latency.py
 	$(PY) bench/ui_latency.py
+	$(PY) bench/real_hero_cpu.py
 
 ## The reliability soak: 50 kill -9 faults, hostile inputs, readers under load (15-25 min).
 soak: $(STAMP)

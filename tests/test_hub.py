@@ -65,7 +65,7 @@ def test_cached_id_resolves_offline_and_a_missing_one_names_the_fetch(offline_ca
     with pytest.raises(hub.HubModelMissing) as err:
         hub.fetch("realm-test/absent")
     msg = str(err.value)
-    assert "'realm-test/absent'" in msg and "huggingface-cli download realm-test/absent" in msg
+    assert "'realm-test/absent'" in msg and "hf download realm-test/absent" in msg
     assert str(offline_cache) in msg and "offline" in msg
 
 
@@ -113,7 +113,7 @@ def test_missing_hub_id_offline_is_a_setup_fault_and_the_quest_waits(offline_cac
     faults = wait_for(lambda: Ledger(paths).query("SELECT message FROM events WHERE kind = 'setup_fault'"),
                       120, "the setup fault")
     assert "'realm-test/absent'" in faults[0]["message"]
-    assert "huggingface-cli download realm-test/absent" in faults[0]["message"]
+    assert "hf download realm-test/absent" in faults[0]["message"]
     assert _status(paths) != "failed" and not list(paths.queue("failed").iterdir())
 
 
@@ -136,4 +136,4 @@ def test_realm_train_takes_a_hub_id_for_its_model(offline_cache, dio_mini_dir, t
     assert res.exit_code == 0, res.output
     assert f"training {snap}" in res.stderr
     res = CliRunner().invoke(app, ["--home", str(home), "train", str(quest), "--model", "realm-test/absent"])
-    assert res.exit_code == 2 and "huggingface-cli download realm-test/absent" in res.stderr, res.output
+    assert res.exit_code == 2 and "hf download realm-test/absent" in res.stderr, res.output

@@ -1,7 +1,7 @@
 """Hub ids as base models: `[hero] base_model = "Qwen/Qwen3-0.6B"`.
 
 An id resolves to its snapshot in the local Hugging Face cache (`HF_HUB_CACHE`, by default
-~/.cache/huggingface/hub), the same folder `transformers` and `huggingface-cli download`
+~/.cache/huggingface/hub), the same folder `transformers` and `hf download`
 use, so a model fetched by any of them is found. `fetch()` downloads it once, with
 huggingface_hub's progress bars, when the machine is online; offline (`HF_HUB_OFFLINE=1`,
 or no network) it raises `HubModelMissing`, naming the id and the command that fetches it.
@@ -59,7 +59,7 @@ def expected_path(repo_id: str) -> Path:
 
 def missing_message(repo_id: str, why: str = "this machine is offline") -> str:
     return (f"base_model {repo_id!r} is not in the local Hugging Face cache ({cache_dir()}) and "
-            f"{why}: fetch it once where there is network with `huggingface-cli download {repo_id}` "
+            f"{why}: fetch it once where there is network with `hf download {repo_id}` "
             f"(the same cache; or copy the folder and set [hero] base_model to its path)")
 
 
