@@ -98,6 +98,29 @@ def sample(home: Path, t0: float) -> dict:
     }
 
 
+class DiskWatch:
+    """The checkpoints folder's size, sampled every 0.5 s in a thread: its peak."""
+
+    def __init__(self, folder: Path, every: float = 0.5) -> None:
+        import threading
+
+        from realm_kernel.store.vault import dir_bytes
+
+        self.peak, self._stop = 0, threading.Event()
+
+        def run() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.peak = max(self.peak, dir_bytes(folder) if folder.exists() else 0)
+                except OSError:  # a checkpoint renamed or deleted under the walk
+                    pass
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -110,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default="", help="what else ran on the machine")
     ap.add_argument("--skills", default="", help="comma list of the only skills the curriculum "
                     "trains, e.g. 'sy' to measure SY alone (default: realm.toml's defaults)")
+    ap.add_argument("--max-disk-gb", type=float, default=0.0,
+                    help="run under [retention] max_disk_gb and record the checkpoints folder's "
+                         "peak (sampled every 0.5 s) against it")
     args = ap.parse_args(argv)
     home = args.home or Path(tempfile.mkdtemp(prefix="idle-loop-"))
     if any(home.glob("*")) and (home / "ledger").exists():
@@ -121,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             f"[curriculum.skills.{s}]\nenabled = {'true' if s in on else 'false'}\npriority = 1\n"
             for s in ("bin", "sy")))
     env = {**os.environ, "REALM_HOME": str(home)}
+    if args.max_disk_gb:
+        env["REALM_RETENTION__MAX_DISK_GB"] = str(args.max_disk_gb)
+    disk = DiskWatch(home / "checkpoints")
     realm_bin = Path(sys.executable).parent / "realm"
     log = open(home.parent / f"{home.name}.play.log", "ab")  # noqa: SIM115
     t0 = time.time()  # the clock starts before dio-mini is built: an empty realm
@@ -148,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.until_quests and got["quests_generated"] >= args.until_quests:
                 break
     finally:
+        disk.stop()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -167,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
                # issue 16: >= 12 level-ups in all, >= 2 of them SY, probes on every champion,
                # all probe runs together <= 10% of the loop's time
                "target_level_ups": TARGET_ALL_LEVEL_UPS, "target_sy_level_ups": TARGET_SY_LEVEL_UPS,
-               "probe_share_of_loop": round(got["probe_seconds"] / (minutes * 60), 4) if minutes else None}
+               "probe_share_of_loop": round(got["probe_seconds"] / (minutes * 60), 4) if minutes else None,
+               "max_disk_gb": args.max_disk_gb, "checkpoint_disk_peak_bytes": disk.peak,
+               "disk_budget_held": (disk.peak <= args.max_disk_gb * 1024 ** 3) if args.max_disk_gb else None}
     summary = (f"idle loop {minutes:.0f} min, empty realm -> BIN L{got['bin_level']}: "
                f"{got['bin_level_ups']} level-ups at minutes {got['level_up_minutes']} "
                f"(first {first} min vs target {TARGET_FIRST_MIN}; {got['bin_level_ups']}/"
@@ -180,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
                f"passive probes: {got['probe_runs']} runs, {got['champions_probed']}/{got['champions']} "
                f"champions probed, {got['probe_seconds']} s = {figures['probe_share_of_loop']:.1%} of "
                f"the loop (target <= 10%); "
-               f"{got['steps']} steps" + (f"; {args.note}" if args.note else ""))
+               f"{got['steps']} steps; checkpoints folder peak {disk.peak / 1024 ** 2:.0f} MiB"
+               + (f" (budget {args.max_disk_gb} GB: held {figures['disk_budget_held']})"
+                  if args.max_disk_gb else "") + (f"; {args.note}" if args.note else ""))
     report("idle_loop", figures, summary, args.out)
     partial.unlink(missing_ok=True)
     return 0

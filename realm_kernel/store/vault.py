@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -107,9 +108,20 @@ def safe_relpath(path: str) -> str:
 
 
 def dir_bytes(path: Path) -> int:
+    """Bytes under `path`; a file or folder deleted during the walk (a checkpoint being
+    tidied up) counts as gone (os.walk skips what it cannot list)."""
     if path.is_file():
         return path.stat().st_size
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
 
 
 def _is_url(url: str) -> bool:
