@@ -645,7 +645,6 @@ class MetricBuffer:
             while self._written < target and self._error is None and self._thread is not None:
                 self._cv.wait()
             self._raise()
-        self.last_flush = time.monotonic()
 
     def close(self, quiet: bool = False) -> None:
         """Write what is queued and stop the thread. quiet: never raise (another error
@@ -670,13 +669,12 @@ class MetricBuffer:
 
     # -- the writer thread ----------------------------------------------------------
     def _loop(self) -> None:
-        last = 0.0
         while True:
             with self._cv:
                 while self._queued == self._written and not self._closing:
                     self._cv.wait()
                 while not (self._urgent or self._closing):
-                    left = last + self.interval - time.monotonic()
+                    left = self.last_flush + self.interval - time.monotonic()
                     if left <= 0:
                         break
                     self._cv.wait(left)
@@ -691,8 +689,8 @@ class MetricBuffer:
                     self._error = e
                     self._cv.notify_all()
                 return
-            last = time.monotonic()
             with self._cv:
+                self.last_flush = time.monotonic()
                 self._written = target
                 self._cv.notify_all()
 
