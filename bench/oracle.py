@@ -59,7 +59,8 @@ def baseline_tokens_per_s(model, tok, n: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--from-config", default="dio-mini", help="dio-mini, or a preset: qwen3-0.6b, ...")
-    ap.add_argument("--tokens", type=int, default=64)
+    # 256: a 64-token reply is ~90 ms here, too short to tell the sides apart (pairs 0.73-1.18)
+    ap.add_argument("--tokens", type=int, default=256)
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     a = ap.parse_args()
