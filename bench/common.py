@@ -75,3 +75,24 @@ def run_engine(model_dir: Path, examples: list[dict], training, workdir: Path):
     if not result.success:
         raise SystemExit(result.error_message)
     return result
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, as `uptime` shows them."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def alternating(ours, baseline, pairs: int) -> tuple[list[float], list[float], list[float]]:
+    """A warm-up run of each side, then `pairs` pairs in alternating order (ours, baseline,
+    baseline, ours, ...) so neither side always runs first on a warmer or quieter machine.
+    `ours` and `baseline` take no arguments and return a rate. (ratios, ours, baseline)."""
+    ours(), baseline()
+    mine, theirs = [], []
+    for i in range(pairs):
+        if i % 2 == 0:
+            mine.append(ours())
+            theirs.append(baseline())
+        else:
+            theirs.append(baseline())
+            mine.append(ours())
+    return [m / b for m, b in zip(mine, theirs, strict=True)], mine, theirs

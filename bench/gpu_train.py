@@ -3,7 +3,10 @@
 Part 1, speed: Qwen3-0.6B (random init, real vocabulary), mixed-length chat data up to
 --seq-len tokens, bf16. Baseline: plain HF Trainer, pad to longest, AdamW, no packing,
 sdpa. Ours: TrainerEngine (packing with exact masking, flash-attn varlen if installed
-else sdpa + block mask, Liger if installed, fused AdamW). Same examples per step.
+else sdpa + block mask, Liger if installed, fused AdamW). Same examples per step, the
+same logging cadence and one checkpoint at the end on both sides, the same torch
+threads on CPU; a warm-up run of each side, then --pairs pairs in alternating order
+(ours, baseline, baseline, ours, ...), the ratio the median of the pairs' ratios.
 Figures: real tokens/s, MFU, peak memory; targets >= 2x tokens/s, peak <= 0.6x.
 
 Part 2, memory: Qwen3-4B full fine-tuning, paged_adamw_8bit + Liger + gradient
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
+import statistics
 import sys
 import tempfile
 import time
@@ -31,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import report, run_engine  # noqa: E402
+from common import alternating, report, run_engine  # noqa: E402
 
 from realm_kernel.store.config import TrainingConfig  # noqa: E402
 from realm_kernel.train.data import build_datasets  # noqa: E402
@@ -86,9 +90,13 @@ def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Pat
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
     train, _, _ = build_datasets(tok, exs, cfg.max_length, 0.0, 0, cfg.seed)
     train.rows = [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in train.rows]
+    if not cuda():
+        from realm_kernel.train.trainer import cpu_share
+        torch.set_num_threads(cfg.threads or cpu_share())  # what our engine takes on CPU
     args = TrainingArguments(output_dir=str(workdir), per_device_train_batch_size=cfg.batch_size,
                              learning_rate=cfg.learning_rate, max_steps=cfg.max_steps,
-                             logging_steps=10, save_strategy="no", report_to="none",
+                             logging_steps=cfg.logging_steps, save_strategy="steps",
+                             save_steps=cfg.save_steps, report_to="none",
                              use_cpu=not cuda(), bf16=cuda(), disable_tqdm=True, seed=cfg.seed,
                              include_num_input_tokens_seen="non_padding")
     trainer = Trainer(model=model, args=args, train_dataset=train,
@@ -115,20 +123,32 @@ def mfu(tokens_per_s: float, params: int, layers: int, hidden: int, seq: int) ->
     return tokens_per_s * (6 * params + 12 * layers * hidden * seq) / peak
 
 
-def speed_part(tmp: Path, tok_dir: Path, tiny: bool, steps: int, seq_len: int) -> dict:
+def speed_part(tmp: Path, tok_dir: Path, tiny: bool, steps: int, seq_len: int, pairs: int) -> dict:
     name = "dio-mini" if tiny else "qwen3-0.6b"
     model_dir = tok_dir if tiny else init_from_config(name, tok_dir, tmp / name)
     bundle = max(2, seq_len // 48)  # BIN problems per example: lengths ~45 .. seq_len tokens
-    cfg = TrainingConfig(max_steps=steps, save_steps=10_000, eval_fraction=0.0, batch_size=8,
+    # One save, at the end, on both sides (ours always ends a quest on a checkpoint).
+    cfg = TrainingConfig(max_steps=steps, save_steps=steps, eval_fraction=0.0, batch_size=8,
                          max_length=seq_len, learning_rate=1e-4, logging_steps=5)
     exs = mixed_examples(cfg.batch_size * steps + 16, seed=0, max_bundle=bundle)
-    base = baseline(model_dir, exs, cfg, tmp / "base")
-    mine = ours(model_dir, exs, cfg, tmp / "ours")
+    runs: dict[str, list[dict]] = {"ours": [], "base": []}
+
+    def side(who: str, fn):
+        def run() -> float:
+            r = fn(model_dir, exs, cfg, tmp / f"{who}-{len(runs[who])}")
+            runs[who].append(r)
+            return r["tokens_per_s"]
+        return run
+
+    ratios, mine_tps, base_tps = alternating(side("ours", ours), side("base", baseline), pairs)
+    mine = {**runs["ours"][-1], "tokens_per_s": statistics.median(mine_tps)}
+    base = {**runs["base"][-1], "tokens_per_s": statistics.median(base_tps)}
     arch = PRESETS.get(name, {"hidden_size": 128, "num_hidden_layers": 6})
     from transformers import AutoConfig
     params = count_params(AutoConfig.from_pretrained(model_dir))
     out = {"speed_model": name, "speed_seq_len": seq_len,
-           "tokens_per_s_ratio": round(mine["tokens_per_s"] / base["tokens_per_s"], 3),
+           "tokens_per_s_ratio": round(statistics.median(ratios), 3),
+           "pair_ratios": [round(r, 3) for r in ratios],
            "tokens_per_s": round(mine["tokens_per_s"], 1),
            "baseline_tokens_per_s": round(base["tokens_per_s"], 1),
            "packing_efficiency": round(mine["packing_efficiency"], 4), "attn": mine["attn"]}
@@ -198,6 +218,7 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run with dio-mini-sized models")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--seq-len", type=int, default=None)
+    ap.add_argument("--pairs", type=int, default=3, help="alternating pairs after a warm-up")
     ap.add_argument("--part", choices=("all", "speed", "memory", "qlora"), default="all")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
@@ -209,7 +230,7 @@ def main() -> None:
         tmp = Path(tmp)
         tok_dir = build_dio_mini(tmp / "dio-mini")
         if a.part in ("all", "speed"):
-            figures.update(speed_part(tmp, tok_dir, a.tiny, steps, seq_len))
+            figures.update(speed_part(tmp, tok_dir, a.tiny, steps, seq_len, a.pairs))
         if a.part in ("all", "memory"):
             figures.update(memory_part(tmp, tok_dir, a.tiny, max(3, steps // 5)))
         if a.part in ("all", "qlora"):

@@ -22,23 +22,27 @@ def run_bench(tmp_path, script: str, name: str, *args: str) -> dict:
 
 
 def test_train_cpu_bench_writes_its_figures(tmp_path):
-    figures = run_bench(tmp_path, "train_cpu.py", "train_cpu", "--steps", "3", "--repeats", "1",
-                        "--models", "dio-mini")
+    figures = run_bench(tmp_path, "train_cpu.py", "train_cpu", "--steps", "4", "--save-steps", "2",
+                        "--pairs", "1", "--models", "dio-mini")
     # The ratio is ours over the baseline measured in the same run, not a stray number.
     assert figures["dio_mini_tokens_per_s"] > 0 and figures["dio_mini_baseline_tokens_per_s"] > 0
     assert figures["tokens_per_s_ratio"] == pytest.approx(
         figures["dio_mini_tokens_per_s"] / figures["dio_mini_baseline_tokens_per_s"], rel=0.01)
     assert 0 < figures["dio_mini_packing_efficiency"] <= 1
+    # Our held-out loss and publishing at each save: timed, a share of our training time.
+    assert 0 < figures["dio_mini_extra_save_work_share"] < 1
     assert figures["machine"] and figures["date"]
     assert "train_cpu" in (tmp_path / "RESULTS.md").read_text()
 
 
 def test_gpu_train_script_runs_tiny_on_cpu(tmp_path):
     """The device script is ready: its --tiny mode runs both parts here."""
-    figures = run_bench(tmp_path, "gpu_train.py", "gpu_train_tiny", "--tiny", "--steps", "2")
+    figures = run_bench(tmp_path, "gpu_train.py", "gpu_train_tiny", "--tiny", "--steps", "2",
+                        "--pairs", "1")
     assert figures["tokens_per_s"] > 0 and figures["baseline_tokens_per_s"] > 0
     assert figures["tokens_per_s_ratio"] == pytest.approx(
         figures["tokens_per_s"] / figures["baseline_tokens_per_s"], rel=0.01)
+    assert figures["pair_ratios"] == [figures["tokens_per_s_ratio"]]
     assert 0 < figures["packing_efficiency"] <= 1 and figures["vram_estimate_bytes"] > 0
 
 

@@ -50,6 +50,33 @@ def test_metric_buffer_batches_rows(tmp_path):
     assert len(segments) == 1
 
 
+def test_metric_buffer_writes_off_the_callers_thread_and_flush_waits_for_it(tmp_path):
+    """Rows, events and status files are queued by the caller and written by the buffer's
+    own thread within its interval; flush() returns only once everything is on disk."""
+    import threading
+    led = make(tmp_path)
+    buf = MetricBuffer(led, interval=0.05)
+    status = led.paths.status / "training.json"
+    writers: set[str] = set()
+    append = led.append
+    led.append = lambda table, rows: (writers.add(threading.current_thread().name), append(table, rows))[1]
+    for step in range(20):
+        buf.add({"step": step, "loss": 1.0})
+        buf.put_file(status, {"step": step})
+    buf.event("battle_paused", "paused at 19")
+    from .helpers import wait_for
+    wait_for(lambda: led.scalar("SELECT count(*) FROM metrics") == 20, 10, "the rows, unflushed")
+    buf.flush()
+    assert json.loads(status.read_text()) == {"step": 19}, "the newest status wins"
+    assert led.scalar("SELECT count(*) FROM events WHERE kind = 'battle_paused'") == 1
+    assert writers == {"realm-metrics"}, "never written on the caller's thread"
+    # A write's error reaches the caller (a full disk fails the job as before).
+    buf.add({"step": 20, "bogus": 1})
+    with pytest.raises(KeyError, match="bogus"):
+        buf.flush()
+    buf.close(quiet=True)
+
+
 def test_user_read_only_connection_sees_new_rows_and_never_blocks_writers(tmp_path):
     led = make(tmp_path, "daemon")
     assert led.ensure_views()

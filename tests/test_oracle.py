@@ -218,7 +218,7 @@ def test_cli_chats_by_step_and_names_the_model(oracle_home):
 @pytest.mark.slow
 def test_oracle_bench_writes_its_figures(tmp_path, dio_mini_dir):
     from .test_bench import run_bench
-    figures = run_bench(tmp_path, "oracle.py", "oracle_dio_mini", "--tokens", "8", "--repeats", "1")
+    figures = run_bench(tmp_path, "oracle.py", "oracle_dio_mini", "--tokens", "8", "--pairs", "1")
     assert figures["dio_mini_tokens_per_s"] > 0 and figures["dio_mini_baseline_tokens_per_s"] > 0
     assert figures["dio_mini_load_seconds"] > 0 and figures["dio_mini_ttft_seconds"] > 0
     assert figures["tokens_per_s_ratio"] == pytest.approx(

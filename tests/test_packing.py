@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from realm_kernel.train.data import IGNORE, PadCollator, build_datasets
-from realm_kernel.train.packing import PackedCollator, PackedDataset, block_causal_mask, pack_indices
+from realm_kernel.train.packing import (
+    PackedCollator,
+    PackedDataset,
+    block_causal_mask,
+    masked_capacity,
+    pack_indices,
+)
 from realm_kernel.train.selfcheck import MaskingError, check_labels, check_packed_batch
 
 
@@ -20,6 +26,14 @@ def test_pack_indices_places_every_example_once_within_capacity():
     assert rows == pack_indices(lengths, 256), "deterministic"
     with pytest.raises(ValueError, match="exceeds the pack length"):
         pack_indices([300], 256)
+
+
+def test_masked_capacity_is_the_shortest_row_that_packs_full_enough():
+    # 300 alone in a row of 320, the 100s three to a row: 3300 / (11 * 320) = 94% full.
+    assert masked_capacity([300] + [100] * 30, 1024) == 320
+    # Pairs of 200 never fill a row to 90% below 512: max_length it is.
+    assert masked_capacity([200] * 5, 512) == 512
+    assert masked_capacity([40] * 63, 512) == 128, "one to a row of 64 is 62% full, three to 128: 94%"
 
 
 def test_block_causal_mask():
@@ -115,6 +129,24 @@ def test_self_check_catches_loss_on_prompt_tokens(hero):
     broken["labels"] = list(broken["input_ids"])  # loss on every token, prompt included
     with pytest.raises(MaskingError, match="outside assistant replies"):
         check_labels(tok, [broken], examples)
+
+
+def test_row_layouts_built_once_collate_as_plain_rows(dio_mini_dir):
+    """A packed row's ids, labels, positions and segments are built when the dataset is;
+    the collated batch (mask included) is the same as from the bare examples."""
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(dio_mini_dir)
+    train, _, _ = build_datasets(tok, mixed_examples(20, seed=4), 256, 0.0, 0, 0)
+    packed = PackedDataset(train.rows, capacity=256)
+    rows = [packed[0], packed[len(packed) - 1]]
+    assert all(row.layout is not None for row in rows)
+    for impl in ("sdpa", "eager"):
+        collate = PackedCollator(tok.pad_token_id, impl)
+        ready, bare = collate(rows), collate([list(r) for r in rows])
+        assert ready.keys() == bare.keys()
+        for k in ready:
+            assert torch.equal(ready[k], bare[k]), k
+        assert torch.equal(ready["attention_mask"], collate(rows)["attention_mask"]), "kept causal matrix"
 
 
 def test_packed_dataset_efficiency_and_collated_batch_layout(dio_mini_dir):

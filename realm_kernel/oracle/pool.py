@@ -170,6 +170,53 @@ class StopScanner:
         return out
 
 
+class TokenBatches:
+    """A generate() streamer that hands tokens to the reading thread in batches.
+
+    put() in the generation loop only appends the new ids (no decoding, no queue, no
+    wake-up but for the first token, so time to first token stays short); the reader
+    wakes every `interval` s, decodes the reply so far once and yields the new text.
+    TextIteratorStreamer decodes and wakes the reader for every token, and the two
+    threads then trade the GIL each token (measured: 0.70x plain generate's pace)."""
+
+    def __init__(self, tokenizer: Any, interval: float = 0.05) -> None:
+        self.tokenizer, self.interval = tokenizer, interval
+        self.ids: list[int] = []
+        self.done = self._prompt_seen = False
+        self.ready = threading.Event()
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:  # generate() hands over the prompt first
+            self._prompt_seen = True
+            return
+        first = not self.ids
+        self.ids.extend(value.reshape(-1).tolist())
+        if first:
+            self.ready.set()
+
+    def end(self) -> None:
+        self.done = True
+        self.ready.set()
+
+    def __iter__(self) -> Iterator[str]:
+        sent, seen = 0, 0
+        while True:
+            self.ready.wait(self.interval)
+            self.ready.clear()
+            done = self.done  # read before the ids: when set, they are all there
+            ids = self.ids[:]
+            if len(ids) > seen or done:
+                seen = len(ids)
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                # A character whose bytes are split across tokens waits for the rest.
+                end = len(text) if done else len(text.rstrip("\ufffd"))
+                if end > sent:
+                    yield text[sent:end]
+                    sent = end
+            if done:
+                return
+
+
 @dataclass
 class LoadedModel:
     step: int
@@ -326,7 +373,6 @@ class ModelPool:
     def stream(self, step: int, messages: list[dict], sampling: Sampling | None = None) -> Iterator[dict]:
         """Events: one `start` (which model answers), `token`s as they come, one `done`."""
         import torch
-        from transformers import TextIteratorStreamer
 
         m = self.get(require_step(step))
         sampling = sampling or Sampling()
@@ -335,7 +381,7 @@ class ModelPool:
                                          return_dict=True)
         inputs = {k: v.to(m.model.device) for k, v in inputs.items()}
         prompt_tokens = int(inputs["input_ids"].shape[1])
-        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
+        streamer = TokenBatches(tok)
         out: dict[str, Any] = {}
         failure: list[BaseException] = []
 
@@ -351,7 +397,7 @@ class ModelPool:
                         pad_token_id=tok.pad_token_id, **sampling.generate_kwargs(), **extra)
             except BaseException as e:  # reported to the caller, not lost in the thread
                 failure.append(e)
-                streamer.on_finalized_text("", stream_end=True)
+                streamer.end()
 
         t0 = time.perf_counter()
         yield {"type": "start", **self._identity(m)}

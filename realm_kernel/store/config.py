@@ -70,7 +70,8 @@ class TrainingConfig(_Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # "auto": flash_attention_2 where flash-attn is installed (CUDA), else sdpa.
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
-    # Padding-free packing: examples share rows of up to pack_length tokens (0 = max_length),
+    # Padding-free packing: examples share rows of up to pack_length tokens (0 = chosen:
+    # max_length under flash-attn; with sdpa/eager the shortest that packs >= 90% full),
     # with position_ids restarting per example and attention never crossing examples.
     packing: bool = True
     pack_length: int = Field(0, ge=0, le=131072)

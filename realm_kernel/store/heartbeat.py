@@ -25,8 +25,11 @@ MIN_RECENT = 3  # fewer steps than this: the floor alone
 class Heartbeat:
     """Kept by the training process: one beat per step boundary."""
 
-    def __init__(self, paths: RealmPaths) -> None:
+    def __init__(self, paths: RealmPaths, write=None) -> None:
+        """write(path, data, urgent): how a beat reaches the file (default: at once; the
+        trainer queues step beats for its writer thread and hurries the others)."""
         self.path = paths.status / HEARTBEAT
+        self.write = write or (lambda path, data, urgent: atomic_write_json(path, data))
         self.recent: deque[float] = deque(maxlen=RECENT)
         self._last: float | None = None
         self._phase = "start"
@@ -36,14 +39,14 @@ class Heartbeat:
         if self._last is not None and self._phase == "step":  # saves don't set the pace
             self.recent.append(now - self._last)
         self._last, self._phase = now, phase
-        atomic_write_json(self.path, {
+        self.write(self.path, {
             "pid": os.getpid(), "phase": phase, "step": step, "at": time.time(),
             "recent_max_s": max(self.recent) if len(self.recent) >= MIN_RECENT else None,
-            "steps_seen": len(self.recent)})
+            "steps_seen": len(self.recent)}, phase != "step")
 
     def end(self) -> None:
         self._last, self._phase = None, "start"
-        atomic_write_json(self.path, {"pid": os.getpid(), "phase": "idle", "at": time.time()})
+        self.write(self.path, {"pid": os.getpid(), "phase": "idle", "at": time.time()}, True)
 
 
 def read_beat(paths: RealmPaths) -> dict:

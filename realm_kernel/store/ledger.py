@@ -64,7 +64,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import backup, faults
-from .paths import RealmPaths, checkpoint_complete
+from .paths import RealmPaths, atomic_write_json, checkpoint_complete
 
 SCHEMA_VERSION = 5  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
 #                     assets, zones, tasks, achievements, quests.sha256, events.key; v3: both;
@@ -590,23 +590,117 @@ def segment_stats(path: Path) -> SegmentStats:
 
 
 class MetricBuffer:
-    """Batches metric rows so a fast trainer writes a segment at most every `interval` s."""
+    """The training thread's ledger rows, events and status files, written off its step.
+
+    add() / event() / put_file() only queue (a list append, a dict entry); a background
+    thread writes at most every `interval` s: the metric rows as one segment, then the
+    events, then each file's newest content (atomic write). A file put `urgent` (the
+    heartbeat of a save) wakes it at once. flush() returns when everything queued before
+    it is on disk and raises what a write raised (a full disk fails the job as before),
+    so a checkpoint published after a flush has all its rows. A kill -9 loses at most
+    what was queued in the last `interval` (0.5 s) and not yet written.
+    """
 
     def __init__(self, ledger: Ledger, interval: float = 0.5) -> None:
         self.ledger, self.interval = ledger, interval
-        self.rows: list[dict[str, Any]] = []
+        self._cv = threading.Condition()
+        self._rows: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+        self._files: dict[Path, object] = {}
+        self._queued = self._written = 0  # counts of puts queued / on disk
+        self._urgent = self._closing = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
         self.last_flush = time.monotonic()
 
+    # -- the training thread's side -------------------------------------------------
     def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if time.monotonic() - self.last_flush >= self.interval:
-            self.flush()
+        self._put(self._rows.append, row)
+
+    def event(self, kind: str, message: str, data: str = "") -> None:
+        self._put(self._events.append, {"kind": kind, "message": message, "data": data,
+                                        "source": self.ledger.writer})
+
+    def put_file(self, path: Path, data: object, urgent: bool = False) -> None:
+        """`data` as JSON at `path` (atomically); only the newest content per path counts."""
+        self._put(lambda d: self._files.__setitem__(Path(path), d), data, urgent)
+
+    def _put(self, store: Any, item: Any, urgent: bool = False) -> None:
+        with self._cv:
+            self._raise()
+            store(item)
+            self._queued += 1
+            self._urgent = self._urgent or urgent
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="realm-metrics", daemon=True)
+                self._thread.start()
+            self._cv.notify()
 
     def flush(self) -> None:
-        if self.rows:
-            self.ledger.append("metrics", self.rows)
-            self.rows = []
-        self.last_flush = time.monotonic()
+        """Wait until everything queued so far is written; raise a write's error."""
+        with self._cv:
+            target = self._queued
+            self._urgent = True
+            self._cv.notify()
+            while self._written < target and self._error is None and self._thread is not None:
+                self._cv.wait()
+            self._raise()
+
+    def close(self, quiet: bool = False) -> None:
+        """Write what is queued and stop the thread. quiet: never raise (another error
+        is already on its way)."""
+        try:
+            self.flush()
+        except Exception:
+            if not quiet:
+                raise
+        finally:
+            with self._cv:
+                self._closing = True
+                self._cv.notify()
+                thread, self._thread = self._thread, None
+            if thread is not None:
+                thread.join(timeout=10)
+            self._closing = False
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    # -- the writer thread ----------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while self._queued == self._written and not self._closing:
+                    self._cv.wait()
+                while not (self._urgent or self._closing):
+                    left = self.last_flush + self.interval - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
+                if self._queued == self._written:
+                    return  # closing, nothing left
+                target, rows, events, files = self._queued, self._rows, self._events, self._files
+                self._rows, self._events, self._files, self._urgent = [], [], {}, False
+            try:
+                self._write(rows, events, files)
+            except BaseException as e:  # the training thread raises it at its next call
+                with self._cv:
+                    self._error = e
+                    self._cv.notify_all()
+                return
+            with self._cv:
+                self.last_flush = time.monotonic()
+                self._written = target
+                self._cv.notify_all()
+
+    def _write(self, rows: list[dict], events: list[dict], files: dict[Path, object]) -> None:
+        if rows:
+            self.ledger.append("metrics", rows)
+        if events:
+            self.ledger.append("events", events)
+        for path, data in files.items():
+            atomic_write_json(path, data)
 
 
 # -- the checkpoint ledger ------------------------------------------------------------

@@ -11,9 +11,11 @@ DAEMON = "daemon.json"
 WEAVER = "weaver.json"
 
 
-def write_status(paths: RealmPaths, name: str, **fields: object) -> dict:
+def write_status(paths: RealmPaths, name: str, *, write=atomic_write_json, **fields: object) -> dict:
+    """The status file `name`, stamped now; `write(path, data)` may queue it for another
+    thread to write (the trainer's MetricBuffer.put_file)."""
     data = {**fields, "updated": time.time()}
-    atomic_write_json(paths.status / name, data)
+    write(paths.status / name, data)
     return data
 
 

@@ -58,7 +58,9 @@ class RealmCallback(TrainerCallback):
         self._state = "training"
         self._progress_step: int | None = None  # the step the last on_progress saw
         self._t_save: float | None = None  # when this step's save began
-        self.heartbeat = Heartbeat(paths)  # read by the Weaver's hang watchdog
+        # Read by the Weaver's hang watchdog; written, like the status and the metric rows,
+        # by the MetricBuffer's thread, off the step.
+        self.heartbeat = Heartbeat(paths, write=self.metrics.put_file)
         self.keeper = CheckpointKeeper(
             paths, ledger, getattr(job, "retention", None) or RetentionConfig(),
             on_error=lambda msg: ledger.event("checkpoint_tidy_failed", msg))
@@ -81,8 +83,16 @@ class RealmCallback(TrainerCallback):
             run_id=self.job.run_id, step=self.global_step(state), local_step=done,
             total_steps=total, loss=self.last_loss, val_loss=self.last_val_loss,
             learning_rate=self.last_lr, tokens_per_s=self.tokens_per_s,
-            eta_seconds=eta, pid=os.getpid(), **extra,
+            eta_seconds=eta, pid=os.getpid(), write=self.metrics.put_file, **extra,
         )
+
+    def close(self, quiet: bool = False) -> None:
+        """Finish the checkpoint tidy-up, write what is still queued and stop the writer
+        thread (after train(), before the daemon moves on)."""
+        try:
+            self.keeper.close()
+        finally:
+            self.metrics.close(quiet)
 
     # -- events -------------------------------------------------------------------
     # Under multi-process training (accelerate) only the main process writes the realm.
@@ -157,15 +167,14 @@ class RealmCallback(TrainerCallback):
         while pause.exists() and not stop.exists() and not self.should_abort():
             if self._state != "paused":
                 self._state = "paused"
-                self.metrics.flush()
-                self.ledger.event("battle_paused", f"Battle paused at step {self.global_step(state)}")
+                self.metrics.event("battle_paused", f"Battle paused at step {self.global_step(state)}")
             if time.monotonic() - beat >= 1.0:  # a paused battle is alive: its status says so
                 self.write_status(state)
                 beat = time.monotonic()
             time.sleep(0.2)
         if self._state == "paused":
             self._state = "training"
-            self.ledger.event("battle_resumed", f"Battle resumed at step {self.global_step(state)}")
+            self.metrics.event("battle_resumed", f"Battle resumed at step {self.global_step(state)}")
             self.write_status(state)
         if stop.exists() or self.should_abort():
             self.stopped = True
@@ -229,9 +238,9 @@ class RealmCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         self.keeper.close()
         self.heartbeat.end()
-        self.metrics.flush()
         self._state = "stopped" if self.stopped else "finished"
         self.write_status(state)
+        self.metrics.flush()
 
 
 class StepProgress(TrainerCallback):

@@ -26,7 +26,7 @@ from .data import PadCollator, build_datasets
 from .loading import load_model_and_tokenizer, torch_dtype
 from .lora import check_method, for_method
 from .optim import build_optimizer
-from .packing import PackedCollator, PackedDataset
+from .packing import MASKED_IMPLS, PackedCollator, PackedDataset, masked_capacity
 from .selfcheck import check_labels, check_packed_batch
 
 
@@ -71,6 +71,12 @@ class TrainingResult:
     world_size: int = 1
     disk_full: bool = False  # the run failed for want of disk space, not for its quest
     setup_fault: bool = False  # the model or a package is missing/unloadable: not the quest's fault
+    # Where train() spent its time: all of it, the held-out loss, HF's checkpoint writes and
+    # our publishing of each checkpoint (sidecar, rename, ledger rows).
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    save_seconds: float = 0.0
+    publish_seconds: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -111,7 +117,28 @@ def _realm_trainer_class():
     from transformers import Trainer
 
     class RealmTrainer(Trainer):
-        """Counts real (non-pad) tokens of packed batches, whose 4-D masks HF can't sum."""
+        """Counts real (non-pad) tokens of packed batches, whose 4-D masks HF can't sum,
+        and times the per-save work (held-out loss, checkpoint write, publishing)."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.phase_seconds = {"eval": 0.0, "save": 0.0, "publish": 0.0}
+            self.callback_handler.on_save = self._timed("publish", self.callback_handler.on_save)
+
+        def _timed(self, phase, fn):
+            def timed(*args, **kwargs):
+                t0 = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    self.phase_seconds[phase] += time.perf_counter() - t0
+            return timed
+
+        def _evaluate(self, *args, **kwargs):
+            return self._timed("eval", super()._evaluate)(*args, **kwargs)
+
+        def _save_checkpoint(self, *args, **kwargs):
+            return self._timed("save", super()._save_checkpoint)(*args, **kwargs)
 
         def training_step(self, model, inputs, *args, **kwargs):
             n = inputs.pop("num_real_tokens", None)
@@ -197,7 +224,11 @@ class TrainerEngine:
             raise ValueError("no example has an assistant token within max_length")
         if not cfg.packing:
             return train, held, PadCollator(tokenizer.pad_token_id), cfg.batch_size, None
-        capacity = cfg.pack_length or max_len
+        lengths = [len(r["input_ids"]) for r in train.rows + (held.rows if held is not None else [])]
+        # pack_length 0: with a mask, rows no longer than the data needs; flash-attn's
+        # varlen kernel costs the same for any row, so rows there are max_length long.
+        capacity = cfg.pack_length or (masked_capacity(lengths, max_len) if attn in MASKED_IMPLS
+                                       else max_len)
         mean_len = sum(len(r["input_ids"]) for r in train.rows) / len(train)
         # Keep about batch_size examples per step, so steps (XP) mean the same thing.
         rows_per_step = max(1, round(cfg.batch_size * mean_len / capacity))
@@ -291,10 +322,14 @@ class TrainerEngine:
             trainer.remove_callback(PrinterCallback)
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
+            t_train = time.perf_counter()
             try:
                 out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
-            finally:
-                callback.keeper.close()  # its tidy-up is done before the daemon moves on
+            except BaseException:  # rows still queued are written; the run's own error wins
+                callback.close(quiet=True)
+                raise
+            callback.close()
+            t_train = time.perf_counter() - t_train
         tokens = int(trainer.state.num_input_tokens_seen or 0)
         return TrainingResult(
             success=True,
@@ -308,4 +343,6 @@ class TrainerEngine:
             packing_efficiency=efficiency,
             attn_implementation=attn,
             world_size=args.world_size,
+            train_seconds=t_train,
+            **{f"{k}_seconds": v for k, v in trainer.phase_seconds.items()},
         )
