@@ -123,13 +123,14 @@ def mfu(tokens_per_s: float, params: int, layers: int, hidden: int, seq: int) ->
     return tokens_per_s * (6 * params + 12 * layers * hidden * seq) / peak
 
 
-def speed_part(tmp: Path, tok_dir: Path, tiny: bool, steps: int, seq_len: int, pairs: int) -> dict:
+def speed_part(tmp: Path, tok_dir: Path, tiny: bool, steps: int, seq_len: int, pairs: int,
+               liger: str = "auto") -> dict:
     name = "dio-mini" if tiny else "qwen3-0.6b"
     model_dir = tok_dir if tiny else init_from_config(name, tok_dir, tmp / name)
     bundle = max(2, seq_len // 48)  # BIN problems per example: lengths ~45 .. seq_len tokens
     # One save, at the end, on both sides (ours always ends a quest on a checkpoint).
     cfg = TrainingConfig(max_steps=steps, save_steps=steps, eval_fraction=0.0, batch_size=8,
-                         max_length=seq_len, learning_rate=1e-4, logging_steps=5)
+                         max_length=seq_len, learning_rate=1e-4, logging_steps=5, liger=liger)
     exs = mixed_examples(cfg.batch_size * steps + 16, seed=0, max_bundle=bundle)
     runs: dict[str, list[dict]] = {"ours": [], "base": []}
 
@@ -146,7 +147,7 @@ def speed_part(tmp: Path, tok_dir: Path, tiny: bool, steps: int, seq_len: int, p
     arch = PRESETS.get(name, {"hidden_size": 128, "num_hidden_layers": 6})
     from transformers import AutoConfig
     params = count_params(AutoConfig.from_pretrained(model_dir))
-    out = {"speed_model": name, "speed_seq_len": seq_len,
+    out = {"speed_model": name, "speed_seq_len": seq_len, "speed_liger": liger,
            "tokens_per_s_ratio": round(statistics.median(ratios), 3),
            "pair_ratios": [round(r, 3) for r in ratios],
            "tokens_per_s": round(mine["tokens_per_s"], 1),
@@ -220,6 +221,8 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=None)
     ap.add_argument("--pairs", type=int, default=3, help="alternating pairs after a warm-up")
     ap.add_argument("--part", choices=("all", "speed", "memory", "qlora"), default="all")
+    ap.add_argument("--liger", choices=("auto", "off"), default="auto",
+                    help="ours with Liger where installed (auto) or without it (off)")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     steps = a.steps or (3 if a.tiny else 30)
@@ -230,14 +233,15 @@ def main() -> None:
         tmp = Path(tmp)
         tok_dir = build_dio_mini(tmp / "dio-mini")
         if a.part in ("all", "speed"):
-            figures.update(speed_part(tmp, tok_dir, a.tiny, steps, seq_len, a.pairs))
+            figures.update(speed_part(tmp, tok_dir, a.tiny, steps, seq_len, a.pairs, a.liger))
         if a.part in ("all", "memory"):
             figures.update(memory_part(tmp, tok_dir, a.tiny, max(3, steps // 5)))
         if a.part in ("all", "qlora"):
             figures.update(qlora_part(tmp, tok_dir, a.tiny, max(3, steps // 5)))
     figures["seconds"] = round(time.time() - t0, 1)
     summary = ", ".join(f"{k}={v}" for k, v in figures.items())
-    report("gpu_train_tiny" if a.tiny else "gpu_train", figures, summary, a.out)
+    name = "gpu_train_tiny" if a.tiny else "gpu_train"
+    report(name + ("_liger_off" if a.liger == "off" else ""), figures, summary, a.out)
 
 
 if __name__ == "__main__":
