@@ -8,6 +8,7 @@ import pytest
 
 from realm_kernel.store.ledger import TABLES, Ledger, MetricBuffer
 from realm_kernel.store.paths import RealmPaths
+from tests.helpers import wait_for
 
 
 def make(tmp_path, writer="test"):
@@ -130,6 +131,7 @@ raw = duckdb.connect(sys.argv[1], read_only=True)   # a user's own connection, h
 ours = Ledger(RealmPaths.at(sys.argv[2]))           # the API's reader
 polls, errors, ours_seen = [], [], []
 deadline = time.time() + 120
+ready = open(sys.argv[4], "w")  # the writer starts once this reader is polling
 while time.time() < deadline:
     try:  # rows are steps 0..k appended in order: exactly once means count == distinct == max + 1
         polls.append(raw.execute("SELECT count(*), count(DISTINCT step), coalesce(max(step), -1) "
@@ -137,6 +139,8 @@ while time.time() < deadline:
     except duckdb.Error as e:
         errors.append(f"{type(e).__name__}: {e}")
     ours_seen.append(ours.scalar("SELECT count(*) FROM metrics"))
+    if not ready.closed:
+        ready.close()
     if ours_seen[-1] >= int(sys.argv[3]):
         break
 final = raw.execute("SELECT count(*), count(DISTINCT step) FROM metrics").fetchone()
@@ -155,19 +159,22 @@ def test_raw_reader_never_fails_and_counts_every_row_once_through_compactions(tm
     led = make(tmp_path)
     assert led.ensure_views()
     total = 600
+    ready = tmp_path / "reader-ready"
     reader = subprocess.Popen([sys.executable, "-c", READER, str(led.paths.ledger_db),
-                               str(led.paths.home), str(total)],
+                               str(led.paths.home), str(total), str(ready)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # the reader is polling before the first append
+    wait_for(lambda: ready.exists() or reader.poll() is not None, 120, "the reader's first poll")
     for step in range(total):
         led.append("metrics", [{"step": step, "loss": 0.5}])
-        time.sleep(0.004)  # ~3 s of appends: several graces pass while the reader reads
+        time.sleep(0.01)  # ~6 s of appends: several graces pass while the reader reads
     out, err = reader.communicate(timeout=150)
     assert reader.returncode == 0, err[-2000:]
     got = json.loads(out)
     print(f"raw reader: {len(got['polls'])} polls, {got['n_errors']} errors")
     assert got["n_errors"] == 0, got["errors"]
-    assert len(got["polls"]) >= 50, "the reader polled throughout"
+    # Polled throughout: it saw the table at many sizes (a poll count would depend on the
+    # machine's load: at load 8 a reader managed 35 polls in the ~3 s of appends).
+    assert len({p[0] for p in got["polls"]}) >= 10, "the reader polled throughout"
     bad = [p for p in got["polls"] if not p[0] == p[1] == p[2] + 1]
     assert not bad, f"rows missing or counted twice in {len(bad)} polls, e.g. {bad[:3]}"
     assert got["final"] == [total, total]
