@@ -16,6 +16,7 @@ from .helpers import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
+    TEST_TOML,
     Procs,
     make_home,
     require_chromium,
@@ -43,7 +44,10 @@ def record_real_eval(realm: Realm, step: int, name: str, size: int = 6) -> None:
 def tavern(tmp_path_factory, dio_mini_dir):
     require_chromium()
     tmp = tmp_path_factory.mktemp("tavern")
-    paths = make_home(tmp / "realm", dio_mini_dir)
+    # The pages are clicked on checkpoints picked at the start (tavern.steps) while a long
+    # battle saves more: automatic retention (on by default, tested in
+    # test_checkpoint_keeper.py and the idle loop) would delete them under the test.
+    paths = make_home(tmp / "realm", dio_mini_dir, TEST_TOML + "\n[retention]\nauto = false\n")
     realm = Realm(paths.home)
     procs = Procs(tmp)
     try:
