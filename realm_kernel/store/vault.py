@@ -425,8 +425,9 @@ class VaultKeeper:
             shutil.rmtree(staging, ignore_errors=True)
 
     # -- champion and retention ---------------------------------------------------------
-    def protected_steps(self) -> dict[int, str]:
-        """Checkpoints retention never deletes: the champion, the one in use."""
+    def protected_steps(self, retention: bool = False) -> dict[int, str]:
+        """Checkpoints nothing deletes: the champion, the one in use; for retention also
+        those awaiting their eval (a person may still delete one of those by hand)."""
         out: dict[int, str] = {}
         champ = self.ledger.query("SELECT step FROM champion")
         if champ and champ[0]["step"] is not None:
@@ -434,8 +435,8 @@ class VaultKeeper:
         latest = latest_checkpoint(self.ledger)
         if latest:
             out.setdefault(latest[0], "in use (the hero's current weights)")
-        # A checkpoint waiting for its eval stays until the Task Master has scored it.
-        for row in self.ledger.query(AWAITING_EVAL):
+        # Retention keeps a checkpoint waiting for its eval until the Task Master scored it.
+        for row in self.ledger.query(AWAITING_EVAL) if retention else ():
             out.setdefault(int(row["step"]), "awaiting its eval")
         status = read_json(self.paths.status / "training.json", {}) or {}
         if status.get("last_checkpoint"):
@@ -454,7 +455,7 @@ class VaultKeeper:
         def keep(step: int, why: str) -> None:
             reasons.setdefault(step, []).append(why)
 
-        for step, why in self.protected_steps().items():
+        for step, why in self.protected_steps(retention=True).items():
             keep(step, why)
         for r in present[-policy.keep_latest:]:
             keep(r.step, "latest")
@@ -490,7 +491,7 @@ class VaultKeeper:
         plan = {**self.retention_plan(policy), "dry_run": dry_run}
         if dry_run:
             return plan
-        protected = self.protected_steps()  # asked again: the battle may have moved on
+        protected = self.protected_steps(retention=True)  # asked again: the battle moves on
         if plan["delete"] and snapshot:
             backup.auto_snapshot(self.paths, "retention")
         done = []
@@ -508,15 +509,15 @@ class VaultKeeper:
                           json.dumps({"steps": [d["step"] for d in done]}))
         return plan
 
-
     def make_room(self, need: int, budget: int, policy: RetentionConfig | None = None) -> dict[str, Any]:
         """Delete the checkpoints retention values least until `need` more bytes fit in
         `budget` bytes of checkpoints: first those no rule keeps, then every-Kth ones
         (oldest first), then the best (worst first), then the latest (oldest first).
-        Never the champion or the checkpoint in use. Says whether the bytes now fit."""
+        Never the champion, the checkpoint in use or one awaiting its eval. Says whether
+        the bytes now fit."""
         used = dir_bytes(self.paths.checkpoints)
         plan = self.retention_plan(policy)
-        protected = self.protected_steps()
+        protected = self.protected_steps(retention=True)
         reasons = {k["step"]: k["reasons"] for k in plan["keep"]}
         rows = [*plan["delete"], *({"step": k["step"], "name": k["name"]} for k in plan["keep"])]
 
