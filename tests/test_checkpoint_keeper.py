@@ -12,9 +12,8 @@ import realm_skills as skills
 from realm_kernel.quests.admission import resume_point
 from realm_kernel.store.config import RetentionConfig, load_config
 from realm_kernel.store.ledger import Ledger
-from realm_kernel.store.vault import VaultKeeper, dir_bytes, every_kth
+from realm_kernel.store.vault import VaultKeeper, carries_resume_state, dir_bytes, every_kth, resume_files
 from realm_kernel.train import Job, TrainerEngine
-from realm_kernel.train.keeper import carries_resume_state, resume_files
 from tests.helpers import stop_at
 
 pytestmark = pytest.mark.slow

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..store.config import RealmConfig
 from ..store.ledger import Ledger, latest_checkpoint
 from ..store.paths import PRIORITIES, SIDECAR, RealmPaths, read_json
+from ..store.vault import carries_resume_state, run_finished
 from .formats import Level, QuestReport, TokenCounter, limits_of, validate_quest
 from .queue import list_queue
 
@@ -45,8 +46,8 @@ def resume_point(ledger: Ledger, quest: str, run_id: str | None) -> tuple[Path, 
         return None
     if "global_step" not in state:
         return None
-    finished = 0 < int(state.get("max_steps") or 0) <= int(state["global_step"])
-    if not finished and not (path / "optimizer.pt").exists():
+    finished = run_finished(int(state.get("max_steps") or 0), int(state["global_step"]))
+    if not finished and not carries_resume_state(path):
         return None
     return path, step - int(state["global_step"])
 

@@ -236,7 +236,6 @@ class RealmCallback(TrainerCallback):
             pass
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.keeper.close()
         self.heartbeat.end()
         self._state = "stopped" if self.stopped else "finished"
         self.write_status(state)

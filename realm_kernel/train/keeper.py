@@ -20,24 +20,11 @@ from typing import Any
 from ..store.config import RetentionConfig
 from ..store.ledger import Ledger
 from ..store.paths import SIDECAR, RealmPaths
-from ..store.vault import VaultKeeper, dir_bytes
+from ..store.vault import VaultKeeper, carries_resume_state, dir_bytes, resume_files
 
 log = logging.getLogger("realm.keeper")
 
-# HF Trainer's resume state beside the weights (transformers.trainer: OPTIMIZER_NAME,
-# SCHEDULER_NAME, SCALER_NAME, rng_state[_<rank>].pth).
-RESUME_FILES = ("optimizer.pt", "scheduler.pt", "scaler.pt", "optimizer.bin", "scheduler.bin")
-RESUME_GLOBS = ("rng_state*.pth",)
 GB = 1024 ** 3
-
-
-def resume_files(ckpt: Path) -> list[Path]:
-    found = [ckpt / n for n in RESUME_FILES if (ckpt / n).exists()]
-    return found + [p for g in RESUME_GLOBS for p in sorted(ckpt.glob(g))]
-
-
-def carries_resume_state(ckpt: Path) -> bool:
-    return (ckpt / "optimizer.pt").exists() or (ckpt / "optimizer.bin").exists()
 
 
 def strip_resume_state(ckpt: Path) -> int:

@@ -20,6 +20,7 @@ from ..store import faults
 from ..store.config import RetentionConfig, TrainingConfig
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
+from ..store.vault import run_finished
 from . import trackers
 from .callbacks import RealmCallback
 from .data import PadCollator, build_datasets
@@ -156,7 +157,7 @@ def _realm_trainer_class():
             # next quest starts a fresh optimizer), so it is written weights-only and the
             # step never waits for optimizer state (3x the weights with AdamW). A stopped or
             # skipped run ends earlier and keeps its state for the resume.
-            return 0 < self.state.max_steps <= self.state.global_step
+            return run_finished(self.state.max_steps, self.state.global_step)
 
         def _save_optimizer_and_scheduler(self, output_dir):
             # The weights of this checkpoint are on disk, its optimizer state is not yet.
