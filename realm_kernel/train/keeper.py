@@ -24,7 +24,7 @@ from ..store.vault import VaultKeeper, carries_resume_state, dir_bytes, resume_f
 
 log = logging.getLogger("realm.keeper")
 
-GB = 1024 ** 3
+GIB = 1024 ** 3  # [retention] max_disk_gb counts binary gigabytes
 
 
 def strip_resume_state(ckpt: Path) -> int:
@@ -75,14 +75,14 @@ class CheckpointKeeper:
         if not self.policy.max_disk_gb:
             return True
         self.wait()  # the last save's deletions count
-        budget = int(self.policy.max_disk_gb * GB)
+        budget = int(self.policy.max_disk_gb * GIB)
         need = estimate_save_bytes(self.paths.checkpoints, model)
         room = self.vault().make_room(need, budget, self.policy)
         if room["fits"]:
             return True
         self.ledger.event("disk_budget", (
-            f"Checkpoint at step {step} skipped: it needs ~{need / GB:.2f} GB and the checkpoints "
-            f"use {room['used_bytes'] / GB:.2f} GB of the {self.policy.max_disk_gb:g} GB budget "
+            f"Checkpoint at step {step} skipped: it needs ~{need / GIB:.2f} GiB and the checkpoints "
+            f"use {room['used_bytes'] / GIB:.2f} GiB of the {self.policy.max_disk_gb:g} GiB budget "
             "([retention] max_disk_gb) after retention; raise the budget or protect fewer checkpoints"),
             json.dumps({"step": step, **room}))
         return False
