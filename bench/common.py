@@ -36,11 +36,6 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores"
 
 
-def uptime_load() -> str:
-    """The 1/5/15-minute load averages, for the record (the machine is shared)."""
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def record(name: str, figures: dict, summary: str, out_dir: Path | None = None) -> Path:
     """Write bench/results/NAME.json and a dated line in bench/RESULTS.md."""
     out_dir = out_dir or BENCH / "results"

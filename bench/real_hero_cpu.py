@@ -215,14 +215,14 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=None, help="cut the config (default: all 28)")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     a = ap.parse_args()
-    from common import report, uptime_load
+    from common import load_average, report
 
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         figures = hero_loop(Path(tmp), layers=a.layers, steps=a.steps, save_steps=a.save_steps)
     figures.update(project(figures, a.save_every, a.quest_steps))
     figures["wall_s"] = round(time.monotonic() - t0, 1)
-    figures["load_avg"] = uptime_load()
+    figures["load_avg"] = load_average()
     gb = 1024 ** 3
     summary = (f"Qwen3-0.6B ({figures['layers']} layers, random init, bf16) through the real loop: "
                f"step {figures['step_s']} s, daemon peak RSS {figures['daemon_peak_rss_bytes'] / gb:.1f} GB, "
