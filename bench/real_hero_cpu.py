@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import realm_skills as skills  # noqa: E402
 from realm_kernel.quests.formats import write_quest  # noqa: E402
 from realm_kernel.store.home import Home  # noqa: E402
+from realm_kernel.store.ledger import extract_step  # noqa: E402
 from realm_kernel.store.paths import RealmPaths  # noqa: E402
 from realm_kernel.store.vault import carries_resume_state  # noqa: E402
 from tests.helpers import Procs, start_daemon, wait_for  # noqa: E402
@@ -144,7 +145,7 @@ def hero_loop(workdir: Path, *, layers: int | None = None, steps: int = 4, save_
     figures["weights_only_save_s"] = round(final["save_seconds"], 3)
     figures["weights_only_checkpoint_bytes"] = final["bytes"]
     ckpts = sorted((p for p in paths.checkpoints.glob("checkpoint-*") if p.is_dir()),
-                   key=lambda p: int(p.name.split("-")[1]))
+                   key=lambda p: extract_step(p.name))
     assert ckpts and not any(map(carries_resume_state, ckpts)), \
         [(p.name, carries_resume_state(p)) for p in ckpts]
     figures["checkpoints"] = len(ckpts)
@@ -171,7 +172,7 @@ def hero_loop(workdir: Path, *, layers: int | None = None, steps: int = 4, save_
 
     # The Oracle loads the weights-only checkpoint and answers.
     realm = Realm(paths.home)
-    step = int(older[-1].name.split("-")[1])
+    step = extract_step(older[-1].name)
     t = time.monotonic()
     realm.oracle.load(step)
     figures["oracle_load_s"] = round(time.monotonic() - t, 2)

@@ -11,7 +11,7 @@ from transformers import TrainerCallback
 import realm_skills as skills
 from realm_kernel.quests.admission import resume_point
 from realm_kernel.store.config import RetentionConfig, load_config
-from realm_kernel.store.ledger import Ledger
+from realm_kernel.store.ledger import Ledger, extract_step
 from realm_kernel.store.vault import VaultKeeper, carries_resume_state, dir_bytes, every_kth, resume_files
 from realm_kernel.train import Job, TrainerEngine
 from tests.helpers import stop_at
@@ -29,7 +29,7 @@ def job(paths, retention: RetentionConfig, count=96, save_steps=3, callbacks=(),
 
 def on_disk(paths) -> list:
     return sorted((p for p in paths.checkpoints.glob("checkpoint-*") if p.is_dir()),
-                  key=lambda p: int(p.name.split("-")[1]))
+                  key=lambda p: extract_step(p.name))
 
 
 class AnswerEvals(TrainerCallback):
@@ -59,7 +59,7 @@ def test_only_the_newest_checkpoint_carries_resume_state(realm_home):
     result = engine.run_job(cut)
     assert result.success, result.error_message
     ckpts = on_disk(realm_home)
-    assert [int(p.name.split("-")[1]) for p in ckpts] == [3, 6, 9]
+    assert [extract_step(p.name) for p in ckpts] == [3, 6, 9]
     newest, older = ckpts[-1], ckpts[:-1]
     assert carries_resume_state(newest) and (newest / "scheduler.pt").exists()
     for p in older:
@@ -79,7 +79,7 @@ def test_only_the_newest_checkpoint_carries_resume_state(realm_home):
     result = engine.run_job(rest)
     assert result.success, result.error_message
     final = on_disk(realm_home)[-1]
-    assert str(final) == result.last_checkpoint_path and int(final.name.split("-")[1]) > 9
+    assert str(final) == result.last_checkpoint_path and extract_step(final.name) > 9
     assert not any(resume_files(p) for p in on_disk(realm_home))
     # A crash before the quest was marked done resumes into the finished run: no step is
     # trained again and no checkpoint is written.
@@ -88,7 +88,7 @@ def test_only_the_newest_checkpoint_carries_resume_state(realm_home):
     again.resume_from = final
     saved = led.scalar("SELECT count(*) FROM checkpoints")
     result = engine.run_job(again)
-    assert result.success and result.global_step == int(final.name.split("-")[1])
+    assert result.success and result.global_step == extract_step(final.name)
     assert led.scalar("SELECT count(*) FROM checkpoints") == saved
 
 
