@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -78,6 +79,21 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
 
 
 def free_port() -> int:
+    """A free port below the kernel's ephemeral range. A port from bind(0) is ephemeral, and
+    any outgoing connection (the tests poll their servers all the time) may take it before
+    the server binds it: JupyterLab once failed so ("port 44019 is already in use")."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randint(20000, max(20001, low - 1))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
