@@ -52,10 +52,9 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
     vault.locator("[data-step] button[data-action=promote]").first.wait_for(state="attached",
                                                                             timeout=120_000)  # a checkpoint
     step = int(vault.locator("[data-step]:has(button[data-action=promote])").first.get_attribute("data-step"))
-    # Pin the row by its step: the list re-renders as the battle saves newer checkpoints.
-    promote = vault.locator(f"[data-step='{step}'] button[data-action=promote]").first
-    promote.scroll_into_view_if_needed()
-    promote.click()
+    # Pin the row by its step: the battle keeps saving newer checkpoints. click() (not a held
+    # element handle) finds the row again if an eval's figures redrew it meanwhile.
+    vault.locator(f"[data-step='{step}'] button[data-action=promote]").first.click()
     page.locator(".rt-toast[data-kind=champion]").first.wait_for(state="attached", timeout=60_000)
     # Read from the history, not the current champion: an eval may crown a later checkpoint
     # on its own right after the click (CI saw 80 where 70 was clicked).

@@ -48,6 +48,28 @@ function showNotice(node, n, prefix) {
   node.className = `${prefix}-notice ${n && n.ok === false ? `${prefix}-bad` : `${prefix}-good`}`;
 }
 
+// Redraw a list without rebuilding what did not change: a row whose signature (sigOf) is
+// the same as last time keeps its node, so a click, a hover or a focused input on it
+// survives the redraws that every new step or checkpoint brings; nodes move only where the
+// order changed. `cache` (a Map the widget keeps) remembers key -> {sig, node}.
+function keyedRows(container, items, keyOf, sigOf, build, cache) {
+  const next = new Map();
+  const nodes = items.map((it) => {
+    const key = keyOf(it);
+    const sig = sigOf(it);
+    const old = cache.get(key);
+    const node = old && old.sig === sig ? old.node : build(it);
+    next.set(key, { sig, node });
+    return node;
+  });
+  nodes.forEach((n, i) => {
+    if (container.children[i] !== n) container.insertBefore(n, container.children[i] || null);
+  });
+  while (container.children.length > nodes.length) container.lastElementChild.remove();
+  cache.clear();
+  next.forEach((v, k) => cache.set(k, v));
+}
+
 // draw() now and on every change of the state; returns render()'s cleanup.
 function follow(model, draw) {
   model.on("change:state", draw);

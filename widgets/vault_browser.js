@@ -25,6 +25,7 @@ function render({ model, el }) {
 
   let confirming = null;
   const dests = {};  // typed export folders survive redraws
+  const kept = new Map();  // step -> the row drawn last time (keyedRows)
   const draw = () => {
     const s = state_(model);
     showNotice(notice, s.notice, "rv");
@@ -41,7 +42,11 @@ function render({ model, el }) {
     const key = sort.value;
     const rows = (s.checkpoints || []).slice().sort((a, b) =>
       key === "step" ? b.step - a.step : (a[key] ?? Infinity) - (b[key] ?? Infinity));
-    table.replaceChildren(...rows.map((c) => {
+    // A row is rebuilt only when what it shows changed.
+    const sigOf = (c) => JSON.stringify([c, s.champion === c.step, prot[String(c.step)] || null, zoneIds,
+      confirming === c.step]);
+    if (!rows.length) kept.clear();
+    keyedRows(table, rows, (c) => c.step, sigOf, (c) => {
       const r = el_("div", "rv-row");
       r.dataset.step = String(c.step);
       const info = el_("div", "rv-info");
@@ -81,7 +86,7 @@ function render({ model, el }) {
       acts.append(del);
       r.append(info, acts);
       return r;
-    }));
+    }, kept);
     if (!rows.length) table.replaceChildren(el_("div", "rv-empty", "No checkpoints yet: DIO saves one every few steps of a quest."));
     zones.replaceChildren(el_("b", "", "Zones: "), ...(s.zones || []).map((z) => el_("span", "rv-zone", `${z.zone_id} (${z.url})`)));
   };
