@@ -49,7 +49,7 @@ play: $(STAMP)
 
 ## The whole suite (unit, real daemon, real JupyterLab/Panel, Chromium via Playwright).
 test: $(STAMP) chromium-check
-	BROWSER_TESTS=$(BROWSER_TESTS) $(PY) -m pytest -ra -n $(TEST_WORKERS) --dist loadfile
+	BROWSER_TESTS=$(BROWSER_TESTS) $(PY) -m pytest -ra --durations=12 -n $(TEST_WORKERS) --dist loadfile
 
 ## The browser tests never skip in silence: chromium is installed (apt, as root) or the
 ## command to run is named; BROWSER_TESTS=skip skips them on purpose.
