@@ -17,6 +17,12 @@ ratios. tokens/s counts real (non-pad) tokens over trainer.train() time. Our ext
 per-save work (held-out loss, publishing the checkpoint with its ledger rows) is in our
 time and also reported as its own figure: its share of our training time.
 
+The compute ceiling: each side's fill (real tokens / tokens computed, rows x width of
+every batch its collator made) and their quotient, the ratio packing can reach when a
+step's cost is proportional to the tokens computed (a FLOP-bound model: the larger one
+on CPU). A ratio near the ceiling means the step's overhead is gone; beyond it needs
+less work per token than the baseline does.
+
     python bench/train_cpu.py [--steps 50] [--steps-large 25] [--pairs 3] [--models dio-mini,qwen3-20m]
 """
 
@@ -37,6 +43,7 @@ from realm_kernel.store.config import TrainingConfig  # noqa: E402
 from realm_kernel.train.data import build_datasets  # noqa: E402
 from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
 from realm_kernel.train.mixed import mixed_examples  # noqa: E402
+from realm_kernel.train.packing import PackedCollator  # noqa: E402
 from realm_kernel.train.presets import init_from_config  # noqa: E402
 from realm_kernel.train.trainer import cpu_share  # noqa: E402
 
@@ -58,6 +65,24 @@ def prepare(name: str, tmp: Path, steps: int) -> tuple[Path, list[dict]]:
 
 
 @dataclass
+class Fill:
+    """Real and computed (rows x width) tokens of the batches a collator makes."""
+
+    real: int = 0
+    computed: int = 0
+
+    def count(self, batch: dict) -> dict:
+        self.computed += batch["input_ids"].numel()
+        n = batch.get("num_real_tokens")
+        self.real += int(n) if n is not None else int(batch["attention_mask"].sum())
+        return batch
+
+    @property
+    def fill(self) -> float:
+        return self.real / max(1, self.computed)
+
+
+@dataclass
 class Side:
     """One side of the comparison; run() trains once in a fresh folder, returns tokens/s."""
 
@@ -69,6 +94,7 @@ class Side:
     runs: int = 0
     efficiency: float = 0.0
     extra_shares: list[float] = field(default_factory=list)  # ours: held-out loss + publishing
+    tokens: Fill = field(default_factory=Fill)
 
     def run(self) -> float:
         import torch
@@ -76,14 +102,19 @@ class Side:
         self.runs += 1
         workdir = self.tmp / f"{self.who}-{self.model_dir.name}-{self.runs}"
         if self.who == "baseline":
-            return baseline(self.model_dir, self.examples, self.cfg, workdir)
-        r = run_engine(self.model_dir, self.examples, self.cfg, workdir)
+            return baseline(self.model_dir, self.examples, self.cfg, workdir, self.tokens)
+        collate = PackedCollator.__call__
+        PackedCollator.__call__ = lambda coll, rows: self.tokens.count(collate(coll, rows))
+        try:
+            r = run_engine(self.model_dir, self.examples, self.cfg, workdir)
+        finally:
+            PackedCollator.__call__ = collate
         self.efficiency = r.packing_efficiency or 0.0
         self.extra_shares.append((r.eval_seconds + r.publish_seconds) / r.train_seconds)
         return r.tokens_per_second
 
 
-def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Path) -> float:
+def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Path, tokens: Fill) -> float:
     import torch
     from transformers import (
         AutoModelForCausalLM,
@@ -104,8 +135,9 @@ def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Pat
                              save_strategy="steps", save_steps=cfg.save_steps,
                              report_to="none", use_cpu=True, disable_tqdm=True, seed=cfg.seed,
                              optim="adamw_torch", include_num_input_tokens_seen="non_padding")
+    collate = DataCollatorForSeq2Seq(tok, padding="longest")
     trainer = Trainer(model=model, args=args, train_dataset=train,
-                      data_collator=DataCollatorForSeq2Seq(tok, padding="longest"))
+                      data_collator=lambda rows: tokens.count(collate(rows)))
     out = trainer.train()
     return trainer.state.num_input_tokens_seen / out.metrics["train_runtime"]
 
@@ -122,6 +154,9 @@ def compare(name: str, tmp: Path, steps: int, pairs: int, threads: int, save_ste
             f"{key}_baseline_tokens_per_s": round(statistics.median(theirs), 1),
             f"{key}_packing_efficiency": round(ours.efficiency, 4),
             f"{key}_extra_save_work_share": round(statistics.median(ours.extra_shares), 4),
+            f"{key}_fill": round(ours.tokens.fill, 4),
+            f"{key}_baseline_fill": round(base.tokens.fill, 4),
+            f"{key}_compute_ceiling_ratio": round(ours.tokens.fill / base.tokens.fill, 3),
             f"{key}_steps": steps}
 
 
@@ -149,7 +184,10 @@ def main() -> None:
             lines.append(f"{name} {f[f'{key}_tokens_per_s']:.0f} vs {f[f'{key}_baseline_tokens_per_s']:.0f} "
                          f"tok/s = {f[f'{key}_tokens_per_s_ratio']:.2f}x (median of pairs "
                          f"{f[f'{key}_pair_ratios']}; packing {f[f'{key}_packing_efficiency']:.1%}; "
-                         f"held-out loss + publishing {f[f'{key}_extra_save_work_share']:.1%} of our time)")
+                         f"held-out loss + publishing {f[f'{key}_extra_save_work_share']:.1%} of our time; "
+                         f"tokens computed that are real: ours {f[f'{key}_fill']:.1%}, baseline "
+                         f"{f[f'{key}_baseline_fill']:.1%}, so a compute ceiling of "
+                         f"{f[f'{key}_compute_ceiling_ratio']:.2f}x)")
     figures["load_after"] = load_average()
     first = a.models.split(",")[0].replace("-", "_").replace(".", "_")
     figures["tokens_per_s_ratio"] = figures[f"{first}_tokens_per_s_ratio"]

@@ -31,6 +31,11 @@ def test_train_cpu_bench_writes_its_figures(tmp_path):
     assert 0 < figures["dio_mini_packing_efficiency"] <= 1
     # Our held-out loss and publishing at each save: timed, a share of our training time.
     assert 0 < figures["dio_mini_extra_save_work_share"] < 1
+    # Packing computes fewer pad tokens than padding to the longest of each batch, and the
+    # ceiling is the quotient of the two fills.
+    assert 0 < figures["dio_mini_baseline_fill"] < figures["dio_mini_fill"] <= 1
+    assert figures["dio_mini_compute_ceiling_ratio"] == pytest.approx(
+        figures["dio_mini_fill"] / figures["dio_mini_baseline_fill"], rel=0.01)
     assert figures["machine"] and figures["date"]
     assert "train_cpu" in (tmp_path / "RESULTS.md").read_text()
 
