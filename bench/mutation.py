@@ -44,7 +44,8 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
                  ["tests/reliability/test_repairs.py", "tests/test_ledger.py", "-m", "not slow",
                   "-k", "not readers_never and not user_read_only"]),
     "skills_scoring": (["realm_skills/evaluation.py"],
-                       ["tests/test_skills_eval.py", "tests/test_skills.py", "-m", "not slow"]),
+                       ["tests/test_skills_scoring.py", "tests/test_skills_eval.py", "-m", "not slow",
+                        "-k", "scoring or run_eval or level_up or weak_primitive"]),
     "packing": (["realm_kernel/train/packing.py", "realm_kernel/train/data.py"],
                 ["tests/test_packing.py", "tests/test_data.py", "-m", "not slow"]),
 }
