@@ -550,7 +550,9 @@ class Ledger:
                 cur.close()
             if bound is None or len(rows) >= limit:
                 return rows
-            want *= 4  # not enough rows above what was left out: widen
+            # Not enough rows above what was left out: widen, by at least one more segment
+            # (a bigger `want` alone could pick the same segments and read them again).
+            want = max(want * 4, n + 1)
 
     def scalar(self, sql: str, params: Iterable[Any] | None = None) -> Any:
         rows = self.query(sql, params)

@@ -1,0 +1,267 @@
+"""The ledger's parts one by one, exactly: segment statistics, the statistics cache, tail
+reads that open only the segments that can hold the answer, writer names, segment names
+and layout, compaction's new generation and the old one's sweep, the metric buffer's
+errors and close. (Whole-ledger behaviour under readers and crashes: test_ledger.py and
+tests/reliability/.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import realm_kernel.store.ledger as ledger_mod
+from realm_kernel.store.backup import auto_dir
+from realm_kernel.store.ledger import (
+    COMPACT_AT,
+    SCHEMA_VERSION,
+    SEG,
+    TABLES,
+    Ledger,
+    MetricBuffer,
+    raw_readers_attached,
+    segment_stats,
+)
+from realm_kernel.store.paths import RealmPaths
+
+
+def make(tmp_path, writer="test") -> Ledger:
+    return Ledger(RealmPaths.at(tmp_path).ensure(), writer)
+
+
+def rows_of(led: Ledger, table: str) -> list[Path]:
+    return [p for p in led.segment_files(table) if not p.name.startswith("_schema")]
+
+
+
+def test_segment_stats_are_the_exact_max_and_non_null_counts_over_row_groups(tmp_path):
+    data = pa.table({"step": pa.array([3, None, 9, 7], pa.int64()),
+                     "loss": pa.array([None, None, 0.5, 0.25], pa.float64()),
+                     "flag": pa.array([True, False, True, None]),
+                     "name": pa.array(["a", "z", None, "b"])})
+    path = tmp_path / "seg.parquet"
+    pq.write_table(data, path, row_group_size=2)  # two row groups: [3, None], [9, 7]
+    st = segment_stats(path)
+    assert st.path == path and st.rows == 4
+    assert st.hi == {"step": 9, "loss": 0.5}  # numbers only: no bool, no string
+    assert st.nonnull == {"step": 3, "loss": 2, "flag": 3, "name": 3}
+    one = tmp_path / "one.parquet"
+    pq.write_table(pa.table({"step": pa.array([-5, -2], pa.int64())}), one)
+    assert segment_stats(one).hi == {"step": -2} and segment_stats(one).nonnull == {"step": 2}
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(TABLES["metrics"].empty_table(), empty)
+    assert segment_stats(empty).rows == 0 and segment_stats(empty).hi == {}
+
+
+def test_snapshot_lists_the_live_generation_and_forgets_merged_away_segments(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger_mod, "OLD_GENERATION_GRACE_S", 3600.0)
+    led = make(tmp_path)
+    for step in range(COMPACT_AT - 1):  # with the schema segment: COMPACT_AT files, no merge yet
+        led.append("metrics", [{"step": step, "loss": 1.0}])
+    snap = led.snapshot("metrics")
+    assert [s.path.name for s in snap] == [p.name for p in led.segment_files("metrics")]
+    assert [s.rows for s in snap] == [1] * (COMPACT_AT - 1) + [0]  # the schema segment sorts last
+    assert len(led._stats) == COMPACT_AT
+    assert led.snapshot("metrics")[0] is snap[0]  # cached: a segment never changes
+    led.append("metrics", [{"step": 99, "loss": 1.0}])  # over COMPACT_AT files: one merge
+    snap = led.snapshot("metrics")
+    assert [s.rows for s in snap] == [COMPACT_AT, 0]
+    assert len(led._stats) == COMPACT_AT + 2  # stale entries kept while few
+    for step in range(100, 100 + COMPACT_AT - 1):  # the second merge comes at the last one
+        led.append("metrics", [{"step": step, "loss": 1.0}])
+        led.snapshot("metrics")
+    snap = led.snapshot("metrics")
+    assert [s.rows for s in snap] == [2 * COMPACT_AT - 1, 0]
+    # Over 4 x live files + 64 cached entries: the merged-away ones are forgotten.
+    assert sorted(led._stats) == sorted(s.path for s in snap)
+
+
+def test_tail_opens_only_the_segments_that_can_hold_the_top_rows(tmp_path, monkeypatch):
+    led = make(tmp_path)
+    for start in (100, 1, 300, 200):  # four segments of 50 steps, out of order
+        led.append("metrics", [{"step": s, "loss": float(s)} for s in range(start, start + 50)])
+    led.append("metrics", [{"step": 120, "val_loss": 0.5}, {"step": 20, "val_loss": 0.7}])
+    opened: list[int] = []
+    real_connection = Ledger._connection
+
+    def spying(self):
+        con = real_connection(self)
+
+        class Spy:
+            def cursor(self):
+                cur = con.cursor()
+
+                class C:
+                    def execute(self, sql, *a):
+                        if "read_parquet([" in sql:
+                            opened.append(len(re.findall(r"'[^']+\.parquet'", sql)))
+                        return cur.execute(sql, *a)
+
+                    def close(self):
+                        cur.close()
+                return C()
+        return Spy()
+    monkeypatch.setattr(Ledger, "_connection", spying)
+
+    def tail(limit, notnull=None, cols="step"):
+        opened.clear()
+        got = led.tail("metrics", cols, limit, notnull=notnull)
+        return got, list(opened)
+
+    assert tail(1) == ([{"step": 349}], [1])  # the newest range alone
+    assert tail(50, "loss") == ([{"step": s} for s in range(349, 299, -1)], [1])
+    got, reads = tail(51, "loss")  # one row more than a segment: two segments, one read
+    assert got == [{"step": s} for s in [*range(349, 299, -1), 249]] and reads == [2]
+    got, reads = tail(1000, "loss")
+    assert len(got) == 200 and reads == [4]
+    # val_loss sits in one segment only: it is the only one read.
+    assert tail(2, "val_loss", "step, val_loss") == (
+        [{"step": 120, "val_loss": 0.5}, {"step": 20, "val_loss": 0.7}], [1])
+    assert tail(0) == ([], [1])
+    assert tail(3, "accuracy") == ([], [])  # no segment has the column: nothing opened
+    # A segment left out whose range overlaps the answer forces a wider read, never a wrong one.
+    led.append("metrics", [{"step": 348, "loss": 9.0}, {"step": 1, "loss": 9.0}])
+    full = led.query("SELECT step, loss FROM metrics WHERE loss IS NOT NULL "
+                     "ORDER BY step DESC, ts DESC LIMIT 3")
+    got, reads = tail(3, "loss", "step, loss")
+    assert got == full and got[1] == {"step": 348, "loss": 9.0}
+    assert reads == [1, 2]  # the newest range gave one row above the bound: widened once
+
+
+def test_writer_names_segment_names_and_layout(tmp_path):
+    assert make(tmp_path, "daemon:7/../x y").writer == "daemon7xy"
+    assert make(tmp_path, "a-b_c").writer == "a-b_c"
+    assert make(tmp_path, "!!/").writer == "w"
+    led = make(tmp_path, "w1")
+    assert led._stats == {} and led._conn is None
+    seg = led.paths.segments
+    assert led.table_dir("runs") == seg / "runs"
+    assert led.current_dir("runs") == seg / "runs" / "current"
+    assert led.raw_dir("runs") == seg / "runs" / "raw"
+    with pytest.raises(KeyError, match=r"unknown ledger table 'nope'; known: \['achievements', 'assets'"):
+        led.table_dir("nope")
+    assert os.readlink(led.current_dir("runs")) == "gen-000000"
+    assert led.generations() == tuple("gen-000000" for _ in TABLES)
+    marker = f"_schema-v{SCHEMA_VERSION}.parquet"
+    for t in TABLES:
+        assert [p.name for p in led.segment_files(t)] == [marker]
+        assert (led.raw_dir(t) / marker).samefile(led.current_dir(t) / marker)
+    assert led.append("runs", []) is None
+    dest = led.append("runs", [{"run_id": "r1"}, {"run_id": "r2"}])
+    assert dest.parent == led.current_dir("runs").resolve()
+    assert re.fullmatch(rf"\d{{20}}-w1-{os.getpid()}-\d{{6}}\.parquet", dest.name)
+    assert (led.raw_dir("runs") / dest.name).samefile(dest)  # raw readers see it at once
+    table = pq.read_table(dest)
+    assert table.column(SEG).to_pylist() == [dest.name, dest.name]
+    assert table.schema == TABLES["runs"]
+    ts = table.column("ts").to_pylist()
+    assert all(t is not None and abs(t.timestamp() - time.time()) < 600 for t in ts)
+    with pytest.raises(KeyError, match=r"ledger table 'runs' has no column\(s\) \['a', 'b'\]"):
+        led.append("runs", [{"run_id": "x", "b": 1}, {"a": 2}])
+    second = led.append("runs", [{"run_id": "r3"}])
+    assert second.name > dest.name  # names sort in write order
+    assert led.scalar("SELECT count(*) FROM runs") == 3
+    assert led.scalar("SELECT run_id FROM runs WHERE run_id = ?", ["r9"]) is None
+    assert led.query("SELECT run_id FROM runs WHERE run_id IN (?, ?) ORDER BY run_id", ["r1", "r3"]) == [
+        {"run_id": "r1"}, {"run_id": "r3"}]
+    led.event("note", "hello", data="{}", key="k")
+    assert led.query("SELECT kind, message, data, source, key FROM events") == [
+        {"kind": "note", "message": "hello", "data": "{}", "source": "w1", "key": "k"}]
+    led.event("note", "again", source="tm")
+    assert led.scalar("SELECT source FROM events WHERE message = 'again'") == "tm"
+    led.close()
+    assert led._conn is None
+    assert led.scalar("SELECT count(*) FROM runs") == 3  # reopens
+
+
+def test_compaction_makes_the_next_generation_and_sweeps_old_ones_after_the_grace(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger_mod, "OLD_GENERATION_GRACE_S", 3600.0)
+    led = make(tmp_path)
+    assert led.compact("metrics") == 0  # nothing to merge (the schema segment never is)
+    first = led.append("metrics", [{"step": 1, "loss": 1.0}])
+    assert led.compact("metrics") == 0  # one small segment: nothing to merge
+    monkeypatch.setattr(ledger_mod, "SMALL_SEGMENT_BYTES", 1 << 30)
+    second = led.append("metrics", [{"step": 2, "loss": 1.0}])
+    big = led.append("metrics", [{"step": s, "loss": 0.5} for s in range(3, 40)])
+    monkeypatch.setattr(ledger_mod, "SMALL_SEGMENT_BYTES", big.stat().st_size - 1)  # `big` stays as is
+    assert led.compact("metrics") == 2
+    assert os.readlink(led.current_dir("metrics")) == "gen-000001"
+    names = sorted(p.name for p in led.segment_files("metrics"))
+    assert names == sorted([f"_schema-v{SCHEMA_VERSION}.parquet", big.name, f"{second.stem}-m2.parquet"])
+    assert (led.current_dir("metrics") / big.name).samefile(big)  # linked, not copied
+    merged = pq.read_table(led.current_dir("metrics") / f"{second.stem}-m2.parquet")
+    assert sorted(merged.column(SEG).to_pylist()) == sorted([first.name, second.name])
+    assert led.scalar("SELECT count(*) FROM metrics") == 39
+    gens = led.table_dir("metrics")
+    assert sorted(p.name for p in gens.glob("gen-*")) == ["gen-000000", "gen-000001"]
+    # The old generation stays through the grace period, then goes (auto snapshots keep it
+    # in backups/ when they are on; this realm has them on).
+    old = gens / "gen-000000"
+    past = time.time() - 7200
+    os.utime(old, (past, past))
+    led._drop_old_generations("metrics", keep={"gen-000001"})
+    assert not old.exists()
+    kept = list(auto_dir(led.paths).glob("*-compaction/ledger/metrics/gen-000000"))
+    assert len(kept) == 1
+    led.append("metrics", [{"step": 50, "loss": 1.0}])
+    led.append("metrics", [{"step": 51, "loss": 1.0}])
+    assert led.compact("metrics") == 3 and os.readlink(led.current_dir("metrics")) == "gen-000002"
+    assert (gens / "gen-000001").exists()  # kept as the generation just left: inside its grace
+
+
+def test_raw_reader_check_and_raw_sync_respect_the_grace(tmp_path, monkeypatch):
+    led = make(tmp_path)
+    assert not raw_readers_attached(tmp_path / "no-such.duckdb")
+    a = led.append("metrics", [{"step": 1}])
+    b = led.append("metrics", [{"step": 2}])
+    led.compact("metrics")
+    raw = led.raw_dir("metrics")
+    assert (raw / a.name).exists() and (raw / b.name).exists()  # merged away, inside the grace
+    monkeypatch.setattr(ledger_mod, "RAW_GRACE_S", 0.0)
+    con = duckdb.connect(str(led.paths.ledger_db))  # a raw reader holds the file: kept
+    try:
+        led._sync_raw("metrics")
+        assert (raw / a.name).exists()
+    finally:
+        con.close()
+    led._sync_raw("metrics")
+    assert not (raw / a.name).exists() and not (raw / b.name).exists()
+    live = {p.name for p in led.segment_files("metrics")}
+    assert {p.name for p in raw.glob("*.parquet")} == live
+
+
+def test_metric_buffer_raises_a_write_error_on_the_next_call_and_close_can_stay_quiet(tmp_path):
+    led = make(tmp_path)
+    buf = MetricBuffer(led, interval=3600)
+    assert buf.interval == 3600 and buf.ledger is led
+    buf.add({"step": 1, "loss": 1.0})
+    buf.event("pause", "paused", "{}")
+    status = tmp_path / "status.json"
+    buf.put_file(status, {"v": 1})
+    buf.put_file(status, {"v": 2})  # the newest content per path counts
+    buf.flush()
+    assert led.scalar("SELECT count(*) FROM metrics") == 1
+    assert led.query("SELECT kind, message, data, source FROM events") == [
+        {"kind": "pause", "message": "paused", "data": "{}", "source": "test"}]
+    assert json.loads(status.read_text()) == {"v": 2}
+    buf.add({"step": 2, "nope": 1})  # an unknown column: the writer thread fails
+    with pytest.raises(KeyError, match="nope"):
+        buf.flush()
+    with pytest.raises(KeyError, match="nope"):
+        buf.add({"step": 3})  # the error stays until the job ends
+    with pytest.raises(KeyError, match="nope"):
+        buf.close()
+    buf.close(quiet=True)  # already failing elsewhere: says nothing more
+    ok = MetricBuffer(led, interval=3600)
+    ok.close()  # nothing queued, no thread: returns at once
+    ok.add({"step": 9, "loss": 0.1})
+    ok.close()  # writes what was queued before stopping
+    assert led.scalar("SELECT count(*) FROM metrics WHERE step = 9") == 1
+    assert ok._thread is None
