@@ -29,16 +29,8 @@ from realm_kernel.store.ledger import (
     raw_readers_attached,
     segment_stats,
 )
-from realm_kernel.store.paths import RealmPaths
 
-
-def make(tmp_path, writer="test") -> Ledger:
-    return Ledger(RealmPaths.at(tmp_path).ensure(), writer)
-
-
-def rows_of(led: Ledger, table: str) -> list[Path]:
-    return [p for p in led.segment_files(table) if not p.name.startswith("_schema")]
-
+from .test_ledger import make
 
 
 def test_segment_stats_are_the_exact_max_and_non_null_counts_over_row_groups(tmp_path):

@@ -45,7 +45,6 @@ function render({ model, el }) {
     // A row is rebuilt only when what it shows changed.
     const sigOf = (c) => JSON.stringify([c, s.champion === c.step, prot[String(c.step)] || null, zoneIds,
       confirming === c.step]);
-    if (!rows.length) kept.clear();
     keyedRows(table, rows, (c) => c.step, sigOf, (c) => {
       const r = el_("div", "rv-row");
       r.dataset.step = String(c.step);
