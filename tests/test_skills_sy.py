@@ -1,8 +1,9 @@
 import re
 
 import realm_skills as skills
+from realm_skills import wordbank
 from realm_skills.syllacrostic import MASK, _segmentations, _spellings
-from realm_skills.wordbank import clean_definition, word_bank
+from realm_skills.wordbank import cache_path, cached_bank, clean_definition, word_bank
 
 
 def test_word_bank_comes_from_offline_packages():
@@ -14,6 +15,40 @@ def test_word_bank_comes_from_offline_packages():
     band = bank.band(2, 0, 1000)
     assert band and all(w.rank < 1000 and len(w.syllables) == 2 for w in band)
     assert all(w.text[0] == "c" for w in bank.band(3, 0, 20000, initial="c"))
+
+
+def test_word_bank_is_built_once_and_kept_in_a_cache_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("REALM_CACHE_DIR", str(tmp_path / "cache"))
+    path = cache_path()
+    assert path.parent == tmp_path / "cache" and path.name.startswith("wordbank-")
+    built = cached_bank(path)
+    assert path.is_file(), "the first build is kept"
+    again = cached_bank(path)
+    assert again.words == built.words == word_bank().words and again.hidden == built.hidden
+    assert again.band(2, 0, 1000) == built.band(2, 0, 1000), "the index is rebuilt from the file"
+    # A broken cache (a crash mid-copy, a disk error, an older layout) is rebuilt, not fatal
+    # (the rebuild is counted, not redone: the first one above was real).
+    builds = []
+    monkeypatch.setattr(wordbank, "build_word_bank", lambda: builds.append(1) or built)
+    for junk in (b"{not json", b'{"words": [[1]], "hidden": []}', b"[]"):
+        path.write_bytes(junk)
+        assert cached_bank(path).words == built.words
+        assert path.read_bytes() != junk, "and rewritten"
+    # A cache folder that cannot be written (a file stands there) costs a rebuild, nothing else.
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert cached_bank(blocked / "wordbank-x.json").words == built.words
+    assert len(builds) == 4
+    assert not list(tmp_path.glob("cache/.wordbank-*")), "no temp file is left behind"
+
+
+def test_word_bank_cache_key_follows_the_data_packages(tmp_path, monkeypatch):
+    from importlib import metadata
+    monkeypatch.setenv("REALM_CACHE_DIR", str(tmp_path))
+    first = cache_path()
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda d: "9.9" if d == "pyphen" else real(d))
+    assert cache_path() != first, "a new pyphen means a new bank"
 
 
 def test_definitions_that_point_elsewhere_or_give_the_word_away_are_dropped():
