@@ -137,3 +137,37 @@ def test_gradient_checkpointing_gives_the_same_first_losses(realm_home):
     assert sorted(a) == sorted(b) == [1, 2, 3]
     for step in a:
         assert b[step] == pytest.approx(a[step], abs=LOSS_TOL)
+
+
+def test_threads_0_borrows_the_cores_the_task_master_leaves_idle(realm_home):
+    from realm_kernel.store.status import write_status
+    from realm_kernel.train.threads import TASKMASTER_STATUS, all_cores, cpu_share
+    if CUDA or all_cores() <= cpu_share():
+        pytest.skip("lending is for CPU training on a machine with more than one core")
+    led = Ledger(realm_home, "test")
+    engine = TrainerEngine(realm_home, led)
+    examples = mixed_bin_examples(60, seed=3)
+    seen: list[int] = []
+
+    from transformers import TrainerCallback
+
+    class Watch(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            seen.append(torch.get_num_threads())
+            # The Task Master starts a task after step 3: the next steps give the cores back.
+            if state.global_step == 3:
+                write_status(realm_home, TASKMASTER_STATUS, state="running", task="process_eval_queue")
+
+    write_status(realm_home, TASKMASTER_STATUS, state="idle")
+    job = job_for(realm_home, "lend", examples, threads=0, max_steps=6, eval_fraction=0.0)
+    job.callbacks = [Watch()]
+    res = engine.run_job(job)
+    assert res.success, res.error_message
+    assert seen == [all_cores()] * 3 + [cpu_share()] * 3
+    assert res.all_cores_share == pytest.approx(0.5)
+    assert torch.get_num_threads() == cpu_share(), "the share is given back at the end"
+    # Pinned threads (realm.toml's threads = N) are never changed.
+    write_status(realm_home, TASKMASTER_STATUS, state="idle")
+    res = engine.run_job(job_for(realm_home, "pinned", examples, threads=1, max_steps=2,
+                                 eval_fraction=0.0))
+    assert res.success and res.all_cores_share is None

@@ -42,11 +42,12 @@ from ..store.home import Home
 from ..store.paths import PRIORITIES, atomic_write_json, read_json, resource_dir
 from ..store.process import service_main, take_instance_lock
 from ..store.status import write_status
+from ..train.threads import TASKMASTER_STATUS as STATUS  # the trainer reads it (ThreadShare)
+from ..train.threads import cpu_share
 
 log = logging.getLogger("home.taskmaster")
 PIPELINES = resource_dir("pipelines")
 RESOURCES = ("none", "gpu", "inference")
-STATUS = "taskmaster.json"
 FAILURE_BACKOFF_S = 30.0  # a failed task waits at least this long before its next try
 
 
@@ -494,7 +495,6 @@ class TaskMaster:
         except ConfigError as e:  # keep the last good config, say why
             log.error("%s", e)
         # Pipeline kernels inherit this environment: their torch keeps to its share.
-        from ..train.trainer import cpu_share
         n = str(self.config.taskmaster.kernel_threads or cpu_share())
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = n

@@ -83,9 +83,10 @@ class TrainingConfig(_Section):
     # them where liger-kernel is installed and a CUDA device is present.
     liger: Literal["auto", "on", "off"] = "auto"
     gradient_checkpointing: bool = False
-    # torch threads for CPU training; 0 = half the cores (the Task Master's evals and the
+    # torch threads for CPU training; 0 = half the cores, and all of them for the steps
+    # while the Task Master is idle (train/threads.py). The Task Master's evals and the
     # Jupyter server share the machine: on a busy 2-core CPU one training thread ran dio-mini
-    # at 2.7 steps/s where two threads, oversubscribed, managed 0.7).
+    # at 2.7 steps/s where two threads, oversubscribed, managed 0.7.
     threads: int = Field(0, ge=0, le=1024)
     # Experiment trackers the HF Trainer reports to, beside the ledger: "tensorboard"
     # (event files in trackers/tensorboard/<run>), "mlflow" (MLFLOW_TRACKING_URI, else a

@@ -268,3 +268,33 @@ class StepProgress(TrainerCallback):
             self.bar.update(state.global_step - self.bar.n)
             self.bar.close()
             self.bar = None
+
+
+class ThreadShare(TrainerCallback):
+    """CPU training on `share` threads, `full` while `lendable()` says the other cores
+    are free (train/threads.py: the Task Master idle); checked at every step's start, so
+    a task that starts mid-step shares the cores for the rest of that step only."""
+
+    def __init__(self, share: int, full: int, lendable: Callable[[], bool]) -> None:
+        self.share, self.full, self.lendable = share, full, lendable
+        self.steps = self.steps_full = 0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        import torch
+        try:
+            want = self.full if self.lendable() else self.share
+        except Exception:  # an unreadable status file lends nothing
+            want = self.share
+        if want != torch.get_num_threads():
+            torch.set_num_threads(want)
+        self.steps += 1
+        self.steps_full += want == self.full
+
+    def on_train_end(self, args, state, control, **kwargs):
+        import torch
+        torch.set_num_threads(self.share)
+
+    @property
+    def full_share(self) -> float | None:
+        """The share of steps that ran on all the cores."""
+        return self.steps_full / self.steps if self.steps else None

@@ -22,13 +22,14 @@ from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
 from ..store.vault import run_finished
 from . import trackers
-from .callbacks import RealmCallback
+from .callbacks import RealmCallback, ThreadShare
 from .data import PadCollator, build_datasets
 from .loading import load_model_and_tokenizer, torch_dtype
 from .lora import check_method, for_method
 from .optim import build_optimizer
 from .packing import MASKED_IMPLS, PackedCollator, PackedDataset, masked_capacity
 from .selfcheck import check_labels, check_packed_batch
+from .threads import all_cores, cpu_share, taskmaster_idle
 
 
 @dataclass
@@ -78,6 +79,8 @@ class TrainingResult:
     eval_seconds: float = 0.0
     save_seconds: float = 0.0
     publish_seconds: float = 0.0
+    # CPU, threads = 0: the share of steps that ran on all cores (the Task Master idle).
+    all_cores_share: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -86,13 +89,6 @@ class TrainingResult:
 class SetupError(RuntimeError):
     """The base model (or a checkpoint) cannot be loaded, or an optional package the
     settings ask for is missing: the realm's setup is at fault, never the quest."""
-
-
-def cpu_share() -> int:
-    """Half the cores (at least one): what a CPU trainer takes when not told, leaving the
-    rest to the Task Master's evals and the server (oversubscribed OpenMP threads spin)."""
-    import os
-    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def installed(module: str) -> bool:
@@ -249,6 +245,10 @@ class TrainerEngine:
         cuda = torch.cuda.is_available()
         if cfg.threads or not cuda:
             torch.set_num_threads(cfg.threads or cpu_share())
+        # threads = 0 on CPU: the cores the Task Master leaves idle are lent step by step.
+        lending = None
+        if not cfg.threads and not cuda and all_cores() > cpu_share():
+            lending = ThreadShare(cpu_share(), all_cores(), lambda: taskmaster_idle(self.paths))
         source = job.resume_from or job.model_path
         try:  # a method or tracker this machine lacks is the setup's fault, not the quest's
             check_method(cfg.method, cuda)
@@ -317,7 +317,8 @@ class TrainerEngine:
         with trackers.environment(cfg.report_to, self.paths.home, job.run_id):
             trainer = _realm_trainer_class()(
                 model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                data_collator=collator, processing_class=tokenizer, callbacks=[callback, *job.callbacks],
+                data_collator=collator, processing_class=tokenizer,
+                callbacks=[callback, *job.callbacks, *filter(None, [lending])],
                 optimizers=(optimizer, None))
             # Metrics go to the ledger (and a progress bar, trackers): not as dicts on stdout.
             trainer.remove_callback(PrinterCallback)
@@ -345,5 +346,6 @@ class TrainerEngine:
             attn_implementation=attn,
             world_size=args.world_size,
             train_seconds=t_train,
+            all_cores_share=lending.full_share if lending else None,
             **{f"{k}_seconds": v for k, v in trainer.phase_seconds.items()},
         )
