@@ -19,7 +19,7 @@ CUDA = torch.cuda.is_available()
 # same order twice, so equality there means equal to bf16's precision.
 LOSS_TOL = 2e-2 if CUDA else 1e-5
 # What attention "auto" picks on this machine (the engine's own rule, stated here).
-AUTO_ATTN = "flash_attention_2" if CUDA and installed("flash_attn") else "sdpa"
+AUTO_ATTN = ("flash_attention_2" if installed("flash_attn") else "sdpa") if CUDA else "sdpa_segments"
 
 
 def job_for(paths, run_id, examples, **training):

@@ -1,5 +1,6 @@
 """Packing with exact masking, checked against running each example alone."""
 
+import itertools
 import random
 
 import pytest
@@ -48,9 +49,12 @@ def test_block_causal_mask():
 @pytest.fixture(scope="module")
 def hero(dio_mini_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from realm_kernel.train.segment_attention import register
+    register()
     tok = AutoTokenizer.from_pretrained(dio_mini_dir)
     models = {impl: AutoModelForCausalLM.from_pretrained(dio_mini_dir, attn_implementation=impl).eval()
-              for impl in ("sdpa", "eager")}
+              for impl in ("sdpa", "eager", "sdpa_segments")}
     return tok, models
 
 
@@ -78,7 +82,7 @@ def per_example_losses(model, batch, examples_rows):
     return out
 
 
-@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+@pytest.mark.parametrize("impl", ["sdpa", "eager", "sdpa_segments"])
 @torch.no_grad()
 def test_packed_loss_equals_unpacked_reference(hero, impl):
     tok, models = hero
@@ -91,7 +95,7 @@ def test_packed_loss_equals_unpacked_reference(hero, impl):
         batch = collate([packed[r]])
         assert batch["num_real_tokens"] == sum(len(e["input_ids"]) for e in packed[r])
         logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                       attention_mask=batch["attention_mask"]).logits[0]
+                       attention_mask=batch.get("attention_mask")).logits[0]
         labels = batch["labels"][0]
         target = torch.cat([labels[1:], torch.tensor([IGNORE])])
         at = 0
@@ -118,6 +122,54 @@ def test_self_check_catches_cross_attention(hero):
     bad["attention_mask"] = torch.ones_like(bad["attention_mask"]).tril()[:, :, :, :]
     with pytest.raises(MaskingError, match="mask lets packed examples see each other"):
         check_packed_batch(models["sdpa"], bad)
+
+
+def test_segment_attention_trains_as_the_masked_path_does(hero):
+    """Several packed rows with padding: sdpa_segments gives the masked path's loss and
+    gradients (what training follows), and the bounds it finds are the examples'."""
+    from realm_kernel.train.segment_attention import segment_bounds
+    tok, models = hero
+    train, _, _ = build_datasets(tok, mixed_examples(16, seed=5), 256, 0.0, 0, 0)
+    packed = PackedDataset(train.rows, capacity=160)
+    rows = packed.rows[:3]
+    masked = PackedCollator(tok.pad_token_id, "sdpa")(rows)
+    plain = PackedCollator(tok.pad_token_id, "sdpa_segments")(rows)
+    assert "attention_mask" not in plain
+    width = plain["input_ids"].shape[1]
+    for r, row in enumerate(rows):
+        ends = list(itertools.accumulate(len(e["input_ids"]) for e in row))
+        want = list(zip([0, *ends[:-1]], ends, strict=True))
+        want += [(ends[-1], width)] if ends[-1] < width else []
+        assert segment_bounds(plain["position_ids"], len(rows))[r] == want, "examples, then the padding"
+    grads = {}
+    for impl, batch in (("sdpa", masked), ("sdpa_segments", plain)):
+        model = models[impl]
+        model.zero_grad()
+        with torch.enable_grad():
+            loss = model(**{k: v for k, v in batch.items() if k != "num_real_tokens"}).loss
+            loss.backward()
+        grads[impl] = (loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    (la, ga), (lb, gb) = grads["sdpa"], grads["sdpa_segments"]
+    assert lb == pytest.approx(la, abs=1e-5)
+    for name, g in ga.items():
+        assert torch.allclose(gb[name], g, atol=1e-5, rtol=1e-4), name
+    for model in models.values():
+        model.zero_grad(set_to_none=True)
+
+
+@torch.no_grad()
+def test_a_segments_model_generates_as_sdpa_does(hero):
+    """Padding masks, a KV cache and decode steps take transformers' sdpa path: batched,
+    left-padded greedy generation is token for token the same."""
+    tok, models = hero
+    prompts = [tok.apply_chat_template([{"role": "user", "content": c}], tokenize=False,
+                                       add_generation_prompt=True) for c in ("①⓪ ?", "①①①⓪⓪ ① ⓪ ?")]
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    out = {impl: models[impl].generate(**enc, max_new_tokens=12, do_sample=False,
+                                       pad_token_id=tok.pad_token_id)
+           for impl in ("sdpa", "sdpa_segments")}
+    assert torch.equal(out["sdpa"], out["sdpa_segments"])
 
 
 def test_self_check_catches_loss_on_prompt_tokens(hero):

@@ -69,7 +69,7 @@ class TrainingConfig(_Section):
     max_grad_norm: float = Field(1.0, gt=0)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # "auto": flash_attention_2 where flash-attn is installed (CUDA), else sdpa.
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    attn_implementation: Literal["auto", "sdpa", "sdpa_segments", "eager", "flash_attention_2"] = "auto"
     # Padding-free packing: examples share rows of up to pack_length tokens (0 = chosen:
     # max_length under flash-attn; with sdpa/eager the shortest that packs >= 90% full),
     # with position_ids restarting per example and attention never crossing examples.

@@ -29,6 +29,11 @@ def load_model_and_tokenizer(path: str | Path, dtype: str = "auto", attn: str = 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .lora import base_of, is_adapter, quantization_config
+    from .segment_attention import NAME as SEGMENTS
+    from .segment_attention import register
+
+    if attn == SEGMENTS:
+        register()
 
     path = Path(path)
     adapter = is_adapter(path)

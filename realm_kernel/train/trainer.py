@@ -27,7 +27,7 @@ from .data import PadCollator, build_datasets
 from .loading import load_model_and_tokenizer, torch_dtype
 from .lora import check_method, for_method
 from .optim import build_optimizer
-from .packing import MASKED_IMPLS, PackedCollator, PackedDataset, masked_capacity
+from .packing import SHORT_ROW_IMPLS, PackedCollator, PackedDataset, masked_capacity
 from .selfcheck import check_labels, check_packed_batch
 from .threads import all_cores, cpu_share, taskmaster_idle
 
@@ -98,7 +98,9 @@ def installed(module: str) -> bool:
 def resolve_attn(cfg: TrainingConfig, cuda: bool) -> str:
     if cfg.attn_implementation != "auto":
         return cfg.attn_implementation
-    return "flash_attention_2" if cuda and installed("flash_attn") else "sdpa"
+    if cuda:  # sdpa_segments reads segment bounds on the host: one sync per layer on a GPU
+        return "flash_attention_2" if installed("flash_attn") else "sdpa"
+    return "sdpa_segments"
 
 
 def resolve_liger(cfg: TrainingConfig, cuda: bool) -> bool:
@@ -222,9 +224,9 @@ class TrainerEngine:
         if not cfg.packing:
             return train, held, PadCollator(tokenizer.pad_token_id), cfg.batch_size, None
         lengths = [len(r["input_ids"]) for r in train.rows + (held.rows if held is not None else [])]
-        # pack_length 0: with a mask, rows no longer than the data needs; flash-attn's
+        # pack_length 0: with sdpa or eager, rows no longer than the data needs; flash-attn's
         # varlen kernel costs the same for any row, so rows there are max_length long.
-        capacity = cfg.pack_length or (masked_capacity(lengths, max_len) if attn in MASKED_IMPLS
+        capacity = cfg.pack_length or (masked_capacity(lengths, max_len) if attn in SHORT_ROW_IMPLS
                                        else max_len)
         mean_len = sum(len(r["input_ids"]) for r in train.rows) / len(train)
         # Keep about batch_size examples per step, so steps (XP) mean the same thing.
