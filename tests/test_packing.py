@@ -125,24 +125,31 @@ def test_self_check_catches_cross_attention(hero):
 
 
 def test_segment_attention_trains_as_the_masked_path_does(hero):
-    """Several packed rows with padding: sdpa_segments gives the masked path's loss and
-    gradients (what training follows), and the bounds it finds are the examples'."""
+    """Several packed rows: sdpa_segments on them as one unpadded row gives the masked
+    path's loss and gradients on the padded rows (what training follows), and the bounds
+    it finds are the examples'."""
     from realm_kernel.train.segment_attention import segment_bounds
     tok, models = hero
     train, _, _ = build_datasets(tok, mixed_examples(16, seed=5), 256, 0.0, 0, 0)
     packed = PackedDataset(train.rows, capacity=160)
     rows = packed.rows[:3]
     masked = PackedCollator(tok.pad_token_id, "sdpa")(rows)
-    plain = PackedCollator(tok.pad_token_id, "sdpa_segments")(rows)
-    assert "attention_mask" not in plain
-    width = plain["input_ids"].shape[1]
+    flat = PackedCollator(tok.pad_token_id, "sdpa_segments")(rows)
+    lengths = [len(e["input_ids"]) for row in rows for e in row]
+    assert "attention_mask" not in flat and flat["input_ids"].shape == (1, sum(lengths)), "no padding"
+    assert flat["num_real_tokens"] == sum(lengths) == masked["num_real_tokens"]
+    assert flat["labels"].ne(IGNORE).sum() == masked["labels"].ne(IGNORE).sum()
+    ends = list(itertools.accumulate(lengths))
+    assert segment_bounds(flat["position_ids"], 1) == [list(zip([0, *ends[:-1]], ends, strict=True))]
+    # Rows with padding (the masked path's batch, positions and all): padding is a segment.
+    width = masked["input_ids"].shape[1]
     for r, row in enumerate(rows):
         ends = list(itertools.accumulate(len(e["input_ids"]) for e in row))
         want = list(zip([0, *ends[:-1]], ends, strict=True))
         want += [(ends[-1], width)] if ends[-1] < width else []
-        assert segment_bounds(plain["position_ids"], len(rows))[r] == want, "examples, then the padding"
+        assert segment_bounds(masked["position_ids"], len(rows))[r] == want, "examples, then the padding"
     grads = {}
-    for impl, batch in (("sdpa", masked), ("sdpa_segments", plain)):
+    for impl, batch in (("sdpa", masked), ("sdpa_segments", flat)):
         model = models[impl]
         model.zero_grad()
         with torch.enable_grad():
@@ -214,6 +221,14 @@ def test_packed_dataset_efficiency_and_collated_batch_layout(dio_mini_dir):
     rows = sorted(packed.rows, key=lambda r: sum(len(e["input_ids"]) for e in r))[:2]
     lengths = [[len(e["input_ids"]) for e in r] for r in rows]
     width = max(map(sum, lengths))
+    flat = PackedCollator(tok.pad_token_id, "sdpa_segments")(rows)
+    assert flat["input_ids"].shape == (1, sum(map(sum, lengths))) == (1, flat["num_real_tokens"])
+    assert flat.keys() == {"input_ids", "labels", "position_ids", "num_real_tokens"}
+    at = 0
+    for n in (n for lens in lengths for n in lens):
+        assert flat["position_ids"][0, at:at + n].tolist() == list(range(n))
+        assert flat["labels"][0, at] == IGNORE
+        at += n
     for impl, dtype in (("sdpa", torch.bool), ("eager", torch.bfloat16), ("flash_attention_2", None)):
         b = PackedCollator(tok.pad_token_id, impl, mask_dtype=torch.bfloat16)(rows)
         assert {k: b[k].dtype for k in ("input_ids", "labels", "position_ids")} == dict.fromkeys(

@@ -6,7 +6,8 @@ restart at 0) and attends only to itself:
   - sdpa: an explicit 4-D boolean block-causal mask (True = may attend);
   - eager: the same mask as an additive float mask (eager mishandles boolean masks);
   - sdpa_segments (train/segment_attention.py, CPU's default): no mask; sdpa runs on each
-    example alone, found from the position_ids;
+    example alone, found from the position_ids, so a step's rows go in as one unpadded
+    row [1, tokens] (no pad token is computed);
   - flash_attention_2: no mask; position_ids alone select the varlen kernel.
 Without one of these, packed examples attend to each other (measured here: logits off
 by ~1 against running each example alone). The first token of every example carries
@@ -25,6 +26,8 @@ MASKED_IMPLS = ("sdpa", "eager")
 # Rows as short as the data allows: where a step's cost grows with the row (the masked
 # paths), and sdpa_segments, measured faster on rows of 320 than of 512 (dio-mini, 1 thread).
 SHORT_ROW_IMPLS = (*MASKED_IMPLS, "sdpa_segments")
+# Attention that finds the examples itself: a batch's rows are concatenated, unpadded.
+FLAT_IMPLS = ("sdpa_segments",)
 
 
 def pack_indices(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -147,6 +150,10 @@ class PackedCollator:
 
     def __call__(self, rows: list[list[dict]]) -> dict[str, torch.Tensor]:
         layouts = [row_layout(row) for row in rows]
+        if self.attn in FLAT_IMPLS:
+            ids, labels, pos = (torch.cat([lay[i] for lay in layouts])[None] for i in range(3))
+            return {"input_ids": ids, "labels": labels, "position_ids": pos,
+                    "num_real_tokens": torch.tensor(ids.shape[1])}
         width = max(len(lay.ids) for lay in layouts)
         shape = (len(rows), width)
         ids = torch.full(shape, self.pad_id, dtype=torch.long)
