@@ -3,8 +3,9 @@
 Models: dio-mini and a ~20M-parameter Qwen3 (random init). Data: the same mixed-length
 BIN examples (1-8 problems per example). Baseline: plain `transformers.Trainer`, pad to
 the longest example of each batch (`DataCollatorForSeq2Seq`), AdamW, no packing. Ours:
-TrainerEngine with the daemon's settings: padding-free packing (sdpa + block-causal
-mask), its self-check, ledger rows, status and heartbeat files, checkpoints published
+TrainerEngine with the daemon's settings: padding-free packing (CPU's sdpa_segments:
+each packed example attends to itself alone, a step's rows go in as one unpadded row),
+its self-check, ledger rows, status and heartbeat files, checkpoints published
 with their ledger rows and a held-out loss at every save.
 
 Fair by construction: the same torch thread count on both sides (--threads, default
