@@ -170,7 +170,10 @@ def auto_dir(paths: RealmPaths) -> Path:
 
 
 def _stamp() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + f"-{time.time_ns() % 1_000_000_000:09d}"
+    # One clock reading: the second and its nanoseconds read apart could straddle a second
+    # boundary and sort a newer snapshot before an older one.
+    ns = time.time_ns()
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(ns // 1_000_000_000)) + f"-{ns % 1_000_000_000:09d}"
 
 
 def _settings(paths: RealmPaths) -> tuple[bool, int]:

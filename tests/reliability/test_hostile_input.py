@@ -215,6 +215,14 @@ CONFIG_CASES = [
 ]
 
 
+def put(path, data: bytes) -> None:
+    """Replace a file whole, as editors save: a plain write_text truncates first, and a
+    daemon reading in between sees an empty realm.toml, which is valid (the defaults)."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def test_bad_realm_toml_is_refused_and_the_last_good_config_kept(hostile, capsys):
     paths, daemon = hostile
     realm = Realm(paths.home)
@@ -223,9 +231,9 @@ def test_bad_realm_toml_is_refused_and_the_last_good_config_kept(hostile, capsys
     try:
         for text, fragment in [*CONFIG_CASES, (None, "invalid start byte")]:
             if text is None:
-                paths.config_file.write_bytes(b"[training]\nbatch_size = 8 \xff\xfe\n")
+                put(paths.config_file, b"[training]\nbatch_size = 8 \xff\xfe\n")
             else:
-                paths.config_file.write_text(text)
+                put(paths.config_file, text.encode())
             event = wait_for(lambda f=fragment: realm.sql(
                 f"SELECT message FROM events WHERE kind = 'config_error' AND "
                 f"contains(message, '{f}') LIMIT 1"), 30, f"config_error naming {fragment}")
@@ -238,7 +246,7 @@ def test_bad_realm_toml_is_refused_and_the_last_good_config_kept(hostile, capsys
         reason = wait_for(lambda: reasons(paths).get("kept-config.jsonl"), 60, "the long example refused")
         assert "over the 20000-character limit" in json.dumps(reason), reason
     finally:
-        paths.config_file.write_text(good)
+        put(paths.config_file, good.encode())
     assert daemon.poll() is None
     # One event per distinct problem, not one per tick.
     n = realm.ledger.scalar("SELECT count(*) FROM events WHERE kind = 'config_error'")
