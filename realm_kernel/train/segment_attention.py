@@ -40,8 +40,13 @@ def segment_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.T
 
     pos = kwargs.get("position_ids")
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    if (attention_mask is None and pos is not None and query.shape[2] == key.shape[2]
+            and kwargs.get("sliding_window") is not None):
+        # segment_mask gave no mask, so sdpa's fallback would drop the window: say so.
+        raise ValueError("sdpa_segments does not do sliding-window attention; "
+                         "set training.attn_implementation = 'sdpa'")
     if (attention_mask is not None or pos is None or not causal
-            or query.shape[2] != key.shape[2] or kwargs.get("sliding_window") is not None):
+            or query.shape[2] != key.shape[2]):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, is_causal=is_causal, **kwargs)
     groups = query.shape[1] // key.shape[1]
