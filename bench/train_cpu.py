@@ -43,6 +43,7 @@ from common import alternating, load_average, report, run_engine  # noqa: E402
 from realm_kernel.store.config import TrainingConfig  # noqa: E402
 from realm_kernel.train.data import build_datasets  # noqa: E402
 from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
+from realm_kernel.train.loading import cpu_autocast_bf16, precision  # noqa: E402
 from realm_kernel.train.mixed import mixed_examples  # noqa: E402
 from realm_kernel.train.packing import PackedCollator  # noqa: E402
 from realm_kernel.train.presets import init_from_config  # noqa: E402
@@ -51,10 +52,11 @@ from realm_kernel.train.trainer import cpu_share  # noqa: E402
 SAVE_STEPS = 25
 
 
-def bench_config(steps: int, threads: int = 0, save_steps: int = SAVE_STEPS) -> TrainingConfig:
+def bench_config(steps: int, threads: int = 0, save_steps: int = SAVE_STEPS,
+                 dtype: str = "auto") -> TrainingConfig:
     """The daemon's defaults (logging every step, a held-out loss at every save), pinned."""
     return TrainingConfig(max_steps=steps, save_steps=save_steps, batch_size=16, max_length=512,
-                          learning_rate=1e-3, threads=threads or cpu_share())
+                          learning_rate=1e-3, threads=threads or cpu_share(), dtype=dtype)
 
 
 def prepare(name: str, tmp: Path, steps: int) -> tuple[Path, list[dict]]:
@@ -135,7 +137,8 @@ def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Pat
                              lr_scheduler_type="cosine", logging_steps=cfg.logging_steps,
                              save_strategy="steps", save_steps=cfg.save_steps,
                              report_to="none", use_cpu=True, disable_tqdm=True, seed=cfg.seed,
-                             optim="adamw_torch", include_num_input_tokens_seen="non_padding")
+                             optim="adamw_torch", include_num_input_tokens_seen="non_padding",
+                             bf16=cpu_autocast_bf16(cfg.dtype))  # the same precision as ours
     collate = DataCollatorForSeq2Seq(tok, padding="longest")
     trainer = Trainer(model=model, args=args, train_dataset=train,
                       data_collator=lambda rows: tokens.count(collate(rows)))
@@ -143,9 +146,10 @@ def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Pat
     return trainer.state.num_input_tokens_seen / out.metrics["train_runtime"]
 
 
-def compare(name: str, tmp: Path, steps: int, pairs: int, threads: int, save_steps: int) -> dict:
+def compare(name: str, tmp: Path, steps: int, pairs: int, threads: int, save_steps: int,
+            dtype: str) -> dict:
     model_dir, exs = prepare(name, tmp, steps)
-    cfg = bench_config(steps, threads, save_steps)
+    cfg = bench_config(steps, threads, save_steps, dtype)
     ours, base = Side("ours", model_dir, exs, cfg, tmp), Side("baseline", model_dir, exs, cfg, tmp)
     ratios, mine, theirs = alternating(ours.run, base.run, pairs)
     key = name.replace("-", "_").replace(".", "_")
@@ -170,16 +174,21 @@ def main() -> None:
                     help="both sides save every N steps (make the steps a multiple of it)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads, both sides (0: half the cores)")
     ap.add_argument("--models", default="dio-mini,qwen3-20m")
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32"],
+                    help="training.dtype, both sides: auto = the daemon's (bf16 autocast on a "
+                         "CPU with native bf16, the baseline then runs with bf16=True), float32")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     a = ap.parse_args()
     threads = a.threads or cpu_share()
+    prec = precision(a.dtype, cuda=False)
     figures: dict = {"batch_size": 16, "save_steps": a.save_steps, "pairs": a.pairs, "threads": threads,
+                     "precision": prec,
                      "data": "BIN L1, 1-8 problems per example", "load_before": load_average()}
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.models.split(","):
             steps = a.steps if name == "dio-mini" else a.steps_large
-            f = compare(name, Path(tmp), steps, a.pairs, threads, a.save_steps)
+            f = compare(name, Path(tmp), steps, a.pairs, threads, a.save_steps, a.dtype)
             figures.update(f)
             key = name.replace("-", "_").replace(".", "_")
             lines.append(f"{name} {f[f'{key}_tokens_per_s']:.0f} vs {f[f'{key}_baseline_tokens_per_s']:.0f} "
@@ -192,8 +201,9 @@ def main() -> None:
     figures["load_after"] = load_average()
     first = a.models.split(",")[0].replace("-", "_").replace(".", "_")
     figures["tokens_per_s_ratio"] = figures[f"{first}_tokens_per_s_ratio"]
-    summary = (f"ours (packing, daemon settings) vs plain HF Trainer (pad to longest), {threads} "
-               f"thread(s) each, log every step, save every {a.save_steps}, warm-up + {a.pairs} "
+    summary = (f"ours (packing, daemon settings) vs plain HF Trainer (pad to longest), both in "
+               f"{prec}, {threads} thread(s) each, log every step, save every {a.save_steps}, "
+               f"warm-up + {a.pairs} "
                f"alternating pairs: " + "; ".join(lines) +
                f"; load average {figures['load_before']} -> {figures['load_after']}")
     report("train_cpu", figures, summary, a.out)

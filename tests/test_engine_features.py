@@ -171,3 +171,47 @@ def test_threads_0_borrows_the_cores_the_task_master_leaves_idle(realm_home):
     res = engine.run_job(job_for(realm_home, "pinned", examples, threads=1, max_steps=2,
                                  eval_fraction=0.0))
     assert res.success and res.all_cores_share is None
+
+
+def test_auto_dtype_on_a_cpu_with_native_bf16_trains_its_matmuls_in_bf16(realm_home, tmp_path):
+    """dtype "auto" on a CPU: fp32 weights and optimizer; matmuls in bf16 under autocast
+    only where the CPU multiplies bf16 in hardware (elsewhere bf16 is emulated, slower)."""
+    from transformers import TrainerCallback
+
+    from realm_kernel.train.loading import cpu_bf16_native, precision
+    if CUDA:
+        pytest.skip("the CPU's rule")
+    for name, flags, native in (("zen4", "fpu avx512f avx512_bf16 avx512_vnni", True),
+                                ("spr", "fpu avx512f amx_bf16 amx_tile", True),
+                                ("skx", "fpu avx2 avx512f avx512_vnni", False)):  # AVX-512, no BF16
+        (tmp_path / name).write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert cpu_bf16_native(str(tmp_path / name)) is native, name
+    assert not cpu_bf16_native(str(tmp_path / "absent"))
+    native = cpu_bf16_native()
+    assert precision("auto", cuda=False) == ("float32 + bf16 autocast" if native else "float32")
+    assert precision("float32", cuda=False) == "float32"
+
+    led = Ledger(realm_home, "test")
+    engine = TrainerEngine(realm_home, led)
+    examples = mixed_bin_examples(40, seed=5)
+    for dtype, mm in (("auto", torch.bfloat16 if native else torch.float32),
+                      ("float32", torch.float32)):
+        seen: set = set()
+
+        class Watch(TrainerCallback):
+            def __init__(self, into: set):
+                self.into = into
+
+            def on_train_begin(self, args, state, control, model=None, **kwargs):
+                into = self.into
+                model.get_output_embeddings().register_forward_hook(
+                    lambda m, i, out: into.add((out.dtype, m.weight.dtype)) if m.training else None)
+
+        job = job_for(realm_home, f"dtype-{dtype}", examples, dtype=dtype, max_steps=2,
+                      eval_fraction=0.0)
+        job.callbacks = [Watch(seen)]
+        res = engine.run_job(job)
+        assert res.success, res.error_message
+        assert res.precision == precision(dtype, cuda=False)
+        assert seen == {(mm, torch.float32)}, f"{dtype}: (matmul, weight) dtypes {seen}"
+        assert losses(led, f"dtype-{dtype}")[2] > 0

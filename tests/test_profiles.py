@@ -118,7 +118,7 @@ def test_without_cuda_the_gpu_profile_falls_back_to_the_cpu_and_says_so(tmp_path
     write_toml(tmp_path, '[hero]\nprofile = "qwen3-0.6b"\n')
     cfg = load_config(tmp_path, environ={})
     t, res = cfg.training, cfg.resolved_profile
-    assert (t.dtype, t.batch_size, t.gradient_accumulation_steps, t.learning_rate) == ("float32", 1, 16, 1e-5)
+    assert (t.dtype, t.batch_size, t.gradient_accumulation_steps, t.learning_rate) == ("auto", 1, 16, 1e-5)
     assert res.device == "cpu (no CUDA device)" and res.fit is None
     assert any("no CUDA device" in n and "float32" in n for n in res.notes)
     assert "CPU fallback" in res.sources["training.dtype"]

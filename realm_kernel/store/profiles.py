@@ -11,8 +11,9 @@ A GPU profile sizes the per-device batch, gradient accumulation (their product s
 profile's effective batch), gradient checkpointing and, on a small card, max_length with
 the VRAM calculator (store/vram.py `fit`) to the card that is present: torch.cuda's
 device 0, or `[hero] vram_gb` (REALM_HERO__VRAM_GB, `--vram-gb`) to plan for a card of
-that size. Without CUDA it falls back to the CPU in float32 at batch 1 (same effective
-batch) and says so in its notes: it works, slowly.
+that size. Without CUDA it falls back to the CPU at batch 1 (same effective batch) with
+dtype "auto" (float32 weights, bf16 matmuls where the CPU has native bf16) and says so in
+its notes: it works, slowly.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ PROFILES: dict[str, HeroProfile] = {p.name: p for p in (
         "training.gradient_checkpointing": Default(False, _FIT + ": on only when batch 1 does not "
                                                                  "fit without it"),
         "training.dtype": Default("bfloat16", "Qwen3's published weights are bf16; the seed's "
-                                              "recipes train in bf16 (float32 on the CPU fallback)"),
+                                              "recipes train in bf16 (\"auto\" on the CPU fallback)"),
         "training.save_steps": Default(200, "measured and projected: bench/real_hero_cpu.py "
                                             "2026-12-01 (Qwen3-0.6B bf16: a resume save 3.6 GB, "
                                             "~7.9 s; weights-only 1.2 GB) at an assumed RTX 4090 "
@@ -206,11 +207,12 @@ def _size(res: Resolution, profile: HeroProfile, cfg: Any, explicit: dict[str, s
     length = t.max_length if "training.max_length" in explicit else wanted["training.max_length"]
     if card is None:
         res.device = "cpu (no CUDA device)"
-        wanted.update({"training.dtype": "float32", "training.batch_size": 1,
+        wanted.update({"training.dtype": "auto", "training.batch_size": 1,
                        "training.gradient_accumulation_steps": profile.effective_batch})
         for key in ("training.dtype", "training.batch_size", "training.gradient_accumulation_steps"):
             sources[key] = f"profile {res.profile}: CPU fallback (no CUDA device)"
-        res.notes.append(f"no CUDA device: {res.profile} trains on the CPU in float32 at batch 1 x "
+        res.notes.append(f"no CUDA device: {res.profile} trains on the CPU in float32 (its matmuls in "
+                         f"bf16 where the CPU has native bf16) at batch 1 x "
                          f"{profile.effective_batch} accumulation; it works, slowly (seconds to "
                          "minutes a step). On a GPU machine the batch is sized to the card; "
                          "[hero] vram_gb plans for a card of that size")

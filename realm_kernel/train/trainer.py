@@ -24,7 +24,7 @@ from ..store.vault import run_finished
 from . import trackers
 from .callbacks import RealmCallback, ThreadShare
 from .data import PadCollator, build_datasets
-from .loading import load_model_and_tokenizer, torch_dtype
+from .loading import cpu_autocast_bf16, load_model_and_tokenizer, precision, torch_dtype
 from .lora import check_method, for_method
 from .optim import build_optimizer
 from .packing import SHORT_ROW_IMPLS, PackedCollator, PackedDataset, masked_capacity
@@ -70,6 +70,7 @@ class TrainingResult:
     seconds: float = 0.0
     packing_efficiency: float | None = None
     attn_implementation: str | None = None
+    precision: str | None = None  # "float32 + bf16 autocast" on a CPU with native bf16
     world_size: int = 1
     disk_full: bool = False  # the run failed for want of disk space, not for its quest
     setup_fault: bool = False  # the model or a package is missing/unloadable: not the quest's fault
@@ -309,7 +310,7 @@ class TrainerEngine:
             remove_unused_columns=False,
             dataloader_num_workers=0,
             use_cpu=not cuda,
-            bf16=cuda and torch_dtype(cfg.dtype, cuda) == torch.bfloat16,
+            bf16=(torch_dtype(cfg.dtype, cuda) == torch.bfloat16 if cuda else cpu_autocast_bf16(cfg.dtype)),
             **_checkpointing_args(TrainingArguments, cfg.gradient_checkpointing),
             use_liger_kernel=liger,
             include_num_input_tokens_seen="non_padding",
@@ -346,6 +347,7 @@ class TrainerEngine:
             seconds=time.monotonic() - t0,
             packing_efficiency=efficiency,
             attn_implementation=attn,
+            precision=precision(cfg.dtype, cuda),
             world_size=args.world_size,
             train_seconds=t_train,
             all_cores_share=lending.full_share if lending else None,
