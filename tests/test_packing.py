@@ -248,3 +248,23 @@ def test_packed_dataset_efficiency_and_collated_batch_layout(dio_mini_dir):
             assert b["position_ids"][r, at:].tolist() == list(range(width - at))
     eager = PackedCollator(tok.pad_token_id, "eager")(rows)["attention_mask"]
     assert eager.dtype == torch.float32 and eager.min() == torch.finfo(torch.float32).min and eager.max() == 0
+
+
+def test_segment_attention_runs_in_float32_under_cpu_autocast():
+    """Training with bf16 autocast on a CPU: each example's attention is computed in
+    float32 (CPU flash attention's bf16 backward is the slower one), from the same inputs
+    the float32 path gets, and gradients flow back to the bf16 projections."""
+    from realm_kernel.train.segment_attention import segment_attention
+    torch.manual_seed(0)
+    module = torch.nn.Module()
+    q = torch.randn(1, 4, 30, 8, requires_grad=True)
+    k = torch.randn(1, 2, 30, 8, dtype=torch.bfloat16, requires_grad=True)
+    v = torch.randn(1, 2, 30, 8, dtype=torch.bfloat16, requires_grad=True)
+    pos = torch.cat([torch.arange(12), torch.arange(18)])[None]
+    want, _ = segment_attention(module, q, k.float(), v.float(), None, position_ids=pos)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = segment_attention(module, q, k, v, None, position_ids=pos)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, want)
+    got.sum().backward()
+    assert k.grad is not None and k.grad.dtype == torch.bfloat16 and q.grad.dtype == torch.float32
