@@ -67,13 +67,18 @@ def _by_segment(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
 
     groups = query.shape[1] // key.shape[1]
     key, value = repeat_kv(key, groups), repeat_kv(value, groups)
+    rows = query.shape[0]
     out = []
-    for r, bounds in enumerate(segment_bounds(pos, query.shape[0])):
+    for r, bounds in enumerate(segment_bounds(pos, rows)):
+        # split, not a slice per example: a slice's backward writes a zeroed row-sized
+        # gradient per example (O(examples x row) a layer), split's one concatenation.
+        sizes = [b - a for a, b in bounds]
+        q, k, v = ((t if rows == 1 else t[r:r + 1]).split(sizes, dim=2) for t in (query, key, value))
         parts = [torch.nn.functional.scaled_dot_product_attention(
-            query[r:r + 1, :, a:b], key[r:r + 1, :, a:b], value[r:r + 1, :, a:b],
-            dropout_p=dropout, scale=scaling, is_causal=True) for a, b in bounds]
+            qs, ks, vs, dropout_p=dropout, scale=scaling, is_causal=True)
+            for qs, ks, vs in zip(q, k, v, strict=True)]
         out.append(torch.cat(parts, dim=2) if len(parts) > 1 else parts[0])
-    return torch.cat(out).transpose(1, 2).contiguous(), None
+    return (torch.cat(out) if rows > 1 else out[0]).transpose(1, 2).contiguous(), None
 
 
 def segment_mask(**kwargs: Any) -> torch.Tensor | None:
