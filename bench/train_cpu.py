@@ -9,7 +9,9 @@ its self-check, ledger rows, status and heartbeat files, checkpoints published
 with their ledger rows and a held-out loss at every save.
 
 Fair by construction: the same torch thread count on both sides (--threads, default
-what the daemon takes: half the cores), the same examples per step, the same steps, the
+what the daemon takes: half the cores), the same precision (--dtype: auto, the daemon's,
+is bf16 autocast on a CPU with native bf16 and the baseline then gets HF's bf16=True;
+float32 for both), the same examples per step, the same steps, the
 same logging cadence (every step, as the daemon logs) and save cadence (--save-steps,
 both sides save full checkpoints; steps are a multiple of it so neither side saves
 more); one warm-up run of each side first; then pairs in alternating order (ours,
