@@ -38,7 +38,7 @@ def cpu_autocast_bf16(name: str) -> bool:
 
 
 def precision(name: str, cuda: bool) -> str:
-    """What a training run computes in, as its result and events report it."""
+    """What a training run computes in (TrainingResult.precision, the daemon's result log)."""
     if not cuda and cpu_autocast_bf16(name):
         return "float32 + bf16 autocast"
     return str(torch_dtype(name, cuda)).removeprefix("torch.")
