@@ -60,7 +60,8 @@ PROFILES: dict[str, HeroProfile] = {p.name: p for p in (
         "training.batch_size": Default(16, _DIO_MINI_BATCH),
         "training.gradient_accumulation_steps": Default(1, _DIO_MINI_BATCH),
         "training.gradient_checkpointing": Default(False, "a 1.5M model needs none"),
-        "training.dtype": Default("auto", "fp32 on the CPU (bf16 where CUDA is present)"),
+        "training.dtype": Default("auto", "fp32 on the CPU, its matmuls in bf16 where the CPU "
+                                          "has native bf16 (bf16 where CUDA is present)"),
         "training.save_steps": Default(25, "measured: bench/RESULTS.md idle_loop 2026-11-26 "
                                            "(a checkpoint every 25 steps: 194 checkpoints, 14 "
                                            "level-ups in 60 min on 2 cores)"),
