@@ -26,6 +26,7 @@ from ..store import backup
 from ..store.backup import BackupError
 from ..store.config import ConfigError, RealmConfig
 from ..store.home import Home
+from ..store.hosts import HostRegistry
 from ..store.ledger import SCHEMA_VERSION, Ledger
 from ..store.paths import RealmPaths
 from ..store.process import pid_alive
@@ -118,6 +119,10 @@ class Realm:
                 "weaver": {"alive": weaving, "pid": weaver.get("pid"),
                            "updated": weaver.get("updated")},
                 "ledger": {"schema_version": SCHEMA_VERSION}}
+
+    def hosts(self) -> HostRegistry:
+        """The host registry (hosts.toml): where the trainer and the inference hosts run."""
+        return HostRegistry.load(self.paths.home)
 
     # -- the ledger and backups ---------------------------------------------------------
     def sql(self, query: str) -> list[dict]:

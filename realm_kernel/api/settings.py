@@ -3,11 +3,13 @@ saved atomically)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ..store import settings as toml_settings
-from ..store.config import ConfigError, RealmConfig
+from ..store.config import ConfigError, RealmConfig, load_config
 from ..store.home import Home
+from ..store.profiles import Resolution
 
 
 class Settings:
@@ -37,3 +39,9 @@ class Settings:
         """The validation errors of {"section.key": value} as typed so far ({} when
         valid); nothing is written."""
         return toml_settings.preview(self.home.paths, changes)
+
+    def profile(self, name: str | None = None) -> Resolution:
+        """The hero profile in force (default: realm.toml's, or the one named): each training
+        default, its value and where it came from."""
+        environ = dict(os.environ, **({"REALM_HERO__PROFILE": name} if name else {}))
+        return load_config(self.home.paths.home, environ).resolved_profile

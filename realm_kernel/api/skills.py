@@ -52,6 +52,18 @@ class Skills:
         rule (a level-up event, the checkpoint becomes champion); returns its run id."""
         return grading.record(self.home, result, step, checkpoint)["run_id"]
 
+    def record_answers(self, skill: str, level: int, answers: list[str], step: int | None = None,
+                       checkpoint: str | None = None, spar: bool = False) -> dict:
+        """Score `answers` (in the order of the level's eval batch) through the one grading
+        path, as if a model gave them; record the eval and, with `spar`, queue sparring
+        from the wrong ones."""
+        result = grading.grade(grading.pick(skill, level, len(answers), eval_batch=True),
+                               lambda questions, golden: answers)
+        out = {"run_id": self.record_eval(result, step, checkpoint), **result.summary()}
+        if spar and result.wrong:
+            out["sparring"] = str(self.spar(result))
+        return out
+
     def eval_report(self, skill: str, threshold: float = 0.8) -> dict:
         return eval_report(self.home.ledger, skill, threshold)
 
