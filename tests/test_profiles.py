@@ -181,11 +181,11 @@ def test_cli_hero_profile_shows_values_and_sources(tmp_path, monkeypatch):
 
 
 def test_play_hero_keeps_the_choice_in_realm_toml(tmp_path, monkeypatch):
-    import realm_kernel.cli as cli
+    from realm_kernel.cli import lifecycle
     monkeypatch.setenv("REALM_HOME", str(tmp_path))
     monkeypatch.setenv("REALM_HERO__VRAM_GB", "0")
     started = []
-    monkeypatch.setattr(cli, "_play_detached", lambda *a: started.append(a) or 0)
+    monkeypatch.setattr(lifecycle, "_play_detached", lambda *a: started.append(a) or 0)
     res = _cli(tmp_path, "play", "--hero", "nope", "--detach")
     assert res.exit_code == 2 and "--hero: unknown hero profile 'nope'" in res.stderr and not started
     assert not (tmp_path / "realm.toml").exists()

@@ -257,7 +257,7 @@ def test_rotating_log_keeps_a_bounded_total(tmp_path):
 
 
 def test_play_serves_copies_so_the_checkout_stays_clean(tmp_path):
-    from realm_kernel.cli import run_folder
+    from realm_kernel.cli.jupyter import run_folder
     from realm_kernel.store.paths import RealmPaths
     paths = RealmPaths.at(tmp_path / "home").ensure()
     run = run_folder(paths)
