@@ -305,7 +305,7 @@ def _(ctx):
 
 @call("skills list")
 def _(ctx):
-    assert {s["id"] for s in ctx.json("skills", "list")} == {"bin", "sy"}
+    assert {s["skill"] for s in ctx.json("skills", "list")} == {"bin", "sy"}
 
 
 @call("skills show")

@@ -150,7 +150,7 @@ def test_weak_primitive_report_and_weights():
 def test_cli_skills_commands(realm, tmp_path):
     run = CliRunner().invoke
     out = run(app, ["skills", "list"])
-    assert out.exit_code == 0 and {s["id"] for s in json.loads(out.output)} == {"bin", "sy"}
+    assert out.exit_code == 0 and {s["skill"] for s in json.loads(out.output)} == {"bin", "sy"}
     out = run(app, ["skills", "show", "sy", "--level", "10"])
     assert out.exit_code == 0 and json.loads(out.output)["sample"]["primitive_id"] == "sy_acrostic"
     out = run(app, ["skills", "show", "bin"])
