@@ -37,8 +37,8 @@ ever added; `ensure_segments()` migrates an older ledger by dropping an empty
 `union_by_name`, so older segments answer with nulls in the new columns. `ledger_info`
 says which version the views were made for.
 
-`CheckpointLedger` is the checkpoint ledger API (latest, get(step), best(metric), list,
-summary) over the `checkpoints` table; `extract_step(name)` parses any checkpoint name.
+What the ledger knows about checkpoints lives in store/checkpoints.py; the named read
+queries of the other tables in store/queries.py.
 """
 
 from __future__ import annotations
@@ -47,14 +47,13 @@ import fcntl
 import itertools
 import json
 import os
-import re
 import shutil
 import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import backup, faults
-from .paths import RealmPaths, atomic_write_json, checkpoint_complete
+from .paths import RealmPaths, atomic_write_json
+from .process import pid_alive
 
 SCHEMA_VERSION = 5  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
 #                     assets, zones, tasks, achievements, quests.sha256, events.key; v3: both;
@@ -705,138 +705,16 @@ class MetricBuffer:
             atomic_write_json(path, data)
 
 
-# -- the checkpoint ledger ------------------------------------------------------------
-
-_STEP_RE = re.compile(r"checkpoint[-_](\d+)", re.IGNORECASE)
-
-
-def extract_step(name: str | os.PathLike) -> int | None:
-    """The step in any checkpoint name: `checkpoint-190000-20251127-1430`, `checkpoint-175000`,
-    `checkpoint_175000` (an asset id), or a path ending in one. None when there is none."""
-    text = str(name).rstrip("/")
-    m = _STEP_RE.search(text.rsplit("/", 1)[-1]) or _STEP_RE.search(text)
-    return int(m.group(1)) if m else None
-
-
-@dataclass(frozen=True)
-class CheckpointRecord:
-    """A checkpoint's stats at save time (one row of the checkpoint ledger)."""
-
-    step: int
-    name: str
-    path: str
-    date: str | None = None
-    loss: float | None = None
-    val_loss: float | None = None
-    learning_rate: float | None = None
-    epoch: float | None = None
-    skill: str | None = None
-    skill_level: int | None = None
-    training_file: str | None = None
-    run_id: str | None = None
-
-    @property
-    def canonical_name(self) -> str:
-        return self.name
-
-    @property
-    def train_loss(self) -> float | None:  # the seed's name for it
-        return self.loss
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> CheckpointRecord:
-        return cls(**{k: row.get(k) for k in cls.__dataclass_fields__})
-
-
-# metric -> (SQL expression over checkpoint_ledger, True when lower is better)
-CHECKPOINT_METRICS: dict[str, tuple[str, bool]] = {
-    "loss": ("loss", True),
-    "train_loss": ("loss", True),
-    "val_loss": ("val_loss", True),
-    "eval_loss": ("val_loss", True),
-    "accuracy": ("(SELECT avg(e.accuracy) FROM evals e WHERE e.step = c.step)", False),
-}
-
-
-class CheckpointLedger:
-    """latest / get(step) / best(metric) / list / summary over the checkpoints table.
-
-    `RemoteLedgerClient` (realm_kernel.store.remote_ledger) has the same interface over REST."""
-
-    _COLS = ", ".join(f"c.{f}" for f in CheckpointRecord.__dataclass_fields__)
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-
-    def _records(self, where: str = "", params: Sequence[Any] = (), order: str = "c.step DESC",
-                 limit: int | None = None) -> list[CheckpointRecord]:
-        sql = f"SELECT {self._COLS} FROM checkpoint_ledger c {where} ORDER BY {order}"
-        if limit is not None:
-            sql += f" LIMIT {max(0, int(limit))}"
-        return [CheckpointRecord.from_row(r) for r in self.ledger.query(sql, list(params))]
-
-    def latest(self) -> CheckpointRecord | None:
-        rows = self._records(limit=1)
-        return rows[0] if rows else None
-
-    def get(self, step: int | str) -> CheckpointRecord | None:
-        """By step, or by any checkpoint name or asset id that contains one."""
-        n = int(step) if isinstance(step, int) or str(step).isdigit() else extract_step(step)
-        if n is None:
-            return None
-        rows = self._records("WHERE c.step = ?", [n], limit=1)
-        return rows[0] if rows else None
-
-    def best(self, metric: str = "loss") -> CheckpointRecord | None:
-        if metric not in CHECKPOINT_METRICS:
-            raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(CHECKPOINT_METRICS)}")
-        expr, lower = CHECKPOINT_METRICS[metric]
-        rows = self._records(f"WHERE {expr} IS NOT NULL",
-                             order=f"{expr} {'ASC' if lower else 'DESC'}, c.step DESC", limit=1)
-        return rows[0] if rows else None
-
-    def list(self, limit: int | None = None, skill: str | None = None) -> list[CheckpointRecord]:
-        """Newest first."""
-        if skill:
-            return self._records("WHERE c.skill = ?", [skill], limit=limit)
-        return self._records(limit=limit)
-
-    def summary(self) -> dict[str, Any]:
-        row = self.ledger.query("""
-            SELECT count(*) AS count, min(step) AS first_step, max(step) AS latest_step,
-                   min(loss) AS best_loss, min(val_loss) AS best_val_loss,
-                   count(DISTINCT skill) AS skills, min(date) AS first_date, max(date) AS latest_date
-            FROM checkpoint_ledger""")[0]
-        by_skill = self.ledger.query("""
-            SELECT coalesce(skill, '') AS skill, count(*) AS count, max(skill_level) AS max_level,
-                   min(loss) AS best_loss
-            FROM checkpoint_ledger GROUP BY 1 ORDER BY 1""")
-        best = self.best("loss")
-        latest = self.latest()
-        return {**row, "by_skill": by_skill,
-                "best": best.as_dict() if best else None,
-                "latest": latest.as_dict() if latest else None}
-
-    # The seed's names, so code written against it keeps working.
-    get_latest = latest
-    get_best = best
-
-    def list_all(self, limit: int | None = None) -> list[CheckpointRecord]:
-        return self.list(limit)
-
-
-def latest_checkpoint(ledger: Ledger) -> tuple[int, Path] | None:
-    """The newest complete checkpoint (sidecar, config and weights on disk): a partial
-    or sidecar-less directory is never resumed from."""
-    rows = ledger.query("SELECT step, path FROM checkpoints ORDER BY step DESC, ts DESC LIMIT 20")
-    for row in rows:
-        p = Path(row["path"])
-        if checkpoint_complete(p):
-            return int(row["step"]), p
-    return None
+def remove_dead_temp_segments(paths: RealmPaths) -> int:
+    """Temp segments and raw-slot links (`.<name>.<pid>.tmp`) whose writer died; never
+    part of any view (the daemon removes them at start-up)."""
+    n = 0
+    for tmp in [*paths.segments.glob("*/gen-*/.*.tmp"), *paths.segments.glob("*/raw/.*.tmp")]:
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not pid_alive(pid):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def json_data(data: dict[str, Any]) -> str:

@@ -17,10 +17,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..store.checkpoints import carries_resume_state, resume_files
 from ..store.config import RetentionConfig
 from ..store.ledger import Ledger
 from ..store.paths import SIDECAR, RealmPaths
-from ..store.vault import VaultKeeper, carries_resume_state, dir_bytes, resume_files
+from ..store.vault import VaultKeeper, dir_bytes
 
 log = logging.getLogger("realm.keeper")
 
