@@ -9,6 +9,7 @@ from ..store.checkpoints import hero_model_path
 from ..store.config import RealmConfig
 from ..store.ledger import Ledger
 from ..store.paths import PRIORITIES, RealmPaths
+from ..store.queries import quest_hashes
 from .formats import Level, QuestReport, TokenCounter, limits_of, validate_quest
 from .queue import list_queue
 
@@ -18,10 +19,7 @@ LIVE_STATES = ("queued", "processing", "completed")
 
 def known_quests(ledger: Ledger) -> dict[str, str]:
     """sha256 -> quest name, for quests queued, in training or completed."""
-    rows = ledger.query(
-        "SELECT DISTINCT q.sha256, s.quest_id FROM quests q JOIN quest_status s USING (quest_id) "
-        f"WHERE q.sha256 IS NOT NULL AND s.status IN {LIVE_STATES}")
-    return {r["sha256"]: r["quest_id"] for r in rows}
+    return {r["sha256"]: r["quest_id"] for r in quest_hashes(ledger, LIVE_STATES)}
 
 
 def tokenizer_counter(model_path: Path) -> tuple[TokenCounter, int | None]:

@@ -35,6 +35,7 @@ from ..store.config import ConfigError, RealmConfig, load_config
 from ..store.ledger import Ledger, remove_dead_temp_segments
 from ..store.paths import RealmPaths
 from ..store.process import service_main, take_instance_lock
+from ..store.queries import hero_step, quest_status
 from ..store.status import DAEMON, TRAINING, read_status, write_status
 
 log = logging.getLogger("realm.daemon")
@@ -89,11 +90,10 @@ class Daemon:
         write_status(self.paths, TRAINING, state=state, quest=None, step=self.hero_step())
 
     def hero_step(self) -> int:
-        return int(self.ledger.scalar("SELECT coalesce(max(step), 0) FROM metrics") or 0)
+        return hero_step(self.ledger)
 
     def quest_row(self, name: str) -> dict | None:
-        rows = self.ledger.query("SELECT * FROM quest_status WHERE quest_id = ?", [name])
-        return rows[0] if rows else None
+        return quest_status(self.ledger, name)
 
     def recover(self) -> None:
         """Quests a crash left in processing/ go to the head of the queue, keeping their
