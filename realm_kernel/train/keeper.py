@@ -2,7 +2,7 @@
 the older checkpoints lose their resume state and retention runs, off the training step.
 
 Only the newest checkpoint carries optimizer, scheduler and RNG state (the one an
-interrupted run resumes from, quests/admission.resume_point); every other kept checkpoint
+interrupted run resumes from, store/checkpoints.resume_point); every other kept checkpoint
 is its weights in the training dtype with tokenizer, config and sidecar: plain
 `from_pretrained` loads it and vLLM serves it.
 """
