@@ -39,9 +39,9 @@ from .store import backup
 from .store.checkpoints import UnknownCheckpoint, checkpoint_row, list_checkpoints, locate_checkpoint
 from .store.config import ConfigError, RealmConfig
 from .store.home import Home
-from .store.ledger import SCHEMA_VERSION
 from .store.paths import RealmPaths
 from .store.process import pid_alive
+from .store.schema import SCHEMA_VERSION
 from .store.settings import describe as describe_settings
 from .store.settings import preview as preview_settings_file
 from .store.settings import save as save_settings_file

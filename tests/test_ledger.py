@@ -6,8 +6,9 @@ import time
 import duckdb
 import pytest
 
-from realm_kernel.store.ledger import TABLES, Ledger, MetricBuffer
+from realm_kernel.store.ledger import Ledger, MetricBuffer
 from realm_kernel.store.paths import RealmPaths
+from realm_kernel.store.schema import TABLES
 from tests.helpers import wait_for
 
 
@@ -213,10 +214,10 @@ def test_raw_readers_attached_sees_other_processes_and_our_own(tmp_path):
 def test_raw_views_read_an_old_ledger_and_its_merged_rows_once(tmp_path, monkeypatch):
     """Rows written before v5 (no `_seg`) keep one copy in the raw views while their
     merged file and the source both sit in raw/."""
-    import realm_kernel.store.ledger as ledger_mod
+    from realm_kernel.store.schema import SEG
     led = make(tmp_path)
     gen = led.current_dir("metrics").resolve()
-    v4 = pa.schema([f for f in ledger_mod.TABLES["metrics"] if f.name != ledger_mod.SEG])
+    v4 = pa.schema([f for f in TABLES["metrics"] if f.name != SEG])
     for i in range(3):  # segments of an older writer, without the origin column
         pq.write_table(pa.Table.from_pylist([{"step": i, "loss": 1.0}], schema=v4),
                        gen / f"0000{i}-old.parquet")
@@ -237,7 +238,7 @@ def test_raw_views_read_an_old_ledger_and_its_merged_rows_once(tmp_path, monkeyp
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from realm_kernel.store.ledger import SCHEMA_VERSION  # noqa: E402
+from realm_kernel.store.schema import SCHEMA_VERSION  # noqa: E402
 
 
 def test_an_old_ledger_is_migrated_and_keeps_its_rows(tmp_path):

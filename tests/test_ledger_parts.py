@@ -21,14 +21,12 @@ import realm_kernel.store.ledger as ledger_mod
 from realm_kernel.store.backup import auto_dir
 from realm_kernel.store.ledger import (
     COMPACT_AT,
-    SCHEMA_VERSION,
-    SEG,
-    TABLES,
     Ledger,
     MetricBuffer,
     raw_readers_attached,
     segment_stats,
 )
+from realm_kernel.store.schema import SCHEMA_VERSION, SEG, TABLES
 
 from .test_ledger import make
 

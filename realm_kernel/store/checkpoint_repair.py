@@ -20,8 +20,9 @@ import shutil
 from pathlib import Path
 
 from .checkpoints import extract_step
-from .ledger import TABLES, Ledger, json_data
+from .ledger import Ledger, json_data
 from .paths import REPLACED_PREFIX, SIDECAR, RealmPaths, checkpoint_complete, read_json
+from .schema import TABLES
 
 log = logging.getLogger("realm.recovery")
 CHECKPOINT_COLUMNS = set(TABLES["checkpoints"].names)

@@ -1,5 +1,5 @@
 """Named read queries: the SQL the layers above run against the ledger, beside its table
-schemas (store/ledger.py's TABLES and views), so a schema change touches store/ only.
+schemas (store/schema.py's TABLES and views), so a schema change touches store/ only.
 
 Each function takes a `Ledger` and returns rows (dicts), one row, or one value. What is
 read about checkpoints lives in store/checkpoints.py, the vault's catalog reads in
