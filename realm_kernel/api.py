@@ -27,15 +27,7 @@ from .evals.skillbook import (
 )
 from .oracle.client import SharedOracle
 from .oracle.hosts import inference_hosts
-from .oracle.pool import (
-    ModelPool,
-    Oracle,
-    UnknownCheckpoint,
-    checkpoint_row,
-    list_checkpoints,
-    locate_checkpoint,
-    require_step,
-)
+from .oracle.pool import ModelPool, Oracle, require_step
 from .oracle.remote import RemoteOracle
 from .quests.admission import check_quest, validate_queue
 from .quests.formats import QuestError as QuestError  # re-exported for the widgets
@@ -44,11 +36,12 @@ from .quests.publish import publish, quest_row, record, withdraw
 from .quests.queue import list_queue, reorder, set_priority, waiting
 from .services import taskmaster
 from .store import backup
+from .store.checkpoints import UnknownCheckpoint, checkpoint_row, list_checkpoints, locate_checkpoint
 from .store.config import ConfigError, RealmConfig
 from .store.home import Home
-from .store.ledger import SCHEMA_VERSION
 from .store.paths import RealmPaths
 from .store.process import pid_alive
+from .store.schema import SCHEMA_VERSION
 from .store.settings import describe as describe_settings
 from .store.settings import preview as preview_settings_file
 from .store.settings import save as save_settings_file

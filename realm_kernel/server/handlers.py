@@ -22,8 +22,8 @@ from .. import __version__
 from ..api import Realm
 from ..quests.formats import QuestError
 from ..quests.queue import QueueConflict
+from ..store.checkpoints import CHECKPOINT_METRICS
 from ..store.config import ConfigError
-from ..store.ledger import CHECKPOINT_METRICS
 from ..store.vault import ASSET_TYPES, ProtectedAssetError, VaultError, check_id
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024

@@ -23,17 +23,19 @@ import uuid
 from pathlib import Path
 
 from ..evals.achievements import hero_progress
-from ..quests.admission import check_quest, resume_point
+from ..quests.admission import check_quest
 from ..quests.formats import Level, QuestReport, limits_of, priority_of, validate_quest
 from ..quests.publish import quest_row, record
 from ..quests.queue import fail, move, next_quest
 from ..quests.recovery import repair_quests
 from ..store import gpu_yield, hub
+from ..store.checkpoint_repair import repair_checkpoints
+from ..store.checkpoints import latest_checkpoint, resume_point
 from ..store.config import ConfigError, RealmConfig, load_config
-from ..store.ledger import Ledger, latest_checkpoint
+from ..store.ledger import Ledger, remove_dead_temp_segments
 from ..store.paths import RealmPaths
 from ..store.process import service_main, take_instance_lock
-from ..store.recovery import repair
+from ..store.queries import hero_step, quest_status
 from ..store.status import DAEMON, TRAINING, read_status, write_status
 
 log = logging.getLogger("realm.daemon")
@@ -41,7 +43,7 @@ SETUP_RETRY_S = 15.0  # first wait after a setup fault; doubles up to SETUP_RETR
 SETUP_RETRY_MAX_S = 300.0
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp")
 
-__all__ = ["Daemon", "DaemonAlreadyRunning", "latest_checkpoint", "main"]
+__all__ = ["Daemon", "DaemonAlreadyRunning", "main"]
 
 
 class DaemonAlreadyRunning(RuntimeError):
@@ -88,11 +90,10 @@ class Daemon:
         write_status(self.paths, TRAINING, state=state, quest=None, step=self.hero_step())
 
     def hero_step(self) -> int:
-        return int(self.ledger.scalar("SELECT coalesce(max(step), 0) FROM metrics") or 0)
+        return hero_step(self.ledger)
 
     def quest_row(self, name: str) -> dict | None:
-        rows = self.ledger.query("SELECT * FROM quest_status WHERE quest_id = ?", [name])
-        return rows[0] if rows else None
+        return quest_status(self.ledger, name)
 
     def recover(self) -> None:
         """Quests a crash left in processing/ go to the head of the queue, keeping their
@@ -109,9 +110,11 @@ class Daemon:
                                                  "it resumes from its last checkpoint")
 
     def repair(self) -> None:
-        """Finish or undo whatever a crash cut in half (recovery.py), then put quests
-        left in processing/ back at the head of the queue."""
-        done = repair(self.paths, self.ledger)
+        """Finish or undo whatever a crash cut in half (store/checkpoint_repair.py, dead
+        temp segments, quests/recovery.py), then put quests left in processing/ back at
+        the head of the queue."""
+        done: dict = {"checkpoints": repair_checkpoints(self.paths, self.ledger),
+                      "temp_segments": remove_dead_temp_segments(self.paths)}
         self.recover()
         done["quests"] = repair_quests(self.paths, self.ledger)
         ck = done["checkpoints"]

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..store import faults
+from ..store.checkpoints import run_finished
 from ..store.config import RetentionConfig, TrainingConfig
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
-from ..store.vault import run_finished
 from . import trackers
 from .callbacks import RealmCallback, ThreadShare
 from .data import PadCollator, build_datasets
