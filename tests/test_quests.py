@@ -236,49 +236,6 @@ def test_validate_queue_does_not_call_an_admitted_quest_its_own_duplicate(tmp_pa
     assert "'first.jsonl'" in reports["copy.jsonl"]["summary"]
 
 
-def fake_checkpoint(realm, step: int, quest: str, run_id: str, global_step: int | None = 10,
-                    optimizer: bool = True):
-    """A complete checkpoint directory (sidecar, config, weights) and its ledger row."""
-    d = realm.paths.checkpoints / f"checkpoint-{step}-20260101-1200"
-    d.mkdir(parents=True)
-    (d / "config.json").write_text("{}")
-    (d / "model.safetensors").write_bytes(b"w")
-    (d / ".ledger.json").write_text(json.dumps({"step": step, "training_file": quest, "run_id": run_id}))
-    if global_step is not None:
-        (d / "trainer_state.json").write_text(json.dumps({"global_step": global_step}))
-    if optimizer:
-        (d / "optimizer.pt").write_bytes(b"o")
-    realm.ledger.append("checkpoints", [{"step": step, "name": d.name, "path": str(d)}])
-    return d
-
-
-def test_resume_point_only_for_the_same_quest_and_run_with_trainer_state(tmp_path):
-    """An interrupted run resumes from the hero's newest checkpoint only when that run
-    saved it with its trainer state; the offset is the steps trained before the run."""
-    from realm_kernel.api import Realm
-    from realm_kernel.quests.admission import hero_model_path, resume_point
-    realm = Realm(tmp_path / "realm")
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None  # no checkpoint yet
-    base = realm.config.base_model_path(realm.paths)
-    assert hero_model_path(realm.ledger, realm.config, realm.paths) == base
-    d = fake_checkpoint(realm, 130, "q.jsonl", "run-1", global_step=30)
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") == (d, 100)
-    assert hero_model_path(realm.ledger, realm.config, realm.paths) == d
-    assert resume_point(realm.ledger, "q.jsonl", None) is None
-    assert resume_point(realm.ledger, "q.jsonl", "run-2") is None, "another run"
-    assert resume_point(realm.ledger, "other.jsonl", "run-1") is None, "another quest"
-    (d / "optimizer.pt").unlink()
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "no optimizer state"
-    # A run's final save is weights-only: resuming it trains nothing and ends the quest.
-    (d / "trainer_state.json").write_text(json.dumps({"global_step": 30, "max_steps": 30}))
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") == (d, 100)
-    (d / "trainer_state.json").write_text(json.dumps({"global_step": 30, "max_steps": 40}))
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "mid-run without state"
-    newer = fake_checkpoint(realm, 140, "q.jsonl", "run-1", global_step=None)
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "no trainer state"
-    assert hero_model_path(realm.ledger, realm.config, realm.paths) == newer
-
-
 def test_known_quests_are_the_live_ones(tmp_path):
     from realm_kernel.api import Realm
     from realm_kernel.quests.admission import known_quests

@@ -19,17 +19,19 @@ from pathlib import Path
 from realm_skills import SkillError
 
 from ..oracle.client import SharedOracle
-from ..oracle.pool import ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
+from ..oracle.pool import ModelNotLoaded, OracleError, RemoteError
 from ..quests.formats import QuestError
 from ..quests.queue import QueueConflict
 from ..store import backup
 from ..store.backup import BackupError
+from ..store.checkpoints import UnknownCheckpoint
 from ..store.config import ConfigError, RealmConfig
 from ..store.home import Home
 from ..store.hosts import HostRegistry
-from ..store.ledger import SCHEMA_VERSION, Ledger
+from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
 from ..store.process import pid_alive
+from ..store.schema import SCHEMA_VERSION
 from ..store.status import WEAVER, read_status
 from ..store.vault import ProtectedAssetError, VaultError, VaultKeeper
 from .checkpoints import Checkpoints, vault_of

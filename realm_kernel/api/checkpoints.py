@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..evals.champion import champion, promote
 from ..evals.evalqueue import cleanup, evaluate, pending
+from ..store.checkpoints import CheckpointRecord
 from ..store.home import Home
-from ..store.ledger import CheckpointRecord
 from ..store.vault import VaultKeeper
 
 

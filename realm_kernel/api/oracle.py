@@ -8,15 +8,9 @@ from pathlib import Path
 
 from ..oracle.client import SharedOracle
 from ..oracle.hosts import inference_hosts
-from ..oracle.pool import (
-    ModelPool,
-    Oracle,
-    UnknownCheckpoint,
-    checkpoint_row,
-    list_checkpoints,
-    locate_checkpoint,
-)
+from ..oracle.pool import ModelPool, Oracle
 from ..oracle.remote import RemoteOracle
+from ..store.checkpoints import UnknownCheckpoint, checkpoint_row, list_checkpoints, locate_checkpoint
 from ..store.home import Home
 from ..store.vault import VaultError
 from .checkpoints import vault_of

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..store.checkpoints import hero_model_path
 from ..store.config import RealmConfig
-from ..store.ledger import Ledger, latest_checkpoint
-from ..store.paths import PRIORITIES, SIDECAR, RealmPaths, read_json
-from ..store.vault import carries_resume_state, run_finished
+from ..store.ledger import Ledger
+from ..store.paths import PRIORITIES, RealmPaths
+from ..store.queries import quest_hashes
 from .formats import Level, QuestReport, TokenCounter, limits_of, validate_quest
 from .queue import list_queue
 
@@ -18,38 +19,7 @@ LIVE_STATES = ("queued", "processing", "completed")
 
 def known_quests(ledger: Ledger) -> dict[str, str]:
     """sha256 -> quest name, for quests queued, in training or completed."""
-    rows = ledger.query(
-        "SELECT DISTINCT q.sha256, s.quest_id FROM quests q JOIN quest_status s USING (quest_id) "
-        f"WHERE q.sha256 IS NOT NULL AND s.status IN {LIVE_STATES}")
-    return {r["sha256"]: r["quest_id"] for r in rows}
-
-
-def hero_model_path(ledger: Ledger, config: RealmConfig, paths: RealmPaths) -> Path:
-    """The hero's current weights: the newest checkpoint, else the base model."""
-    latest = latest_checkpoint(ledger)
-    return latest[1] if latest else config.base_model_path(paths)
-
-
-def resume_point(ledger: Ledger, quest: str, run_id: str | None) -> tuple[Path, int] | None:
-    """Where an interrupted run of `quest` picks up: (checkpoint, step offset) when the
-    hero's newest checkpoint was saved by that run and holds the trainer state (optimizer,
-    scheduler, data position), or is that run's final, weights-only save (trained to its
-    max_steps: resuming trains nothing and ends the quest). None when training moved on
-    since: the quest then starts again on the newest weights."""
-    latest = latest_checkpoint(ledger)
-    if not latest or not run_id:
-        return None
-    step, path = latest
-    sidecar = read_json(path / SIDECAR, {}) or {}
-    state = read_json(path / "trainer_state.json", {}) or {}
-    if sidecar.get("training_file") != quest or sidecar.get("run_id") != run_id:
-        return None
-    if "global_step" not in state:
-        return None
-    finished = run_finished(int(state.get("max_steps") or 0), int(state["global_step"]))
-    if not finished and not carries_resume_state(path):
-        return None
-    return path, step - int(state["global_step"])
+    return {r["sha256"]: r["quest_id"] for r in quest_hashes(ledger, LIVE_STATES)}
 
 
 def tokenizer_counter(model_path: Path) -> tuple[TokenCounter, int | None]:

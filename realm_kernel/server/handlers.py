@@ -20,7 +20,7 @@ from jupyter_server.utils import url_path_join
 
 from .. import __version__
 from ..api import ConfigError, ProtectedAssetError, QuestError, QueueConflict, Realm, VaultError
-from ..store.ledger import CHECKPOINT_METRICS
+from ..store.checkpoints import CHECKPOINT_METRICS
 from ..store.vault import ASSET_TYPES, check_id
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024

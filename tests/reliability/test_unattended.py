@@ -17,6 +17,7 @@ import pytest
 
 from realm_kernel.store.ledger import Ledger
 from realm_kernel.store.logs import RotatingLog, log_files
+from realm_kernel.store.schema import SCHEMA_VERSION
 
 from ..helpers import REPO, TEST_TOML, child_env, wait_for
 
@@ -334,7 +335,7 @@ def test_each_risky_operation_takes_an_automatic_snapshot_first(tmp_path, monkey
     Ledger(old, "new")
     [mig] = snaps(old, "migration")
     kept = [p.name for p in (mig / "ledger" / "events").rglob("*.parquet")]
-    assert "0001-old.parquet" in kept and f"_schema-v{ledger_mod.SCHEMA_VERSION}.parquet" not in kept
+    assert "0001-old.parquet" in kept and f"_schema-v{SCHEMA_VERSION}.parquet" not in kept
     assert auto_dir(old) == mig.parent
 
 
