@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from ..services import taskmaster
 from ..store.home import Home
-from ..store.process import pid_alive
-from ..store.status import read_status
+from .training import service_status
 
 
 class Tasks:
@@ -30,7 +29,4 @@ class Tasks:
         return taskmaster.set_task(self.home, task_id, enabled, priority, cooldown_s, parameters)
 
     def status(self) -> dict:
-        d = read_status(self.home.paths, taskmaster.STATUS)
-        d["alive"] = bool(d.get("pid")) and pid_alive(d.get("pid")) and d.get("state") != "offline"
-        d["gpu"] = taskmaster.gpu_status()
-        return d
+        return {**service_status(self.home.paths, taskmaster.STATUS), "gpu": taskmaster.gpu_status()}

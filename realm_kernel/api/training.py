@@ -7,11 +7,19 @@ import time
 from typing import Any
 
 from ..store.home import Home
+from ..store.paths import RealmPaths
 from ..store.process import pid_alive
 from ..store.status import DAEMON, TRAINING, read_status
 from ..train.vram import estimate_from_path
 
 CONTROLS = ("pause", "resume", "stop", "skip")
+
+
+def service_status(paths: RealmPaths, name: str) -> dict:
+    """A service's status file with `alive`: its pid runs and it did not say it went offline."""
+    d = read_status(paths, name)
+    d["alive"] = bool(d.get("pid")) and pid_alive(d.get("pid")) and d.get("state") != "offline"
+    return d
 
 
 class Training:
@@ -28,9 +36,7 @@ class Training:
         return status
 
     def daemon(self) -> dict:
-        d = read_status(self.home.paths, DAEMON)
-        d["alive"] = bool(d.get("pid")) and pid_alive(d.get("pid")) and d.get("state") != "offline"
-        return d
+        return service_status(self.home.paths, DAEMON)
 
     def controls(self) -> list[str]:
         return [a for a in ("pause", "stop", "skip") if self.home.paths.control_file(a).exists()]
