@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from .store import hub
+from .hero_model import hub
 from .store.paths import RealmPaths
 
 app = typer.Typer(help="Realm of Training: fine-tune DIO like the hero of an idle RPG.",
@@ -154,11 +154,12 @@ def quest_import(source: str = typer.Argument(..., help="a datasets save_to_disk
 
 @quest_app.command("validate")
 def quest_validate(file: Path,
-                   level: str = typer.Option(None, "--level",
+                   depth: str = typer.Option(None, "--depth",
                                              help="quick | standard | deep (default: realm.toml)"),
+                   level: str = typer.Option(None, "--level", hidden=True),  # the old name of --depth
                    as_json: bool = typer.Option(False, "--json")) -> None:
     """Check FILE without queueing it: the report the daemon would give."""
-    report = _guarded(_realm().validate_quest, file, level)
+    report = _guarded(_realm().validate_quest, file, depth or level)
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.render())
     raise typer.Exit(0 if report.ok else 2)
 
@@ -464,8 +465,8 @@ def vram(model: str = typer.Argument("qwen3-0.6b", help="A preset (qwen3-0.6b, q
          lora_rank: int = typer.Option(16, "--lora-rank")) -> None:
     """Estimate the GPU memory of fine-tuning, full or LoRA/QLoRA (weights, grads, optimizer,
     activations, logits)."""
+    from .hero_model.vram import estimate, estimate_from_path
     from .train.presets import PRESETS
-    from .train.vram import estimate, estimate_from_path
     kwargs = dict(seq_len=seq_len, batch_size=batch_size, dtype=dtype, optimizer=optimizer,
                   gradient_checkpointing=checkpointing, liger=liger, method=method, lora_rank=lora_rank)
     try:
@@ -829,7 +830,8 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
 
 def _choose_hero(name: str) -> None:
     """`--hero NAME` into realm.toml's [hero] profile (refused, by name, when unknown)."""
-    from .store import profiles, settings
+    from .hero_model import profiles
+    from .store import settings
     try:
         profiles.check_name(name)
     except ValueError as e:
@@ -939,7 +941,7 @@ def restore(src: Path) -> None:
 
 
 def _play_headless(realm) -> int:
-    """The Weaver's threads (daemon, Task Master) in the foreground, without Jupyter."""
+    """The Weaver's services (daemon, Task Master) in the foreground, without Jupyter."""
     import logging
     import signal
     import threading

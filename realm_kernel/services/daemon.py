@@ -23,18 +23,19 @@ import uuid
 from pathlib import Path
 
 from ..evals.achievements import hero_progress
+from ..hero_model import hub
 from ..quests.admission import check_quest, resume_point
-from ..quests.formats import Level, QuestReport, limits_of, priority_of, validate_quest
+from ..quests.formats import Depth, QuestReport, limits_of, priority_of, validate_quest
 from ..quests.publish import quest_row, record
 from ..quests.queue import fail, move, next_quest
 from ..quests.recovery import repair_quests
-from ..store import gpu_yield, hub
 from ..store.config import ConfigError, RealmConfig, load_config
 from ..store.ledger import Ledger, latest_checkpoint
 from ..store.paths import RealmPaths
 from ..store.process import service_main, take_instance_lock
 from ..store.recovery import repair
 from ..store.status import DAEMON, TRAINING, read_status, write_status
+from . import gpu_yield
 
 log = logging.getLogger("realm.daemon")
 SETUP_RETRY_S = 15.0  # first wait after a setup fault; doubles up to SETUP_RETRY_MAX_S
@@ -263,7 +264,7 @@ class Daemon:
             return
         before = self.quest_row(path.name) or {}
         quest = move(path, self.paths.queue("processing"))
-        examples, report = validate_quest(quest, Level.STANDARD, limits_of(self.config))
+        examples, report = validate_quest(quest, Depth.STANDARD, limits_of(self.config))
         if not report.ok:
             self._finish(quest, "failed", before.get("run_id") or "", report.summary(),
                          fail_report=report)
@@ -400,7 +401,7 @@ class Daemon:
             return False
         if (loan := gpu_yield.current(self.paths)) is not None:
             # A waiting eval asked for the GPU: no quest starts until it is done (or the
-            # request's deadline passes); see store/gpu_yield.py.
+            # request's deadline passes); see services/gpu_yield.py.
             if self._lent_for != loan.get("asked"):
                 self._lent_for = loan.get("asked")
                 self.ledger.event("gpu_lent", f"{self.config.hero.name} lends the GPU to "
