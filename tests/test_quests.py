@@ -118,7 +118,7 @@ def test_next_quest_is_oldest_first_within_a_priority_and_names_break_ties(paths
     assert taken == ["y.jsonl", "a.jsonl", "z.jsonl", "b.jsonl", "c.jsonl"]
 
 
-# -- validation levels, specs, duplicates, priorities, queue edits ----------------------
+# -- validation depths, specs, duplicates, priorities, queue edits ----------------------
 
 from pathlib import Path  # noqa: E402
 

@@ -217,8 +217,8 @@ class Weaver:
                 self.missing.append(name)
                 continue
             self.services.append(Service(name, [sys.executable, "-m", module, "--home",
-                                              str(paths.home)], paths, log,
-                                       on_change=self._changed, watch=name in WATCHED))
+                                                str(paths.home)], paths, log,
+                                         on_change=self._changed, watch=name in WATCHED))
 
     def _changed(self, service: Service, mend: dict | None) -> None:
         hang = mend.pop("hang", None) if mend else None  # its stacks go to the ledger only
