@@ -18,8 +18,9 @@ UI_WORDS = ("DIO", "quest", "battle", "XP", "level", "ATK", "DEF", "ACC", "gold"
             "primitive", "passive", "forgetting watch", "probe", "review", "sparring",
             "targeted sparring", "champion", "promote", "achievement", "zone", "duel",
             "Ask DIO", "curriculum", "Task Master", "Quest board")
-# Game words the docs, the CLI and the events use though no widget prints them.
-DOC_WORDS = ("Arena", "practice", "Weaver", "ledger", "VaultKeeper")
+# Game words no widget's source holds: the docs, the CLI and the events use them, or the
+# pages show them as data (the battle state "yielding").
+DOC_WORDS = ("Arena", "practice", "Weaver", "ledger", "VaultKeeper", "yielding")
 # Page titles that are no game words.
 PLAIN_TITLES = {"Settings"}
 
