@@ -30,10 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import realm_skills as skills  # noqa: E402
 from realm_kernel.quests.formats import write_quest  # noqa: E402
+from realm_kernel.store.checkpoints import carries_resume_state, extract_step  # noqa: E402
 from realm_kernel.store.home import Home  # noqa: E402
-from realm_kernel.store.ledger import extract_step  # noqa: E402
 from realm_kernel.store.paths import RealmPaths  # noqa: E402
-from realm_kernel.store.vault import carries_resume_state  # noqa: E402
 from tests.helpers import Procs, start_daemon, wait_for  # noqa: E402
 
 # The step rate assumed for Qwen3-0.6B full fine-tuning on one RTX 4090, for the projected

@@ -25,17 +25,10 @@ from .evals.skillbook import (
     skill_primitives,
     skill_state,
 )
+from .hero_model.vram import estimate_from_path
 from .oracle.client import SharedOracle
-from .oracle.hosts import inference_hosts
-from .oracle.pool import (
-    ModelPool,
-    Oracle,
-    UnknownCheckpoint,
-    checkpoint_row,
-    list_checkpoints,
-    locate_checkpoint,
-    require_step,
-)
+from .oracle.inference_hosts import inference_hosts
+from .oracle.pool import ModelPool, Oracle, require_step
 from .oracle.remote import RemoteOracle
 from .quests.admission import check_quest, validate_queue
 from .quests.formats import QuestError as QuestError  # re-exported for the widgets
@@ -44,17 +37,17 @@ from .quests.publish import publish, quest_row, record, withdraw
 from .quests.queue import list_queue, reorder, set_priority, waiting
 from .services import taskmaster
 from .store import backup
+from .store.checkpoints import UnknownCheckpoint, checkpoint_row, list_checkpoints, locate_checkpoint
 from .store.config import ConfigError, RealmConfig
 from .store.home import Home
-from .store.ledger import SCHEMA_VERSION
 from .store.paths import RealmPaths
 from .store.process import pid_alive
+from .store.schema import SCHEMA_VERSION
 from .store.settings import describe as describe_settings
 from .store.settings import preview as preview_settings_file
 from .store.settings import save as save_settings_file
 from .store.status import DAEMON, TRAINING, WEAVER, read_status
 from .store.vault import VaultError, VaultKeeper, dir_bytes
-from .train.vram import estimate_from_path
 
 CONTROLS = ("pause", "resume", "stop", "skip")
 
@@ -125,13 +118,13 @@ class Realm(Home):
         return {"ok": True, "action": action, "controls": self.controls()}
 
     def health(self) -> dict:
-        """Every thread of the tapestry (as the Weaver last wrote it) and what it mended."""
+        """Every service the Weaver supervises (as it last wrote them) and what it mended."""
         weaver = read_status(self.paths, WEAVER)
         weaving = pid_alive(weaver.get("pid")) if weaver else False
-        threads = [{**t, "alive": bool(weaving and t.get("alive") and pid_alive(t.get("pid")))}
-                   for t in weaver.get("threads", [])]
+        services = [{**t, "alive": bool(weaving and t.get("alive") and pid_alive(t.get("pid")))}
+                   for t in weaver.get("services", [])]
         return {"home": str(self.paths.home), "daemon": self.daemon_status(),
-                "threads": threads, "mended": weaver.get("mended", []),
+                "services": services, "mended": weaver.get("mended", []),
                 "weaver": {"alive": weaving, "pid": weaver.get("pid"),
                            "updated": weaver.get("updated")},
                 "ledger": {"schema_version": SCHEMA_VERSION}}
@@ -148,10 +141,10 @@ class Realm(Home):
                 "queue": {state: len(v) for state, v in self.queue().items()}}
 
     # -- quests ---------------------------------------------------------------------
-    def validate_quest(self, path: str | os.PathLike, level: str | None = None) -> QuestReport:
+    def validate_quest(self, path: str | os.PathLike, depth: str | None = None) -> QuestReport:
         """The report the daemon would give this file (duplicates checked against the
         ledger too)."""
-        return check_quest(Path(path), self.config, self.paths, self.ledger, level)[1]
+        return check_quest(Path(path), self.config, self.paths, self.ledger, depth)[1]
 
     def add_quest(self, source: str | os.PathLike, name: str | None = None,
                   priority: str | None = None) -> dict:

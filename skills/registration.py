@@ -2,8 +2,9 @@
 makes when it is imported, and the registry imports every module of skills/passives/
 and skills/generators/, so adding one is a file, not an edit to a list.
 
-- `register_generator(name)`: a skill generator (a module with `Level`, `OPS`,
-  `check_level` and `make`), named by the `generator:` key of a skill YAML.
+- `@register_generator(name)` on `make`: a skill generator (a module of
+  skills/generators/ with `Level`, `OPS`, `check_level` and `make`), named by the
+  `generator:` key of a skill YAML; a name registered twice is refused.
 - `@primitive(id, **defaults)`: a passive primitive's generator, `fn(rng, knobs) ->
   (question, final answer)`; `defaults` are its difficulty knobs, which
   skills/defs/_passives.yaml may override per primitive (`knobs:`).
@@ -21,6 +22,7 @@ from random import Random
 from types import ModuleType
 
 SKILL_GENERATORS: dict[str, ModuleType] = {}
+_GENERATOR_PLACES: dict[str, str] = {}  # generator name -> "module:function" that registered it
 PRIMITIVES: dict[str, PrimitiveGen] = {}
 _PACKAGES = ("passives", "generators")  # folders under skills/ whose modules self-register
 
@@ -33,9 +35,19 @@ class PrimitiveGen:
     module: str
 
 
-def register_generator(name: str, module: str) -> None:
-    """Call at the end of a skill generator module: `register_generator("bin", __name__)`."""
-    SKILL_GENERATORS[name] = sys.modules[module]
+def register_generator(name: str):
+    """Decorate a skill generator module's `make`: `@register_generator("bin")`. The
+    registry keeps the whole module (its `Level`, `OPS`, `check_level` and `make`). A name
+    registered from a second place is refused, naming both, so two skills can never
+    silently share (or steal) one generator name."""
+    def deco(make):
+        place = f"{make.__module__}:{make.__qualname__}"
+        first = _GENERATOR_PLACES.setdefault(name, place)
+        if first != place:
+            raise ValueError(f"skill generator {name!r} is registered twice ({first} and {place})")
+        SKILL_GENERATORS[name] = sys.modules[make.__module__]
+        return make
+    return deco
 
 
 def primitive(primitive_id: str, **defaults):

@@ -9,7 +9,6 @@ from pathlib import Path
 from random import Random
 from types import ModuleType
 
-from . import binary, syllacrostic  # noqa: F401 - they register themselves
 from .loader import DEFS, LevelBase, PrimitiveDef, SkillDef, SkillError, parse_skill
 from .problem import Problem, final_answer
 from .registration import SKILL_GENERATORS, discover

@@ -9,10 +9,10 @@ import torch
 from transformers import TrainerCallback
 
 import realm_skills as skills
-from realm_kernel.quests.admission import resume_point
+from realm_kernel.store.checkpoints import carries_resume_state, extract_step, resume_files, resume_point
 from realm_kernel.store.config import RetentionConfig, load_config
-from realm_kernel.store.ledger import Ledger, extract_step
-from realm_kernel.store.vault import VaultKeeper, carries_resume_state, dir_bytes, every_kth, resume_files
+from realm_kernel.store.ledger import Ledger
+from realm_kernel.store.vault import VaultKeeper, dir_bytes, every_kth
 from realm_kernel.train import Job, TrainerEngine
 from tests.helpers import stop_at
 

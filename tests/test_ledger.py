@@ -6,8 +6,9 @@ import time
 import duckdb
 import pytest
 
-from realm_kernel.store.ledger import TABLES, Ledger, MetricBuffer
+from realm_kernel.store.ledger import Ledger, MetricBuffer
 from realm_kernel.store.paths import RealmPaths
+from realm_kernel.store.schema import TABLES
 from tests.helpers import wait_for
 
 
@@ -213,10 +214,10 @@ def test_raw_readers_attached_sees_other_processes_and_our_own(tmp_path):
 def test_raw_views_read_an_old_ledger_and_its_merged_rows_once(tmp_path, monkeypatch):
     """Rows written before v5 (no `_seg`) keep one copy in the raw views while their
     merged file and the source both sit in raw/."""
-    import realm_kernel.store.ledger as ledger_mod
+    from realm_kernel.store.schema import SEG
     led = make(tmp_path)
     gen = led.current_dir("metrics").resolve()
-    v4 = pa.schema([f for f in ledger_mod.TABLES["metrics"] if f.name != ledger_mod.SEG])
+    v4 = pa.schema([f for f in TABLES["metrics"] if f.name != SEG])
     for i in range(3):  # segments of an older writer, without the origin column
         pq.write_table(pa.Table.from_pylist([{"step": i, "loss": 1.0}], schema=v4),
                        gen / f"0000{i}-old.parquet")
@@ -237,7 +238,7 @@ def test_raw_views_read_an_old_ledger_and_its_merged_rows_once(tmp_path, monkeyp
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from realm_kernel.store.ledger import SCHEMA_VERSION, CheckpointLedger, extract_step  # noqa: E402
+from realm_kernel.store.schema import SCHEMA_VERSION  # noqa: E402
 
 
 def test_an_old_ledger_is_migrated_and_keeps_its_rows(tmp_path):
@@ -261,42 +262,6 @@ def test_an_old_ledger_is_migrated_and_keeps_its_rows(tmp_path):
     con = duckdb.connect(str(paths.ledger_db), read_only=True)
     assert con.execute("SELECT schema_version FROM ledger_info").fetchone()[0] == SCHEMA_VERSION
     con.close()
-
-
-@pytest.mark.parametrize("name, step", [
-    ("checkpoint-190000-20251127-1430", 190000), ("checkpoint-175000", 175000),
-    ("checkpoint_175000", 175000), ("/x/checkpoints/checkpoint-12-20260101-0000/", 12),
-    ("models/checkpoint-7", 7), ("dio-mini", None), ("", None),
-])
-def test_extract_step(name, step):
-    assert extract_step(name) == step
-
-
-def test_checkpoint_ledger_api(tmp_path):
-    led = make(tmp_path)
-    cl = CheckpointLedger(led)
-    assert cl.latest() is None and cl.best() is None and cl.list() == []
-    assert cl.summary()["count"] == 0
-    rows = [{"step": s, "name": f"checkpoint-{s}-20260101-1200", "path": f"/c/{s}", "loss": loss,
-             "val_loss": v, "skill": "bin", "skill_level": s // 20 + 1}
-            for s, loss, v in ((10, 1.0, 1.2), (20, 0.5, 0.9), (30, 0.7, 0.6))]
-    led.append("checkpoints", rows)
-    # A resumed run saves step 30 again: the newest save is the one the ledger shows.
-    led.append("checkpoints", [{**rows[2], "loss": 0.65}])
-    led.append("evals", [{"step": 10, "accuracy": 0.9}, {"step": 30, "accuracy": 0.4}])
-    assert cl.latest().step == 30 and cl.latest().loss == 0.65
-    assert cl.get(20).canonical_name == "checkpoint-20-20260101-1200" and cl.get(20).train_loss == 0.5
-    assert cl.get("checkpoint-20-20260101-1200").step == 20 and cl.get("checkpoint_10").step == 10
-    assert cl.get(99) is None and cl.get("nonsense") is None
-    assert cl.best("loss").step == 20 and cl.best("train_loss").step == 20
-    assert cl.best("val_loss").step == 30 and cl.best("accuracy").step == 10
-    with pytest.raises(ValueError, match="unknown metric"):
-        cl.best("vibes")
-    assert [r.step for r in cl.list()] == [30, 20, 10] and len(cl.list(limit=2)) == 2
-    s = cl.summary()
-    assert s["count"] == 3 and s["latest_step"] == 30 and s["best"]["step"] == 20
-    assert s["by_skill"] == [{"skill": "bin", "count": 3, "max_level": 2, "best_loss": 0.5}]
-    assert cl.get_latest() == cl.latest() and cl.list_all(1) == cl.list(1)
 
 
 def test_tail_reads_match_the_full_query(tmp_path, monkeypatch):
@@ -323,7 +288,7 @@ def test_tail_reads_match_the_full_query(tmp_path, monkeypatch):
 def test_dead_writers_temp_segments_are_removed_and_live_ones_kept(tmp_path):
     import os
 
-    from realm_kernel.store.recovery import remove_dead_temp_segments
+    from realm_kernel.store.ledger import remove_dead_temp_segments
     led = make(tmp_path)
     led.append("metrics", [{"step": 1, "loss": 1.0}])
     gen = led.segment_files("metrics")[0].parent

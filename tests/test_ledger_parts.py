@@ -21,14 +21,12 @@ import realm_kernel.store.ledger as ledger_mod
 from realm_kernel.store.backup import auto_dir
 from realm_kernel.store.ledger import (
     COMPACT_AT,
-    SCHEMA_VERSION,
-    SEG,
-    TABLES,
     Ledger,
     MetricBuffer,
     raw_readers_attached,
     segment_stats,
 )
+from realm_kernel.store.schema import SCHEMA_VERSION, SEG, TABLES
 
 from .test_ledger import make
 
@@ -259,32 +257,9 @@ def test_metric_buffer_raises_a_write_error_on_the_next_call_and_close_can_stay_
     assert ok._thread is None
 
 
-def test_latest_checkpoint_is_the_newest_complete_one_and_json_data_is_canonical(tmp_path):
+def test_json_data_is_canonical():
     from datetime import date
 
-    from realm_kernel.store.ledger import json_data, latest_checkpoint
-    from realm_kernel.store.paths import SIDECAR
-    led = make(tmp_path)
-    assert latest_checkpoint(led) is None
-
-    def ckpt(step: int, *parts: str) -> Path:
-        d = tmp_path / "ck" / f"checkpoint-{step}"
-        d.mkdir(parents=True)
-        for name in parts:
-            (d / name).write_text("{}")
-        led.append("checkpoints", [{"step": step, "path": str(d), "name": d.name}])
-        return d
-
-    whole = ckpt(10, SIDECAR, "config.json", "model.safetensors")
-    assert latest_checkpoint(led) == (10, whole)
-    ckpt(30, "config.json", "model.safetensors")  # no sidecar: published half-way
-    ckpt(20, SIDECAR, "model.safetensors")  # no config
-    ckpt(25, SIDECAR, "config.json")  # no weights
-    assert latest_checkpoint(led) == (10, whole)
-    adapter = ckpt(15, SIDECAR, "adapter_config.json", "adapter_model.safetensors")
-    assert latest_checkpoint(led) == (15, adapter)  # a LoRA adapter checkpoint counts
-    for step in range(100, 120):  # only the newest 20 rows are looked at
-        ckpt(step, "config.json")
-    assert latest_checkpoint(led) is None
+    from realm_kernel.store.ledger import json_data
     assert json_data({"b": 1, "a": date(2026, 12, 1), "p": Path("/x")}) == (
         '{"a": "2026-12-01", "b": 1, "p": "/x"}')

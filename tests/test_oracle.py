@@ -15,11 +15,11 @@ from realm_kernel.oracle.pool import (
     OracleError,
     Sampling,
     StopScanner,
-    UnknownCheckpoint,
     chat_messages,
     require_step,
 )
 from realm_kernel.oracle.remote import served_matches
+from realm_kernel.store.checkpoints import UnknownCheckpoint
 
 from .helpers import child_env
 from .oracle_helpers import STEPS, start_stub

@@ -18,7 +18,8 @@ import requests
 
 from realm_kernel.api import Realm
 from realm_kernel.oracle.client import advertise, read_advertisement
-from realm_kernel.oracle.pool import ModelNotLoaded, OracleError, UnknownCheckpoint
+from realm_kernel.oracle.pool import ModelNotLoaded, OracleError
+from realm_kernel.store.checkpoints import UnknownCheckpoint
 
 from .helpers import TOKEN, auth, child_env, free_port, wait_for
 from .oracle_helpers import oracle_home as oracle_home_fixture

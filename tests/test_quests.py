@@ -118,11 +118,11 @@ def test_next_quest_is_oldest_first_within_a_priority_and_names_break_ties(paths
     assert taken == ["y.jsonl", "a.jsonl", "z.jsonl", "b.jsonl", "c.jsonl"]
 
 
-# -- validation levels, specs, duplicates, priorities, queue edits ----------------------
+# -- validation depths, specs, duplicates, priorities, queue edits ----------------------
 
 from pathlib import Path  # noqa: E402
 
-from realm_kernel.quests.formats import Level, Limits, priority_of, validate_quest  # noqa: E402
+from realm_kernel.quests.formats import Depth, Limits, priority_of, validate_quest  # noqa: E402
 from realm_kernel.quests.queue import (  # noqa: E402
     QueueConflict,
     QueueError,
@@ -169,18 +169,18 @@ def test_encoding_size_and_duplicate_checks(tmp_path):
 def test_quick_checks_the_head_and_deep_checks_tokens(tmp_path):
     lines = [json.dumps(GOOD)] * 150 + [json.dumps({"text": "no schema"})]
     f = write(tmp_path / "long.jsonl", lines)
-    assert validate_quest(f, Level.QUICK)[1].ok  # only the first 100 examples are looked at
-    assert not validate_quest(f, Level.STANDARD)[1].ok
+    assert validate_quest(f, Depth.QUICK)[1].ok  # only the first 100 examples are looked at
+    assert not validate_quest(f, Depth.STANDARD)[1].ok
     short = write(tmp_path / "short.jsonl", [json.dumps(GOOD), json.dumps(
         {"messages": [{"role": "user", "content": "x" * 50}, {"role": "assistant", "content": "y"}]})])
 
     def count(batch):  # one token per character, as a stand-in tokenizer
         return [sum(len(m["content"]) for m in msgs) for msgs in batch]
 
-    _, rep = validate_quest(short, Level.DEEP, count_tokens=count, token_limit=10)
+    _, rep = validate_quest(short, Depth.DEEP, count_tokens=count, token_limit=10)
     assert not rep.ok and rep.problems[0].line == 2 and "51 tokens" in rep.problems[0].message
     assert rep.max_tokens == 51 and "longest example: 51 tokens (limit 10)" in rep.render()
-    assert "needs the hero's tokenizer" in validate_quest(short, Level.DEEP)[1].summary()
+    assert "needs the hero's tokenizer" in validate_quest(short, Depth.DEEP)[1].summary()
 
 
 @pytest.mark.parametrize("rel, prio", [
@@ -234,49 +234,6 @@ def test_validate_queue_does_not_call_an_admitted_quest_its_own_duplicate(tmp_pa
     assert reports["first.jsonl"]["ok"]
     assert not reports["copy.jsonl"]["ok"] and "duplicate quest" in reports["copy.jsonl"]["summary"]
     assert "'first.jsonl'" in reports["copy.jsonl"]["summary"]
-
-
-def fake_checkpoint(realm, step: int, quest: str, run_id: str, global_step: int | None = 10,
-                    optimizer: bool = True):
-    """A complete checkpoint directory (sidecar, config, weights) and its ledger row."""
-    d = realm.paths.checkpoints / f"checkpoint-{step}-20260101-1200"
-    d.mkdir(parents=True)
-    (d / "config.json").write_text("{}")
-    (d / "model.safetensors").write_bytes(b"w")
-    (d / ".ledger.json").write_text(json.dumps({"step": step, "training_file": quest, "run_id": run_id}))
-    if global_step is not None:
-        (d / "trainer_state.json").write_text(json.dumps({"global_step": global_step}))
-    if optimizer:
-        (d / "optimizer.pt").write_bytes(b"o")
-    realm.ledger.append("checkpoints", [{"step": step, "name": d.name, "path": str(d)}])
-    return d
-
-
-def test_resume_point_only_for_the_same_quest_and_run_with_trainer_state(tmp_path):
-    """An interrupted run resumes from the hero's newest checkpoint only when that run
-    saved it with its trainer state; the offset is the steps trained before the run."""
-    from realm_kernel.api import Realm
-    from realm_kernel.quests.admission import hero_model_path, resume_point
-    realm = Realm(tmp_path / "realm")
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None  # no checkpoint yet
-    base = realm.config.base_model_path(realm.paths)
-    assert hero_model_path(realm.ledger, realm.config, realm.paths) == base
-    d = fake_checkpoint(realm, 130, "q.jsonl", "run-1", global_step=30)
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") == (d, 100)
-    assert hero_model_path(realm.ledger, realm.config, realm.paths) == d
-    assert resume_point(realm.ledger, "q.jsonl", None) is None
-    assert resume_point(realm.ledger, "q.jsonl", "run-2") is None, "another run"
-    assert resume_point(realm.ledger, "other.jsonl", "run-1") is None, "another quest"
-    (d / "optimizer.pt").unlink()
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "no optimizer state"
-    # A run's final save is weights-only: resuming it trains nothing and ends the quest.
-    (d / "trainer_state.json").write_text(json.dumps({"global_step": 30, "max_steps": 30}))
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") == (d, 100)
-    (d / "trainer_state.json").write_text(json.dumps({"global_step": 30, "max_steps": 40}))
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "mid-run without state"
-    newer = fake_checkpoint(realm, 140, "q.jsonl", "run-1", global_step=None)
-    assert resume_point(realm.ledger, "q.jsonl", "run-1") is None, "no trainer state"
-    assert hero_model_path(realm.ledger, realm.config, realm.paths) == newer
 
 
 def test_known_quests_are_the_live_ones(tmp_path):

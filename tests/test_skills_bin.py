@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import realm_skills as skills
-from realm_skills import binary
-from realm_skills.binary import OPS, from_circled, lsb_first, mul_width, to_circled
+from realm_skills.generators import binary
+from realm_skills.generators.binary import OPS, from_circled, lsb_first, mul_width, to_circled
 
 FAST = settings(max_examples=150, deadline=None)
 

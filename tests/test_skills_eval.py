@@ -195,8 +195,9 @@ def test_a_home_from_the_old_schema_gets_the_new_eval_columns(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from realm_kernel.store.ledger import SCHEMA_VERSION, Ledger
+    from realm_kernel.store.ledger import Ledger
     from realm_kernel.store.paths import RealmPaths
+    from realm_kernel.store.schema import SCHEMA_VERSION
 
     paths = RealmPaths.at(tmp_path / "old").ensure()
     Ledger(paths)

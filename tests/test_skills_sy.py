@@ -2,7 +2,7 @@ import re
 
 import realm_skills as skills
 from realm_skills import wordbank
-from realm_skills.syllacrostic import MASK, _segmentations, _spellings
+from realm_skills.generators.syllacrostic import MASK, _segmentations, _spellings
 from realm_skills.wordbank import cache_path, cached_bank, clean_definition, word_bank
 
 

@@ -187,12 +187,14 @@ def test_oracle_session_acts_once_with_dict_notices(realm_home):
 
 
 WIDGETS_DIR = Path(__file__).resolve().parent.parent / "widgets"
+FORMATTERS = {"num", "pct", "gb", "duration"}  # the prelude's, one output each (docs/tavern.md)
 
 
 def test_every_widget_esm_carries_the_prelude_once_and_no_widget_redefines_it(tmp_path):
     prelude = (WIDGETS_DIR / "prelude.js").read_text(encoding="utf-8")
     helpers = set(re.findall(r"^(?:function|const|let|var|class)\s+([A-Za-z_$][\w$]*)", prelude, re.M))
     assert {"el_", "button", "sender", "state_", "notice_", "showNotice", "follow"} <= helpers
+    assert FORMATTERS <= helpers  # so the check below refuses a second definition of one
     assert set(WIDGETS) == {p.stem for p in WIDGETS_DIR.glob("*.js")} - {"prelude"}
     for name, w in WIDGETS.items():
         own = (WIDGETS_DIR / f"{name}.js").read_text(encoding="utf-8")
@@ -209,13 +211,40 @@ def test_every_widget_esm_carries_the_prelude_once_and_no_widget_redefines_it(tm
             assert check.returncode == 0, check.stderr
 
 
+def test_no_widget_formats_numbers_its_own_way():
+    """Numbers go through the prelude's formatters, so one value reads the same on every
+    page: no widget defines a formatter by another name or rounds a share inline."""
+    for name in WIDGETS:
+        own = (WIDGETS_DIR / f"{name}.js").read_text(encoding="utf-8")
+        assert not re.search(r"(?:function\s+|(?:const|let|var)\s+)fmt\b", own), name  # num's old twin
+        assert "Math.round(100" not in own and "/ 1e9)" not in own, name  # pct's and gb's work
+
+
+SHARED_FALLBACKS = "fff|ffffff|f5f3fb|e7e3f3|1d1a2e|6b6785|ddd8ee|c9c3dd|eee"  # prelude.css's palette
+
+
+def test_every_widget_css_carries_the_shared_stylesheet_once():
+    shared = (WIDGETS_DIR / "prelude.css").read_text(encoding="utf-8")
+    assert ".realm-widget {" in shared and ".realm-card {" in shared
+    for name, w in WIDGETS.items():
+        own = (WIDGETS_DIR / f"{name}.css").read_text(encoding="utf-8")
+        assert w.css.startswith(shared) and w.css.endswith(own) and w.css.count(shared) == 1, name
+        # what is shared is not repeated: the font line, the card's shadow, the theme fallbacks
+        assert "font-family: var(--jp-ui-font-family" not in own, name
+        assert "box-shadow: 0 2px 8px" not in own, name
+        assert not re.search(rf"var\(--jp-[\w-]+, #(?:{SHARED_FALLBACKS})\)", own), name  # use --realm-*
+        js = (WIDGETS_DIR / f"{name}.js").read_text(encoding="utf-8")
+        assert f'el.classList.add("realm-widget", "realm-{name.replace("_", "-")}")' in js, name
+
+
 def test_both_hosts_load_the_composed_esm_and_css():
     from realm_widgets.jupyter import widget_class
     from realm_widgets.panel_components import component
+    shared = (WIDGETS_DIR / "prelude.css").read_text(encoding="utf-8")
     for name, w in WIDGETS.items():
-        css = w.css.read_text(encoding="utf-8")
-        assert widget_class(name)._esm == w.esm and widget_class(name)._css == css
-        assert component(name)._esm == w.esm and component(name)._stylesheets == [css]
+        assert widget_class(name)._esm == w.esm and widget_class(name)._css == w.css
+        assert component(name)._esm == w.esm and component(name)._stylesheets == [w.css]
+        assert w.css.startswith(shared), name
 
 
 def _imports(path: Path) -> set[str]:

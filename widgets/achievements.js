@@ -2,8 +2,8 @@
 // `achievements` table via Realm.achievements()).
 
 function render({ model, el }) {
-  el.classList.add("realm-achievements");
-  const box = el_("div", "rt-ach-box");
+  el.classList.add("realm-widget", "realm-achievements");
+  const box = el_("div", "realm-card rt-ach-box");
   const title = el_("div", "rt-ach-title");
   const list = el_("ul", "rt-ach-list");
   list.dataset.stat = "achievements";

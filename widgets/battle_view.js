@@ -10,13 +10,6 @@ function svg_(tag, attrs) {
   return e;
 }
 
-function duration(s) {
-  if (s === null || s === undefined || !Number.isFinite(s)) return "—";
-  s = Math.round(s);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`
-       : s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`;
-}
-
 function drawCurve(svg, points) {
   const W = 600, H = 180, P = 34;
   svg.replaceChildren();
@@ -46,9 +39,9 @@ function drawCurve(svg, points) {
 }
 
 function render({ model, el }) {
-  el.classList.add("realm-battle-view");
+  el.classList.add("realm-widget", "realm-battle-view");
   const send = sender(model);
-  const box = el_("div", "rt-battle");
+  const box = el_("div", "realm-card rt-battle");
   const head = el_("div", "rt-head");
   const state = el_("span", "rt-state");
   state.dataset.stat = "state";
@@ -96,7 +89,7 @@ function render({ model, el }) {
     quest.textContent = b.quest ? `quest: ${b.quest}` : "no quest";
     cells.step.textContent = b.total_steps ? `${b.step ?? 0} (${b.local_step ?? 0}/${b.total_steps})`
                                            : String(b.step ?? (s.hero || {}).xp ?? 0);
-    cells.loss.textContent = b.loss === null || b.loss === undefined ? "—" : Number(b.loss).toFixed(4);
+    cells.loss.textContent = num(b.loss, 4);
     cells.tokens_per_s.textContent = b.tokens_per_s ? Math.round(b.tokens_per_s).toLocaleString() : "—";
     cells.eta.textContent = st === "training" ? duration(b.eta_seconds) : "—";
     drawCurve(svg, s.losses || []);

@@ -2,9 +2,10 @@
 sessions in widgets/pages.py (each page polls `Realm` once for all its widgets).
 
 Every widget's ESM is widgets/prelude.js (the helpers they all use: el_, button, sender,
-state_, notice_, showNotice, follow) followed by the widget's own .js, composed here once
-at import: no build step, and no `import` for JupyterLab or Panel to resolve (both load
-it offline)."""
+state_, notice_, showNotice, follow, and the formatters num, pct, gb, duration) followed
+by the widget's own .js, and its CSS is widgets/prelude.css (the palette, the font, the
+card box) followed by its own .css, composed here once at import: no build step, and no
+`import` for JupyterLab or Panel to resolve (both load it offline)."""
 
 from __future__ import annotations
 
@@ -13,25 +14,29 @@ from typing import NamedTuple
 
 HERE = Path(__file__).parent
 PRELUDE = HERE / "prelude.js"
+PRELUDE_CSS = HERE / "prelude.css"
 NAMES = ("hero_card", "battle_view", "oracle", "achievements", "toasts", "quest_board",
          "vault_browser", "settings", "scheduler", "guild")
 
 
 class Widget(NamedTuple):
-    esm: str  # prelude.js + <name>.js, the text both hosts load
-    css: Path
-    js: Path  # the widget's own file (without the prelude)
+    esm: str  # prelude.js + <name>.js, the module both hosts load
+    css: str  # prelude.css + <name>.css, the stylesheet both hosts load
+    js_file: Path  # the widget's own files (without the preludes)
+    css_file: Path
 
 
-def esm(js: Path, prelude: str | None = None) -> str:
-    """A widget's ESM: the prelude, then the widget's own file."""
-    prelude = PRELUDE.read_text(encoding="utf-8") if prelude is None else prelude
-    return f"{prelude}\n// ---- {js.name} ----\n{js.read_text(encoding='utf-8')}"
+def compose(own: Path, prelude: str) -> str:
+    """A prelude, then the widget's own file (for its ESM or its stylesheet)."""
+    mark = f"// ---- {own.name} ----" if own.suffix == ".js" else f"/* ---- {own.name} ---- */"
+    return f"{prelude}\n{mark}\n{own.read_text(encoding='utf-8')}"
 
 
 def _widgets() -> dict[str, Widget]:
-    prelude = PRELUDE.read_text(encoding="utf-8")  # read once, put in front of every widget
-    return {name: Widget(esm(HERE / f"{name}.js", prelude), HERE / f"{name}.css", HERE / f"{name}.js")
+    # read once, put in front of every widget
+    js, css = PRELUDE.read_text(encoding="utf-8"), PRELUDE_CSS.read_text(encoding="utf-8")
+    return {name: Widget(compose(HERE / f"{name}.js", js), compose(HERE / f"{name}.css", css),
+                         HERE / f"{name}.js", HERE / f"{name}.css")
             for name in NAMES}
 
 

@@ -4,7 +4,6 @@
 // forgetting watch: each passive's probe accuracy over steps, its best, a drop flag
 // (more than drop_points below its best) and a review quest on demand.
 
-const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(100 * x)}%`);
 function heatColor(a) {  // red (0) -> amber -> green (1)
   if (a === null || a === undefined) return "transparent";
   const h = Math.round(120 * Math.max(0, Math.min(1, a)));
@@ -12,9 +11,9 @@ function heatColor(a) {  // red (0) -> amber -> green (1)
 }
 
 function render({ model, el }) {
-  el.classList.add("realm-guild");
+  el.classList.add("realm-widget", "realm-guild");
   const send = sender(model);
-  const root = el_("div", "rg-box");
+  const root = el_("div", "realm-card rg-box");
   const notice = notice_("rg");
   const cards = el_("div", "rg-cards");
   const watch = el_("div", "rg-watch");

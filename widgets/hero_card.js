@@ -13,13 +13,9 @@ const PORTRAIT = `
   <path d="M32 4 L35 12 L29 12 Z" fill="#ff6b6b"/>
 </svg>`;
 
-function fmt(x, digits = 2) {
-  return x === null || x === undefined || Number.isNaN(x) ? "—" : Number(x).toFixed(digits);
-}
-
 function render({ model, el }) {
-  el.classList.add("realm-hero-card");
-  const card = el_("div", "rt-card");
+  el.classList.add("realm-widget", "realm-hero-card");
+  const card = el_("div", "realm-card rt-card");
   const portrait = el_("div", "rt-portrait");
   portrait.innerHTML = PORTRAIT;  // static markup, no user data
   const body = el_("div", "rt-body");
@@ -60,9 +56,9 @@ function render({ model, el }) {
     const per = h.xp_per_level || 1000;
     fill.style.width = `${Math.min(100, (100 * (h.xp_into_level || 0)) / per)}%`;
     xp.textContent = `XP ${h.xp ?? 0}  (${h.xp_into_level ?? 0} / ${per} to next level)`;
-    cells.atk.textContent = fmt(h.atk, 3);
-    cells.defense.textContent = fmt(h.defense, 3);
-    cells.acc.textContent = h.acc === null || h.acc === undefined ? "—" : `${(100 * h.acc).toFixed(1)}%`;
+    cells.atk.textContent = num(h.atk, 3);
+    cells.defense.textContent = num(h.defense, 3);
+    cells.acc.textContent = pct(h.acc, 1);
     cells.gold.textContent = String(h.gold ?? 0);
     badges.replaceChildren(...(state_(model).skills || []).map((sk) => {
       const b = el_("span", "rt-badge", `${sk.icon || "✨"} ${sk.skill.toUpperCase()} Lv ${sk.level}`);

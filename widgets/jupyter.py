@@ -1,4 +1,4 @@
-"""anywidget classes for JupyterLab: the same .js/.css files as the Panel components."""
+"""anywidget classes for JupyterLab: the same composed ESM and CSS as the Panel components."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def widget_class(name: str) -> type[anywidget.AnyWidget]:
     if name not in _classes:
         w = WIDGETS[name]
         _classes[name] = type(f"{name.title().replace('_', '')}Widget", (anywidget.AnyWidget,), {
-            "_esm": w.esm, "_css": w.css.read_text(encoding="utf-8"),
+            "_esm": w.esm, "_css": w.css,
             "state": traitlets.Dict().tag(sync=True), "action": traitlets.Dict().tag(sync=True)})
     return _classes[name]
 

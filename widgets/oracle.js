@@ -4,9 +4,9 @@
 // `action` property (Panel's anywidget adapter has no JS -> Python custom messages).
 
 function render({ model, el }) {
-  el.classList.add("realm-oracle");
+  el.classList.add("realm-widget", "realm-oracle");
   const send = sender(model, () => ({ host: hostSel.value }));  // every action names its host
-  const root = el_("div", "ro-box");
+  const root = el_("div", "realm-card ro-box");
   const head = el_("div", "ro-head");
   const hostSel = el_("select", "ro-host");
   hostSel.dataset.role = "host";

@@ -1,4 +1,4 @@
-"""Panel AnyWidgetComponents for `panel serve`: the same .js/.css as the anywidgets."""
+"""Panel AnyWidgetComponents for `panel serve`: the same composed ESM and CSS as the anywidgets."""
 
 from __future__ import annotations
 
@@ -15,6 +15,6 @@ def component(name: str) -> type[AnyWidgetComponent]:
     if name not in _components:
         w = WIDGETS[name]
         _components[name] = type(f"{name.title().replace('_', '')}Panel", (AnyWidgetComponent,), {
-            "_esm": w.esm, "_stylesheets": [w.css.read_text(encoding="utf-8")],
+            "_esm": w.esm, "_stylesheets": [w.css],
             "state": param.Dict(default={}), "action": param.Dict(default={})})
     return _components[name]

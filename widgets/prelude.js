@@ -3,6 +3,33 @@
 // step, no import URL for JupyterLab or Panel to resolve, offline in both). A widget file
 // uses these names and never defines them again (tests/test_tavern_api.py checks).
 
+// The formatters, one output each (docs/tavern.md "Formatters"): a missing value
+// (null, undefined, NaN) is "—" everywhere.
+const missing = (x) => x === null || x === undefined || Number.isNaN(Number(x));
+
+// A number with `digits` decimals: num(0.12345, 4) = "0.1235".
+function num(x, digits = 2) {
+  return missing(x) ? "—" : Number(x).toFixed(digits);
+}
+
+// A share (0..1) as a percentage: pct(0.875) = "88%", pct(0.875, 1) = "87.5%".
+function pct(x, digits = 0) {
+  return missing(x) ? "—" : `${(100 * x).toFixed(digits)}%`;
+}
+
+// Bytes as decimal gigabytes with two decimals: gb(14.4e9) = "14.40 GB".
+function gb(bytes) {
+  return missing(bytes) ? "—" : `${(bytes / 1e9).toFixed(2)} GB`;
+}
+
+// Seconds as the two largest units: "1h 2m", "3m 4s", "5s".
+function duration(s) {
+  if (missing(s) || !Number.isFinite(Number(s))) return "—";
+  s = Math.round(s);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`
+       : s >= 60 ? `${Math.floor(s / 60)}m ${s % 60}s` : `${s}s`;
+}
+
 // An element with a class and a text.
 function el_(tag, cls, text) {
   const e = document.createElement(tag);

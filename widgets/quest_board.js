@@ -6,16 +6,11 @@
 function bytes(n) {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KB` : `${n} B`;
 }
-function duration(s) {
-  if (!s || !Number.isFinite(s)) return "—";
-  s = Math.round(s);
-  return s >= 3600 ? `≈${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m` : s >= 60 ? `≈${Math.floor(s / 60)}m` : `≈${s}s`;
-}
 
 function render({ model, el }) {
-  el.classList.add("realm-quest-board");
+  el.classList.add("realm-widget", "realm-quest-board");
   const send = sender(model);
-  const root = el_("div", "rq-box");
+  const root = el_("div", "realm-card rq-box");
   const title = el_("div", "rq-title", "📜 Quest board");
 
   // Upload
@@ -69,7 +64,7 @@ function render({ model, el }) {
     const info = el_("div", "rq-info");
     info.append(el_("b", "rq-name", q.name),
                 el_("span", "rq-meta", [q.examples ? `${q.examples} examples` : null, bytes(q.bytes),
-                                        q.eta_seconds ? duration(q.eta_seconds) : null].filter(Boolean).join(" · ")));
+                                        q.eta_seconds ? `≈${duration(q.eta_seconds)}` : null].filter(Boolean).join(" · ")));
     if (q.reason) info.append(el_("span", "rq-reason", q.reason));
     const acts = el_("div", "rq-acts");
     if (["high", "normal", "low"].includes(state)) {

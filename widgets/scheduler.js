@@ -4,12 +4,11 @@
 // now". Needs the Task Master (Realm.tasks); says so without it.
 
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
-const pct = (x) => `${Math.round(100 * x)}%`;
 
 function render({ model, el }) {
-  el.classList.add("realm-scheduler");
+  el.classList.add("realm-widget", "realm-scheduler");
   const send = sender(model);
-  const root = el_("div", "rk-box");
+  const root = el_("div", "realm-card rk-box");
   const notice = notice_("rk");
   const body = el_("div", "rk-body");
   root.append(el_("div", "rk-title", "⏳ The Scheduler"), notice, body);

@@ -2,8 +2,6 @@
 // as you type (errors under each field); the VRAM calculator follows the form live;
 // critical fields (max_length, base_model, ...) ask for confirmation before saving.
 
-const gb = (b) => `${(b / 1e9).toFixed(2)} GB`;
-
 function parse(f, input) {
   if (f.kind === "bool") return input.checked;
   if (f.kind === "int" || f.kind === "float") return input.value.trim() === "" ? input.value : Number(input.value);
@@ -15,9 +13,9 @@ function parse(f, input) {
 }
 
 function render({ model, el }) {
-  el.classList.add("realm-settings");
+  el.classList.add("realm-widget", "realm-settings");
   const send = sender(model);
-  const root = el_("div", "rs-box");
+  const root = el_("div", "realm-card rs-box");
   const title = el_("div", "rs-title", "⚙️ Settings");
   const path = el_("div", "rs-path");
   const cols = el_("div", "rs-cols");

@@ -25,7 +25,7 @@ function chime() {
 }
 
 function render({ model, el }) {
-  el.classList.add("realm-toasts");
+  el.classList.add("realm-widget", "realm-toasts");
   const stack = el_("div", "rt-stack");
   stack.dataset.role = "toasts";
   const soundOn = () => localStorage.getItem(SOUND_KEY) === "on";

@@ -2,13 +2,10 @@
 // champion; delete (confirmed; the champion and the checkpoint in use are refused);
 // export a clean HF directory; copy to another zone; zones and disk use.
 
-const num = (x, d = 4) => (x === null || x === undefined ? "—" : Number(x).toFixed(d));
-const gb = (n) => `${(n / 1e9).toFixed(n >= 1e10 ? 0 : 2)} GB`;
-
 function render({ model, el }) {
-  el.classList.add("realm-vault-browser");
+  el.classList.add("realm-widget", "realm-vault-browser");
   const send = sender(model);
-  const root = el_("div", "rv-box");
+  const root = el_("div", "realm-card rv-box");
   const head = el_("div", "rv-head");
   const sort = el_("select", "rv-select");
   sort.dataset.role = "sort";
@@ -52,7 +49,7 @@ function render({ model, el }) {
       const name = el_("b", "rv-name", c.name);
       if (s.champion === c.step) name.prepend(el_("span", "rv-champ", "🏆 "));
       info.append(name, el_("span", "rv-meta",
-        `step ${c.step} · loss ${num(c.loss)} · val ${num(c.val_loss)} · ${c.date || ""}` +
+        `step ${c.step} · loss ${num(c.loss, 4)} · val ${num(c.val_loss, 4)} · ${c.date || ""}` +
         `${c.skill ? ` · ${c.skill} L${c.skill_level ?? "?"}` : ""} · zones: ${(c.zones || []).join(", ") || "none"}`));
       if (prot[String(c.step)]) info.append(el_("span", "rv-prot", `🔒 ${prot[String(c.step)]}`));
       const acts = el_("div", "rv-acts");

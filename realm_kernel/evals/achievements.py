@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..store.ledger import Ledger
+from ..store.queries import achievement_facts, achievement_ids, earned_achievements, hero_step
 from .hero import STEPS_PER_LEVEL
 
 STEP_MILESTONES = (1_000, 10_000, 100_000)
@@ -31,17 +32,6 @@ class Achievement:
     icon: str
 
 
-def _facts(ledger: Ledger) -> dict:
-    return ledger.query("""
-        SELECT (SELECT coalesce(max(step), 0) FROM metrics) AS steps,
-               (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed,
-               (SELECT count(*) FROM checkpoint_ledger) AS checkpoints,
-               (SELECT count(*) FROM events WHERE key = 'champion') AS champions,
-               (SELECT count(*) FROM evals) AS evals,
-               (SELECT coalesce(sum(ex), 0) FROM (SELECT max(examples) AS ex FROM quests
-                 WHERE quest_id LIKE 'sparring%' GROUP BY quest_id)) AS sparring_examples""")[0]
-
-
 def _skill_levels(ledger: Ledger) -> dict[str, tuple[str, int, int]]:
     import realm_skills as skills
 
@@ -55,7 +45,7 @@ def _skill_levels(ledger: Ledger) -> dict[str, tuple[str, int, int]]:
 
 def reached(ledger: Ledger) -> list[Achievement]:
     """Every achievement the ledger's facts have earned (earned before or not)."""
-    f = _facts(ledger)
+    f = achievement_facts(ledger)
     got: list[Achievement] = []
     for n in QUEST_MILESTONES:
         if f["completed"] >= n:
@@ -83,10 +73,7 @@ def reached(ledger: Ledger) -> list[Achievement]:
 
 def earned(ledger: Ledger) -> list[dict]:
     """Earned achievements, oldest first, each once (the earliest row wins)."""
-    rows = ledger.query("""
-        SELECT ts, achievement_id, name, description, step FROM achievements
-        QUALIFY row_number() OVER (PARTITION BY achievement_id ORDER BY ts) = 1
-        ORDER BY ts, achievement_id""")
+    rows = earned_achievements(ledger)
     return [{**r, "date": r["ts"].isoformat(timespec="seconds"), "ts": r["ts"].timestamp()}
             for r in rows]
 
@@ -94,11 +81,11 @@ def earned(ledger: Ledger) -> list[dict]:
 def award(ledger: Ledger) -> list[dict]:
     """Append the achievements reached but not yet earned; returns the new ones."""
     with _lock:
-        have = {r["achievement_id"] for r in ledger.query("SELECT DISTINCT achievement_id FROM achievements")}
+        have = achievement_ids(ledger)
         new = [a for a in reached(ledger) if a.achievement_id not in have]
         if not new:
             return []
-        step = int(ledger.scalar("SELECT coalesce(max(step), 0) FROM metrics") or 0)
+        step = hero_step(ledger)
         rows = [{"achievement_id": a.achievement_id, "name": a.name, "description": a.description,
                  "step": step} for a in new]
         ledger.append("achievements", rows)

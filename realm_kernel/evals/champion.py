@@ -8,13 +8,13 @@ from pathlib import Path
 from ..store.backup import auto_snapshot
 from ..store.home import Home
 from ..store.ledger import json_data
+from ..store.queries import champion_row
 from ..store.vault import VaultError
 from .achievements import award
 
 
 def champion(home: Home) -> dict | None:
-    rows = home.ledger.query("SELECT step, name, path, ts FROM champion")
-    return rows[0] if rows else None
+    return champion_row(home.ledger)
 
 
 def promote(home: Home, step: int | str) -> dict:

@@ -27,6 +27,7 @@ import realm_skills as skills
 from ..store.config import CurriculumConfig
 from ..store.home import Home
 from ..store.ledger import Ledger
+from ..store.queries import generated_quest_counts
 from .skillbook import skill_state
 
 QUEST_PREFIX = "curriculum-"
@@ -58,9 +59,7 @@ def plan_of(home: Home) -> list[dict]:
 
 
 def generated_counts(ledger: Ledger) -> dict[str, int]:
-    rows = ledger.query("SELECT json_extract_string(data, '$.skill') AS skill, count(*) AS n "
-                        "FROM events WHERE kind = 'quest_generated' GROUP BY 1")
-    return {r["skill"]: r["n"] for r in rows if r["skill"]}
+    return {r["skill"]: r["n"] for r in generated_quest_counts(ledger) if r["skill"]}
 
 
 def pick(plans: list[dict], counts: dict[str, int]) -> dict | None:

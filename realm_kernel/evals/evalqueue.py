@@ -24,6 +24,7 @@ from ..store.home import Home
 from ..store.ledger import json_data
 from ..store.paths import is_model_dir
 from ..store.process import pid_alive
+from ..store.queries import eval_answered, pending_eval_requests
 from ..store.vault import VaultError, VaultKeeper
 from . import forgetting, grading
 from .curriculum import plan_of
@@ -33,20 +34,7 @@ from .skillbook import skill_state
 
 def pending(home: Home) -> list[dict]:
     """Unanswered eval requests, oldest first."""
-    rows = home.ledger.query("""
-        WITH req AS (
-            SELECT ts, json_extract_string(data, '$.checkpoint') AS checkpoint,
-                   CAST(json_extract(data, '$.step') AS BIGINT) AS step,
-                   json_extract_string(data, '$.path') AS path,
-                   json_extract_string(data, '$.skill') AS skill,
-                   CAST(json_extract(data, '$.level') AS BIGINT) AS trained_level
-            FROM events WHERE kind = 'eval_requested'
-            QUALIFY row_number() OVER (PARTITION BY checkpoint ORDER BY ts) = 1)
-        SELECT * FROM req
-        WHERE checkpoint NOT IN (SELECT checkpoint FROM evals WHERE checkpoint IS NOT NULL)
-          AND 'eval:' || checkpoint NOT IN (SELECT key FROM events WHERE key LIKE 'eval:%')
-        ORDER BY ts""")
-    return rows
+    return pending_eval_requests(home.ledger)
 
 
 def _claims(home: Home) -> Path:
@@ -86,9 +74,7 @@ def default_skill(home: Home) -> str | None:
 
 
 def _answered(home: Home, checkpoint: str) -> bool:
-    return bool(home.ledger.query(
-        "SELECT 1 FROM evals WHERE checkpoint = ? UNION ALL "
-        "SELECT 1 FROM events WHERE key = ? LIMIT 1", [checkpoint, f"eval:{checkpoint}"]))
+    return eval_answered(home.ledger, checkpoint)
 
 
 def evaluate(home: Home, request: dict, size: int | None = None, threads: int = 0) -> dict:

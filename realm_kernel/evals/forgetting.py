@@ -21,6 +21,7 @@ from ..quests.publish import publish
 from ..store.config import WatchConfig
 from ..store.home import Home
 from ..store.ledger import Ledger, json_data
+from ..store.queries import eval_count, passive_drops, passive_runs, probe_costs
 from .grading import Ask, fresh_seed
 
 REVIEW_PREFIX = "review-"
@@ -41,7 +42,7 @@ def due(ledger: Ledger, cfg: WatchConfig, champion: bool) -> str | None:
         return None
     if champion:
         return "champion"
-    n = ledger.query("SELECT count(*) AS n FROM evals")[0]["n"]
+    n = eval_count(ledger)
     return "every_n" if cfg.every_n_evals and n % cfg.every_n_evals == 0 else None
 
 
@@ -88,15 +89,7 @@ def run_probe(home: Home, ask: Ask, step: int | None, checkpoint: str | None, re
 
 def find_drops(ledger: Ledger, run_id: str, drop_points: float) -> list[dict]:
     """Passives of this run more than drop_points below their best earlier run."""
-    rows = ledger.query("""
-        WITH runs AS (SELECT run_id, passive, min(ts) AS ts, sum(correct) / sum(n) AS acc
-                      FROM passive_probes GROUP BY run_id, passive),
-             now AS (SELECT passive, acc, ts FROM runs WHERE run_id = ?)
-        SELECT now.passive, now.acc AS accuracy, max(r.acc) AS best
-        FROM now JOIN runs r ON r.passive = now.passive AND r.ts < now.ts AND r.run_id <> ?
-        GROUP BY now.passive, now.acc
-        HAVING max(r.acc) - now.acc > ?
-        ORDER BY now.passive""", [run_id, run_id, drop_points / 100])
+    rows = passive_drops(ledger, run_id, drop_points / 100)
     return [{"passive": r["passive"], "accuracy": float(r["accuracy"]), "best": float(r["best"])}
             for r in rows]
 
@@ -120,12 +113,7 @@ def history(ledger: Ledger, passive: str | None = None, limit: int = 200,
             drop_points: float = 10.0) -> dict:
     """Passive accuracy over steps (one point per probe run and passive), each passive's
     best, its latest, and whether the latest is a drop; probe costs."""
-    where, args = ("WHERE passive = ?", [passive]) if passive else ("", [])
-    rows = ledger.query(f"""
-        SELECT run_id, passive, min(ts) AS ts, any_value(step) AS step, any_value(reason) AS reason,
-               sum(correct) AS correct, sum(n) AS n, any_value(seconds) AS seconds
-        FROM passive_probes {where} GROUP BY run_id, passive ORDER BY ts LIMIT ?""",
-                        [*args, limit * 11])
+    rows = passive_runs(ledger, passive, limit * 11)
     series: dict[str, list[dict]] = {}
     for r in rows:
         series.setdefault(r["passive"], []).append(
@@ -141,9 +129,7 @@ def history(ledger: Ledger, passive: str | None = None, limit: int = 200,
                     "best": max((p["accuracy"] for p in pts), default=None),
                     "drop": bool(best is not None and latest is not None
                                  and best - latest > drop_points / 100)})
-    cost = ledger.query("SELECT count(*) AS runs, coalesce(avg(s), 0) AS mean_s, "
-                        "coalesce(max(s), 0) AS max_s, coalesce(sum(s), 0) AS total_s FROM "
-                        "(SELECT run_id, any_value(seconds) AS s FROM passive_probes GROUP BY 1)")[0]
+    cost = probe_costs(ledger)
     return {"passives": out, "drop_points": drop_points, "probe_runs": int(cost["runs"]),
             "mean_seconds": float(cost["mean_s"]), "max_seconds": float(cost["max_s"]),
             "total_seconds": float(cost["total_s"])}

@@ -20,6 +20,7 @@ from realm_skills.evaluation import EvalResult, eval_problems, run_eval
 from ..oracle import answering
 from ..store.home import Home
 from ..store.ledger import json_data
+from ..store.queries import has_event
 from .champion import promote
 from .skillbook import record_eval, skill_state
 
@@ -80,7 +81,7 @@ def record(home: Home, result: EvalResult, step: int | None = None,
 def level_up(home: Home, skill: str, from_level: int, level: int, step: Any,
              checkpoint: str | None) -> None:
     key = f"level_up:{skill}:{level}"
-    if home.ledger.query("SELECT 1 FROM events WHERE key = ? LIMIT 1", [key]):
+    if has_event(home.ledger, key):
         return
     home.ledger.event("skill_level_up", f"Skill level up! {skill.upper()} {level}",
                       json_data({"skill": skill, "level": level, "from_level": from_level,

@@ -12,6 +12,7 @@ from realm_skills.sparring import check_sparring, weak_primitives
 
 from ..quests.formats import load_quest
 from ..store.ledger import Ledger
+from ..store.queries import latest_primitive_accuracy, primitive_totals, recent_evals, skill_eval_history
 
 
 def record_eval(ledger: Ledger, result: EvalResult, step: int | None = None,
@@ -31,26 +32,20 @@ def record_eval(ledger: Ledger, result: EvalResult, step: int | None = None,
 def skill_state(ledger: Ledger, skill: str) -> skills.SkillState:
     """Replay every eval of a skill, oldest first, through the level-up rule."""
     skills.skill_def(skill)  # unknown skill -> SkillError
-    rows = ledger.query("SELECT level, accuracy FROM evals WHERE skill = ? AND accuracy IS NOT NULL "
-                        "ORDER BY ts", [skill])
+    rows = skill_eval_history(ledger, skill)
     return skills.SkillState.replay(skill, [(r["level"], r["accuracy"]) for r in rows])
 
 
 def primitive_accuracy(ledger: Ledger, skill: str, level: int) -> dict[str, float]:
     """Per-primitive accuracy of the latest eval of that skill level that has any."""
-    rows = ledger.query("""
-        SELECT primitive_id, accuracy FROM primitive_accuracy
-        WHERE run_id = (SELECT run_id FROM primitive_accuracy WHERE skill = ? AND level = ?
-                        ORDER BY ts DESC LIMIT 1)
-        ORDER BY primitive_id""", [skill, level])
+    rows = latest_primitive_accuracy(ledger, skill, level)
     return {r["primitive_id"]: r["accuracy"] for r in rows}
 
 
 def eval_report(ledger: Ledger, skill: str, threshold: float = 0.8, recent: int = 10) -> dict:
     """Where a skill stands: its state, its latest evals, weak primitives at its level."""
     state = skill_state(ledger, skill)
-    evals = ledger.query("SELECT ts, step, checkpoint, level, accuracy, n, correct, run_id FROM evals "
-                         "WHERE skill = ? ORDER BY ts DESC LIMIT ?", [skill, recent])
+    evals = recent_evals(ledger, skill, recent)
     acc = primitive_accuracy(ledger, skill, state.level)
     return {"state": state.as_dict(), "evals": evals, "primitive_accuracy": acc,
             "threshold": threshold,
@@ -78,11 +73,7 @@ def skill_primitives(skill: str) -> list[dict]:
 def primitive_summary(ledger: Ledger, skill: str) -> list[dict]:
     """Per primitive of a skill: evals that scored it, latest and best accuracy, the
     latest level and step it was scored at (never-scored primitives have n_evals 0)."""
-    rows = {r["primitive_id"]: r for r in ledger.query("""
-        SELECT primitive_id, count(*) AS n_evals, max(accuracy) AS best,
-               arg_max(accuracy, ts) AS latest, arg_max(level, ts) AS level,
-               arg_max(step, ts) AS step, sum(correct) AS correct, sum(n) AS n
-        FROM primitive_accuracy WHERE skill = ? GROUP BY primitive_id""", [skill])}
+    rows = {r["primitive_id"]: r for r in primitive_totals(ledger, skill)}
     out = []
     for p in skill_primitives(skill):
         r = rows.get(p["id"]) or {}

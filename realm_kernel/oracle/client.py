@@ -31,6 +31,7 @@ from typing import Any
 
 import requests
 
+from ..store.checkpoints import UnknownCheckpoint
 from ..store.config import ConfigError
 from ..store.paths import atomic_write_json, read_json
 from ..store.process import pid_alive
@@ -41,7 +42,6 @@ from .pool import (
     OracleError,
     RemoteError,
     Sampling,
-    UnknownCheckpoint,
     chat_messages,
     check_chat_size,
     final_reply,

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..store.paths import checkpoint_complete, is_model_dir
+from ..store.checkpoints import UnknownCheckpoint
 from ..train.loading import load_model_and_tokenizer
 
 LOCAL = "local"
@@ -42,10 +42,6 @@ class ModelNotLoaded(LookupError):
     def __init__(self, step: int, loaded: list[int], host: str = LOCAL) -> None:
         self.step, self.loaded, self.host = step, loaded, host
         super().__init__(f"Step {step} not loaded on {host}. Loaded: {loaded}")
-
-
-class UnknownCheckpoint(LookupError):
-    """No checkpoint of that step (or of that name) exists (HTTP 404)."""
 
 
 class RemoteError(RuntimeError):
@@ -507,36 +503,3 @@ class Oracle:
     def chat(self, step: Any = None, message: Any = None, messages: Any = None, host: str | None = None,
              sampling: dict | Sampling | None = None) -> dict:
         return final_reply(self.stream(step, message, messages, host, sampling))
-
-
-# -- the ledger's side: which checkpoint is step N --------------------------------------
-def checkpoint_row(ledger: Any, base_model: Path, step: int) -> dict:
-    """Step 0 is the base model; any other step is its latest row in `checkpoints`."""
-    if step == 0:
-        return {"step": 0, "name": Path(base_model).name, "path": str(base_model)}
-    rows = ledger.query("SELECT step, name, path FROM checkpoints WHERE step = ? "
-                        "ORDER BY ts DESC LIMIT 1", [step])
-    if not rows:
-        known = [r["step"] for r in ledger.query(
-            "SELECT DISTINCT step FROM checkpoints ORDER BY step DESC LIMIT 20")]
-        raise UnknownCheckpoint(f"no checkpoint at step {step} in the ledger; latest steps: {known}")
-    return rows[0]
-
-
-def locate_checkpoint(ledger: Any, base_model: Path, step: int) -> tuple[str, Path]:
-    row = checkpoint_row(ledger, base_model, step)
-    path = Path(row["path"])
-    if not is_model_dir(path):
-        raise UnknownCheckpoint(f"{row['name']} (step {step}) is not on this machine: no model at {path}")
-    if step != 0 and not checkpoint_complete(path):
-        raise UnknownCheckpoint(f"{row['name']} (step {step}) at {path} is incomplete "
-                                "(no sidecar or no weights): it is never loaded")
-    return row["name"], path
-
-
-def list_checkpoints(ledger: Any, base_model: Path) -> list[dict]:
-    rows = ledger.query("SELECT step, name, path, loss, skill, skill_level FROM checkpoints "
-                        "QUALIFY row_number() OVER (PARTITION BY step ORDER BY ts DESC) = 1 "
-                        "ORDER BY step DESC")
-    return [{**checkpoint_row(ledger, base_model, 0), "loss": None, "skill": None, "skill_level": None},
-            *rows]

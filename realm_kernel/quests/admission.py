@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..store.checkpoints import hero_model_path
 from ..store.config import RealmConfig
-from ..store.ledger import Ledger, latest_checkpoint
-from ..store.paths import PRIORITIES, SIDECAR, RealmPaths, read_json
-from ..store.vault import carries_resume_state, run_finished
-from .formats import Level, QuestReport, TokenCounter, limits_of, validate_quest
+from ..store.ledger import Ledger
+from ..store.paths import PRIORITIES, RealmPaths
+from ..store.queries import quest_hashes
+from .formats import Depth, QuestReport, TokenCounter, limits_of, validate_quest
 from .queue import list_queue
 
 # A quest in one of these states blocks a second copy of the same file.
@@ -18,38 +19,7 @@ LIVE_STATES = ("queued", "processing", "completed")
 
 def known_quests(ledger: Ledger) -> dict[str, str]:
     """sha256 -> quest name, for quests queued, in training or completed."""
-    rows = ledger.query(
-        "SELECT DISTINCT q.sha256, s.quest_id FROM quests q JOIN quest_status s USING (quest_id) "
-        f"WHERE q.sha256 IS NOT NULL AND s.status IN {LIVE_STATES}")
-    return {r["sha256"]: r["quest_id"] for r in rows}
-
-
-def hero_model_path(ledger: Ledger, config: RealmConfig, paths: RealmPaths) -> Path:
-    """The hero's current weights: the newest checkpoint, else the base model."""
-    latest = latest_checkpoint(ledger)
-    return latest[1] if latest else config.base_model_path(paths)
-
-
-def resume_point(ledger: Ledger, quest: str, run_id: str | None) -> tuple[Path, int] | None:
-    """Where an interrupted run of `quest` picks up: (checkpoint, step offset) when the
-    hero's newest checkpoint was saved by that run and holds the trainer state (optimizer,
-    scheduler, data position), or is that run's final, weights-only save (trained to its
-    max_steps: resuming trains nothing and ends the quest). None when training moved on
-    since: the quest then starts again on the newest weights."""
-    latest = latest_checkpoint(ledger)
-    if not latest or not run_id:
-        return None
-    step, path = latest
-    sidecar = read_json(path / SIDECAR, {}) or {}
-    state = read_json(path / "trainer_state.json", {}) or {}
-    if sidecar.get("training_file") != quest or sidecar.get("run_id") != run_id:
-        return None
-    if "global_step" not in state:
-        return None
-    finished = run_finished(int(state.get("max_steps") or 0), int(state["global_step"]))
-    if not finished and not carries_resume_state(path):
-        return None
-    return path, step - int(state["global_step"])
+    return {r["sha256"]: r["quest_id"] for r in quest_hashes(ledger, LIVE_STATES)}
 
 
 def tokenizer_counter(model_path: Path) -> tuple[TokenCounter, int | None]:
@@ -67,19 +37,19 @@ def tokenizer_counter(model_path: Path) -> tuple[TokenCounter, int | None]:
 
 
 def check_quest(path: Path, config: RealmConfig, paths: RealmPaths, ledger: Ledger,
-                level: Level | str | None = None, *, duplicates: bool = True,
+                depth: Depth | str | None = None, *, duplicates: bool = True,
                 admitted_as: str | None = None) -> tuple[list[dict], QuestReport]:
-    """Validate a quest at `level` (default: realm.toml [quests] validation_level). A quest
+    """Validate a quest at `depth` (default: realm.toml [quests] validation_depth). A quest
     already admitted under the name `admitted_as` is no duplicate of its own ledger row."""
-    level = Level(level or config.quests.validation_level)
+    depth = Depth(depth or config.quests.validation_depth)
     known = known_quests(ledger) if duplicates and config.quests.reject_duplicates else None
     if known and admitted_as:
         known = {sha: name for sha, name in known.items() if name != admitted_as}
     count, limit = None, None
-    if level is Level.DEEP:
+    if depth is Depth.DEEP:
         count, model_max = tokenizer_counter(hero_model_path(ledger, config, paths))
         limit = min(config.training.max_length, model_max or config.training.max_length)
-    return validate_quest(path, level, limits_of(config), known=known, count_tokens=count,
+    return validate_quest(path, depth, limits_of(config), known=known, count_tokens=count,
                           token_limit=limit)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..store.ledger import Ledger
 from ..store.paths import PRIORITIES, RealmPaths, read_json
+from ..store.queries import quest_states
 from .formats import file_sha256
 from .publish import quest_row, record
 
@@ -15,8 +16,7 @@ FOLDER_STATUS = {**{p: "queued" for p in PRIORITIES}, "failed": "failed",
 
 def repair_quests(paths: RealmPaths, ledger: Ledger) -> list[str]:
     """Rows for quest files whose folder disagrees with their latest ledger row."""
-    latest = {r["quest_id"]: r for r in ledger.query(
-        "SELECT quest_id, status, priority, run_id FROM quest_status")}
+    latest = {r["quest_id"]: r for r in quest_states(ledger)}
     rows, fixed = [], []
     for folder, status in FOLDER_STATUS.items():
         d = paths.queue(folder)

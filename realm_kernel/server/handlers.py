@@ -22,8 +22,8 @@ from .. import __version__
 from ..api import Realm
 from ..quests.formats import QuestError
 from ..quests.queue import QueueConflict
+from ..store.checkpoints import CHECKPOINT_METRICS
 from ..store.config import ConfigError
-from ..store.ledger import CHECKPOINT_METRICS
 from ..store.vault import ASSET_TYPES, ProtectedAssetError, VaultError, check_id
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
@@ -95,7 +95,7 @@ class HealthHandler(RealmHandler):
         health = await self.call(self.realm.health)
         weaver = self.settings.get("realm_weaver")
         if weaver:  # the live view beats the status file
-            health["threads"], health["mended"] = weaver.status(), weaver.mended
+            health["services"], health["mended"] = weaver.status(), weaver.mended
         self.reply({"ok": True, "version": __version__, **health})
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import tornado.web
 
 from ..oracle.client import HOP_HEADER, SharedOracle
-from ..oracle.pool import LOCAL, ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
+from ..oracle.pool import LOCAL, ModelNotLoaded, OracleError, RemoteError
+from ..store.checkpoints import UnknownCheckpoint
 from ..store.config import ConfigError
 from .handlers import RealmHandler, mount
 

@@ -21,27 +21,35 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..evals.achievements import hero_progress
-from ..quests.admission import check_quest, resume_point
-from ..quests.formats import Level, QuestReport, limits_of, priority_of, validate_quest
+from ..hero_model import hub
+from ..quests.admission import check_quest
+from ..quests.formats import Depth, QuestReport, limits_of, priority_of, validate_quest
 from ..quests.publish import quest_row, record
 from ..quests.queue import fail, move, next_quest
 from ..quests.recovery import repair_quests
-from ..store import gpu_yield, hub
+from ..store.checkpoint_repair import repair_checkpoints
+from ..store.checkpoints import latest_checkpoint, resume_point
 from ..store.config import ConfigError, RealmConfig, load_config
-from ..store.ledger import Ledger, latest_checkpoint
+from ..store.ledger import Ledger, remove_dead_temp_segments
 from ..store.paths import RealmPaths
 from ..store.process import service_main, take_instance_lock
-from ..store.recovery import repair
+from ..store.queries import hero_step, quest_status
+from ..store.runs import record_run
 from ..store.status import DAEMON, TRAINING, read_status, write_status
+from . import gpu_yield
+
+if TYPE_CHECKING:  # the engine itself is imported when a quest is fought (seconds of imports)
+    from ..train.trainer import Job, TrainingResult
 
 log = logging.getLogger("realm.daemon")
 SETUP_RETRY_S = 15.0  # first wait after a setup fault; doubles up to SETUP_RETRY_MAX_S
 SETUP_RETRY_MAX_S = 300.0
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".swp")
 
-__all__ = ["Daemon", "DaemonAlreadyRunning", "latest_checkpoint", "main"]
+__all__ = ["Daemon", "DaemonAlreadyRunning", "main"]
 
 
 class DaemonAlreadyRunning(RuntimeError):
@@ -88,11 +96,10 @@ class Daemon:
         write_status(self.paths, TRAINING, state=state, quest=None, step=self.hero_step())
 
     def hero_step(self) -> int:
-        return int(self.ledger.scalar("SELECT coalesce(max(step), 0) FROM metrics") or 0)
+        return hero_step(self.ledger)
 
     def quest_row(self, name: str) -> dict | None:
-        rows = self.ledger.query("SELECT * FROM quest_status WHERE quest_id = ?", [name])
-        return rows[0] if rows else None
+        return quest_status(self.ledger, name)
 
     def recover(self) -> None:
         """Quests a crash left in processing/ go to the head of the queue, keeping their
@@ -109,9 +116,11 @@ class Daemon:
                                                  "it resumes from its last checkpoint")
 
     def repair(self) -> None:
-        """Finish or undo whatever a crash cut in half (recovery.py), then put quests
-        left in processing/ back at the head of the queue."""
-        done = repair(self.paths, self.ledger)
+        """Finish or undo whatever a crash cut in half (store/checkpoint_repair.py, dead
+        temp segments, quests/recovery.py), then put quests left in processing/ back at
+        the head of the queue."""
+        done: dict = {"checkpoints": repair_checkpoints(self.paths, self.ledger),
+                      "temp_segments": remove_dead_temp_segments(self.paths)}
         self.recover()
         done["quests"] = repair_quests(self.paths, self.ledger)
         ck = done["checkpoints"]
@@ -255,7 +264,7 @@ class Daemon:
         self.setup_fault, self._setup_backoff = None, SETUP_RETRY_S
 
     def fight(self, path: Path, priority: str) -> None:
-        from ..train import Job, TrainerEngine
+        from ..train import TrainerEngine
 
         problem = self.setup_problem()
         if problem:  # the quest stays where it is
@@ -263,73 +272,84 @@ class Daemon:
             return
         before = self.quest_row(path.name) or {}
         quest = move(path, self.paths.queue("processing"))
-        examples, report = validate_quest(quest, Level.STANDARD, limits_of(self.config))
+        examples, report = validate_quest(quest, Depth.STANDARD, limits_of(self.config))
         if not report.ok:
             self._finish(quest, "failed", before.get("run_id") or "", report.summary(),
                          fail_report=report)
             return
-        resume = resume_point(self.ledger, quest.name, before.get("run_id"))
+        job = self.job_for(quest, examples, before.get("run_id"))
+        self.announce(quest, job, priority)
+        engine = TrainerEngine(self.paths, self.ledger, should_abort=self.should_abort)
+        result = engine.run_job(job)
+        log.info("result %s", result.as_dict())
+        status, detail = self.outcome(quest.name, result)
+        if result.success:
+            self.setup_fixed()
+        record_run(self.ledger, job.run_id, quest.name,
+                   "stopped" if status == "queued" else status, model_path=job.model_path,
+                   step_start=job.step_offset, step_end=result.global_step,
+                   loss=result.final_loss, detail=detail)
+        self._finish(quest, status, job.run_id, detail, priority=priority)
+
+    def job_for(self, quest: Path, examples: list[dict], run_id: str | None) -> Job:
+        """The quest's training job: it resumes its own run from that run's last
+        checkpoint where it can, else a new run starts from the hero's latest weights."""
+        from ..train import Job
+
+        resume = resume_point(self.ledger, quest.name, run_id)
         if resume:
             model_path, offset = resume
-            run_id = before["run_id"]
         else:
             run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
             latest = latest_checkpoint(self.ledger)
             offset, model_path = latest if latest else (0, self.config.base_model_path(self.paths))
         meta = examples[0].get("meta", {})
-        job = Job(quest_id=quest.name, examples=examples, model_path=model_path, run_id=run_id,
-                  step_offset=offset, training=self.config.training,
-                  skill=meta.get("skill"), skill_level=meta.get("level"),
-                  resume_from=model_path if resume else None,
-                  on_progress=hero_progress(self.ledger, self.config.hero.name),
-                  on_checkpoint=lambda step, path: self.award_achievements(),
-                  retention=self.config.retention)
-        record(self.ledger, [quest_row(quest, "processing", priority, examples=len(examples),
-                                       run_id=run_id)])
-        self.ledger.append("runs", [{"run_id": run_id, "quest_id": quest.name,
-                                     "status": "resumed" if resume else "started",
-                                     "model_path": str(model_path),
-                                     "resume_from": str(model_path) if resume else None,
-                                     "step_start": offset}])
+        return Job(quest_id=quest.name, examples=examples, model_path=model_path, run_id=run_id,
+                   step_offset=offset, training=self.config.training,
+                   skill=meta.get("skill"), skill_level=meta.get("level"),
+                   resume_from=model_path if resume else None,
+                   on_progress=hero_progress(self.ledger, self.config.hero.name),
+                   on_checkpoint=lambda step, path: self.award_achievements(),
+                   retention=self.config.retention)
+
+    def announce(self, quest: Path, job: Job, priority: str) -> None:
+        """The battle starts: the quest's and the run's rows, the event, the heartbeat."""
+        resume = job.resume_from is not None
+        record(self.ledger, [quest_row(quest, "processing", priority, examples=len(job.examples),
+                                       run_id=job.run_id)])
+        record_run(self.ledger, job.run_id, job.quest_id, "resumed" if resume else "started",
+                   model_path=job.model_path, resume_from=job.resume_from,
+                   step_start=job.step_offset)
         verb = "resumes" if resume else "takes on"
-        self.ledger.event("battle_started", f"{self.config.hero.name} {verb} {quest.name}",
-                          json.dumps({"model": str(model_path), "step": offset,
-                                      "resume": bool(resume),
+        self.ledger.event("battle_started", f"{self.config.hero.name} {verb} {job.quest_id}",
+                          json.dumps({"model": str(job.model_path), "step": job.step_offset,
+                                      "resume": resume,
                                       "profile": self.config.resolved_profile.as_dict()},
                                      default=str))
-        self.heartbeat("training", quest=quest.name)
-        log.info("training %s from %s (step %d%s)", quest.name, model_path, offset,
-                 ", resuming" if resume else "")
-        engine = TrainerEngine(self.paths, self.ledger, should_abort=self.should_abort)
-        result = engine.run_job(job)
-        log.info("result %s", result.as_dict())
+        self.heartbeat("training", quest=job.quest_id)
+        log.info("training %s from %s (step %d%s)", job.quest_id, job.model_path,
+                 job.step_offset, ", resuming" if resume else "")
+
+    def outcome(self, quest: str, result: TrainingResult) -> tuple[str, str]:
+        """(the quest's status, why) after its run; a full disk pauses the realm and a
+        setup fault is reported, both sending the quest back to its queue."""
         skipped = self.paths.control_file("skip").exists() and result.stopped
         if not result.success and result.disk_full:
-            status, detail = "queued", self.disk_full(quest.name, result)
-        elif not result.success and result.setup_fault:
+            return "queued", self.disk_full(quest, result)
+        if not result.success and result.setup_fault:
             detail = (result.error_message or "setup fault").strip().splitlines()[0]
             self.report_setup_fault(detail)
-            status, detail = "queued", f"waits for the setup: {detail}"
-        elif not result.success:
-            status, detail = "failed", result.error_message or "training failed"
-        elif skipped:
+            return "queued", f"waits for the setup: {detail}"
+        if not result.success:
+            return "failed", result.error_message or "training failed"
+        if skipped:
             self.paths.control_file("skip").unlink(missing_ok=True)
-            status, detail = "skipped", f"skipped by request at step {result.global_step}"
-        elif result.stopped:
-            status, detail = "queued", f"stopped at step {result.global_step}; checkpoint saved"
-        else:
-            status, detail = "completed", (f"completed at step {result.global_step}, "
-                                           f"loss {result.final_loss}")
-        if result.success:
-            self.setup_fixed()
-        self.ledger.append("runs", [{"run_id": run_id, "quest_id": quest.name,
-                                     "status": "stopped" if status == "queued" else status,
-                                     "model_path": str(model_path), "step_start": offset,
-                                     "step_end": result.global_step, "loss": result.final_loss,
-                                     "detail": detail[:4000]}])
-        self._finish(quest, status, run_id, detail, priority=priority)
+            return "skipped", f"skipped by request at step {result.global_step}"
+        if result.stopped:
+            return "queued", f"stopped at step {result.global_step}; checkpoint saved"
+        return "completed", f"completed at step {result.global_step}, loss {result.final_loss}"
 
-    def disk_full(self, quest: str, result) -> str:
+    def disk_full(self, quest: str, result: TrainingResult) -> str:
         """A full disk is not the quest's fault: it goes back to its queue (it resumes
         from its last complete checkpoint) and the realm pauses until a user frees space
         and resumes, instead of failing quest after quest."""
@@ -400,7 +420,7 @@ class Daemon:
             return False
         if (loan := gpu_yield.current(self.paths)) is not None:
             # A waiting eval asked for the GPU: no quest starts until it is done (or the
-            # request's deadline passes); see store/gpu_yield.py.
+            # request's deadline passes); see services/gpu_yield.py.
             if self._lent_for != loan.get("asked"):
                 self._lent_for = loan.get("asked")
                 self.ledger.event("gpu_lent", f"{self.config.hero.name} lends the GPU to "

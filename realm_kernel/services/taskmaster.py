@@ -36,14 +36,16 @@ from ..evals.curriculum import plan_of
 from ..evals.evalqueue import pending
 from ..evals.skillbook import eval_report
 from ..quests.queue import list_queue, waiting
-from ..store import gpu_yield
+from ..store.checkpoints import last_checkpoint_time
 from ..store.config import ConfigError, RealmConfig
 from ..store.home import Home
 from ..store.paths import PRIORITIES, atomic_write_json, read_json, resource_dir
 from ..store.process import service_main, take_instance_lock
+from ..store.queries import latest_eval_accuracy, task_history
 from ..store.status import write_status
 from ..train.threads import TASKMASTER_STATUS as STATUS  # the trainer reads it (ThreadShare)
 from ..train.threads import cpu_share
+from . import gpu_yield
 
 log = logging.getLogger("home.taskmaster")
 PIPELINES = resource_dir("pipelines")
@@ -70,7 +72,7 @@ class TaskDef:
     parameters: dict = field(default_factory=dict)
     work: str = "always"  # which has-work check applies (WORK below)
     description: str = ""
-    yields_gpu: bool = False  # may ask the daemon to lend it the GPU (store/gpu_yield.py)
+    yields_gpu: bool = False  # may ask the daemon to lend it the GPU (services/gpu_yield.py)
 
 
 # Priorities follow the seed's Task Master (eval queue 10, sparring 9, large sparring 8,
@@ -94,7 +96,7 @@ REGISTRY: tuple[TaskDef, ...] = (
     TaskDef("generate_curriculum", "Generate quests", "generate.ipynb", 6, "none", 0,
             work="generate", description="Curriculum picks skill + level -> quest into the inbox"),
     TaskDef("health_check", "Health check", "health_check.ipynb", 4, "none", 600,
-            description="Daemon, threads, ledger, disk and GPU at a glance"),
+            description="Daemon, the Weaver's services, ledger, disk and GPU at a glance"),
     TaskDef("validate_queue", "Validate queue", "validate_queue.ipynb", 4, "none", 900, work="queue",
             description="Re-validate every queued quest"),
     TaskDef("checkpoint_cleanup", "Checkpoint cleanup", "checkpoint_cleanup.ipynb", 3, "none", 300,
@@ -168,8 +170,8 @@ def _ts(row: dict | None) -> float | None:
 
 
 def _latest_checkpoint_ts(home: Home) -> float | None:
-    rows = home.ledger.query("SELECT max(ts) AS ts FROM checkpoints")
-    return _ts(rows[0]) if rows else None
+    ts = last_checkpoint_time(home.ledger)
+    return ts.timestamp() if ts is not None else None
 
 
 def _work_eval(home: Home, task: TaskDef, last_done: float | None) -> tuple[bool, str]:
@@ -188,9 +190,8 @@ def _work_sparring(home: Home, task: TaskDef, last_done: float | None) -> tuple[
     plan = next((p for p in plan_of(home) if p["skill"] == skill and p["enabled"]), None)
     if plan is None:
         return False, f"{skill} is not on the curriculum"
-    latest = home.ledger.query("SELECT accuracy FROM evals WHERE skill = ? AND level = ? "
-                                "ORDER BY ts DESC LIMIT 1", [skill, plan["level"]])
-    if not latest or latest[0]["accuracy"] < SPARRING_MIN_ACCURACY:
+    latest = latest_eval_accuracy(home.ledger, skill, plan["level"])
+    if latest is None or latest < SPARRING_MIN_ACCURACY:
         return False, (f"{skill} L{plan['level']} not yet at {SPARRING_MIN_ACCURACY:.0%} "
                        "in its latest eval (the curriculum teaches first)")
     ck = _latest_checkpoint_ts(home)
@@ -355,12 +356,7 @@ def pending_requests(home: Home) -> list[str]:
 # -- state from the ledger --------------------------------------------------------------
 def history(home: Home) -> dict[str, dict]:
     """Per task: the latest row, the last finished run (done or failed)."""
-    rows = home.ledger.query("""
-        SELECT task_id, status, ts, output, detail,
-               row_number() OVER (PARTITION BY task_id ORDER BY ts DESC) AS r
-        FROM tasks WHERE status IN ('done', 'failed', 'running', 'cancelled')
-        QUALIFY r = 1""")
-    return {r["task_id"]: r for r in rows}
+    return {r["task_id"]: r for r in task_history(home.ledger)}
 
 
 def describe(home: Home, gpu: dict | None = None, check_work: bool = False,
@@ -561,7 +557,7 @@ class TaskMaster:
 
     def ask_or_release_gpu(self, rows: list[dict]) -> None:
         """A task that may ask for the GPU, has work and waits only for the busy GPU asks
-        the daemon to lend it (store/gpu_yield.py); the loan ends once it has no work."""
+        the daemon to lend it (services/gpu_yield.py); the loan ends once it has no work."""
         live = gpu_yield.current(self.paths)
         yielders = registry()
         for row in rows:

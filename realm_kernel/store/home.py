@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 
+from .checkpoints import CheckpointLedger
 from .config import ConfigError, RealmConfig, load_config
-from .ledger import CheckpointLedger, Ledger
+from .ledger import Ledger
 from .paths import RealmPaths
 
 

@@ -31,14 +31,13 @@ vanish, and raw/ holds the merged-away sources of the compactions made while it 
 (more files to scan) until the next compaction after it closes. The dedup costs raw
 readers a window over the rows they scan; our own views skip it.
 
-Versioned schema: SCHEMA_VERSION names the column set of every table. Columns are only
-ever added; `ensure_segments()` migrates an older ledger by dropping an empty
-`_schema-vN.parquet` into each table's current generation, and the views read with
-`union_by_name`, so older segments answer with nulls in the new columns. `ledger_info`
-says which version the views were made for.
+Versioned schema (store/schema.py): `ensure_segments()` migrates an older ledger by
+dropping an empty `_schema-vN.parquet` into each table's current generation, and the
+views read with `union_by_name`, so older segments answer with nulls in the new columns.
+`ledger_info` says which version the views were made for.
 
-`CheckpointLedger` is the checkpoint ledger API (latest, get(step), best(metric), list,
-summary) over the `checkpoints` table; `extract_step(name)` parses any checkpoint name.
+The tables and views are in store/schema.py; what the ledger knows about checkpoints
+in store/checkpoints.py; the named read queries of the other tables in store/queries.py.
 """
 
 from __future__ import annotations
@@ -47,14 +46,13 @@ import fcntl
 import itertools
 import json
 import os
-import re
 import shutil
 import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,120 +62,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import backup, faults
-from .paths import RealmPaths, atomic_write_json, checkpoint_complete
-
-SCHEMA_VERSION = 5  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
-#                     assets, zones, tasks, achievements, quests.sha256, events.key; v3: both;
-#                     v4: passive_probes; v5: _seg (each row's origin segment, raw readers)
-SEG = "_seg"  # the segment a row was first written to; hidden by every view
-
-_TS = pa.timestamp("us", tz="UTC")
-
-TABLES: dict[str, pa.Schema] = {
-    "metrics": pa.schema([
-        ("ts", _TS), ("run_id", pa.string()), ("quest", pa.string()),
-        ("step", pa.int64()), ("local_step", pa.int64()), ("loss", pa.float64()),
-        ("val_loss", pa.float64()), ("learning_rate", pa.float64()),
-        ("grad_norm", pa.float64()), ("epoch", pa.float64()),
-        ("tokens_per_s", pa.float64()), ("tokens_seen", pa.int64()),
-    ]),
-    "checkpoints": pa.schema([
-        ("ts", _TS), ("step", pa.int64()), ("name", pa.string()), ("path", pa.string()),
-        ("date", pa.string()), ("loss", pa.float64()), ("val_loss", pa.float64()),
-        ("learning_rate", pa.float64()), ("epoch", pa.float64()), ("skill", pa.string()),
-        ("skill_level", pa.int64()), ("training_file", pa.string()), ("run_id", pa.string()),
-    ]),
-    "quests": pa.schema([
-        ("ts", _TS), ("quest_id", pa.string()), ("status", pa.string()),
-        ("priority", pa.string()), ("path", pa.string()), ("examples", pa.int64()),
-        ("detail", pa.string()), ("run_id", pa.string()), ("sha256", pa.string()),
-    ]),
-    "runs": pa.schema([
-        ("ts", _TS), ("run_id", pa.string()), ("quest_id", pa.string()),
-        ("status", pa.string()), ("model_path", pa.string()), ("resume_from", pa.string()),
-        ("step_start", pa.int64()), ("step_end", pa.int64()), ("loss", pa.float64()),
-        ("detail", pa.string()),
-    ]),
-    "events": pa.schema([
-        ("ts", _TS), ("kind", pa.string()), ("message", pa.string()),
-        ("data", pa.string()), ("source", pa.string()), ("key", pa.string()),
-    ]),
-    "evals": pa.schema([
-        ("ts", _TS), ("step", pa.int64()), ("checkpoint", pa.string()),
-        ("skill", pa.string()), ("level", pa.int64()), ("accuracy", pa.float64()),
-        ("n", pa.int64()), ("correct", pa.int64()), ("run_id", pa.string()),
-    ]),
-    # One row per primitive per eval; run_id joins it to its `evals` row.
-    "primitive_accuracy": pa.schema([
-        ("ts", _TS), ("run_id", pa.string()), ("step", pa.int64()), ("checkpoint", pa.string()),
-        ("skill", pa.string()), ("level", pa.int64()), ("primitive_id", pa.string()),
-        ("n", pa.int64()), ("correct", pa.int64()), ("accuracy", pa.float64()),
-    ]),
-    # The forgetting watch: one row per primitive per probe run (evals/forgetting.py);
-    # `seconds` is the whole run's answering time (its cost), repeated on each row.
-    "passive_probes": pa.schema([
-        ("ts", _TS), ("run_id", pa.string()), ("step", pa.int64()), ("checkpoint", pa.string()),
-        ("reason", pa.string()), ("passive", pa.string()), ("primitive_id", pa.string()),
-        ("n", pa.int64()), ("correct", pa.int64()), ("accuracy", pa.float64()),
-        ("seconds", pa.float64()),
-    ]),
-    "assets": pa.schema([
-        ("ts", _TS), ("asset_id", pa.string()), ("type", pa.string()), ("name", pa.string()),
-        ("zone", pa.string()), ("path", pa.string()), ("bytes", pa.int64()),
-        ("step", pa.int64()), ("status", pa.string()), ("detail", pa.string()),
-    ]),
-    "zones": pa.schema([
-        ("ts", _TS), ("zone_id", pa.string()), ("url", pa.string()), ("kind", pa.string()),
-        ("status", pa.string()), ("detail", pa.string()),
-    ]),
-    "tasks": pa.schema([
-        ("ts", _TS), ("task_id", pa.string()), ("name", pa.string()), ("status", pa.string()),
-        ("priority", pa.int64()), ("notebook", pa.string()), ("output", pa.string()),
-        ("detail", pa.string()),
-    ]),
-    "achievements": pa.schema([
-        ("ts", _TS), ("achievement_id", pa.string()), ("name", pa.string()),
-        ("description", pa.string()), ("step", pa.int64()),
-    ]),
-}
-
-
-TABLES = {t: schema.append(pa.field(SEG, pa.string())) for t, schema in TABLES.items()}
-
-
-def _latest(table: str, key: str, where: str = "") -> str:
-    return (f"SELECT * FROM {table} {where} "
-            f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ts DESC) = 1")
-
-
-# Views over the raw tables: current state is the latest event per key.
-DERIVED_VIEWS = {
-    "quest_status": _latest("quests", "quest_id"),
-    "run_status": _latest("runs", "run_id"),
-    "task_status": _latest("tasks", "task_id"),
-    # One row per step: a step saved twice (a resumed run) shows its newest save.
-    "checkpoint_ledger": _latest("checkpoints", "step"),
-    # Where each asset lives now (a location deleted later drops out).
-    "asset_locations": f"SELECT * FROM ({_latest('assets', 'asset_id, zone')}) "
-                       "WHERE status = 'present'",
-    "zone_status": f"SELECT * FROM ({_latest('zones', 'zone_id')}) WHERE status = 'active'",
-    "champion": "SELECT ts, key, message, data, source, "
-                "CAST(json_extract(data, '$.step') AS BIGINT) AS step, "
-                "json_extract_string(data, '$.name') AS name, "
-                "json_extract_string(data, '$.path') AS path "
-                "FROM events WHERE key = 'champion' ORDER BY ts DESC LIMIT 1",
-    "hero": """
-        SELECT
-          (SELECT coalesce(max(step), 0) FROM metrics) AS steps,
-          (SELECT loss FROM metrics WHERE loss IS NOT NULL
-             ORDER BY step DESC, ts DESC LIMIT 1) AS loss,
-          (SELECT val_loss FROM metrics WHERE val_loss IS NOT NULL
-             ORDER BY step DESC, ts DESC LIMIT 1) AS val_loss,
-          (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
-          (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed
-    """,
-}
-
+from .paths import RealmPaths, atomic_write_json
+from .process import pid_alive
+from .schema import DERIVED_VIEWS, SCHEMA_VERSION, SEG, TABLES
 
 COMPACT_AT = 64  # segments in a generation before small ones are merged
 ROW_GROUP_ROWS = 65536  # row groups small enough for min/max pruning of tail reads
@@ -705,138 +592,16 @@ class MetricBuffer:
             atomic_write_json(path, data)
 
 
-# -- the checkpoint ledger ------------------------------------------------------------
-
-_STEP_RE = re.compile(r"checkpoint[-_](\d+)", re.IGNORECASE)
-
-
-def extract_step(name: str | os.PathLike) -> int | None:
-    """The step in any checkpoint name: `checkpoint-190000-20251127-1430`, `checkpoint-175000`,
-    `checkpoint_175000` (an asset id), or a path ending in one. None when there is none."""
-    text = str(name).rstrip("/")
-    m = _STEP_RE.search(text.rsplit("/", 1)[-1]) or _STEP_RE.search(text)
-    return int(m.group(1)) if m else None
-
-
-@dataclass(frozen=True)
-class CheckpointRecord:
-    """A checkpoint's stats at save time (one row of the checkpoint ledger)."""
-
-    step: int
-    name: str
-    path: str
-    date: str | None = None
-    loss: float | None = None
-    val_loss: float | None = None
-    learning_rate: float | None = None
-    epoch: float | None = None
-    skill: str | None = None
-    skill_level: int | None = None
-    training_file: str | None = None
-    run_id: str | None = None
-
-    @property
-    def canonical_name(self) -> str:
-        return self.name
-
-    @property
-    def train_loss(self) -> float | None:  # the seed's name for it
-        return self.loss
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> CheckpointRecord:
-        return cls(**{k: row.get(k) for k in cls.__dataclass_fields__})
-
-
-# metric -> (SQL expression over checkpoint_ledger, True when lower is better)
-CHECKPOINT_METRICS: dict[str, tuple[str, bool]] = {
-    "loss": ("loss", True),
-    "train_loss": ("loss", True),
-    "val_loss": ("val_loss", True),
-    "eval_loss": ("val_loss", True),
-    "accuracy": ("(SELECT avg(e.accuracy) FROM evals e WHERE e.step = c.step)", False),
-}
-
-
-class CheckpointLedger:
-    """latest / get(step) / best(metric) / list / summary over the checkpoints table.
-
-    `RemoteLedgerClient` (realm_kernel.store.remote_ledger) has the same interface over REST."""
-
-    _COLS = ", ".join(f"c.{f}" for f in CheckpointRecord.__dataclass_fields__)
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-
-    def _records(self, where: str = "", params: Sequence[Any] = (), order: str = "c.step DESC",
-                 limit: int | None = None) -> list[CheckpointRecord]:
-        sql = f"SELECT {self._COLS} FROM checkpoint_ledger c {where} ORDER BY {order}"
-        if limit is not None:
-            sql += f" LIMIT {max(0, int(limit))}"
-        return [CheckpointRecord.from_row(r) for r in self.ledger.query(sql, list(params))]
-
-    def latest(self) -> CheckpointRecord | None:
-        rows = self._records(limit=1)
-        return rows[0] if rows else None
-
-    def get(self, step: int | str) -> CheckpointRecord | None:
-        """By step, or by any checkpoint name or asset id that contains one."""
-        n = int(step) if isinstance(step, int) or str(step).isdigit() else extract_step(step)
-        if n is None:
-            return None
-        rows = self._records("WHERE c.step = ?", [n], limit=1)
-        return rows[0] if rows else None
-
-    def best(self, metric: str = "loss") -> CheckpointRecord | None:
-        if metric not in CHECKPOINT_METRICS:
-            raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(CHECKPOINT_METRICS)}")
-        expr, lower = CHECKPOINT_METRICS[metric]
-        rows = self._records(f"WHERE {expr} IS NOT NULL",
-                             order=f"{expr} {'ASC' if lower else 'DESC'}, c.step DESC", limit=1)
-        return rows[0] if rows else None
-
-    def list(self, limit: int | None = None, skill: str | None = None) -> list[CheckpointRecord]:
-        """Newest first."""
-        if skill:
-            return self._records("WHERE c.skill = ?", [skill], limit=limit)
-        return self._records(limit=limit)
-
-    def summary(self) -> dict[str, Any]:
-        row = self.ledger.query("""
-            SELECT count(*) AS count, min(step) AS first_step, max(step) AS latest_step,
-                   min(loss) AS best_loss, min(val_loss) AS best_val_loss,
-                   count(DISTINCT skill) AS skills, min(date) AS first_date, max(date) AS latest_date
-            FROM checkpoint_ledger""")[0]
-        by_skill = self.ledger.query("""
-            SELECT coalesce(skill, '') AS skill, count(*) AS count, max(skill_level) AS max_level,
-                   min(loss) AS best_loss
-            FROM checkpoint_ledger GROUP BY 1 ORDER BY 1""")
-        best = self.best("loss")
-        latest = self.latest()
-        return {**row, "by_skill": by_skill,
-                "best": best.as_dict() if best else None,
-                "latest": latest.as_dict() if latest else None}
-
-    # The seed's names, so code written against it keeps working.
-    get_latest = latest
-    get_best = best
-
-    def list_all(self, limit: int | None = None) -> list[CheckpointRecord]:
-        return self.list(limit)
-
-
-def latest_checkpoint(ledger: Ledger) -> tuple[int, Path] | None:
-    """The newest complete checkpoint (sidecar, config and weights on disk): a partial
-    or sidecar-less directory is never resumed from."""
-    rows = ledger.query("SELECT step, path FROM checkpoints ORDER BY step DESC, ts DESC LIMIT 20")
-    for row in rows:
-        p = Path(row["path"])
-        if checkpoint_complete(p):
-            return int(row["step"]), p
-    return None
+def remove_dead_temp_segments(paths: RealmPaths) -> int:
+    """Temp segments and raw-slot links (`.<name>.<pid>.tmp`) whose writer died; never
+    part of any view (the daemon removes them at start-up)."""
+    n = 0
+    for tmp in [*paths.segments.glob("*/gen-*/.*.tmp"), *paths.segments.glob("*/raw/.*.tmp")]:
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not pid_alive(pid):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 def json_data(data: dict[str, Any]) -> str:

@@ -9,8 +9,9 @@ from typing import Any
 
 import requests
 
+from .checkpoints import CheckpointLedger, CheckpointRecord
 from .hosts import HostRegistry
-from .ledger import CheckpointLedger, CheckpointRecord, Ledger
+from .ledger import Ledger
 from .paths import RealmPaths
 
 

@@ -30,9 +30,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import backup
+from .checkpoints import TRAINING_STATE, CheckpointLedger, extract_step, latest_checkpoint
 from .config import RealmConfig, RetentionConfig
-from .ledger import CheckpointLedger, Ledger, extract_step, json_data, latest_checkpoint
-from .paths import SIDECAR, RealmPaths, checkpoint_complete, read_json
+from .ledger import Ledger, json_data
+from .paths import RealmPaths, checkpoint_complete, read_json
 
 ASSET_TYPES = ("checkpoint", "model", "data", "config")
 LOCAL = "local"
@@ -47,28 +48,6 @@ class VaultError(LookupError):
 
 class ProtectedAssetError(ValueError):
     """Deleting or overwriting this asset would lose the champion or the weights in use."""
-
-
-# What an interrupted run resumes from, beside the weights (HF Trainer's optimizer,
-# scheduler, scaler and RNG state): only the newest checkpoint keeps it (train/keeper.py).
-RESUME_STATE = ("optimizer.*", "scheduler.*", "scaler.*", "rng_state*")
-# What a trainer keeps beside the weights; an exported checkpoint leaves them out.
-TRAINING_STATE = (*RESUME_STATE, "trainer_state.json", "training_args.bin", SIDECAR,
-                  "global_step*", ".*")
-
-
-def resume_files(ckpt: Path) -> list[Path]:
-    return sorted(p for g in RESUME_STATE for p in ckpt.glob(g) if p.is_file())
-
-
-def carries_resume_state(ckpt: Path) -> bool:
-    return (ckpt / "optimizer.pt").exists() or (ckpt / "optimizer.bin").exists()
-
-
-def run_finished(max_steps: int, global_step: int) -> bool:
-    """A run trained to its max_steps: nothing resumes into its last save (the next quest
-    starts a fresh optimizer), so that save needs no resume state."""
-    return 0 < max_steps <= global_step
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 the older checkpoints lose their resume state and retention runs, off the training step.
 
 Only the newest checkpoint carries optimizer, scheduler and RNG state (the one an
-interrupted run resumes from, quests/admission.resume_point); every other kept checkpoint
+interrupted run resumes from, store/checkpoints.resume_point); every other kept checkpoint
 is its weights in the training dtype with tokenizer, config and sidecar: plain
 `from_pretrained` loads it and vLLM serves it.
 """
@@ -17,10 +17,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..store.checkpoints import carries_resume_state, resume_files
 from ..store.config import RetentionConfig
 from ..store.ledger import Ledger
 from ..store.paths import SIDECAR, RealmPaths
-from ..store.vault import VaultKeeper, carries_resume_state, dir_bytes, resume_files
+from ..store.vault import VaultKeeper, dir_bytes
 
 log = logging.getLogger("realm.keeper")
 

@@ -3,6 +3,8 @@
 On top of plain `transformers.Trainer` it adds padding-free packing with exact masking
 (and a self-check on a real first batch), Muon / fused AdamW / paged 8-bit AdamW, Liger
 kernels where installed, gradient checkpointing, exact resume, and the realm callbacks.
+The Trainer subclass is `realm_trainer.RealmTrainer`; its arguments come from
+`training_args.training_arguments`.
 """
 
 from __future__ import annotations
@@ -16,20 +18,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers import PrinterCallback
+
 from ..store import faults
 from ..store.config import RetentionConfig, TrainingConfig
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
-from ..store.vault import run_finished
 from . import trackers
 from .callbacks import RealmCallback, ThreadShare
 from .data import PadCollator, build_datasets
-from .loading import cpu_autocast_bf16, load_model_and_tokenizer, precision, torch_dtype
+from .loading import load_model_and_tokenizer, precision
 from .lora import check_method, for_method
 from .optim import build_optimizer
 from .packing import SHORT_ROW_IMPLS, PackedCollator, PackedDataset, masked_capacity
 from .selfcheck import check_labels, check_packed_batch
 from .threads import all_cores, cpu_share, taskmaster_idle
+from .training_args import training_arguments
 
 
 @dataclass
@@ -112,86 +117,56 @@ def resolve_liger(cfg: TrainingConfig, cuda: bool) -> bool:
     return cfg.liger == "auto" and cuda and installed("liger_kernel")
 
 
-def _realm_trainer_class():
-    import torch
-    from transformers import Trainer
-
-    class RealmTrainer(Trainer):
-        """Counts real (non-pad) tokens of packed batches, whose 4-D masks HF can't sum,
-        and times the per-save work (held-out loss, checkpoint write, publishing)."""
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.phase_seconds = {"eval": 0.0, "save": 0.0, "publish": 0.0}
-            self.callback_handler.on_save = self._timed("publish", self.callback_handler.on_save)
-
-        def _timed(self, phase, fn):
-            def timed(*args, **kwargs):
-                t0 = time.perf_counter()
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    self.phase_seconds[phase] += time.perf_counter() - t0
-            return timed
-
-        def _evaluate(self, *args, **kwargs):
-            return self._timed("eval", super()._evaluate)(*args, **kwargs)
-
-        def _save_checkpoint(self, *args, **kwargs):
-            return self._timed("save", super()._save_checkpoint)(*args, **kwargs)
-
-        def training_step(self, model, inputs, *args, **kwargs):
-            n = inputs.pop("num_real_tokens", None)
-            loss = super().training_step(model, inputs, *args, **kwargs)
-            if n is not None:
-                inputs["num_real_tokens"] = n
-            return loss
-
-        def prediction_step(self, model, inputs, *args, **kwargs):
-            inputs.pop("num_real_tokens", None)
-            return super().prediction_step(model, inputs, *args, **kwargs)
-
-        def _finishing(self) -> bool:
-            # The last save of a run that reaches max_steps: nothing resumes into it (the
-            # next quest starts a fresh optimizer), so it is written weights-only and the
-            # step never waits for optimizer state (3x the weights with AdamW). A stopped or
-            # skipped run ends earlier and keeps its state for the resume.
-            return run_finished(self.state.max_steps, self.state.global_step)
-
-        def _save_optimizer_and_scheduler(self, output_dir):
-            # The weights of this checkpoint are on disk, its optimizer state is not yet.
-            faults.point("checkpoint_write")
-            if self._finishing():
-                return None
-            return super()._save_optimizer_and_scheduler(output_dir)
-
-        def _save_scaler(self, output_dir):
-            return None if self._finishing() else super()._save_scaler(output_dir)
-
-        def _save_rng_state(self, output_dir):
-            return None if self._finishing() else super()._save_rng_state(output_dir)
-
-        def _track_num_input_tokens(self, inputs):
-            n = inputs.get("num_real_tokens")
-            if n is None or self.args.include_num_input_tokens_seen == "no":
-                return super()._track_num_input_tokens(inputs)
-            n = torch.as_tensor(n, device=self.args.device, dtype=torch.int64)
-            self.state.num_input_tokens_seen += int(self.accelerator.gather(n).sum().item())
-
-    return RealmTrainer
+def lend_threads(cfg: TrainingConfig, cuda: bool, paths: RealmPaths) -> ThreadShare | None:
+    """Sets torch's CPU threads. threads = 0 on a CPU: the cores the Task Master leaves
+    idle are lent step by step (the ThreadShare callback returned)."""
+    if cfg.threads or not cuda:
+        torch.set_num_threads(cfg.threads or cpu_share())
+    if not cfg.threads and not cuda and all_cores() > cpu_share():
+        return ThreadShare(cpu_share(), all_cores(), lambda: taskmaster_idle(paths))
+    return None
 
 
-def _checkpointing_args(args_cls: type, on: bool) -> dict:
-    # transformers renamed gradient_checkpointing to activation_checkpointing (5.2x);
-    # the device machines may carry an older one.
-    new = "activation_checkpointing" in getattr(args_cls, "__dataclass_fields__", {})
-    name = "activation_checkpointing" if new else "gradient_checkpointing"
-    return {name: on, f"{name}_kwargs": {"use_reentrant": False}}
+def check_setup(cfg: TrainingConfig, cuda: bool) -> list[str] | str:
+    """The trackers' `report_to`. A method or tracker this machine lacks is the setup's
+    fault, not the quest's."""
+    try:
+        check_method(cfg.method, cuda)
+        return trackers.check(cfg.report_to)
+    except RuntimeError as e:
+        raise SetupError(str(e)) from e
+
+
+def load_for_training(source: Path, cfg: TrainingConfig, cuda: bool) -> tuple[Any, Any, str, bool]:
+    """(model ready for the method, tokenizer, attention implementation, liger). A model
+    that cannot be loaded is the setup's fault, unless the disk is full."""
+    try:
+        attn = resolve_attn(cfg, cuda)
+        liger = resolve_liger(cfg, cuda)
+        model, tokenizer = load_model_and_tokenizer(source, cfg.dtype, attn,
+                                                    quantize_4bit=cfg.method == "qlora")
+    except (OSError, ImportError, ValueError) as e:
+        if faults.is_disk_full(e):
+            raise
+        raise SetupError(f"cannot load the model at {source}: {type(e).__name__}: {e}") from e
+    return for_method(model, cfg), tokenizer, attn, liger
 
 
 def first_batch(dataset, collator, size: int) -> tuple[list, dict]:
     items = [dataset[i] for i in range(min(size, len(dataset)))]
     return items, collator(items)
+
+
+def check_masking(job: Job, model: Any, tokenizer: Any, dataset: Any, collator: Any,
+                  size: int) -> None:
+    """The masking self-check, on a real first batch built by the real collator."""
+    items, batch = first_batch(dataset, collator, size)
+    packing = job.training.packing
+    flat = [e for row in items for e in row] if packing else items
+    check_labels(tokenizer, flat, job.examples)
+    if packing:
+        check_packed_batch(model, {k: v.to(model.device) for k, v in batch.items()
+                                   if torch.is_tensor(v) and v.ndim})
 
 
 class TrainerEngine:
@@ -215,7 +190,6 @@ class TrainerEngine:
             shutil.rmtree(run_dir, ignore_errors=True)
 
     def _data(self, job: Job, tokenizer: Any, model: Any, attn: str):
-        import torch
         cfg = job.training
         max_len = min(cfg.max_length, getattr(model.config, "max_position_embeddings", 1 << 30))
         train, held, _ = build_datasets(tokenizer, job.examples, max_len, cfg.eval_fraction,
@@ -241,100 +215,28 @@ class TrainerEngine:
         return packed, packed_eval, collator, rows_per_step, packed.efficiency()
 
     def _run(self, job: Job, run_dir: Path, t0: float) -> TrainingResult:
-        import torch
-        from transformers import PrinterCallback, TrainingArguments
-
         cfg = job.training
         cuda = torch.cuda.is_available()
-        if cfg.threads or not cuda:
-            torch.set_num_threads(cfg.threads or cpu_share())
-        # threads = 0 on CPU: the cores the Task Master leaves idle are lent step by step.
-        lending = None
-        if not cfg.threads and not cuda and all_cores() > cpu_share():
-            lending = ThreadShare(cpu_share(), all_cores(), lambda: taskmaster_idle(self.paths))
-        source = job.resume_from or job.model_path
-        try:  # a method or tracker this machine lacks is the setup's fault, not the quest's
-            check_method(cfg.method, cuda)
-            report_to = trackers.check(cfg.report_to)
-        except RuntimeError as e:
-            raise SetupError(str(e)) from e
-        try:
-            attn = resolve_attn(cfg, cuda)
-            liger = resolve_liger(cfg, cuda)
-            model, tokenizer = load_model_and_tokenizer(source, cfg.dtype, attn,
-                                                        quantize_4bit=cfg.method == "qlora")
-        except (OSError, ImportError, ValueError) as e:
-            if faults.is_disk_full(e):
-                raise
-            raise SetupError(f"cannot load the model at {source}: {type(e).__name__}: {e}") from e
-        model = for_method(model, cfg)
+        lending = lend_threads(cfg, cuda, self.paths)
+        report_to = check_setup(cfg, cuda)
+        model, tokenizer, attn, liger = load_for_training(job.resume_from or job.model_path, cfg, cuda)
         train_ds, eval_ds, collator, per_step, efficiency = self._data(job, tokenizer, model, attn)
-
-        # The masking self-check, on a real first batch built by the real collator.
-        items, batch = first_batch(train_ds, collator, per_step)
-        flat = [e for row in items for e in row] if cfg.packing else items
-        check_labels(tokenizer, flat, job.examples)
-        if cfg.packing:
-            check_packed_batch(model, {k: v.to(model.device) for k, v in batch.items()
-                                       if torch.is_tensor(v) and v.ndim})
-
+        check_masking(job, model, tokenizer, train_ds, collator, per_step)
         optimizer, optim_name = build_optimizer(model, cfg.optimizer, lr=cfg.learning_rate,
                                                 muon_lr=cfg.muon_learning_rate,
                                                 weight_decay=cfg.weight_decay)
         callback = RealmCallback(paths=self.paths, ledger=self.ledger, job=job,
                                  should_abort=self.should_abort)
         callback.has_eval = eval_ds is not None
-        args = TrainingArguments(
-            output_dir=str(run_dir),
-            per_device_train_batch_size=per_step,
-            per_device_eval_batch_size=per_step,
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-            learning_rate=cfg.learning_rate,
-            weight_decay=cfg.weight_decay,
-            optim=optim_name,
-            num_train_epochs=cfg.epochs,
-            max_steps=cfg.max_steps,
-            warmup_steps=cfg.warmup_ratio,
-            lr_scheduler_type="cosine",
-            max_grad_norm=cfg.max_grad_norm,
-            logging_steps=cfg.logging_steps,
-            logging_first_step=True,
-            save_strategy="steps",
-            save_steps=cfg.save_steps,
-            eval_strategy="steps" if eval_ds is not None else "no",
-            eval_steps=cfg.eval_steps or cfg.save_steps,
-            report_to=report_to,
-            run_name=job.run_id,
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-            use_cpu=not cuda,
-            bf16=(torch_dtype(cfg.dtype, cuda) == torch.bfloat16 if cuda else cpu_autocast_bf16(cfg.dtype)),
-            **_checkpointing_args(TrainingArguments, cfg.gradient_checkpointing),
-            use_liger_kernel=liger,
-            include_num_input_tokens_seen="non_padding",
-            disable_tqdm=True,
-        )
-        # Trackers read their environment when the Trainer builds their callbacks and at train start.
-        with trackers.environment(cfg.report_to, self.paths.home, job.run_id):
-            trainer = _realm_trainer_class()(
-                model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                data_collator=collator, processing_class=tokenizer,
-                callbacks=[callback, *job.callbacks, *filter(None, [lending])],
-                optimizers=(optimizer, None))
-            # Metrics go to the ledger (and a progress bar, trackers): not as dicts on stdout.
-            trainer.remove_callback(PrinterCallback)
-            if cuda:
-                torch.cuda.reset_peak_memory_stats()
-            t_train = time.perf_counter()
-            try:
-                out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
-            except BaseException:  # rows still queued are written; the run's own error wins
-                callback.close(quiet=True)
-                raise
-            callback.close()
-            t_train = time.perf_counter() - t_train
+        args = training_arguments(cfg, output_dir=run_dir, run_name=job.run_id,
+                                  batch_size=per_step, optim=optim_name,
+                                  has_eval=eval_ds is not None, report_to=report_to,
+                                  cuda=cuda, liger=liger)
+        trainer, out, t_train = self._fit(
+            job, callback, cuda, model=model, args=args, train_dataset=train_ds,
+            eval_dataset=eval_ds, data_collator=collator, processing_class=tokenizer,
+            callbacks=[callback, *job.callbacks, *filter(None, [lending])],
+            optimizers=(optimizer, None))
         tokens = int(trainer.state.num_input_tokens_seen or 0)
         return TrainingResult(
             success=True,
@@ -353,3 +255,26 @@ class TrainerEngine:
             all_cores_share=lending.full_share if lending else None,
             **{f"{k}_seconds": v for k, v in trainer.phase_seconds.items()},
         )
+
+    def _fit(self, job: Job, callback: RealmCallback, cuda: bool,
+             **trainer_kwargs: Any) -> tuple[Any, Any, float]:
+        """Builds the RealmTrainer and trains: (trainer, HF's TrainOutput, seconds)."""
+        # transformers.trainer costs seconds of imports: paid by a run, not by importing
+        # this module (the CLI, the daemon's start).
+        from .realm_trainer import RealmTrainer
+
+        # Trackers read their environment when the Trainer builds their callbacks and at train start.
+        with trackers.environment(job.training.report_to, self.paths.home, job.run_id):
+            trainer = RealmTrainer(**trainer_kwargs)
+            # Metrics go to the ledger (and a progress bar, trackers): not as dicts on stdout.
+            trainer.remove_callback(PrinterCallback)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            t_train = time.perf_counter()
+            try:
+                out = trainer.train(resume_from_checkpoint=str(job.resume_from) if job.resume_from else None)
+            except BaseException:  # rows still queued are written; the run's own error wins
+                callback.close(quiet=True)
+                raise
+            callback.close()
+            return trainer, out, time.perf_counter() - t_train

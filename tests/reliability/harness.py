@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from realm_kernel.api import Realm
+from realm_kernel.store.checkpoint_repair import ledger_consistency
 from realm_kernel.store.paths import RealmPaths
-from realm_kernel.store.recovery import ledger_consistency
 
 from ..helpers import Procs, child_env, wait_for
 from ..helpers import start_daemon as helpers_start_daemon

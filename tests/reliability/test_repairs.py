@@ -10,15 +10,16 @@ import os
 
 import pytest
 
-from realm_kernel.oracle.pool import OracleError, UnknownCheckpoint, check_chat_size, locate_checkpoint
-from realm_kernel.quests.formats import Level, validate_quest
+from realm_kernel.oracle.pool import OracleError, check_chat_size
+from realm_kernel.quests.formats import Depth, validate_quest
 from realm_kernel.quests.queue import QueueConflict, QueueError, delete_quest
 from realm_kernel.quests.recovery import repair_quests
 from realm_kernel.services.tavern_server import ExposureError, TavernServer
 from realm_kernel.store import faults
-from realm_kernel.store.ledger import Ledger, latest_checkpoint
+from realm_kernel.store.checkpoint_repair import ledger_consistency, repair_checkpoints
+from realm_kernel.store.checkpoints import UnknownCheckpoint, latest_checkpoint, locate_checkpoint
+from realm_kernel.store.ledger import Ledger
 from realm_kernel.store.paths import RealmPaths, checkpoint_complete, publish_dir
-from realm_kernel.store.recovery import ledger_consistency, repair_checkpoints
 from realm_kernel.store.vault import VaultKeeper
 
 GOOD = json.dumps({"messages": [{"role": "user", "content": "a"},
@@ -102,7 +103,6 @@ def test_checkpoint_repairs_in_detail(home):
     dropped; a deletion already recorded is not recorded twice; the deletion row names the
     checkpoint; a row recorded from a sidecar takes the directory's own name and path,
     the sidecar's known columns only, and the step from the name when the sidecar has none."""
-    from realm_kernel.store.recovery import repair
     ledger = Ledger(home, "test")
     kept = make_checkpoint(home, 30)
     stale = home.checkpoints / f".replaced-{kept.name}"
@@ -117,7 +117,7 @@ def test_checkpoint_repairs_in_detail(home):
     odd = make_checkpoint(home, 60)
     (odd / ".ledger.json").write_text(json.dumps({"name": "elsewhere", "path": "/nope", "loss": 0.5,
                                                   "colour": "red"}))
-    done = repair(home, ledger)["checkpoints"]
+    done = repair_checkpoints(home, ledger)
     assert done["restored"] == [] and not stale.exists() and checkpoint_complete(kept)
     assert done["finished_delete"] == [gone.name, again.name]
     assert ledger.query("SELECT asset_id, type, name, zone, path, step, status FROM assets "
@@ -221,7 +221,7 @@ def test_quest_files_that_would_hang_or_crash_a_parser_are_refused(tmp_path):
     assert "nested too deeply" in validate_quest(deep_json)[1].summary()
     fifo = tmp_path / "pipe.jsonl"
     os.mkfifo(fifo)
-    assert "not a regular file" in validate_quest(fifo, Level.QUICK)[1].summary()
+    assert "not a regular file" in validate_quest(fifo, Depth.QUICK)[1].summary()
     outside = tmp_path / "outside.jsonl"
     outside.write_text(GOOD)
     link = tmp_path / "bad name;.jsonl"

@@ -1,16 +1,15 @@
-"""Start-up repairs after a crash: make the files and the ledger tell the same story.
+"""Start-up checkpoint repair after a crash: make the checkpoint directories and the
+ledger tell the same story.
 
-The daemon runs these while it holds the realm's lock, before it admits or trains
-anything. Every step that writes two things (a file rename and a ledger row) can be cut
-by `kill -9` between the two; each function here finishes or undoes exactly that step:
-
-- checkpoints: a `.run-<id>` work directory of a daemon run (a save cut short) is
-  removed; `.replaced-<name>` (a same-step re-save cut short) goes back if `<name>` is
-  missing; `.deleting-<name>` (a deletion cut short) is finished and recorded; a complete
-  checkpoint directory with no ledger row (published, row not yet written) is recorded
-  from its sidecar. A directory without sidecar or weights is never recorded.
-- quests: see quests/recovery.py (the daemon runs it after these).
-- ledger: temp segments of dead writers are removed (they were never visible).
+The daemon runs it while it holds the realm's lock, before it admits or trains anything
+(then `ledger.remove_dead_temp_segments` and quests/recovery.py). Every step that writes
+two things (a file rename and a ledger row) can be cut by `kill -9` between the two;
+`repair_checkpoints` finishes or undoes exactly that step: a `.run-<id>` work directory
+of a daemon run (a save cut short) is removed; `.replaced-<name>` (a same-step re-save
+cut short) goes back if `<name>` is missing; `.deleting-<name>` (a deletion cut short) is
+finished and recorded; a complete checkpoint directory with no ledger row (published,
+row not yet written) is recorded from its sidecar. A directory without sidecar or
+weights is never recorded. `ledger_consistency` says where the two still disagree.
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ import os
 import shutil
 from pathlib import Path
 
-from .ledger import TABLES, Ledger, extract_step, json_data
+from .checkpoints import extract_step
+from .ledger import Ledger, json_data
 from .paths import REPLACED_PREFIX, SIDECAR, RealmPaths, checkpoint_complete, read_json
-from .process import pid_alive
+from .schema import TABLES
 
 log = logging.getLogger("realm.recovery")
 CHECKPOINT_COLUMNS = set(TABLES["checkpoints"].names)
@@ -76,25 +76,6 @@ def repair_checkpoints(paths: RealmPaths, ledger: Ledger) -> dict[str, list[str]
     for name in done["incomplete"]:
         log.warning("checkpoint %s has no sidecar or no weights: never used", name)
     return done
-
-
-def remove_dead_temp_segments(paths: RealmPaths) -> int:
-    """Temp segments and raw-slot links (`.<name>.<pid>.tmp`) whose writer died; never
-    part of any view."""
-    n = 0
-    for tmp in [*paths.segments.glob("*/gen-*/.*.tmp"), *paths.segments.glob("*/raw/.*.tmp")]:
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not pid_alive(pid):
-            tmp.unlink(missing_ok=True)
-            n += 1
-    return n
-
-
-def repair(paths: RealmPaths, ledger: Ledger) -> dict:
-    """All start-up repairs; returns what was done (empty lists when nothing was)."""
-    out: dict = {"checkpoints": repair_checkpoints(paths, ledger)}
-    out["temp_segments"] = remove_dead_temp_segments(paths)
-    return out
 
 
 def ledger_consistency(paths: RealmPaths, ledger: Ledger) -> list[str]:

@@ -20,9 +20,9 @@ from random import Random
 
 from pydantic import Field
 
-from .loader import LevelBase, PrimitiveDef
-from .problem import Problem
-from .registration import register_generator
+from ..loader import LevelBase, PrimitiveDef
+from ..problem import Problem
+from ..registration import register_generator
 
 ZERO, ONE = "\u24ea", "\u2460"  # ⓪ ①
 _TO_CIRCLED = str.maketrans({"0": ZERO, "1": ONE})
@@ -240,6 +240,7 @@ def check_level(level: Level, ops: list[str]) -> str | None:
     return None
 
 
+@register_generator("bin")
 def make(level: Level, number: int, prim: PrimitiveDef, rng: Random, skill: str = "bin") -> Problem:
     op = OPS[prim.op]
     s = op.solve(rng, level.bits, level.operands, level.work)
@@ -253,5 +254,3 @@ def make(level: Level, number: int, prim: PrimitiveDef, rng: Random, skill: str 
                    metadata={"op": prim.op, "bits": level.bits, "operands": s.operands,
                              "result": s.value, "work": level.work})
 
-
-register_generator("bin", __name__)

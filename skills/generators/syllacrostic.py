@@ -19,10 +19,10 @@ from random import Random
 
 from pydantic import Field
 
-from .loader import LevelBase, PrimitiveDef, SkillError
-from .problem import Problem
-from .registration import register_generator
-from .wordbank import Word, word_bank
+from ..loader import LevelBase, PrimitiveDef, SkillError
+from ..problem import Problem
+from ..registration import register_generator
+from ..wordbank import Word, word_bank
 
 MASK = "\u2026"  # …
 SEP = " \u00b7 "  # the bank separator " · "
@@ -289,6 +289,7 @@ WORK_PROMPT = {
 }
 
 
+@register_generator("sy")
 def make(level: Level, number: int, prim: PrimitiveDef, rng: Random, skill: str = "sy") -> Problem:
     text, final, work, meta = OPS[prim.op](rng, level)
     question = f"Word Weaving, level {number}. {text}{WORK_PROMPT[level.work]}"
@@ -296,5 +297,3 @@ def make(level: Level, number: int, prim: PrimitiveDef, rng: Random, skill: str 
     return Problem(skill=skill, level=number, primitive_id=prim.id, question=question,
                    answer=answer, final=final, metadata={"op": prim.op, "work": level.work, **meta})
 
-
-register_generator("sy", __name__)
