@@ -37,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import alternating, report, run_engine  # noqa: E402
 
+from realm_kernel.hero_model.vram import CUDA_CONTEXT_BYTES, count_params, estimate  # noqa: E402
 from realm_kernel.store.config import TrainingConfig  # noqa: E402
 from realm_kernel.train.data import build_datasets  # noqa: E402
 from realm_kernel.train.dio_mini import build_dio_mini  # noqa: E402
 from realm_kernel.train.mixed import mixed_examples  # noqa: E402
 from realm_kernel.train.presets import PRESETS, init_from_config  # noqa: E402
-from realm_kernel.train.vram import CUDA_CONTEXT_BYTES, count_params, estimate  # noqa: E402
 
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12,
                    "4090": 165e12, "3090": 71e12}

@@ -16,10 +16,10 @@ from pathlib import Path
 from common import report, run_engine
 
 import realm_skills as skills
+from realm_kernel.hero_model.vram import GB, estimate
 from realm_kernel.store.config import TrainingConfig
 from realm_kernel.train.dio_mini import build_dio_mini
 from realm_kernel.train.presets import PRESETS, init_from_config
-from realm_kernel.train.vram import GB, estimate
 
 
 def trainable(ckpt: Path) -> int:

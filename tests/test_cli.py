@@ -211,8 +211,8 @@ def _(ctx):
 
 @call("vram")
 def _(ctx):
+    from realm_kernel.hero_model.vram import count_params
     from realm_kernel.train.presets import PRESETS
-    from realm_kernel.train.vram import count_params
     assert ctx.json("vram", "qwen3-0.6b", "--json")["params"] == count_params(PRESETS["qwen3-0.6b"])
     local = ctx.json("vram", str(ctx.paths.dio_mini), "--json", "--dtype", "float32")
     assert local["weights"] == 4 * local["params"]
@@ -247,7 +247,10 @@ def _(ctx):
 def _(ctx):
     good = ctx.quest("valid.jsonl", seed=2)
     report = json.loads(ctx.run("quest", "validate", str(good), "--json").stdout)
-    assert report["ok"] and report["examples"] == 8
+    assert report["ok"] and report["examples"] == 8 and report["depth"] == "standard"
+    # --depth, and --level, its old name, still accepted
+    assert "(quick check)" in ctx.run("quest", "validate", str(good), "--depth", "quick").stdout
+    assert "(quick check)" in ctx.run("quest", "validate", str(good), "--level", "quick").stdout
     bad = ctx.tmp / "invalid.jsonl"
     bad.write_text(good.read_text() + "{oops\n")
     assert "invalid JSON" in ctx.run("quest", "validate", str(bad), code=2).output

@@ -38,3 +38,14 @@ def test_base_model_path(tmp_path):
     assert load_config(tmp_path, environ={}).base_model_path(paths) == paths.dio_mini
     (tmp_path / "realm.toml").write_text('[hero]\nbase_model = "/models/Qwen3-0.6B"\n')
     assert str(load_config(tmp_path, environ={}).base_model_path(paths)) == "/models/Qwen3-0.6B"
+
+
+def test_the_old_validation_level_key_still_reads_as_validation_depth(tmp_path):
+    """[quests] validation_level was renamed validation_depth ("level" is the hero's and the
+    skills'): older realm.toml files keep working, and the new name wins where both are set."""
+    (tmp_path / "realm.toml").write_text('[quests]\nvalidation_level = "deep"\n')
+    assert load_config(tmp_path, environ={}).quests.validation_depth == "deep"
+    (tmp_path / "realm.toml").write_text('[quests]\nvalidation_level = "deep"\nvalidation_depth = "quick"\n')
+    assert load_config(tmp_path, environ={}).quests.validation_depth == "quick"
+    cfg = load_config(tmp_path, environ={"REALM_QUESTS__VALIDATION_LEVEL": "standard"})
+    assert cfg.quests.validation_depth == "quick"

@@ -1,6 +1,6 @@
 """Evals never starve on a busy GPU: with NVML reporting 95% (a stand-in pynvml) while the
 daemon trains, the eval queue asks for the GPU, the daemon lends it at its next quest
-boundary, the eval runs, and training goes on (store/gpu_yield.py)."""
+boundary, the eval runs, and training goes on (services/gpu_yield.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import time
 import pytest
 
 from realm_kernel.api import Realm
+from realm_kernel.services import gpu_yield
 from realm_kernel.services.daemon import Daemon
 from realm_kernel.services.taskmaster import TaskMaster
-from realm_kernel.store import gpu_yield
 from realm_kernel.store.status import TRAINING, read_status, write_status
 
 from .helpers import TEST_TOML, child_env, wait_for

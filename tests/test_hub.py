@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from realm_kernel.store import hub
+from realm_kernel.hero_model import hub
 from realm_kernel.store.config import load_config
 from realm_kernel.store.ledger import Ledger
 from realm_kernel.store.paths import RealmPaths

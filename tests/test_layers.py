@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("realm_kernel.train",),
     ("realm_kernel.quests",),
     ("realm_kernel.store",),
+    ("realm_kernel.hero_model",),
     ("realm_kernel",),  # the package's face (__version__)
     ("realm_skills",),
 )

@@ -9,6 +9,7 @@ import torch
 
 import realm_skills as skills
 from realm_kernel.api import Realm
+from realm_kernel.hero_model.vram import estimate, lora_params
 from realm_kernel.store.config import ConfigError, load_config
 from realm_kernel.store.ledger import Ledger
 from realm_kernel.store.paths import checkpoint_complete
@@ -16,7 +17,6 @@ from realm_kernel.train import Job, TrainerEngine
 from realm_kernel.train.loading import load_model_and_tokenizer
 from realm_kernel.train.lora import base_of, check_method
 from realm_kernel.train.presets import PRESETS
-from realm_kernel.train.vram import estimate, lora_params
 
 LORA_TOML = """
 [training]

@@ -1,4 +1,4 @@
-"""Hero profiles (store/profiles.py): dio-mini stays the CPU default; qwen3-0.6b is picked
+"""Hero profiles (hero_model/profiles.py): dio-mini stays the CPU default; qwen3-0.6b is picked
 by realm.toml, the environment, `realm play --hero` or its Hub id; its batch and accumulation
 are sized by the VRAM calculator to the card (a planned one here: no test needs a GPU or
 downloads anything); explicit values always win; every value says where it came from."""
@@ -10,10 +10,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from realm_kernel.store import profiles
+from realm_kernel.hero_model import profiles
+from realm_kernel.hero_model.vram import GIB, QWEN3_ARCHITECTURES, estimate, fit
 from realm_kernel.store.config import ConfigError, TrainingConfig, load_config
 from realm_kernel.store.paths import RealmPaths
-from realm_kernel.store.vram import GIB, QWEN3_ARCHITECTURES, estimate, fit
 
 QWEN = QWEN3_ARCHITECTURES["qwen3-0.6b"]
 

@@ -187,7 +187,7 @@ def test_the_report_counts_caps_and_renders_what_validate_prints():
     assert ok.render() == "\n".join([
         "q.jsonl: OK (standard check)", "  examples: 2", "  specs: chat x1, skill x1",
         "  longest example: 9 tokens (limit 64)", "  sha256: ab", "  warning: line 2: dup"])
-    bad = QuestReport("b.jsonl", level="quick")
+    bad = QuestReport("b.jsonl", depth="quick")
     for i in range(MAX_PROBLEMS_REPORTED + 5):
         bad.add(i + 1, "x")
         bad.warn(i + 1, "w")

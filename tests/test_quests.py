@@ -118,11 +118,11 @@ def test_next_quest_is_oldest_first_within_a_priority_and_names_break_ties(paths
     assert taken == ["y.jsonl", "a.jsonl", "z.jsonl", "b.jsonl", "c.jsonl"]
 
 
-# -- validation levels, specs, duplicates, priorities, queue edits ----------------------
+# -- validation depths, specs, duplicates, priorities, queue edits ----------------------
 
 from pathlib import Path  # noqa: E402
 
-from realm_kernel.quests.formats import Level, Limits, priority_of, validate_quest  # noqa: E402
+from realm_kernel.quests.formats import Depth, Limits, priority_of, validate_quest  # noqa: E402
 from realm_kernel.quests.queue import (  # noqa: E402
     QueueConflict,
     QueueError,
@@ -169,18 +169,18 @@ def test_encoding_size_and_duplicate_checks(tmp_path):
 def test_quick_checks_the_head_and_deep_checks_tokens(tmp_path):
     lines = [json.dumps(GOOD)] * 150 + [json.dumps({"text": "no schema"})]
     f = write(tmp_path / "long.jsonl", lines)
-    assert validate_quest(f, Level.QUICK)[1].ok  # only the first 100 examples are looked at
-    assert not validate_quest(f, Level.STANDARD)[1].ok
+    assert validate_quest(f, Depth.QUICK)[1].ok  # only the first 100 examples are looked at
+    assert not validate_quest(f, Depth.STANDARD)[1].ok
     short = write(tmp_path / "short.jsonl", [json.dumps(GOOD), json.dumps(
         {"messages": [{"role": "user", "content": "x" * 50}, {"role": "assistant", "content": "y"}]})])
 
     def count(batch):  # one token per character, as a stand-in tokenizer
         return [sum(len(m["content"]) for m in msgs) for msgs in batch]
 
-    _, rep = validate_quest(short, Level.DEEP, count_tokens=count, token_limit=10)
+    _, rep = validate_quest(short, Depth.DEEP, count_tokens=count, token_limit=10)
     assert not rep.ok and rep.problems[0].line == 2 and "51 tokens" in rep.problems[0].message
     assert rep.max_tokens == 51 and "longest example: 51 tokens (limit 10)" in rep.render()
-    assert "needs the hero's tokenizer" in validate_quest(short, Level.DEEP)[1].summary()
+    assert "needs the hero's tokenizer" in validate_quest(short, Depth.DEEP)[1].summary()
 
 
 @pytest.mark.parametrize("rel, prio", [

@@ -49,7 +49,7 @@ def test_api_answers_with_the_token(lab):
     health = wait_for(lambda: (r := requests.get(f"{base}/realm/api/health", headers=auth(), timeout=10)
                                ).json()["daemon"].get("alive") and r.json(), 60, "the daemon")
     assert health["ok"] and health["home"] == str(paths.home)
-    assert health["threads"][0]["name"] == "daemon" and health["threads"][0]["alive"]
+    assert health["services"][0]["name"] == "daemon" and health["services"][0]["alive"]
 
     status = requests.get(f"{base}/realm/api/training/status", headers=auth(), timeout=10).json()
     assert status["hero"]["name"] == "DIO" and status["state"] in ("idle", "training")
@@ -75,20 +75,20 @@ def test_weaver_mends_a_killed_daemon_and_stops_it_on_shutdown(lab, procs):
     proc, base, _ = lab
 
     def daemon_pid():
-        t = requests.get(f"{base}/realm/api/health", headers=auth(), timeout=10).json()["threads"][0]
+        t = requests.get(f"{base}/realm/api/health", headers=auth(), timeout=10).json()["services"][0]
         return t["alive"] and t["pid"]
 
     first = wait_for(daemon_pid, 60, "the daemon child")
     os.kill(first, signal.SIGKILL)
     second = wait_for(lambda: (p := daemon_pid()) and p != first and p, 60, "the Weaver to restart it")
     health = requests.get(f"{base}/realm/api/health", headers=auth(), timeout=10).json()
-    assert health["threads"][0]["restarts"] >= 1 and "mended" in health["threads"][0]["note"]
-    assert health["mended"][0]["thread"] == "daemon" and health["mended"][0]["exit"] == -9
+    assert health["services"][0]["restarts"] >= 1 and "mended" in health["services"][0]["note"]
+    assert health["mended"][0]["service"] == "daemon" and health["mended"][0]["exit"] == -9
     # `realm status` shows the same tapestry, from status/weaver.json.
     out = subprocess.run([sys.executable, "-m", "realm_kernel.cli", "status"],
                          env=child_env(lab[2].home), capture_output=True, text=True, timeout=120)
     cli_health = json.loads(out.stdout)["health"]
-    assert cli_health["threads"][0]["name"] == "daemon" and cli_health["threads"][0]["alive"]
+    assert cli_health["services"][0]["name"] == "daemon" and cli_health["services"][0]["alive"]
     assert cli_health["mended"][0]["exit"] == -9 and cli_health["weaver"]["alive"]
 
     proc.send_signal(signal.SIGTERM)  # the server alone, not its process group
@@ -133,7 +133,7 @@ def test_every_route_with_the_token(tmp_path, realm_home, procs):
             method, route, r.status_code, r.text[:300])
         ok[route] = r
     health = api(base, "GET", "health").json()
-    assert health["ok"] and health["ledger"]["schema_version"] >= 2 and health["threads"] == []
+    assert health["ok"] and health["ledger"]["schema_version"] >= 2 and health["services"] == []
 
     # Vault
     assert api(base, "GET", "locate/checkpoint_20").json()["best_location"]["local"]

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
+from realm_kernel.hero_model.vram import count_params, estimate, estimate_from_path
 from realm_kernel.train.presets import PRESETS, qwen3_config
-from realm_kernel.train.vram import count_params, estimate, estimate_from_path
 
 
 def meta_count(config) -> int:

@@ -111,13 +111,13 @@ class Realm:
                 "losses": self.reports.series("loss"), "events": self.reports.events()}
 
     def health(self) -> dict:
-        """Every thread of the tapestry (as the Weaver last wrote it) and what it mended."""
+        """Every service the Weaver supervises (as it last wrote them) and what it mended."""
         weaver = read_status(self.paths, WEAVER)
         weaving = pid_alive(weaver.get("pid")) if weaver else False
-        threads = [{**t, "alive": bool(weaving and t.get("alive") and pid_alive(t.get("pid")))}
-                   for t in weaver.get("threads", [])]
+        services = [{**t, "alive": bool(weaving and t.get("alive") and pid_alive(t.get("pid")))}
+                    for t in weaver.get("services", [])]
         return {"home": str(self.paths.home), "daemon": self.training.daemon(),
-                "threads": threads, "mended": weaver.get("mended", []),
+                "services": services, "mended": weaver.get("mended", []),
                 "weaver": {"alive": weaving, "pid": weaver.get("pid"),
                            "updated": weaver.get("updated")},
                 "ledger": {"schema_version": SCHEMA_VERSION}}

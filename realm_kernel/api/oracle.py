@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..oracle.client import SharedOracle
-from ..oracle.hosts import inference_hosts
+from ..oracle.inference_hosts import inference_hosts
 from ..oracle.pool import ModelPool, Oracle
 from ..oracle.remote import RemoteOracle
 from ..store.checkpoints import UnknownCheckpoint, checkpoint_row, list_checkpoints, locate_checkpoint

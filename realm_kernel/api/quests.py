@@ -19,11 +19,11 @@ class Quests:
     def __init__(self, home: Home) -> None:
         self.home = home
 
-    def validate(self, path: str | os.PathLike, level: str | None = None) -> QuestReport:
+    def validate(self, path: str | os.PathLike, depth: str | None = None) -> QuestReport:
         """The report the daemon would give this file (duplicates checked against the
         ledger too)."""
         h = self.home
-        return check_quest(Path(path), h.config, h.paths, h.ledger, level)[1]
+        return check_quest(Path(path), h.config, h.paths, h.ledger, depth)[1]
 
     def add(self, source: str | os.PathLike, name: str | None = None,
             priority: str | None = None) -> dict:

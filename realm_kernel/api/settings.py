@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ..hero_model.profiles import Resolution
 from ..store import settings as toml_settings
 from ..store.config import ConfigError, RealmConfig, load_config
 from ..store.home import Home
-from ..store.profiles import Resolution
 
 
 class Settings:

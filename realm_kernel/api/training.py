@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..hero_model.vram import estimate_from_path
 from ..store.home import Home
 from ..store.paths import RealmPaths
 from ..store.process import pid_alive
 from ..store.status import DAEMON, TRAINING, read_status
-from ..train.vram import estimate_from_path
 
 CONTROLS = ("pause", "resume", "stop", "skip")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from ..store import hub
+from ..hero_model import hub
 from ..store.paths import RealmPaths
 from .common import guarded, open_realm, plan_card, print_json, working
 from .jupyter import jupyter_env, run_folder
@@ -95,7 +95,8 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
 
 def _choose_hero(name: str) -> None:
     """`--hero NAME` into realm.toml's [hero] profile (refused, by name, when unknown)."""
-    from ..store import profiles, settings
+    from ..hero_model import profiles
+    from ..store import settings
     try:
         profiles.check_name(name)
     except ValueError as e:
@@ -188,7 +189,7 @@ def restore(src: Path) -> None:
 
 
 def _play_headless(realm) -> int:
-    """The Weaver's threads (daemon, Task Master) in the foreground, without Jupyter."""
+    """The Weaver's services (daemon, Task Master) in the foreground, without Jupyter."""
     import logging
     import signal
     import threading

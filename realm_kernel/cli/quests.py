@@ -42,11 +42,12 @@ def quest_import(source: str = typer.Argument(..., help="a datasets save_to_disk
 
 @app.command("validate")
 def quest_validate(file: Path,
-                   level: str = typer.Option(None, "--level",
+                   depth: str = typer.Option(None, "--depth",
                                              help="quick | standard | deep (default: realm.toml)"),
+                   level: str = typer.Option(None, "--level", hidden=True),  # the old name of --depth
                    as_json: bool = typer.Option(False, "--json")) -> None:
     """Check FILE without queueing it: the report the daemon would give."""
-    report = guarded(open_realm().quests.validate, file, level)
+    report = guarded(open_realm().quests.validate, file, depth or level)
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.render())
     raise typer.Exit(0 if report.ok else 2)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from ..store import hub
+from ..hero_model import hub
 from ..store.paths import RealmPaths
 from .common import open_realm, print_json, working
 
@@ -76,8 +76,8 @@ def vram(model: str = typer.Argument("qwen3-0.6b", help="A preset (qwen3-0.6b, q
          lora_rank: int = typer.Option(16, "--lora-rank")) -> None:
     """Estimate the GPU memory of fine-tuning, full or LoRA/QLoRA (weights, grads, optimizer,
     activations, logits)."""
+    from ..hero_model.vram import estimate, estimate_from_path
     from ..train.presets import PRESETS
-    from ..train.vram import estimate, estimate_from_path
     kwargs = dict(seq_len=seq_len, batch_size=batch_size, dtype=dtype, optimizer=optimizer,
                   gradient_checkpointing=checkpointing, liger=liger, method=method, lora_rank=lora_rank)
     try:

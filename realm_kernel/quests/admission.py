@@ -10,7 +10,7 @@ from ..store.config import RealmConfig
 from ..store.ledger import Ledger
 from ..store.paths import PRIORITIES, RealmPaths
 from ..store.queries import quest_hashes
-from .formats import Level, QuestReport, TokenCounter, limits_of, validate_quest
+from .formats import Depth, QuestReport, TokenCounter, limits_of, validate_quest
 from .queue import list_queue
 
 # A quest in one of these states blocks a second copy of the same file.
@@ -37,19 +37,19 @@ def tokenizer_counter(model_path: Path) -> tuple[TokenCounter, int | None]:
 
 
 def check_quest(path: Path, config: RealmConfig, paths: RealmPaths, ledger: Ledger,
-                level: Level | str | None = None, *, duplicates: bool = True,
+                depth: Depth | str | None = None, *, duplicates: bool = True,
                 admitted_as: str | None = None) -> tuple[list[dict], QuestReport]:
-    """Validate a quest at `level` (default: realm.toml [quests] validation_level). A quest
+    """Validate a quest at `depth` (default: realm.toml [quests] validation_depth). A quest
     already admitted under the name `admitted_as` is no duplicate of its own ledger row."""
-    level = Level(level or config.quests.validation_level)
+    depth = Depth(depth or config.quests.validation_depth)
     known = known_quests(ledger) if duplicates and config.quests.reject_duplicates else None
     if known and admitted_as:
         known = {sha: name for sha, name in known.items() if name != admitted_as}
     count, limit = None, None
-    if level is Level.DEEP:
+    if depth is Depth.DEEP:
         count, model_max = tokenizer_counter(hero_model_path(ledger, config, paths))
         limit = min(config.training.max_length, model_max or config.training.max_length)
-    return validate_quest(path, level, limits_of(config), known=known, count_tokens=count,
+    return validate_quest(path, depth, limits_of(config), known=known, count_tokens=count,
                           token_limit=limit)
 
 

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..store import hub
+from ..hero_model import hub
 from .formats import Limits, QuestError, QuestReport, check_example, example_spec, text_problem
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")

@@ -11,7 +11,8 @@ or the formats LLaMA-Factory and Axolotl read, converted to messages on the way 
 (HF `datasets` folders and cached hub datasets become quests through quests/datasets.py.)
 An optional "meta" object (skill, level, primitive_id, spec) is carried through.
 
-Validation levels, as the seed's validator had them:
+Validation depths (`Depth`; the seed's validator called them levels, a word the game
+keeps for hero and skill levels):
   QUICK     name, file type, size, encoding, and the schema of the first examples
   STANDARD  every example: schema, dataset spec, text encoding, size limits, duplicates
   DEEP      STANDARD + token lengths with the hero's tokenizer against its max length
@@ -55,7 +56,9 @@ class QuestProblem:
         return f"line {self.line}: {self.message}" if self.line else self.message
 
 
-class Level(StrEnum):
+class Depth(StrEnum):
+    """How far a quest is checked (realm.toml `[quests] validation_depth`)."""
+
     QUICK = "quick"
     STANDARD = "standard"
     DEEP = "deep"
@@ -105,7 +108,7 @@ class QuestReport:
     ok: bool = True
     examples: int = 0
     problems: list[QuestProblem] = field(default_factory=list)
-    level: str = Level.STANDARD.value
+    depth: str = Depth.STANDARD.value
     warnings: list[QuestProblem] = field(default_factory=list)
     sha256: str | None = None
     specs: dict[str, int] = field(default_factory=dict)
@@ -132,7 +135,7 @@ class QuestReport:
 
     def render(self) -> str:
         """The full report, as `realm quest validate` prints it."""
-        lines = [f"{self.file}: {'OK' if self.ok else 'REJECTED'} ({self.level} check)"]
+        lines = [f"{self.file}: {'OK' if self.ok else 'REJECTED'} ({self.depth} check)"]
         if self.ok:
             lines.append(f"  examples: {self.examples}")
         if self.specs:
@@ -341,18 +344,18 @@ def _raw_items(path: Path, report: QuestReport) -> list[tuple[int, Any]]:
 TokenCounter = Callable[[list[list[dict]]], list[int]]
 
 
-def validate_quest(path: Path, level: Level | str = Level.STANDARD, limits: Limits | None = None,
+def validate_quest(path: Path, depth: Depth | str = Depth.STANDARD, limits: Limits | None = None,
                    *, known: dict[str, str] | None = None, count_tokens: TokenCounter | None = None,
                    token_limit: int | None = None) -> tuple[list[dict], QuestReport]:
-    """Read and validate a quest file at a level. Returns the normalised examples (all of
+    """Read and validate a quest file at a depth. Returns the normalised examples (all of
     them, even at QUICK, when the file is fine) and the report.
 
     `known` maps the sha256 of quests already queued, in training or completed to their
     names: the same file again is refused. DEEP needs `count_tokens` (token lengths of
     chat examples) and `token_limit`.
     """
-    level, limits = Level(level), limits or Limits()
-    report = QuestReport(file=path.name, level=level.value)
+    depth, limits = Depth(depth), limits or Limits()
+    report = QuestReport(file=path.name, depth=depth.value)
     if path.is_symlink():  # before anything reads it: a link may point anywhere
         report.add(None, "symbolic links are not accepted as quests")
         return [], report
@@ -370,7 +373,7 @@ def validate_quest(path: Path, level: Level | str = Level.STANDARD, limits: Limi
     if size > limits.max_bytes:
         report.add(None, f"file is {size} bytes, over the {limits.max_bytes}-byte limit")
         return [], report
-    if level is not Level.QUICK:
+    if depth is not Depth.QUICK:
         report.sha256 = file_sha256(path)
         if known and report.sha256 in known:
             report.add(None, f"duplicate quest: the same content as {known[report.sha256]!r}, "
@@ -380,7 +383,7 @@ def validate_quest(path: Path, level: Level | str = Level.STANDARD, limits: Limi
     if len(items) > limits.max_examples:
         report.add(None, f"{len(items)} examples, over the {limits.max_examples}-example limit")
         return [], report
-    checked = items[:limits.quick_examples] if level is Level.QUICK else items
+    checked = items[:limits.quick_examples] if depth is Depth.QUICK else items
     examples, lines, seen = [], [], {}
     for lineno, obj in checked:
         ex, why = check_example(obj)
@@ -394,7 +397,7 @@ def validate_quest(path: Path, level: Level | str = Level.STANDARD, limits: Limi
             continue
         examples.append(ex)
         lines.append(lineno)
-        if level is not Level.QUICK:
+        if depth is not Depth.QUICK:
             key = example_key(ex)
             if key in seen:
                 report.duplicates += 1
@@ -404,11 +407,11 @@ def validate_quest(path: Path, level: Level | str = Level.STANDARD, limits: Limi
                 seen[key] = lineno
     if report.duplicates > 1:
         report.warn(None, f"{report.duplicates} duplicate examples in all (they train twice)")
-    if level is Level.DEEP and report.ok and examples:
+    if depth is Depth.DEEP and report.ok and examples:
         _check_tokens(examples, lines, report, count_tokens, token_limit)
     if report.ok and not examples:
         report.add(None, "no examples in file")
-    if level is Level.QUICK and report.ok:  # the rest still has to parse as examples
+    if depth is Depth.QUICK and report.ok:  # the rest still has to parse as examples
         examples = [ex for ex, _ in (check_example(o) for _, o in items) if ex is not None]
     report.examples = len(examples) if report.ok else 0
     return (examples if report.ok else []), report
@@ -428,8 +431,8 @@ def _check_tokens(examples: list[dict], lines: list[int], report: QuestReport,
 
 
 def load_quest(path: Path, max_bytes: int = 512 * 1024 * 1024) -> tuple[list[dict], QuestReport]:
-    """Read and validate a quest file (STANDARD level, default limits)."""
-    return validate_quest(path, Level.STANDARD, Limits(max_bytes=max_bytes))
+    """Read and validate a quest file (STANDARD depth, default limits)."""
+    return validate_quest(path, Depth.STANDARD, Limits(max_bytes=max_bytes))
 
 
 def priority_of(relpath: Path) -> str:

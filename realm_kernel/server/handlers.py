@@ -92,7 +92,7 @@ class HealthHandler(RealmHandler):
         health = await self.call(self.realm.health)
         weaver = self.settings.get("realm_weaver")
         if weaver:  # the live view beats the status file
-            health["threads"], health["mended"] = weaver.status(), weaver.mended
+            health["services"], health["mended"] = weaver.status(), weaver.mended
         self.reply({"ok": True, "version": __version__, **health})
 
 

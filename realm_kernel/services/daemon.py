@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..evals.achievements import hero_progress
+from ..hero_model import hub
 from ..quests.admission import check_quest
-from ..quests.formats import Level, QuestReport, limits_of, priority_of, validate_quest
+from ..quests.formats import Depth, QuestReport, limits_of, priority_of, validate_quest
 from ..quests.publish import quest_row, record
 from ..quests.queue import fail, move, next_quest
 from ..quests.recovery import repair_quests
-from ..store import gpu_yield, hub
 from ..store.checkpoint_repair import repair_checkpoints
 from ..store.checkpoints import latest_checkpoint, resume_point
 from ..store.config import ConfigError, RealmConfig, load_config
@@ -39,6 +39,7 @@ from ..store.process import service_main, take_instance_lock
 from ..store.queries import hero_step, quest_status
 from ..store.runs import record_run
 from ..store.status import DAEMON, TRAINING, read_status, write_status
+from . import gpu_yield
 
 if TYPE_CHECKING:  # the engine itself is imported when a quest is fought (seconds of imports)
     from ..train.trainer import Job, TrainingResult
@@ -271,7 +272,7 @@ class Daemon:
             return
         before = self.quest_row(path.name) or {}
         quest = move(path, self.paths.queue("processing"))
-        examples, report = validate_quest(quest, Level.STANDARD, limits_of(self.config))
+        examples, report = validate_quest(quest, Depth.STANDARD, limits_of(self.config))
         if not report.ok:
             self._finish(quest, "failed", before.get("run_id") or "", report.summary(),
                          fail_report=report)
@@ -419,7 +420,7 @@ class Daemon:
             return False
         if (loan := gpu_yield.current(self.paths)) is not None:
             # A waiting eval asked for the GPU: no quest starts until it is done (or the
-            # request's deadline passes); see store/gpu_yield.py.
+            # request's deadline passes); see services/gpu_yield.py.
             if self._lent_for != loan.get("asked"):
                 self._lent_for = loan.get("asked")
                 self.ledger.event("gpu_lent", f"{self.config.hero.name} lends the GPU to "

@@ -102,7 +102,7 @@ def play_status(paths: RealmPaths) -> dict:
 
 
 def ps(paths: RealmPaths) -> dict:
-    """What runs for this realm: `realm play`, the Weaver's threads, a daemon or Task
+    """What runs for this realm: `realm play`, the Weaver's services, a daemon or Task
     Master started on their own; every pid checked."""
     procs = []
     play = play_status(paths)
@@ -112,7 +112,7 @@ def ps(paths: RealmPaths) -> dict:
     weaver = read_status(paths, WEAVER)
     seen = {p["pid"] for p in procs}
     if pid_alive(weaver.get("pid")):
-        for t in weaver.get("threads", []):
+        for t in weaver.get("services", []):
             if pid_alive(t.get("pid")):
                 procs.append({"name": t["name"], "pid": t["pid"], "supervised_by": weaver["pid"],
                               "restarts": t.get("restarts"), "hangs": t.get("hangs", 0),

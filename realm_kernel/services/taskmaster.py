@@ -36,7 +36,6 @@ from ..evals.curriculum import plan_of
 from ..evals.evalqueue import pending
 from ..evals.skillbook import eval_report
 from ..quests.queue import list_queue, waiting
-from ..store import gpu_yield
 from ..store.checkpoints import last_checkpoint_time
 from ..store.config import ConfigError, RealmConfig
 from ..store.home import Home
@@ -46,6 +45,7 @@ from ..store.queries import latest_eval_accuracy, task_history
 from ..store.status import write_status
 from ..train.threads import TASKMASTER_STATUS as STATUS  # the trainer reads it (ThreadShare)
 from ..train.threads import cpu_share
+from . import gpu_yield
 
 log = logging.getLogger("home.taskmaster")
 PIPELINES = resource_dir("pipelines")
@@ -72,7 +72,7 @@ class TaskDef:
     parameters: dict = field(default_factory=dict)
     work: str = "always"  # which has-work check applies (WORK below)
     description: str = ""
-    yields_gpu: bool = False  # may ask the daemon to lend it the GPU (store/gpu_yield.py)
+    yields_gpu: bool = False  # may ask the daemon to lend it the GPU (services/gpu_yield.py)
 
 
 # Priorities follow the seed's Task Master (eval queue 10, sparring 9, large sparring 8,
@@ -96,7 +96,7 @@ REGISTRY: tuple[TaskDef, ...] = (
     TaskDef("generate_curriculum", "Generate quests", "generate.ipynb", 6, "none", 0,
             work="generate", description="Curriculum picks skill + level -> quest into the inbox"),
     TaskDef("health_check", "Health check", "health_check.ipynb", 4, "none", 600,
-            description="Daemon, threads, ledger, disk and GPU at a glance"),
+            description="Daemon, the Weaver's services, ledger, disk and GPU at a glance"),
     TaskDef("validate_queue", "Validate queue", "validate_queue.ipynb", 4, "none", 900, work="queue",
             description="Re-validate every queued quest"),
     TaskDef("checkpoint_cleanup", "Checkpoint cleanup", "checkpoint_cleanup.ipynb", 3, "none", 300,
@@ -557,7 +557,7 @@ class TaskMaster:
 
     def ask_or_release_gpu(self, rows: list[dict]) -> None:
         """A task that may ask for the GPU, has work and waits only for the busy GPU asks
-        the daemon to lend it (store/gpu_yield.py); the loan ends once it has no work."""
+        the daemon to lend it (services/gpu_yield.py); the loan ends once it has no work."""
         live = gpu_yield.current(self.paths)
         yielders = registry()
         for row in rows:

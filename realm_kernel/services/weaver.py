@@ -1,10 +1,10 @@
-"""The Weaver: starts the realm's long-running children (the threads of the tapestry),
+"""The Weaver: starts the realm's supervised services (its long-running child processes),
 restarts each with backoff when it dies, and stops them when the Jupyter server shuts
 down. Training never runs inside the Jupyter server process.
 
-The threads are data: THREADS lists (name, module) pairs, so the task master (issue 7)
-joins with one entry, ("taskmaster", "realm_kernel.services.taskmaster"), once that module exists;
-a thread whose module is not importable is listed as "not installed", not spawned. Every
+The services are data: SERVICES lists (name, module) pairs (called services, not threads:
+train/threads.py's threads are CPU threads), so a new one joins with one entry;
+a service whose module is not importable is listed as "not installed", not spawned. Every
 start, death and mend is written to status/weaver.json (what `realm status` and
 /realm/api/health show) and to the ledger's events.
 
@@ -43,10 +43,10 @@ from ..store.status import WEAVER, write_status
 MENDED_KEPT = 50
 
 CLEAN_EXITS = (0, -signal.SIGINT, -signal.SIGTERM)  # asked to stop: not a crash
-WATCHED = {"daemon"}  # threads whose heartbeat the hang watchdog reads
+WATCHED = {"daemon"}  # services whose heartbeat the hang watchdog reads
 
 # name -> module run as `python -m module --home HOME`, stopped in this order.
-THREADS: list[tuple[str, str]] = [
+SERVICES: list[tuple[str, str]] = [
     ("daemon", "realm_kernel.services.daemon"),
     ("taskmaster", "realm_kernel.services.taskmaster"),
 ]
@@ -67,12 +67,12 @@ def _die_with_parent() -> None:
         pass
 
 
-class Thread:
-    """One supervised child process (a thread of the tapestry)."""
+class Service:
+    """One supervised child process."""
 
     def __init__(self, name: str, argv: list[str], paths: RealmPaths,
                  log: logging.Logger, max_backoff: float = 30.0,
-                 on_change=lambda thread, what: None, watch: bool = False) -> None:
+                 on_change=lambda service, what: None, watch: bool = False) -> None:
         self.name, self.argv, self.paths, self.log = name, argv, paths, log
         self.max_backoff = max_backoff
         self.on_change = on_change
@@ -136,7 +136,7 @@ class Thread:
         stacks.unlink(missing_ok=True)
         self.hangs += 1
         waited = time.time() - float(beat.get("at", 0))
-        record = {"thread": self.name, "pid": proc.pid, "step": beat.get("step"),
+        record = {"service": self.name, "pid": proc.pid, "step": beat.get("step"),
                   "phase": beat.get("phase"), "waited_s": round(waited, 1),
                   "bound_s": round(waited - late, 1), "recent_max_s": beat.get("recent_max_s"),
                   "stacks": text[-60000:]}
@@ -176,7 +176,7 @@ class Thread:
                 self.note = f"exited with {code}; mended {self.restarts} time(s)"
                 wait, backoff = backoff, min(backoff * 2, self.max_backoff)
             self.log.warning("weaver: %s %s; restarting in %.0f s", self.name, self.note, wait)
-            self.on_change(self, {"thread": self.name, "exit": code, "at": time.time(),
+            self.on_change(self, {"service": self.name, "exit": code, "at": time.time(),
                                   "restart_in_s": wait, "note": self.note, "hang": hang})
             self._stop.wait(wait)
 
@@ -205,22 +205,22 @@ class Thread:
 
 class Weaver:
     def __init__(self, paths: RealmPaths, log: logging.Logger,
-                 threads: list[tuple[str, str]] | None = None, ledger=None) -> None:
+                 services: list[tuple[str, str]] | None = None, ledger=None) -> None:
         self.paths, self.log, self.ledger = paths, log, ledger
         self.mended: list[dict] = []
         self.missing: list[str] = []
-        self.threads: list[Thread] = []
+        self.services: list[Service] = []
         self._lock = threading.Lock()
         self._stopped = False
-        for name, module in threads if threads is not None else THREADS:
+        for name, module in services if services is not None else SERVICES:
             if importlib.util.find_spec(module) is None:
                 self.missing.append(name)
                 continue
-            self.threads.append(Thread(name, [sys.executable, "-m", module, "--home",
-                                              str(paths.home)], paths, log,
-                                       on_change=self._changed, watch=name in WATCHED))
+            self.services.append(Service(name, [sys.executable, "-m", module, "--home",
+                                                str(paths.home)], paths, log,
+                                         on_change=self._changed, watch=name in WATCHED))
 
-    def _changed(self, thread: Thread, mend: dict | None) -> None:
+    def _changed(self, service: Service, mend: dict | None) -> None:
         hang = mend.pop("hang", None) if mend else None  # its stacks go to the ledger only
         with self._lock:
             if mend:
@@ -229,25 +229,25 @@ class Weaver:
         if mend and self.ledger is not None:
             try:
                 if hang:
-                    self.ledger.event("hang", f"{thread.name} hung at step {hang['step']}: "
+                    self.ledger.event("hang", f"{service.name} hung at step {hang['step']}: "
                                       "killed and restarted; it resumes from its last "
                                       "checkpoint", json.dumps(hang))
-                self.ledger.event("weaver_mended", f"{thread.name} {mend['note']}",
+                self.ledger.event("weaver_mended", f"{service.name} {mend['note']}",
                                   str(mend["exit"]))
             except Exception:  # a full disk must not stop the mending itself
                 self.log.exception("weaver: could not record the mend")
 
     def write(self) -> None:
-        write_status(self.paths, WEAVER, pid=os.getpid(), threads=self.status(),
+        write_status(self.paths, WEAVER, pid=os.getpid(), services=self.status(),
                      mended=self.mended)
 
     def start(self) -> None:
-        for t in self.threads:
-            t.start()
+        for s in self.services:
+            s.start()
         self.write()
 
     def stop(self) -> None:
-        """Once, in THREADS order: the daemon (step boundary, checkpoint), then the rest.
+        """Once, in SERVICES order: the daemon (step boundary, checkpoint), then the rest.
         A second Ctrl-C meanwhile (JupyterLab's shutdown runs this in the main thread)
         says so instead of breaking off with the Task Master still running; each child's
         stop is bounded by its timeout, then it is killed."""
@@ -259,8 +259,8 @@ class Weaver:
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, self._still_stopping)
         try:
-            for t in self.threads:
-                t.stop()
+            for s in self.services:
+                s.stop()
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -272,7 +272,7 @@ class Weaver:
                          "first (at most [daemon] stop_timeout_s), then the Task Master")
 
     def status(self) -> list[dict]:
-        return [t.status() for t in self.threads] + [
+        return [s.status() for s in self.services] + [
             {"name": n, "alive": False, "pid": None, "restarts": 0, "last_exit": None,
              "note": "not installed"} for n in self.missing]
 

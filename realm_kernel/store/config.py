@@ -10,9 +10,17 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from . import hub, profiles
+from ..hero_model import hub, profiles
 from .paths import RealmPaths
 
 
@@ -29,7 +37,7 @@ class HeroConfig(_Section):
     # Empty means the embedded CPU demo hero, models/dio-mini in the realm home (or the
     # profile's base model: Qwen/Qwen3-0.6B for qwen3-0.6b).
     base_model: str = ""
-    # Training defaults sized for the hero (store/profiles.py): "auto" (dio-mini, or
+    # Training defaults sized for the hero (hero_model/profiles.py): "auto" (dio-mini, or
     # qwen3-0.6b when base_model is Qwen/Qwen3-0.6B), "dio-mini" or "qwen3-0.6b". Values
     # set in realm.toml or the environment always win over the profile's.
     profile: str = profiles.AUTO
@@ -143,12 +151,24 @@ class BackupConfig(_Section):
 
 
 class QuestsConfig(_Section):
-    # quick | standard | deep (deep tokenises with the hero's tokenizer); see quests.py
-    validation_level: Literal["quick", "standard", "deep"] = "standard"
+    # How far a quest is checked: quick | standard | deep (deep tokenises with the hero's
+    # tokenizer); see quests/formats.py `Depth`.
+    validation_depth: Literal["quick", "standard", "deep"] = "standard"
     specs: list[str] = ["chat", "completion", "skill", "sparring"]
     max_examples: int = Field(2_000_000, ge=1)
     max_example_chars: int = Field(200_000, ge=1)
     reject_duplicates: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_depth_name(cls, data: object) -> object:
+        """Deprecated: `validation_level`, the old name of validation_depth (renamed as
+        "level" means hero and skill levels), is still read; validation_depth wins over it."""
+        if isinstance(data, dict) and "validation_level" in data:
+            data = dict(data)
+            old = data.pop("validation_level")
+            data.setdefault("validation_depth", old)
+        return data
 
 
 class RetentionConfig(_Section):
@@ -195,7 +215,7 @@ class TaskmasterConfig(_Section):
     # GPU tasks run only while every GPU's utilisation is under this (percent).
     gpu_threshold: float = Field(40.0, ge=0, le=100)
     # On a busy GPU a waiting eval asks the daemon to lend it the GPU at its next quest
-    # boundary, for at most this long (store/gpu_yield.py); 0 = never ask.
+    # boundary, for at most this long (services/gpu_yield.py); 0 = never ask.
     gpu_yield_s: float = Field(300.0, ge=0, le=3600)
     # A notebook running longer than this is stopped and recorded as failed.
     task_timeout_s: float = Field(900.0, gt=0)
@@ -277,7 +297,7 @@ class RealmConfig(_Section):
 
     def base_model_path(self, paths: RealmPaths) -> Path:
         """The hero's base model folder: dio-mini, a local folder, or a hub id's snapshot
-        in the local HF cache (where it would be, when not fetched yet: see store.hub)."""
+        in the local HF cache (where it would be, when not fetched yet: see hero_model.hub)."""
         if not self.hero.base_model:
             return paths.dio_mini
         if hub.is_hub_id(self.hero.base_model, paths.home):
@@ -298,7 +318,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
 def load_config(home: str | os.PathLike | None = None,
                 environ: dict[str, str] | None = None) -> RealmConfig:
     """realm.toml, then the environment over it, then the hero profile's defaults under
-    both (store/profiles.py): the profile fills only what neither sets."""
+    both (hero_model/profiles.py): the profile fills only what neither sets."""
     paths = RealmPaths.at(home)
     path = paths.config_file
     data: dict = {}

@@ -1,7 +1,7 @@
 """The training engine: TrainerEngine.run_job(job) -> TrainingResult.
 
 Names resolve on first use (PEP 562): importing a light module of this package (the
-loader, the VRAM calculator) must not pull in the Trainer, peft and their seconds of
+loader) must not pull in the Trainer, peft and their seconds of
 imports, which every Task Master notebook would otherwise pay before its first line.
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..store.vram import QWEN3_ARCHITECTURES
+from ..hero_model.vram import QWEN3_ARCHITECTURES
 
 PRESETS: dict[str, dict[str, Any]] = {
     **QWEN3_ARCHITECTURES,

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..hero_model import hub, profiles
+from ..hero_model.vram import GIB
 from ..quests.formats import QuestError, load_quest
-from ..store import hub, profiles
 from ..store.config import TrainingConfig, load_config
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
-from ..store.vram import GIB
 from .trainer import Job, TrainerEngine, TrainingResult
 
 # Training recipes by name: (the card they are sized for in GiB, TrainingConfig values).
@@ -58,7 +58,7 @@ def card_gib() -> float | None:
 
 def vram_check(model_path: Path, training: TrainingConfig, card: float | None, force: bool) -> str:
     """The estimate, said before the run starts; TrainRefused when it exceeds the card."""
-    from .vram import estimate_from_path
+    from ..hero_model.vram import estimate_from_path
     dtype = training.dtype if training.dtype in ("float32", "bfloat16", "float16") else "bfloat16"
     est = estimate_from_path(str(model_path), seq_len=training.pack_length or training.max_length,
                              batch_size=training.batch_size, dtype=dtype, optimizer=training.optimizer,

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 # The suite's usual realm, with a 1 MB file limit, slower settling and DEEP validation.
 TOML = TEST_TOML.replace("settle_seconds = 0.2", "settle_seconds = 1.0\nmax_quest_bytes = 1000000") + """
 [quests]
-validation_level = "deep"
+validation_depth = "deep"
 max_examples = 5000
 max_example_chars = 20000
 """

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from realm_kernel.oracle.pool import OracleError, check_chat_size
-from realm_kernel.quests.formats import Level, validate_quest
+from realm_kernel.quests.formats import Depth, validate_quest
 from realm_kernel.quests.queue import QueueConflict, QueueError, delete_quest
 from realm_kernel.quests.recovery import repair_quests
 from realm_kernel.services.tavern_server import ExposureError, TavernServer
@@ -221,7 +221,7 @@ def test_quest_files_that_would_hang_or_crash_a_parser_are_refused(tmp_path):
     assert "nested too deeply" in validate_quest(deep_json)[1].summary()
     fifo = tmp_path / "pipe.jsonl"
     os.mkfifo(fifo)
-    assert "not a regular file" in validate_quest(fifo, Level.QUICK)[1].summary()
+    assert "not a regular file" in validate_quest(fifo, Depth.QUICK)[1].summary()
     outside = tmp_path / "outside.jsonl"
     outside.write_text(GOOD)
     link = tmp_path / "bad name;.jsonl"

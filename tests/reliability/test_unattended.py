@@ -70,7 +70,7 @@ def test_hung_step_is_killed_resumed_and_ctrl_c_stops_all_once(realm_home, procs
     resumed = [r for r in runs if r["status"] == "resumed"]
     assert resumed and "checkpoint-10-" in resumed[0]["resume_from"]  # its last checkpoint
     weaver = json.loads((paths.status / "weaver.json").read_text())
-    daemon = next(t for t in weaver["threads"] if t["name"] == "daemon")
+    daemon = next(t for t in weaver["services"] if t["name"] == "daemon")
     assert daemon["hangs"] == 1 and daemon["alive"]
     mends_before = len(events(paths, "weaver_mended"))
 
@@ -110,7 +110,7 @@ def test_sigint_mid_battle_checkpoints_and_requeues(realm_home, procs):
 
 @pytest.mark.slow
 def test_up_ps_down_headless(realm_home):
-    """`realm up --headless` returns at once; `realm ps` lists the Weaver's threads with
+    """`realm up --headless` returns at once; `realm ps` lists the Weaver's services with
     their pids; `realm down` from another shell stops everything cleanly."""
     paths = realm_home
     out = realm("up", "--headless", home=paths.home)
@@ -118,7 +118,7 @@ def test_up_ps_down_headless(realm_home):
     assert "realm down" in out.stdout
     try:
         ps = wait_for(lambda: (p := json.loads(realm("ps", home=paths.home).stdout))
-                      and len(p["processes"]) >= 2 and p, 60, "ps to list the threads")
+                      and len(p["processes"]) >= 2 and p, 60, "ps to list the services")
         names = {p["name"] for p in ps["processes"]}
         assert {"play (headless)", "daemon"} <= names, names
         pids = [p["pid"] for p in ps["processes"]]
@@ -137,7 +137,7 @@ def test_up_ps_down_headless(realm_home):
 def test_up_ps_down_jupyterlab(realm_home):
     """`realm up` (JupyterLab mode) returns once JupyterLab answers and prints the URL with
     its token; `realm ps` gives the same URL; the API answers with that token and refuses
-    without it; `realm down` stops JupyterLab and the Weaver's threads."""
+    without it; `realm down` stops JupyterLab and the Weaver's services."""
     import re
 
     import requests
@@ -354,12 +354,12 @@ from realm_kernel.services.weaver import Weaver
 from realm_kernel.store.paths import RealmPaths
 logging.basicConfig(level=logging.INFO)
 weaver = Weaver(RealmPaths.at(sys.argv[1]).ensure(), logging.getLogger("t"),
-                threads=[("daemon", "slow_to_stop"), ("taskmaster", "slow_to_stop")])
+                services=[("daemon", "slow_to_stop"), ("taskmaster", "slow_to_stop")])
 weaver.start()
 time.sleep(1.5)
 threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # Ctrl-C again, mid-stop
 weaver.stop()
-print("stopped", [t.status()["alive"] for t in weaver.threads], flush=True)
+print("stopped", [s.status()["alive"] for s in weaver.services], flush=True)
 """
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import time
 
-from .paths import RealmPaths, atomic_write_json, read_json
-from .status import TRAINING, read_status
+from ..store.paths import RealmPaths, atomic_write_json, read_json
+from ..store.status import TRAINING, read_status
 
 YIELDING = "yielding"  # the daemon's battle state while it lends the GPU
 

@@ -9,7 +9,7 @@ records it.
 
 A GPU profile sizes the per-device batch, gradient accumulation (their product stays the
 profile's effective batch), gradient checkpointing and, on a small card, max_length with
-the VRAM calculator (store/vram.py `fit`) to the card that is present: torch.cuda's
+the VRAM calculator (hero_model/vram.py `fit`) to the card that is present: torch.cuda's
 device 0, or `[hero] vram_gb` (REALM_HERO__VRAM_GB, `--vram-gb`) to plan for a card of
 that size. Without CUDA it falls back to the CPU at batch 1 (same effective batch) with
 dtype "auto" (float32 weights, bf16 matmuls where the CPU has native bf16) and says so in
@@ -48,7 +48,7 @@ class HeroProfile:
 
 
 _DIO_MINI_BATCH = "measured: bench/RESULTS.md idle_loop_tuning 2026-11-26 (dio-mini, BIN, batch 16)"
-_FIT = "VRAM calculator (store/vram.py fit) for the card"
+_FIT = "VRAM calculator (hero_model/vram.py fit) for the card"
 
 PROFILES: dict[str, HeroProfile] = {p.name: p for p in (
     HeroProfile("dio-mini", "the 1.5M-parameter CPU demo hero (models/dio-mini)", {
