@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..evals.champion import champion, promote
 from ..evals.evalqueue import cleanup, evaluate, pending
+from ..store import queries
 from ..store.checkpoints import CheckpointRecord
 from ..store.home import Home
 from ..store.vault import VaultKeeper
@@ -59,11 +60,7 @@ class Checkpoints:
 
     def lineage(self) -> list[dict]:
         """Which quest trained which checkpoint, with its eval (the lineage report)."""
-        return self.home.ledger.query("""
-            SELECT c.step, c.name, c.training_file AS quest, c.skill, c.skill_level, c.loss,
-                   e.level AS eval_level, e.accuracy
-            FROM checkpoint_ledger c LEFT JOIN evals e ON e.checkpoint = c.name
-            ORDER BY c.step""")
+        return queries.lineage(self.home.ledger)
 
     def cleanup(self, apply: bool = True) -> dict:
         """Retention through the vault, sparing every checkpoint still awaiting its eval."""

@@ -12,6 +12,7 @@ from ..quests.admission import check_quest, validate_queue
 from ..quests.formats import QuestReport
 from ..quests.publish import publish, quest_row, record, withdraw
 from ..quests.queue import list_queue, reorder, set_priority, waiting
+from ..store import queries
 from ..store.home import Home
 
 
@@ -76,8 +77,7 @@ class Quests:
 
     def sizes(self) -> dict[str, int]:
         """Examples per quest name, as admission counted them."""
-        return {r["quest_id"]: r["n"] for r in self.home.ledger.query(
-            "SELECT quest_id, max(examples) AS n FROM quests WHERE examples IS NOT NULL GROUP BY quest_id")}
+        return queries.quest_sizes(self.home.ledger)
 
     def validate_queue(self) -> list[dict]:
         """The daemon's report for every queued quest (nothing is moved)."""

@@ -8,6 +8,7 @@ import shutil
 from ..evals.achievements import earned
 from ..evals.hero import hero_stats
 from ..quests.queue import list_queue
+from ..store import queries
 from ..store.home import Home
 from ..store.vault import dir_bytes
 from .checkpoints import vault_of
@@ -24,11 +25,14 @@ def hero_of(home: Home) -> dict:
     row = {"steps": led.max_value("metrics", "step") or 0,
            "loss": loss[0]["loss"] if loss else None,
            "val_loss": val[0]["val_loss"] if val else None,
-           **led.query("""SELECT (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
-               (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed""")[0]}
+           **queries.latest_accuracy_and_completed(led)}
     return hero_stats(name=home.safe_config().hero.name, steps=row["steps"], loss=row["loss"],
                       val_loss=row["val_loss"], accuracy=row["accuracy"],
                       quests_completed=row["completed"]).as_dict()
+
+
+def _event(row: dict) -> dict:
+    return {"ts": row["ts"].timestamp(), "kind": row["kind"], "message": row["message"]}
 
 
 class Reports:
@@ -43,30 +47,19 @@ class Reports:
         return [[r["step"], r[column]] for r in reversed(rows)]
 
     def events(self, limit: int = 10) -> list[dict]:
-        return [{"ts": r["ts"].timestamp(), "kind": r["kind"], "message": r["message"]}
-                for r in self.home.ledger.query(
-                    "SELECT ts, kind, message FROM events ORDER BY ts DESC LIMIT ?", [limit])]
+        return [_event(r) for r in queries.recent_events(self.home.ledger, limit)]
 
     def notable_events(self, kinds: tuple[str, ...], limit: int = 20) -> list[dict]:
         """The newest events of these kinds (what the Tavern's toasts announce)."""
-        marks = ", ".join("?" for _ in kinds)
-        rows = self.home.ledger.query(f"SELECT ts, kind, message FROM events WHERE kind IN ({marks}) "
-                                      "ORDER BY ts DESC LIMIT ?", [*kinds, limit])
-        return [{"ts": r["ts"].timestamp(), "kind": r["kind"], "message": r["message"]} for r in rows]
+        return [_event(r) for r in queries.recent_events(self.home.ledger, limit, kinds)]
 
     def achievements(self) -> list[dict]:
         """Earned achievements, oldest first, each with its date."""
         return earned(self.home.ledger)
 
     def stats(self) -> dict:
-        counts = self.home.ledger.query("""
-            SELECT (SELECT count(*) FROM metrics) AS metrics,
-                   (SELECT count(*) FROM checkpoint_ledger) AS checkpoints,
-                   (SELECT count(*) FROM quest_status) AS quests,
-                   (SELECT count(*) FROM run_status) AS runs,
-                   (SELECT count(*) FROM evals) AS evals,
-                   (SELECT count(*) FROM events) AS events""")[0]
-        return {"ledger": counts, "vault": vault_of(self.home).stats(), "hero": hero_of(self.home),
+        return {"ledger": queries.table_counts(self.home.ledger), "vault": vault_of(self.home).stats(),
+                "hero": hero_of(self.home),
                 "queue": {state: len(v) for state, v in list_queue(self.home.paths).items()}}
 
     def disk_usage(self) -> dict:

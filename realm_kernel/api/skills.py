@@ -22,6 +22,7 @@ from ..evals.skillbook import (
 )
 from ..oracle.client import SharedOracle
 from ..oracle.pool import require_step
+from ..store import queries
 from ..store.home import Home
 
 
@@ -69,9 +70,7 @@ class Skills:
 
     def eval_history(self, skill: str | None = None) -> list[dict]:
         """Every eval (step, skill, level, accuracy), oldest first: accuracy by level plots."""
-        return self.home.ledger.query(
-            "SELECT ts, step, skill, level, accuracy FROM evals WHERE (? IS NULL OR skill = ?) "
-            "ORDER BY ts", [skill, skill])
+        return queries.eval_history(self.home.ledger, skill)
 
     def spar(self, result: Any, seed: int | None = None) -> Path:
         """Sparring from an eval's wrong answers: 3 examples each, into queue/high."""
@@ -98,12 +97,7 @@ class Skills:
     def primitive_history(self, skill: str, checkpoints: int = 20) -> dict:
         """Per-primitive accuracy of a skill over its last evaluated checkpoints (the
         Guild's heatmap): {"steps", "primitives", "cells": [[step, primitive, accuracy]]}."""
-        rows = self.home.ledger.query("""
-            WITH recent AS (SELECT DISTINCT step FROM primitive_accuracy
-                            WHERE skill = ? AND step IS NOT NULL ORDER BY step DESC LIMIT ?)
-            SELECT step, primitive_id, sum(correct) / nullif(sum(n), 0) AS accuracy
-            FROM primitive_accuracy WHERE skill = ? AND step IN (SELECT step FROM recent)
-            GROUP BY step, primitive_id ORDER BY step, primitive_id""", [skill, checkpoints, skill])
+        rows = queries.primitive_accuracy_by_step(self.home.ledger, skill, checkpoints)
         return {"steps": sorted({r["step"] for r in rows}),
                 "primitives": sorted({r["primitive_id"] for r in rows}),
                 "cells": [[r["step"], r["primitive_id"], r["accuracy"]] for r in rows]}
