@@ -34,6 +34,7 @@ from .backup_manifest import (
     check_backup,
     copy_checked,
     describe,
+    restored_part,
 )
 from .paths import RealmPaths, atomic_write_json, checkpoint_complete
 
@@ -124,7 +125,7 @@ def snapshot(paths: RealmPaths, dest: Path, reason: str = "manual", *,
 def restore(paths: RealmPaths, src: Path) -> dict[str, Any]:
     """Bring the realm home back from a snapshot. Refused while a daemon holds the realm.
 
-    All or nothing: the whole backup is checked first (store/restore_check.py: its manifest,
+    All or nothing: the whole backup is checked first (store/backup_manifest.py: its manifest,
     every file's size and sha256, no link followed), then staged in a folder inside the
     home, and only then swapped in by renames, each undone if a later one fails. What it
     replaces is kept in backups/auto/<time>-pre-restore/. A refused or failed restore
@@ -161,6 +162,8 @@ def _stage(src: Path, manifest: dict[str, Any], stage: Path) -> None:
     """A copy of what the backup restores (its ledger, settings and checkpoints) in
     `stage`, every byte checked against the manifest again as it is copied."""
     for rel, want in manifest["files"].items():
+        if not restored_part(rel, manifest):
+            continue
         out = stage / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         got = copy_checked(src / rel, out)
@@ -181,7 +184,9 @@ def _swap(paths: RealmPaths, stage: Path, manifest: dict[str, Any]) -> dict[str,
         os.replace(a, b)
         undo.append((b, a))
 
-    made = [d for d in (paths.home / "backups", auto_dir(paths), paths.checkpoints) if not d.exists()]
+    # Folders the swap may create, removed again on failure: the home is left as it was.
+    made = [d for d in (paths.home / "backups", auto_dir(paths), paths.checkpoints, paths.tasks)
+            if not d.exists()]
     aside = auto_dir(paths) / f"{_stamp()}-pre-restore"
     restored: list[str] = []
     try:

@@ -75,6 +75,11 @@ def describe(root: Path) -> dict[str, Any]:
     return {"files": dict(sorted(files.items())), "links": dict(sorted(links.items()))}
 
 
+def _entry_ok(entry: object) -> bool:
+    return (isinstance(entry, dict) and type(entry.get("bytes")) is int
+            and isinstance(entry.get("sha256"), str))
+
+
 def _load(src: Path) -> dict[str, Any]:
     if src.is_symlink() or not src.is_dir():
         raise BackupError(f"{src}: not a realm backup (not a folder, or a link to one)")
@@ -89,6 +94,9 @@ def _load(src: Path) -> dict[str, Any]:
             or not isinstance(manifest.get("links"), dict):
         raise BackupError(f"{m}: lists no files and hashes (a backup from before manifests "
                           "did; it cannot be checked, so it is not restored)")
+    if not all(map(_entry_ok, manifest["files"].values())) or not all(
+            isinstance(v, str) for v in manifest["links"].values()):
+        raise BackupError(f"{m}: a file entry lacks its bytes and sha256, or a link its target")
     for rel in [*manifest["files"], *manifest["links"]]:
         try:
             check_relative(rel, what="manifest path", root=str(src))
@@ -111,7 +119,7 @@ def _link_ok(src: Path, rel: str, manifest: dict[str, Any]) -> bool:
         return False
 
 
-def _restored(rel: str, manifest: dict[str, Any]) -> bool:
+def restored_part(rel: str, manifest: dict[str, Any]) -> bool:
     """Whether restore would take this path: a settings file, anything under
     checkpoints/, or a file in a ledger table's current generation."""
     parts = rel.split("/")
@@ -140,7 +148,7 @@ def check_backup(src: Path) -> dict[str, Any]:
             elif stat.S_ISREG(st.st_mode):
                 want = manifest["files"].get(rel)
                 if want is None:
-                    if _restored(rel, manifest):
+                    if restored_part(rel, manifest):
                         raise BackupError(f"{src}: {rel} is not in the manifest")
                     continue  # not something restore takes: neither read nor restored
                 if st.st_size != want.get("bytes"):

@@ -211,7 +211,9 @@ def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):
     (other / "models" / "dio-mini" / "config.json").write_text('{"evil": true}')
     realm.vault.add_zone("other", str(other), confirmed=True)
     realm.vault.register("models/dio-mini", "model", zone="other")
-    assert realm.vault.fetch("model_dio-mini") == paths.dio_mini
+    # The home already holds a different models/dio-mini: refused, never overwritten.
+    with pytest.raises(FileExistsError, match="already holds a different 'models/dio-mini'"):
+        realm.vault.fetch("model_dio-mini")
     with pytest.raises(FileExistsError, match="already holds a different 'models/dio-mini'"):
         realm.vault.transfer("model_dio-mini", "local", "other")
     with pytest.raises(ValueError, match="refused: it is outside"):
