@@ -197,6 +197,9 @@ def test_a_transfer_never_overwrites_a_different_file(realm, tmp_path):
     (nas / rel / "config.json").write_text('{"another": "model"}')
     with pytest.raises(FileExistsError, match="already holds a different"):
         realm.vault.transfer("checkpoint_20", "nas")
+    res = CliRunner().invoke(app, ["--home", str(realm.paths.home), "vault", "transfer",
+                                   "checkpoint_20", "nas"])
+    assert res.exit_code == 2 and "already holds a different" in res.output, res.output
     assert (nas / rel / "config.json").read_text() == '{"another": "model"}'
     assert not (nas / rel / "model.safetensors").exists()
     # The same bytes already there: a no-op, recorded as a location.

@@ -216,6 +216,9 @@ def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):
         realm.vault.fetch("model_dio-mini")
     with pytest.raises(FileExistsError, match="already holds a different 'models/dio-mini'"):
         realm.vault.transfer("model_dio-mini", "local", "other")
+    r = requests.post(f"{base}/realm/api/transfer", headers=auth(), timeout=60,
+                      json={"asset_id": "model_dio-mini", "to_zone": "local", "from_zone": "other"})
+    assert r.status_code == 409 and "already holds a different" in r.json()["error"], r.text
     with pytest.raises(ValueError, match="refused: it is outside"):
         realm.export_checkpoint(latest, paths.models / "dio-mini")
     with pytest.raises(ValueError, match="refused: it is outside"):
