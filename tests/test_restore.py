@@ -232,6 +232,19 @@ def test_a_restore_that_fails_mid_swap_is_undone(realms, monkeypatch):
     assert (aside / "ledger" / "events" / "current").is_symlink()
 
 
+def test_a_checkpoint_the_realm_has_is_kept(realms):
+    snap, live = realms
+    mine = live.checkpoints / CKPT
+    mine.mkdir(parents=True)
+    (mine / "model.safetensors").write_bytes(b"mine")
+    (snap / "checkpoints" / "stray.txt").write_text("x")
+    rewrite_manifest(snap, lambda m: m["files"].update({"checkpoints/stray.txt": {
+        "bytes": 1, "sha256": hashlib.sha256(b"x").hexdigest()}}))
+    out = backup.restore(live, snap)
+    assert out["checkpoints"] == [] and (mine / "model.safetensors").read_bytes() == b"mine"
+    assert sorted(p.name for p in live.checkpoints.iterdir()) == [CKPT]
+
+
 def test_a_good_backup_restores_after_being_opened_as_a_realm(realms):
     """Opening a backup as a realm adds ledger.duckdb, raw/ and .lock files: restore
     neither reads nor needs them."""

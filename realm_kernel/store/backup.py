@@ -137,7 +137,7 @@ def restore(paths: RealmPaths, src: Path) -> dict[str, Any]:
     stage = paths.home / f".restoring-{_stamp()}"
     try:
         stage.mkdir()
-        _stage(src, manifest, stage)
+        _stage(src, manifest, stage, live_checkpoints=paths.checkpoints)
         restored = _swap(paths, stage, manifest)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -158,11 +158,14 @@ def _refuse_while_a_daemon_runs(paths: RealmPaths) -> None:
         os.close(fd)
 
 
-def _stage(src: Path, manifest: dict[str, Any], stage: Path) -> None:
-    """A copy of what the backup restores (its ledger, settings and checkpoints) in
-    `stage`, every byte checked against the manifest again as it is copied."""
+def _stage(src: Path, manifest: dict[str, Any], stage: Path, live_checkpoints: Path) -> None:
+    """A copy of what the backup restores (its ledger, settings, and the checkpoints the
+    realm lacks: one it has is kept) in `stage`, every byte checked against the manifest
+    again as it is copied."""
     for rel, want in manifest["files"].items():
-        if not restored_part(rel, manifest):
+        parts = rel.split("/")
+        if not restored_part(rel, manifest) or (
+                parts[0] == "checkpoints" and (live_checkpoints / parts[1]).exists()):
             continue
         out = stage / rel
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +203,7 @@ def _swap(paths: RealmPaths, stage: Path, manifest: dict[str, Any]) -> dict[str,
                 if live.exists() or live.is_symlink():
                     move(live, aside / name)
                 move(stage / name, live)
-        for ck in sorted((stage / "checkpoints").iterdir()) if (stage / "checkpoints").is_dir() else ():
+        for ck in sorted(p for p in (stage / "checkpoints").glob("checkpoint-*") if p.is_dir()):
             if not (paths.checkpoints / ck.name).exists():
                 move(ck, paths.checkpoints / ck.name)
                 restored.append(ck.name)
