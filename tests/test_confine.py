@@ -101,9 +101,9 @@ def nothing_escaped(realm, tmp_path):
 def test_export_is_confined_through_the_api(realm, tmp_path):
     for dest in export_inputs(tmp_path):
         with pytest.raises(PathRefused, match="export destination .* refused"):
-            realm.export_checkpoint(20, dest)
+            realm.checkpoints.export(20, dest)
     nothing_escaped(realm, tmp_path)
-    assert realm.export_checkpoint(20, "mine") == realm.paths.exports / "mine"
+    assert realm.checkpoints.export(20, "mine") == realm.paths.exports / "mine"
 
 
 def test_export_is_confined_on_the_panel_vault_page(realm, tmp_path):

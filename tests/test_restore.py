@@ -224,7 +224,7 @@ def test_a_restore_that_fails_mid_swap_is_undone(realms, monkeypatch):
         break
     assert k > 4, "the swap has a rename per part (ledger aside, ledger in, settings, checkpoint)"
     # The run with no failure restored it all, and kept what it replaced.
-    assert Realm(live.home).events(5)[0]["kind"] == "from_the_backup"
+    assert Realm(live.home).reports.events(5)[0]["kind"] == "from_the_backup"
     assert (live.checkpoints / CKPT / "model.safetensors").read_bytes() == b"w" * 20
     assert live.config_file.read_text() == "[backup]\nkeep = 3\n"
     [aside] = backup.auto_dir(live).glob("*-pre-restore")
@@ -249,7 +249,7 @@ def test_a_good_backup_restores_after_being_opened_as_a_realm(realms):
     """Opening a backup as a realm adds ledger.duckdb, raw/ and .lock files: restore
     neither reads nor needs them."""
     snap, live = realms
-    assert Realm(snap).events(1)[0]["kind"] == "from_the_backup"
+    assert Realm(snap).reports.events(1)[0]["kind"] == "from_the_backup"
     out = Realm(live.home).restore(snap)
     assert out["checkpoints"] == [CKPT] and "files" not in out["manifest"]
-    assert [e["kind"] for e in Realm(live.home).events(5)] == ["from_the_backup"]
+    assert [e["kind"] for e in Realm(live.home).reports.events(5)] == ["from_the_backup"]
