@@ -433,23 +433,30 @@ def _(ctx):
 @call("vault add-zone")
 def _(ctx):
     (ctx.tmp / "nas").mkdir(exist_ok=True)
-    ctx.run("vault", "add-zone", "nas-cli", f"file://{ctx.tmp / 'nas'}")
+    # Unconfirmed (the prompt answered with an empty line): not added.
+    res = CliRunner().invoke(app, ["--home", str(ctx.paths.home), "vault", "add-zone", "nas-cli",
+                                   f"file://{ctx.tmp / 'nas'}"], input="\n", prog_name="realm")
+    assert res.exit_code == 1 and "Add zone 'nas-cli'" in res.output, res.output
+    assert "nas-cli" not in [z["zone_id"] for z in ctx.realm.vault.zones()]
+    ctx.run("vault", "add-zone", "nas-cli", f"file://{ctx.tmp / 'nas'}", "--yes")
     assert "nas-cli" in [z["zone_id"] for z in ctx.realm.vault.zones()]
-    ctx.run("vault", "add-zone", "bad", "relative/path", code=2)
+    ctx.run("vault", "add-zone", "bad", "relative/path", "--yes", code=2)
+    ctx.run("vault", "add-zone", "top", "/", "--yes", code=2)
 
 
 @call("vault zones")
 def _(ctx):
-    ctx.realm.vault.add_zone("zones-cli", str(ctx.tmp))
+    (ctx.tmp / "zones").mkdir(exist_ok=True)
+    ctx.realm.vault.add_zone("zones-cli", str(ctx.tmp / "zones"), confirmed=True)
     zones = {z["zone_id"]: z["url"] for z in ctx.json("vault", "zones")}
-    assert list(zones)[0] == "local" and zones["zones-cli"] == str(ctx.tmp)
+    assert list(zones)[0] == "local" and zones["zones-cli"] == str(ctx.tmp / "zones")
 
 
 @call("vault transfer")
 def _(ctx):
     far = ctx.tmp / "far"
     far.mkdir(exist_ok=True)
-    ctx.run("vault", "add-zone", "far-cli", str(far))
+    ctx.run("vault", "add-zone", "far-cli", str(far), "--yes")
     loc = ctx.json("vault", "transfer", "checkpoint_10", "far-cli")
     assert loc["zone"] == "far-cli" and (far / loc["path"] / "config.json").is_file()
 
@@ -490,8 +497,12 @@ def _(ctx):
 
 @call("vault export")
 def _(ctx):
-    dest = ctx.tmp / "exported"
-    ctx.run("vault", "export", "20", str(dest))
+    # DEST is a name under <realm home>/exports; a path leaving it is refused.
+    ctx.run("vault", "export", "20", str(ctx.tmp / "exported"), code=2)
+    ctx.run("vault", "export", "20", "../escape", code=2)
+    assert not (ctx.tmp / "exported").exists() and not (ctx.paths.home / "escape").exists()
+    ctx.run("vault", "export", "20", "exported")
+    dest = ctx.paths.exports / "exported"
     # The export is a model transformers loads, with the checkpoint's very weights.
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

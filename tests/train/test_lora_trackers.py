@@ -74,9 +74,9 @@ def test_lora_adapters_trackers_oracle_and_merged_export(realm_home, tmp_path, m
     assert reply["model"] == last.name
     evaluated = realm.checkpoints.evaluate_pending(max_checkpoints=1, size=5)  # the evals' grading path
     assert evaluated and evaluated[0]["status"] == "done", evaluated
-    adapter_copy = realm.checkpoints.export(step, tmp_path / "adapter")
+    adapter_copy = realm.checkpoints.export(step, "adapter")
     assert (adapter_copy / "adapter_config.json").is_file() and not (adapter_copy / ".ledger.json").exists()
-    full = realm.checkpoints.export(step, tmp_path / "merged", merge=True)
+    full = realm.checkpoints.export(step, "merged", merge=True)
     assert (full / "config.json").is_file() and (full / "model.safetensors").is_file()
     reloaded, _ = load_model_and_tokenizer(full, inference=True, device="cpu")
     with torch.no_grad():

@@ -191,9 +191,14 @@ def test_vault_promotes_a_champion_with_a_toast_and_an_achievement(tavern):
     shot(page, "vault-champion")
     assert row.locator("button[data-action=delete]").is_disabled()  # the champion is protected
 
-    dest = tavern.tmp / "exported"
+    # A folder outside the realm's exports/ is refused on the page; a name lands inside it.
+    row.locator("input[data-role=export-dest]").fill(str(tavern.tmp / "exported"))
+    row.locator("button[data-action=export]").click()
+    wait_for(lambda: "refused" in page.locator("[data-stat=notice]").inner_text(), 60, "the refusal")
+    assert not (tavern.tmp / "exported").exists()
+    dest = tavern.realm.paths.exports / "exported"
     row.evaluate("e => { e.dataset.mark = 'drawn-before' }")
-    row.locator("input[data-role=export-dest]").fill(str(dest))
+    row.locator("input[data-role=export-dest]").fill("exported")
     row.locator("button[data-action=export]").click()
     wait_for(lambda: "exported to" in page.locator("[data-stat=notice]").inner_text(), 60, "the export")
     # The notice redrew the widget, but an unchanged row keeps its node (clicks and focus survive).
