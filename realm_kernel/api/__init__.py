@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from realm_skills import SkillError
@@ -24,6 +25,7 @@ from ..quests.formats import QuestError
 from ..quests.queue import QueueConflict
 from ..store import backup
 from ..store.backup import BackupError
+from ..store.changes import stamps
 from ..store.checkpoints import UnknownCheckpoint
 from ..store.config import ConfigError, RealmConfig
 from ..store.home import Home
@@ -104,6 +106,11 @@ class Realm:
     # -- what the Tavern polls ----------------------------------------------------------
     def hero(self) -> dict:
         return hero_of(self.home)
+
+    def stamps(self, sources: Iterable[str]) -> dict[str, tuple]:
+        """Change stamps of ledger tables and status files (store/changes.py): what a
+        poller compares to learn, without a query, that a source changed."""
+        return stamps(self.ledger, sources)
 
     def tavern_state(self) -> dict:
         """Everything the hero card and battle view show, in one JSON-able dict."""

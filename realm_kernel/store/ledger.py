@@ -151,6 +151,15 @@ class Ledger:
     def segment_files(self, table: str) -> list[Path]:
         return sorted(self.current_dir(table).glob("*.parquet"))
 
+    def table_generation(self, table: str) -> tuple[str, int, str]:
+        """A table's change stamp from one listing of its live generation, no file opened:
+        (generation, segments, newest segment). Every append adds a segment (a new count),
+        and every compaction makes a new generation, so any new row changes it."""
+        gen = os.readlink(self.current_dir(table))
+        names = [e.name for e in os.scandir(self.current_dir(table))
+                 if e.name.endswith(".parquet") and not e.name.startswith(".")]
+        return (gen, len(names), max(names, default=""))
+
     def raw_dir(self, table: str) -> Path:
         """Paths that never vanish under a raw reader (ledger.duckdb's views): module doc."""
         return self.table_dir(table) / "raw"
