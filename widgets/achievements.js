@@ -25,7 +25,7 @@ function render({ model, el }) {
       return li;
     }));
   };
-  return follow(model, draw);
+  return follow(model, el, draw);
 }
 
 export default { render };

@@ -16,6 +16,7 @@ import panel as pn
 from realm_kernel.api import Realm
 from realm_widgets.pages import PAGES, bind, shared_realm
 from realm_widgets.panel_components import component
+from realm_widgets.poller import POLLER
 
 ROUTES = {name: "/" if name == "tavern" else f"/{name}" for name in PAGES}
 
@@ -43,15 +44,19 @@ def realm() -> Realm:
 
 def build_page(name: str) -> pn.viewable.Viewable:
     """One page for one browser session: its own session (state, actions, notices) over
-    the process's Realm, its widgets bound to it, refreshed every `poll_seconds`."""
+    the process's Realm, its widgets bound to it, refreshed by the process's one poller
+    while the browser shows it, and forgotten when the session ends."""
     spec = PAGES[name]
     session = spec.session(realm())
     comps = [component(w)(sizing_mode="stretch_width") for w in spec.widgets]
-    refresh, on_action = bind(session, comps)
+    view, on_action = bind(session, comps, spec.poll_seconds)
     for c in comps:
         c.param.watch(lambda event: on_action(event.new), "action")
-    refresh()
-    pn.state.add_periodic_callback(refresh, period=int(spec.poll_seconds * 1000))
+        c.param.watch(lambda event: view.set_shown(any(x.in_view for x in comps)), "in_view")
+    view.refresh()
+    POLLER.add(view)
+    POLLER.start_thread()
+    pn.state.on_session_destroyed(lambda _ctx: view.close())
     body = list(comps)
     if spec.plots:
         from realm_widgets.plots import plots_for

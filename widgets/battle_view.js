@@ -106,7 +106,7 @@ function render({ model, el }) {
       return li;
     }));
   };
-  return follow(model, draw);
+  return follow(model, el, draw);
 }
 
 export default { render };

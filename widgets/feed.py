@@ -9,8 +9,11 @@ card box) followed by its own .css, composed here once at import: no build step,
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import NamedTuple
+
+from .traits import FIELDS
 
 HERE = Path(__file__).parent
 PRELUDE = HERE / "prelude.js"
@@ -27,8 +30,14 @@ class Widget(NamedTuple):
 
 
 def compose(own: Path, prelude: str) -> str:
-    """A prelude, then the widget's own file (for its ESM or its stylesheet)."""
-    mark = f"// ---- {own.name} ----" if own.suffix == ".js" else f"/* ---- {own.name} ---- */"
+    """A prelude, then the widget's own file (for its ESM or its stylesheet); an ESM also
+    gets the widget's state fields (widgets/traits.py) as `STATE_FIELDS`, which the
+    prelude's `state_` and `follow` read."""
+    if own.suffix == ".js":
+        fields = json.dumps(list(FIELDS[own.stem]))
+        mark = f"// ---- {own.name} ----\nconst STATE_FIELDS = {fields};"
+    else:
+        mark = f"/* ---- {own.name} ---- */"
     return f"{prelude}\n{mark}\n{own.read_text(encoding='utf-8')}"
 
 

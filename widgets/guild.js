@@ -140,7 +140,7 @@ function render({ model, el }) {
       return card;
     }));
   };
-  return follow(model, draw);
+  return follow(model, el, draw);
 }
 
 export default { render };

@@ -74,7 +74,7 @@ function render({ model, el }) {
     }
     lastLevel = h.level ?? 0;
   };
-  return follow(model, draw);
+  return follow(model, el, draw);
 }
 
 export default { render };

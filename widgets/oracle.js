@@ -120,7 +120,7 @@ function render({ model, el }) {
     }
     showNotice(notice, s.notice, "ro");
   };
-  return follow(model, draw);
+  return follow(model, el, draw);
 }
 
 export default { render };

@@ -10,12 +10,15 @@ import base64
 import copy
 import logging
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from realm_kernel.api import QuestError, Realm
+
+from .poller import View
+from .traits import FIELDS
 
 log = logging.getLogger("realm.widgets")
 _realms: dict[Path, Realm] = {}
@@ -37,33 +40,59 @@ TOAST_KINDS = ("quest_completed", "hero_level_up", "champion", "skill_level_up",
 MAX_UPLOAD_BYTES = 64 << 20  # the browser sends uploads through a synced property
 
 
+# What the toasts read (every page has them).
+TOAST_READS = ("events",)
+
+
 class Session:
-    """One page in one browser tab or notebook: its state and its actions."""
+    """One page in one browser tab or notebook: its state and its actions.
+
+    The state is made of parts, each a method named in `reads` with the sources it reads
+    (ledger tables and status files: store/changes.py). A part is recomputed only when the
+    stamps of its sources differ from the last time it was computed, so a page whose
+    sources did not change runs no query at all; a part that reads `None` is in-memory
+    state (no query) and is taken on every snapshot."""
+
+    reads: dict[str, tuple[str, ...] | None] = {}
+    live = False  # True: in-memory parts change on their own (the Oracle's streams)
 
     def __init__(self, realm: Realm | None = None) -> None:
         self.realm = realm or shared_realm()
         self._seen: set = set()
         self.notice: dict | None = None
-        self._slow: dict = {}
-        self._slow_at = 0.0
+        self._parts: dict[str, dict] = {}
+        self._keys: dict[str, tuple] = {}
+        self._snap_lock = threading.Lock()  # the poller and an action may snapshot at once
 
-    slow_ttl = 3.0  # seconds between reads of the page's slower facts
+    def parts(self) -> dict[str, tuple[str, ...] | None]:
+        return {**self.reads, "toasts": TOAST_READS}
 
-    def snapshot(self) -> dict:
-        if time.monotonic() - self._slow_at > self.slow_ttl:
-            try:
-                self._slow = self.slow_state()
-            except Exception as e:  # a ledger hiccup keeps the last facts on the page
-                log.warning("page state: %s", e)
-            self._slow_at = time.monotonic()
-        return {**self._slow, **self.state(), "toasts": self.realm.reports.notable_events(TOAST_KINDS),
-                "notice": self.notice}
+    def sources(self) -> set[str]:
+        return {s for reads in self.parts().values() for s in reads or ()}
 
-    def state(self) -> dict:
-        return {}
+    def snapshot(self, stamps: dict[str, tuple] | None = None) -> dict:
+        """The page's state; `stamps` (the poller's, shared by every page of a tick) or
+        the sources' stamps now decide which parts are read again."""
+        with self._snap_lock:
+            if stamps is None:
+                stamps = self.realm.stamps(self.sources())
+            out: dict = {}
+            for part, reads in self.parts().items():
+                if reads is None:
+                    out.update(getattr(self, part)())
+                    continue
+                key = tuple(stamps[s] for s in reads)
+                if self._keys.get(part) != key:
+                    try:
+                        self._parts[part] = getattr(self, part)()
+                        self._keys[part] = key
+                    except Exception as e:  # a ledger hiccup keeps the last facts on the page
+                        log.warning("page state %s: %s", part, e)
+                out.update(self._parts.get(part, {}))
+            return {**out, "notice": self.notice}
 
-    def slow_state(self) -> dict:
-        return {}
+    def toasts(self) -> dict:
+        return {"toasts": self.realm.reports.notable_events(TOAST_KINDS)}
 
     def act(self, action: dict | None) -> dict | None:
         """Carry out a widget action once ({"name": ..., "nonce": ..., **args})."""
@@ -85,12 +114,16 @@ class Session:
                            "nonce": action.get("nonce")}
         else:
             self.notice = {"ok": True, "action": name, "message": message, "nonce": action.get("nonce")}
-        self._slow_at = 0.0  # the action changed something: read it all again
+        self._keys.clear()  # the action changed something: read it all again
         return self.notice
 
 
 class TavernSession(Session):
     """Hero card, the live battle, skill badges, recent events, achievements."""
+
+    reads = {"state": ("metrics", "checkpoints", "events", "evals", "runs", "quests", "achievements",
+                       "status"),
+             "slow_state": ("evals", "primitive_accuracy", "events", "achievements")}
 
     def state(self) -> dict:
         return self.realm.tavern_state()
@@ -119,7 +152,7 @@ class TavernSession(Session):
 class QuestSession(Session):
     """The queue by priority, uploads, generated quests, reorder, priorities, deletes."""
 
-    slow_ttl = 1.0
+    reads = {"slow_state": ("quests", "runs", "metrics", "evals", "queue")}
 
     def slow_state(self) -> dict:
         queue = self.realm.quests.queue()
@@ -131,8 +164,7 @@ class QuestSession(Session):
                 e["state"] = state
                 if e["examples"] and pace:
                     e["eta_seconds"] = e["examples"] * pace
-        return {"queue": queue, "battle": self.realm.training.status(),
-                "skills": self.realm.skills.list(levels=False)}
+        return {"queue": queue, "skills": self.realm.skills.list(levels=False)}
 
     def do_upload(self, filename: str, content_b64: str, priority: str | None = None) -> str:
         data = base64.b64decode(content_b64, validate=True)
@@ -169,7 +201,7 @@ class QuestSession(Session):
 class VaultSession(Session):
     """Checkpoints with their ledger stats, the champion, zones, transfers, disk use."""
 
-    slow_ttl = 2.0
+    reads = {"slow_state": ("checkpoints", "assets", "zones", "events", "checkpoint_files", "config")}
 
     def slow_state(self) -> dict:
         vault = self.realm.vault
@@ -204,7 +236,7 @@ VRAM_FIELDS = {"training.max_length": "seq_len", "training.batch_size": "batch_s
 class SettingsSession(Session):
     """realm.toml's fields with validation; the VRAM estimate follows the form live."""
 
-    slow_ttl = 5.0
+    reads = {"slow_state": ("config",), "state": None}
 
     def __init__(self, realm: Realm | None = None) -> None:
         super().__init__(realm)
@@ -219,8 +251,7 @@ class SettingsSession(Session):
         return {"settings": self.realm.settings.describe()}
 
     def state(self) -> dict:
-        return {"vram": self.vram, "errors": self.errors, "confirm": self.confirm,
-                "pending": self.pending}
+        return {"vram": self.vram, "errors": self.errors, "confirm": self.confirm}
 
     def _estimate(self) -> None:
         overrides: dict[str, Any] = {}
@@ -265,7 +296,7 @@ class SettingsSession(Session):
 class SchedulerSession(Session):
     """Curriculum per skill, the Task Master's tasks, run now."""
 
-    slow_ttl = 1.0
+    reads = {"slow_state": ("tasks", "evals", "events", "primitive_accuracy", "config", "task_files")}
 
     def slow_state(self) -> dict:
         return {"tasks": self.realm.tasks.list(), "curriculum": self.realm.skills.curriculum()}
@@ -302,7 +333,7 @@ class SchedulerSession(Session):
 class GuildSession(Session):
     """Per-skill levels and progress, per-primitive accuracy over checkpoints, sparring."""
 
-    slow_ttl = 2.0
+    reads = {"slow_state": ("evals", "primitive_accuracy", "passive_probes", "events", "config")}
 
     def slow_state(self) -> dict:
         skills_ = self.realm.skills.list()
@@ -336,7 +367,9 @@ class OracleSession(Session):
     streamed answers, "ask DIO" probes.
     Loads, answers and probes run in threads; each snapshot shows them as they grow."""
 
-    slow_ttl = 2.0  # seconds between ledger reads of the checkpoint list
+    reads = {"slow_state": ("checkpoints", "assets", "evals", "events", "config", "hosts", "status"),
+             "state": None}
+    live = True  # answers stream in from threads
 
     def __init__(self, realm: Realm | None = None, max_new_tokens: int = 64) -> None:
         super().__init__(realm)
@@ -461,20 +494,25 @@ class OracleSession(Session):
         threading.Thread(target=ask, daemon=True, name="oracle-probe").start()
 
 
-def bind(session: Session, widgets: list) -> tuple:
-    """The host-agnostic glue: `refresh()` pushes the session's snapshot to every widget
-    whose state differs, `on_action(action)` carries out an action then refreshes."""
-    def refresh() -> None:
-        state = session.snapshot()
-        for w in widgets:
-            if state != w.state:
-                w.state = state
+def bind(session: Session, widgets: list, period: float = 1.0) -> tuple[View, Callable]:
+    """The host-agnostic glue: a `View` whose refresh pushes each widget the fields of the
+    session's snapshot it declares (widgets/traits.py) where they differ (the process's
+    poller calls it while the view is shown), and `on_action(action)`, which carries out
+    an action then refreshes at once."""
+    def push(state: dict) -> None:
+        for w in widgets:  # each widget gets its declared fields, only those that changed
+            for f in FIELDS[w.widget_name]:
+                value = state.get(f)
+                if getattr(w, f) != value:
+                    setattr(w, f, value)
+
+    view = View(session, push, period)
 
     def on_action(action: dict | None) -> None:
         session.act(action)
-        refresh()
+        view.refresh()
 
-    return refresh, on_action
+    return view, on_action
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,16 @@ function sender(model, extra = () => ({})) {
   };
 }
 
-// The widget's synced state ({} before the first poll).
+// The widget's synced state: its typed fields (STATE_FIELDS, from widgets/traits.py, put
+// in front of the widget's own file by widgets/feed.py) as one object; a field not sent
+// yet is missing.
 function state_(model) {
-  return model.get("state") || {};
+  const s = {};
+  for (const f of STATE_FIELDS) {
+    const v = model.get(f);
+    if (v !== null && v !== undefined) s[f] = v;
+  }
+  return s;
 }
 
 // Where a widget shows the session's notice (data-stat="notice", which the tests read).
@@ -97,9 +104,57 @@ function keyedRows(container, items, keyOf, sigOf, build, cache) {
   next.forEach((v, k) => cache.set(k, v));
 }
 
-// draw() now and on every change of the state; returns render()'s cleanup.
-function follow(model, draw) {
-  model.on("change:state", draw);
+// Tell the page's session whether this view can be seen (the synced `in_view`): the tab
+// is shown (document.visibilityState), the widget is inside the window
+// (IntersectionObserver), and the view is not closed (render's cleanup, pagehide). The
+// session's poller refreshes only views that can be seen (widgets/poller.py) and sends
+// the current state at once when one becomes visible. Returns the cleanup.
+// A widget with no `el` to watch (the toasts, fixed on screen) reports false: the page is
+// seen while one of its other widgets is.
+function watchView(model, el) {
+  let inside = el !== null;
+  let closed = false;
+  const report = () => {
+    const seen = !closed && inside && document.visibilityState === "visible";
+    if (model.get("in_view") !== seen) {
+      model.set("in_view", seen);
+      model.save_changes();
+    }
+  };
+  const io = typeof IntersectionObserver === "function"
+    ? new IntersectionObserver((entries) => {
+      inside = entries[entries.length - 1].isIntersecting;
+      report();
+    })
+    : null;
+  if (io && el) io.observe(el);
+  const gone = () => { closed = true; report(); };
+  document.addEventListener("visibilitychange", report);
+  window.addEventListener("pagehide", gone);
+  report();
+  return () => {
+    if (io) io.disconnect();
+    document.removeEventListener("visibilitychange", report);
+    window.removeEventListener("pagehide", gone);
+    gone();
+  };
+}
+
+// draw() now and on every change of a state field, and report whether `el` can be seen;
+// returns render()'s cleanup.
+function follow(model, el, draw) {
+  // One draw per batch of changed fields: a refresh sets several at once.
+  let queued = false;
+  const later = () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => { queued = false; draw(); });
+  };
+  for (const f of STATE_FIELDS) model.on(`change:${f}`, later);
+  const unwatch = watchView(model, el);
   draw();
-  return () => model.off("change:state", draw);
+  return () => {
+    for (const f of STATE_FIELDS) model.off(`change:${f}`, later);
+    unwatch();
+  };
 }

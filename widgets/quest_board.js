@@ -117,7 +117,7 @@ function render({ model, el }) {
       section("❌ Failed", "failed", q.failed || []),
       section("✅ Recently completed", "recently_completed", done));
   };
-  return follow(model, draw);
+  return follow(model, el, draw);
 }
 
 export default { render };

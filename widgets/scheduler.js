@@ -95,7 +95,7 @@ function render({ model, el }) {
     }
     body.replaceChildren(cur, tasks);
   };
-  return follow(model, draw);
+  return follow(model, el, draw);
 }
 
 export default { render };

@@ -138,7 +138,7 @@ function render({ model, el }) {
     }
     showNotice(notice, n, "rs");
   };
-  return follow(model, draw);
+  return follow(model, el, draw);
 }
 
 export default { render };

@@ -66,7 +66,7 @@ function render({ model, el }) {
     if (fresh.length && soundOn()) chime();
     since = Math.max(since, newest);
   };
-  return follow(model, draw);
+  return follow(model, null, draw); // always on screen (fixed): it says nothing of the page being seen
 }
 
 export default { render };

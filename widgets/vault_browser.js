@@ -87,7 +87,7 @@ function render({ model, el }) {
     zones.replaceChildren(el_("b", "", "Zones: "), ...(s.zones || []).map((z) => el_("span", "rv-zone", `${z.zone_id} (${z.url})`)));
   };
   sort.addEventListener("change", draw);
-  return follow(model, draw);
+  return follow(model, el, draw);
 }
 
 export default { render };

@@ -127,7 +127,7 @@ def test_export_is_confined_through_the_notebook_widget(realm, tmp_path):
     w.observe(lambda change: on_action(change["new"]), names="action")
     for dest in export_inputs(tmp_path):
         w.action = {"name": "export", "nonce": uuid.uuid4().hex, "step": 20, "dest": dest}
-        assert w.state["notice"]["ok"] is False and "refused" in w.state["notice"]["message"]
+        assert w.notice["ok"] is False and "refused" in w.notice["message"]
     nothing_escaped(realm, tmp_path)
 
 

@@ -1,0 +1,152 @@
+"""Change-driven pages (issue 30): a page runs no ledger query when nothing it reads
+changed, one poller serves every view of a process, and a view nobody sees is not
+refreshed until it is seen again. Counted, never timed: the ledger's query and tail
+reads of the real Realm over a real ledger are counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from realm_kernel.api import Realm
+from realm_widgets.pages import PAGES, TavernSession, bind
+from realm_widgets.poller import Poller
+
+
+class Counting:
+    """Counts the reads that run SQL on the realm's ledger (query and the tail reads)."""
+
+    def __init__(self, realm: Realm, monkeypatch) -> None:
+        self.n = 0
+        ledger = realm.ledger
+        for name in ("query", "tail"):
+            real = getattr(ledger, name)
+
+            def counted(*a, _real=real, **kw):
+                self.n += 1
+                return _real(*a, **kw)
+            monkeypatch.setattr(ledger, name, counted)
+
+    def take(self) -> int:
+        n, self.n = self.n, 0
+        return n
+
+
+@pytest.fixture
+def realm(tmp_path) -> Realm:
+    return Realm(tmp_path / "realm")
+
+
+def tavern_widgets() -> tuple[list, list]:
+    """The Tavern page's real anywidgets, and a list that grows by one per synced field
+    the page sends them (what would go over the wire)."""
+    from realm_widgets.jupyter import widget_class
+    from realm_widgets.traits import FIELDS
+    sent: list = []
+    ws = [widget_class(n)() for n in PAGES["tavern"].widgets]
+    for w in ws:
+        w.observe(lambda change: sent.append(change["name"]), names=list(FIELDS[w.widget_name]))
+    return ws, sent
+
+
+@pytest.mark.parametrize("name", [n for n in PAGES if n != "oracle"])
+def test_a_page_runs_no_query_when_nothing_changed(realm, monkeypatch, name):
+    session = PAGES[name].session(realm)
+    reads = Counting(realm, monkeypatch)
+    first = session.snapshot()
+    assert reads.take() > 0  # the first snapshot reads the ledger
+    for _ in range(3):
+        assert session.snapshot() == first
+    assert reads.take() == 0, f"{name}: queries with nothing changed"
+    # A new event changes the toasts' table: that part is read again, and shows it.
+    realm.ledger.event("achievement", "First Blood")
+    state = session.snapshot()
+    assert reads.take() > 0
+    assert any(t["message"] == "First Blood" for t in state["toasts"])
+
+
+def test_only_the_parts_whose_tables_changed_are_read_again(realm, monkeypatch):
+    session = TavernSession(realm)
+    session.snapshot()
+    calls: list[str] = []
+    for part in ("state", "slow_state", "toasts"):
+        real = getattr(session, part)
+        monkeypatch.setattr(session, part, lambda _p=part, _r=real: (calls.append(_p), _r())[1])
+    realm.ledger.append("metrics", [{"step": 1, "loss": 2.5}])
+    session.snapshot()
+    assert calls == ["state"]  # the hero and the battle read metrics; skills and toasts do not
+
+
+def test_an_action_reads_everything_again(realm, monkeypatch):
+    session = TavernSession(realm)
+    session.snapshot()
+    reads = Counting(realm, monkeypatch)
+    session.act({"name": "pause", "nonce": 1})
+    session.snapshot()
+    assert reads.take() > 0
+
+
+def test_one_poller_stamps_once_per_tick_for_every_view(realm, monkeypatch):
+    clock = [0.0]
+    poller = Poller(clock=lambda: clock[0])
+    sent_by_view = []
+    for _ in range(3):  # three browser sessions of the Tavern
+        ws, sent = tavern_widgets()
+        view, _ = bind(TavernSession(realm), ws, period=0.5)
+        poller.add(view)
+        sent_by_view.append(sent)
+    stamped = []
+    real = realm.stamps
+    monkeypatch.setattr(realm, "stamps", lambda sources: (stamped.append(1), real(sources))[1])
+    reads = Counting(realm, monkeypatch)
+    assert poller.tick() == 3 and len(stamped) == 1 and reads.take() > 0
+    assert all("hero" in sent for sent in sent_by_view)
+    for sent in sent_by_view:
+        sent.clear()
+    clock[0] += 1
+    assert poller.tick() == 3 and reads.take() == 0  # nothing changed: nothing computed
+    assert sent_by_view == [[], [], []]  # and nothing sent
+    clock[0] += 0.1
+    assert poller.tick() == 0  # not due yet (each view keeps its page's pace)
+
+
+def test_a_hidden_view_is_not_refreshed_and_gets_the_state_when_shown(realm, monkeypatch):
+    clock = [0.0]
+    poller = Poller(clock=lambda: clock[0])
+    ws, sent = tavern_widgets()
+    view, _ = bind(TavernSession(realm), ws)
+    poller.add(view)
+    poller.tick()
+    view.set_shown(False)  # the tab went to the background / scrolled away
+    sent.clear()
+    reads = Counting(realm, monkeypatch)
+    realm.ledger.event("achievement", "Unseen")
+    for _ in range(3):
+        clock[0] += 5
+        assert poller.tick() == 0
+    assert reads.take() == 0 and sent == []
+    view.set_shown(True)  # seen again: the current state at once, without waiting for a tick
+    toasts = next(w for w in ws if w.widget_name == "toasts")
+    assert "toasts" in sent and any(t["message"] == "Unseen" for t in toasts.toasts)
+    view.close()
+    assert poller.views() == []
+
+
+def test_the_notebook_page_follows_what_its_widgets_report(realm):
+    """jupyter.page wires each widget's synced `in_view` (set by prelude.js) to its view:
+    the page is seen while any of its widgets is."""
+    from realm_widgets.jupyter import page
+    from realm_widgets.poller import POLLER
+    box = page("tavern", realm.paths.home, plots=False)
+    view, ws = box.view, list(box.children)
+    try:
+        assert view in POLLER.views() and view.shown
+        for w in ws:
+            w.in_view = False
+        assert not view.shown
+        realm.ledger.event("achievement", "Back in view")
+        ws[0].in_view = True  # one widget scrolled back in: the state at once
+        assert view.shown
+        toasts = next(w for w in ws if w.widget_name == "toasts")
+        assert any(t["message"] == "Back in view" for t in toasts.toasts)
+    finally:
+        view.close()

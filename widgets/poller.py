@@ -1,0 +1,111 @@
+"""The one poller of a process: it refreshes every page view in it (every notebook cell
+and every Panel browser session) from one loop, and only views that can be seen.
+
+Each tick it takes the change stamps of the sources the due views read, once per realm
+home (a folder listing per source, no query: store/changes.py), and asks each due view's
+session for its snapshot with them; a session recomputes only the parts whose sources
+changed (widgets/pages.py). A view the front end reports hidden (tab in the background,
+scrolled away, closed) is skipped; when it is shown again it is refreshed at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("realm.widgets")
+TICK_SECONDS = 0.25  # the fastest page's pace (the Oracle's streamed tokens)
+
+
+class View:
+    """A page shown once: its session and `push(snapshot)`, which sends it to the widgets."""
+
+    def __init__(self, session, push: Callable[[dict], None], period: float = 1.0) -> None:
+        self.session, self.push, self.period = session, push, period
+        self.shown = True  # until the front end says otherwise
+        self.closed = False
+        self.due = 0.0  # when the poller may refresh it next (its clock)
+
+    def refresh(self, stamps: dict | None = None) -> None:
+        self.push(self.session.snapshot(stamps))
+
+    def set_shown(self, shown: bool) -> None:
+        """The front end's report; a view that becomes visible gets the current state now."""
+        was, self.shown = self.shown, bool(shown)
+        if self.shown and not was and not self.closed:
+            self.refresh()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Poller:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._views: list[View] = []
+        self._lock = threading.Lock()
+        self._driver: object | None = None
+
+    def add(self, view: View) -> View:
+        with self._lock:
+            self._views.append(view)
+        return view
+
+    def views(self) -> list[View]:
+        with self._lock:
+            self._views = [v for v in self._views if not v.closed]
+            return list(self._views)
+
+    def tick(self) -> int:
+        """One round: refresh the shown views that are due; returns how many were."""
+        now = self.clock()
+        due = [v for v in self.views() if v.shown and now >= v.due]
+        by_realm: dict[int, tuple] = {}
+        for v in due:  # the sources of every due view of a realm, stamped once
+            realm, sources = by_realm.get(id(v.session.realm), (v.session.realm, set()))
+            by_realm[id(realm)] = (realm, sources | v.session.sources())
+        stamps = {}
+        for key, (realm, sources) in by_realm.items():
+            try:
+                stamps[key] = realm.stamps(sources)
+            except Exception as e:  # a half-restored home, say: try again next tick
+                log.warning("change stamps: %s", e)
+        for v in due:
+            v.due = now + v.period
+            if id(v.session.realm) not in stamps:
+                continue
+            try:
+                v.refresh(stamps[id(v.session.realm)])
+            except Exception as e:  # one view's failure never stops the others
+                log.warning("page refresh: %s", e)
+        return len(due)
+
+    def start_task(self) -> None:
+        """Drive it from the running asyncio loop (a Jupyter kernel's), once per process."""
+        with self._lock:
+            if self._driver is not None:
+                return
+
+            async def loop() -> None:
+                while True:
+                    self.tick()
+                    await asyncio.sleep(TICK_SECONDS)
+            self._driver = asyncio.get_event_loop().create_task(loop())
+
+    def start_thread(self) -> None:
+        """Drive it from a daemon thread (the Panel server), once per process."""
+        with self._lock:
+            if self._driver is not None:
+                return
+            stop = threading.Event()
+
+            def loop() -> None:
+                while not stop.wait(TICK_SECONDS):
+                    self.tick()
+            self._driver = threading.Thread(target=loop, daemon=True, name="tavern-poller")
+            self._driver.start()
+
+
+POLLER = Poller()  # the process's one poller
