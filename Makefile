@@ -52,17 +52,19 @@ test: $(STAMP) chromium-check
 	BROWSER_TESTS=$(BROWSER_TESTS) $(PY) -m pytest -ra --durations=12 -n $(TEST_WORKERS) --dist loadfile
 
 ## The browser tests never skip in silence: chromium is installed (apt, as root) or the
-## command to run is named; BROWSER_TESTS=skip skips them on purpose.
+## command to run is named; BROWSER_TESTS=skip skips them on purpose. Debian's emoji font
+## comes with it, so the icons render in the screenshots the browser tests save.
+EMOJI_FONT = /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 chromium-check:
 	@if [ "$(BROWSER_TESTS)" = skip ]; then \
 		echo "==> BROWSER_TESTS=skip: the browser tests will be skipped"; \
-	elif [ ! -x /usr/bin/chromium ]; then \
+	elif [ ! -x /usr/bin/chromium ] || [ ! -e $(EMOJI_FONT) ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "==> /usr/bin/chromium is missing: apt-get install chromium"; \
-			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+			echo "==> chromium or its emoji font is missing: apt-get install chromium fonts-noto-color-emoji"; \
+			apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-color-emoji; \
 		else \
-			echo "error: the browser tests need /usr/bin/chromium. Install it with:"; \
-			echo "    sudo apt-get install chromium"; \
+			echo "error: the browser tests need /usr/bin/chromium and an emoji font. Install them with:"; \
+			echo "    sudo apt-get install chromium fonts-noto-color-emoji"; \
 			echo "or skip them on purpose: BROWSER_TESTS=skip make test"; \
 			exit 1; \
 		fi; \
