@@ -1,0 +1,177 @@
+"""UI cost (issue 30): what the Tavern costs while DIO trains, when someone looks and when
+nobody does.
+
+A real daemon trains dio-mini on a long generated quest. Phases alternate, each
+`--window` seconds, `--rounds` times, and the figures are medians over rounds:
+
+- the Panel app's server process with 0 sessions, 1 and 3 visible sessions (Chromium
+  tabs on `/`), and the 3 sessions hidden (the tab's `visibilityState` set to hidden and
+  its `visibilitychange` fired: emulated, headless Chromium keeps every tab visible);
+- the JupyterLab kernel of a notebook showing all seven pages: visible, hidden
+  (emulated as above) and with the browser tab closed;
+- DIO's training tokens/s (the ledger's `metrics.tokens_per_s`) in each phase, as a
+  ratio to the phases where no page is shown.
+
+CPU is the process's user+system time over the window (psutil), as a share of one core.
+Targets: <= 10% of a core shown, <= 1% hidden or closed; tokens/s >= 0.95x headless. The
+30-minute level-up comparison of the issue is not measured here (bench/idle_loop.py
+runs one loop; its comparison with the Tavern open is not done).
+
+    .venv/bin/python bench/ui_cost.py [--rounds 3] [--window 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import report  # noqa: E402
+from realm_kernel.api import Realm  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TEST_TOML,
+    Procs,
+    make_home,
+    run_notebook,
+    start_daemon,
+    start_lab,
+    start_panel,
+    wait_for,
+)
+
+HIDE = ("v => { Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => v}); "
+        "document.dispatchEvent(new Event('visibilitychange')); }")
+PAGES = ("tavern", "quests", "oracle", "vault", "settings", "scheduler", "guild")
+
+
+def cpu_share(proc, seconds: float) -> float:
+    """The process's (and its threads') CPU over `seconds`, as a share of one core."""
+    t = proc.cpu_times()
+    t0, c0 = time.monotonic(), t.user + t.system
+    time.sleep(seconds)  # the measurement window itself, not a synchronisation
+    t = proc.cpu_times()
+    return (t.user + t.system - c0) / (time.monotonic() - t0)
+
+
+def tokens_per_s(realm: Realm, since: datetime) -> float | None:
+    rows = realm.ledger.query("SELECT tokens_per_s FROM metrics WHERE ts >= ? AND tokens_per_s IS NOT NULL",
+                              [since])
+    return statistics.median(r["tokens_per_s"] for r in rows) if rows else None
+
+
+def phase(realm: Realm, proc, window: float) -> dict:
+    since = datetime.now(UTC)
+    cpu = cpu_share(proc, window)
+    return {"cpu": cpu, "tokens_per_s": tokens_per_s(realm, since)}
+
+
+def show_all(page, visible: bool) -> None:
+    page.evaluate(HIDE, "visible" if visible else "hidden")
+
+
+def med(xs: list) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return round(statistics.median(xs), 4) if xs else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--window", type=float, default=30.0)
+    ap.add_argument("--note", default="", help="the machine's load, said with the figures")
+    args = ap.parse_args()
+    import psutil
+    from playwright.sync_api import sync_playwright
+
+    from realm_kernel.train.dio_mini import build_dio_mini
+    tmp = Path(tempfile.mkdtemp(prefix="ui-cost-"))
+    hero = build_dio_mini(tmp / "hero" / "dio-mini")
+    paths = make_home(tmp / "realm", hero, TEST_TOML)
+    realm = Realm(paths.home, writer="bench")
+    realm.ledger.ensure_views()
+    nb_dir = tmp / "lab" / "notebooks"
+    nb_dir.mkdir(parents=True)
+    cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
+              "source": f"from realm_widgets import show\nshow('{name}')"} for i, name in enumerate(PAGES)]
+    (nb_dir / "Cost.ipynb").write_text(json.dumps({
+        "cells": cells,
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4, "nbformat_minor": 5}))
+    runs: dict[str, list] = {}
+    procs = Procs(tmp)
+    try:
+        start_daemon(procs, paths)
+        realm.quests.generate("bin", 1, 20000)  # long enough to train through every phase
+        wait_for(lambda: tokens_per_s(realm, datetime(2000, 1, 1, tzinfo=UTC)), 300, "DIO to train")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            app, url = start_panel(procs, paths, REALM_WEAVER="0")
+            server = psutil.Process(app.pid)
+            for _ in range(args.rounds):
+                runs.setdefault("panel_0", []).append(phase(realm, server, args.window))
+                tabs = []
+                for n in (1, 3):
+                    while len(tabs) < n:
+                        tab = browser.new_page(viewport={"width": 1280, "height": 800})
+                        tab.goto(f"{url}/")
+                        tab.locator("[data-stat=events]").first.wait_for(state="attached", timeout=60_000)
+                        tabs.append(tab)
+                    runs.setdefault(f"panel_{n}", []).append(phase(realm, server, args.window))
+                for tab in tabs:
+                    show_all(tab, False)
+                runs.setdefault("panel_3_hidden", []).append(phase(realm, server, args.window))
+                for tab in tabs:
+                    tab.close()
+            procs.stop(app)
+            token = "ui-cost"
+            lab, base = start_lab(procs, paths, tmp, root_dir=tmp / "lab", token=token, REALM_WEAVER="0")
+            for _ in range(args.rounds):
+                tab = browser.new_page(viewport={"width": 1280, "height": 2400})
+                run_notebook(tab, base, token, "notebooks/Cost.ipynb")
+                tab.locator("[data-stat=events]").first.wait_for(state="attached", timeout=120_000)
+                kernel = next(c for c in psutil.Process(lab.pid).children(recursive=True)
+                              if "ipykernel" in " ".join(c.cmdline()))
+                runs.setdefault("lab_visible", []).append(phase(realm, kernel, args.window))
+                show_all(tab, False)
+                runs.setdefault("lab_hidden", []).append(phase(realm, kernel, args.window))
+                tab.close()
+                runs.setdefault("lab_closed", []).append(phase(realm, kernel, args.window))
+                kernel.terminate()  # the next round opens the notebook on a fresh kernel
+            browser.close()
+    finally:
+        procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+    figures: dict = {"rounds": args.rounds, "window_s": args.window, "note": args.note,
+                     "cpu_count": os.cpu_count(), "load_avg": os.getloadavg()}
+    for name, phases in runs.items():
+        figures[f"{name}_cpu_core_share"] = med([p["cpu"] for p in phases])
+        figures[f"{name}_tokens_per_s"] = med([p["tokens_per_s"] for p in phases])
+    headless = figures.get("panel_0_tokens_per_s")
+    for name in runs:
+        tps = figures[f"{name}_tokens_per_s"]
+        figures[f"{name}_tokens_ratio"] = round(tps / headless, 3) if tps and headless else None
+    report("ui_cost", figures,
+           "Tavern cost while DIO trains (share of one core, medians of "
+           f"{args.rounds} rounds x {args.window:.0f} s): Panel server 0/1/3 sessions "
+           f"{figures.get('panel_0_cpu_core_share')}/{figures.get('panel_1_cpu_core_share')}/"
+           f"{figures.get('panel_3_cpu_core_share')}, "
+           f"3 hidden {figures.get('panel_3_hidden_cpu_core_share')}; "
+           f"notebook kernel visible/hidden/closed {figures.get('lab_visible_cpu_core_share')}/"
+           f"{figures.get('lab_hidden_cpu_core_share')}/{figures.get('lab_closed_cpu_core_share')}; "
+           f"DIO tokens/s with 3 Panel tabs / the notebook visible vs none "
+           f"{figures.get('panel_3_tokens_ratio')}x / {figures.get('lab_visible_tokens_ratio')}x; "
+           f"load avg {figures['load_avg'][0]:.1f} on {os.cpu_count()} cores. {args.note}")
+
+
+if __name__ == "__main__":
+    main()
