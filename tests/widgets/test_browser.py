@@ -50,6 +50,9 @@ def test_jupyterlab_tavern_notebook_shows_xp_rising(realm_home, procs, chromium,
     _, base = start_lab(procs, realm_home, tmp_path, play=True)
     page = chromium.new_page(viewport={"width": 1280, "height": 800})
     run_notebook(page, base)
+    # Run All leaves the notebook scrolled to its last cell, and a page scrolled away is not
+    # refreshed (docs/tavern.md "How a page decides to refresh"): look at the hero card.
+    page.locator("[data-stat=xp]").first.scroll_into_view_if_needed(timeout=60_000)
     first, later = watch_xp_rise(page, timeout=90)
     assert later > first
     ARTIFACTS.mkdir(exist_ok=True)

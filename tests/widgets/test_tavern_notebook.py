@@ -28,6 +28,9 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
 
     for css in PAGE_ROOTS.values():
         page.locator(css).first.wait_for(state="attached", timeout=120_000)
+    # A page scrolled away is not refreshed (docs/tavern.md "How a page decides to
+    # refresh"): each check below first brings its page into view, as a user would.
+    page.locator("[data-stat=xp]").first.scroll_into_view_if_needed(timeout=60_000)
     watch_xp_rise(page, timeout=120)
     page.locator(".jp-OutputArea .bk-Canvas, .jp-OutputArea canvas").first.wait_for(state="attached",
                                                                                    timeout=90_000)
@@ -49,6 +52,7 @@ def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home,
     wait_for(lambda: not realm_home.control_file("pause").exists(), 30, "resume from the notebook")
 
     vault = page.locator(".rv-box").first
+    vault.scroll_into_view_if_needed()
     vault.locator("[data-step] button[data-action=promote]").first.wait_for(state="attached",
                                                                             timeout=120_000)  # a checkpoint
     step = int(vault.locator("[data-step]:has(button[data-action=promote])").first.get_attribute("data-step"))
