@@ -264,8 +264,8 @@ class Realm(Home):
         return self.vault.export_checkpoint(step, dest, merge_adapter if merge else None)
 
     # -- ledger ---------------------------------------------------------------------
-    def sql(self, query: str) -> list[dict]:
-        return self.ledger.query(query)
+    def sql(self, query: str, unsafe: bool = False) -> list[dict]:
+        return self.ledger.user_query(query, unsafe)
 
     def losses(self, limit: int = 500) -> list[list[float]]:
         return self.series("loss", limit)
