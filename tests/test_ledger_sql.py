@@ -60,7 +60,8 @@ def test_files_outside_the_ledger_cannot_be_read(home, what, query):
 
 @pytest.mark.parametrize("what, query", [
     ("copy out", "COPY (SELECT 1 AS a) TO '{tmp}/leak.csv'"),
-    ("forge a segment", "COPY (SELECT * FROM events) TO '{segments}/events/current/forged.parquet' (FORMAT parquet)"),
+    ("forge a segment", "COPY (SELECT * FROM events) "
+                        "TO '{segments}/events/current/forged.parquet' (FORMAT parquet)"),
     ("attach", "ATTACH '{tmp}/other.duckdb' AS other"),
     ("attach in memory", "ATTACH ':memory:' AS other"),
     ("create", "CREATE TABLE t AS SELECT 1"),
