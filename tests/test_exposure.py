@@ -179,3 +179,23 @@ def test_jupyter_secrets_are_refused_as_arguments(tmp_path, secret):
     out = run([*CLI, "oracle", "serve", f"--port={port}", *secret], env)
     assert out.returncode == 2 and "JUPYTER_TOKEN" in out.stderr, out.stderr
     assert listening(port) == set()
+
+
+def test_the_jupyter_token_is_never_an_argument(tmp_path, procs):
+    """`realm oracle serve` (the same code as `realm play`) hands Jupyter its token through
+    JUPYTER_TOKEN: the server's /proc/PID/cmdline, which every local user can read, holds
+    no token, and the token still guards the API."""
+    import requests
+
+    from .helpers import wait_for
+    port, token = free_port(), "tok-" + "5e" * 20
+    env = {**child_env(tmp_path / "home"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+           "JUPYTER_TOKEN": token, "REALM_WEAVER": "0"}
+    proc = procs.start("owner", [*CLI, "oracle", "serve", f"--port={port}"], env)
+    url = f"http://127.0.0.1:{port}/realm/api/health"
+    wait_for(lambda: requests.get(url, headers={"Authorization": f"token {token}"},
+                                  timeout=5).ok, 120, "the server to answer with its token")
+    assert requests.get(url, timeout=5).status_code == 403
+    cmdline = open(f"/proc/{proc.pid}/cmdline", "rb").read()
+    assert b"jupyter_server" in cmdline  # the server itself (exec'd)
+    assert token.encode() not in cmdline and b".token" not in cmdline.lower(), cmdline

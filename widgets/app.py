@@ -95,11 +95,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def login_options(server) -> dict:
-    """What pn.serve needs for the server's login (none on loopback without one)."""
-    opts = {k: v for k in ("basic_auth", "oauth_provider", "oauth_key", "oauth_secret",
-                           "oauth_redirect_uri", "cookie_secret")
-            if (v := getattr(server, k))}
-    return opts
+    """What pn.serve needs for the server's login (none on loopback without one): a
+    password login is the realm's own (realm_widgets.login), OAuth is Panel's."""
+    if server.basic_auth:
+        from realm_widgets.login import RealmLoginProvider, credentials
+        return {"auth_provider": RealmLoginProvider(credentials(server.basic_auth, server.user)),
+                "cookie_secret": server.cookie_secret}
+    return {k: v for k in ("oauth_provider", "oauth_key", "oauth_secret", "oauth_redirect_uri",
+                           "cookie_secret") if (v := getattr(server, k))}
 
 
 if __name__ == "__main__":
