@@ -15,6 +15,7 @@ from ..services.exposure import ExposureError, exposure, refuse_without_login
 from ..services.weaver import Weaver, enabled
 from ..store.paths import RealmPaths
 from .handlers import handlers
+from .interrupt import stop_in_order_on_ctrl_c
 from .oracle_handlers import handlers as oracle_handlers
 from .skill_handlers import handlers as skill_handlers
 
@@ -56,6 +57,7 @@ def _load_jupyter_server_extension(serverapp) -> None:
         web_app.settings["realm_weaver"] = weaver
         weaver.start()
         atexit.register(weaver.stop)
+        stop_in_order_on_ctrl_c(serverapp, weaver)
     if not serverapp.sock:  # a unix socket is no URL for the other processes: they keep their own pools
         # Callbacks run in order: this one queues the advertisement behind the port's bind.
         serverapp.io_loop.add_callback(serverapp.io_loop.add_callback, _serve_oracle, serverapp, realm)
