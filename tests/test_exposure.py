@@ -199,3 +199,8 @@ def test_the_jupyter_token_is_never_an_argument(tmp_path, procs):
     cmdline = open(f"/proc/{proc.pid}/cmdline", "rb").read()
     assert b"jupyter_server" in cmdline  # the server itself (exec'd)
     assert token.encode() not in cmdline and b".token" not in cmdline.lower(), cmdline
+    # The file that hands the token to the realm's other processes is the owner's alone.
+    from realm_kernel.store.paths import RealmPaths
+    ad = RealmPaths.at(tmp_path / "home").oracle_owner
+    wait_for(lambda: token in ad.read_text(), 60, "the Oracle owner's advertisement")
+    assert ad.stat().st_mode & 0o077 == 0, oct(ad.stat().st_mode)
