@@ -52,12 +52,13 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     web_app.add_handlers(".*$", oracle_handlers(web_app.settings["base_url"]))
     web_app.add_handlers(".*$", skill_handlers(web_app.settings["base_url"]))
+    weaver = None
     if enabled():
         weaver = Weaver(paths, serverapp.log, ledger=realm.ledger)
         web_app.settings["realm_weaver"] = weaver
         weaver.start()
         atexit.register(weaver.stop)
-        stop_in_order_on_ctrl_c(serverapp, weaver)
+    stop_in_order_on_ctrl_c(serverapp, weaver)
     if not serverapp.sock:  # a unix socket is no URL for the other processes: they keep their own pools
         # Callbacks run in order: this one queues the advertisement behind the port's bind.
         serverapp.io_loop.add_callback(serverapp.io_loop.add_callback, _serve_oracle, serverapp, realm)

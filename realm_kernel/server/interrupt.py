@@ -18,15 +18,18 @@ STILL_STOPPING = ("still stopping: the daemon finishes its step and saves a chec
                   "(at most [daemon] stop_timeout_s), then the Task Master, then JupyterLab")
 
 
-def stop_in_order_on_ctrl_c(serverapp, weaver) -> bool:
-    """Install the handler; False where signals cannot be set (not the main thread)."""
+def stop_in_order_on_ctrl_c(serverapp, weaver=None) -> bool:
+    """Install the handler (`weaver` None: a server without the realm's services, such as
+    `realm oracle serve`, just stops); False where signals cannot be set (not the main
+    thread)."""
     if threading.current_thread() is not threading.main_thread():
         return False
     stopping = threading.Event()
 
     def stop() -> None:
         try:
-            weaver.stop()
+            if weaver is not None:
+                weaver.stop()
         finally:
             serverapp.io_loop.add_callback(serverapp.stop)
 
