@@ -24,8 +24,8 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 start=$(date +%s)
 "$PY" -m pytest -p no:cacheprovider -ra -m gpu tests/
-"$PY" -m pytest -p no:cacheprovider -ra tests/test_optim.py tests/test_taskmaster.py::test_gpu_awareness_follows_the_machine \
-  tests/test_engine_features.py::test_unpacked_path_and_a_failing_self_check
+"$PY" -m pytest -p no:cacheprovider -ra tests/train/test_optim.py tests/services/test_taskmaster.py::test_gpu_awareness_follows_the_machine \
+  tests/train/test_engine_features.py::test_unpacked_path_and_a_failing_self_check
 "$PY" bench/gpu_train.py
 "$PY" bench/gpu_train.py --part speed --liger off
 "$PY" bench/oracle.py --from-config qwen3-0.6b --tokens 256

@@ -50,9 +50,14 @@ def vault_zones() -> None:
 
 
 @app.command("add-zone")
-def vault_add_zone(zone_id: str, url: str, detail: str = "") -> None:
-    """A local folder or an fsspec URL (file://, s3://, ssh://, ...)."""
-    print_json(guarded(open_realm().vault.add_zone, zone_id, url, detail))
+def vault_add_zone(zone_id: str, url: str, detail: str = "",
+                   yes: bool = typer.Option(False, "--yes", help="do not ask to confirm")) -> None:
+    """A local folder or a storage URL (file://, sftp://, s3://, ...). The vault will read
+    and write there, so it asks first (--yes answers for you)."""
+    if not yes:
+        typer.confirm(f"Add zone {zone_id!r} at {url}? The vault will copy assets to and from it",
+                      abort=True)
+    print_json(guarded(open_realm().vault.add_zone, zone_id, url, detail, confirmed=True))
 
 
 @app.command("retention")
@@ -65,7 +70,7 @@ def vault_retention(apply: bool = typer.Option(False, "--apply",
 @app.command("delete")
 def vault_delete(step: int) -> None:
     """Delete one checkpoint from disk (never the champion or the one in use)."""
-    print_json(guarded(open_realm().delete_checkpoint, step))
+    print_json(guarded(open_realm().checkpoints.delete, step))
 
 
 @app.command("export")
@@ -73,4 +78,4 @@ def vault_export(step: int, dest: Path = typer.Argument(
         None, help="a new folder (default: <realm home>/exports/<checkpoint name>)"),
         merge: bool = typer.Option(False, help="merge a LoRA adapter into its base (a full model)")) -> None:
     """Copy a checkpoint as a clean HF directory: weights, config, tokenizer only."""
-    typer.echo(guarded(open_realm().export_checkpoint, step, dest, merge))
+    typer.echo(guarded(open_realm().checkpoints.export, step, dest, merge))
