@@ -494,6 +494,18 @@ class OracleSession(Session):
         threading.Thread(target=ask, daemon=True, name="oracle-probe").start()
 
 
+def set_fields(widget, changes: dict) -> None:
+    """Set several synced fields as one message (the anywidget's hold_sync, Panel's
+    param.update): the JS then draws once with all of them, never a half-updated state
+    (a champion's mark without its protection, say)."""
+    if hasattr(widget, "hold_sync"):
+        with widget.hold_sync():
+            for f, v in changes.items():
+                setattr(widget, f, v)
+    else:
+        widget.param.update(**changes)
+
+
 def bind(session: Session, widgets: list, period: float = 1.0) -> tuple[View, Callable]:
     """The host-agnostic glue: a `View` whose refresh pushes each widget the fields of the
     session's snapshot it declares (widgets/traits.py) where they differ (the process's
@@ -501,10 +513,9 @@ def bind(session: Session, widgets: list, period: float = 1.0) -> tuple[View, Ca
     an action then refreshes at once."""
     def push(state: dict) -> None:
         for w in widgets:  # each widget gets its declared fields, only those that changed
-            for f in FIELDS[w.widget_name]:
-                value = state.get(f)
-                if getattr(w, f) != value:
-                    setattr(w, f, value)
+            changes = {f: state.get(f) for f in FIELDS[w.widget_name] if getattr(w, f) != state.get(f)}
+            if changes:
+                set_fields(w, changes)
 
     view = View(session, push, period)
 
