@@ -22,6 +22,8 @@ from ..oracle.client import SharedOracle
 from ..oracle.pool import ModelNotLoaded, OracleError, RemoteError
 from ..quests.formats import QuestError
 from ..quests.queue import QueueConflict
+from ..services.tavern_server import ExposureError, TavernServer
+from ..services.tavern_server import parse as parse_tavern_options
 from ..store import backup
 from ..store.backup import BackupError
 from ..store.checkpoints import UnknownCheckpoint
@@ -43,9 +45,11 @@ from .skills import Skills
 from .tasks import Tasks
 from .training import Training
 
-__all__ = ["BackupError", "ConfigError", "ModelNotLoaded", "OracleError", "ProtectedAssetError",
-           "QuestError", "QueueConflict", "Realm", "RemoteError", "SkillError", "UnknownCheckpoint",
-           "VaultError"]
+# The Panel app's own server options (realm_widgets.app main) are checked by the same
+# rule `realm tavern` uses, reached through here like everything else the widgets need.
+__all__ = ["BackupError", "ConfigError", "ExposureError", "ModelNotLoaded", "OracleError",
+           "ProtectedAssetError", "QuestError", "QueueConflict", "Realm", "RemoteError", "SkillError",
+           "TavernServer", "UnknownCheckpoint", "VaultError", "parse_tavern_options"]
 
 
 class Realm:
