@@ -110,6 +110,17 @@ class TrainingConfig(_Section):
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     lora_targets: list[str] = Field(default_factory=lambda: [
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], min_length=1)
+    # Loss alarms (train/rescue.py, docs/engine.md "What happens when a battle fails"): a
+    # non-finite loss or gradient norm, or a spike, rolls the battle back to its last good
+    # checkpoint. A spike: once loss_spike_warmup losses of the run are logged, a loss above
+    # loss_spike_factor x the median of the last loss_spike_window losses (0 = no spikes).
+    loss_spike_factor: float = Field(10.0, ge=0)
+    loss_spike_window: int = Field(20, ge=1, le=10_000)
+    loss_spike_warmup: int = Field(20, ge=1)
+    # Each rollback multiplies the quest's learning rate by this; after max_rollbacks in one
+    # quest it is set aside (failed/, with the reason).
+    alarm_lr_factor: float = Field(0.5, gt=0, le=1)
+    max_rollbacks: int = Field(3, ge=1, le=100)
 
     @field_validator("report_to", mode="before")
     @classmethod

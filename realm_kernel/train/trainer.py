@@ -10,18 +10,20 @@ The Trainer subclass is `realm_trainer.RealmTrainer`; its arguments come from
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import PrinterCallback
 
-from ..store import faults
+from ..store import batch_fit, faults
+from ..store.checkpoints import extract_step, resume_point
 from ..store.config import RetentionConfig, TrainingConfig
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
@@ -32,6 +34,17 @@ from .loading import load_model_and_tokenizer, precision
 from .lora import check_method, for_method
 from .optim import build_optimizer
 from .packing import SHORT_ROW_IMPLS, PackedCollator, PackedDataset, masked_capacity
+from .rescue import (
+    LossAlarm,
+    LossWatch,
+    OutOfMemoryAtBatchOne,
+    SetAside,
+    card_name,
+    is_oom,
+    release_memory,
+    smaller,
+    split,
+)
 from .selfcheck import check_labels, check_packed_batch
 from .threads import all_cores, cpu_share, taskmaster_idle
 from .training_args import training_arguments
@@ -60,6 +73,17 @@ class Job:
     callbacks: list[Any] = field(default_factory=list)
     # Checkpoint retention and the disk budget, applied around each save (train/keeper.py).
     retention: RetentionConfig | None = None
+    # The hero's base model (the key of the remembered batch split, with the card and
+    # max_length: store/batch_fit.py).
+    base_model: str = ""
+    # Set by the engine's retries (train/rescue.py): the largest micro-batch (0 = the
+    # data's per-step batch), gradient checkpointing forced on, the learning rate's
+    # factor, the local steps a loss alarm blamed, and the rollbacks so far.
+    max_micro: int = 0
+    checkpointing: bool = False
+    lr_scale: float = 1.0
+    skip_steps: frozenset[int] = frozenset()
+    rollbacks: int = 0
 
 
 @dataclass
@@ -87,6 +111,13 @@ class TrainingResult:
     publish_seconds: float = 0.0
     # CPU, threads = 0: the share of steps that ran on all cores (the Task Master idle).
     all_cores_share: float | None = None
+    # The split the run ended with (after any out-of-memory back-off) and its retries.
+    micro_batch: int | None = None
+    gradient_accumulation_steps: int | None = None
+    gradient_checkpointing: bool | None = None
+    oom_backoffs: int = 0
+    rollbacks: int = 0
+    out_of_memory: bool = False  # batch 1 with gradient checkpointing ran out: the setup's fault
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -169,6 +200,16 @@ def check_masking(job: Job, model: Any, tokenizer: Any, dataset: Any, collator: 
                                    if torch.is_tensor(v) and v.ndim})
 
 
+def tried_config(job: Job) -> TrainingConfig:
+    """[training] as this try runs it: gradient checkpointing forced on by an
+    out-of-memory back-off, the learning rate lowered by rollbacks (train/rescue.py)."""
+    cfg = job.training
+    return cfg.model_copy(update={
+        "gradient_checkpointing": cfg.gradient_checkpointing or job.checkpointing,
+        "learning_rate": cfg.learning_rate * job.lr_scale,
+        "muon_learning_rate": cfg.muon_learning_rate * job.lr_scale})
+
+
 class TrainerEngine:
     def __init__(self, paths: RealmPaths, ledger: Ledger,
                  should_abort: Callable[[], bool] = lambda: False) -> None:
@@ -177,17 +218,107 @@ class TrainerEngine:
     def run_job(self, job: Job) -> TrainingResult:
         t0 = time.monotonic()
         run_dir = self.paths.checkpoints / f".run-{job.run_id}"
+        self._tried: dict[str, Any] = {}  # the split of the try in hand (_run)
+        self._backoffs = 0
+        job = self._remembered(job)
+        start = job.resume_from
         try:
-            return self._run(job, run_dir, t0)
+            while True:  # a try per split and per rollback (train/rescue.py)
+                try:
+                    return self._succeeded(job, self._run(job, run_dir, t0))
+                except LossAlarm as alarm:
+                    job = self._roll_back(job, alarm, start)
+                except Exception as e:
+                    if not is_oom(e):
+                        raise
+                    job = self._back_off(job, e, start)
+                release_memory()
+                shutil.rmtree(run_dir, ignore_errors=True)
         except Exception as e:  # a bad job must never take the daemon down
             return TrainingResult(success=False, global_step=job.step_offset,
                                   disk_full=faults.is_disk_full(e),
-                                  setup_fault=isinstance(e, SetupError | ImportError),
+                                  setup_fault=isinstance(e, SetupError | ImportError
+                                                         | OutOfMemoryAtBatchOne),
+                                  out_of_memory=isinstance(e, OutOfMemoryAtBatchOne),
+                                  oom_backoffs=self._backoffs, rollbacks=job.rollbacks,
                                   error_message=f"{type(e).__name__}: {e}\n"
                                                 f"{traceback.format_exc(limit=3)}",
                                   seconds=time.monotonic() - t0)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+    # -- retries (train/rescue.py) ----------------------------------------------------
+    def _fit_key(self, job: Job) -> str:
+        model = job.base_model or str(job.model_path)
+        return batch_fit.fit_key(card_name(torch.cuda.is_available()), model, job.training.max_length)
+
+    def _remembered(self, job: Job) -> Job:
+        """The split a battle on this card, model and max_length backed off to before."""
+        fit = batch_fit.remembered(self.paths, self._fit_key(job))
+        if not fit:
+            return job
+        return replace(job, max_micro=int(fit.get("micro_batch") or 0),
+                       checkpointing=bool(fit.get("gradient_checkpointing")))
+
+    def _succeeded(self, job: Job, result: TrainingResult) -> TrainingResult:
+        if self._backoffs:  # the size that worked, for the next battle on this card
+            batch_fit.remember(self.paths, self._fit_key(job), micro_batch=result.micro_batch,
+                               gradient_accumulation_steps=result.gradient_accumulation_steps,
+                               gradient_checkpointing=result.gradient_checkpointing,
+                               batch_size=job.training.batch_size)
+        result.oom_backoffs, result.rollbacks = self._backoffs, job.rollbacks
+        return result
+
+    def _resume_from(self, job: Job, start: Path | None, before: int | None = None) -> Path | None:
+        """The run's last checkpoint with resume state (saved before local step `before`),
+        else where the run started."""
+        point = resume_point(self.ledger, job.quest_id, job.run_id)
+        if point and (before is None or (extract_step(point[0].name) or 0) - job.step_offset < before):
+            return point[0]
+        return start
+
+    def _back_off(self, job: Job, error: BaseException, start: Path | None) -> Job:
+        micro, ckpt = self._tried.get("micro", 1), self._tried.get("checkpointing", True)
+        nxt = smaller(micro, ckpt)
+        first = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        if nxt is None:
+            raise OutOfMemoryAtBatchOne(
+                f"out of memory at micro-batch 1 with gradient checkpointing on {self._fit_key(job)} "
+                f"({first}); fix: lower [training] max_length, train with method = \"lora\" or "
+                "\"qlora\", or use a larger card; then resume the realm")
+        self._backoffs += 1
+        sizes = {"from": {"micro_batch": micro, "gradient_checkpointing": ckpt,
+                          "gradient_accumulation_steps": self._tried.get("accumulation")},
+                 "to": {"micro_batch": nxt[0], "gradient_checkpointing": nxt[1],
+                        "gradient_accumulation_steps": self._tried.get("accumulation", 1)
+                        * -(-micro // nxt[0])},
+                 "error": first}
+        resume = self._resume_from(job, start)
+        sizes["resume_from"] = str(resume) if resume else None
+        self.ledger.event("oom_backoff", f"Out of memory: {job.quest_id} goes on at micro-batch "
+                          f"{nxt[0]}{' with gradient checkpointing' if nxt[1] else ''}",
+                          json.dumps(sizes))
+        return replace(job, max_micro=nxt[0], checkpointing=nxt[1], resume_from=resume)
+
+    def _roll_back(self, job: Job, alarm: LossAlarm, start: Path | None) -> Job:
+        cfg = job.training
+        self.ledger.event("loss_alarm", f"Loss alarm in {job.quest_id} at step "
+                          f"{job.step_offset + alarm.step}: {alarm.reason}",
+                          json.dumps({"step": job.step_offset + alarm.step, "reason": alarm.reason}))
+        if job.rollbacks + 1 > cfg.max_rollbacks:
+            raise SetAside(f"set aside after {cfg.max_rollbacks} rollbacks: loss alarm at step "
+                           f"{job.step_offset + alarm.step}: {alarm.reason}")
+        resume = self._resume_from(job, start, before=alarm.steps.start)
+        job = replace(job, resume_from=resume, rollbacks=job.rollbacks + 1,
+                      lr_scale=job.lr_scale * cfg.alarm_lr_factor,
+                      skip_steps=job.skip_steps | frozenset(alarm.steps))
+        self.ledger.event("rollback", f"{job.quest_id} rolls back to "
+                          f"{resume.name if resume else 'its start'}, skips step "
+                          f"{job.step_offset + alarm.step}, learning rate x{job.lr_scale:g}",
+                          json.dumps({"to": str(resume) if resume else None,
+                                      "skip_steps": sorted(job.step_offset + s for s in alarm.steps),
+                                      "lr_scale": job.lr_scale, "rollbacks": job.rollbacks}))
+        return job
 
     def _data(self, job: Job, tokenizer: Any, model: Any, attn: str):
         cfg = job.training
@@ -215,13 +346,18 @@ class TrainerEngine:
         return packed, packed_eval, collator, rows_per_step, packed.efficiency()
 
     def _run(self, job: Job, run_dir: Path, t0: float) -> TrainingResult:
-        cfg = job.training
+        cfg = tried_config(job)
         cuda = torch.cuda.is_available()
         lending = lend_threads(cfg, cuda, self.paths)
         report_to = check_setup(cfg, cuda)
         model, tokenizer, attn, liger = load_for_training(job.resume_from or job.model_path, cfg, cuda)
         train_ds, eval_ds, collator, per_step, efficiency = self._data(job, tokenizer, model, attn)
         check_masking(job, model, tokenizer, train_ds, collator, per_step)
+        micro, divisor = split(per_step, job.max_micro)
+        cfg = cfg.model_copy(update={"gradient_accumulation_steps":
+                                     cfg.gradient_accumulation_steps * divisor})
+        self._tried = {"micro": micro, "checkpointing": cfg.gradient_checkpointing,
+                       "accumulation": cfg.gradient_accumulation_steps}
         optimizer, optim_name = build_optimizer(model, cfg.optimizer, lr=cfg.learning_rate,
                                                 muon_lr=cfg.muon_learning_rate,
                                                 weight_decay=cfg.weight_decay)
@@ -229,13 +365,14 @@ class TrainerEngine:
                                  should_abort=self.should_abort)
         callback.has_eval = eval_ds is not None
         args = training_arguments(cfg, output_dir=run_dir, run_name=job.run_id,
-                                  batch_size=per_step, optim=optim_name,
+                                  batch_size=micro, optim=optim_name,
                                   has_eval=eval_ds is not None, report_to=report_to,
                                   cuda=cuda, liger=liger)
         trainer, out, t_train = self._fit(
             job, callback, cuda, model=model, args=args, train_dataset=train_ds,
             eval_dataset=eval_ds, data_collator=collator, processing_class=tokenizer,
-            callbacks=[callback, *job.callbacks, *filter(None, [lending])],
+            callbacks=[callback, LossWatch(cfg, job.skip_steps), *job.callbacks,
+                       *filter(None, [lending])],
             optimizers=(optimizer, None))
         tokens = int(trainer.state.num_input_tokens_seen or 0)
         return TrainingResult(
@@ -253,6 +390,8 @@ class TrainerEngine:
             world_size=args.world_size,
             train_seconds=t_train,
             all_cores_share=lending.full_share if lending else None,
+            micro_batch=micro, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            gradient_checkpointing=cfg.gradient_checkpointing,
             **{f"{k}_seconds": v for k, v in trainer.phase_seconds.items()},
         )
 
@@ -266,6 +405,7 @@ class TrainerEngine:
         # Trackers read their environment when the Trainer builds their callbacks and at train start.
         with trackers.environment(job.training.report_to, self.paths.home, job.run_id):
             trainer = RealmTrainer(**trainer_kwargs)
+            trainer.skip_steps, trainer.lr_scale = job.skip_steps, job.lr_scale
             # Metrics go to the ledger (and a progress bar, trackers): not as dicts on stdout.
             trainer.remove_callback(PrinterCallback)
             if cuda:
