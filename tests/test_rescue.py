@@ -72,3 +72,15 @@ def test_alarm_settings_are_validated(realm_home):
 def test_the_tavern_toasts_announce_a_failing_battles_rescues():
     from realm_widgets.pages import TOAST_KINDS
     assert {"oom_backoff", "loss_alarm", "rollback", "setup_fault"} <= set(TOAST_KINDS)
+
+
+def test_hero_profile_shows_the_remembered_split_as_measured(realm_home):
+    """`realm hero profile` prints resolved_profile.text() (the test realm: max_length 128)."""
+    batch_fit.remember(realm_home, batch_fit.fit_key("cpu", "dio-mini", 128), micro_batch=4,
+                       gradient_accumulation_steps=4, gradient_checkpointing=True)
+    batch_fit.remember(realm_home, batch_fit.fit_key("cpu", "dio-mini", 512), micro_batch=1,
+                       gradient_accumulation_steps=16, gradient_checkpointing=True)
+    res = load_config(realm_home.home).resolved_profile
+    assert [(m["card"], m["micro_batch"]) for m in res.measured] == [("cpu", 4)]
+    assert "Measured on cpu: micro-batch 4 x accumulation 4 with gradient checkpointing" in res.text()
+    assert res.as_dict()["measured"][0]["gradient_accumulation_steps"] == 4

@@ -35,6 +35,12 @@ def remember(paths: RealmPaths, key: str, **fit: object) -> None:
         atomic_write_json(paths.status / FILE, fits)
 
 
-def all_fits(paths: RealmPaths) -> dict[str, dict]:
+def measured_for(paths: RealmPaths, model: str, max_length: int) -> list[dict]:
+    """The fits remembered for this model and max_length, on any card ({"card", ...})."""
     fits = read_json(paths.status / FILE, {})
-    return fits if isinstance(fits, dict) else {}
+    out = []
+    for key, fit in (fits.items() if isinstance(fits, dict) else []):
+        card, _, rest = key.partition("|")
+        if rest == f"{model}|{max_length}" and isinstance(fit, dict):
+            out.append({"card": card, **fit})
+    return out

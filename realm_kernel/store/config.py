@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from ..hero_model import hub, profiles
+from . import batch_fit
 from .paths import RealmPaths
 
 
@@ -355,6 +356,8 @@ def load_config(home: str | os.PathLike | None = None,
             section, _, name = key.partition(".")
             data.setdefault(section, {})[name] = value
         cfg = _validate(path, data)
+    resolution.measured = batch_fit.measured_for(paths, cfg.hero.base_model or "dio-mini",
+                                                 cfg.training.max_length)
     cfg._profile = resolution
     return cfg
 
