@@ -73,6 +73,7 @@ class Realm(Home):
         led = self.ledger
         loss = led.tail("metrics", "loss", 1, notnull="loss")
         val = led.tail("metrics", "val_loss", 1, notnull="val_loss")
+        fixed = led.tail("metrics", "def_loss", 1, notnull="def_loss")
         row = {"steps": led.max_value("metrics", "step") or 0,
                "loss": loss[0]["loss"] if loss else None,
                "val_loss": val[0]["val_loss"] if val else None,
@@ -80,7 +81,8 @@ class Realm(Home):
                    (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed""")[0]}
         return hero_stats(name=self.safe_config().hero.name, steps=row["steps"], loss=row["loss"],
                           val_loss=row["val_loss"], accuracy=row["accuracy"],
-                          quests_completed=row["completed"]).as_dict()
+                          quests_completed=row["completed"],
+                          def_loss=fixed[0]["def_loss"] if fixed else None).as_dict()
 
     # -- training -------------------------------------------------------------------
     def daemon_status(self) -> dict:

@@ -25,11 +25,13 @@ from transformers import PrinterCallback
 from ..store import batch_fit, faults
 from ..store.checkpoints import extract_step, resume_point
 from ..store.config import RetentionConfig, TrainingConfig
+from ..store.heldout import example_hash, hashes
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
 from . import trackers
 from .callbacks import RealmCallback, ThreadShare
 from .data import PadCollator, build_datasets
+from .def_set import fixed_heldout
 from .loading import load_model_and_tokenizer, precision
 from .lora import check_method, for_method
 from .optim import build_optimizer
@@ -220,7 +222,7 @@ class TrainerEngine:
         run_dir = self.paths.checkpoints / f".run-{job.run_id}"
         self._tried: dict[str, Any] = {}  # the split of the try in hand (_run)
         self._backoffs = 0
-        job = self._remembered(job)
+        job = self._without_fixed_set(self._remembered(job))
         start = job.resume_from
         try:
             while True:  # a try per split and per rollback (train/rescue.py)
@@ -320,16 +322,36 @@ class TrainerEngine:
                                       "lr_scale": job.lr_scale, "rollbacks": job.rollbacks}))
         return job
 
+    # -- DEF's fixed held-out set (train/def_set.py) ------------------------------------
+    def _without_fixed_set(self, job: Job) -> Job:
+        """The quest's examples less any of its skill level's fixed held-out set: DEF's
+        examples are never trained on."""
+        self._fixed = fixed_heldout(self.paths, job.skill, job.skill_level)
+        if not self._fixed:
+            return job
+        banned = hashes(self._fixed)
+        kept = [e for e in job.examples if example_hash(e) not in banned]
+        if len(kept) < len(job.examples):
+            self.ledger.event("heldout_excluded", f"{len(job.examples) - len(kept)} examples of "
+                              f"{job.quest_id} are in DEF's fixed held-out set: not trained on",
+                              json.dumps({"quest": job.quest_id, "excluded": len(job.examples) - len(kept),
+                                          "skill": job.skill, "level": job.skill_level}))
+        return replace(job, examples=kept)
+
     def _data(self, job: Job, tokenizer: Any, model: Any, attn: str):
+        """(train, held-out sets by name: "quest" (val_loss) and "def" (def_loss), or None,
+        collator, per-step batch, packing efficiency)."""
         cfg = job.training
         max_len = min(cfg.max_length, getattr(model.config, "max_position_embeddings", 1 << 30))
         train, held, _ = build_datasets(tokenizer, job.examples, max_len, cfg.eval_fraction,
                                         cfg.max_eval_examples, cfg.seed)
         if len(train) == 0:
             raise ValueError("no example has an assistant token within max_length")
+        fixed = build_datasets(tokenizer, self._fixed, max_len, 0.0, 0, cfg.seed)[0] if self._fixed else None
+        evals = {k: d for k, d in (("quest", held), ("def", fixed)) if d is not None and len(d)} or None
         if not cfg.packing:
-            return train, held, PadCollator(tokenizer.pad_token_id), cfg.batch_size, None
-        lengths = [len(r["input_ids"]) for r in train.rows + (held.rows if held is not None else [])]
+            return train, evals, PadCollator(tokenizer.pad_token_id), cfg.batch_size, None
+        lengths = [len(r["input_ids"]) for d in [train, *(evals or {}).values()] for r in d.rows]
         # pack_length 0: with sdpa or eager, rows no longer than the data needs; flash-attn's
         # varlen kernel costs the same for any row, so rows there are max_length long.
         capacity = cfg.pack_length or (masked_capacity(lengths, max_len) if attn in SHORT_ROW_IMPLS
@@ -341,9 +363,9 @@ class TrainerEngine:
         if mask_dtype not in (torch.float32, torch.float16, torch.bfloat16):
             mask_dtype = torch.float32
         packed = PackedDataset(train.rows, capacity)
-        packed_eval = PackedDataset(held.rows, capacity) if held is not None else None
+        packed_evals = {k: PackedDataset(d.rows, capacity) for k, d in evals.items()} if evals else None
         collator = PackedCollator(tokenizer.pad_token_id, attn, mask_dtype)
-        return packed, packed_eval, collator, rows_per_step, packed.efficiency()
+        return packed, packed_evals, collator, rows_per_step, packed.efficiency()
 
     def _run(self, job: Job, run_dir: Path, t0: float) -> TrainingResult:
         cfg = tried_config(job)
