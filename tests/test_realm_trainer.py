@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from transformers import Trainer
 
 from realm_kernel.train.realm_trainer import (
+    EvalBackOffMixin,
     FaultPointsMixin,
     LearningRateScaleMixin,
     PhaseTimingMixin,
@@ -56,9 +57,10 @@ class StandIn:
 
 
 def test_the_realm_trainer_is_its_mixins_over_hf_trainer():
-    assert RealmTrainer.__mro__[1:8] == (PhaseTimingMixin, RealTokensMixin,
+    assert RealmTrainer.__mro__[1:9] == (PhaseTimingMixin, RealTokensMixin,
                                          WeightsOnlyFinalSaveMixin, FaultPointsMixin,
-                                         SkipStepsMixin, LearningRateScaleMixin, Trainer)
+                                         SkipStepsMixin, LearningRateScaleMixin,
+                                         EvalBackOffMixin, Trainer)
 
 
 def test_a_step_a_loss_alarm_blamed_is_skipped_on_replay_and_others_train():

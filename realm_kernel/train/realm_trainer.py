@@ -17,6 +17,7 @@ from transformers import Trainer
 
 from ..store import faults
 from ..store.checkpoints import run_finished
+from .rescue import is_oom, release_memory
 
 
 class PhaseTimingMixin:
@@ -162,6 +163,31 @@ class LearningRateScaleMixin:
         return out
 
 
+class EvalBackOffMixin:
+    """A held-out pass that runs out of memory is run again at half the eval batch, down
+    to 1, without touching the training; only its finished pass is logged, so an eval is
+    counted once. `on_eval_backoff(old, new, error)` is told of each retry."""
+
+    on_eval_backoff: Callable[[int, int, str], None] | None = None
+
+    def evaluate(self, eval_dataset: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(eval_dataset if eval_dataset is not None else self.eval_dataset, dict):
+            return super().evaluate(eval_dataset, *args, **kwargs)  # each set comes back here
+        while True:
+            try:
+                return super().evaluate(eval_dataset, *args, **kwargs)
+            except Exception as e:
+                size = self.args.per_device_eval_batch_size
+                if not is_oom(e) or size <= 1:
+                    raise
+                self.args.per_device_eval_batch_size = size // 2
+                error = str(e).splitlines()[0] if str(e) else type(e).__name__
+            release_memory()
+            if self.on_eval_backoff is not None:
+                self.on_eval_backoff(size, size // 2, error)
+
+
 class RealmTrainer(PhaseTimingMixin, RealTokensMixin, WeightsOnlyFinalSaveMixin,
-                   FaultPointsMixin, SkipStepsMixin, LearningRateScaleMixin, Trainer):
+                   FaultPointsMixin, SkipStepsMixin, LearningRateScaleMixin, EvalBackOffMixin,
+                   Trainer):
     """The Trainer every realm run uses (TrainerEngine)."""

@@ -428,6 +428,9 @@ class TrainerEngine:
         with trackers.environment(job.training.report_to, self.paths.home, job.run_id):
             trainer = RealmTrainer(**trainer_kwargs)
             trainer.skip_steps, trainer.lr_scale = job.skip_steps, job.lr_scale
+            trainer.on_eval_backoff = lambda old, new, error: self.ledger.event(
+                "eval_backoff", f"The held-out pass ran out of memory: again at batch {new}",
+                json.dumps({"from": old, "to": new, "error": error[:300]}))
             # Metrics go to the ledger (and a progress bar, trackers): not as dicts on stdout.
             trainer.remove_callback(PrinterCallback)
             if cuda:

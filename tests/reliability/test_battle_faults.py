@@ -25,7 +25,9 @@ PLAIN_TOML = FAULT_TOML.replace("[training]\n", "[training]\npacking = false\nev
 
 def quest(paths, name: str, seed: int, count: int = 120) -> str:
     import realm_skills as skills
-    lines = [json.dumps(p.as_example()) for p in skills.generate("bin", 1, count, seed=seed)]
+    # Plain chat examples (no skill meta): no fixed DEF set is held out of them.
+    lines = [json.dumps({"messages": p.as_example()["messages"]})
+             for p in skills.generate("bin", 1, count, seed=seed)]
     (paths.inbox / name).write_text("\n".join(lines) + "\n")
     return name
 
@@ -105,4 +107,21 @@ def test_nan_rolls_back_skips_the_batch_and_lowers_the_rate(realm_home, procs):
         "SELECT learning_rate FROM metrics WHERE quest = ? AND local_step = 6 "
         "AND loss IS NOT NULL ORDER BY ts", [name])]
     assert len(lr) == 2 and lr[1] == pytest.approx(lr[0] * 0.5)
+    assert daemon.poll() is None
+
+
+def test_a_held_out_pass_out_of_memory_retries_smaller_and_counts_once(realm_home, procs):
+    realm_home.config_file.write_text(PLAIN_TOML.replace("eval_fraction = 0.0", "eval_fraction = 0.1"))
+    name = quest(realm_home, "eval.jsonl", seed=4)
+    # A card whose held-out pass fits 2 rows: the eval batch (8) halves twice, in place.
+    daemon = start_daemon(procs, realm_home, "daemon-eval", REALM_FAULT="oom:eval@1:2")
+    wait_for((realm_home.queue("recently_completed") / name).exists, 240, "the quest")
+    led = Ledger(realm_home, "test")
+    retries = [json.loads(e["data"]) for e in events(led, "eval_backoff")]
+    assert [(r["from"], r["to"]) for r in retries] == [(8, 4), (4, 2)]
+    assert not events(led, "oom_backoff"), "the training itself never backed off"
+    saves = [r["step"] for r in led.query("SELECT step FROM checkpoints ORDER BY step")]
+    evals = [r["step"] for r in led.query(
+        "SELECT step FROM metrics WHERE val_loss IS NOT NULL ORDER BY step")]
+    assert evals == saves, "each save's held-out loss, once"
     assert daemon.poll() is None
