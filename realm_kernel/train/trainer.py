@@ -442,4 +442,20 @@ class TrainerEngine:
                 callback.close(quiet=True)
                 raise
             callback.close()
+            if cuda:
+                self._record_peak(job, trainer)
             return trainer, out, time.perf_counter() - t_train
+
+    def _record_peak(self, job: Job, trainer: Any) -> None:
+        """The battle's peak GPU memory beside the calculator's estimate (train/memory.py);
+        a measurement never costs the battle."""
+        try:
+            from .memory import measure
+            peak = measure(trainer.model, tried_config(job), trainer.args.per_device_train_batch_size,
+                           bool(trainer.args.use_liger_kernel))
+            batch_fit.record_peak(self.paths, self._fit_key(job), **peak)
+            self.ledger.event("battle_memory", f"Peak GPU memory "
+                              f"{peak['max_memory_allocated'] / 1e9:.2f} GB (the calculator said "
+                              f"{(peak['estimate'] or 0) / 1e9:.2f} GB)", json.dumps(peak))
+        except Exception as e:
+            self.ledger.event("battle_memory", f"Peak GPU memory not recorded: {type(e).__name__}: {e}")
