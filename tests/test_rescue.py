@@ -84,3 +84,25 @@ def test_hero_profile_shows_the_remembered_split_as_measured(realm_home):
     assert [(m["card"], m["micro_batch"]) for m in res.measured] == [("cpu", 4)]
     assert "Measured on cpu: micro-batch 4 x accumulation 4 with gradient checkpointing" in res.text()
     assert res.as_dict()["measured"][0]["gradient_accumulation_steps"] == 4
+
+
+@pytest.mark.slow
+def test_a_quest_whose_alarms_keep_firing_is_set_aside_after_max_rollbacks(realm_home):
+    """A spike rule every loss trips (factor 0.5: any loss above half the median) fires at
+    each step after the warm-up; after max_rollbacks the quest fails with the reason."""
+    import realm_skills as skills
+    from realm_kernel.store.ledger import Ledger
+    from realm_kernel.train import Job, TrainerEngine
+    cfg = load_config(realm_home.home).training.model_copy(update={
+        "loss_spike_factor": 0.5, "loss_spike_warmup": 2, "max_rollbacks": 2, "save_steps": 2,
+        "eval_fraction": 0.0, "packing": False, "batch_size": 8})
+    examples = [{"messages": p.as_example()["messages"]} for p in skills.generate("bin", 1, 120, seed=6)]
+    led = Ledger(realm_home, "test")
+    result = TrainerEngine(realm_home, led).run_job(Job(
+        quest_id="spiky.jsonl", examples=examples, model_path=realm_home.dio_mini,
+        run_id="run-spiky", training=cfg))
+    assert not result.success and not result.setup_fault
+    assert result.error_message.startswith("SetAside: set aside after 2 rollbacks")
+    kinds = [r["kind"] for r in led.query(
+        "SELECT kind FROM events WHERE kind IN ('loss_alarm', 'rollback') ORDER BY ts")]
+    assert kinds == ["loss_alarm", "rollback", "loss_alarm", "rollback", "loss_alarm"]
