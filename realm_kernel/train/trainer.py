@@ -280,9 +280,13 @@ class TrainerEngine:
         return start
 
     def _back_off(self, job: Job, error: BaseException, start: Path | None) -> Job:
-        micro, ckpt = self._tried.get("micro", 1), self._tried.get("checkpointing", True)
-        nxt = smaller(micro, ckpt)
         first = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        if not self._tried:  # out of memory before a batch was chosen: the model itself
+            raise OutOfMemoryAtBatchOne(
+                f"out of memory loading the model on {self._fit_key(job)} ({first}); fix: train "
+                "with method = \"qlora\" or use a larger card; then resume the realm")
+        micro, ckpt = self._tried["micro"], self._tried["checkpointing"]
+        nxt = smaller(micro, ckpt)
         if nxt is None:
             raise OutOfMemoryAtBatchOne(
                 f"out of memory at micro-batch 1 with gradient checkpointing on {self._fit_key(job)} "
@@ -368,7 +372,7 @@ class TrainerEngine:
         return packed, packed_evals, collator, rows_per_step, packed.efficiency()
 
     def _run(self, job: Job, run_dir: Path, t0: float) -> TrainingResult:
-        cfg = tried_config(job)
+        cfg, self._tried = tried_config(job), {}
         cuda = torch.cuda.is_available()
         lending = lend_threads(cfg, cuda, self.paths)
         report_to = check_setup(cfg, cuda)
