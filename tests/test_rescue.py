@@ -110,10 +110,11 @@ def test_a_quest_whose_alarms_keep_firing_is_set_aside_after_max_rollbacks(realm
 
 def test_out_of_memory_before_a_batch_was_chosen_blames_the_model_not_the_batch(realm_home):
     from realm_kernel.store.ledger import Ledger
-    from realm_kernel.train import Job, TrainerEngine
+    from realm_kernel.train import Job
     from realm_kernel.train.rescue import OutOfMemoryAtBatchOne
-    engine = TrainerEngine(realm_home, Ledger(realm_home, "test"))
-    engine._tried = {}  # _run ran out of memory before it chose a split (loading the model)
+    from realm_kernel.train.retries import Retries
     job = Job(quest_id="q.jsonl", examples=[], model_path=realm_home.dio_mini, run_id="r")
+    retries = Retries(realm_home, Ledger(realm_home, "test"), job)
+    assert retries.tried == {}  # the engine ran out of memory before it chose a split
     with pytest.raises(OutOfMemoryAtBatchOne, match="loading the model.*qlora"):
-        engine._back_off(job, torch.cuda.OutOfMemoryError("CUDA out of memory"), None)
+        retries.back_off(job, torch.cuda.OutOfMemoryError("CUDA out of memory"))

@@ -23,7 +23,6 @@ import torch
 from transformers import PrinterCallback
 
 from ..store import batch_fit, faults
-from ..store.checkpoints import extract_step, resume_point
 from ..store.config import RetentionConfig, TrainingConfig
 from ..store.heldout import example_hash, hashes
 from ..store.ledger import Ledger
@@ -36,17 +35,8 @@ from .loading import load_model_and_tokenizer, precision
 from .lora import check_method, for_method
 from .optim import build_optimizer
 from .packing import SHORT_ROW_IMPLS, PackedCollator, PackedDataset, masked_capacity
-from .rescue import (
-    LossAlarm,
-    LossWatch,
-    OutOfMemoryAtBatchOne,
-    SetAside,
-    card_name,
-    is_oom,
-    release_memory,
-    smaller,
-    split,
-)
+from .rescue import LossAlarm, LossWatch, OutOfMemoryAtBatchOne, is_oom, release_memory, split
+from .retries import Retries
 from .selfcheck import check_labels, check_packed_batch
 from .threads import all_cores, cpu_share, taskmaster_idle
 from .training_args import training_arguments
@@ -220,20 +210,18 @@ class TrainerEngine:
     def run_job(self, job: Job) -> TrainingResult:
         t0 = time.monotonic()
         run_dir = self.paths.checkpoints / f".run-{job.run_id}"
-        self._tried: dict[str, Any] = {}  # the split of the try in hand (_run)
-        self._backoffs = 0
-        job = self._without_fixed_set(self._remembered(job))
-        start = job.resume_from
+        retries = self._retries = Retries(self.paths, self.ledger, job)
+        job = self._without_fixed_set(retries.remembered(job))
         try:
-            while True:  # a try per split and per rollback (train/rescue.py)
+            while True:  # a try per split and per rollback (train/retries.py)
                 try:
-                    return self._succeeded(job, self._run(job, run_dir, t0))
+                    return retries.succeeded(job, self._run(job, run_dir, t0))
                 except LossAlarm as alarm:
-                    job = self._roll_back(job, alarm, start)
+                    job = retries.roll_back(job, alarm)
                 except Exception as e:
                     if not is_oom(e):
                         raise
-                    job = self._back_off(job, e, start)
+                    job = retries.back_off(job, e)
                 release_memory()
                 shutil.rmtree(run_dir, ignore_errors=True)
         except Exception as e:  # a bad job must never take the daemon down
@@ -242,89 +230,12 @@ class TrainerEngine:
                                   setup_fault=isinstance(e, SetupError | ImportError
                                                          | OutOfMemoryAtBatchOne),
                                   out_of_memory=isinstance(e, OutOfMemoryAtBatchOne),
-                                  oom_backoffs=self._backoffs, rollbacks=job.rollbacks,
+                                  oom_backoffs=retries.backoffs, rollbacks=job.rollbacks,
                                   error_message=f"{type(e).__name__}: {e}\n"
                                                 f"{traceback.format_exc(limit=3)}",
                                   seconds=time.monotonic() - t0)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
-
-    # -- retries (train/rescue.py) ----------------------------------------------------
-    def _fit_key(self, job: Job) -> str:
-        model = job.base_model or str(job.model_path)
-        return batch_fit.fit_key(card_name(torch.cuda.is_available()), model, job.training.max_length)
-
-    def _remembered(self, job: Job) -> Job:
-        """The split a battle on this card, model and max_length backed off to before."""
-        fit = batch_fit.remembered(self.paths, self._fit_key(job))
-        if not fit:
-            return job
-        return replace(job, max_micro=int(fit.get("micro_batch") or 0),
-                       checkpointing=bool(fit.get("gradient_checkpointing")))
-
-    def _succeeded(self, job: Job, result: TrainingResult) -> TrainingResult:
-        if self._backoffs:  # the size that worked, for the next battle on this card
-            batch_fit.remember(self.paths, self._fit_key(job), micro_batch=result.micro_batch,
-                               gradient_accumulation_steps=result.gradient_accumulation_steps,
-                               gradient_checkpointing=result.gradient_checkpointing,
-                               batch_size=job.training.batch_size)
-        result.oom_backoffs, result.rollbacks = self._backoffs, job.rollbacks
-        return result
-
-    def _resume_from(self, job: Job, start: Path | None, before: int | None = None) -> Path | None:
-        """The run's last checkpoint with resume state (saved before local step `before`),
-        else where the run started."""
-        point = resume_point(self.ledger, job.quest_id, job.run_id)
-        if point and (before is None or (extract_step(point[0].name) or 0) - job.step_offset < before):
-            return point[0]
-        return start
-
-    def _back_off(self, job: Job, error: BaseException, start: Path | None) -> Job:
-        first = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
-        if not self._tried:  # out of memory before a batch was chosen: the model itself
-            raise OutOfMemoryAtBatchOne(
-                f"out of memory loading the model on {self._fit_key(job)} ({first}); fix: train "
-                "with method = \"qlora\" or use a larger card; then resume the realm")
-        micro, ckpt = self._tried["micro"], self._tried["checkpointing"]
-        nxt = smaller(micro, ckpt)
-        if nxt is None:
-            raise OutOfMemoryAtBatchOne(
-                f"out of memory at micro-batch 1 with gradient checkpointing on {self._fit_key(job)} "
-                f"({first}); fix: lower [training] max_length, train with method = \"lora\" or "
-                "\"qlora\", or use a larger card; then resume the realm")
-        self._backoffs += 1
-        sizes = {"from": {"micro_batch": micro, "gradient_checkpointing": ckpt,
-                          "gradient_accumulation_steps": self._tried.get("accumulation")},
-                 "to": {"micro_batch": nxt[0], "gradient_checkpointing": nxt[1],
-                        "gradient_accumulation_steps": self._tried.get("accumulation", 1)
-                        * -(-micro // nxt[0])},
-                 "error": first}
-        resume = self._resume_from(job, start)
-        sizes["resume_from"] = str(resume) if resume else None
-        self.ledger.event("oom_backoff", f"Out of memory: {job.quest_id} goes on at micro-batch "
-                          f"{nxt[0]}{' with gradient checkpointing' if nxt[1] else ''}",
-                          json.dumps(sizes))
-        return replace(job, max_micro=nxt[0], checkpointing=nxt[1], resume_from=resume)
-
-    def _roll_back(self, job: Job, alarm: LossAlarm, start: Path | None) -> Job:
-        cfg = job.training
-        self.ledger.event("loss_alarm", f"Loss alarm in {job.quest_id} at step "
-                          f"{job.step_offset + alarm.step}: {alarm.reason}",
-                          json.dumps({"step": job.step_offset + alarm.step, "reason": alarm.reason}))
-        if job.rollbacks + 1 > cfg.max_rollbacks:
-            raise SetAside(f"set aside after {cfg.max_rollbacks} rollbacks: loss alarm at step "
-                           f"{job.step_offset + alarm.step}: {alarm.reason}")
-        resume = self._resume_from(job, start, before=alarm.steps.start)
-        job = replace(job, resume_from=resume, rollbacks=job.rollbacks + 1,
-                      lr_scale=job.lr_scale * cfg.alarm_lr_factor,
-                      skip_steps=job.skip_steps | frozenset(alarm.steps))
-        self.ledger.event("rollback", f"{job.quest_id} rolls back to "
-                          f"{resume.name if resume else 'its start'}, skips step "
-                          f"{job.step_offset + alarm.step}, learning rate x{job.lr_scale:g}",
-                          json.dumps({"to": str(resume) if resume else None,
-                                      "skip_steps": sorted(job.step_offset + s for s in alarm.steps),
-                                      "lr_scale": job.lr_scale, "rollbacks": job.rollbacks}))
-        return job
 
     # -- DEF's fixed held-out set (train/def_set.py) ------------------------------------
     def _without_fixed_set(self, job: Job) -> Job:
@@ -372,7 +283,7 @@ class TrainerEngine:
         return packed, packed_evals, collator, rows_per_step, packed.efficiency()
 
     def _run(self, job: Job, run_dir: Path, t0: float) -> TrainingResult:
-        cfg, self._tried = tried_config(job), {}
+        cfg, self._retries.tried = tried_config(job), {}
         cuda = torch.cuda.is_available()
         lending = lend_threads(cfg, cuda, self.paths)
         report_to = check_setup(cfg, cuda)
@@ -382,8 +293,8 @@ class TrainerEngine:
         micro, divisor = split(per_step, job.max_micro)
         cfg = cfg.model_copy(update={"gradient_accumulation_steps":
                                      cfg.gradient_accumulation_steps * divisor})
-        self._tried = {"micro": micro, "checkpointing": cfg.gradient_checkpointing,
-                       "accumulation": cfg.gradient_accumulation_steps}
+        self._retries.tried = {"micro": micro, "checkpointing": cfg.gradient_checkpointing,
+                               "accumulation": cfg.gradient_accumulation_steps}
         optimizer, optim_name = build_optimizer(model, cfg.optimizer, lr=cfg.learning_rate,
                                                 muon_lr=cfg.muon_learning_rate,
                                                 weight_decay=cfg.weight_decay)
@@ -457,7 +368,7 @@ class TrainerEngine:
             from .memory import measure
             peak = measure(trainer.model, tried_config(job), trainer.args.per_device_train_batch_size,
                            bool(trainer.args.use_liger_kernel))
-            batch_fit.record_peak(self.paths, self._fit_key(job), **peak)
+            batch_fit.record_peak(self.paths, self._retries.key, **peak)
             self.ledger.event("battle_memory", f"Peak GPU memory "
                               f"{peak['max_memory_allocated'] / 1e9:.2f} GB (the calculator said "
                               f"{(peak['estimate'] or 0) / 1e9:.2f} GB)", json.dumps(peak))
