@@ -21,7 +21,7 @@ TEST_WORKERS ?= 2
 # pip's progress (downloads, what it collects) is shown: the first install takes minutes.
 PIP := $(PY) -m pip install --progress-bar on
 
-.PHONY: play test test-fast bench soak lint gpu-extras dio-mini clean-realm chromium-check
+.PHONY: play test test-fast bench soak lint docs gpu-extras dio-mini clean-realm chromium-check
 
 $(STAMP): pyproject.toml
 	@echo "==> [1/4] creating $(VENV) with $(PYTHON) ($$($(PYTHON) --version))"
@@ -84,10 +84,16 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) bench/soak.py --faults 50 --seconds 60
 
-## ruff, and the layering check: imports only go down the layers, no circle (docs/architecture.md).
+## ruff, the layering check (imports only go down the layers, no circle) and the homes check
+## (every module in docs/architecture.md's table and with a test home); see docs/architecture.md.
 lint: $(STAMP)
-	$(VENV)/bin/ruff check realm_kernel widgets skills tests bench
+	$(VENV)/bin/ruff check realm_kernel widgets skills tests bench docs
 	$(PY) tests/test_layers.py
+	$(PY) tests/test_homes.py
+
+## Rewrite the generated parts of docs/architecture.md (the module table, lines per layer).
+docs: $(STAMP)
+	$(PY) docs/architecture_gen.py
 
 ## Only on a CUDA machine: flash-attn, Liger kernels, bitsandbytes.
 gpu-extras: $(STAMP)

@@ -86,7 +86,7 @@ def crash_faults(root: Path, hero: Path, procs: Procs, n: int, seed: int) -> dic
     for i, fault in enumerate(schedule(seed, n)):
         waiting = [p for s in ("high", "normal", "low", "processing") for p in paths.queue(s).iterdir()]
         if not waiting and not list(paths.inbox.glob("*.jsonl")):
-            q = realm.generate_quest("bin", 1, 1500, seed=seed * 1000 + i)
+            q = realm.quests.generate("bin", 1, 1500, seed=seed * 1000 + i)
             quests[q.name] = sha(q)
         k = crash(procs, paths, fault, i, timeout=90)
         kills.append(k)
@@ -104,7 +104,7 @@ def hang_faults(root: Path, hero: Path, procs: Procs, n: int, seed: int) -> dict
     from tests.reliability.test_unattended import WATCHDOG_TOML
     paths = make_home(root / "hangs", hero, WATCHDOG_TOML)
     realm = Realm(paths.home)
-    q = realm.generate_quest("bin", 1, 60000, seed=seed)  # far longer than the sessions
+    q = realm.quests.generate("bin", 1, 60000, seed=seed)  # far longer than the sessions
     quests = {q.name: sha(q)}
     rng = random.Random(seed)
     detected = resumed = intact = 0
@@ -179,17 +179,17 @@ def hostile_inputs(root: Path, hero: Path, procs: Procs) -> dict:
 def readers_under_load(root: Path, hero: Path, procs: Procs, seconds: float) -> dict:
     paths = make_home(root / "readers", hero, TEST_TOML)
     realm = Realm(paths.home)
-    realm.generate_quest("bin", 1, 60000, seed=7)
+    realm.quests.generate("bin", 1, 60000, seed=7)
     _, base = start_lab(procs, paths, root / "lab-readers", root_dir=paths.home, REALM_WEAVER="0")
     start_daemon(procs, paths, "daemon-readers")
     wait_for(lambda: (read_status(paths, TRAINING).get("local_step") or 0) > 50, 300, "training")
-    realm.control("pause")
+    realm.training.control("pause")
     wait_for(lambda: read_status(paths, TRAINING).get("state") == "paused", 120, "the pause")
     paused = run_readers(procs, paths, base, TOKEN, max(10.0, seconds / 3))
-    realm.control("resume")
+    realm.training.control("resume")
     step0 = read_status(paths, TRAINING)["step"]
     loaded = run_readers(procs, paths, base, TOKEN, seconds)
-    realm.control("stop")
+    realm.training.control("stop")
     wait_for(lambda: read_status(paths, TRAINING).get("state") == "stopped", 300, "the stop")
     top = realm.ledger.scalar("SELECT max(step) FROM metrics")
     logged = {r["step"] for r in realm.sql("SELECT DISTINCT step FROM metrics WHERE loss IS NOT NULL")}

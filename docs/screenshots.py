@@ -50,13 +50,13 @@ def main() -> None:
         procs = Procs(tmp)
         try:
             print("training a first BIN quest with the daemon...", flush=True)
-            realm.generate_quest("bin", 1, 640, seed=3)  # ~80 steps: BIN L1 is learnt by then
+            realm.quests.generate("bin", 1, 640, seed=3)  # ~80 steps: BIN L1 is learnt by then
             start_daemon(procs, paths)
-            wait_for(lambda: realm.queue()["recently_completed"], 300, "the first quest")
+            wait_for(lambda: realm.quests.queue()["recently_completed"], 300, "the first quest")
             for step in sorted(c.step for c in realm.checkpoints.list())[-3:]:
                 record_real_eval(realm, step, realm.checkpoints.get(step).name)
-            realm.generate_quest("bin", 1, 20000, seed=11)  # a battle in progress for the pictures
-            wait_for(lambda: realm.training_status()["state"] == "training", 120, "the battle")
+            realm.quests.generate("bin", 1, 20000, seed=11)  # a battle in progress for the pictures
+            wait_for(lambda: realm.training.status()["state"] == "training", 120, "the battle")
             _, base = start_panel(procs, paths, ready="quests", name="panel")
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 def test_panel_tavern_shows_xp_rising_and_pauses(realm_home, procs, chromium):
     realm = Realm(realm_home.home)
-    realm.generate_quest("bin", 1, 8000, seed=11)
+    realm.quests.generate("bin", 1, 8000, seed=11)
     start_daemon(procs, realm_home)
     _, base = start_panel(procs, realm_home, "widgets/tavern.py", ready="tavern", timeout=60)
     url = f"{base}/tavern"

@@ -140,7 +140,7 @@ def _(ctx):
 @call("status")
 def _(ctx):
     out = ctx.json("status")
-    assert out["hero"]["xp"] == ctx.realm.hero()["xp"] and out["training"] == ctx.realm.training_status()
+    assert out["hero"]["xp"] == ctx.realm.hero()["xp"] and out["training"] == ctx.realm.training.status()
     assert out["health"]["home"] == str(ctx.paths.home)
 
 
@@ -308,7 +308,7 @@ def _(ctx):
 
 @call("skills list")
 def _(ctx):
-    assert {s["id"] for s in ctx.json("skills", "list")} == {"bin", "sy"}
+    assert {s["skill"] for s in ctx.json("skills", "list")} == {"bin", "sy"}
 
 
 @call("skills show")
@@ -520,7 +520,7 @@ def _(ctx):
 def _(ctx):
     lines = ctx.run("tasks", "available").stdout.splitlines()
     said = {lines[i].split()[2]: lines[i + 1].strip() for i in range(0, len(lines), 2)}
-    tasks = ctx.realm.tasks(check_work=True)
+    tasks = ctx.realm.tasks.list(check_work=True)
     assert set(said) == {t["task_id"] for t in tasks}
     for t in tasks:  # READY with its work exactly when the task may run, else why not
         assert said[t["task_id"]] == ("READY: " + t.get("work", "") if t["available"] else t["why_not"])
@@ -531,7 +531,8 @@ def _(ctx):
 @call("tasks status")
 def _(ctx):
     out = ctx.json("tasks", "status")
-    assert out["eval_queue"] == len(ctx.realm.eval_queue()) and out["curriculum"][0]["skill"] == "bin"
+    assert out["eval_queue"] == len(ctx.realm.checkpoints.eval_queue())
+    assert out["curriculum"][0]["skill"] == "bin"
 
 
 @call("tasks run")
@@ -545,7 +546,7 @@ def _(ctx):
 def _(ctx):
     out = ctx.json("tasks", "set", "vault_scan", "--priority", "7", "--cooldown-s", "5", "--disabled")
     assert out["priority"] == 7 and not out["enabled"]
-    listed = next(t for t in ctx.realm.tasks() if t["task_id"] == "vault_scan")
+    listed = next(t for t in ctx.realm.tasks.list() if t["task_id"] == "vault_scan")
     assert listed["priority"] == 7 and listed["cooldown_s"] == 5 and not listed["enabled"]
     ctx.run("tasks", "set", "vault_scan", "--enabled")
 
@@ -554,8 +555,8 @@ def _(ctx):
 def _(ctx):
     home = ctx.fresh_home("once-home")
     realm = Realm(home.home)
-    for t in realm.tasks():
-        realm.set_task(t["task_id"], enabled=False)
+    for t in realm.tasks.list():
+        realm.tasks.set(t["task_id"], enabled=False)
     res = ctx.run("tasks", "once", home=home.home)
     assert json.loads(res.stdout) == {"ran": None, "detail": "no task is available"}
 
@@ -570,7 +571,7 @@ def _(ctx):
 @call("curriculum")
 def _(ctx):
     cur = ctx.json("curriculum")
-    assert cur == ctx.realm.curriculum() and cur[0]["skill"] == "bin"
+    assert cur == ctx.realm.skills.curriculum() and cur[0]["skill"] == "bin"
 
 
 @call("champion")
@@ -613,7 +614,7 @@ def _bin_eval(ctx, step: int = 20, wrong_every: int = 2) -> None:
     from realm_skills.evaluation import eval_problems
     problems = eval_problems("bin", 1)
     answers = [p.answer if i % wrong_every else "nope" for i, p in enumerate(problems)]
-    ctx.realm.record_eval(skills.run_eval("bin", 1, answers, problems=problems), step,
+    ctx.realm.skills.record_eval(skills.run_eval("bin", 1, answers, problems=problems), step,
                           f"checkpoint-{step}")
 
 

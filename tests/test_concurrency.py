@@ -55,7 +55,7 @@ print(json.dumps({"last": last[0], "distinct": last[1]}), flush=True)
 
 def test_training_with_four_pollers_and_a_held_read_only_connection(realm_home, procs, tmp_path):
     realm = Realm(realm_home.home)
-    realm.generate_quest("bin", 1, 40000, seed=31)
+    realm.quests.generate("bin", 1, 40000, seed=31)
     start_daemon(procs, realm_home)
     wait_for(lambda: (read_status(realm_home, TRAINING).get("local_step") or 0) > 5, 120,
              "training to start")
@@ -82,7 +82,7 @@ def test_training_with_four_pollers_and_a_held_read_only_connection(realm_home, 
             out, err = r.communicate(timeout=120)
             assert r.returncode == 0, err[-2000:]
             results.append(json.loads(out.strip().splitlines()[-1]))
-        realm.control("stop")
+        realm.training.control("stop")
         wait_for(lambda: read_status(realm_home, TRAINING).get("state") == "stopped", 120, "stop")
         holder.stdin.write("\n")
         holder.stdin.flush()

@@ -76,7 +76,7 @@ def test_second_daemon_refuses_and_names_the_holder(realm_home, procs):
 
 def test_pause_resume_stop_at_step_boundaries(realm_home, procs):
     realm = Realm(realm_home.home)
-    realm.generate_quest("bin", 1, 8000, seed=5)
+    realm.quests.generate("bin", 1, 8000, seed=5)
     daemon = start_daemon(procs, realm_home)
 
     def training_step():
@@ -84,7 +84,7 @@ def test_pause_resume_stop_at_step_boundaries(realm_home, procs):
         return s.get("state") == "training" and (s.get("local_step") or 0) > 3 and s
 
     wait_for(training_step, 120, "training to start")
-    realm.control("pause")
+    realm.training.control("pause")
     paused = wait_for(lambda: (s := read_status(realm_home, TRAINING)).get("state") == "paused" and s,
                       30, "the battle to pause")
     # A later heartbeat of the paused battle proves the trainer looked again: no step since.
@@ -92,10 +92,10 @@ def test_pause_resume_stop_at_step_boundaries(realm_home, procs):
                      30, "a heartbeat of the paused battle")
     assert later["state"] == "paused" and later["step"] == paused["step"], "no step while paused"
 
-    realm.control("resume")
+    realm.training.control("resume")
     wait_for(lambda: read_status(realm_home, TRAINING).get("step", 0) > paused["step"], 30, "resume")
 
-    realm.control("stop")
+    realm.training.control("stop")
     wait_for(lambda: read_status(realm_home, TRAINING).get("state") == "stopped", 60, "the stop")
     # The battle reports "stopped" from the trainer's last callback; the daemon then
     # moves the quest back, a moment later.
@@ -110,9 +110,9 @@ def test_pause_resume_stop_at_step_boundaries(realm_home, procs):
     seen = read_status(realm_home, DAEMON)["updated"]
     wait_for(lambda: (s := read_status(realm_home, DAEMON))["updated"] > seen and s["state"] == "stopped",
              30, "a daemon round after the stop")
-    assert realm.training_status()["state"] == "stopped" and list(realm_home.queue("normal").glob("*"))
+    assert realm.training.status()["state"] == "stopped" and list(realm_home.queue("normal").glob("*"))
 
-    realm.control("resume")
+    realm.training.control("resume")
     wait_for(lambda: realm.hero()["xp"] > step, 60, "training to go on after resume")
     # SIGTERM: the daemon saves, puts the quest back and exits cleanly.
     assert procs.stop(daemon) == 0
@@ -127,7 +127,7 @@ def test_kill_9_mid_quest_resumes_from_the_last_checkpoint(realm_home, procs):
     import signal
 
     realm = Realm(realm_home.home)
-    quest = realm.generate_quest("bin", 1, 2400, seed=11)
+    quest = realm.quests.generate("bin", 1, 2400, seed=11)
     content = quest.read_bytes()
     daemon = start_daemon(procs, realm_home)
     processing = realm_home.queue("processing") / quest.name
@@ -174,7 +174,7 @@ def test_kill_9_mid_quest_resumes_from_the_last_checkpoint(realm_home, procs):
 
 def test_inbox_subfolders_priorities_and_skip(realm_home, procs):
     realm = Realm(realm_home.home)
-    big = realm.generate_quest("bin", 1, 6000, seed=21)
+    big = realm.quests.generate("bin", 1, 6000, seed=21)
     daemon = start_daemon(procs, realm_home)
     wait_for(lambda: read_status(realm_home, TRAINING).get("quest") == big.name and
              (read_status(realm_home, TRAINING).get("local_step") or 0) > 2, 120, "the first battle")
@@ -191,7 +191,7 @@ def test_inbox_subfolders_priorities_and_skip(realm_home, procs):
     (realm_home.inbox / ".hidden" / "secret.jsonl").write_text(good + "\n")
 
     def admitted():
-        q = realm.queue()
+        q = realm.quests.queue()
         return {p: sorted(e["name"] for e in q[p]) for p in ("high", "normal", "low")}
 
     wait_for(lambda: admitted() == {"high": ["sparring-bin-1.low.jsonl", "urgent.high.jsonl"],
@@ -207,7 +207,7 @@ def test_inbox_subfolders_priorities_and_skip(realm_home, procs):
     assert "duplicate quest" in read_json(realm_home.queue("failed") / "again.jsonl.reason.json")["summary"]
 
     step = read_status(realm_home, TRAINING)["step"]
-    realm.control("skip")
+    realm.training.control("skip")
     reason = realm_home.queue("failed") / f"{big.name}.reason.json"
     wait_for(reason.exists, 60, "the skip")
     assert "skipped by request" in read_json(reason)["summary"]

@@ -41,13 +41,13 @@ def test_probe_set_is_fixed_and_covers_every_primitive():
 
 
 def test_probe_rows_drop_flag_and_review_quest(realm):
-    first = forgetting.run_probe(realm, answerer(), 100, "checkpoint-100-x", "champion")
+    first = forgetting.run_probe(realm.home, answerer(), 100, "checkpoint-100-x", "champion")
     assert first["accuracy"] == 1.0 and first["n"] == 120 and first["drops"] == []
     rows = realm.sql("SELECT passive, primitive_id, n, correct, seconds, reason, step "
                      "FROM passive_probes")
     assert len(rows) == 60 and {r["reason"] for r in rows} == {"champion"}
     assert all(r["n"] == 2 and r["correct"] == 2 and r["seconds"] >= 0 for r in rows)
-    second = forgetting.run_probe(realm, answerer("memory"), 200, "checkpoint-200-x", "every_n")
+    second = forgetting.run_probe(realm.home, answerer("memory"), 200, "checkpoint-200-x", "every_n")
     assert [d["passive"] for d in second["drops"]] == ["memory"]
     assert second["drops"][0]["accuracy"] == 0.0 and second["drops"][0]["best"] == 1.0
     ev = realm.sql("SELECT data FROM events WHERE kind = 'passive_drop'")
@@ -64,7 +64,7 @@ def test_probe_rows_drop_flag_and_review_quest(realm):
     assert not next(p for p in hist["passives"] if p["passive"] == "logic")["drop"]
     assert hist["probe_runs"] == 2
     # A recovery is no new drop; the best stays the best.
-    third = forgetting.run_probe(realm, answerer(), 300, "checkpoint-300-x", "every_n")
+    third = forgetting.run_probe(realm.home, answerer(), 300, "checkpoint-300-x", "every_n")
     assert third["drops"] == [] and not forgetting.history(realm.ledger)["passives"][0]["drop"]
 
 
@@ -79,9 +79,9 @@ def test_a_real_checkpoint_is_probed_as_champion_and_every_nth(realm_home):
     realm_home.config_file.write_text(TEST_TOML + "\n[watch]\nevery_n_evals = 2\nper_primitive = 1\n")
     realm = Realm(realm_home.home)
     req = {"checkpoint": "checkpoint-10-x", "step": 10, "path": str(realm_home.dio_mini), "skill": "bin"}
-    first = evalqueue.evaluate(realm, req, size=4, threads=1)
+    first = evalqueue.evaluate(realm.home, req, size=4, threads=1)
     assert first["status"] == "done" and first["probe"] is None  # 1 eval: not the 2nd, no champion
-    second = evalqueue.evaluate(realm, {**req, "checkpoint": "checkpoint-20-x", "step": 20}, size=4,
+    second = evalqueue.evaluate(realm.home, {**req, "checkpoint": "checkpoint-20-x", "step": 20}, size=4,
                                 threads=1)
     probe = second["probe"]
     assert probe["reason"] == "every_n" and probe["n"] == 60 and probe["seconds"] > 0

@@ -80,7 +80,7 @@ def test_datasets_folder_and_cached_hub_dataset_become_quests(realm_home, tmp_pa
         dataset_examples("realm/not-downloaded")
 
     # Through the Realm: a .jsonl quest in the inbox, validated like any other.
-    out = Realm(realm_home.home).import_dataset("realm/sharegpt-tiny")
+    out = Realm(realm_home.home).quests.import_dataset("realm/sharegpt-tiny")
     quest = realm_home.inbox / out["name"]
     assert out["rows"] == 3 and quest.name == "realm__sharegpt-tiny.jsonl"
     assert [json.loads(line)["messages"] for line in quest.read_text().splitlines()] == [CHAT] * 3

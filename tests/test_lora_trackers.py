@@ -72,11 +72,11 @@ def test_lora_adapters_trackers_oracle_and_merged_export(realm_home, tmp_path, m
     realm.oracle.load(step)
     reply = realm.oracle.chat(step, "What is ①+①?", sampling={"max_new_tokens": 4})
     assert reply["model"] == last.name
-    evaluated = realm.evaluate_pending(max_checkpoints=1, size=5)  # the evals' grading path
+    evaluated = realm.checkpoints.evaluate_pending(max_checkpoints=1, size=5)  # the evals' grading path
     assert evaluated and evaluated[0]["status"] == "done", evaluated
-    adapter_copy = realm.export_checkpoint(step, tmp_path / "adapter")
+    adapter_copy = realm.checkpoints.export(step, tmp_path / "adapter")
     assert (adapter_copy / "adapter_config.json").is_file() and not (adapter_copy / ".ledger.json").exists()
-    full = realm.export_checkpoint(step, tmp_path / "merged", merge=True)
+    full = realm.checkpoints.export(step, tmp_path / "merged", merge=True)
     assert (full / "config.json").is_file() and (full / "model.safetensors").is_file()
     reloaded, _ = load_model_and_tokenizer(full, inference=True, device="cpu")
     with torch.no_grad():

@@ -128,7 +128,7 @@ def test_probe_scores_dio_with_the_skills_own_scorer(oracle_home):
     import realm_skills as skills
     realm = Realm(oracle_home.home)
     realm.oracle.load(30)
-    probe = realm.oracle_probe("bin", 30, seed=7)
+    probe = realm.skills.ask("bin", 30, seed=7)
     problem = skills.generate("bin", 1, 1, 7)[0]
     assert probe["level"] == 1 and probe["question"] == problem.question
     assert probe["expected"] == problem.final and probe["model"].startswith("checkpoint-30-")

@@ -102,13 +102,13 @@ def test_oracle_api_openai_client_and_chats_during_training(oracle_home, procs, 
 
     # Chats while the daemon (the Weaver's child) trains: training is not disturbed.
     realm = Realm(oracle_home.home)
-    realm.generate_quest("bin", 1, 480, seed=3)  # 60 steps
-    wait_for(lambda: realm.training_status()["state"] == "training", 120, "training to start")
+    realm.quests.generate("bin", 1, 480, seed=3)  # 60 steps
+    wait_for(lambda: realm.training.status()["state"] == "training", 120, "training to start")
     with ThreadPoolExecutor(4) as pool:
         replies = list(pool.map(lambda s: post("chat", {"message": "What is ①+①?", "step": s,
                                                         "max_new_tokens": 16}).json(), [20, 30] * 3))
     assert [r["model"] for r in replies] == [names[20], names[30]] * 3
-    assert realm.training_status()["state"] in ("training", "idle")
+    assert realm.training.status()["state"] in ("training", "idle")
     wait_for(lambda: realm.sql("SELECT count(*) AS n FROM quest_status WHERE status = 'completed'")[0]["n"],
          300, "the quest to complete")
     assert not realm.sql("SELECT * FROM quest_status WHERE status = 'failed'")

@@ -74,3 +74,31 @@ def test_achievements_and_tasks(tmp_path):
     led.append("tasks", [{"task_id": "eval", "status": "done", "output": "o.ipynb"},
                          {"task_id": "sparring", "status": "queued"}])
     assert {r["task_id"]: r["status"] for r in queries.task_history(led)} == {"eval": "done"}
+
+
+def test_what_the_facade_shows(tmp_path):
+    led = make(tmp_path)
+    assert queries.latest_accuracy_and_completed(led) == {"accuracy": None, "completed": 0}
+    assert queries.quest_sizes(led) == {} and queries.lineage(led) == []
+    led.append("quests", [{"quest_id": "a.jsonl", "status": "queued", "examples": 8},
+                          {"quest_id": "a.jsonl", "status": "completed", "examples": 10},
+                          {"quest_id": "b.jsonl", "status": "queued"}])
+    assert queries.quest_sizes(led) == {"a.jsonl": 10}, "the largest count; none without a count"
+    led.append("evals", [{"skill": "bin", "level": 1, "accuracy": 0.25, "step": 3,
+                          "checkpoint": "checkpoint-3"}])
+    led.append("evals", [{"skill": "sy", "level": 2, "accuracy": 0.75, "step": 4}])
+    facts = queries.latest_accuracy_and_completed(led)
+    assert facts == {"accuracy": 0.75, "completed": 1}
+    assert [r["skill"] for r in queries.eval_history(led)] == ["bin", "sy"]
+    assert [r["skill"] for r in queries.eval_history(led, "sy")] == ["sy"]
+    for kind in ("control", "skill_level_up", "control"):
+        led.event(kind, kind)
+    assert [r["kind"] for r in queries.recent_events(led, 2)] == ["control", "skill_level_up"]
+    assert [r["kind"] for r in queries.recent_events(led, 5, ("skill_level_up",))] == ["skill_level_up"]
+    assert queries.table_counts(led)["evals"] == 2 and queries.table_counts(led)["events"] == 3
+    led.append("primitive_accuracy", [
+        {"skill": "bin", "step": s, "primitive_id": p, "correct": c, "n": 4}
+        for s, p, c in [(1, "add", 1), (2, "add", 2), (3, "add", 4), (3, "xor", 0)]])
+    rows = queries.primitive_accuracy_by_step(led, "bin", 2)
+    assert [(r["step"], r["primitive_id"], r["accuracy"]) for r in rows] == [
+        (2, "add", 0.5), (3, "add", 1.0), (3, "xor", 0.0)], "the last two steps only"

@@ -227,10 +227,10 @@ def test_validate_queue_does_not_call_an_admitted_quest_its_own_duplicate(tmp_pa
     lines = [json.dumps(GOOD), json.dumps({"prompt": "2+2?", "completion": "4"})]
     publish(realm.paths, realm.ledger, realm.config, "first.jsonl",
             lambda dest: write(dest, lines), queue="normal")
-    assert realm.validate_queue() == [{"quest": "first.jsonl", "priority": "normal", "ok": True,
-                                       "examples": 2, "summary": realm.validate_queue()[0]["summary"]}]
+    assert realm.quests.validate_queue() == [{"quest": "first.jsonl", "priority": "normal", "ok": True,
+                                       "examples": 2, "summary": realm.quests.validate_queue()[0]["summary"]}]
     write(realm.paths.queue("low") / "copy.jsonl", lines)
-    reports = {r["quest"]: r for r in realm.validate_queue()}
+    reports = {r["quest"]: r for r in realm.quests.validate_queue()}
     assert reports["first.jsonl"]["ok"]
     assert not reports["copy.jsonl"]["ok"] and "duplicate quest" in reports["copy.jsonl"]["summary"]
     assert "'first.jsonl'" in reports["copy.jsonl"]["summary"]

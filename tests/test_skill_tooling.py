@@ -49,7 +49,7 @@ def test_cli_spar_target_probe_and_check_sparring(realm_home):
     assert run("skills", "spar", "--skill", "chess").exit_code == 2
     # Targeted practice needs an eval of the level; one with bin_add_no_carry half wrong.
     problems = eval_problems("bin", 1)
-    realm.record_eval(__import__("realm_kernel.evals.grading", fromlist=["grade"]).grade(
+    realm.skills.record_eval(__import__("realm_kernel.evals.grading", fromlist=["grade"]).grade(
         problems, lambda q, g: [wrong_answer(p) if i % 2 else p.answer for i, p in enumerate(problems)]))
     out = run("skills", "target", "--skill", "bin", "--threshold", "0.9", "--count", "30", "--seed", "1")
     assert out.exit_code == 0, out.output
@@ -84,7 +84,7 @@ parameters = {count = 80}
 parameters = {eval_size = "many", colour = 1}
 """)
     realm = Realm(realm_home.home)
-    tasks = {t["task_id"]: t for t in realm.tasks()}
+    tasks = {t["task_id"]: t for t in realm.tasks.list()}
     assert tasks["sparring_bin"]["parameters"] == {"skill": "bin", "count": 80}
     assert tasks["sparring_bin"]["priority"] == 5
     probs = tasks["process_eval_queue"]["problems"]
@@ -93,26 +93,26 @@ parameters = {eval_size = "many", colour = 1}
     assert any("no parameter 'colour'" in p for p in probs)
     assert tasks["process_eval_queue"]["parameters"]["eval_size"] == 0  # the default stays
     # Run-time settings (the Scheduler page, the API) beat realm.toml, checked strictly.
-    realm.set_task("sparring_bin", parameters={"count": 120})
-    realm.set_task("targeted_sparring", parameters={"threshold": 1})
-    tasks = {t["task_id"]: t for t in realm.tasks()}
+    realm.tasks.set("sparring_bin", parameters={"count": 120})
+    realm.tasks.set("targeted_sparring", parameters={"threshold": 1})
+    tasks = {t["task_id"]: t for t in realm.tasks.list()}
     assert tasks["sparring_bin"]["parameters"]["count"] == 120
     assert tasks["targeted_sparring"]["parameters"]["threshold"] == 1.0
     for bad, why in (({"count": "x"}, "must be int"), ({"nope": 1}, "no parameter 'nope'"),
                      ({"count": -1}, ">= 0")):
         try:
-            realm.set_task("sparring_bin", parameters=bad)
+            realm.tasks.set("sparring_bin", parameters=bad)
         except ValueError as e:
             assert why in str(e)
         else:
             raise AssertionError(f"{bad} was accepted")
-    assert taskmaster.effective(realm)["sparring_bin"].parameters["count"] == 120
+    assert taskmaster.effective(realm.home)["sparring_bin"].parameters["count"] == 120
 
 
 def check_skill_routes(base: str) -> None:
     """The skills' REST routes on a running JupyterLab (called by test_rest_routes)."""
     listed = api(base, "GET", "skills").json()
-    assert {s["id"] for s in listed} == {"bin", "sy"} and all(s["level"] == 1 for s in listed)
+    assert {s["skill"] for s in listed} == {"bin", "sy"} and all(s["level"] == 1 for s in listed)
     prims = api(base, "GET", "skills/sy/primitives").json()
     assert prims[0]["id"] == "sy_join" and prims[0]["levels"][0] == 1
     summary = api(base, "GET", "skills/bin/primitives/summary").json()

@@ -105,7 +105,7 @@ def test_sparring_gives_three_valid_examples_per_wrong_answer():
 def test_sparring_goes_to_queue_high_and_bad_sets_never_get_there(realm):
     problems = eval_problems("sy", 9, size=10)
     res = skills.run_eval("sy", 9, _answers(problems, every_other=True), problems=problems)
-    path = realm.spar(res)
+    path = realm.skills.spar(res)
     assert path.parent == realm.paths.queue("high") and path.name.startswith("sparring-")
     row = realm.sql(f"SELECT status, priority, sha256 FROM quest_status WHERE quest_id = '{path.name}'")
     assert row and row[0]["status"] == "queued" and row[0]["priority"] == "high" and row[0]["sha256"]
@@ -114,7 +114,7 @@ def test_sparring_goes_to_queue_high_and_bad_sets_never_get_there(realm):
     assert check_sparring_file(path) == []
     broken = sparring_examples(res)[:2]
     with pytest.raises(SparringError, match="unbalanced"):
-        sparring_quest(realm, broken, "spar-bad.jsonl")
+        sparring_quest(realm.home, broken, "spar-bad.jsonl")
     assert not (realm.paths.queue("high") / "spar-bad.jsonl").exists()
     assert not list((realm.paths.inbox / ".staging").iterdir())
 
@@ -122,17 +122,17 @@ def test_sparring_goes_to_queue_high_and_bad_sets_never_get_there(realm):
 def test_evals_land_in_the_ledger_and_drive_level_and_targeted_sparring(realm):
     for _ in range(3):
         problems = eval_problems("bin", 1)
-        realm.record_eval(skills.run_eval("bin", 1, _answers(problems)), step=100)
-    assert realm.skill_state("bin")["level"] == 2
+        realm.skills.record_eval(skills.run_eval("bin", 1, _answers(problems)), step=100)
+    assert realm.skills.state("bin")["level"] == 2
     problems = eval_problems("bin", 27)
-    run_id = realm.record_eval(skills.run_eval("bin", 27, _answers(problems, {"bin_mul"})), step=200)
+    run_id = realm.skills.record_eval(skills.run_eval("bin", 27, _answers(problems, {"bin_mul"})), step=200)
     rows = realm.sql(f"SELECT * FROM primitive_accuracy WHERE run_id = '{run_id}'")
     assert {r["primitive_id"] for r in rows} == {p.primitive_id for p in problems}
     ev = realm.sql(f"SELECT accuracy, n, correct, step FROM evals WHERE run_id = '{run_id}'")[0]
     assert ev["n"] == 50 and ev["step"] == 200 and ev["correct"] == round(ev["accuracy"] * 50)
-    report = realm.eval_report("bin")
+    report = realm.skills.eval_report("bin")
     assert report["state"]["level"] == 2  # level 27's eval does not move a level-2 skill
-    path = realm.targeted_quest("bin", level=27, count=40, seed=5)
+    path = realm.skills.targeted_quest("bin", level=27, count=40, seed=5)
     examples, rep = load_quest(path)
     assert rep.ok and path.parent == realm.paths.queue("high")
     assert {e["meta"]["primitive_id"] for e in examples} == {"bin_mul"}
@@ -150,7 +150,7 @@ def test_weak_primitive_report_and_weights():
 def test_cli_skills_commands(realm, tmp_path):
     run = CliRunner().invoke
     out = run(app, ["skills", "list"])
-    assert out.exit_code == 0 and {s["id"] for s in json.loads(out.output)} == {"bin", "sy"}
+    assert out.exit_code == 0 and {s["skill"] for s in json.loads(out.output)} == {"bin", "sy"}
     out = run(app, ["skills", "show", "sy", "--level", "10"])
     assert out.exit_code == 0 and json.loads(out.output)["sample"]["primitive_id"] == "sy_acrostic"
     out = run(app, ["skills", "show", "bin"])
@@ -188,7 +188,7 @@ def test_realm_skills_eval_levels_up_like_the_eval_queue(realm, tmp_path):
         assert out.exit_code == 0, out.output
     ups = realm.sql("SELECT key, data FROM events WHERE kind = 'skill_level_up'")
     assert [u["key"] for u in ups] == ["level_up:bin:2"]
-    assert json.loads(ups[0]["data"])["from_level"] == 1 and realm.skill_state("bin")["level"] == 2
+    assert json.loads(ups[0]["data"])["from_level"] == 1 and realm.skills.state("bin")["level"] == 2
 
 
 def test_a_home_from_the_old_schema_gets_the_new_eval_columns(tmp_path):

@@ -63,7 +63,7 @@ def test_every_pipeline_runs_under_papermill_and_writes_its_rows(home):
 
     # Real training saves two checkpoints; each asks for its eval.
     train_quest(realm, quest)
-    assert len(realm.eval_queue()) == 2
+    assert len(realm.checkpoints.eval_queue()) == 2
 
     res = tm.run("process_eval_queue")
     assert res["status"] == "done", res
@@ -73,7 +73,7 @@ def test_every_pipeline_runs_under_papermill_and_writes_its_rows(home):
     out = nbformat.read(res["output"], as_version=4)
     assert any(o.get("output_type") == "stream" and "BIN  " in o.get("text", "")
                for c in out.cells for o in c.get("outputs", [])), "accuracy by step, as text"
-    assert realm.eval_queue() == []
+    assert realm.checkpoints.eval_queue() == []
     # Never twice: a second run finds nothing to do and writes no eval.
     assert tm.run("process_eval_queue")["result"]["evaluated"] == 0
     assert realm.sql("SELECT count(*) AS n FROM evals")[0]["n"] == 2
@@ -98,7 +98,7 @@ def test_every_pipeline_runs_under_papermill_and_writes_its_rows(home):
     # targeted sparring: a quest for every skill with weak primitives, on disk, naming them.
     for q in results["targeted_sparring"]["quests"]:
         assert q["weak"] and any(p.name == q["quest"] for p in home.home.rglob("*.jsonl")), q
-    report = realm.eval_report("bin", 0.8)
+    report = realm.skills.eval_report("bin", 0.8)
     expect_bin = bool(report["weak_primitives"]) and len(report["primitive_accuracy"]) > 1
     assert ("bin" in [q["skill"] for q in results["targeted_sparring"]["quests"]]) == expect_bin
     # health: no daemon runs here -> not ok, said so, and recorded as a warning event.
@@ -108,7 +108,7 @@ def test_every_pipeline_runs_under_papermill_and_writes_its_rows(home):
     assert realm.sql("SELECT message FROM events WHERE kind = 'health_warning'") == [
         {"message": "the daemon is not running"}]
     # validate: every queued quest checked, the broken one named and left where it was.
-    queued_now = sum(len(realm.queue()[p]) for p in ("high", "normal", "low"))
+    queued_now = sum(len(realm.quests.queue()[p]) for p in ("high", "normal", "low"))
     assert results["validate_queue"] == {"checked": queued_now, "bad": ["broken.jsonl"]}
     assert (home.queue("low") / "broken.jsonl").is_file()
     # cleanup: every checkpoint either kept by policy or deleted from disk.
@@ -128,8 +128,8 @@ def test_every_pipeline_runs_under_papermill_and_writes_its_rows(home):
     assert warm["level"] == 1 and warm["expected"] and isinstance(warm["correct"], bool)
     # lineage: two checkpoints of one quest, both evaluated.
     assert results["lineage_report"] == {"checkpoints": 2, "quests": 1, "evaluated": 2}
-    assert realm.tasks()[0]["task_id"] == "process_eval_queue"
-    lineage = next(t for t in realm.tasks() if t["task_id"] == "lineage_report")
+    assert realm.tasks.list()[0]["task_id"] == "process_eval_queue"
+    lineage = next(t for t in realm.tasks.list() if t["task_id"] == "lineage_report")
     assert lineage["last_status"] == "done" and lineage["output"].startswith(str(home.tasks))
     report = nbformat.read(lineage["output"], as_version=4)
     plots = [o for c in report.cells for o in c.get("outputs", [])
@@ -146,7 +146,7 @@ def test_failing_notebook_is_recorded_and_the_loop_goes_on(home, tmp_path):
     realm = Realm(home.home)
     for t in taskmaster.registry():
         if t not in ("health_check", "vault_scan"):
-            realm.set_task(t, enabled=False)
+            realm.tasks.set(t, enabled=False)
     tm = TaskMaster(home.home, pipelines=pipelines)
     first = tm.once()
     assert first["task_id"] == "health_check" and first["status"] == "failed"
@@ -158,7 +158,8 @@ def test_failing_notebook_is_recorded_and_the_loop_goes_on(home, tmp_path):
     # The loop goes on: the next round runs the next task; the failed one backs off.
     second = tm.once()
     assert second["task_id"] == "vault_scan" and second["status"] == "done"
-    health = next(t for t in describe(realm, gpu_status(), check_work=True) if t["task_id"] == "health_check")
+    health = next(t for t in describe(realm.home, gpu_status(), check_work=True)
+                  if t["task_id"] == "health_check")
     assert not health["available"] and "cooling down" in health["why_not"]
 
 
@@ -169,7 +170,7 @@ def _done(realm: Realm, task_id: str) -> None:
 def test_priorities_cooldowns_settings_and_run_now(home):
     realm = Realm(home.home)
     tm = TaskMaster(home.home)
-    avail = {t["task_id"]: t for t in describe(realm, gpu_status(), check_work=True)}
+    avail = {t["task_id"]: t for t in describe(realm.home, gpu_status(), check_work=True)}
     # An empty realm: generate (queue low) and the cooldown-only tasks may run; the eval
     # queue, sparring, cleanup have no work; SY sparring (on by default, as SY is) waits
     # for SY's first eval.
@@ -190,26 +191,26 @@ def test_priorities_cooldowns_settings_and_run_now(home):
     assert tm.pick() == ("generate_curriculum", "queue low (1 < 2)")
     # Cooldown: health_check just ran -> not eligible; next_eligible = last + 600 s.
     _done(realm, "health_check")
-    h = next(t for t in describe(realm, gpu_status(), check_work=True) if t["task_id"] == "health_check")
+    h = next(t for t in describe(realm.home, gpu_status(), check_work=True) if t["task_id"] == "health_check")
     assert not h["available"] and "cooling down" in h["why_not"] and h["next_eligible"] > h["last_run"]
     # Settings: raise vault_scan above generate -> it is picked first; a cooldown of 0
     # makes health_check eligible again at once.
-    realm.set_task("vault_scan", priority=7)
+    realm.tasks.set("vault_scan", priority=7)
     assert tm.pick()[0] == "vault_scan"
-    realm.set_task("health_check", cooldown_s=0, priority=8)
+    realm.tasks.set("health_check", cooldown_s=0, priority=8)
     assert tm.pick()[0] == "health_check"
-    realm.set_task("health_check", enabled=False)
+    realm.tasks.set("health_check", enabled=False)
     assert tm.pick()[0] == "vault_scan"
     # A run-now request beats everything, whatever its priority, and is taken once.
-    assert realm.run_task("lineage_report") == {"task_id": "lineage_report", "requested": True}
+    assert realm.tasks.run("lineage_report") == {"task_id": "lineage_report", "requested": True}
     assert tm.pick() == ("lineage_report", "run-now request")
     assert tm.pick()[0] == "vault_scan"
     with pytest.raises(KeyError, match="unknown task"):
-        realm.run_task("nope")
+        realm.tasks.run("nope")
     with pytest.raises(ValueError, match="priority"):
-        realm.set_task("vault_scan", priority=1000)
+        realm.tasks.set("vault_scan", priority=1000)
     with pytest.raises(ValueError, match="cooldown_s"):
-        realm.set_task("vault_scan", cooldown_s=-1)
+        realm.tasks.set("vault_scan", cooldown_s=-1)
 
 
 def fake_nvml(devices: list[tuple[int, int, int]], init_error: Exception | None = None,
@@ -285,21 +286,21 @@ def test_eval_claim_and_level_up_once(home):
     claims = home.tasks / "claims"
     claims.mkdir(parents=True, exist_ok=True)
     (claims / "eval-checkpoint-10-x").write_text(str(os.getppid()))
-    assert evalqueue.evaluate(realm, req)["status"] == "claimed elsewhere"
+    assert evalqueue.evaluate(realm.home, req)["status"] == "claimed elsewhere"
     # A claim whose process died is taken over, and the eval runs once.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (claims / "eval-checkpoint-10-x").write_text(str(dead.pid))
-    done = evalqueue.evaluate(realm, req, size=8)
+    done = evalqueue.evaluate(realm.home, req, size=8)
     assert done["status"] == "done" and done["n"] == 8
-    assert evalqueue.evaluate(realm, req, size=8)["status"] == "already evaluated"
+    assert evalqueue.evaluate(realm.home, req, size=8)["status"] == "already evaluated"
     assert realm.sql("SELECT count(*) AS n FROM evals")[0]["n"] == 1
     # A gone checkpoint is answered (skipped), so the queue never waits on it.
     gone = {**req, "checkpoint": "checkpoint-20-y", "path": str(home.home / "nowhere")}
-    assert evalqueue.evaluate(realm, gone)["status"] == "skipped"
+    assert evalqueue.evaluate(realm.home, gone)["status"] == "skipped"
     # Level-up events: exactly one per (skill, level).
     for _ in range(2):
-        grading.level_up(realm, "bin", 1, 2, None, "checkpoint-10-x")
+        grading.level_up(realm.home, "bin", 1, 2, None, "checkpoint-10-x")
     ups = realm.sql("SELECT message, data FROM events WHERE kind = 'skill_level_up'")
     assert len(ups) == 1 and ups[0]["message"] == "Skill level up! BIN 2"
     assert json.loads(ups[0]["data"])["from_level"] == 1
@@ -311,7 +312,7 @@ def test_curriculum_mix_and_config(home):
     assert levels[0] == 6 and levels.count(6) == 75
     assert sorted(set(levels) - {6}) == [2, 3, 4, 5]
     assert curriculum.parse_name(curriculum.quest_name("bin", 6, 3)) == ("bin", 6)
-    plans = Realm(home.home).curriculum()
+    plans = Realm(home.home).skills.curriculum()
     bin_plan = next(p for p in plans if p["skill"] == "bin")
     assert bin_plan["enabled"] and bin_plan["level"] == 1 and bin_plan["review_levels"] == []
     assert curriculum.pick(plans, {})["skill"] == "bin"
@@ -327,10 +328,10 @@ def test_generate_withdraws_quests_of_a_level_left_behind(home):
     realm = Realm(home.home)
     stale = home.queue("normal") / curriculum.quest_name("bin", 3, 1)
     stale.write_text(json.dumps(skills.generate("bin", 3, 1, 0)[0].as_example()) + "\n")
-    out = realm.generate_curriculum_quest(seed=5)
+    out = realm.skills.curriculum_quest(seed=5)
     assert out["withdrawn"] == [stale.name] and not stale.exists()
     assert out["level"] == 1 and (home.inbox / out["quest"]).is_file()
-    assert realm.quests_waiting() == 1
+    assert realm.quests.waiting() == 1
 
 
 @pytest.mark.slow
@@ -384,7 +385,7 @@ def test_old_outputs_are_pruned_newest_kept(tmp_path):
         (folder / f"{n}.json").write_text("{}")
     (realm.paths.tasks / "health_check").mkdir()
     (realm.paths.tasks / "health_check" / f"{names[0]}.ipynb").write_text("{}")
-    taskmaster.prune_outputs(realm, "vault_scan", 2)
+    taskmaster.prune_outputs(realm.home, "vault_scan", 2)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         f"{n}{ext}" for n in names[-2:] for ext in (".ipynb", ".json"))
     assert (realm.paths.tasks / "health_check" / f"{names[0]}.ipynb").exists(), "other tasks untouched"

@@ -36,36 +36,36 @@ def realm(tmp_path) -> Realm:
 
 
 def test_settings_describe_validate_confirm_and_write(realm):
-    fields = {f["key"]: f for f in realm.settings()["fields"]}
+    fields = {f["key"]: f for f in realm.settings.describe()["fields"]}
     assert fields["training.max_length"]["critical"] and not fields["training.batch_size"]["critical"]
     assert fields["training.batch_size"]["bounds"] == {"ge": 1, "le": 4096}
     assert fields["training.optimizer"]["choices"] == ["adamw", "muon", "paged_adamw_8bit"]
 
-    bad = realm.save_settings({"training.batch_size": 0, "nope.x": 1})
+    bad = realm.settings.save({"training.batch_size": 0, "nope.x": 1})
     assert not bad["ok"]
     assert "greater than or equal to 1 (got 0)" in bad["errors"]["training.batch_size"]
     assert bad["errors"]["nope.x"] == "unknown setting"
     assert not realm.paths.config_file.exists()  # nothing written
 
-    assert realm.save_settings({"training.batch_size": "4"}) == {
+    assert realm.settings.save({"training.batch_size": "4"}) == {
         "ok": True, "changed": ["training.batch_size"], "path": str(realm.paths.config_file)}
     assert load_config(realm.paths.home).training.batch_size == 4
 
-    ask = realm.save_settings({"training.max_length": 512})
+    ask = realm.settings.save({"training.max_length": 512})
     assert ask == {"ok": False, "needs_confirmation": ["training.max_length"]}
     assert load_config(realm.paths.home).training.max_length == 256
-    assert realm.save_settings({"training.max_length": 512}, confirm=True)["ok"]
+    assert realm.settings.save({"training.max_length": 512}, confirm=True)["ok"]
     cfg = load_config(realm.paths.home)
     assert (cfg.training.max_length, cfg.training.batch_size) == (512, 4)  # earlier edits kept
-    assert realm.save_settings({"training.max_length": 512})["ok"]  # unchanged: no question
-    assert any(e["kind"] == "settings_changed" for e in realm.events(20))
+    assert realm.settings.save({"training.max_length": 512})["ok"]  # unchanged: no question
+    assert any(e["kind"] == "settings_changed" for e in realm.reports.events(20))
 
 
 def test_a_broken_realm_toml_is_reported_and_replaced_by_a_valid_save(realm):
     realm.paths.config_file.write_text("[training\nbatch_size = ")
-    assert "not valid TOML" in realm.settings()["error"]
-    assert realm.save_settings({"training.batch_size": 2})["ok"]
-    assert realm.settings()["error"] is None
+    assert "not valid TOML" in realm.settings.describe()["error"]
+    assert realm.settings.save({"training.batch_size": 2})["ok"]
+    assert realm.settings.describe()["error"] is None
 
 
 def _metrics(realm: Realm, steps: range) -> None:
@@ -82,10 +82,10 @@ def test_achievements_are_awarded_once_with_dates(realm):
     assert award(realm.ledger) == []  # once each
     realm.ledger.append("achievements", [{"achievement_id": "quests_1", "name": "First quest",
                                           "description": "", "step": 1}])  # a racing process
-    earned = realm.achievements()
+    earned = realm.reports.achievements()
     assert [a["achievement_id"] for a in earned].count("quests_1") == 1
     assert all(a["date"][:4].isdigit() for a in earned)
-    toasts = realm.notable_events(("achievement",))
+    toasts = realm.reports.notable_events(("achievement",))
     assert {t["message"] for t in toasts} == {"Achievement unlocked: 📜 First quest",
                                               "Achievement unlocked: 👣 1k steps"}
 
@@ -93,7 +93,8 @@ def test_achievements_are_awarded_once_with_dates(realm):
 def test_skill_level_and_sparring_milestones(realm):
     problems = eval_problems("bin", 1, size=10)
     for _ in range(3):  # three evals at 100% level BIN up to 2
-        realm.record_eval(skills.run_eval("bin", 1, [p.answer for p in problems], problems=problems), 5, "c")
+        result = skills.run_eval("bin", 1, [p.answer for p in problems], problems=problems)
+        realm.skills.record_eval(result, 5, "c")
     ids = {a["achievement_id"] for a in award(realm.ledger)}
     assert {"skill_bin_2", "first_eval"} <= ids
     realm.ledger.append("quests", [{"quest_id": "sparring-x.jsonl", "status": "queued", "examples": 300}])
@@ -103,7 +104,7 @@ def test_skill_level_and_sparring_milestones(realm):
 def test_hero_level_up_events_for_each_thousand_crossed(realm):
     assert hero_level_ups(realm.ledger, "DIO", 998, 999) == []
     assert hero_level_ups(realm.ledger, "DIO", 999, 2001) == [1, 2]
-    msgs = [e["message"] for e in realm.notable_events(("hero_level_up",))]
+    msgs = [e["message"] for e in realm.reports.notable_events(("hero_level_up",))]
     assert sorted(msgs) == ["Level up! DIO reached Level 1", "Level up! DIO reached Level 2"]
 
 
@@ -136,7 +137,7 @@ def test_settings_session_previews_without_writing(realm):
 def test_guild_session_reads_levels_and_the_heatmap(realm):
     problems = eval_problems("bin", 1, size=10)
     answers = [p.answer if i % 2 else "wrong" for i, p in enumerate(problems)]
-    realm.record_eval(skills.run_eval("bin", 1, answers, problems=problems), 10, "checkpoint-10")
+    realm.skills.record_eval(skills.run_eval("bin", 1, answers, problems=problems), 10, "checkpoint-10")
     bin_ = next(g for g in GuildSession(realm).snapshot()["guild"] if g["skill"] == "bin")
     assert bin_["level"] == 1 and len(bin_["recent"]) == 1
     assert bin_["heatmap"]["steps"] == [10] and bin_["heatmap"]["cells"]
@@ -278,5 +279,5 @@ def test_the_trainer_callback_announces_a_level_up_when_a_thousand_is_crossed(re
     cb._progress(999)
     cb._progress(1000)
     cb._progress(1001)
-    msgs = [e["message"] for e in realm.notable_events(("hero_level_up",))]
+    msgs = [e["message"] for e in realm.reports.notable_events(("hero_level_up",))]
     assert msgs == ["Level up! DIO reached Level 1"]

@@ -18,7 +18,7 @@ PAGE_ROOTS = {"tavern": ".realm-hero-card", "quests": ".rq-box", "oracle": ".ro-
 
 def test_tavern_notebook_every_page_live_with_actions_and_dark_theme(realm_home, procs, chromium, tmp_path):
     # Its own quest: whether `realm play` seeds one depends on the Task Master's settings.
-    Realm(realm_home.home).generate_quest("bin", 1, 3000, seed=5)
+    Realm(realm_home.home).quests.generate("bin", 1, 3000, seed=5)
     _, base = start_lab(procs, realm_home, tmp_path, play=True)
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     requested: list[str] = []

@@ -37,7 +37,7 @@ def record_real_eval(realm: Realm, step: int, name: str, size: int = 6) -> None:
     problems = eval_problems("bin", 1, size=size)
     answers = [realm.oracle.chat(step, message=p.question, sampling={"max_new_tokens": 24})["content"]
                for p in problems]
-    realm.record_eval(skills.run_eval("bin", 1, answers, problems=problems), step, name)
+    realm.skills.record_eval(skills.run_eval("bin", 1, answers, problems=problems), step, name)
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +51,17 @@ def tavern(tmp_path_factory, dio_mini_dir):
     realm = Realm(paths.home)
     procs = Procs(tmp)
     try:
-        realm.generate_quest("bin", 1, 120, seed=3)
+        realm.quests.generate("bin", 1, 120, seed=3)
         start_daemon(procs, paths)
-        wait_for(lambda: realm.queue()["recently_completed"], 240, "the first quest to complete")
+        wait_for(lambda: realm.quests.queue()["recently_completed"], 240, "the first quest to complete")
         steps = sorted(c.step for c in realm.checkpoints.list())
         assert len(steps) >= 2, steps
         for step in steps[-2:]:
             record_real_eval(realm, step, realm.checkpoints.get(step).name)
         realm.oracle.pool.unload(steps[-1])
         realm.oracle.pool.unload(steps[-2])
-        realm.generate_quest("bin", 1, 20000, seed=11)  # keeps the daemon busy: uploads stay queued
-        wait_for(lambda: realm.training_status()["state"] == "training", 120, "the long battle")
+        realm.quests.generate("bin", 1, 20000, seed=11)  # keeps the daemon busy: uploads stay queued
+        wait_for(lambda: realm.training.status()["state"] == "training", 120, "the long battle")
         _, base = start_panel(procs, paths, ready="quests", name="panel-app")
         from playwright.sync_api import sync_playwright
         with sync_playwright() as p:
@@ -154,7 +154,7 @@ def test_quest_board_uploads_rejects_reorders_and_deletes(tavern):
 
     low.locator("select[data-role=priority]").select_option("high")
     page.locator("[data-section=high] [data-quest='mine.jsonl']").wait_for(timeout=30_000)
-    assert [q["name"] for q in tavern.realm.queue()["high"]] == ["mine.jsonl"]
+    assert [q["name"] for q in tavern.realm.quests.queue()["high"]] == ["mine.jsonl"]
 
     page.locator("select[data-role=skill]").select_option("bin")
     for count in ("40", "50"):
@@ -165,14 +165,14 @@ def test_quest_board_uploads_rejects_reorders_and_deletes(tavern):
     wait_for(lambda: normal.count() == 2, 30, "both generated quests queued")
     second = normal.nth(1).get_attribute("data-quest")
     normal.nth(1).locator("button[data-action=up]").click()
-    wait_for(lambda: tavern.realm.queue()["normal"][0]["name"] == second, 30, "the reorder")
+    wait_for(lambda: tavern.realm.quests.queue()["normal"][0]["name"] == second, 30, "the reorder")
     wait_for(lambda: normal.first.get_attribute("data-quest") == second, 30, "the board to follow")
 
     mine = page.locator("[data-section=high] [data-quest='mine.jsonl']")
     mine.locator("button[data-action=delete]").click()
     mine.locator("button[data-action=delete]", has_text="Confirm").click()
     wait_for(lambda: page.locator("[data-quest='mine.jsonl']").count() == 0, 30, "the delete")
-    assert not tavern.realm.queue()["high"]
+    assert not tavern.realm.quests.queue()["high"]
     shot(page, "quests-used")
     page.close()
 
@@ -187,7 +187,7 @@ def test_vault_promotes_a_champion_with_a_toast_and_an_achievement(tavern):
     page.locator(".rt-toast[data-kind=champion]").wait_for(timeout=30_000)
     assert "New champion!" in page.locator(".rt-toast[data-kind=champion]").first.inner_text()
     wait_for(lambda: "🏆" in row.locator(".rv-name").inner_text(), 30, "the champion's mark")
-    assert tavern.realm.champion()["step"] == step
+    assert tavern.realm.checkpoints.champion()["step"] == step
     shot(page, "vault-champion")
     assert row.locator("button[data-action=delete]").is_disabled()  # the champion is protected
 
@@ -213,7 +213,7 @@ def test_vault_promotes_a_champion_with_a_toast_and_an_achievement(tavern):
     tav = open_page(tavern, "tavern")
     wait_for(lambda: "First champion" in tav.locator("[data-stat=achievements]").inner_text(), 30,
              "the achievement with its date")
-    assert "First champion" in [a["name"] for a in tavern.realm.achievements()]
+    assert "First champion" in [a["name"] for a in tavern.realm.reports.achievements()]
     tav.close()
     page.close()
 
@@ -254,7 +254,7 @@ def test_guild_heatmap_and_targeted_sparring(tavern):
     shot(page, "guild-heatmap")
     card.locator("button[data-action=spar]").click()
     wait_for(lambda: "Targeted sparring" in page.locator("[data-stat=notice]").inner_text(), 60, "sparring")
-    assert any(q["name"].startswith("target-bin-L1") for q in tavern.realm.queue()["high"])
+    assert any(q["name"].startswith("target-bin-L1") for q in tavern.realm.quests.queue()["high"])
     page.close()
 
 
@@ -264,13 +264,13 @@ def test_guild_shows_sy_progress_and_the_passive_history(tavern):
     has a best to fall from and flags the drop."""
     from realm_kernel.evals import forgetting, grading
     realm = tavern.realm
-    if not realm.passive_history()["probe_runs"]:
+    if not realm.skills.passive_history()["probe_runs"]:
         cfg = realm.config.watch.model_copy(update={"per_primitive": 1, "review": False})
-        forgetting.run_probe(realm, lambda q, golden: list(golden), 0, "reference", "reference", cfg)
+        forgetting.run_probe(realm.home, lambda q, golden: list(golden), 0, "reference", "reference", cfg)
         for step in tavern.steps[-2:]:
             ask, _ = grading.checkpoint_answers(realm.checkpoints.get(step).path, threads=1)
-            forgetting.run_probe(realm, ask, step, realm.checkpoints.get(step).name, "every_n", cfg)
-    hist = realm.passive_history()
+            forgetting.run_probe(realm.home, ask, step, realm.checkpoints.get(step).name, "every_n", cfg)
+    hist = realm.skills.passive_history()
     assert hist["probe_runs"] == 3 and all(len(p["points"]) == 3 for p in hist["passives"])
     page = open_page(tavern, "guild")
     sy = page.locator("[data-skill=sy]").first
@@ -287,7 +287,7 @@ def test_guild_shows_sy_progress_and_the_passive_history(tavern):
     shot(page, "guild-passives")
     row.locator("button[data-action=review]").click()
     wait_for(lambda: "Review quest" in page.locator("[data-stat=notice]").inner_text(), 60, "review quest")
-    assert any(q["name"].startswith(f"review-{dropped[0]}-") for q in realm.queue()["normal"]) or any(
+    assert any(q["name"].startswith(f"review-{dropped[0]}-") for q in realm.quests.queue()["normal"]) or any(
         p.name.startswith(f"review-{dropped[0]}-") for p in realm.paths.inbox.glob("*.jsonl"))
     page.close()
 
@@ -338,7 +338,7 @@ def test_scheduler_page(tavern):
     count = page.locator("[data-task=sparring_bin] input[data-role=param][data-param=count]")
     count.fill("64")
     count.dispatch_event("change")
-    wait_for(lambda: next(t for t in tavern.realm.tasks() if t["task_id"] == "sparring_bin")
+    wait_for(lambda: next(t for t in tavern.realm.tasks.list() if t["task_id"] == "sparring_bin")
              ["parameters"]["count"] == 64, 30, "the sparring count saved")
     shot(page, "scheduler-run")
     page.close()

@@ -116,13 +116,13 @@ def test_register_never_leaves_the_realm_home(realm, tmp_path):
 
 def test_champion_and_retention(realm):
     v = realm.vault
-    assert realm.champion() is None
+    assert realm.checkpoints.champion() is None
     with pytest.raises(VaultError):
-        realm.promote(12345)
-    realm.promote(10)
-    assert realm.champion()["step"] == 10
-    realm.promote("checkpoint-30-20260101-1200")
-    assert realm.champion()["step"] == 30  # the latest promotion wins
+        realm.checkpoints.promote(12345)
+    realm.checkpoints.promote(10)
+    assert realm.checkpoints.champion()["step"] == 10
+    realm.checkpoints.promote("checkpoint-30-20260101-1200")
+    assert realm.checkpoints.champion()["step"] == 30  # the latest promotion wins
     policy = RetentionConfig(keep_best=1, keep_latest=2, keep_every=3, metric="loss")
     plan = v.retention(dry_run=True, policy=policy)
     keep = {k["step"]: k["reasons"] for k in plan["keep"]}
@@ -140,24 +140,24 @@ def test_champion_and_retention(realm):
 
 def test_delete_checkpoint_refuses_champion_and_in_use(realm):
     from realm_kernel.store.vault import ProtectedAssetError
-    realm.promote(30)
+    realm.checkpoints.promote(30)
     with pytest.raises(ProtectedAssetError, match="step 30.*champion"):
-        realm.delete_checkpoint(30)
+        realm.checkpoints.delete(30)
     with pytest.raises(ProtectedAssetError, match="in use"):
-        realm.delete_checkpoint(70)  # the newest checkpoint: the hero's current weights
+        realm.checkpoints.delete(70)  # the newest checkpoint: the hero's current weights
     for bad in (-1, True, "40", 1.5):
         with pytest.raises(ValueError, match="non-negative integer"):
-            realm.delete_checkpoint(bad)
+            realm.checkpoints.delete(bad)
     with pytest.raises(VaultError, match="no checkpoint at step 12345"):
-        realm.delete_checkpoint(12345)
-    done = realm.delete_checkpoint(40)
+        realm.checkpoints.delete(12345)
+    done = realm.checkpoints.delete(40)
     assert done["step"] == 40 and done["freed_bytes"] > 0
     assert not (realm.paths.checkpoints / "checkpoint-40-20260101-1200").exists()
     assert (realm.paths.checkpoints / "checkpoint-30-20260101-1200").is_dir()
     with pytest.raises(VaultError, match="not on disk"):
-        realm.delete_checkpoint(40)
+        realm.checkpoints.delete(40)
     assert not realm.vault.locate("checkpoint_40").found
-    kinds = [e["kind"] for e in realm.events(20)]
+    kinds = [e["kind"] for e in realm.reports.events(20)]
     assert "checkpoint_deleted" in kinds
 
 
@@ -169,13 +169,13 @@ def test_export_checkpoint_is_a_clean_hf_dir(realm, tmp_path):
                  "training_args.bin"):
         (src / junk).write_bytes(b"x")
     (src / "tokenizer.json").write_text("{}")
-    out = realm.export_checkpoint(20)
+    out = realm.checkpoints.export(20)
     assert out == realm.paths.exports / "checkpoint-20-20260101-1200"
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors",
                                                      "tokenizer.json"]
     with pytest.raises(FileExistsError):
-        realm.export_checkpoint(20)
+        realm.checkpoints.export(20)
     with pytest.raises(ValueError, match="inside the realm's checkpoints"):
-        realm.export_checkpoint(20, realm.paths.checkpoints / "copy")
-    assert realm.export_checkpoint(20, tmp_path / "elsewhere" / "dio").is_dir()
+        realm.checkpoints.export(20, realm.paths.checkpoints / "copy")
+    assert realm.checkpoints.export(20, tmp_path / "elsewhere" / "dio").is_dir()
     assert not list((tmp_path / "elsewhere").glob(".*partial"))

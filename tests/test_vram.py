@@ -92,10 +92,10 @@ def test_from_a_model_directory(dio_mini_dir):
 def test_realm_settings_estimate_follows_realm_toml(realm_home, dio_mini_dir):
     from realm_kernel.api import Realm
     realm = Realm(realm_home.home)
-    base = realm.vram_estimate()
+    base = realm.training.vram_estimate()
     assert base["params"] == count_params(json.loads((dio_mini_dir / "config.json").read_text()))
-    with_ckpt = realm.vram_estimate(gradient_checkpointing=True)
+    with_ckpt = realm.training.vram_estimate(gradient_checkpointing=True)
     assert with_ckpt["activations"] < base["activations"]
     realm_home.config_file.write_text(realm_home.config_file.read_text().replace(
         "max_length = 128", "max_length = 256"))
-    assert realm.vram_estimate()["activations"] == pytest.approx(2 * base["activations"])
+    assert realm.training.vram_estimate()["activations"] == pytest.approx(2 * base["activations"])

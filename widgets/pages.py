@@ -58,7 +58,7 @@ class Session:
             except Exception as e:  # a ledger hiccup keeps the last facts on the page
                 log.warning("page state: %s", e)
             self._slow_at = time.monotonic()
-        return {**self._slow, **self.state(), "toasts": self.realm.notable_events(TOAST_KINDS),
+        return {**self._slow, **self.state(), "toasts": self.realm.reports.notable_events(TOAST_KINDS),
                 "notice": self.notice}
 
     def state(self) -> dict:
@@ -98,10 +98,10 @@ class TavernSession(Session):
         return self.realm.tavern_state()
 
     def slow_state(self) -> dict:
-        return {"skills": self.realm.skills_summary(), "achievements": self.realm.achievements()}
+        return {"skills": self.realm.skills.list(), "achievements": self.realm.reports.achievements()}
 
     def do_control(self, action: str) -> str:
-        self.realm.control(action)
+        self.realm.training.control(action)
         return f"{action} requested"
 
     # The battle view's buttons send their own names.
@@ -124,46 +124,47 @@ class QuestSession(Session):
     slow_ttl = 1.0
 
     def slow_state(self) -> dict:
-        queue = self.realm.queue()
-        sizes = self.realm.quest_sizes()
-        pace = self.realm.seconds_per_example()
+        queue = self.realm.quests.queue()
+        sizes = self.realm.quests.sizes()
+        pace = self.realm.training.seconds_per_example()
         for state, entries in queue.items():
             for e in entries:
                 e["examples"] = sizes.get(e["name"])
                 e["state"] = state
                 if e["examples"] and pace:
                     e["eta_seconds"] = e["examples"] * pace
-        return {"queue": queue, "battle": self.realm.training_status(), "skills": self.realm.skill_catalog()}
+        return {"queue": queue, "battle": self.realm.training.status(),
+                "skills": self.realm.skills.list(levels=False)}
 
     def do_upload(self, filename: str, content_b64: str, priority: str | None = None) -> str:
         data = base64.b64decode(content_b64, validate=True)
         if len(data) > MAX_UPLOAD_BYTES:
             raise ValueError(f"{filename}: {len(data)} bytes; uploads from the page stop at "
                              f"{MAX_UPLOAD_BYTES} (use `realm quest add` for bigger files)")
-        r = self.realm.upload_quest(filename, data, priority or None)
+        r = self.realm.quests.upload(filename, data, priority or None)
         return f"Quest {r['name']} accepted ({r['examples']} examples, {r['priority']})"
 
     def do_generate(self, skill: str, level: int, count: int = 200) -> str:
-        path = self.realm.generate_quest(skill, int(level), int(count))
+        path = self.realm.quests.generate(skill, int(level), int(count))
         return f"Quest {path.name} generated into the inbox"
 
     def do_priority(self, quest: str, priority: str) -> str:
-        self.realm.set_quest_priority(quest, priority)
+        self.realm.quests.set_priority(quest, priority)
         return f"{quest}: priority {priority}"
 
     def do_move(self, quest: str, position: int) -> str:
-        self.realm.reorder_quest(quest, int(position))
+        self.realm.quests.move(quest, int(position))
         return f"{quest} moved to position {int(position) + 1}"
 
     def do_delete(self, quest: str) -> str:
-        r = self.realm.delete_quest(quest)
+        r = self.realm.quests.remove(quest)
         return f"{quest} removed from {r['was']}"
 
     def do_start(self, quest: str) -> str:
         """Start a quest: first in the high queue, and the battle resumed."""
-        self.realm.set_quest_priority(quest, "high")
-        self.realm.reorder_quest(quest, 0)
-        self.realm.control("resume")
+        self.realm.quests.set_priority(quest, "high")
+        self.realm.quests.move(quest, 0)
+        self.realm.training.control("resume")
         return f"{quest} is next"
 
 
@@ -175,21 +176,21 @@ class VaultSession(Session):
     def slow_state(self) -> dict:
         vault = self.realm.vault
         protected = {str(k): v for k, v in vault.protected_steps().items()}
-        champ = self.realm.champion()
+        champ = self.realm.checkpoints.champion()
         return {"checkpoints": vault.checkpoints(), "protected": protected,
                 "champion": champ["step"] if champ else None, "zones": vault.zones(),
-                "disk": self.realm.disk_usage()}
+                "disk": self.realm.reports.disk_usage()}
 
     def do_promote(self, step: int) -> str:
-        r = self.realm.promote(int(step))
+        r = self.realm.checkpoints.promote(int(step))
         return f"New champion! {r['name']}"
 
     def do_delete(self, step: int) -> str:
-        self.realm.delete_checkpoint(int(step))
+        self.realm.checkpoints.delete(int(step))
         return f"checkpoint {step} deleted"
 
     def do_export(self, step: int, dest: str) -> str:
-        path = self.realm.export_checkpoint(int(step), str(dest).strip() or None)  # empty: exports/
+        path = self.realm.checkpoints.export(int(step), str(dest).strip() or None)  # empty: exports/
         return f"checkpoint {step} exported to {path}"
 
     def do_transfer(self, asset_id: str, zone: str) -> str:
@@ -217,7 +218,7 @@ class SettingsSession(Session):
     def slow_state(self) -> dict:
         if self.vram is None:
             self._estimate()
-        return {"settings": self.realm.settings()}
+        return {"settings": self.realm.settings.describe()}
 
     def state(self) -> dict:
         return {"vram": self.vram, "errors": self.errors, "confirm": self.confirm,
@@ -237,21 +238,21 @@ class SettingsSession(Session):
                 overrides["seq_len"] = int(overrides["seq_len"])
             if "batch_size" in overrides:
                 overrides["batch_size"] = int(overrides["batch_size"])
-            self.vram = self.realm.vram_estimate(**overrides)
+            self.vram = self.realm.training.vram_estimate(**overrides)
         except Exception as e:  # a half-typed field or a missing base model
             self.vram = {"error": str(e)}
 
     def do_preview(self, changes: dict) -> str:
         """Fields as typed so far: validation errors and the VRAM estimate, nothing written."""
         self.pending = dict(changes)
-        self.errors = self.realm.preview_settings(self.pending)
+        self.errors = self.realm.settings.preview(self.pending)
         self._estimate()
         self.confirm = []
         return ""
 
     def do_save(self, changes: dict, confirm: bool = False) -> str:
         self.pending = dict(changes)
-        r = self.realm.save_settings(self.pending, confirm=bool(confirm))
+        r = self.realm.settings.save(self.pending, confirm=bool(confirm))
         self.errors = r.get("errors", {})
         self.confirm = r.get("needs_confirmation", [])
         if self.errors:
@@ -269,10 +270,10 @@ class SchedulerSession(Session):
     slow_ttl = 1.0
 
     def slow_state(self) -> dict:
-        return {"tasks": self.realm.tasks(), "curriculum": self.realm.curriculum()}
+        return {"tasks": self.realm.tasks.list(), "curriculum": self.realm.skills.curriculum()}
 
     def do_run(self, task_id: str) -> str:
-        self.realm.run_task(task_id)
+        self.realm.tasks.run(task_id)
         return f"{task_id}: run requested"
 
     def do_skill(self, skill: str, priority: int | None = None, enabled: bool | None = None) -> str:
@@ -287,14 +288,14 @@ class SchedulerSession(Session):
             entry["priority"] = int(priority)
         if enabled is not None:
             entry["enabled"] = bool(enabled)
-        r = self.realm.save_settings({"curriculum.skills": plan})
+        r = self.realm.settings.save({"curriculum.skills": plan})
         if not r["ok"]:
             raise ValueError("; ".join(f"{k}: {v}" for k, v in r.get("errors", {}).items()))
         return f"{skill}: priority {entry.get('priority')}, {'on' if entry.get('enabled', True) else 'off'}"
 
     def do_set_task(self, task_id: str, enabled: bool | None = None, priority: int | None = None,
                     cooldown_s: float | None = None, parameters: dict | None = None) -> str:
-        self.realm.set_task(task_id, enabled=enabled, priority=None if priority is None else int(priority),
+        self.realm.tasks.set(task_id, enabled=enabled, priority=None if priority is None else int(priority),
                             cooldown_s=None if cooldown_s is None else float(cooldown_s),
                             parameters=parameters)
         return f"{task_id} updated" + (f": {parameters}" if parameters else "")
@@ -306,21 +307,21 @@ class GuildSession(Session):
     slow_ttl = 2.0
 
     def slow_state(self) -> dict:
-        skills_ = self.realm.skills_summary()
+        skills_ = self.realm.skills.list()
         for s in skills_:
-            report = self.realm.eval_report(s["skill"])
+            report = self.realm.skills.eval_report(s["skill"])
             s["weak"] = report["weak_primitives"]
             s["threshold"] = report["threshold"]
             s["rule"] = report["state"]["rule"]
-            s["heatmap"] = self.realm.primitive_history(s["skill"])
-        return {"guild": skills_, "passives": self.realm.passive_history()}
+            s["heatmap"] = self.realm.skills.primitive_history(s["skill"])
+        return {"guild": skills_, "passives": self.realm.skills.passive_history()}
 
     def do_review(self, passive: str) -> str:
-        name = self.realm.review_quest(passive)
+        name = self.realm.skills.review_quest(passive)
         return f"Review quest {name} queued"
 
     def do_spar(self, skill: str) -> str:
-        path = self.realm.targeted_quest(skill)
+        path = self.realm.skills.targeted_quest(skill)
         return f"Targeted sparring {path.name} queued (high)"
 
 
@@ -359,9 +360,9 @@ class OracleSession(Session):
 
     def _skills(self) -> list[dict]:
         out = []
-        for s in self.realm.skill_catalog():
+        for s in self.realm.skills.list(levels=False):
             try:
-                level = self.realm.skill_state(s["skill"])["level"]
+                level = self.realm.skills.state(s["skill"])["level"]
             except Exception:
                 level = 1
             out.append({"id": s["skill"], "level": level})
@@ -452,7 +453,7 @@ class OracleSession(Session):
 
         def ask() -> None:
             try:
-                result = self.realm.oracle_probe(skill, step, None if host == "local" else host)
+                result = self.realm.skills.ask(skill, step, None if host == "local" else host)
                 keep = ("skill", "level", "question", "expected", "content", "correct", "model", "step")
                 probe = {k: result[k] for k in keep}
             except Exception as e:

@@ -24,8 +24,8 @@ def _extension(notebook: bool) -> None:
 
 
 def battle_data(realm: Realm) -> dict:
-    return {"loss": realm.series("loss"), "val_loss": realm.series("val_loss"),
-            "tokens_per_s": realm.series("tokens_per_s"),
+    return {"loss": realm.reports.series("loss"), "val_loss": realm.reports.series("val_loss"),
+            "tokens_per_s": realm.reports.series("tokens_per_s"),
             "checkpoints": [[c.step, c.loss] for c in realm.checkpoints.list(limit=200)
                             if c.loss is not None]}
 
@@ -46,8 +46,9 @@ def tokens_plot(d: dict) -> hv.Curve:
 
 def guild_data(realm: Realm) -> dict:
     return {"evals": [{"skill": r["skill"], "level": r["level"], "accuracy": r["accuracy"], "step": r["step"]}
-                      for r in realm.eval_history()],
-            "heatmaps": {s["skill"]: realm.primitive_history(s["skill"]) for s in realm.skill_catalog()}}
+                      for r in realm.skills.eval_history()],
+            "heatmaps": {s["skill"]: realm.skills.primitive_history(s["skill"])
+                         for s in realm.skills.list(levels=False)}}
 
 
 def accuracy_plot(d: dict) -> hv.Overlay:

@@ -1,8 +1,8 @@
-"""`realm`: the command line, one module per noun of the game. Most commands go through
+"""`realm`: the command line, one module per noun of the game. Commands go through
 realm_kernel.api.Realm (`common.open_realm`); those that start a process (the daemon, play,
-the Tavern, the Task Master, `oracle serve`, `train`) import their service where they start
-it, inside the command, so `realm --help` stays fast; a few others still import a lower
-layer directly."""
+the Tavern, the Task Master, `oracle serve`, `train`, `build-dio-mini`) import their service
+where they start it, inside the command, so `realm --help` stays fast. docs/architecture.md
+lists every import below the facade and why."""
 
 from __future__ import annotations
 

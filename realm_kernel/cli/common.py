@@ -44,9 +44,7 @@ def guarded(fn, *args, **kwargs):
     """Run a Realm call; a known user error exits 2 with its message, not a traceback."""
     import duckdb
 
-    from ..quests.formats import QuestError
-    from ..store.config import ConfigError
-    from ..store.vault import VaultError
+    from ..api import ConfigError, QuestError, VaultError
     try:
         return fn(*args, **kwargs)
     except (QuestError, VaultError, LookupError, ValueError, ConfigError, OSError,

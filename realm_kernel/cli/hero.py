@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 
 import typer
 
-from .common import guarded, plan_card
+from .common import guarded, open_realm, plan_card
 
 app = typer.Typer(help="The hero: its profile (training defaults sized for it).", no_args_is_help=True)
 
@@ -22,8 +21,6 @@ def hero_profile(name: str = typer.Argument(None, help="Show this profile as it 
     (the profile's recipe or measurement, realm.toml, or the environment).
 
     Example: realm hero profile qwen3-0.6b --vram-gb 24"""
-    from ..store.config import load_config
     plan_card(vram_gb)
-    environ = dict(os.environ, **({"REALM_HERO__PROFILE": name} if name else {}))
-    res = guarded(load_config, None, environ).resolved_profile
+    res = guarded(open_realm().settings.profile, name)
     typer.echo(json.dumps(res.as_dict(), indent=2, default=str) if as_json else res.text())

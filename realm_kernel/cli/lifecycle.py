@@ -20,8 +20,7 @@ app = typer.Typer()
 @app.command()
 def hosts() -> None:
     """The host registry (hosts.toml), and whether the trainer is this machine."""
-    from ..store.hosts import HostRegistry
-    reg = guarded(HostRegistry.load)
+    reg = guarded(open_realm().hosts)
     print_json({"source": str(reg.source) if reg.source else None,
                 "trainer_local": reg.is_trainer_local(),
                 "hosts": {k: h.model_dump() for k, h in reg.hosts.items()}})
@@ -167,7 +166,7 @@ def backup(dest: Path = typer.Argument(None, help="a new folder (default: <home>
     weights), safe while DIO trains.
 
     Example: realm backup /mnt/nas/realm-backup --all-checkpoints"""
-    from ..store.backup import BackupError
+    from ..api import BackupError
     try:
         print_json(guarded(open_realm().backup, dest, all_checkpoints))
     except BackupError as e:
@@ -181,7 +180,7 @@ def restore(src: Path) -> None:
     in backups/auto/<time>-pre-restore/.
 
     Example: realm restore /mnt/nas/realm-backup"""
-    from ..store.backup import BackupError
+    from ..api import BackupError
     try:
         print_json(guarded(open_realm().restore, src))
     except BackupError as e:

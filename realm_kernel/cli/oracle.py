@@ -22,8 +22,7 @@ def oracle_chat(step: int = typer.Option(..., "--step", help="Exact step (0 = th
                 temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy.")) -> None:
     """Chat with one checkpoint (loaded into this process, or served by --host); every
     answer ends with the name and path of the model that gave it."""
-    from ..oracle.pool import ModelNotLoaded, OracleError, RemoteError
-    from ..store.checkpoints import UnknownCheckpoint
+    from ..api import ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
     oracle = open_realm().oracle
     sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature}
     try:

@@ -12,11 +12,11 @@ app = typer.Typer()
 @app.command()
 def curriculum() -> None:
     """Per skill: level, recent evals at it, review levels, priority."""
-    print_json(open_realm().curriculum())
+    print_json(open_realm().skills.curriculum())
 
 
 @app.command()
 def champion(step: str = typer.Argument(None, help="promote this checkpoint step")) -> None:
     """Show the champion, or promote the checkpoint at STEP."""
     r = open_realm()
-    print_json(guarded(r.promote, step) if step is not None else r.champion())
+    print_json(guarded(r.checkpoints.promote, step) if step is not None else r.checkpoints.champion())

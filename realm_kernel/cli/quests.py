@@ -16,9 +16,9 @@ app = typer.Typer(help="Quests: training files in the inbox.", no_args_is_help=T
 def quest_add(file: Path, priority: str = typer.Option(None, "--priority",
                                                        help="high | normal | low")) -> None:
     """Validate FILE and drop it into the inbox."""
-    from ..quests.formats import QuestError
+    from ..api import QuestError
     try:
-        print_json(open_realm().add_quest(file, priority=priority))
+        print_json(open_realm().quests.add(file, priority=priority))
     except (QuestError, ValueError, OSError) as e:
         typer.echo(f"rejected: {e}", err=True)
         raise typer.Exit(2) from e
@@ -31,10 +31,10 @@ def quest_import(source: str = typer.Argument(..., help="a datasets save_to_disk
                  name: str = typer.Option(None, help="the quest's file name (.jsonl)"),
                  priority: str = typer.Option(None, "--priority", help="high | normal | low")) -> None:
     """Convert a HF dataset (messages, prompt/completion, ShareGPT or Alpaca rows) into a quest."""
-    from ..quests.formats import QuestError
+    from ..api import QuestError
     typer.echo(f"Reading {source}{f' ({split})' if split else ''}...", err=True)
     try:
-        print_json(open_realm().import_dataset(source, split, name, priority))
+        print_json(open_realm().quests.import_dataset(source, split, name, priority))
     except (QuestError, ValueError, OSError) as e:
         typer.echo(f"rejected: {e}", err=True)
         raise typer.Exit(2) from e
@@ -47,7 +47,7 @@ def quest_validate(file: Path,
                    level: str = typer.Option(None, "--level", hidden=True),  # the old name of --depth
                    as_json: bool = typer.Option(False, "--json")) -> None:
     """Check FILE without queueing it: the report the daemon would give."""
-    report = guarded(open_realm().validate_quest, file, depth or level)
+    report = guarded(open_realm().quests.validate, file, depth or level)
     typer.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.render())
     raise typer.Exit(0 if report.ok else 2)
 
@@ -55,19 +55,19 @@ def quest_validate(file: Path,
 @app.command("priority")
 def quest_priority(name: str, priority: str) -> None:
     """Move a waiting quest to another priority (high | normal | low)."""
-    print_json(guarded(open_realm().set_quest_priority, name, priority))
+    print_json(guarded(open_realm().quests.set_priority, name, priority))
 
 
 @app.command("move")
 def quest_move(name: str, position: int) -> None:
     """Reorder a waiting quest within its priority (0 = next)."""
-    print_json(guarded(open_realm().reorder_quest, name, position))
+    print_json(guarded(open_realm().quests.move, name, position))
 
 
 @app.command("remove")
 def quest_remove(name: str) -> None:
     """Delete a waiting, failed or completed quest."""
-    print_json(guarded(open_realm().delete_quest, name))
+    print_json(guarded(open_realm().quests.remove, name))
 
 
 @app.command("generate")
@@ -75,10 +75,10 @@ def quest_generate(skill: str, level: int = typer.Option(1, "--level"),
                    count: int = typer.Option(500, "--count"),
                    seed: int = typer.Option(None, "--seed")) -> None:
     """Generate a skill quest (e.g. `realm quest generate bin --level 1 --count 500`)."""
-    from realm_skills import SkillError
+    from ..api import SkillError
     try:
         with working(f"Generating {count} {skill.upper()} level {level} problems"):
-            path = open_realm().generate_quest(skill, level, count, seed)
+            path = open_realm().quests.generate(skill, level, count, seed)
         typer.echo(path)
     except SkillError as e:
         typer.echo(str(e), err=True)
@@ -88,4 +88,4 @@ def quest_generate(skill: str, level: int = typer.Option(1, "--level"),
 @app.command("list")
 def quest_list() -> None:
     """The queue by state and priority."""
-    print_json(open_realm().queue())
+    print_json(open_realm().quests.queue())

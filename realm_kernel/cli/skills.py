@@ -17,7 +17,7 @@ def _skill_errors():
     """Turn a skill error into a clear message and exit code 2."""
     from contextlib import contextmanager
 
-    from realm_skills import SkillError
+    from ..api import SkillError
 
     @contextmanager
     def guard():
@@ -32,11 +32,8 @@ def _skill_errors():
 @app.command("list")
 def skills_list() -> None:
     """Every skill with its levels, primitives and passive."""
-    import realm_skills as skills
     with _skill_errors():
-        print_json([{"id": d.id, "name": d.name, "icon": d.icon, "levels": d.max_level,
-                     "primitives": [p.id for p in d.primitives], "passive": d.passive}
-                    for d in map(skills.skill_def, skills.skill_ids())])
+        print_json(open_realm().skills.list(levels=False))
 
 
 @app.command("show")
@@ -89,26 +86,17 @@ def skills_eval(skill: str, answers: Path, level: int = typer.Option(..., "--lev
                 ) -> None:
     """Score ANSWERS (a .jsonl of {"answer": ...} in eval order) against the level's
     eval batch, store it in the ledger and optionally queue sparring."""
-    from ..evals import grading
     rows = [json.loads(line) for line in answers.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = [str(r.get("answer", "")) for r in rows]
     with _skill_errors():
-        # The one grading path, with the file as the model's answers.
-        result = grading.grade(grading.pick(skill, level, len(texts), eval_batch=True),
-                               lambda questions, golden: texts)
-        realm = open_realm()
-        run_id = realm.record_eval(result, step, checkpoint)
-        out = {"run_id": run_id, **result.summary()}
-        if spar and result.wrong:
-            out["sparring"] = str(realm.spar(result))
-    print_json(out)
+        print_json(open_realm().skills.record_answers(skill, level, texts, step, checkpoint, spar))
 
 
 @app.command("eval-report")
 def skills_eval_report(skill: str, threshold: float = typer.Option(0.8, "--threshold")) -> None:
     """Skill level and level-up progress, latest evals, weak primitives (from the ledger)."""
     with _skill_errors():
-        print_json(open_realm().eval_report(skill, threshold))
+        print_json(open_realm().skills.eval_report(skill, threshold))
 
 
 def _skill_tool(fn, *args, **kwargs) -> None:
@@ -128,7 +116,7 @@ def skills_spar(skill: str = typer.Option(..., "--skill", help="Skill id (bin, s
                 seed: int = typer.Option(None, "--seed")) -> None:
     """Spar a checkpoint: COUNT fresh problems at the skill's level; each wrong answer
     becomes 3 examples in queue/high (`realm skills spar --skill bin --count 40 --step 100`)."""
-    _skill_tool(open_realm().spar_checkpoint, skill, count, step, seed)
+    _skill_tool(open_realm().skills.spar_checkpoint, skill, count, step, seed)
 
 
 @app.command("target")
@@ -141,7 +129,7 @@ def skills_target(skill: str = typer.Option(..., "--skill", help="Skill id."),
     """Targeted practice: a quest weighted to the primitives under THRESHOLD in the
     level's latest eval, into queue/high (`realm skills target --skill bin --threshold 0.8 --count 200`)."""
     with _skill_errors():
-        path = open_realm().targeted_quest(skill, level, count, threshold, seed)
+        path = open_realm().skills.targeted_quest(skill, level, count, threshold, seed)
     print_json({"skill": skill, "quest": path.name, "path": str(path), "count": count,
                 "threshold": threshold})
 
@@ -150,7 +138,7 @@ def skills_target(skill: str = typer.Option(..., "--skill", help="Skill id."),
 def skills_check_sparring() -> None:
     """Check every queued sparring file (queue/*/sparring*.jsonl) as a quest and by the
     sparring rules; exit 1 if any fails (`realm skills check-sparring`)."""
-    rows = open_realm().check_sparring()
+    rows = open_realm().skills.check_sparring()
     print_json({"files": len(rows), "bad": sum(not r["ok"] for r in rows), "checked": rows})
     if any(not r["ok"] for r in rows):
         raise typer.Exit(1)
@@ -164,8 +152,8 @@ def skills_passives(history: bool = typer.Option(False, "--history", help="The f
     over steps, drop flags and probe cost (`realm skills passives --history`)."""
     realm = open_realm()
     with _skill_errors():
-        print_json(realm.passive_history(passive) if history else
-               [p for p in realm.passives() if passive in (None, p["id"])])
+        print_json(realm.skills.passive_history(passive) if history else
+               [p for p in realm.skills.passives() if passive in (None, p["id"])])
 
 
 @app.command("probe")
@@ -173,7 +161,7 @@ def skills_probe(step: int = typer.Option(None, "--step", help="Checkpoint step 
                  ) -> None:
     """Run the forgetting watch's fixed passive probe set on a checkpoint now and record
     it (`realm skills probe --step 100`)."""
-    _skill_tool(open_realm().probe_passives, step)
+    _skill_tool(open_realm().skills.probe_passives, step)
 
 
 @app.command("primitives")
@@ -182,4 +170,4 @@ def skills_primitives(skill: str, summary: bool = typer.Option(False, "--summary
     """A skill's primitives and the levels using each; --summary adds latest/best
     accuracy per primitive (`realm skills primitives bin --summary`)."""
     realm = open_realm()
-    _skill_tool(realm.primitive_summary if summary else realm.skill_primitives, skill)
+    _skill_tool(realm.skills.primitive_summary if summary else realm.skills.primitives, skill)

@@ -22,7 +22,7 @@ def _task_line(t: dict) -> str:
 @app.command("list")
 def tasks_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """Every task: priority, enabled, resource, cooldown, last run."""
-    tasks = open_realm().tasks()
+    tasks = open_realm().tasks.list()
     if as_json:
         print_json(tasks)
     else:
@@ -33,7 +33,7 @@ def tasks_list(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command("available")
 def tasks_available() -> None:
     """Which tasks may run now, and why the others may not."""
-    for t in open_realm().tasks(check_work=True):
+    for t in open_realm().tasks.list(check_work=True):
         why = "READY: " + t.get("work", "") if t["available"] else t["why_not"]
         typer.echo(f"{_task_line(t)}\n       {why}")
 
@@ -42,8 +42,8 @@ def tasks_available() -> None:
 def tasks_status() -> None:
     """The Task Master process, the GPU as NVML sees it, and the eval queue."""
     r = open_realm()
-    print_json({"taskmaster": r.taskmaster_status(), "eval_queue": len(r.eval_queue()),
-                "curriculum": r.curriculum()})
+    print_json({"taskmaster": r.tasks.status(), "eval_queue": len(r.checkpoints.eval_queue()),
+                "curriculum": r.skills.curriculum()})
 
 
 @app.command("run")
@@ -52,7 +52,7 @@ def tasks_run(task_id: str, queue: bool = typer.Option(
     """Run one task now (here, in the foreground), or --queue it for the Task Master."""
     r = open_realm()
     if queue:
-        print_json(guarded(r.run_task, task_id))
+        print_json(guarded(r.tasks.run, task_id))
         return
     from ..services.taskmaster import TaskMaster
     tm = TaskMaster(r.paths.home)
@@ -85,7 +85,7 @@ def tasks_set(task_id: str, enabled: bool = typer.Option(None, "--enabled/--disa
                                               "NAME=VALUE (JSON value), e.g. --param count=80")) -> None:
     """Change a task's enabled flag, priority, cooldown or notebook parameters (kept in
     tasks/settings.json), e.g. `realm tasks set sparring_bin --param count=80`."""
-    print_json(guarded(open_realm().set_task, task_id, enabled=enabled, priority=priority,
+    print_json(guarded(open_realm().tasks.set, task_id, enabled=enabled, priority=priority,
                        cooldown_s=cooldown_s, parameters=_params(param) if param else None))
 
 

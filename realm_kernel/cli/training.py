@@ -38,31 +38,31 @@ def daemon() -> None:
 def status() -> None:
     """Hero stats and the battle status."""
     r = open_realm()
-    print_json({"hero": r.hero(), "training": r.training_status(), "health": r.health()})
+    print_json({"hero": r.hero(), "training": r.training.status(), "health": r.health()})
 
 
 @app.command()
 def pause() -> None:
     """Pause the battle at the next step boundary."""
-    print_json(open_realm().control("pause"))
+    print_json(open_realm().training.control("pause"))
 
 
 @app.command()
 def resume() -> None:
     """Resume after pause or stop."""
-    print_json(open_realm().control("resume"))
+    print_json(open_realm().training.control("resume"))
 
 
 @app.command()
 def stop() -> None:
     """Save a checkpoint and stop at the next step boundary; the quest goes back to its queue."""
-    print_json(open_realm().control("stop"))
+    print_json(open_realm().training.control("stop"))
 
 
 @app.command()
 def skip() -> None:
     """Save a checkpoint and set the quest in training aside (failed/, reason 'skipped')."""
-    print_json(open_realm().control("skip"))
+    print_json(open_realm().training.control("skip"))
 
 
 @app.command()

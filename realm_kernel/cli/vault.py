@@ -65,7 +65,7 @@ def vault_retention(apply: bool = typer.Option(False, "--apply",
 @app.command("delete")
 def vault_delete(step: int) -> None:
     """Delete one checkpoint from disk (never the champion or the one in use)."""
-    print_json(guarded(open_realm().delete_checkpoint, step))
+    print_json(guarded(open_realm().checkpoints.delete, step))
 
 
 @app.command("export")
@@ -73,4 +73,4 @@ def vault_export(step: int, dest: Path = typer.Argument(
         None, help="a new folder (default: <realm home>/exports/<checkpoint name>)"),
         merge: bool = typer.Option(False, help="merge a LoRA adapter into its base (a full model)")) -> None:
     """Copy a checkpoint as a clean HF directory: weights, config, tokenizer only."""
-    typer.echo(guarded(open_realm().export_checkpoint, step, dest, merge))
+    typer.echo(guarded(open_realm().checkpoints.export, step, dest, merge))

@@ -19,12 +19,9 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .. import __version__
-from ..api import Realm
-from ..quests.formats import QuestError
-from ..quests.queue import QueueConflict
+from ..api import ConfigError, ProtectedAssetError, QuestError, QueueConflict, Realm, VaultError
 from ..store.checkpoints import CHECKPOINT_METRICS
-from ..store.config import ConfigError
-from ..store.vault import ASSET_TYPES, ProtectedAssetError, VaultError, check_id
+from ..store.vault import ASSET_TYPES, check_id
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
@@ -102,7 +99,7 @@ class HealthHandler(RealmHandler):
 class StatsHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.reply(await self.call(self.realm.stats))
+        self.reply(await self.call(self.realm.reports.stats))
 
 
 class LocateHandler(RealmHandler):
@@ -248,14 +245,14 @@ class LedgerStepHandler(RealmHandler):
 class TrainingStatusHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        status = await self.call(self.realm.training_status)
+        status = await self.call(self.realm.training.status)
         self.reply({**status, "hero": await self.call(self.realm.hero)})
 
 
 class QueueHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.reply(await self.call(self.realm.queue))
+        self.reply(await self.call(self.realm.quests.queue))
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -272,7 +269,7 @@ class QueueHandler(RealmHandler):
             name, content = self.field(body, "name"), self.field(body, "content")
             data = content.encode("utf-8", "surrogatepass")
             priority = self.field(body, "priority", required=False)
-        self.reply(await self.call(self.realm.upload_quest, name, data, priority), 201)
+        self.reply(await self.call(self.realm.quests.upload, name, data, priority), 201)
 
 
 class QueueItemHandler(RealmHandler):
@@ -284,16 +281,16 @@ class QueueItemHandler(RealmHandler):
         if body.get("priority") is None and body.get("position") is None:
             raise tornado.web.HTTPError(400, "body needs 'priority' and/or 'position'")
         if body.get("priority") is not None:
-            out.update(await self.call(self.realm.set_quest_priority, name,
+            out.update(await self.call(self.realm.quests.set_priority, name,
                                        self.field(body, "priority")))
         if body.get("position") is not None:
-            out.update(await self.call(self.realm.reorder_quest, out["name"],
+            out.update(await self.call(self.realm.quests.move, out["name"],
                                        self.field(body, "position", int)))
         self.reply(out)
 
     @tornado.web.authenticated
     async def delete(self, name: str) -> None:
-        self.reply(await self.call(self.realm.delete_quest, name))
+        self.reply(await self.call(self.realm.quests.remove, name))
 
 
 class ControlHandler(RealmHandler):
@@ -302,13 +299,13 @@ class ControlHandler(RealmHandler):
         action = self.json_body().get("action")
         if not isinstance(action, str):
             raise tornado.web.HTTPError(400, "body must be {\"action\": \"pause|resume|stop|skip\"}")
-        self.reply(await self.call(self.realm.control, action))
+        self.reply(await self.call(self.realm.training.control, action))
 
 
 class ChampionHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        champ = await self.call(self.realm.champion)
+        champ = await self.call(self.realm.checkpoints.champion)
         if champ is None:
             raise tornado.web.HTTPError(404, "no champion promoted yet")
         self.reply(champ)
@@ -318,7 +315,7 @@ class ChampionHandler(RealmHandler):
         step = self.json_body().get("step")
         if isinstance(step, bool) or not isinstance(step, int | str):
             raise tornado.web.HTTPError(400, "body must be {\"step\": <checkpoint step>}")
-        self.reply(await self.call(self.realm.promote, step))
+        self.reply(await self.call(self.realm.checkpoints.promote, step))
 
 
 def parse_step(text: str) -> int:
@@ -331,7 +328,7 @@ def parse_step(text: str) -> int:
 class CheckpointItemHandler(RealmHandler):
     @tornado.web.authenticated
     async def delete(self, step: str) -> None:
-        self.reply(await self.call(self.realm.delete_checkpoint, parse_step(step)))
+        self.reply(await self.call(self.realm.checkpoints.delete, parse_step(step)))
 
 
 class CheckpointExportHandler(RealmHandler):
@@ -345,7 +342,7 @@ class CheckpointExportHandler(RealmHandler):
         def export() -> Any:
             # Exports over REST stay inside <realm home>/exports.
             dest = None if name is None else self.realm.paths.exports / check_id(name, "export name")
-            return self.realm.export_checkpoint(n, dest, merge)
+            return self.realm.checkpoints.export(n, dest, merge)
 
         path = await self.call(export)
         self.reply({"ok": True, "step": n, "path": str(path)})
@@ -355,13 +352,13 @@ class TasksHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
         check = self.get_argument("check", "0") not in ("0", "false", "")
-        self.reply(await self.call(self.realm.tasks, check_work=check))
+        self.reply(await self.call(self.realm.tasks.list, check_work=check))
 
 
 class TaskRunHandler(RealmHandler):
     @tornado.web.authenticated
     async def post(self, task_id: str) -> None:
-        self.reply(await self.call(self.realm.run_task, task_id))
+        self.reply(await self.call(self.realm.tasks.run, task_id))
 
 
 class TaskItemHandler(RealmHandler):
@@ -372,13 +369,13 @@ class TaskItemHandler(RealmHandler):
         if unknown:
             raise tornado.web.HTTPError(400, f"unknown field(s) {sorted(unknown)}; "
                                              "expected enabled, priority, cooldown_s, parameters")
-        self.reply(await self.call(self.realm.set_task, task_id, **body))
+        self.reply(await self.call(self.realm.tasks.set, task_id, **body))
 
 
 class CurriculumHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.reply(await self.call(self.realm.curriculum))
+        self.reply(await self.call(self.realm.skills.curriculum))
 
 
 _ID = r"([^/]+)"

@@ -16,10 +16,9 @@ from typing import Any
 
 import tornado.web
 
+from ..api import ConfigError, ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
 from ..oracle.client import HOP_HEADER, SharedOracle
-from ..oracle.pool import LOCAL, ModelNotLoaded, OracleError, RemoteError
-from ..store.checkpoints import UnknownCheckpoint
-from ..store.config import ConfigError
+from ..oracle.pool import LOCAL
 from .handlers import RealmHandler, mount
 
 # Generation threads of the server process (each generation also starts one streamer

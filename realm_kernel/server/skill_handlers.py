@@ -20,15 +20,15 @@ class SkillHandler(RealmHandler):
 class SkillsHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.reply(await self.call(self.realm.skills_list))
+        self.reply(await self.call(self.realm.skills.list))
 
 
 def _skill_route(method: str) -> type[SkillHandler]:
-    """GET <route with a skill id> -> Realm.<method>(skill)."""
+    """GET <route with a skill id> -> realm.skills.<method>(skill)."""
     class Handler(SkillHandler):
         @tornado.web.authenticated
         async def get(self, skill: str) -> None:
-            self.reply(await self.skill_call(getattr(self.realm, method), skill))
+            self.reply(await self.skill_call(getattr(self.realm.skills, method), skill))
     Handler.__name__ = Handler.__qualname__ = f"Skill_{method}_Handler"
     return Handler
 
@@ -36,14 +36,14 @@ def _skill_route(method: str) -> type[SkillHandler]:
 class PassivesHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        self.reply(await self.call(self.realm.passives))
+        self.reply(await self.call(self.realm.skills.passives))
 
 
 class PassiveHistoryHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
         passive = self.get_argument("passive", None) or None
-        self.reply(await self.call(self.realm.passive_history, passive))
+        self.reply(await self.call(self.realm.skills.passive_history, passive))
 
 
 class PassiveProbeHandler(RealmHandler):
@@ -52,7 +52,7 @@ class PassiveProbeHandler(RealmHandler):
         body = self.json_body()
         step = self.field(body, "step", int, required=False)
         try:
-            self.reply(await self.call(self.realm.probe_passives, step))
+            self.reply(await self.call(self.realm.skills.probe_passives, step))
         except FileNotFoundError as e:  # no such checkpoint on disk
             raise tornado.web.HTTPError(404, str(e)) from e
 
@@ -60,7 +60,7 @@ class PassiveProbeHandler(RealmHandler):
 _ID = r"([a-z][a-z0-9_]*)"
 ROUTES = [
     ("skills", SkillsHandler),
-    (f"skills/{_ID}/primitives", _skill_route("skill_primitives")),
+    (f"skills/{_ID}/primitives", _skill_route("primitives")),
     (f"skills/{_ID}/primitives/summary", _skill_route("primitive_summary")),
     (f"skills/{_ID}/state", _skill_route("eval_report")),
     ("passives", PassivesHandler),

@@ -10,8 +10,8 @@ tasks/<task_id>/<timestamp>.ipynb and every status change (queued, running, done
 is a row of the ledger's `tasks` table; the current state is the `task_status` view.
 A failing notebook is recorded with its output notebook and never stops the loop.
 
-Run-now requests (Realm.run_task) are files in tasks/requests/, written atomically and
-taken first. Settings changed at run time (Realm.set_task) live in tasks/settings.json.
+Run-now requests (Realm.tasks.run) are files in tasks/requests/, written atomically and
+taken first. Settings changed at run time (Realm.tasks.set) live in tasks/settings.json.
 One Task Master per home home (flock on tasks/taskmaster.lock).
 
     python -m realm_kernel.services.taskmaster --home HOME     # the loop (the Weaver runs this)
@@ -361,7 +361,7 @@ def history(home: Home) -> dict[str, dict]:
 
 def describe(home: Home, gpu: dict | None = None, check_work: bool = False,
              first_available: bool = False, lent: bool = False) -> list[dict]:
-    """Every task as Realm.tasks() returns it (highest priority first). With
+    """Every task as Realm.tasks.list() returns it (highest priority first). With
     first_available, stops at the first task that may run now (the loop's pick); `lent`:
     the daemon lends the GPU, so the tasks that may ask for it need not wait for it."""
     hist = history(home)

@@ -1,6 +1,6 @@
 """`Home`: one realm home opened by one process — its paths, its ledger writer and its
-realm.toml. Services (daemon, Task Master, eval queue) take a Home; the `Realm` facade is
-one too, so whatever takes a Home also takes a Realm."""
+realm.toml. Services (daemon, Task Master, eval queue) take a Home; the `Realm` facade holds
+one (`realm.home`) and hands that down, never itself."""
 
 from __future__ import annotations
 

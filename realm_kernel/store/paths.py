@@ -107,7 +107,7 @@ class RealmPaths:
 
     @property
     def exports(self) -> Path:
-        """Clean HF copies of checkpoints made by `Realm.export_checkpoint`."""
+        """Clean HF copies of checkpoints made by `Realm.checkpoints.export`."""
         return self.home / "exports"
 
     @property

@@ -201,3 +201,63 @@ def task_history(ledger: Ledger) -> list[Row]:
                row_number() OVER (PARTITION BY task_id ORDER BY ts DESC) AS r
         FROM tasks WHERE status IN ('done', 'failed', 'running', 'cancelled')
         QUALIFY r = 1""")
+
+
+# -- what the facade shows (realm_kernel/api) ---------------------------------------------
+
+def latest_accuracy_and_completed(ledger: Ledger) -> Row:
+    """The newest eval's accuracy (None before any) and how many quests completed: the
+    hero card's ACC and gold."""
+    return ledger.query("""SELECT (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
+        (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed""")[0]
+
+
+def quest_sizes(ledger: Ledger) -> dict[str, int]:
+    """Examples per quest name, as admission counted them."""
+    return {r["quest_id"]: r["n"] for r in ledger.query(
+        "SELECT quest_id, max(examples) AS n FROM quests WHERE examples IS NOT NULL GROUP BY quest_id")}
+
+
+def recent_events(ledger: Ledger, limit: int, kinds: Sequence[str] | None = None) -> list[Row]:
+    """The newest events (ts, kind, message), newest first; only these kinds when given."""
+    if kinds is None:
+        return ledger.query("SELECT ts, kind, message FROM events ORDER BY ts DESC LIMIT ?", [limit])
+    marks = ", ".join("?" for _ in kinds)
+    return ledger.query(f"SELECT ts, kind, message FROM events WHERE kind IN ({marks}) "
+                        "ORDER BY ts DESC LIMIT ?", [*kinds, limit])
+
+
+def table_counts(ledger: Ledger) -> Row:
+    """Rows in the main tables and views (the `stats` report)."""
+    return ledger.query("""
+        SELECT (SELECT count(*) FROM metrics) AS metrics,
+               (SELECT count(*) FROM checkpoint_ledger) AS checkpoints,
+               (SELECT count(*) FROM quest_status) AS quests,
+               (SELECT count(*) FROM run_status) AS runs,
+               (SELECT count(*) FROM evals) AS evals,
+               (SELECT count(*) FROM events) AS events""")[0]
+
+
+def eval_history(ledger: Ledger, skill: str | None = None) -> list[Row]:
+    """Every eval (ts, step, skill, level, accuracy), oldest first; one skill's when given."""
+    return ledger.query("SELECT ts, step, skill, level, accuracy FROM evals "
+                        "WHERE (? IS NULL OR skill = ?) ORDER BY ts", [skill, skill])
+
+
+def primitive_accuracy_by_step(ledger: Ledger, skill: str, checkpoints: int) -> list[Row]:
+    """(step, primitive_id, accuracy) of a skill over its last `checkpoints` evaluated steps."""
+    return ledger.query("""
+        WITH recent AS (SELECT DISTINCT step FROM primitive_accuracy
+                        WHERE skill = ? AND step IS NOT NULL ORDER BY step DESC LIMIT ?)
+        SELECT step, primitive_id, sum(correct) / nullif(sum(n), 0) AS accuracy
+        FROM primitive_accuracy WHERE skill = ? AND step IN (SELECT step FROM recent)
+        GROUP BY step, primitive_id ORDER BY step, primitive_id""", [skill, checkpoints, skill])
+
+
+def lineage(ledger: Ledger) -> list[Row]:
+    """Which quest trained which checkpoint, with its eval, by step."""
+    return ledger.query("""
+        SELECT c.step, c.name, c.training_file AS quest, c.skill, c.skill_level, c.loss,
+               e.level AS eval_level, e.accuracy
+        FROM checkpoint_ledger c LEFT JOIN evals e ON e.checkpoint = c.name
+        ORDER BY c.step""")

@@ -65,7 +65,7 @@ def poller(kind: str, home: str, base: str | None, token: str | None):
         written = [0]
 
         def taskmaster() -> int:
-            realm.tasks()  # the Task Master's registry with its last runs (task_status)
+            realm.tasks.list()  # the Task Master's registry with its last runs (task_status)
             realm.ledger.query("SELECT * FROM task_status ORDER BY ts DESC")
             realm.ledger.query("SELECT * FROM evals ORDER BY ts DESC LIMIT 5")
             realm.ledger.query("SELECT count(*) FROM events WHERE kind = 'eval_requested'")

@@ -41,7 +41,7 @@ def every_route() -> list[tuple[str, str]]:
 def realm_lab(tmp_path_factory, dio_mini_dir, module_procs):
     paths = make_home(tmp_path_factory.mktemp("realm"), dio_mini_dir, FAULT_TOML)
     realm = Realm(paths.home)
-    quest = realm.generate_quest("bin", 1, 120, seed=77)
+    quest = realm.quests.generate("bin", 1, 120, seed=77)
     daemon = start_daemon(module_procs, paths)
     wait_for((paths.queue("recently_completed") / quest.name).exists, 180, "the training quest")
     assert realm.sql("SELECT count(*) AS n FROM checkpoint_ledger")[0]["n"] >= 3
@@ -175,7 +175,7 @@ def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):
         r = requests.delete(f"{base}/realm/api/checkpoints/{step}", headers=auth(), timeout=30)
         assert r.status_code == 409 and why in r.json()["error"], r.text
         with pytest.raises(ProtectedAssetError, match=why):
-            realm.delete_checkpoint(step)
+            realm.checkpoints.delete(step)
     out = subprocess.run([sys.executable, "-m", "realm_kernel.cli", "vault", "delete", str(champion)],
                          env=child_env(paths.home), capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "champion" in out.stderr
@@ -199,9 +199,9 @@ def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):
     assert realm.vault.fetch("model_dio-mini") == paths.dio_mini
     realm.vault.transfer("model_dio-mini", "local", "other")
     with pytest.raises(FileExistsError, match="already exists"):
-        realm.export_checkpoint(latest, paths.models / "dio-mini")
+        realm.checkpoints.export(latest, paths.models / "dio-mini")
     with pytest.raises(ValueError, match="inside the realm's checkpoints or models"):
-        realm.export_checkpoint(latest, paths.models / "dio-mini-copy")
+        realm.checkpoints.export(latest, paths.models / "dio-mini-copy")
     r = requests.post(f"{base}/realm/api/checkpoints/{latest}/export", headers=auth(),
                       json={"name": "../models/dio-mini"}, timeout=30)
     assert r.status_code == 400

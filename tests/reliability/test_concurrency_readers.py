@@ -21,14 +21,14 @@ def test_readers_never_see_an_error_and_no_write_is_lost(tmp_path_factory, dio_m
                                                          module_procs, capsys):
     paths = make_home(tmp_path_factory.mktemp("realm"), dio_mini_dir, TEST_TOML)
     realm = Realm(paths.home)
-    realm.generate_quest("bin", 1, 6000, seed=51)
+    realm.quests.generate("bin", 1, 6000, seed=51)
     _, base = start_lab(module_procs, paths, tmp_path_factory.mktemp("runtime"), root_dir=paths.home,
                         REALM_WEAVER="0")
     start_daemon(module_procs, paths)
     wait_for(lambda: (read_status(paths, TRAINING).get("local_step") or 0) > 3, 120, "training")
     step0 = read_status(paths, TRAINING)["step"]
     reports = run_readers(module_procs, paths, base, TOKEN, SECONDS, min_polls=MIN_POLLS)
-    realm.control("stop")
+    realm.training.control("stop")
     wait_for(lambda: read_status(paths, TRAINING).get("state") == "stopped", 120, "the stop")
     top = realm.ledger.scalar("SELECT max(step) FROM metrics")
     assert top > step0, "training went on under the readers"

@@ -20,7 +20,7 @@ def test_ten_kill_9_faults_lose_nothing(realm_home, procs, capsys):
     realm = Realm(realm_home.home)
     quests = {}
     for i, count in enumerate((250, 300, 200)):
-        q = realm.generate_quest("bin", 1, count, seed=100 + i)
+        q = realm.quests.generate("bin", 1, count, seed=100 + i)
         quests[q.name] = sha(q)
     kills = [crash(procs, realm_home, fault, i) for i, fault in enumerate(schedule(SEED, 10, CI_SCHEDULE))]
     finish(procs, realm_home, quests)

@@ -39,7 +39,7 @@ def assert_disk_full_handled(paths, realm, quest, before, daemon, fragment):
 
 def resume_to_the_end(paths, realm, quest, before):
     """After `resume`, the quest picks up from the checkpoint that survived and finishes."""
-    realm.control("resume")
+    realm.training.control("resume")
     wait_for((paths.queue("recently_completed") / quest).exists, 240, "the quest to finish")
     resumed = realm.sql("SELECT resume_from FROM runs WHERE status = 'resumed' ORDER BY ts")
     assert resumed[-1]["resume_from"].endswith(before[0]), resumed
@@ -49,7 +49,7 @@ def resume_to_the_end(paths, realm, quest, before):
 def test_simulated_enospc_on_save(realm_home, procs):
     realm_home.config_file.write_text(FAULT_TOML)
     realm = Realm(realm_home.home)
-    quest = realm.generate_quest("bin", 1, 160, seed=41).name
+    quest = realm.quests.generate("bin", 1, 160, seed=41).name
     # The first save succeeds, every later one finds the disk full.
     daemon = start_daemon(procs, realm_home, "daemon-enospc", REALM_FAULT="enospc_on_save@2")
     wait_for(lambda: realm.checkpoints.latest(), 120, "a first checkpoint")
@@ -88,10 +88,10 @@ def test_real_full_tmpfs_under_checkpoints(realm_home, procs):
     try:
         realm_home.config_file.write_text(FAULT_TOML)
         realm = Realm(realm_home.home)
-        quest = realm.generate_quest("bin", 1, 160, seed=43).name
+        quest = realm.quests.generate("bin", 1, 160, seed=43).name
         daemon = start_daemon(procs, realm_home, "daemon-tmpfs")
         wait_for(lambda: realm.checkpoints.latest(), 120, "a first checkpoint")
-        realm.control("pause")
+        realm.training.control("pause")
         wait_for(lambda: read_status(realm_home, TRAINING).get("state") == "paused", 60, "paused")
         last = complete_dirs(realm_home)[-1]
         before = (last.name, digest(last))

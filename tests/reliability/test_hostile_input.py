@@ -238,7 +238,7 @@ def test_bad_realm_toml_is_refused_and_the_last_good_config_kept(hostile, capsys
                 f"SELECT message FROM events WHERE kind = 'config_error' AND "
                 f"contains(message, '{f}') LIMIT 1"), 30, f"config_error naming {fragment}")
             assert "realm.toml" in event[0]["message"]
-            assert realm.training_status()["state"] != "offline", "status still answers"
+            assert realm.training.status()["state"] != "offline", "status still answers"
             tried += 1
         # realm.toml is still unreadable: the daemon works on with the last good values,
         # not the defaults (realm.toml's 20000-character example limit, not 200000).

@@ -214,7 +214,7 @@ def test_backup_while_training_wipe_restore(realm_home, procs, tmp_path):
     wait_for(lambda: Ledger(paths).scalar("SELECT count(*) FROM checkpoints") >= 1, 120,
              "a checkpoint")
     live = Realm(paths.home)
-    live.promote(Ledger(paths).scalar("SELECT max(step) FROM checkpoints"))
+    live.checkpoints.promote(Ledger(paths).scalar("SELECT max(step) FROM checkpoints"))
     snap = live.backup(tmp_path / "snap")
     assert snap["champion"] and snap["checkpoints"] == [snap["champion"]]
     assert snap["rows"]["metrics"] > 0
@@ -296,14 +296,14 @@ def test_each_risky_operation_takes_an_automatic_snapshot_first(tmp_path, monkey
     realm.ledger.append("checkpoints", [fake_checkpoint(paths, s, loss) for s, loss in
                                         ((10, 2.0), (20, 0.4), (30, 1.5), (40, 1.0), (50, 0.9))])
     # A champion change: the snapshot holds the ledger as it was before it.
-    realm.promote(10)
+    realm.checkpoints.promote(10)
     [first] = snaps(paths, "champion")
-    assert Realm(first).champion() is None
-    realm.promote(30)
-    before = [(c := Realm(s).champion()) and c["step"] for s in snaps(paths, "champion")]
+    assert Realm(first).checkpoints.champion() is None
+    realm.checkpoints.promote(30)
+    before = [(c := Realm(s).checkpoints.champion()) and c["step"] for s in snaps(paths, "champion")]
     assert before == [None, 10]  # oldest first: before the first change, before the second
     for step in (20, 40, 10):
-        realm.promote(step)
+        realm.checkpoints.promote(step)
     assert len(snaps(paths, "champion")) == 2  # kept by count
 
     # A retention --apply: the ledger before the deletion.
