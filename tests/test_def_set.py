@@ -69,3 +69,14 @@ def test_no_fixed_example_is_ever_trained_on_and_def_is_scored_at_every_save(rea
         "the quest's own held-out loss stays its own series"
     sidecar = json.loads((realm_home.checkpoints / saves[-1]["name"] / ".ledger.json").read_text())
     assert sidecar["def_loss"] == scored[-1]["def_loss"]
+
+
+def test_the_hero_cards_def_is_the_inverse_of_the_fixed_set_loss(realm_home):
+    from realm_kernel.api import Realm
+    led = Ledger(realm_home, "daemon")
+    led.append("metrics", [{"run_id": "r", "quest": "q.jsonl", "step": 5, "local_step": 5, "val_loss": 0.25},
+                           {"run_id": "r", "quest": "q.jsonl", "step": 5, "local_step": 5, "def_loss": 0.5}])
+    realm = Realm(realm_home.home)
+    hero = realm.hero()
+    assert (hero["defense"], hero["def_loss"], hero["val_loss"]) == (2.0, 0.5, 0.25)
+    assert realm.reports.series("def_loss") == [[5, 0.5]]  # DEF's own series beside val_loss
