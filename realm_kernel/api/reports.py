@@ -51,6 +51,10 @@ class Reports:
     def events(self, limit: int = 10) -> list[dict]:
         return [_event(r) for r in queries.recent_events(self.home.ledger, limit)]
 
+    def alarm_steps(self, limit: int = 50) -> list[int]:
+        """The steps of the newest loss alarms: marks on the battle plot."""
+        return queries.loss_alarm_steps(self.home.ledger, limit)
+
     def notable_events(self, kinds: tuple[str, ...], limit: int = 20) -> list[dict]:
         """The newest events of these kinds (what the Tavern's toasts announce)."""
         return [_event(r) for r in queries.recent_events(self.home.ledger, limit, kinds)]

@@ -107,6 +107,9 @@ def test_nan_rolls_back_skips_the_batch_and_lowers_the_rate(realm_home, procs):
         "SELECT learning_rate FROM metrics WHERE quest = ? AND local_step = 6 "
         "AND loss IS NOT NULL ORDER BY ts", [name])]
     assert len(lr) == 2 and lr[1] == pytest.approx(lr[0] * 0.5)
+    # The battle plot marks the alarm at its step.
+    from realm_kernel.api import Realm
+    assert Realm(realm_home.home).tavern_state()["alarms"] == [7]
     assert daemon.poll() is None
 
 
