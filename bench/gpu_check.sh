@@ -6,7 +6,7 @@
 #      (packed vs unpacked on the GPU), Liger, paged 8-bit AdamW, fused AdamW, NVML; and the
 #      CPU tests whose expectations follow the machine; a battle's measured peak memory
 #      (torch.cuda.max_memory_allocated, NVML) beside the VRAM calculator's estimate, printed
-#      by tests/test_gpu.py::test_a_battle_records_its_peak_memory_beside_the_estimate
+#      by tests/train/test_gpu.py::test_a_battle_records_its_peak_memory_beside_the_estimate
 #   2. bench/gpu_train.py: Qwen3-0.6B tokens/s, MFU and peak vs plain HF Trainer on the same
 #      data (packing + flash-attn or sdpa, Liger where installed), the 4B recipe's peak under a
 #      24 GiB cap vs the VRAM calculator, QLoRA
@@ -26,10 +26,10 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 start=$(date +%s)
 "$PY" -m pytest -p no:cacheprovider -ra -m gpu tests/
-"$PY" -m pytest -p no:cacheprovider -q -s tests/test_gpu.py::test_a_battle_records_its_peak_memory_beside_the_estimate \
+"$PY" -m pytest -p no:cacheprovider -q -s tests/train/test_gpu.py::test_a_battle_records_its_peak_memory_beside_the_estimate \
   | grep "measured on" || true
-"$PY" -m pytest -p no:cacheprovider -ra tests/test_optim.py tests/test_taskmaster.py::test_gpu_awareness_follows_the_machine \
-  tests/test_engine_features.py::test_unpacked_path_and_a_failing_self_check
+"$PY" -m pytest -p no:cacheprovider -ra tests/train/test_optim.py tests/services/test_taskmaster.py::test_gpu_awareness_follows_the_machine \
+  tests/train/test_engine_features.py::test_unpacked_path_and_a_failing_self_check
 "$PY" bench/gpu_train.py
 "$PY" bench/gpu_train.py --part speed --liger off
 "$PY" bench/oracle.py --from-config qwen3-0.6b --tokens 256

@@ -44,7 +44,7 @@ poll_seconds = 0.5
 settle_seconds = 0.2
 
 # The Weaver starts a Task Master beside the daemon; tests that want its pipelines
-# turn it on (tests/test_taskmaster.py), the rest keep their realm to themselves.
+# turn it on (tests/services/test_taskmaster.py), the rest keep their realm to themselves.
 [taskmaster]
 enabled = false
 """

@@ -61,7 +61,7 @@ function render({ model, el }) {
       }
       if (s.champion !== c.step) acts.append(button("🏆 Promote", "promote", () => send("promote", { step: c.step }), "rv-btn"));
       const dest = el_("input", "rv-dest");
-      dest.placeholder = "export to folder…";
+      dest.placeholder = "export as (a name under exports/)…";
       dest.dataset.role = "export-dest";
       dest.value = dests[c.step] || "";
       dest.addEventListener("input", () => { dests[c.step] = dest.value; });

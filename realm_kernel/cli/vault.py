@@ -50,9 +50,14 @@ def vault_zones() -> None:
 
 
 @app.command("add-zone")
-def vault_add_zone(zone_id: str, url: str, detail: str = "") -> None:
-    """A local folder or an fsspec URL (file://, s3://, ssh://, ...)."""
-    print_json(guarded(open_realm().vault.add_zone, zone_id, url, detail))
+def vault_add_zone(zone_id: str, url: str, detail: str = "",
+                   yes: bool = typer.Option(False, "--yes", help="do not ask to confirm")) -> None:
+    """A local folder or a storage URL (file://, sftp://, s3://, ...). The vault will read
+    and write there, so it asks first (--yes answers for you)."""
+    if not yes:
+        typer.confirm(f"Add zone {zone_id!r} at {url}? The vault will copy assets to and from it",
+                      abort=True)
+    print_json(guarded(open_realm().vault.add_zone, zone_id, url, detail, confirmed=True))
 
 
 @app.command("retention")

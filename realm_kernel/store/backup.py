@@ -4,7 +4,8 @@ taken before a risky operation.
 A snapshot is itself a realm home: ledger/ (each table's live generation, its segments
 hard-linked when on the same file system, else copied: segments are immutable, so a
 link is a copy), realm.toml, hosts.toml, tasks/settings.json, the champion's checkpoint
-(or every complete checkpoint) and manifest.json (reason, time, rows per table). Each
+(or every complete checkpoint) and manifest.json (reason, time, rows per table, and every
+file's size and sha256: store/backup_manifest.py, which restore checks first). Each
 table is snapshotted under its ledger lock, so no compaction swaps it mid-copy; writers
 wait for the few milliseconds the links take. Training goes on meanwhile.
 
@@ -26,14 +27,18 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from .backup_manifest import (
+    MANIFEST,
+    SETTINGS_FILES,
+    BackupError,
+    check_backup,
+    copy_checked,
+    describe,
+    restored_part,
+)
 from .paths import RealmPaths, atomic_write_json, checkpoint_complete
 
-SETTINGS_FILES = ("realm.toml", "hosts.toml", "hosts.json", "tasks/settings.json")
-MANIFEST = "manifest.json"
-
-
-class BackupError(RuntimeError):
-    pass
+__all__ = ["MANIFEST", "SETTINGS_FILES", "BackupError", "restore", "snapshot"]
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:
@@ -108,7 +113,8 @@ def snapshot(paths: RealmPaths, dest: Path, reason: str = "manual", *,
     manifest = {"reason": reason, "created": time.time(), "home": str(paths.home),
                 "rows": rows, "checkpoints": [ck.name for ck in chosen],
                 "champion": champion.name if champion else None}
-    atomic_write_json(tmp / MANIFEST, manifest)
+    # Every file's size and sha256, and the ledger's `current` links: what restore checks.
+    atomic_write_json(tmp / MANIFEST, {**manifest, **describe(tmp)})
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         dest.rmdir()
@@ -117,51 +123,100 @@ def snapshot(paths: RealmPaths, dest: Path, reason: str = "manual", *,
 
 
 def restore(paths: RealmPaths, src: Path) -> dict[str, Any]:
-    """Bring the realm home back from a snapshot. Refused while a daemon holds the realm;
-    what it replaces is kept in backups/auto/<time>-pre-restore/ (its ledger moved there).
-    The caller recreates the views (Ledger.ensure_views)."""
+    """Bring the realm home back from a snapshot. Refused while a daemon holds the realm.
+
+    All or nothing: the whole backup is checked first (store/backup_manifest.py: its manifest,
+    every file's size and sha256, no link followed), then staged in a folder inside the
+    home, and only then swapped in by renames, each undone if a later one fails. What it
+    replaces is kept in backups/auto/<time>-pre-restore/. A refused or failed restore
+    leaves the realm home exactly as it was. The caller recreates the views
+    (Ledger.ensure_views)."""
     src = Path(src)
-    manifest = json.loads((src / MANIFEST).read_text()) if (src / MANIFEST).is_file() else None
-    if manifest is None or not (src / "ledger").is_dir():
-        raise BackupError(f"{src}: not a realm backup (no {MANIFEST} or ledger/)")
-    if paths.lock_file.exists():
-        fd = os.open(paths.lock_file, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BackupError(f"a daemon runs for {paths.home}: `realm down` first") from None
-        finally:
-            os.close(fd)
+    manifest = check_backup(src)
+    _refuse_while_a_daemon_runs(paths)
+    stage = paths.home / f".restoring-{_stamp()}"
+    try:
+        stage.mkdir()
+        _stage(src, manifest, stage, live_checkpoints=paths.checkpoints)
+        restored = _swap(paths, stage, manifest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     paths.ensure()
+    about = {k: v for k, v in manifest.items() if k not in ("files", "links")}
+    return {"restored_from": str(src), "manifest": about, **restored}
+
+
+def _refuse_while_a_daemon_runs(paths: RealmPaths) -> None:
+    if not paths.lock_file.exists():
+        return
+    fd = os.open(paths.lock_file, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise BackupError(f"a daemon runs for {paths.home}: `realm down` first") from None
+    finally:
+        os.close(fd)
+
+
+def _stage(src: Path, manifest: dict[str, Any], stage: Path, live_checkpoints: Path) -> None:
+    """A copy of what the backup restores (its ledger, settings, and the checkpoints the
+    realm lacks: one it has is kept) in `stage`, every byte checked against the manifest
+    again as it is copied."""
+    for rel, want in manifest["files"].items():
+        parts = rel.split("/")
+        if not restored_part(rel, manifest) or (
+                parts[0] == "checkpoints" and (live_checkpoints / parts[1]).exists()):
+            continue
+        out = stage / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        got = copy_checked(src / rel, out)
+        if got != (want["bytes"], want["sha256"]):
+            raise BackupError(f"{src / rel} changed while it was restored")
+    for rel, target in manifest["links"].items():
+        (stage / rel).parent.joinpath(target).mkdir(parents=True, exist_ok=True)
+        os.symlink(target, stage / rel)
+
+
+def _swap(paths: RealmPaths, stage: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Rename the staged ledger, settings and new checkpoints into the home. Every rename
+    is recorded with its inverse; on any failure they are undone newest first."""
+    undo: list[tuple[Path, Path]] = []
+
+    def move(a: Path, b: Path) -> None:
+        b.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(a, b)
+        undo.append((b, a))
+
+    # Folders the swap may create, removed again on failure: the home is left as it was.
+    made = [d for d in (paths.home / "backups", auto_dir(paths), paths.checkpoints, paths.tasks)
+            if not d.exists()]
     aside = auto_dir(paths) / f"{_stamp()}-pre-restore"
-    aside.mkdir(parents=True)
-    if paths.segments.exists():
-        os.replace(paths.segments, aside / "ledger")
-    _copy_ledger(src / "ledger", paths.segments)
-    for name in SETTINGS_FILES:
-        if (src / name).is_file():
-            if (paths.home / name).is_file():
-                (aside / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(paths.home / name, aside / name)
-            (paths.home / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / name, paths.home / name)
-    restored = []
-    for ck in sorted((src / "checkpoints").glob("checkpoint-*")) if (src / "checkpoints").is_dir() else []:
-        if not (paths.checkpoints / ck.name).exists():
-            tmp = paths.checkpoints / f".restoring-{ck.name}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            _copy_tree(ck, tmp)
-            os.replace(tmp, paths.checkpoints / ck.name)
-            restored.append(ck.name)
-    return {"restored_from": str(src), "manifest": manifest, "checkpoints": restored,
-            "previous_kept_in": str(aside)}
-
-
-def _copy_ledger(src: Path, dest: Path) -> None:
-    for table in sorted(p for p in src.iterdir() if p.is_dir()):
-        gen = (table / "current").resolve()
-        _copy_tree(gen, dest / table.name / gen.name)
-        os.symlink(gen.name, dest / table.name / "current")
+    restored: list[str] = []
+    try:
+        aside.mkdir(parents=True)
+        if paths.segments.exists() or paths.segments.is_symlink():
+            move(paths.segments, aside / "ledger")
+        move(stage / "ledger", paths.segments)
+        for name in SETTINGS_FILES:
+            if (stage / name).is_file():
+                live = paths.home / name
+                if live.exists() or live.is_symlink():
+                    move(live, aside / name)
+                move(stage / name, live)
+        for ck in sorted(p for p in (stage / "checkpoints").glob("checkpoint-*") if p.is_dir()):
+            if not (paths.checkpoints / ck.name).exists():
+                move(ck, paths.checkpoints / ck.name)
+                restored.append(ck.name)
+    except BaseException as e:
+        for b, a in reversed(undo):
+            os.replace(b, a)
+        shutil.rmtree(aside, ignore_errors=True)
+        for d in reversed(made):
+            shutil.rmtree(d, ignore_errors=True)
+        if isinstance(e, Exception):
+            raise BackupError(f"restore failed and was undone; the realm is as it was: {e}") from e
+        raise
+    return {"checkpoints": restored, "previous_kept_in": str(aside)}
 
 
 # -- automatic snapshots -------------------------------------------------------------

@@ -32,8 +32,10 @@ from typing import Any
 from . import backup
 from .checkpoints import TRAINING_STATE, CheckpointLedger, extract_step, latest_checkpoint
 from .config import RealmConfig, RetentionConfig
+from .confine import check_relative, confine
 from .ledger import Ledger, json_data
 from .paths import RealmPaths, checkpoint_complete, read_json
+from .zones import ZoneRefused, check_zone
 
 ASSET_TYPES = ("checkpoint", "model", "data", "config")
 LOCAL = "local"
@@ -95,12 +97,8 @@ def check_id(value: str, what: str = "asset id") -> str:
 
 
 def safe_relpath(path: str) -> str:
-    """A zone-relative path that stays inside the zone (no '..', not absolute)."""
-    p = PurePosixPath(str(path).replace("\\", "/"))
-    if not str(path) or p.is_absolute() or ".." in p.parts or any(
-            part.startswith("~") for part in p.parts):
-        raise ValueError(f"path {path!r} must be relative to its zone and stay inside it")
-    return p.as_posix()
+    """A zone-relative path that stays inside the zone (store.confine's rules)."""
+    return check_relative(path, what="asset path", root="its zone")
 
 
 def dir_bytes(path: Path) -> int:
@@ -154,24 +152,25 @@ class VaultKeeper:
                 return {**z, "assets": rows}
         raise VaultError(f"no zone {zone_id!r}; zones: {[z['zone_id'] for z in self.zones()]}")
 
-    def add_zone(self, zone_id: str, url: str, detail: str = "") -> dict[str, Any]:
+    def add_zone(self, zone_id: str, url: str, detail: str = "", *,
+                 confirmed: bool = False) -> dict[str, Any]:
+        """Add a zone. Only a person's explicit, confirmed action adds one (`realm vault
+        add-zone`, which asks, or a call with confirmed=True): the REST route and the pages
+        never pass it, so a token alone cannot point the vault somewhere new."""
         check_id(zone_id, "zone id")
         if zone_id == LOCAL:
             raise ValueError("'local' is the realm home and always exists")
-        if not isinstance(url, str) or not url:
-            raise ValueError("a zone needs a url: a local folder or an fsspec URL")
-        if _is_url(url):
+        kind = check_zone(url, self.paths.home)
+        if kind == "fsspec":
             import fsspec
             protocol = url.split("://", 1)[0]
             try:
                 fsspec.get_filesystem_class(protocol)
             except (ValueError, ImportError) as e:
                 raise ValueError(f"zone url {url!r}: {e}") from e
-            kind = "fsspec"
-        else:
-            if not Path(url).is_absolute():
-                raise ValueError(f"a local zone needs an absolute folder, got {url!r}")
-            kind = "local"
+        if not confirmed:
+            raise ZoneRefused(f"zone {zone_id!r} not added: a zone is added by a person, with "
+                              "`realm vault add-zone` (it asks to confirm), not through this route")
         self.ledger.append("zones", [{"zone_id": zone_id, "url": url, "kind": kind,
                                       "status": "active", "detail": detail}])
         self.ledger.event("zone_added", f"Zone {zone_id} joins the vault ({url})")
@@ -195,6 +194,8 @@ class VaultKeeper:
     def zone_url(self, zone_id: str) -> str:
         for z in self.zones():
             if z["zone_id"] == zone_id:
+                if zone_id != LOCAL:  # a zone recorded before today's rules gets no pass
+                    check_zone(z["url"], self.paths.home)
                 return z["url"]
         raise VaultError(f"no zone {zone_id!r}")
 
@@ -204,10 +205,7 @@ class VaultKeeper:
         return Location(zone=zone, path=rel, url=full, local=zone == LOCAL, bytes=nbytes)
 
     def local_path(self, rel: str) -> Path:
-        p = (self.paths.home / safe_relpath(rel)).resolve()
-        if not p.is_relative_to(self.paths.home):
-            raise ValueError(f"{rel!r} leaves the realm home")
-        return p
+        return confine(self.paths.home, safe_relpath(rel), what="asset path")
 
     # -- catalog ------------------------------------------------------------------
     def _record(self, asset_id: str, type_: str, name: str, zone: str, rel: str,
@@ -223,11 +221,9 @@ class VaultKeeper:
         """Catalog one asset at `path` (relative to the zone root; for the local zone an
         absolute path inside the realm home is fine too)."""
         self.zone(zone)
-        if zone == LOCAL and Path(path).is_absolute():
-            p = Path(path).resolve()
-            if not p.is_relative_to(self.paths.home):
-                raise ValueError(f"{path!r} is outside the realm home {self.paths.home}")
-            path = p.relative_to(self.paths.home).as_posix()
+        if zone == LOCAL:
+            p = confine(self.paths.home, path, what="registered path")
+            path = p.relative_to(self.paths.home.resolve()).as_posix()
         rel = safe_relpath(path)
         name = PurePosixPath(rel).name
         if zone == LOCAL:
@@ -403,6 +399,7 @@ class VaultKeeper:
             if dst_zone == LOCAL:
                 dest = self.local_path(rel)
                 if dest.exists():
+                    _same_or_refuse(_local_fs(), str(local_src), _local_fs(), str(dest), rel, dst_zone)
                     return
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 part = dest.with_name(f".{dest.name}.partial")
@@ -414,6 +411,9 @@ class VaultKeeper:
                 os.replace(part, dest)
             else:
                 fs, root = self._fs(dst_zone)
+                if fs.exists(f"{root}/{rel}"):
+                    _same_or_refuse(_local_fs(), str(local_src), fs, f"{root}/{rel}", rel, dst_zone)
+                    return
                 part = f"{root}/{rel}.partial"
                 fs.put(str(local_src), part, recursive=local_src.is_dir())
                 fs.mv(part, f"{root}/{rel}", recursive=local_src.is_dir())
@@ -584,12 +584,14 @@ class VaultKeeper:
     def export_checkpoint(self, step: int, dest: str | os.PathLike,
                           merge_with: Any = None) -> Path:
         """Copy a checkpoint as a clean HF directory (config, weights, tokenizer; no
-        optimizer, scheduler, RNG or trainer state) to `dest`, which must not exist yet.
+        optimizer, scheduler, RNG or trainer state) to `dest`, which must not exist yet and
+        must lie under <realm home>/exports (a relative `dest` is taken inside it; every
+        surface, REST, the Vault page, the notebook and the CLI, comes through here).
         A LoRA adapter is copied as an adapter (its adapter_config.json names the base),
         or, given `merge_with(adapter, dest)`, merged into its base as a full model.
         It is written under a temporary name and renamed, so a half export is never seen."""
         rec, path = self._local_checkpoint(step)
-        dest = Path(dest).expanduser().resolve()
+        dest = confine(self.paths.exports, dest, what="export destination")
         if dest.exists():
             raise FileExistsError(f"export destination {dest} already exists")
         if dest.is_relative_to(self.paths.checkpoints.resolve()) or dest.is_relative_to(
@@ -611,6 +613,38 @@ class VaultKeeper:
         self.ledger.event("checkpoint_exported", f"Checkpoint {rec.name} exported to {dest}",
                           json.dumps({"step": rec.step, "name": rec.name, "dest": str(dest)}))
         return dest
+
+
+def _local_fs():
+    import fsspec
+    return fsspec.filesystem("file")
+
+
+def fingerprint(fs, path: str) -> dict[str, tuple[int, str]]:
+    """{relative file path: (bytes, sha256)} of a file or a folder, through fsspec (so a
+    local copy and a zone's compare the same way)."""
+    import hashlib
+    path = path.rstrip("/")
+    files = {"": path} if fs.isfile(path) else {
+        p[len(path):].lstrip("/"): p for p, info in fs.find(path, detail=True).items()
+        if info.get("type") == "file"}
+    out = {}
+    for rel, full in sorted(files.items()):
+        h, n = hashlib.sha256(), 0
+        with fs.open(full, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                n += len(chunk)
+        out[rel] = (n, h.hexdigest())
+    return out
+
+
+def _same_or_refuse(src_fs, src: str, dst_fs, dst: str, rel: str, zone: str) -> None:
+    """A copy onto something already there: the same bytes are a no-op; anything else is
+    refused, never overwritten (it may be another model that happens to share the name)."""
+    if fingerprint(src_fs, src) != fingerprint(dst_fs, dst):
+        raise FileExistsError(f"zone {zone!r} already holds a different {rel!r}; nothing "
+                              "was overwritten (remove or rename it there first)")
 
 
 def every_kth(saved: int, k: int, most: int) -> int:

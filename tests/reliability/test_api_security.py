@@ -126,11 +126,25 @@ API_CASES = [
     ("POST", "champion", {"json": {"step": BIG}}, 404, f"no checkpoint at step {BIG}"),
     ("POST", "retention", {"json": {"dry_run": "no"}}, 400, "dry_run must be true or false"),
     ("POST", "register", {"json": {"path": "../../etc/passwd"}}, 400, "stay inside"),
-    ("POST", "register", {"json": {"path": "/etc/passwd"}}, 400, "outside the realm home"),
+    ("POST", "register", {"json": {"path": "/etc/passwd"}}, 400, "refused: it is outside"),
+    ("POST", "register", {"json": {"path": "%2e%2e/%2e%2e/etc/passwd"}}, 400, "URL-encoded"),
+    ("POST", "register", {"json": {"path": "~/.ssh/id_rsa"}}, 400, "'~'"),
+    ("POST", "register", {"json": {"path": "models/x\u0000y"}}, 400, "NUL byte"),
+    ("POST", "register", {"json": {"path": "link-out/passwd"}}, 400, "outside through a symlink"),
+    ("POST", "checkpoints/10/export", {"json": {"name": "%2e%2e"}}, 400, "bad export name"),
     ("POST", "register", {"json": {"path": 5}}, 400, "'path' as str"),
     ("POST", "fetch", {"json": {"asset_id": "../x"}}, 400, "bad asset id"),
     ("POST", "zones", {"json": {"zone_id": "a/b", "url": "/tmp"}}, 400, "bad zone id"),
     ("POST", "zones", {"json": {"zone_id": "nas", "url": "relative/dir"}}, 400, "absolute folder"),
+    ("POST", "zones", {"json": {"zone_id": "nas", "url": "/"}}, 400, "file system's root"),
+    ("POST", "zones", {"json": {"zone_id": "nas", "url": "file:///"}}, 400, "file system's root"),
+    ("POST", "zones", {"json": {"zone_id": "nas", "url": "webhdfs://127.0.0.1:9/x"}}, 400,
+     "scheme 'webhdfs' is not allowed"),
+    ("POST", "zones", {"json": {"zone_id": "nas", "url": "http://127.0.0.1:9/x"}}, 400,
+     "scheme 'http' is not allowed"),
+    ("POST", "zones", {"json": {"zone_id": "nas", "url": "/tmp/%2e%2e/x"}}, 400, "URL-encoded"),
+    ("POST", "zones", {"json": {"zone_id": "nas", "url": "/tmp/realm-zone"}}, 400,
+     "added by a person"),
     ("GET", "search?type=weapon", {}, 400, "type must be one of"),
     ("POST", "oracle/chat", {"json": {"step": -1, "message": "hi"}}, 400, "step must be"),
     ("POST", "oracle/chat", {"json": {"step": "abc", "message": "hi"}}, 400, "step must be an integer"),
@@ -147,6 +161,7 @@ API_CASES = [
 
 def test_hostile_api_bodies_get_a_4xx_naming_the_problem(realm_lab, capsys):
     paths, base, daemon = realm_lab
+    (paths.home / "link-out").symlink_to("/etc")  # a link inside the home that leads out
     home_before = sorted(p.name for p in paths.home.parent.iterdir())
     for method, route, kwargs, status, fragment in API_CASES:
         r = requests.request(method, f"{base}/realm/api/{route}", headers=auth(), timeout=60, **kwargs)
@@ -194,13 +209,19 @@ def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):
     other = tmp_path / "zone"
     (other / "models" / "dio-mini").mkdir(parents=True)
     (other / "models" / "dio-mini" / "config.json").write_text('{"evil": true}')
-    realm.vault.add_zone("other", str(other))
+    realm.vault.add_zone("other", str(other), confirmed=True)
     realm.vault.register("models/dio-mini", "model", zone="other")
-    assert realm.vault.fetch("model_dio-mini") == paths.dio_mini
-    realm.vault.transfer("model_dio-mini", "local", "other")
-    with pytest.raises(FileExistsError, match="already exists"):
+    # The home already holds a different models/dio-mini: refused, never overwritten.
+    with pytest.raises(FileExistsError, match="already holds a different 'models/dio-mini'"):
+        realm.vault.fetch("model_dio-mini")
+    with pytest.raises(FileExistsError, match="already holds a different 'models/dio-mini'"):
+        realm.vault.transfer("model_dio-mini", "local", "other")
+    r = requests.post(f"{base}/realm/api/transfer", headers=auth(), timeout=60,
+                      json={"asset_id": "model_dio-mini", "to_zone": "local", "from_zone": "other"})
+    assert r.status_code == 409 and "already holds a different" in r.json()["error"], r.text
+    with pytest.raises(ValueError, match="refused: it is outside"):
         realm.checkpoints.export(latest, paths.models / "dio-mini")
-    with pytest.raises(ValueError, match="inside the realm's checkpoints or models"):
+    with pytest.raises(ValueError, match="refused: it is outside"):
         realm.checkpoints.export(latest, paths.models / "dio-mini-copy")
     r = requests.post(f"{base}/realm/api/checkpoints/{latest}/export", headers=auth(),
                       json={"name": "../models/dio-mini"}, timeout=30)

@@ -285,7 +285,7 @@ def test_each_risky_operation_takes_an_automatic_snapshot_first(tmp_path, monkey
     from realm_kernel.store.config import RetentionConfig
     from realm_kernel.store.paths import RealmPaths
 
-    from ..test_vault import fake_checkpoint
+    from ..store.test_vault import fake_checkpoint
 
     def snaps(paths, reason: str) -> list[Path]:
         return [Path(b["path"]) for b in list_backups(paths) if b["reason"] == reason]
