@@ -9,6 +9,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 
+from .confine import confine
 from .paths import RealmPaths, atomic_write_text
 
 
@@ -26,7 +27,8 @@ def fixed_set(paths: RealmPaths, skill: str, level: int,
               make: Callable[[], list[dict]]) -> list[dict]:
     """The skill level's fixed held-out set: read from the realm, else made once by `make`
     and stored (a file once written is never replaced)."""
-    path = paths.heldout / f"{skill}-L{int(level)}.jsonl"
+    # The skill comes from a quest's meta: its file stays inside heldout/ (store/confine.py).
+    path = confine(paths.heldout, f"{skill}-L{int(level)}.jsonl", what="the fixed held-out set")
     if not path.is_file():
         examples = make()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ def fixed_heldout(paths: RealmPaths, skill: str | None, level: int | None) -> li
     if not skill or level is None:
         return None
     try:
+        skills.skill_def(skill)  # a quest's meta may name anything: only a known skill has a set
         return fixed_set(paths, skill, int(level), lambda: make_fixed_set(skill, int(level)))
     except skills.SkillError:
         return None

@@ -30,6 +30,12 @@ def test_the_fixed_set_is_made_once_the_same_everywhere_and_kept(realm_home, tmp
     assert fixed_heldout(other, "bin", 1) == first, "a fixed seed: the same set in every realm"
     assert fixed_heldout(realm_home, None, None) is None
     assert fixed_heldout(realm_home, "no-such-skill", 1) is None
+    assert fixed_heldout(realm_home, "../../outside", 1) is None  # a quest's meta names no path
+    assert not (realm_home.home.parent / "outside-L1.jsonl").exists()
+    from realm_kernel.store.confine import PathRefused
+    from realm_kernel.store.heldout import fixed_set
+    with pytest.raises(PathRefused, match="fixed held-out set"):
+        fixed_set(realm_home, "../x", 1, lambda: first)
 
 
 @pytest.mark.slow
