@@ -81,6 +81,7 @@ def test_out_of_memory_at_batch_one_pauses_and_keeps_the_queue(realm_home, procs
     assert not [p for p in realm_home.queue("failed").iterdir()], "none failed"
     fault = events(led, "setup_fault")
     assert len(fault) == 1 and "gradient checkpointing" in fault[0]["data"]
+    assert len(events(led, "battle_stopped")) == 1 and not events(led, "quest_failed")
     assert "max_length" in fault[0]["data"] and "lora" in fault[0]["data"]  # the fix
     sizes = [json.loads(e["data"])["to"] for e in events(led, "oom_backoff")]
     assert sizes[-1] == {"micro_batch": 1, "gradient_checkpointing": True,
