@@ -128,8 +128,9 @@ class Realm:
         return HostRegistry.load(self.paths.home)
 
     # -- the ledger and backups ---------------------------------------------------------
-    def sql(self, query: str) -> list[dict]:
-        return self.ledger.query(query)
+    def sql(self, query: str, unsafe: bool = False) -> list[dict]:
+        """A person's SQL over the ledger: read-only unless `unsafe` (store/ledger.py)."""
+        return self.ledger.user_query(query, unsafe)
 
     def backup(self, dest: str | os.PathLike | None = None, all_checkpoints: bool = False) -> dict:
         """A consistent snapshot (ledger, settings, the champion's weights; with
