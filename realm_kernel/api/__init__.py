@@ -112,7 +112,8 @@ class Realm:
     def tavern_state(self) -> dict:
         """Everything the hero card and battle view show, in one JSON-able dict."""
         return {"hero": self.hero(), "battle": self.training.status(),
-                "losses": self.reports.series("loss"), "events": self.reports.events()}
+                "losses": self.reports.series("loss"), "events": self.reports.events(),
+                "alarms": self.reports.alarm_steps()}
 
     def health(self) -> dict:
         """Every service the Weaver supervises (as it last wrote them) and what it mended."""
