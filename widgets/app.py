@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     import os
     import sys
 
-    from realm_kernel.services.tavern_server import ExposureError, TavernServer, parse
+    from realm_kernel.api import ExposureError, TavernServer, parse_tavern_options
     try:
-        server = TavernServer.from_env(os.environ) or parse(argv).check()
+        server = TavernServer.from_env(os.environ) or parse_tavern_options(argv).check()
     except ExposureError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from e
