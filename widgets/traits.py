@@ -14,7 +14,8 @@ NOTICE = {"notice": "dict"}  # the session's notice, on every widget that shows 
 
 FIELDS: dict[str, dict[str, str]] = {
     "hero_card": {"hero": "dict", "skills": "list"},
-    "battle_view": {"battle": "dict", "events": "list", "hero": "dict", "losses": "list", **NOTICE},
+    "battle_view": {"battle": "dict", "events": "list", "hero": "dict", "losses": "list", "alarms": "list",
+                    **NOTICE},
     "achievements": {"achievements": "list"},
     "toasts": {"toasts": "list"},
     "oracle": {"checkpoints": "list", "hosts": "list", "loaded": "list", "panes": "dict",
