@@ -24,7 +24,7 @@ from .. import __version__
 from ..api import ConfigError, ProtectedAssetError, QuestError, QueueConflict, Realm, VaultError
 from ..store.checkpoints import CHECKPOINT_METRICS
 from ..store.vault import ASSET_TYPES, check_id
-from .inputs import BadInput, json_object, whole_number
+from .inputs import BadInput, json_object, only, whole_number
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 MAX_STEP = 10**18 - 1  # 18 digits: any step a run reaches, and inside DuckDB's BIGINT
@@ -96,6 +96,13 @@ class RealmHandler(APIHandler):
             except BadInput as e:
                 raise tornado.web.HTTPError(400, str(e)) from None
         return self._body
+
+    def json_fields(self, allowed: set[str] | frozenset[str]) -> dict:
+        """The JSON body, refused with a 400 when it has a field outside `allowed`."""
+        try:
+            return only(self.json_body(), allowed, f"{self.request.method} {self.request.path}")
+        except BadInput as e:
+            raise tornado.web.HTTPError(400, str(e)) from None
 
     def field(self, body: dict, name: str, kind: type = str, required: bool = True) -> Any:
         value = body.get(name)
@@ -397,11 +404,7 @@ class TaskRunHandler(RealmHandler):
 class TaskItemHandler(RealmHandler):
     @tornado.web.authenticated
     async def post(self, task_id: str) -> None:
-        body = self.json_body()
-        unknown = set(body) - {"enabled", "priority", "cooldown_s", "parameters"}
-        if unknown:
-            raise tornado.web.HTTPError(400, f"unknown field(s) {sorted(unknown)}; "
-                                             "expected enabled, priority, cooldown_s, parameters")
+        body = self.json_fields({"enabled", "priority", "cooldown_s", "parameters"})
         self.reply(await self.call(self.realm.tasks.set, task_id, **body))
 
 

@@ -82,6 +82,16 @@ def json_object(raw: bytes) -> dict:
     return body
 
 
+def only(body: dict, allowed: set[str] | frozenset[str], where: str) -> dict:
+    """`body` when it has no field outside `allowed`; else BadInput naming the strays (a
+    misspelt setting would otherwise be ignored without a word)."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise BadInput(f"unknown field(s) {unknown} in the body of {where}; "
+                       f"expected {', '.join(sorted(allowed))}")
+    return body
+
+
 def whole_number(text: str, what: str, hi: int = INT_MAX) -> int:
     """A non-negative integer written in ASCII digits (a path segment or query value),
     at most `hi`, or BadInput naming `what`."""

@@ -96,17 +96,22 @@ class CheckpointsHandler(OracleHandler):
         await self.call(lambda: {"checkpoints": self.oracle.checkpoints()})
 
 
+# The fields each Oracle route reads; any other is a 400 naming it, never ignored.
+PLACE = frozenset({"step", "host"})
+CHAT = PLACE | {"message", "messages", "stream"} | set(Sampling.__dataclass_fields__)
+
+
 class LoadHandler(OracleHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
-        body = self.json_body()
+        body = self.json_fields(PLACE)
         await self.call(self.oracle.load, body.get("step"), body.get("host"))
 
 
 class UnloadHandler(OracleHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
-        body = self.json_body()
+        body = self.json_fields(PLACE)
         await self.call(self.oracle.unload, body.get("step"), body.get("host"))
 
 
@@ -115,7 +120,7 @@ class ChatHandler(OracleHandler):
 
     @tornado.web.authenticated
     async def post(self) -> None:
-        body = self.json_body()
+        body = self.json_fields(CHAT)
         oracle = self.oracle
         try:
             # Validation and the "is it loaded" check happen here, before any byte is sent.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from realm_kernel.server.inputs import MAX_DEPTH, BadInput, depth, json_object, whole_number
+from realm_kernel.server.inputs import MAX_DEPTH, BadInput, depth, json_object, only, whole_number
 
 BAD_BODIES = [
     (b"[" * 10_000 + b"]" * 10_000, "nested too deeply"),
@@ -51,3 +51,10 @@ def test_path_integers_in_range_pass():
     assert whole_number("0", "step") == 0 and whole_number("1000", "limit", 1000) == 1000
     with pytest.raises(BadInput, match="at most 1000"):
         whole_number("1001", "limit", 1000)
+
+
+def test_only_names_the_stray_fields_and_where():
+    assert only({"step": 1}, {"step", "host"}, "POST oracle/load") == {"step": 1}
+    with pytest.raises(BadInput, match=r"unknown field\(s\) \['hots'\] in the body of POST "
+                                       r"oracle/load; expected host, step"):
+        only({"step": 1, "hots": "x"}, {"step", "host"}, "POST oracle/load")
