@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import tornado.web
@@ -39,6 +40,15 @@ def _status_for(e: Exception) -> int | None:
     if isinstance(e, QuestError | ValueError | ConfigError | TypeError | OverflowError):
         return 400
     return None
+
+
+@contextmanager
+def as_400() -> Iterator[None]:
+    """Malformed input found by server/inputs.py becomes a 400 with its message."""
+    try:
+        yield
+    except BadInput as e:
+        raise tornado.web.HTTPError(400, str(e)) from None
 
 
 BODY_METHODS = ("POST", "PATCH", "PUT")
@@ -91,18 +101,14 @@ class RealmHandler(APIHandler):
     def json_body(self) -> dict:
         """The request body as a checked JSON object (parsed once), or a 400 saying why not."""
         if self._body is None:
-            try:
+            with as_400():
                 self._body = json_object(self.request.body)
-            except BadInput as e:
-                raise tornado.web.HTTPError(400, str(e)) from None
         return self._body
 
     def json_fields(self, allowed: set[str] | frozenset[str]) -> dict:
         """The JSON body, refused with a 400 when it has a field outside `allowed`."""
-        try:
+        with as_400():
             return only(self.json_body(), allowed, f"{self.request.method} {self.request.path}")
-        except BadInput as e:
-            raise tornado.web.HTTPError(400, str(e)) from None
 
     def field(self, body: dict, name: str, kind: type = str, required: bool = True) -> Any:
         value = body.get(name)
@@ -354,10 +360,8 @@ class ChampionHandler(RealmHandler):
 
 
 def whole_number_or_400(text: str, what: str, hi: int) -> int:
-    try:
+    with as_400():
         return whole_number(text, what, hi)
-    except BadInput as e:
-        raise tornado.web.HTTPError(400, str(e)) from None
 
 
 def parse_step(text: str) -> int:
