@@ -4,7 +4,9 @@
 #      machine with network; here they go into /tmp/realm-site (no network needed)
 #   1. the gpu tests: bf16 load, flash-attn varlen packing equal to each example alone
 #      (packed vs unpacked on the GPU), Liger, paged 8-bit AdamW, fused AdamW, NVML; and the
-#      CPU tests whose expectations follow the machine
+#      CPU tests whose expectations follow the machine; a battle's measured peak memory
+#      (torch.cuda.max_memory_allocated, NVML) beside the VRAM calculator's estimate, printed
+#      by tests/train/test_gpu.py::test_a_battle_records_its_peak_memory_beside_the_estimate
 #   2. bench/gpu_train.py: Qwen3-0.6B tokens/s, MFU and peak vs plain HF Trainer on the same
 #      data (packing + flash-attn or sdpa, Liger where installed), the 4B recipe's peak under a
 #      24 GiB cap vs the VRAM calculator, QLoRA
@@ -24,6 +26,8 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 start=$(date +%s)
 "$PY" -m pytest -p no:cacheprovider -ra -m gpu tests/
+"$PY" -m pytest -p no:cacheprovider -q -s tests/train/test_gpu.py::test_a_battle_records_its_peak_memory_beside_the_estimate \
+  | grep "measured on" || true
 "$PY" -m pytest -p no:cacheprovider -ra tests/train/test_optim.py tests/services/test_taskmaster.py::test_gpu_awareness_follows_the_machine \
   tests/train/test_engine_features.py::test_unpacked_path_and_a_failing_self_check
 "$PY" bench/gpu_train.py

@@ -188,18 +188,18 @@ def start_lab(procs: Procs, paths: RealmPaths, workdir: Path, *, play: bool = Fa
     env["JUPYTER_RUNTIME_DIR"] = str(workdir / "runtime")
     env["JUPYTERLAB_SETTINGS_DIR"] = str(workdir / "lab-settings")
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(workdir / "lab-workspaces")
+    env["JUPYTER_TOKEN"] = token  # never an argument: `ps` shows those to every user
     if play:
         if root_dir is None:
             root_dir = workdir / "lab-root"
             shutil.copytree(REPO / "notebooks", root_dir / "notebooks")
         argv = [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
-                f"--root-dir={root_dir}", f"--IdentityProvider.token={token}"]
+                f"--root-dir={root_dir}"]
         ready = "realm/api/health"
     else:
         env["JUPYTER_CONFIG_PATH"] = str(REPO / "jupyter-config")
         argv = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}", "--no-browser",
-                "--allow-root", f"--IdentityProvider.token={token}",
-                f"--ServerApp.root_dir={root_dir or workdir}"]
+                "--allow-root", f"--ServerApp.root_dir={root_dir or workdir}"]
         ready = "api/status"
     proc = procs.start(name, argv, env)
     base = f"http://127.0.0.1:{port}"

@@ -8,7 +8,6 @@ told otherwise; every asset is served by this server (no CDN)."""
 
 from __future__ import annotations
 
-import argparse
 import html
 
 import panel as pn
@@ -75,25 +74,35 @@ def serve_alone(name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve every page. Login options are Panel's own; `realm tavern` (which refuses to
-    expose the app beyond 127.0.0.1 without one) is the launcher users should call."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--address", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=5006)
-    ap.add_argument("--allow-websocket-origin", action="append", default=[])
-    for opt in ("basic-auth", "oauth-provider", "oauth-key", "oauth-secret", "oauth-redirect-uri",
-                "cookie-secret"):
-        ap.add_argument(f"--{opt}", default=None)
-    args = ap.parse_args(argv)
+    """Serve every page: the server `realm tavern` checked (REALM_TAVERN), or, started by
+    hand, these options parsed and checked the same way (never beyond 127.0.0.1 without
+    a login)."""
+    import os
+    import sys
+
+    from realm_kernel.api import ExposureError, TavernServer, parse_tavern_options
+    try:
+        server = TavernServer.from_env(os.environ) or parse_tavern_options(argv).check()
+    except ExposureError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from e
     pn.extension()
-    origins = args.allow_websocket_origin or [f"{args.address}:{args.port}", f"localhost:{args.port}",
-                                               f"127.0.0.1:{args.port}"]
-    login = {k: v for k in ("basic_auth", "oauth_provider", "oauth_key", "oauth_secret",
-                            "oauth_redirect_uri", "cookie_secret") if (v := getattr(args, k))}
     routes = {route: app(name) for name, route in ROUTES.items()}
     routes["/tavern"] = app("tavern")  # the address of the first Tavern app keeps working
-    pn.serve(routes, address=args.address, port=args.port, websocket_origin=origins, show=False,
-             title="Realm of Training — Tavern", **login)
+    pn.serve(routes, address=server.address, port=server.port,
+             websocket_origin=server.origins(), show=False,
+             title="Realm of Training — Tavern", **login_options(server))
+
+
+def login_options(server) -> dict:
+    """What pn.serve needs for the server's login (none on loopback without one): a
+    password login is the realm's own (realm_widgets.login), OAuth is Panel's."""
+    if server.basic_auth:
+        from realm_widgets.login import RealmLoginProvider, credentials
+        return {"auth_provider": RealmLoginProvider(credentials(server.basic_auth, server.user)),
+                "cookie_secret": server.cookie_secret}
+    return {k: v for k in ("oauth_provider", "oauth_key", "oauth_secret", "oauth_redirect_uri",
+                           "cookie_secret") if (v := getattr(server, k))}
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ function svg_(tag, attrs) {
   return e;
 }
 
-function drawCurve(svg, points) {
+function drawCurve(svg, points, alarms = []) {
   const W = 600, H = 180, P = 34;
   svg.replaceChildren();
   svg.append(svg_("rect", { x: P, y: 8, width: W - P - 8, height: H - P - 8, class: "rt-plot" }));
@@ -27,6 +27,15 @@ function drawCurve(svg, points) {
   const sy = (y) => 8 + (1 - (y - y0) / Math.max(1e-9, y1 - y0)) * (H - P - 8);
   const d = points.map((p, i) => `${i ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
   svg.append(svg_("path", { d, class: "rt-line" }));
+  // Loss alarms (rolled back to the last good checkpoint): a red tick at their step.
+  for (const step of alarms.filter((a) => a >= x0 && a <= x1)) {
+    const x = sx(step).toFixed(1);
+    const mark = svg_("path", { d: `M${x},8L${x},${H - P}`, class: "rt-alarm" });
+    const title = svg_("title", {});
+    title.textContent = `loss alarm at step ${step}: rolled back`;
+    mark.append(title);
+    svg.append(mark);
+  }
   for (const [x, y, txt, anchor] of [[P - 4, 14, y1.toFixed(2), "end"], [P - 4, H - P, y0.toFixed(2), "end"],
                                      [P, H - P + 16, String(x0), "start"], [W - 8, H - P + 16, String(x1), "end"]]) {
     const t = svg_("text", { x, y, "text-anchor": anchor, class: "rt-axis" });
@@ -92,7 +101,7 @@ function render({ model, el }) {
     cells.loss.textContent = num(b.loss, 4);
     cells.tokens_per_s.textContent = b.tokens_per_s ? Math.round(b.tokens_per_s).toLocaleString() : "—";
     cells.eta.textContent = st === "training" ? duration(b.eta_seconds) : "—";
-    drawCurve(svg, s.losses || []);
+    drawCurve(svg, s.losses || [], s.alarms || []);
     const step = b.step ?? (s.hero || {}).xp ?? 0;
     if (lastStep !== null && step > lastStep) {
       float(`+${step - lastStep} XP`, "rt-xp");

@@ -33,7 +33,9 @@ def shared_realm(home: str | Path | None = None) -> Realm:
         return _realms[key]
 
 # Events the toasts announce (the Task Master writes skill_level_up).
-TOAST_KINDS = ("quest_completed", "hero_level_up", "champion", "skill_level_up", "achievement")
+TOAST_KINDS = ("quest_completed", "hero_level_up", "champion", "skill_level_up", "achievement",
+               # What a failing battle did about it (docs/engine.md "What happens when a battle fails").
+               "oom_backoff", "loss_alarm", "rollback", "setup_fault")
 MAX_UPLOAD_BYTES = 64 << 20  # the browser sends uploads through a synced property
 
 

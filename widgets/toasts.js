@@ -1,10 +1,13 @@
-// Toasts: "Quest complete!", "Level up!", "New champion!", "Skill level up!" and
-// achievements, from the ledger's events (state.toasts, newest first). Only events newer
+// Toasts: "Quest complete!", "Level up!", "New champion!", "Skill level up!",
+// achievements and a failing battle's rescues (out of memory, loss alarms), from the ledger's events (state.toasts, newest first). Only events newer
 // than the page are announced. Optional sound (Web Audio, no files), off by default.
 
 const TITLES = {
   quest_completed: "📜 Quest complete!", hero_level_up: "⬆️ Level up!", champion: "🏆 New champion!",
   skill_level_up: "⭐ Skill level up!", achievement: "🎖️ Achievement!",
+  // A failing battle's rescues (docs/engine.md "What happens when a battle fails").
+  oom_backoff: "🧠 Out of memory: smaller batches", loss_alarm: "🚨 Loss alarm!",
+  rollback: "⏪ Rolled back", setup_fault: "🛠️ Training waits for the setup",
 };
 const SOUND_KEY = "realm-sound";
 

@@ -22,6 +22,8 @@ from ..oracle.client import SharedOracle
 from ..oracle.pool import ModelNotLoaded, OracleError, RemoteError
 from ..quests.formats import QuestError
 from ..quests.queue import QueueConflict
+from ..services.tavern_server import ExposureError, TavernServer
+from ..services.tavern_server import parse as parse_tavern_options
 from ..store import backup
 from ..store.backup import BackupError
 from ..store.checkpoints import UnknownCheckpoint
@@ -43,9 +45,11 @@ from .skills import Skills
 from .tasks import Tasks
 from .training import Training
 
-__all__ = ["BackupError", "ConfigError", "ModelNotLoaded", "OracleError", "ProtectedAssetError",
-           "QuestError", "QueueConflict", "Realm", "RemoteError", "SkillError", "UnknownCheckpoint",
-           "VaultError"]
+# The Panel app's own server options (realm_widgets.app main) are checked by the same
+# rule `realm tavern` uses, reached through here like everything else the widgets need.
+__all__ = ["BackupError", "ConfigError", "ExposureError", "ModelNotLoaded", "OracleError",
+           "ProtectedAssetError", "QuestError", "QueueConflict", "Realm", "RemoteError", "SkillError",
+           "TavernServer", "UnknownCheckpoint", "VaultError", "parse_tavern_options"]
 
 
 class Realm:
@@ -108,7 +112,8 @@ class Realm:
     def tavern_state(self) -> dict:
         """Everything the hero card and battle view show, in one JSON-able dict."""
         return {"hero": self.hero(), "battle": self.training.status(),
-                "losses": self.reports.series("loss"), "events": self.reports.events()}
+                "losses": self.reports.series("loss"), "events": self.reports.events(),
+                "alarms": self.reports.alarm_steps()}
 
     def health(self) -> dict:
         """Every service the Weaver supervises (as it last wrote them) and what it mended."""
@@ -127,8 +132,9 @@ class Realm:
         return HostRegistry.load(self.paths.home)
 
     # -- the ledger and backups ---------------------------------------------------------
-    def sql(self, query: str) -> list[dict]:
-        return self.ledger.query(query)
+    def sql(self, query: str, unsafe: bool = False) -> list[dict]:
+        """A person's SQL over the ledger: read-only unless `unsafe` (store/ledger.py)."""
+        return self.ledger.user_query(query, unsafe)
 
     def backup(self, dest: str | os.PathLike | None = None, all_checkpoints: bool = False) -> dict:
         """A consistent snapshot (ledger, settings, the champion's weights; with

@@ -13,7 +13,7 @@ from ..store.home import Home
 from ..store.vault import dir_bytes
 from .checkpoints import vault_of
 
-SERIES = ("loss", "val_loss", "tokens_per_s", "learning_rate", "grad_norm")
+SERIES = ("loss", "val_loss", "def_loss", "tokens_per_s", "learning_rate", "grad_norm")
 
 
 def hero_of(home: Home) -> dict:
@@ -22,13 +22,15 @@ def hero_of(home: Home) -> dict:
     led = home.ledger
     loss = led.tail("metrics", "loss", 1, notnull="loss")
     val = led.tail("metrics", "val_loss", 1, notnull="val_loss")
+    fixed = led.tail("metrics", "def_loss", 1, notnull="def_loss")  # DEF's fixed held-out set
     row = {"steps": led.max_value("metrics", "step") or 0,
            "loss": loss[0]["loss"] if loss else None,
            "val_loss": val[0]["val_loss"] if val else None,
            **queries.latest_accuracy_and_completed(led)}
     return hero_stats(name=home.safe_config().hero.name, steps=row["steps"], loss=row["loss"],
                       val_loss=row["val_loss"], accuracy=row["accuracy"],
-                      quests_completed=row["completed"]).as_dict()
+                      quests_completed=row["completed"],
+                      def_loss=fixed[0]["def_loss"] if fixed else None).as_dict()
 
 
 def _event(row: dict) -> dict:
@@ -48,6 +50,10 @@ class Reports:
 
     def events(self, limit: int = 10) -> list[dict]:
         return [_event(r) for r in queries.recent_events(self.home.ledger, limit)]
+
+    def alarm_steps(self, limit: int = 50) -> list[int]:
+        """The steps of the newest loss alarms: marks on the battle plot."""
+        return queries.loss_alarm_steps(self.home.ledger, limit)
 
     def notable_events(self, kinds: tuple[str, ...], limit: int = 20) -> list[dict]:
         """The newest events of these kinds (what the Tavern's toasts announce)."""

@@ -1,5 +1,10 @@
 """What a Jupyter server started by the CLI needs: the environment that enables the realm
-extension, and the run/ folder it serves."""
+extension (and carries its token: never an argument, which every local user can read
+through `ps`), and the run/ folder it serves.
+
+Where it listens and which origins it accepts are Jupyter's own options; the realm
+extension checks their final values inside the server (realm_kernel/server), before it
+binds, so no spelling of them gets past the check."""
 
 from __future__ import annotations
 
@@ -17,6 +22,22 @@ def jupyter_env() -> dict[str, str]:
         p for p in (conf, env.get("JUPYTER_CONFIG_PATH", "")) if p)
     env["REALM_HOME"] = str(RealmPaths.at().home)
     return env
+
+
+SECRET_TRAITS = ("token", "password", "hashed_password")
+
+
+def jupyter_token(args: list[str]) -> str:
+    """The token a Jupyter server started by the CLI gets through JUPYTER_TOKEN: the
+    caller's JUPYTER_TOKEN, else a new one. A token or password among the arguments is
+    refused (ValueError), in either of traitlets' spellings (`--X.token=T`, `--X.token T`)."""
+    from ..services.launcher import new_token
+    for a in args:
+        name = a.split("=", 1)[0]
+        if name.startswith("--") and name.rsplit(".", 1)[-1].lower() in SECRET_TRAITS:
+            raise ValueError(f"{name} in the arguments: every local user can read them "
+                             "(`ps`); set JUPYTER_TOKEN in the environment instead")
+    return os.environ.get("JUPYTER_TOKEN") or new_token()
 
 
 def run_folder(paths: RealmPaths) -> Path:

@@ -10,11 +10,23 @@ app = typer.Typer(help="The DuckDB ledger.", no_args_is_help=True)
 
 
 @app.command("sql")
-def ledger_sql(query: str) -> None:
-    """Run SQL over the ledger views (metrics, checkpoints, quests, events, evals, ...)."""
+def ledger_sql(query: str,
+               unsafe: bool = typer.Option(
+                   False, "--unsafe",
+                   help="Also allow writes, files outside the ledger and ATTACH.")) -> None:
+    """Run SQL over the ledger views (metrics, checkpoints, quests, events, evals, ...).
+    Read-only over the ledger unless --unsafe is typed."""
     import duckdb
+
+    from ..store.ledger import UnsafeQuery
+    if unsafe:
+        typer.echo("--unsafe: this statement may write files, read any file the account "
+                   "can and ATTACH databases", err=True)
     try:
-        print_json(open_realm().sql(query))
+        print_json(open_realm().sql(query, unsafe=unsafe))
+    except UnsafeQuery as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
     except duckdb.Error as e:
         typer.echo(f"SQL error: {e}", err=True)
         raise typer.Exit(2) from e

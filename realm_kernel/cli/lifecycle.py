@@ -12,7 +12,7 @@ import typer
 from ..hero_model import hub
 from ..store.paths import RealmPaths
 from .common import guarded, open_realm, plan_card, print_json, working
-from .jupyter import jupyter_env, run_folder
+from .jupyter import jupyter_env, jupyter_token, run_folder
 
 app = typer.Typer()
 
@@ -43,7 +43,8 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
     """Start the game: JupyterLab with the Tavern notebook, the daemon, the Task Master
     and dio-mini. From an empty realm the curriculum writes the first quests itself.
 
-    Extra arguments go to JupyterLab (e.g. --IdentityProvider.token=...).
+    Extra arguments go to JupyterLab; its token comes from JUPYTER_TOKEN (else a new
+    one), never from an argument.
     Example: realm play --hero qwen3-0.6b --headless --detach"""
     plan_card(vram_gb)
     if hero is not None:
@@ -51,7 +52,7 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
     if detach:
         raise typer.Exit(_play_detached(port, headless, root_dir, list(ctx.args)))
     from ..api import Realm
-    from ..services.launcher import new_token, record_play, token_from
+    from ..services.launcher import record_play
     from ..train.dio_mini import build_dio_mini
 
     realm = Realm()
@@ -83,10 +84,8 @@ def play(ctx: typer.Context, port: int = 8888, open_browser: bool = False,
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")  # containers and CI run as root
     args += ctx.args
-    token = token_from(ctx.args)
-    if token is None:  # ours, so that `realm ps` can give the URL with its token
-        token = new_token()
-        args.append(f"--IdentityProvider.token={token}")
+    # Ours (or the caller's JUPYTER_TOKEN), so that `realm ps` can give the URL with it.
+    env["JUPYTER_TOKEN"] = token = guarded(jupyter_token, ctx.args)
     info = record_play(realm.paths, "lab", port, token, Path(log) if log else None)
     typer.echo(f"Realm home: {realm.paths.home}\nStarting JupyterLab at {info['url']} "
                "(Ctrl-C to stop)...")
@@ -210,28 +209,41 @@ def _play_headless(realm) -> int:
     return 0
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def tavern(ctx: typer.Context, address: str = typer.Option("127.0.0.1", help="Address to listen on."),
+@app.command()
+def tavern(address: str = typer.Option("127.0.0.1", help="Address to listen on."),
            port: int = 5006,
-           basic_auth: str = typer.Option(None, help="A password, or a JSON file of user: password."),
+           basic_auth: str = typer.Option(None, envvar="REALM_TAVERN_PASSWORD",
+                                          help="A JSON file of user: password, or a password "
+                                          "(better in REALM_TAVERN_PASSWORD: arguments are "
+                                          "readable by every local user)."),
+           user: str = typer.Option(None, help="The user name a single --basic-auth password "
+                                    "logs in (default: this account's name)."),
            oauth_provider: str = typer.Option(None, help="Panel OAuth provider (github, google, ...)."),
-           cookie_secret: str = typer.Option(None, help="Default: a fresh random secret."),
+           oauth_key: str = typer.Option(None, help="The OAuth client id."),
+           oauth_secret: str = typer.Option(None, envvar="REALM_TAVERN_OAUTH_SECRET",
+                                            help="The OAuth client secret (better in "
+                                            "REALM_TAVERN_OAUTH_SECRET)."),
+           oauth_redirect_uri: str = typer.Option(None, help="The OAuth redirect URI."),
+           cookie_secret: str = typer.Option(None, envvar="REALM_TAVERN_COOKIE_SECRET",
+                                             help="Default: a fresh random secret."),
            allow_websocket_origin: list[str] = typer.Option([], help="host[:port] browsers use.")
            ) -> None:
     """The Tavern as a Panel app, a route per page (/, /quests, /oracle, /vault, /settings,
     /scheduler, /guild); 127.0.0.1 unless exposed with a login.
 
     Another address, or a websocket origin of another host, needs --basic-auth or
-    --oauth-provider. Extra arguments go to the app (--oauth-key, --oauth-secret, ...)."""
+    --oauth-provider. Unknown options are errors (nothing is passed through unchecked)."""
     from ..services.tavern_server import ExposureError, TavernServer
 
-    server = TavernServer(address, port, basic_auth, oauth_provider, cookie_secret,
-                          list(allow_websocket_origin), list(ctx.args))
+    server = TavernServer(address, port, basic_auth, user, oauth_provider, oauth_key,
+                          oauth_secret, oauth_redirect_uri, cookie_secret,
+                          list(allow_websocket_origin))
     try:
-        args = server.argv()
+        server = server.check()
     except ExposureError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
-    env = dict(os.environ, REALM_HOME=str(RealmPaths.at().home))
+    args, env = server.launch()
+    env["REALM_HOME"] = str(RealmPaths.at().home)
     typer.echo(f"The Tavern: {server.describe()}", err=True)
     os.execvpe(args[0], args, env)

@@ -8,8 +8,8 @@ import sys
 import typer
 
 from ..store.paths import RealmPaths
-from .common import open_realm, print_json
-from .jupyter import jupyter_env
+from .common import guarded, open_realm, print_json
+from .jupyter import jupyter_env, jupyter_token
 
 app = typer.Typer(help="The Oracle: chat with a checkpoint by exact step.", no_args_is_help=True)
 
@@ -63,15 +63,12 @@ def oracle_serve(ctx: typer.Context, port: int = 8890) -> None:
     share its models. JupyterLab under `realm play` does this itself.
 
     Example: realm oracle serve --port 8890"""
-    from ..services.launcher import new_token, token_from
     paths = RealmPaths.at().ensure()
     args = [sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", f"--port={port}", "--no-browser",
             f"--ServerApp.root_dir={paths.home}", *ctx.args]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")
-    if token_from(ctx.args) is None:
-        args.append(f"--IdentityProvider.token={new_token()}")
-    env = {**jupyter_env(), "REALM_WEAVER": "0"}
+    env = {**jupyter_env(), "REALM_WEAVER": "0", "JUPYTER_TOKEN": guarded(jupyter_token, ctx.args)}
     typer.echo(f"Realm home: {paths.home}\nServing the realm's Oracle pool on 127.0.0.1:{port} "
                f"(advertised in {paths.oracle_owner}; Ctrl-C to stop)...")
     os.execvpe(args[0], args, env)

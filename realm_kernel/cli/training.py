@@ -85,7 +85,14 @@ def vram(model: str = typer.Argument("qwen3-0.6b", help="A preset (qwen3-0.6b, q
     except (ValueError, FileNotFoundError, KeyError) as e:
         typer.echo(f"vram: {e}", err=True)
         raise typer.Exit(2) from e
-    typer.echo(json.dumps(est.as_dict(), indent=2) if as_json else est.table())
+    # Battles on this model record their measured peak beside the estimate (train/memory.py).
+    from ..store.batch_fit import describe_peak, peaks_for
+    from ..store.paths import RealmPaths
+    measured = peaks_for(RealmPaths.at(None), model)
+    if as_json:
+        typer.echo(json.dumps({**est.as_dict(), **({"measured": measured} if measured else {})}, indent=2))
+    else:
+        typer.echo("\n".join([est.table(), *map(describe_peak, measured)]))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -124,10 +124,14 @@ class Resolution:
     notes: list[str] = field(default_factory=list)
     card_gib: float | None = None
     fit: str | None = None
+    # Batch splits battles on this model and max_length backed off to after running out
+    # of memory, per card (store/batch_fit.py): each battle on that card starts there.
+    measured: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"profile": self.profile, "chosen_by": self.chosen_by, "device": self.device,
                 "card_gib": self.card_gib, "fit": self.fit, "notes": list(self.notes),
+                "measured": list(self.measured),
                 "values": {k: {"value": v, "source": self.sources[k]} for k, v in self.values.items()}}
 
     def text(self) -> str:
@@ -136,6 +140,11 @@ class Resolution:
             lines.append(f"Fit: {self.fit}")
         width = max(map(len, self.values), default=0)
         lines += [f"  {k:<{width}}  {json.dumps(v):<18} {self.sources[k]}" for k, v in self.values.items()]
+        lines += [f"Measured on {m['card']}: micro-batch {m['micro_batch']} x accumulation "
+                  f"{m['gradient_accumulation_steps']}"
+                  f"{' with gradient checkpointing' if m.get('gradient_checkpointing') else ''} "
+                  f"fits (out-of-memory back-off, {m.get('measured')}); battles there start at it"
+                  for m in self.measured]
         lines += [f"Note: {n}" for n in self.notes]
         return "\n".join(lines)
 

@@ -8,11 +8,14 @@ it on JUPYTER_CONFIG_PATH), or by hand:
 from __future__ import annotations
 
 import atexit
+import sys
 
 from ..api import Realm
+from ..services.exposure import ExposureError, exposure, refuse_without_login
 from ..services.weaver import Weaver, enabled
 from ..store.paths import RealmPaths
 from .handlers import handlers
+from .interrupt import stop_in_order_on_ctrl_c
 from .oracle_handlers import handlers as oracle_handlers
 from .skill_handlers import handlers as skill_handlers
 
@@ -21,7 +24,26 @@ def _jupyter_server_extension_points() -> list[dict]:
     return [{"module": "realm_kernel.server"}]
 
 
+def check_exposure(serverapp) -> None:
+    """The server's final options (command line, config files, environment: whatever
+    set them) decide: beyond loopback, or open to other hosts' origins, only with a
+    login (a token or a password). Extensions load before the port is bound."""
+    why = [] if serverapp.sock else exposure(serverapp.ip, [serverapp.allow_origin] if
+                                             serverapp.allow_origin else [],
+                                             serverapp.allow_origin_pat)
+    refuse_without_login("the realm's Jupyter server", why,
+                         serverapp.identity_provider.auth_enabled,
+                         "set a token (JUPYTER_TOKEN) or a password")
+
+
 def _load_jupyter_server_extension(serverapp) -> None:
+    try:
+        check_exposure(serverapp)
+    except ExposureError as e:
+        # SystemExit, not an exception: Jupyter logs an extension's exception and serves on.
+        serverapp.log.critical("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from e
     paths = RealmPaths.at().ensure()
     realm = Realm(paths.home, writer="server")
     realm.ledger.ensure_views()
@@ -30,11 +52,13 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
     web_app.add_handlers(".*$", oracle_handlers(web_app.settings["base_url"]))
     web_app.add_handlers(".*$", skill_handlers(web_app.settings["base_url"]))
+    weaver = None
     if enabled():
         weaver = Weaver(paths, serverapp.log, ledger=realm.ledger)
         web_app.settings["realm_weaver"] = weaver
         weaver.start()
         atexit.register(weaver.stop)
+    stop_in_order_on_ctrl_c(serverapp, weaver)
     if not serverapp.sock:  # a unix socket is no URL for the other processes: they keep their own pools
         # Callbacks run in order: this one queues the advertisement behind the port's bind.
         serverapp.io_loop.add_callback(serverapp.io_loop.add_callback, _serve_oracle, serverapp, realm)

@@ -310,7 +310,8 @@ class Daemon:
                    resume_from=model_path if resume else None,
                    on_progress=hero_progress(self.ledger, self.config.hero.name),
                    on_checkpoint=lambda step, path: self.award_achievements(),
-                   retention=self.config.retention)
+                   retention=self.config.retention,
+                   base_model=self.config.hero.base_model or "dio-mini")
 
     def announce(self, quest: Path, job: Job, priority: str) -> None:
         """The battle starts: the quest's and the run's rows, the event, the heartbeat."""
@@ -338,6 +339,8 @@ class Daemon:
             return "queued", self.disk_full(quest, result)
         if not result.success and result.setup_fault:
             detail = (result.error_message or "setup fault").strip().splitlines()[0]
+            if result.out_of_memory:  # every quest would fail the same way: pause, say why
+                self.paths.control_file("pause").write_text(str(time.time()))
             self.report_setup_fault(detail)
             return "queued", f"waits for the setup: {detail}"
         if not result.success:

@@ -43,14 +43,6 @@ def new_token() -> str:
     return secrets.token_hex(24)
 
 
-def token_from(args: list[str]) -> str | None:
-    for a in args:
-        for opt in ("--IdentityProvider.token=", "--ServerApp.token=", "--NotebookApp.token="):
-            if a.startswith(opt):
-                return a[len(opt):]
-    return None
-
-
 def start_detached(paths: RealmPaths, play_args: list[str], headless: bool,
                    timeout: float = 180.0) -> dict:
     """Start `realm play PLAY_ARGS` in the background; return play.json once it answers."""

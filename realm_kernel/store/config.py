@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from ..hero_model import hub, profiles
+from . import batch_fit
 from .paths import RealmPaths
 
 
@@ -110,6 +111,17 @@ class TrainingConfig(_Section):
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     lora_targets: list[str] = Field(default_factory=lambda: [
         "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], min_length=1)
+    # Loss alarms (train/rescue.py, docs/engine.md "What happens when a battle fails"): a
+    # non-finite loss or gradient norm, or a spike, rolls the battle back to its last good
+    # checkpoint. A spike: once loss_spike_warmup losses of the run are logged, a loss above
+    # loss_spike_factor x the median of the last loss_spike_window losses (0 = no spikes).
+    loss_spike_factor: float = Field(10.0, ge=0)
+    loss_spike_window: int = Field(20, ge=1, le=10_000)
+    loss_spike_warmup: int = Field(20, ge=1)
+    # Each rollback multiplies the quest's learning rate by this; after max_rollbacks in one
+    # quest it is set aside (failed/, with the reason).
+    alarm_lr_factor: float = Field(0.5, gt=0, le=1)
+    max_rollbacks: int = Field(3, ge=1, le=100)
 
     @field_validator("report_to", mode="before")
     @classmethod
@@ -344,6 +356,8 @@ def load_config(home: str | os.PathLike | None = None,
             section, _, name = key.partition(".")
             data.setdefault(section, {})[name] = value
         cfg = _validate(path, data)
+    resolution.measured = batch_fit.measured_for(paths, cfg.hero.base_model or "dio-mini",
+                                                 cfg.training.max_length)
     cfg._profile = resolution
     return cfg
 

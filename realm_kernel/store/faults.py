@@ -13,6 +13,14 @@ Off unless the environment asks; read here and nowhere else:
                                     (a stuck collective or data worker), once per realm
                                     home: status/.fault-hang_step-<n> marks it spent, so
                                     the daemon the watchdog restarts trains on.
+  REALM_FAULT=oom:<phase>@<step>[:<rows>]
+                                    from local training step <step> on, a micro-batch of
+                                    more than <rows> rows (default 0: any) raises a real
+                                    torch.cuda.OutOfMemoryError in <phase>: forward,
+                                    backward, optimizer or eval (the held-out pass), as a
+                                    card that fits only <rows> rows would.
+  REALM_FAULT=nan@<step>            the loss of local training step <step> is NaN (a bad
+                                    batch), each time that step's batch is trained on.
 
 Points (a point named "a" also matches hits named "a:<detail>"):
   step                 a training step ended (before the controls are read)
@@ -38,6 +46,9 @@ POINTS = ("step", "checkpoint_write", "checkpoint_publish", "checkpoint_ledger",
           "ledger_write")
 ENOSPC_ON_SAVE = "enospc_on_save"
 HANG_STEP = "hang_step"
+OOM = "oom"
+NAN = "nan"
+OOM_PHASES = ("forward", "backward", "optimizer", "eval")
 
 _hits: dict[str, int] = {}
 _lock = threading.Lock()
@@ -99,6 +110,27 @@ def _maybe_hang(nth: int, home: Path | None) -> None:
     os.close(fd)
     while True:  # hung, until the watchdog's kill
         time.sleep(3600)
+
+
+def out_of_memory(phase: str, step: int, rows: int) -> None:
+    """REALM_FAULT=oom:<phase>@<step>[:<rows>]: raises torch.cuda.OutOfMemoryError when
+    this phase of this step runs a micro-batch of more rows than the simulated card fits."""
+    fault, _, spec = os.environ.get(FAULT_ENV, "").partition(":")
+    if fault != OOM:
+        return
+    want, _, rest = spec.partition("@")
+    at, _, fits = rest.partition(":")
+    if want == phase and step >= int(at or 1) and rows > int(fits or 0):
+        import torch  # only a faulted run pays for it here
+        raise torch.cuda.OutOfMemoryError(
+            f"CUDA out of memory in the {phase} of step {step} with {rows} rows "
+            f"(simulated: {FAULT_ENV}={os.environ[FAULT_ENV]})")
+
+
+def nan_step(step: int) -> bool:
+    """REALM_FAULT=nan@<step>: True when this local step's loss is to be NaN."""
+    fault, _, at = os.environ.get(FAULT_ENV, "").partition("@")
+    return fault == NAN and at.isdigit() and int(at) == step
 
 
 def is_disk_full(exc: BaseException | None) -> bool:

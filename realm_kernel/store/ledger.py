@@ -134,6 +134,7 @@ class Ledger:
         self.paths = paths
         self.writer = "".join(c for c in writer if c.isalnum() or c in "-_") or "w"
         self._conn: duckdb.DuckDBPyConnection | None = None
+        self._user_conn: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._stats: dict[Path, SegmentStats] = {}
         self.ensure_segments()
@@ -339,6 +340,39 @@ class Ledger:
             self._conn = con
         return self._conn
 
+    def _user_connection(self) -> duckdb.DuckDBPyConnection:
+        # A user's SQL gets its own in-memory database whose file access is confined to
+        # the ledger's segments and then locked: read_csv('/etc/passwd'), COPY TO a file,
+        # ATTACH or INSTALL fail inside DuckDB, and SET cannot undo it.
+        if self._user_conn is None:
+            con = duckdb.connect()
+            allowed = (self.paths.segments.resolve().as_posix() + "/").replace("'", "''")
+            con.execute(f"SET allowed_directories = ['{allowed}']")
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+            _create_views(con, self._view_sql())
+            self._user_conn = con
+        return self._user_conn
+
+    def user_query(self, sql: str, unsafe: bool = False) -> list[dict[str, Any]]:
+        """A person's SQL (`realm ledger sql`, `Realm.sql`). By default read-only over the
+        ledger: SELECT statements only (the allowed directory would still let COPY or
+        ATTACH write inside the segments), on the confined connection. `unsafe` runs it
+        with DuckDB's defaults: writes, any file and ATTACH, as the caller asked."""
+        if unsafe:
+            # A fresh connection: what the statement does to its views or settings
+            # dies with it, never reaching our own reads.
+            con = duckdb.connect()
+            try:
+                _create_views(con, self._view_sql())
+                return self._run(con, sql, None)
+            finally:
+                con.close()
+        check_read_only(sql)
+        with self._lock:
+            con = self._user_connection()
+        return self._run(con, sql, None)
+
     def generations(self) -> tuple[str, ...]:
         return tuple(os.readlink(self.current_dir(t)) for t in TABLES)
 
@@ -346,7 +380,12 @@ class Ledger:
         """Run SQL over the views. A query that straddled a compaction is run again, so
         our own readers always get an exact answer."""
         with self._lock:
-            cur = self._connection().cursor()
+            con = self._connection()
+        return self._run(con, sql, params)
+
+    def _run(self, con: duckdb.DuckDBPyConnection, sql: str,
+             params: Iterable[Any] | None) -> list[dict[str, Any]]:
+        cur = con.cursor()
         try:
             for attempt in range(5):
                 before = self.generations()
@@ -446,9 +485,26 @@ class Ledger:
         return next(iter(rows[0].values())) if rows else None
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        for con in (self._conn, self._user_conn):
+            if con is not None:
+                con.close()
+        self._conn = self._user_conn = None
+
+
+class UnsafeQuery(ValueError):
+    """A person's SQL that would write, read outside the ledger or attach a database."""
+
+
+def check_read_only(sql: str) -> None:
+    """Every statement must be a SELECT (DESCRIBE, SHOW, SUMMARIZE, FROM and VALUES parse
+    as one); anything else names itself and the flag that allows it."""
+    for stmt in duckdb.extract_statements(sql):
+        if stmt.type != duckdb.StatementType.SELECT:
+            kind = stmt.type.name
+            raise UnsafeQuery(
+                f"{kind} refused: `realm ledger sql` is read-only over the ledger by "
+                f"default (SELECT only); --unsafe runs it with writes, files and ATTACH "
+                f"allowed: {stmt.query.strip()[:80]!r}")
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,11 @@ class RealmPaths:
         return self.home / "checkpoints"
 
     @property
+    def heldout(self) -> Path:
+        """The fixed held-out sets DEF is scored on, one per skill level (store/heldout.py)."""
+        return self.home / "heldout"
+
+    @property
     def models(self) -> Path:
         return self.home / "models"
 

@@ -218,6 +218,13 @@ def quest_sizes(ledger: Ledger) -> dict[str, int]:
         "SELECT quest_id, max(examples) AS n FROM quests WHERE examples IS NOT NULL GROUP BY quest_id")}
 
 
+def loss_alarm_steps(ledger: Ledger, limit: int = 50) -> list[int]:
+    """The hero's steps where the newest loss alarms fired (train/retries.py), oldest first."""
+    rows = ledger.query("SELECT CAST(json_extract(data, '$.step') AS BIGINT) AS step FROM events "
+                        "WHERE kind = 'loss_alarm' ORDER BY ts DESC LIMIT ?", [limit])
+    return [int(r["step"]) for r in reversed(rows) if r["step"] is not None]
+
+
 def recent_events(ledger: Ledger, limit: int, kinds: Sequence[str] | None = None) -> list[Row]:
     """The newest events (ts, kind, message), newest first; only these kinds when given."""
     if kinds is None:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 5  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
+SCHEMA_VERSION = 6  # v2 (two branches): evals.correct/run_id, runs, primitive_accuracy,
 #                     assets, zones, tasks, achievements, quests.sha256, events.key; v3: both;
-#                     v4: passive_probes; v5: _seg (each row's origin segment, raw readers)
+#                     v4: passive_probes; v5: _seg (each row's origin segment, raw readers);
+#                     v6: metrics.def_loss (the fixed held-out set's loss: DEF)
 SEG = "_seg"  # the segment a row was first written to; hidden by every view
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -25,6 +26,8 @@ TABLES: dict[str, pa.Schema] = {
         ("val_loss", pa.float64()), ("learning_rate", pa.float64()),
         ("grad_norm", pa.float64()), ("epoch", pa.float64()),
         ("tokens_per_s", pa.float64()), ("tokens_seen", pa.int64()),
+        # The loss on the skill level's fixed held-out set (store/heldout.py): DEF = 1/it.
+        ("def_loss", pa.float64()),
     ]),
     "checkpoints": pa.schema([
         ("ts", _TS), ("step", pa.int64()), ("name", pa.string()), ("path", pa.string()),

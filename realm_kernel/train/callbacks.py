@@ -50,6 +50,7 @@ class RealmCallback(TrainerCallback):
         self.has_eval = False
         self.last_loss: float | None = None
         self.last_val_loss: float | None = None
+        self.last_def_loss: float | None = None  # the fixed held-out set's (DEF)
         self.last_lr: float | None = None
         self.tokens_per_s: float | None = None
         self.last_checkpoint: Path | None = None
@@ -125,9 +126,13 @@ class RealmCallback(TrainerCallback):
             row.update(loss=self.last_loss, learning_rate=self.last_lr,
                        grad_norm=_finite(logs.get("grad_norm")),
                        tokens_per_s=self.tokens_per_s, tokens_seen=tokens)
-        elif "eval_loss" in logs:
-            self.last_val_loss = _finite(logs["eval_loss"])
+        elif "eval_quest_loss" in logs or "eval_loss" in logs:
+            # The engine names its held-out sets: "quest" (val_loss) and "def" (def_loss).
+            self.last_val_loss = _finite(logs.get("eval_quest_loss", logs.get("eval_loss")))
             row.update(val_loss=self.last_val_loss)
+        elif "eval_def_loss" in logs:
+            self.last_def_loss = _finite(logs["eval_def_loss"])
+            row.update(def_loss=self.last_def_loss)
         else:
             return
         self.metrics.add(row)
@@ -196,7 +201,7 @@ class RealmCallback(TrainerCallback):
         dest = self.paths.checkpoints / canonical_name(step, when)
         sidecar = {
             "name": dest.name, "step": step, "date": when.isoformat(timespec="seconds"),
-            "loss": self.last_loss, "val_loss": self.last_val_loss,
+            "loss": self.last_loss, "val_loss": self.last_val_loss, "def_loss": self.last_def_loss,
             "learning_rate": self.last_lr, "epoch": _finite(state.epoch),
             "skill": self.job.skill, "skill_level": self.job.skill_level,
             "training_file": self.job.quest_id, "run_id": self.job.run_id,
@@ -211,7 +216,8 @@ class RealmCallback(TrainerCallback):
         faults.point("checkpoint_ledger")
         self.last_checkpoint = dest
         self.ledger.append("checkpoints", [{
-            **{k: v for k, v in sidecar.items() if k not in ("base_model", "adapter")}, "path": str(dest),
+            **{k: v for k, v in sidecar.items() if k not in ("base_model", "adapter", "def_loss")},
+            "path": str(dest),
         }])
         # The save's cost on the training thread (HF's write of weights and resume state,
         # the sidecar, the rename), and what it wrote: bench/real_hero_cpu.py reads them.

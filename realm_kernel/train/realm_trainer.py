@@ -17,6 +17,7 @@ from transformers import Trainer
 
 from ..store import faults
 from ..store.checkpoints import run_finished
+from .rescue import is_oom, release_memory
 
 
 class PhaseTimingMixin:
@@ -91,5 +92,102 @@ class WeightsOnlyFinalSaveMixin:
         return None if self._finishing() else super()._save_rng_state(output_dir)
 
 
-class RealmTrainer(PhaseTimingMixin, RealTokensMixin, WeightsOnlyFinalSaveMixin, Trainer):
+class FaultPointsMixin:
+    """The reliability suite's out-of-memory and NaN faults (store/faults.py) at the real
+    places: the forward, the backward (a hook on the loss raises inside autograd), the
+    optimizer step and the held-out pass, sized by the micro-batch (the per-device batch
+    the back-off halves). Free when no fault is configured."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        before_step = self.callback_handler.on_pre_optimizer_step
+
+        def on_pre_optimizer_step(args: Any, state: Any, control: Any) -> Any:
+            faults.out_of_memory("optimizer", state.global_step + 1, args.per_device_train_batch_size)
+            return before_step(args, state, control)
+        self.callback_handler.on_pre_optimizer_step = on_pre_optimizer_step
+
+    def compute_loss(self, model: Any, inputs: dict, *args: Any, **kwargs: Any) -> Any:
+        step, rows = self.state.global_step + 1, self.args.per_device_train_batch_size
+        if not model.training:
+            return super().compute_loss(model, inputs, *args, **kwargs)
+        faults.out_of_memory("forward", step, rows)
+        out = super().compute_loss(model, inputs, *args, **kwargs)
+        loss = out[0] if isinstance(out, tuple) else out
+        if faults.nan_step(step):
+            loss = loss * float("nan")
+        if loss.requires_grad:
+            def backward_fault(grad: torch.Tensor) -> torch.Tensor:
+                faults.out_of_memory("backward", step, rows)
+                return grad
+            loss.register_hook(backward_fault)
+        return (loss, *out[1:]) if isinstance(out, tuple) else loss
+
+    def prediction_step(self, model: Any, inputs: dict, *args: Any, **kwargs: Any) -> Any:
+        faults.out_of_memory("eval", self.state.global_step, self.args.per_device_eval_batch_size)
+        return super().prediction_step(model, inputs, *args, **kwargs)
+
+
+class SkipStepsMixin:
+    """The steps a loss alarm blamed are skipped when the battle replays them after its
+    rollback: no forward, no gradient, so the optimizer leaves the weights be; the step
+    still counts, so the run ends on the step count its examples require."""
+
+    skip_steps: frozenset[int] = frozenset()
+
+    def training_step(self, model: Any, inputs: dict, *args: Any, **kwargs: Any) -> Any:
+        if self.state.global_step + 1 in self.skip_steps:
+            return torch.zeros((), device=self.args.device)
+        return super().training_step(model, inputs, *args, **kwargs)
+
+
+class LearningRateScaleMixin:
+    """A rolled-back battle resumes with a lower learning rate: the optimizer is built at
+    the lowered rate, and the resume state loaded from the checkpoint (which remembers
+    the old one) is set to it, schedule position kept."""
+
+    lr_scale: float = 1.0
+
+    def _load_optimizer_and_scheduler(self, checkpoint: Any) -> Any:
+        groups = self.optimizer.param_groups if self.optimizer is not None else []
+        built = [g.get("initial_lr", g["lr"]) for g in groups]
+        out = super()._load_optimizer_and_scheduler(checkpoint)
+        sched = self.lr_scheduler
+        if checkpoint is None or self.lr_scale == 1.0 or not hasattr(sched, "lr_lambdas"):
+            return out
+        sched.base_lrs = list(built)
+        # Loading replaced the optimizer's group dicts: set the loaded ones.
+        for g, lr, fn in zip(self.optimizer.param_groups, built, sched.lr_lambdas, strict=False):
+            g["initial_lr"], g["lr"] = lr, lr * fn(sched.last_epoch)
+        sched._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        return out
+
+
+class EvalBackOffMixin:
+    """A held-out pass that runs out of memory is run again at half the eval batch, down
+    to 1, without touching the training; only its finished pass is logged, so an eval is
+    counted once. `on_eval_backoff(old, new, error)` is told of each retry."""
+
+    on_eval_backoff: Callable[[int, int, str], None] | None = None
+
+    def evaluate(self, eval_dataset: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(eval_dataset if eval_dataset is not None else self.eval_dataset, dict):
+            return super().evaluate(eval_dataset, *args, **kwargs)  # each set comes back here
+        while True:
+            try:
+                return super().evaluate(eval_dataset, *args, **kwargs)
+            except Exception as e:
+                size = self.args.per_device_eval_batch_size
+                if not is_oom(e) or size <= 1:
+                    raise
+                self.args.per_device_eval_batch_size = size // 2
+                error = str(e).splitlines()[0] if str(e) else type(e).__name__
+            release_memory()
+            if self.on_eval_backoff is not None:
+                self.on_eval_backoff(size, size // 2, error)
+
+
+class RealmTrainer(PhaseTimingMixin, RealTokensMixin, WeightsOnlyFinalSaveMixin,
+                   FaultPointsMixin, SkipStepsMixin, LearningRateScaleMixin, EvalBackOffMixin,
+                   Trainer):
     """The Trainer every realm run uses (TrainerEngine)."""

@@ -10,28 +10,33 @@ The Trainer subclass is `realm_trainer.RealmTrainer`; its arguments come from
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import PrinterCallback
 
-from ..store import faults
+from ..store import batch_fit, faults
 from ..store.config import RetentionConfig, TrainingConfig
+from ..store.heldout import example_hash, hashes
 from ..store.ledger import Ledger
 from ..store.paths import RealmPaths
 from . import trackers
 from .callbacks import RealmCallback, ThreadShare
 from .data import PadCollator, build_datasets
+from .def_set import fixed_heldout
 from .loading import load_model_and_tokenizer, precision
 from .lora import check_method, for_method
 from .optim import build_optimizer
 from .packing import SHORT_ROW_IMPLS, PackedCollator, PackedDataset, masked_capacity
+from .rescue import LossAlarm, LossWatch, OutOfMemoryAtBatchOne, is_oom, release_memory, split
+from .retries import Retries
 from .selfcheck import check_labels, check_packed_batch
 from .threads import all_cores, cpu_share, taskmaster_idle
 from .training_args import training_arguments
@@ -60,6 +65,17 @@ class Job:
     callbacks: list[Any] = field(default_factory=list)
     # Checkpoint retention and the disk budget, applied around each save (train/keeper.py).
     retention: RetentionConfig | None = None
+    # The hero's base model (the key of the remembered batch split, with the card and
+    # max_length: store/batch_fit.py).
+    base_model: str = ""
+    # Set by the engine's retries (train/rescue.py): the largest micro-batch (0 = the
+    # data's per-step batch), gradient checkpointing forced on, the learning rate's
+    # factor, the local steps a loss alarm blamed, and the rollbacks so far.
+    max_micro: int = 0
+    checkpointing: bool = False
+    lr_scale: float = 1.0
+    skip_steps: frozenset[int] = frozenset()
+    rollbacks: int = 0
 
 
 @dataclass
@@ -87,6 +103,13 @@ class TrainingResult:
     publish_seconds: float = 0.0
     # CPU, threads = 0: the share of steps that ran on all cores (the Task Master idle).
     all_cores_share: float | None = None
+    # The split the run ended with (after any out-of-memory back-off) and its retries.
+    micro_batch: int | None = None
+    gradient_accumulation_steps: int | None = None
+    gradient_checkpointing: bool | None = None
+    oom_backoffs: int = 0
+    rollbacks: int = 0
+    out_of_memory: bool = False  # batch 1 with gradient checkpointing ran out: the setup's fault
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -169,6 +192,16 @@ def check_masking(job: Job, model: Any, tokenizer: Any, dataset: Any, collator: 
                                    if torch.is_tensor(v) and v.ndim})
 
 
+def tried_config(job: Job) -> TrainingConfig:
+    """[training] as this try runs it: gradient checkpointing forced on by an
+    out-of-memory back-off, the learning rate lowered by rollbacks (train/rescue.py)."""
+    cfg = job.training
+    return cfg.model_copy(update={
+        "gradient_checkpointing": cfg.gradient_checkpointing or job.checkpointing,
+        "learning_rate": cfg.learning_rate * job.lr_scale,
+        "muon_learning_rate": cfg.muon_learning_rate * job.lr_scale})
+
+
 class TrainerEngine:
     def __init__(self, paths: RealmPaths, ledger: Ledger,
                  should_abort: Callable[[], bool] = lambda: False) -> None:
@@ -177,28 +210,63 @@ class TrainerEngine:
     def run_job(self, job: Job) -> TrainingResult:
         t0 = time.monotonic()
         run_dir = self.paths.checkpoints / f".run-{job.run_id}"
+        retries = self._retries = Retries(self.paths, self.ledger, job)
+        job = self._without_fixed_set(retries.remembered(job))
         try:
-            return self._run(job, run_dir, t0)
+            while True:  # a try per split and per rollback (train/retries.py)
+                try:
+                    return retries.succeeded(job, self._run(job, run_dir, t0))
+                except LossAlarm as alarm:
+                    job = retries.roll_back(job, alarm)
+                except Exception as e:
+                    if not is_oom(e):
+                        raise
+                    job = retries.back_off(job, e)
+                release_memory()
+                shutil.rmtree(run_dir, ignore_errors=True)
         except Exception as e:  # a bad job must never take the daemon down
             return TrainingResult(success=False, global_step=job.step_offset,
                                   disk_full=faults.is_disk_full(e),
-                                  setup_fault=isinstance(e, SetupError | ImportError),
+                                  setup_fault=isinstance(e, SetupError | ImportError
+                                                         | OutOfMemoryAtBatchOne),
+                                  out_of_memory=isinstance(e, OutOfMemoryAtBatchOne),
+                                  oom_backoffs=retries.backoffs, rollbacks=job.rollbacks,
                                   error_message=f"{type(e).__name__}: {e}\n"
                                                 f"{traceback.format_exc(limit=3)}",
                                   seconds=time.monotonic() - t0)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
 
+    # -- DEF's fixed held-out set (train/def_set.py) ------------------------------------
+    def _without_fixed_set(self, job: Job) -> Job:
+        """The quest's examples less any of its skill level's fixed held-out set: DEF's
+        examples are never trained on."""
+        self._fixed = fixed_heldout(self.paths, job.skill, job.skill_level)
+        if not self._fixed:
+            return job
+        banned = hashes(self._fixed)
+        kept = [e for e in job.examples if example_hash(e) not in banned]
+        if len(kept) < len(job.examples):
+            self.ledger.event("heldout_excluded", f"{len(job.examples) - len(kept)} examples of "
+                              f"{job.quest_id} are in DEF's fixed held-out set: not trained on",
+                              json.dumps({"quest": job.quest_id, "excluded": len(job.examples) - len(kept),
+                                          "skill": job.skill, "level": job.skill_level}))
+        return replace(job, examples=kept)
+
     def _data(self, job: Job, tokenizer: Any, model: Any, attn: str):
+        """(train, held-out sets by name: "quest" (val_loss) and "def" (def_loss), or None,
+        collator, per-step batch, packing efficiency)."""
         cfg = job.training
         max_len = min(cfg.max_length, getattr(model.config, "max_position_embeddings", 1 << 30))
         train, held, _ = build_datasets(tokenizer, job.examples, max_len, cfg.eval_fraction,
                                         cfg.max_eval_examples, cfg.seed)
         if len(train) == 0:
             raise ValueError("no example has an assistant token within max_length")
+        fixed = build_datasets(tokenizer, self._fixed, max_len, 0.0, 0, cfg.seed)[0] if self._fixed else None
+        evals = {k: d for k, d in (("quest", held), ("def", fixed)) if d is not None and len(d)} or None
         if not cfg.packing:
-            return train, held, PadCollator(tokenizer.pad_token_id), cfg.batch_size, None
-        lengths = [len(r["input_ids"]) for r in train.rows + (held.rows if held is not None else [])]
+            return train, evals, PadCollator(tokenizer.pad_token_id), cfg.batch_size, None
+        lengths = [len(r["input_ids"]) for d in [train, *(evals or {}).values()] for r in d.rows]
         # pack_length 0: with sdpa or eager, rows no longer than the data needs; flash-attn's
         # varlen kernel costs the same for any row, so rows there are max_length long.
         capacity = cfg.pack_length or (masked_capacity(lengths, max_len) if attn in SHORT_ROW_IMPLS
@@ -210,18 +278,23 @@ class TrainerEngine:
         if mask_dtype not in (torch.float32, torch.float16, torch.bfloat16):
             mask_dtype = torch.float32
         packed = PackedDataset(train.rows, capacity)
-        packed_eval = PackedDataset(held.rows, capacity) if held is not None else None
+        packed_evals = {k: PackedDataset(d.rows, capacity) for k, d in evals.items()} if evals else None
         collator = PackedCollator(tokenizer.pad_token_id, attn, mask_dtype)
-        return packed, packed_eval, collator, rows_per_step, packed.efficiency()
+        return packed, packed_evals, collator, rows_per_step, packed.efficiency()
 
     def _run(self, job: Job, run_dir: Path, t0: float) -> TrainingResult:
-        cfg = job.training
+        cfg, self._retries.tried = tried_config(job), {}
         cuda = torch.cuda.is_available()
         lending = lend_threads(cfg, cuda, self.paths)
         report_to = check_setup(cfg, cuda)
         model, tokenizer, attn, liger = load_for_training(job.resume_from or job.model_path, cfg, cuda)
         train_ds, eval_ds, collator, per_step, efficiency = self._data(job, tokenizer, model, attn)
         check_masking(job, model, tokenizer, train_ds, collator, per_step)
+        micro, divisor = split(per_step, job.max_micro)
+        cfg = cfg.model_copy(update={"gradient_accumulation_steps":
+                                     cfg.gradient_accumulation_steps * divisor})
+        self._retries.tried = {"micro": micro, "checkpointing": cfg.gradient_checkpointing,
+                               "accumulation": cfg.gradient_accumulation_steps}
         optimizer, optim_name = build_optimizer(model, cfg.optimizer, lr=cfg.learning_rate,
                                                 muon_lr=cfg.muon_learning_rate,
                                                 weight_decay=cfg.weight_decay)
@@ -229,13 +302,14 @@ class TrainerEngine:
                                  should_abort=self.should_abort)
         callback.has_eval = eval_ds is not None
         args = training_arguments(cfg, output_dir=run_dir, run_name=job.run_id,
-                                  batch_size=per_step, optim=optim_name,
+                                  batch_size=micro, optim=optim_name,
                                   has_eval=eval_ds is not None, report_to=report_to,
                                   cuda=cuda, liger=liger)
         trainer, out, t_train = self._fit(
             job, callback, cuda, model=model, args=args, train_dataset=train_ds,
             eval_dataset=eval_ds, data_collator=collator, processing_class=tokenizer,
-            callbacks=[callback, *job.callbacks, *filter(None, [lending])],
+            callbacks=[callback, LossWatch(cfg, job.skip_steps), *job.callbacks,
+                       *filter(None, [lending])],
             optimizers=(optimizer, None))
         tokens = int(trainer.state.num_input_tokens_seen or 0)
         return TrainingResult(
@@ -253,6 +327,8 @@ class TrainerEngine:
             world_size=args.world_size,
             train_seconds=t_train,
             all_cores_share=lending.full_share if lending else None,
+            micro_batch=micro, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            gradient_checkpointing=cfg.gradient_checkpointing,
             **{f"{k}_seconds": v for k, v in trainer.phase_seconds.items()},
         )
 
@@ -266,6 +342,10 @@ class TrainerEngine:
         # Trackers read their environment when the Trainer builds their callbacks and at train start.
         with trackers.environment(job.training.report_to, self.paths.home, job.run_id):
             trainer = RealmTrainer(**trainer_kwargs)
+            trainer.skip_steps, trainer.lr_scale = job.skip_steps, job.lr_scale
+            trainer.on_eval_backoff = lambda old, new, error: self.ledger.event(
+                "eval_backoff", f"The held-out pass ran out of memory: again at batch {new}",
+                json.dumps({"from": old, "to": new, "error": error[:300]}))
             # Metrics go to the ledger (and a progress bar, trackers): not as dicts on stdout.
             trainer.remove_callback(PrinterCallback)
             if cuda:
@@ -277,4 +357,20 @@ class TrainerEngine:
                 callback.close(quiet=True)
                 raise
             callback.close()
+            if cuda:
+                self._record_peak(job, trainer)
             return trainer, out, time.perf_counter() - t_train
+
+    def _record_peak(self, job: Job, trainer: Any) -> None:
+        """The battle's peak GPU memory beside the calculator's estimate (train/memory.py);
+        a measurement never costs the battle."""
+        try:
+            from .memory import measure
+            peak = measure(trainer.model, tried_config(job), trainer.args.per_device_train_batch_size,
+                           bool(trainer.args.use_liger_kernel))
+            batch_fit.record_peak(self.paths, self._retries.key, **peak)
+            self.ledger.event("battle_memory", f"Peak GPU memory "
+                              f"{peak['max_memory_allocated'] / 1e9:.2f} GB (the calculator said "
+                              f"{(peak['estimate'] or 0) / 1e9:.2f} GB)", json.dumps(peak))
+        except Exception as e:
+            self.ledger.event("battle_memory", f"Peak GPU memory not recorded: {type(e).__name__}: {e}")

@@ -46,6 +46,9 @@ def training_arguments(cfg: TrainingConfig, *, output_dir: Path, run_name: str,
         max_grad_norm=cfg.max_grad_norm,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
+        # A NaN loss is logged as NaN (HF would log the window's mean), so the loss alarm
+        # (train/rescue.py) sees it.
+        logging_nan_inf_filter=False,
         save_strategy="steps",
         save_steps=cfg.save_steps,
         eval_strategy="steps" if has_eval else "no",

@@ -382,6 +382,9 @@ def _(ctx):
     assert ctx.json("ledger", "sql", "SELECT count(*) AS n FROM metrics WHERE loss IS NOT NULL "
                     "AND run_id = 'cli'") == [{"n": 20}]
     assert "SQL error" in ctx.run("ledger", "sql", "SELECT * FROM nowhere", code=2).output
+    leak = ctx.tmp / "leak.csv"
+    assert "--unsafe" in ctx.run("ledger", "sql", f"COPY metrics TO '{leak}'", code=2).output
+    assert not leak.exists()  # read-only by default; tests/store/test_ledger_sql.py has the rest
 
 
 @call("ledger checkpoints")

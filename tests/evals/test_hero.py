@@ -32,3 +32,9 @@ def test_gold_is_100_per_completed_quest_and_acc_is_last_eval():
 
 def test_negative_steps_are_clamped():
     assert stats(steps=-5).xp == 0
+
+
+def test_def_is_the_inverse_of_the_fixed_held_out_loss_and_falls_back_to_val_loss():
+    s = stats(val_loss=0.25, def_loss=0.5)
+    assert s.defense == 2.0 and s.def_loss == 0.5 and s.val_loss == 0.25
+    assert stats(val_loss=0.25).defense == 4.0  # no skill quest yet: the quest's own slice

@@ -46,9 +46,10 @@ def start_owner(procs, paths, tmp_path):
     """`realm oracle serve` (a bare Jupyter server with the realm API) once it has
     advertised itself; (its process, its base URL)."""
     port = free_port()
-    env = {**child_env(paths.home), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env = {**child_env(paths.home), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTER_TOKEN": TOKEN}
     proc = procs.start("owner", [sys.executable, "-m", "realm_kernel.cli", "oracle", "serve",
-                                 f"--port={port}", f"--IdentityProvider.token={TOKEN}"], env)
+                                 f"--port={port}"], env)
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: requests.get(f"{base}/realm/api/oracle/status", headers=auth(), timeout=5).ok,
              120, "the pool owner to answer")

@@ -383,7 +383,7 @@ def test_panel_app_binds_loopback_and_refuses_to_expose_without_a_login(module_p
     # Exposed with basic auth: nothing but the login page without logging in.
     port2 = free_port()
     module_procs.start("tavern-exposed", [*cli, "tavern", "--address", "0.0.0.0", "--port", str(port2),
-                                          "--basic-auth", "s3cret-pass"], env)
+                                          "--user", "x"], {**env, "REALM_TAVERN_PASSWORD": "s3cret-pass"})
     url = f"http://127.0.0.1:{port2}"
     wait_for(lambda: requests.get(f"{url}/login", timeout=5).ok, 120, "the exposed Tavern")
     assert listening_addresses(port2) == {"00000000"}

@@ -254,12 +254,14 @@ def test_fault_hooks_are_inert_unless_asked(monkeypatch, home):
 
 
 def test_the_tavern_is_never_exposed_without_a_login():
-    assert TavernServer().argv()[-4:] == ["--address", "127.0.0.1", "--port", "5006"]
+    argv, env = TavernServer().launch()
+    assert argv[-2:] == ["-m", "realm_widgets.app"]  # every option travels in REALM_TAVERN
+    assert TavernServer.from_env(dict(env)).address == "127.0.0.1"
     for server in (TavernServer(address="0.0.0.0"), TavernServer(address="10.0.0.7"),
                    TavernServer(allow_websocket_origin=["tavern.example.org"])):
         with pytest.raises(ExposureError, match="without a login"):
-            server.argv()
-    exposed = TavernServer(address="0.0.0.0", basic_auth="pw").argv()
-    assert "--basic-auth" in exposed and "--cookie-secret" in exposed
-    assert "--oauth-provider" in TavernServer(address="0.0.0.0", oauth_provider="github").argv()
+            server.launch()
+    exposed = TavernServer(address="0.0.0.0", basic_auth="pw").check()
+    assert exposed.basic_auth == "pw" and exposed.cookie_secret and exposed.user
+    assert TavernServer(address="0.0.0.0", oauth_provider="github").check().oauth_provider == "github"
     assert TavernServer(allow_websocket_origin=["localhost:5006"]).exposed() == []

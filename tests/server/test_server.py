@@ -152,7 +152,10 @@ def test_every_route_with_the_token(tmp_path, realm_home, procs):
     assert reg.status_code == 201 and reg.json()["asset_id"] == "model_dio-mini"
     nas = tmp_path / "nas"
     nas.mkdir()
-    assert api(base, "POST", "zones", json={"zone_id": "nas", "url": f"file://{nas}"}).status_code == 201
+    # A token alone cannot point the vault somewhere new: a person adds a zone (confirmed).
+    refused = api(base, "POST", "zones", json={"zone_id": "nas", "url": f"file://{nas}"})
+    assert refused.status_code == 400 and "realm vault add-zone" in refused.json()["error"], refused.text
+    Realm(realm_home.home).vault.add_zone("nas", f"file://{nas}", confirmed=True)
     assert api(base, "POST", "zones", json={"zone_id": "x", "url": "relative"}).status_code == 400
     assert [z["zone_id"] for z in api(base, "GET", "zones").json()["zones"]] == ["local", "nas"]
     assert api(base, "GET", "zones/nope").status_code == 404

@@ -92,3 +92,13 @@ def test_nvml_sees_this_card():
     total = torch.cuda.get_device_properties(0).total_memory
     assert gpu["gpus"][0]["memory_total"] == pytest.approx(total, rel=0.05)
     assert 0 <= gpu["gpus"][0]["utilisation"] <= 100
+
+
+def test_a_battle_records_its_peak_memory_beside_the_estimate(realm_home):
+    """The figures bench/gpu_check.sh leaves in the realm: torch's and NVML's peak beside the
+    VRAM calculator's estimate for the battle's settings (train/memory.py)."""
+    from realm_kernel.store.batch_fit import describe_peak, peaks_for
+    train(realm_home, "peak")
+    peak, = peaks_for(realm_home, str(realm_home.dio_mini))
+    assert peak["max_memory_allocated"] > 0 and peak["estimate"] > 0, peak
+    print(describe_peak(peak))

@@ -8,9 +8,13 @@ from types import SimpleNamespace
 from transformers import Trainer
 
 from realm_kernel.train.realm_trainer import (
+    EvalBackOffMixin,
+    FaultPointsMixin,
+    LearningRateScaleMixin,
     PhaseTimingMixin,
     RealmTrainer,
     RealTokensMixin,
+    SkipStepsMixin,
     WeightsOnlyFinalSaveMixin,
 )
 
@@ -52,9 +56,22 @@ class StandIn:
         self.seen.append("rng")
 
 
-def test_the_realm_trainer_is_the_three_mixins_over_hf_trainer():
-    assert RealmTrainer.__mro__[1:5] == (PhaseTimingMixin, RealTokensMixin,
-                                         WeightsOnlyFinalSaveMixin, Trainer)
+def test_the_realm_trainer_is_its_mixins_over_hf_trainer():
+    assert RealmTrainer.__mro__[1:9] == (PhaseTimingMixin, RealTokensMixin,
+                                         WeightsOnlyFinalSaveMixin, FaultPointsMixin,
+                                         SkipStepsMixin, LearningRateScaleMixin,
+                                         EvalBackOffMixin, Trainer)
+
+
+def test_a_step_a_loss_alarm_blamed_is_skipped_on_replay_and_others_train():
+    class Skipping(SkipStepsMixin, StandIn):
+        pass
+
+    t = Skipping(global_step=6)
+    t.skip_steps = frozenset({7})
+    assert float(t.training_step(None, {"input_ids": 1})) == 0.0 and t.seen == []
+    t.state.global_step = 7
+    assert t.training_step(None, {"input_ids": 1}) == 0.5 and t.seen == [["input_ids"]]
 
 
 def test_phase_timing_wraps_eval_save_and_publish_and_still_calls_them():
