@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -55,7 +56,7 @@ def require_step(value: Any) -> int:
         raise OracleError(f"step must be an integer, got {value!r}")
     try:
         step = int(value)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: int(inf)
         raise OracleError(f"step must be an integer, got {value!r}") from e
     if step < 0 or str(step) != str(value).strip():
         raise OracleError(f"step must be a whole number >= 0, got {value!r}")
@@ -105,13 +106,14 @@ class Sampling:
         known = cls.__dataclass_fields__
         d = {k: v for k, v in (d or {}).items() if k in known and v is not None}
         special = {"stop": _stop_strings(d.pop("stop", ())), "seed": _seed(d.pop("seed", None))}
-        try:
-            s = cls(**{k: type(getattr(cls, k))(v) for k, v in d.items()}, **special)
-        except (TypeError, ValueError) as e:
-            raise OracleError(f"bad sampling settings {d}: {e}") from e
-        if not 1 <= s.max_new_tokens <= 8192 or s.temperature < 0 or not 0 < s.top_p <= 1 \
-                or s.top_k < 0 or s.repetition_penalty <= 0:
-            raise OracleError(f"sampling settings out of range: {asdict(s)}")
+        s = cls(**{k: _number(k, v, isinstance(getattr(cls, k), int)) for k, v in d.items()},
+                **special)
+        if not 1 <= s.max_new_tokens <= 8192 or not 0 <= s.temperature <= 100 \
+                or not 0 < s.top_p <= 1 or not 0 <= s.top_k <= 1_000_000 \
+                or not 0 < s.repetition_penalty <= 100:
+            raise OracleError(f"sampling settings out of range: {asdict(s)} (max_new_tokens 1-8192, "
+                              "temperature 0-100, top_p over 0 to 1, top_k 0-1000000, "
+                              "repetition_penalty over 0 to 100)")
         return s
 
     def generate_kwargs(self) -> dict:
@@ -122,6 +124,29 @@ class Sampling:
         else:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
+
+
+def _number(name: str, value: Any, whole: bool) -> int | float:
+    """One numeric sampling setting: a JSON number (or a string of ASCII digits, as a form
+    sends it), finite, and whole where the setting counts tokens. `int()` would floor 3.5
+    and read '٣' as 3, `float()` would take 'nan': each is refused by name instead."""
+    kind = "a whole number" if whole else "a finite number"
+    if isinstance(value, str) and value.strip().isascii():
+        try:
+            value = int(value) if whole else float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+        raise OracleError(f"{name} must be {kind}, got {value!r}")
+    if whole:
+        return value
+    try:
+        number = float(value)
+    except OverflowError:  # an int past the double range
+        number = math.inf
+    if not math.isfinite(number):
+        raise OracleError(f"{name} must be {kind}, got {value!r}")
+    return number
 
 
 def _stop_strings(value: Any) -> tuple[str, ...]:

@@ -3,15 +3,18 @@ XSRF on POST/PATCH/DELETE as Jupyter applies it).
 
 Errors are JSON {"ok": false, "status", "error"}: 400 for a bad body or argument, 404 for
 an unknown asset, zone, step or quest, 409 for a quest the daemon has taken, never a 500
-for bad input. Work that may take a while (copies, scans, uploads) runs in a thread so
-the server keeps answering.
+for bad input. A JSON body is parsed and checked once, before the handler runs, for every
+POST/PATCH/PUT (server/inputs.py); every refusal is logged with its route and reason.
+Work that may take a while (copies, scans, uploads) runs in a thread so the server keeps
+answering.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import tornado.web
@@ -22,8 +25,11 @@ from .. import __version__
 from ..api import ConfigError, ProtectedAssetError, QuestError, QueueConflict, Realm, VaultError
 from ..store.checkpoints import CHECKPOINT_METRICS
 from ..store.vault import ASSET_TYPES, check_id
+from .inputs import BadInput, json_object, only, whole_number
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+MAX_STEP = 10**18 - 1  # 18 digits: any step a run reaches, and inside DuckDB's BIGINT
+MAX_LIMIT = 1_000_000  # rows of one ledger listing
 
 
 def _status_for(e: Exception) -> int | None:
@@ -31,17 +37,51 @@ def _status_for(e: Exception) -> int | None:
         return 409
     if isinstance(e, VaultError | LookupError):
         return 404
-    if isinstance(e, QuestError | ValueError | ConfigError | TypeError):
+    if isinstance(e, QuestError | ValueError | ConfigError | TypeError | OverflowError):
         return 400
     return None
 
 
+@contextmanager
+def as_400() -> Iterator[None]:
+    """Malformed input found by server/inputs.py becomes a 400 with its message."""
+    try:
+        yield
+    except BadInput as e:
+        raise tornado.web.HTTPError(400, str(e)) from None
+
+
+BODY_METHODS = ("POST", "PATCH", "PUT")
+FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
 class RealmHandler(APIHandler):
+    _body: dict | None = None
+
     @property
     def realm(self) -> Realm:
         return self.settings["realm"]
 
+    async def prepare(self) -> None:
+        """Jupyter's checks (auth, XSRF, origin) first; then, for a signed-in request
+        that carries a JSON body, the body is parsed and checked here, so a malformed
+        one is refused the same way on every route, whether its handler reads it or not."""
+        await super().prepare()
+        content_type = self.request.headers.get("Content-Type", "")
+        if self.current_user and self.request.method in BODY_METHODS \
+                and not content_type.startswith(FORMS):
+            self.json_body()
+
+    def refused(self, status: int, message: Any) -> None:
+        """Record a refusal in the server log: the route and the reason (never the query
+        string, which may carry a token)."""
+        self.log.warning("Realm of Training: refused %s %s (%d): %.500s", self.request.method,
+                         self.request.path, status, message)
+
     def reply(self, data: Any, status: int = 200) -> None:
+        if status >= 400:
+            error = data.get("error") if isinstance(data, dict) else data
+            self.refused(status, error.get("message") if isinstance(error, dict) else error)
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data, default=str))
@@ -50,6 +90,8 @@ class RealmHandler(APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = getattr(exc, "log_message", None) or (str(exc) if exc else self._reason)
         body = {"ok": False, "status": status_code, "error": message}
+        if status_code < 500:
+            self.refused(status_code, message)
         report = getattr(exc, "report", None) or getattr(exc.__cause__, "report", None) if exc else None
         if report is not None:
             body["report"] = report.as_dict()
@@ -57,13 +99,16 @@ class RealmHandler(APIHandler):
         self.finish(json.dumps(body, default=str))
 
     def json_body(self) -> dict:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise tornado.web.HTTPError(400, f"request body is not JSON: {e}") from e
-        if not isinstance(body, dict):
-            raise tornado.web.HTTPError(400, "request body must be a JSON object")
-        return body
+        """The request body as a checked JSON object (parsed once), or a 400 saying why not."""
+        if self._body is None:
+            with as_400():
+                self._body = json_object(self.request.body)
+        return self._body
+
+    def json_fields(self, allowed: set[str] | frozenset[str]) -> dict:
+        """The JSON body, refused with a 400 when it has a field outside `allowed`."""
+        with as_400():
+            return only(self.json_body(), allowed, f"{self.request.method} {self.request.path}")
 
     def field(self, body: dict, name: str, kind: type = str, required: bool = True) -> Any:
         value = body.get(name)
@@ -206,10 +251,8 @@ class LedgerHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
         limit = self.get_query_argument("limit", None)
-        if limit is not None and not limit.isdigit():
-            raise tornado.web.HTTPError(400, "limit must be a non-negative integer")
-        rows = await self.call(self.realm.checkpoints.list, int(limit) if limit else None,
-                               self.get_query_argument("skill", None))
+        limit = None if limit is None else whole_number_or_400(limit, "limit", MAX_LIMIT)
+        rows = await self.call(self.realm.checkpoints.list, limit, self.get_query_argument("skill", None))
         self.reply({"checkpoints": [r.as_dict() for r in rows]})
 
 
@@ -234,9 +277,7 @@ class LedgerBestHandler(RealmHandler):
 class LedgerStepHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self, step: str) -> None:
-        if not step.isdigit():
-            raise tornado.web.HTTPError(400, f"step must be a number, got {step!r}")
-        rec = await self.call(self.realm.checkpoints.get, int(step))
+        rec = await self.call(self.realm.checkpoints.get, parse_step(step))
         if rec is None:
             raise tornado.web.HTTPError(404, f"no checkpoint at step {step}")
         self.reply(rec.as_dict())
@@ -318,11 +359,14 @@ class ChampionHandler(RealmHandler):
         self.reply(await self.call(self.realm.checkpoints.promote, step))
 
 
+def whole_number_or_400(text: str, what: str, hi: int) -> int:
+    with as_400():
+        return whole_number(text, what, hi)
+
+
 def parse_step(text: str) -> int:
     """A checkpoint step from a URL segment: a non-negative integer, or a 400 that says so."""
-    if not text.isdigit() or len(text) > 18:
-        raise tornado.web.HTTPError(400, f"checkpoint step must be a non-negative integer, got {text!r}")
-    return int(text)
+    return whole_number_or_400(text, "checkpoint step", MAX_STEP)
 
 
 class CheckpointItemHandler(RealmHandler):
@@ -364,11 +408,7 @@ class TaskRunHandler(RealmHandler):
 class TaskItemHandler(RealmHandler):
     @tornado.web.authenticated
     async def post(self, task_id: str) -> None:
-        body = self.json_body()
-        unknown = set(body) - {"enabled", "priority", "cooldown_s", "parameters"}
-        if unknown:
-            raise tornado.web.HTTPError(400, f"unknown field(s) {sorted(unknown)}; "
-                                             "expected enabled, priority, cooldown_s, parameters")
+        body = self.json_fields({"enabled", "priority", "cooldown_s", "parameters"})
         self.reply(await self.call(self.realm.tasks.set, task_id, **body))
 
 

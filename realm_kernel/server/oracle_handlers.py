@@ -18,7 +18,7 @@ import tornado.web
 
 from ..api import ConfigError, ModelNotLoaded, OracleError, RemoteError, UnknownCheckpoint
 from ..oracle.client import HOP_HEADER, SharedOracle
-from ..oracle.pool import LOCAL
+from ..oracle.pool import LOCAL, Sampling
 from .handlers import RealmHandler, mount
 
 # Generation threads of the server process (each generation also starts one streamer
@@ -96,17 +96,22 @@ class CheckpointsHandler(OracleHandler):
         await self.call(lambda: {"checkpoints": self.oracle.checkpoints()})
 
 
+# The fields each Oracle route reads; any other is a 400 naming it, never ignored.
+PLACE = frozenset({"step", "host"})
+CHAT = PLACE | {"message", "messages", "stream"} | set(Sampling.__dataclass_fields__)
+
+
 class LoadHandler(OracleHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
-        body = self.json_body()
+        body = self.json_fields(PLACE)
         await self.call(self.oracle.load, body.get("step"), body.get("host"))
 
 
 class UnloadHandler(OracleHandler):
     @tornado.web.authenticated
     async def post(self) -> None:
-        body = self.json_body()
+        body = self.json_fields(PLACE)
         await self.call(self.oracle.unload, body.get("step"), body.get("host"))
 
 
@@ -115,7 +120,7 @@ class ChatHandler(OracleHandler):
 
     @tornado.web.authenticated
     async def post(self) -> None:
-        body = self.json_body()
+        body = self.json_fields(CHAT)
         oracle = self.oracle
         try:
             # Validation and the "is it loaded" check happen here, before any byte is sent.
@@ -188,6 +193,17 @@ class CompletionsHandler(OracleHandler):
         if not isinstance(name, str):
             return self.reply(openai_error("`model` (a loaded checkpoint name) is required",
                                            "missing_model", "model"), 400)
+        if not isinstance(body.get("stream_options") or {}, dict):
+            return self.reply(openai_error("`stream_options` must be an object", "invalid",
+                                           "stream_options"), 400)
+        sampling = {"max_new_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
+                    "temperature": body.get("temperature"), "top_p": body.get("top_p"),
+                    "top_k": body.get("top_k"), "repetition_penalty": body.get("repetition_penalty"),
+                    "stop": body.get("stop"), "seed": body.get("seed")}
+        try:  # checked before the model is looked up: a bad setting is a 400 whatever is loaded
+            Sampling.from_dict(sampling)
+        except OracleError as e:
+            return self.reply(openai_error(str(e), "invalid"), 400)
         try:
             loaded = await in_thread(oracle.loaded)
         except RemoteError as e:
@@ -197,10 +213,6 @@ class CompletionsHandler(OracleHandler):
             names = [m["model"] for m in loaded]
             return self.reply(openai_error(f"model {name!r} is not loaded; loaded: {names}",
                                            "model_not_found", "model"), 404)
-        sampling = {"max_new_tokens": body.get("max_completion_tokens") or body.get("max_tokens"),
-                    "temperature": body.get("temperature"), "top_p": body.get("top_p"),
-                    "top_k": body.get("top_k"), "repetition_penalty": body.get("repetition_penalty"),
-                    "stop": body.get("stop"), "seed": body.get("seed")}
         try:
             events = await in_thread(oracle.stream, m["step"], None, body.get("messages"),
                                      LOCAL, sampling)

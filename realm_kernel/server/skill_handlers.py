@@ -57,7 +57,7 @@ class PassiveProbeHandler(RealmHandler):
             raise tornado.web.HTTPError(404, str(e)) from e
 
 
-_ID = r"([a-z][a-z0-9_]*)"
+_ID = r"([^/]+)"  # any segment: an unknown skill is a 404 naming the known ones
 ROUTES = [
     ("skills", SkillsHandler),
     (f"skills/{_ID}/primitives", _skill_route("primitives")),

@@ -45,6 +45,35 @@ def test_step_is_required_and_strict():
     assert Sampling.from_dict({"temperature": 0}).generate_kwargs()["do_sample"] is False
 
 
+SAMPLING_REFUSED = [
+    ({"temperature": float("nan")}, "temperature must be a finite number"),
+    ({"temperature": "nan"}, "temperature must be a finite number"),
+    ({"repetition_penalty": float("inf")}, "repetition_penalty must be a finite number"),
+    ({"top_p": -float("inf")}, "top_p must be a finite number"),
+    ({"temperature": 10 ** 400}, "temperature must be a finite number"),
+    ({"max_new_tokens": 3.5}, "max_new_tokens must be a whole number"),
+    ({"max_new_tokens": "3.5"}, "max_new_tokens must be a whole number"),
+    ({"max_new_tokens": "\u0663"}, "max_new_tokens must be a whole number"),  # '٣'
+    ({"max_new_tokens": True}, "max_new_tokens must be a whole number"),
+    ({"top_k": [3]}, "top_k must be a whole number"),
+    ({"top_k": 10 ** 30}, "out of range"),
+    ({"repetition_penalty": 1e308}, "out of range"),
+]
+
+
+@pytest.mark.parametrize(("bad", "fragment"), SAMPLING_REFUSED)
+def test_sampling_settings_are_finite_and_whole_where_they_count(bad, fragment):
+    with pytest.raises(OracleError, match=fragment):
+        Sampling.from_dict(bad)
+
+
+def test_sampling_settings_from_a_form_still_parse():
+    s = Sampling.from_dict({"max_new_tokens": "12", "temperature": "0.5", "top_k": 3, "top_p": 1})
+    assert (s.max_new_tokens, s.temperature, s.top_k, s.top_p) == (12, 0.5, 3, 1.0)
+    with pytest.raises(OracleError, match="step must be an integer"):
+        require_step(float("inf"))
+
+
 def test_stop_strings_cut_the_stream_and_seed_is_checked():
     assert Sampling.from_dict({"stop": "\n"}).stop == ("\n",)
     assert Sampling.from_dict({"stop": ["a", "bc"], "seed": 3}).seed == 3

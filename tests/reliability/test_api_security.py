@@ -14,6 +14,7 @@ import requests
 from realm_kernel.api import Realm
 from realm_kernel.server.handlers import ROUTES
 from realm_kernel.server.oracle_handlers import ROUTES as ORACLE_ROUTES
+from realm_kernel.server.skill_handlers import ROUTES as SKILL_ROUTES
 from realm_kernel.store.status import DAEMON, read_status
 from realm_kernel.store.vault import ProtectedAssetError
 
@@ -24,12 +25,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
-def every_route() -> list[tuple[str, str]]:
+def every_route(value: str = "1") -> list[tuple[str, str]]:
     """(METHOD, route) for every handler method under /realm/api, read from the route
-    tables themselves: a route added later is covered without editing this test."""
+    tables themselves: a route added later is covered without editing this test. A path
+    parameter is `value` (URL-encoded by the caller)."""
     out = []
-    for pattern, handler in [*ROUTES, *ORACLE_ROUTES]:
-        route = pattern.replace("([^/]+)", "1")
+    for pattern, handler in [*ROUTES, *ORACLE_ROUTES, *SKILL_ROUTES]:
+        route = re.sub(r"\([^)]*\)", lambda _: value, pattern)
         for m in METHODS:
             if m in vars(handler) or any(m in vars(b) for b in handler.__mro__[1:]
                                          if b.__module__.startswith("realm_kernel")):
@@ -112,9 +114,12 @@ API_CASES = [
     ("PATCH", "training/queue/nothing.jsonl", {"json": {"priority": 3}}, 400, "'priority'"),
     ("PATCH", "training/queue/nothing.jsonl", {"json": {}}, 400, "needs 'priority'"),
     ("DELETE", "training/queue/..%2F..%2Frealm.toml", {}, 404, "no quest named"),
-    ("GET", "ledger/-1", {}, 400, "step must be a number"),
-    ("GET", f"ledger/{BIG}", {}, 404, "no checkpoint at step"),
+    ("GET", "ledger/-1", {}, 400, "step must be a non-negative integer"),
+    ("GET", f"ledger/{BIG}", {}, 400, "step must be a non-negative integer"),
+    ("GET", "ledger/%D9%A3", {}, 400, "step must be a non-negative integer"),  # '٣'
     ("GET", "ledger?limit=-3", {}, 400, "limit"),
+    ("GET", "ledger?limit=%C2%B2", {}, 400, "limit must be"),  # '²'
+    ("GET", f"ledger?limit={BIG}", {}, 400, "limit must be"),
     ("GET", "ledger/best?metric=vibes", {}, 400, "metric must be one of"),
     ("DELETE", "checkpoints/-5", {}, 400, "non-negative integer"),
     ("DELETE", "checkpoints/abc", {}, 400, "non-negative integer"),
@@ -123,7 +128,8 @@ API_CASES = [
     ("POST", "checkpoints/10/export", {"json": {"name": "../../escape"}}, 400, "bad export name"),
     ("POST", "champion", {"json": {"step": True}}, 400, "step"),
     ("POST", "champion", {"json": {"step": -3}}, 404, "no checkpoint at step -3"),
-    ("POST", "champion", {"json": {"step": BIG}}, 404, f"no checkpoint at step {BIG}"),
+    ("POST", "champion", {"json": {"step": BIG}}, 400, "out of range"),
+    ("POST", "champion", {"json": {"step": "\u0663"}}, 404, "no checkpoint at step"),
     ("POST", "retention", {"json": {"dry_run": "no"}}, 400, "dry_run must be true or false"),
     ("POST", "register", {"json": {"path": "../../etc/passwd"}}, 400, "stay inside"),
     ("POST", "register", {"json": {"path": "/etc/passwd"}}, 400, "refused: it is outside"),
@@ -153,7 +159,26 @@ API_CASES = [
      "over the Oracle's limit"),
     ("POST", "oracle/chat", {"json": {"step": 0, "message": "hi", "max_new_tokens": -1}}, 400,
      "out of range"),
-    ("POST", "oracle/chat", {"json": {"step": BIG, "message": "hi"}}, 404, "not loaded"),
+    ("POST", "oracle/chat", {"json": {"step": 10 ** 18, "message": "hi"}}, 404, "not loaded"),
+    ("POST", "oracle/chat", {"json": {"step": 0, "message": "hi", "temperature": "nan"}}, 400,
+     "temperature must be a finite number"),
+    ("POST", "oracle/chat", {"json": {"step": 0, "message": "hi", "repetition_penalty": 1e308}},
+     400, "out of range"),
+    ("POST", "oracle/chat", {"json": {"step": 0, "message": "hi", "max_new_tokens": 3.5}}, 400,
+     "max_new_tokens must be a whole number"),
+    ("POST", "oracle/chat", {"json": {"step": 0, "message": "hi", "max_new_tokens": "\u0663"}},
+     400, "max_new_tokens must be a whole number"),
+    ("POST", "oracle/chat", {"json": {"step": 0, "message": "hi", "top_k": True}}, 400,
+     "top_k must be a whole number"),
+    ("POST", "oracle/chat", {"json": {"step": 0, "message": "hi", "temprature": 0.5}}, 400,
+     "unknown field(s) ['temprature']"),
+    ("POST", "oracle/load", {"json": {"step": 0, "hots": "local"}}, 400, "unknown field(s) ['hots']"),
+    ("POST", "oracle/v1/chat/completions", {"json": {"model": "x", "messages": [], "max_tokens": 2.5}},
+     400, "max_new_tokens must be a whole number"),
+    ("POST", "oracle/v1/chat/completions", {"json": {"model": "x", "messages": [],
+                                                      "temperature": "inf"}}, 400, "temperature"),
+    ("POST", "oracle/v1/chat/completions", {"json": {"model": "x", "messages": [],
+                                                      "stream_options": [1]}}, 400, "stream_options"),
     ("POST", "oracle/load", {"json": {"step": -1}}, 400, "step must be"),
     ("POST", "oracle/v1/chat/completions", {"json": {"model": 5, "messages": []}}, 400, "model"),
 ]
@@ -177,6 +202,99 @@ def test_hostile_api_bodies_get_a_4xx_naming_the_problem(realm_lab, capsys):
     assert not (paths.home.parent / "escape.jsonl").exists() and not list(paths.inbox.glob("*.jsonl"))
     with capsys.disabled():
         print(f"\nhostile API bodies: {len(API_CASES)} tried, {len(API_CASES)} refused with a 4xx")
+
+
+DEEP = 10_000
+# Every malformed class of JSON body: (what, raw body, a fragment of the error; "" = any).
+BODY_CLASSES = [
+    ("10,000 nested lists", b"[" * DEEP + b"]" * DEEP, "nested too deeply"),
+    ("10,000 nested objects", b'{"a":' * DEEP + b"1" + b"}" * DEEP, "nested too deeply"),
+    ("200 nested objects", b'{"a":' * 200 + b"1" + b"}" * 200, "nested too deeply"),
+    ("not UTF-8", b"\xff\xfe{}", "not JSON"),
+    ("truncated", b'{"step": ', "not JSON"),
+    ("a list", b"[1, 2]", "must be a JSON object"),
+    ("a string", b'"pause"', "must be a JSON object"),
+    ("null", b"null", "must be a JSON object"),
+    ("NaN", b'{"step": NaN, "temperature": NaN, "action": "pause"}', "NaN"),
+    ("Infinity", b'{"repetition_penalty": Infinity, "dry_run": true}', "Infinity"),
+    ("-Infinity", b'{"step": -Infinity}', "-Infinity"),
+    ("a float over the double range", b'{"step": 1e400}', "out of range"),
+    ("5,000 digits", b'{"step": ' + b"9" * 5000 + b"}", "out of range"),
+    ("over 64 bits", b'{"step": 18446744073709551616, "position": -18446744073709551616}',
+     "out of range"),
+    ("every field a wrong type", json.dumps({
+        "step": [1], "name": {"a": 1}, "action": 1.5, "asset_id": [], "path": {}, "zone": 7,
+        "zone_id": [], "url": 1, "to_zone": [], "dry_run": "no", "priority": [], "position": "x",
+        "content": 5, "message": {}, "messages": 5, "model": [], "merge": "yes", "enabled": "yes",
+        "max_tokens": 1.5, "temperature": "hot", "stream_options": [1]}).encode(), ""),
+]
+# Every malformed class of path parameter, URL-encoded: (what, segment).
+PATH_CLASSES = [
+    ("an Arabic-Indic digit", "%D9%A3"),  # '٣': str.isdigit says yes, int() gives 3
+    ("a superscript digit", "%C2%B2"),  # '²': str.isdigit says yes, int() fails
+    ("over 64 bits", "9" * 40),
+    ("negative", "-1"),
+    ("a traversal", "..%2F..%2Frealm.toml"),
+    ("a NUL byte", "a%00b"),
+    ("not UTF-8", "%FF"),
+    ("5,000 characters", "a" * 5000),
+]
+BODY_METHODS = ("POST", "PATCH", "PUT")
+
+
+def refusal(r: requests.Response) -> str | None:
+    """The error message of a 4xx JSON answer, or None when it is anything else."""
+    if not 400 <= r.status_code < 500:
+        return None
+    try:
+        body = r.json()
+    except ValueError:
+        return None
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    return message if isinstance(message, str) and message else None
+
+
+def test_every_route_refuses_every_class_of_malformed_input_with_a_4xx(realm_lab, module_procs,
+                                                                       capsys):
+    """Each class of malformed body to every route that takes one, each class of malformed
+    path parameter to every route that has one (both read from the route tables): a 4xx
+    with a message, never a 500; the refusal is in the server log; the server answers on."""
+    paths, base, daemon = realm_lab
+    tried, wrong = 0, []
+    body_routes = [(m, r) for m, r in every_route() if m in BODY_METHODS]
+    for method, route in body_routes:
+        for what, raw, fragment in BODY_CLASSES:
+            r = requests.request(method, f"{base}/realm/api/{route}", data=raw, timeout=60,
+                                 headers={**auth(), "Content-Type": "application/json"})
+            tried += 1
+            message = refusal(r)
+            if message is None or fragment not in message:
+                wrong.append((method, route, what, r.status_code, r.text[:160]))
+    path_routes = sorted({(m, r) for m, r in every_route("{}") if "{}" in r})
+    for method, route in path_routes:
+        for what, segment in PATH_CLASSES:
+            r = requests.request(method, f"{base}/realm/api/{route.format(segment)}", timeout=60,
+                                 headers=auth(), json={} if method in BODY_METHODS else None)
+            tried += 1
+            if refusal(r) is None:
+                wrong.append((method, route, what, r.status_code, r.text[:160]))
+    with capsys.disabled():
+        print(f"\nmalformed input: {tried} requests to {len(body_routes)} body routes and "
+              f"{len(path_routes)} path routes; {sum(w[3] >= 500 for w in wrong)} answered 5xx, "
+              f"{len(wrong)} not a 4xx with a message")
+    assert not wrong, "\n".join(map(str, wrong))
+    assert len(body_routes) >= 15 and len(path_routes) >= 10, (body_routes, path_routes)
+    # Recorded: the server log names the route and the reason of a refusal.
+    log = (module_procs.logdir / "lab.log").read_text(errors="replace")
+    assert re.search(r"refused POST /realm/api/training/control \(400\): request body is nested "
+                     r"too deeply", log), log[-2000:]
+    # The server answers on, and a good request still works; the daemon lives.
+    assert requests.get(f"{base}/realm/api/health", headers=auth(), timeout=30).json()["ok"]
+    ok = requests.post(f"{base}/realm/api/retention", headers=auth(), json={"dry_run": True},
+                       timeout=60)
+    assert ok.status_code == 200 and ok.json()["dry_run"] is True, ok.text
+    assert daemon.poll() is None
 
 
 def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):
