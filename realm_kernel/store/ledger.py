@@ -50,7 +50,7 @@ import shutil
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -568,21 +568,25 @@ class MetricBuffer:
         self.last_flush = time.monotonic()
 
     # -- the training thread's side -------------------------------------------------
+    # Each store() names self._rows / _events / _files only once it holds the lock: the
+    # writer swaps those for empty ones under the lock, and a list looked up before it
+    # could be the batch being written (a row appended mid-write made its columns differ
+    # in length: pyarrow's ArrowInvalid, seen under load).
     def add(self, row: dict[str, Any]) -> None:
-        self._put(self._rows.append, row)
+        self._put(lambda: self._rows.append(row))
 
     def event(self, kind: str, message: str, data: str = "") -> None:
-        self._put(self._events.append, {"kind": kind, "message": message, "data": data,
-                                        "source": self.ledger.writer})
+        item = {"kind": kind, "message": message, "data": data, "source": self.ledger.writer}
+        self._put(lambda: self._events.append(item))
 
     def put_file(self, path: Path, data: object, urgent: bool = False) -> None:
         """`data` as JSON at `path` (atomically); only the newest content per path counts."""
-        self._put(lambda d: self._files.__setitem__(Path(path), d), data, urgent)
+        self._put(lambda: self._files.__setitem__(Path(path), data), urgent)
 
-    def _put(self, store: Any, item: Any, urgent: bool = False) -> None:
+    def _put(self, store: Callable[[], None], urgent: bool = False) -> None:
         with self._cv:
             self._raise()
-            store(item)
+            store()
             self._queued += 1
             self._urgent = self._urgent or urgent
             if self._thread is None:

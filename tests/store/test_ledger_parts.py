@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -255,6 +256,35 @@ def test_metric_buffer_raises_a_write_error_on_the_next_call_and_close_can_stay_
     ok.close()  # writes what was queued before stopping
     assert led.scalar("SELECT count(*) FROM metrics WHERE step = 9") == 1
     assert ok._thread is None
+
+
+def test_a_row_queued_while_the_writer_takes_its_batch_goes_into_the_next_batch(tmp_path):
+    """The writer swaps the queued lists for empty ones under the lock; a row put at that
+    moment must land in the new list, never in the batch being written (it made the
+    batch's columns differ in length: ArrowInvalid under load)."""
+    buf = MetricBuffer(make(tmp_path), interval=3600)
+    buf._thread = threading.current_thread()  # as if the writer ran: none is started
+    cv, taken = buf._cv, []
+
+    class WriterTakesTheBatchFirst:  # the writer wins the lock just before the put does
+        def __enter__(self):
+            taken.append((buf._rows, buf._events, buf._files))
+            buf._rows, buf._events, buf._files = [], [], {}
+            return cv.__enter__()
+
+        def __exit__(self, *exc):
+            return cv.__exit__(*exc)
+
+        def notify(self):
+            cv.notify()
+
+    buf._cv = WriterTakesTheBatchFirst()
+    buf.add({"step": 1})
+    assert taken[-1][0] == [] and buf._rows == [{"step": 1}]
+    buf.event("pause", "paused")
+    assert taken[-1][1] == [] and [e["kind"] for e in buf._events] == ["pause"]
+    buf.put_file(tmp_path / "s.json", {"v": 1})
+    assert taken[-1][2] == {} and list(buf._files.values()) == [{"v": 1}]
 
 
 def test_json_data_is_canonical():
