@@ -183,29 +183,38 @@ def start_lab(procs: Procs, paths: RealmPaths, workdir: Path, *, play: bool = Fa
     workspaces folders are in `workdir` (theme changes stay there)."""
     import requests
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     env = {**child_env(paths.home), **extra_env}
     env["JUPYTER_RUNTIME_DIR"] = str(workdir / "runtime")
     env["JUPYTERLAB_SETTINGS_DIR"] = str(workdir / "lab-settings")
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(workdir / "lab-workspaces")
     env["JUPYTER_TOKEN"] = token  # never an argument: `ps` shows those to every user
-    if play:
-        if root_dir is None:
-            root_dir = workdir / "lab-root"
-            shutil.copytree(REPO / "notebooks", root_dir / "notebooks")
-        argv = [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
-                f"--root-dir={root_dir}"]
-        ready = "realm/api/health"
-    else:
-        env["JUPYTER_CONFIG_PATH"] = str(REPO / "jupyter-config")
-        argv = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}", "--no-browser",
-                "--allow-root", f"--ServerApp.root_dir={root_dir or workdir}"]
-        ready = "api/status"
-    proc = procs.start(name, argv, env)
-    base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{base}/{ready}", headers=auth(token), timeout=5).ok, timeout,
-             "JupyterLab to answer")
-    return proc, base
+    if play and root_dir is None:
+        root_dir = workdir / "lab-root"
+        shutil.copytree(REPO / "notebooks", root_dir / "notebooks")
+    # A port another test's server took between free_port() and the bind: Jupyter would
+    # quietly move to the next port (and the test wait on the first for ever), so it may
+    # not (port_retries=0) and exits instead; then a fresh port, a few times at most.
+    for _ in range(3):
+        port = free_port()
+        if play:
+            argv = [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
+                    f"--root-dir={root_dir}", "--ServerApp.port_retries=0"]
+            ready = "realm/api/health"
+        else:
+            env["JUPYTER_CONFIG_PATH"] = str(REPO / "jupyter-config")
+            argv = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
+                    "--no-browser", "--allow-root", f"--ServerApp.root_dir={root_dir or workdir}",
+                    "--ServerApp.port_retries=0"]
+            ready = "api/status"
+        proc = procs.start(name, argv, env)
+        base = f"http://127.0.0.1:{port}"
+        url = f"{base}/{ready}"
+        wait_for(lambda p=proc, u=url: p.poll() is not None
+                 or requests.get(u, headers=auth(token), timeout=5).ok,
+                 timeout, "JupyterLab to answer")
+        if proc.poll() is None:
+            return proc, base
+    raise AssertionError(f"JupyterLab exited at start three times (last exit {proc.returncode})")
 
 
 def start_panel(procs: Procs, paths: RealmPaths, *scripts: str, ready: str = "", name: str = "panel",
