@@ -1,18 +1,21 @@
-"""Mutation check of the core modules with mutmut: how many deliberate bugs (a flipped
-comparison, a changed constant, a dropped call) the fast unit tests of each module catch.
+"""Mutation check with mutmut: how many deliberate bugs (a flipped comparison, a changed
+constant, a dropped call) the fast tests of each part of the product catch.
 
-Each target runs in a scratch copy of the checkout (mutmut writes mutants/ there and
-imports the mutated package ahead of the editable install), one mutant at a time (a
-shared 2-core machine), with only that module's fast tests. The kill rate is killed /
-(killed + survived + timeouts): mutants no test reaches count as survived, those mutmut
-skips are left out. Surviving mutants are listed in the JSON for reading.
+Each target (bench/mutation_targets.py: a package, against its own fast tests) runs in a
+scratch copy of the checkout (mutmut writes mutants/ there and imports the mutated
+package ahead of the editable install), one mutant at a time (a shared 2-core machine).
+With --sample N a seeded random sample of N of the target's mutants is run, and the
+figure carries its 95% Wilson interval. The kill rate is killed / (killed + survived +
+untested + timeouts): mutants no test reaches count against it, those mutmut skips are
+left out. Pass: kill rate >= 80% and, for a sample, the interval's lower bound >= 75%.
 
-    python bench/mutation.py                       # every target
-    python bench/mutation.py --targets quests      # one
-    python bench/mutation.py --label before --rev main   # the suite before a change
+    python bench/mutation.py --targets train --sample 200   # one target, 200 mutants
+    python bench/mutation.py --check-stale                  # figures whose files changed
+    python bench/mutation.py --coverage                     # product lines under a target
 
-Writes bench/results/mutation.json (every run, survivors included), the flat figures
-of this run in bench/results/mutation_<label>.json, and a dated line in RESULTS.md.
+Every figure comes from one run: bench/results/mutation.json holds, per target, the
+latest run alone (commit, date, sha256 of the target's files and tests, counts,
+survivors), replaced whole by the next run; a dated line goes to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -20,60 +23,70 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from common import ROOT as REPO  # noqa: I001  (bench/ is the script's folder)
-from common import report
+from common import load_average, machine, record
+from mutation_targets import (
+    TARGETS,
+    check_stale,
+    coverage,
+    hashes,
+    selection,
+    target_files,
+    target_tests,
+    verdict,
+    wilson,
+)
 
-# target -> (files to mutate, the pytest selection that should catch their bugs)
-TARGETS: dict[str, tuple[list[str], list[str]]] = {
-    "quests": (["realm_kernel/quests/queue.py", "realm_kernel/quests/admission.py",
-                "realm_kernel/quests/recovery.py"],
-               ["tests/quests/test_quests.py", "tests/reliability/test_repairs.py", "-m", "not slow"]),
-    "quest_formats": (["realm_kernel/quests/formats.py"],
-                      ["tests/quests/test_quests.py", "tests/quests/test_quest_formats.py",
-                       "tests/quests/test_formats.py", "-m", "not slow", "-k", "not datasets_folder"]),
-    "ledger": (["realm_kernel/store/ledger.py", "realm_kernel/store/checkpoints.py"],
-               ["tests/store/test_ledger.py", "tests/store/test_ledger_parts.py",
-                "tests/store/test_checkpoints.py", "-k",
-                "not readers_never and not user_read_only"]),
-    "recovery": (["realm_kernel/store/checkpoint_repair.py"],
-                 ["tests/reliability/test_repairs.py", "tests/store/test_ledger.py", "-m", "not slow",
-                  "-k", "not readers_never and not user_read_only"]),
-    "skills_scoring": (["realm_skills/evaluation.py"],
-                       ["tests/skills/test_skills_scoring.py", "tests/evals/test_skills_eval.py",
-                        "-m", "not slow", "-k", "scoring or run_eval or level_up or weak_primitive"]),
-    "packing": (["realm_kernel/train/packing.py", "realm_kernel/train/data.py"],
-                ["tests/train/test_packing.py", "tests/train/test_data.py", "-m", "not slow"]),
-}
+RESULTS = REPO / "bench" / "results" / "mutation.json"
+# the installed names of the folders whose package name differs: mutmut names a mutant by
+# its path, and the tests import the package name
+RENAMED = {"skills": "realm_skills", "widgets": "realm_widgets"}
+
+# mutmut's generation step alone (copy, mutate, no tests), so the mutants can be sampled
+GENERATE = ("import os\n"
+            "from mutmut.__main__ import (copy_src_dir, copy_also_copy_files, setup_source_paths,\n"
+            "                             create_mutants)\n"
+            "from mutmut.mutation.trampoline import set_mutant_under_test\n"
+            "set_mutant_under_test('mutant_generation')\n"
+            "os.makedirs('mutants', exist_ok=True)\n"
+            "copy_src_dir(); copy_also_copy_files(); setup_source_paths(); create_mutants(1)\n")
 
 
-def scratch_copy(dest: Path, rev: str | None) -> None:
-    """The checkout's files (tracked and untracked, not ignored), or those of commit `rev`;
-    skills/ as realm_skills/ so mutmut's module names match the installed name."""
+def installed_path(rel: str) -> str:
+    top, _, rest = rel.partition("/")
+    return f"{RENAMED.get(top, top)}/{rest}"
+
+
+def scratch_copy(dest: Path) -> None:
+    """The checkout's files (tracked and untracked, not ignored), with skills/ and
+    widgets/ under their installed names so mutmut's module names match the imports
+    (the old names link to them)."""
     dest.mkdir(parents=True)
-    if rev:
-        archive = subprocess.run(["git", "archive", rev], cwd=REPO, check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    else:
-        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
-                               capture_output=True, text=True).stdout.splitlines()
-        for rel in files:
-            if (REPO / rel).is_file():
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(REPO / rel, dest / rel)
-    (dest / "skills").rename(dest / "realm_skills")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.splitlines()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    for old, new in RENAMED.items():  # the old name stays as a link: tests read files by path
+        (dest / old).rename(dest / new)
+        (dest / old).symlink_to(new, target_is_directory=True)
 
 
 def mutmut_config(files: list[str], selection: list[str]) -> str:
+    files = [installed_path(f) for f in files]
     roots = sorted({f.split("/")[0] + "/" for f in files})
-    also = [p for p in ("realm_kernel/", "realm_skills/", "widgets/", "pipelines/", "notebooks/",
-                        "jupyter-config/") if p not in roots]
+    also = [p for p in ("realm_kernel/", "realm_skills/", "realm_widgets/", "skills/", "widgets/",
+                        "pipelines/", "notebooks/", "jupyter-config/") if p not in roots]
     return ("\n[tool.mutmut]\n"
             f"source_paths = {json.dumps(roots)}\n"
             f"only_mutate = {json.dumps(files)}\n"
@@ -82,98 +95,142 @@ def mutmut_config(files: list[str], selection: list[str]) -> str:
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x"]\n')
 
 
-def run_target(name: str, workdir: Path, timeout: float, rev: str | None) -> dict:
-    files, selection = TARGETS[name]
+def mutant_statuses(scratch: Path, files: list[str]) -> dict[str, int | None]:
+    """{mutant name: mutmut's exit code} from the .meta files mutmut keeps per file."""
+    out: dict[str, int | None] = {}
+    for rel in files:
+        meta = scratch / "mutants" / (installed_path(rel) + ".meta")
+        if meta.exists():
+            out.update(json.loads(meta.read_text())["exit_code_by_key"])
+    return out
+
+
+def classify(code: int | None) -> str:
+    """mutmut's exit codes (mutmut/stats.py) as the four judged kinds, or skipped."""
+    if code in (1, 3):
+        return "killed"
+    if code == 0:
+        return "survived"
+    if code in (5, 33):
+        return "no_tests"
+    if code in (24, -24, 36, 152, 255):
+        return "timeout"
+    if code in (-9, -11):  # killed by a signal (memory, a crash): the tests did not pass
+        return "killed"
+    return "skipped"  # not checked, type-checked away, skipped, suspicious
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def run_target(name: str, workdir: Path, sample: int | None, seed: int, timeout: float) -> dict:
+    files, tests, pytest_args = target_files(name), target_tests(name), selection(name)
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    record_head = {"files": files, "tests": pytest_args, "commit": git("rev-parse", "HEAD"),
+                   "dirty": bool(git("status", "--porcelain", "--", *files, *tests)),
+                   "date": started, "machine": machine(), "load_before": load_average(),
+                   "file_hashes": hashes(files), "test_hashes": hashes(tests)}
     scratch = workdir / name
-    scratch_copy(scratch, rev)
+    scratch_copy(scratch)
     with open(scratch / "pyproject.toml", "a") as f:
-        f.write(mutmut_config(files, selection))
-    mutmut = Path(sys.executable).with_name("mutmut")
+        f.write(mutmut_config(files, pytest_args))
     env = {k: v for k, v in os.environ.items() if not k.startswith("REALM_")}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
+    subprocess.run([sys.executable, "-c", GENERATE], cwd=scratch, env=env, check=True, capture_output=True)
+    every = sorted(mutant_statuses(scratch, files))
+    chosen = sorted(random.Random(seed).sample(every, sample)) if sample and sample < len(every) else every
+    mutmut = Path(sys.executable).with_name("mutmut")
     t0 = time.monotonic()
-    proc = subprocess.Popen([str(mutmut), "run", "--max-children", "1"], cwd=scratch, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    args = [str(mutmut), "run", "--max-children", "1", *(chosen if chosen is not every else [])]
+    proc = subprocess.Popen(args, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     try:
-        log, complete = proc.communicate(timeout=timeout)[0][-3000:], True
-    except subprocess.TimeoutExpired:  # cut short: the mutants judged so far still count
+        log, complete = proc.communicate(timeout=timeout)[0], True
+    except subprocess.TimeoutExpired:  # cut short: recorded as incomplete, never as a pass
         os.killpg(proc.pid, 9)
-        log, complete = proc.communicate()[0][-3000:], False
-    subprocess.run([str(mutmut), "export-cicd-stats"], cwd=scratch, env=env, capture_output=True)
-    stats_file = scratch / "mutants" / "mutmut-cicd-stats.json"
-    if not stats_file.exists():
-        raise SystemExit(f"mutmut gave no stats for {name}:\n{log}")
-    stats = json.loads(stats_file.read_text())
-    survivors = subprocess.run([str(mutmut), "results"], cwd=scratch, env=env, capture_output=True,
-                               text=True).stdout.split("\n")
-    judged = stats["killed"] + stats["survived"] + stats["no_tests"] + stats["timeout"]
-    return {"files": files, "tests": selection, **{k: stats[k] for k in (
-        "killed", "survived", "no_tests", "timeout", "skipped", "suspicious", "total")},
-        "judged": judged, "kill_rate": round(stats["killed"] / judged, 4) if judged else None,
-        "complete": complete,
-        "minutes": round((time.monotonic() - t0) / 60, 2),
-        "survivors": [s.strip() for s in survivors if s.strip() and ":" in s][:200]}
+        log, complete = proc.communicate()[0], False
+    status = mutant_statuses(scratch, files)
+    kinds = {m: classify(status.get(m)) for m in chosen}
+    counts = {k: sum(1 for v in kinds.values() if v == k) for k in ("killed", "survived", "no_tests",
+                                                                     "timeout", "skipped")}
+    judged = counts["killed"] + counts["survived"] + counts["no_tests"] + counts["timeout"]
+    sampled = len(chosen) < len(every)
+    rate = round(counts["killed"] / judged, 4) if judged else None
+    complete = complete and proc.returncode == 0 and counts["skipped"] == 0
+    res = {**record_head, "mutants_in_target": len(every), "sampled": len(chosen) if sampled else None,
+           "seed": seed if sampled else None, **counts, "judged": judged, "kill_rate": rate,
+           "interval95": wilson(counts["killed"], judged),
+           "passes": complete and verdict(counts["killed"], judged, sampled), "complete": complete,
+           "minutes": round((time.monotonic() - t0) / 60, 2), "load_after": load_average(),
+           "survivors": sorted(m for m, k in kinds.items() if k == "survived"),
+           "untested": sorted(m for m, k in kinds.items() if k == "no_tests"),
+           "timeouts": sorted(m for m, k in kinds.items() if k == "timeout")}
+    if not complete:
+        res["log_tail"] = log[-3000:]
+    return res
 
 
-def summarise(name: str, detail: dict, out_dir: Path) -> None:
-    """Every target and label of mutation.json as flat keys (<target>_<label>_kill_rate,
-    _mutants, _complete), for a change's own results file."""
-    figures: dict = {}
-    for target, runs in detail.items():
-        for label, r in runs.items():
-            figures[f"mutation_{target}_{label}_kill_rate"] = r["kill_rate"]
-            figures[f"mutation_{target}_{label}_mutants"] = r["judged"]
-            figures[f"mutation_{target}_{label}_complete"] = r.get("complete", True)
-    summary = "mutation kill rates: " + "; ".join(
-        f"{t} " + ", ".join(f"{label} {r['kill_rate']}" + ("" if r.get("complete", True) else " (partial)")
-                            for label, r in runs.items()) for t, runs in detail.items())
-    report(name, figures, summary, out_dir)
+def load(path: Path = RESULTS) -> dict:
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return data if "targets" in data else {"targets": {}}
+
+
+def stale_report(data: dict) -> dict[str, list[str]]:
+    return check_stale(data.get("targets", {}), TARGETS, target_files, target_tests)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", nargs="*", default=list(TARGETS), choices=list(TARGETS))
-    ap.add_argument("--label", default="after", help="before | after: the key suffix")
+    ap.add_argument("--sample", type=int, default=200, help="mutants per target (0: all of them)")
+    ap.add_argument("--seed", type=int, default=29)
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per target")
     ap.add_argument("--keep", action="store_true", help="keep the scratch copies")
-    ap.add_argument("--rev", default=None, help="the tests and code of this commit (e.g. the "
-                    "one before a change, for --label before) instead of the working tree")
-    ap.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
-    ap.add_argument("--summarise", metavar="NAME", default=None,
-                    help="run nothing: record every run in mutation.json as flat figures NAME.json")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--check-stale", action="store_true",
+                    help="run nothing: list targets with no figure or whose files/tests changed since it")
+    ap.add_argument("--coverage", action="store_true", help="run nothing: product lines under a target")
     a = ap.parse_args()
-    out_dir = a.out or REPO / "bench" / "results"
-    detail_file = out_dir / "mutation.json"
-    detail = json.loads(detail_file.read_text()) if detail_file.exists() else {}
-    if a.summarise:
-        summarise(a.summarise, detail, out_dir)
+    data = load(a.results)
+    if a.coverage:
+        print(json.dumps(coverage(), indent=1))
         return
+    if a.check_stale:
+        report = stale_report(data)
+        for name, why in report.items():
+            print(f"{name}: " + "; ".join(why[:10]) + (f" (+{len(why) - 10} more)" if len(why) > 10 else ""))
+        print(f"{len(report)} of {len(TARGETS)} stale or not run" if report else "all figures current")
+        raise SystemExit(1 if report else 0)
     workdir = Path(tempfile.mkdtemp(prefix="realm-mutation-"))
-    figures: dict = {}
     try:
         for name in a.targets:
-            res = run_target(name, workdir, a.timeout, a.rev)
-            detail.setdefault(name, {})[a.label] = res
-            figures[f"{name}_{a.label}_kill_rate"] = res["kill_rate"]
-            figures[f"{name}_{a.label}_mutants"] = res["judged"]
-            print(f"{name}: {res['killed']} killed, {res['survived']} survived, {res['no_tests']} "
-                  f"untested, {res['timeout']} timeouts -> kill rate {res['kill_rate']} "
-                  f"({res['minutes']} min)", flush=True)
-            out_dir.mkdir(parents=True, exist_ok=True)  # every target as it ends: nothing lost
-            detail_file.write_text(json.dumps(detail, indent=1))
+            res = run_target(name, workdir, a.sample or None, a.seed, a.timeout)
+            data = load(a.results)  # another target may have finished meanwhile: replace only ours
+            data["targets"][name] = res
+            data["coverage"] = coverage()
+            a.results.parent.mkdir(parents=True, exist_ok=True)
+            a.results.write_text(json.dumps(data, indent=1) + "\n")
+            lo_hi = res["interval95"]
+            line = (f"{name}: {res['killed']} killed, {res['survived']} survived, "
+                    f"{res['no_tests']} untested, {res['timeout']} timeouts of {res['judged']} judged"
+                    + (f" (seeded sample of {res['sampled']} of {res['mutants_in_target']})" if res["sampled"]
+                       else f" (all {res['mutants_in_target']})")
+                    + f" -> kill rate {res['kill_rate']}, 95% {lo_hi}, "
+                    + ("passes" if res["passes"] else "FAILS" if res["complete"] else "INCOMPLETE")
+                    + f"; {res['minutes']} min, commit {res['commit'][:9]}, load {res['load_before']} -> "
+                    f"{res['load_after']}")
+            print(line, flush=True)
+            record(f"mutation_{name}", {k: res[k] for k in (
+                "killed", "survived", "no_tests", "timeout", "judged", "kill_rate", "sampled", "seed",
+                "mutants_in_target", "passes", "complete", "minutes", "commit")}
+                | {"interval95_low": lo_hi and lo_hi[0], "interval95_high": lo_hi and lo_hi[1]},
+                "mutation (mutmut, one child) " + line, a.results.parent)
+            if not a.keep:
+                shutil.rmtree(workdir / name, ignore_errors=True)
     finally:
         if not a.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    detail_file.write_text(json.dumps(detail, indent=1))
-    killed = sum(detail[t][a.label]["killed"] for t in a.targets)
-    judged = sum(figures[f"{t}_{a.label}_mutants"] for t in a.targets)
-    figures[f"core_{a.label}_kill_rate"] = round(killed / judged, 4) if judged else None
-    summary = (f"mutation ({a.label}, mutmut, one child): " + ", ".join(
-        f"{t} {figures[f'{t}_{a.label}_kill_rate']}" for t in a.targets)
-        + f"; core {figures[f'core_{a.label}_kill_rate']} of {judged} mutants")
-    report(f"mutation_{a.label}", figures, summary, out_dir)
 
 
 if __name__ == "__main__":
