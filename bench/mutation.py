@@ -180,6 +180,33 @@ def stale_report(data: dict) -> dict[str, list[str]]:
     return check_stale(data.get("targets", {}), TARGETS, target_files, target_tests)
 
 
+def _row(label: str, lines: object, r: dict, population: int, verdict_: str) -> str:
+    judged = f"{r['judged']} (sample of {population})" if r["sampled"] else f"{r['judged']} (all)"
+    lo, hi = r["interval95"] or (0, 0)
+    return (f"| {label} | {lines} | {judged} | {r['killed']} | {r['survived']} | {r['no_tests']} | "
+            f"{r['timeout']} | {r['kill_rate']:.1%} ({lo:.1%}-{hi:.1%}) | {verdict_} | "
+            f"{r['date']}, {r['commit'][:9]} |")
+
+
+def table(data: dict) -> str:
+    """The figures as docs/testing.md shows them: one row per target and blind-spot kind."""
+    cov = coverage()
+    stale = stale_report(data)
+    rows = ["| target | lines | mutants judged | killed | survived | untested | timeouts | kill rate "
+            "(95% interval) | verdict | run |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in TARGETS:
+        r = data["targets"].get(name)
+        if r is None:
+            rows.append(f"| {name} | {cov['lines_by_target'][name]} | not run | | | | | | | |")
+            continue
+        verdict_ = ("passes" if r["passes"] else "fails" if r["complete"] else "incomplete") + (
+            ", **stale**" if name in stale else "")
+        rows.append(_row(name, cov["lines_by_target"][name], r, r["mutants_in_target"], verdict_))
+    for kind, r in data.get("blind", {}).items():
+        rows.append(_row(f"blind-spot: {kind}", "", r, r["candidates"], ""))
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", nargs="*", default=list(TARGETS), choices=list(TARGETS))
@@ -191,10 +218,14 @@ def main() -> None:
     ap.add_argument("--check-stale", action="store_true",
                     help="run nothing: list targets with no figure or whose files/tests changed since it")
     ap.add_argument("--coverage", action="store_true", help="run nothing: product lines under a target")
+    ap.add_argument("--table", action="store_true", help="run nothing: the figures as a markdown table")
     a = ap.parse_args()
     data = load(a.results)
     if a.coverage:
         print(json.dumps(coverage(), indent=1))
+        return
+    if a.table:
+        print(table(data))
         return
     if a.check_stale:
         report = stale_report(data)
