@@ -40,6 +40,7 @@ from mutation_targets import (
     coverage,
     hashes,
     selection,
+    stale,
     target_files,
     target_tests,
     verdict,
@@ -177,7 +178,14 @@ def load(path: Path = RESULTS) -> dict:
 
 
 def stale_report(data: dict) -> dict[str, list[str]]:
-    return check_stale(data.get("targets", {}), TARGETS, target_files, target_tests)
+    """Targets with no figure or a stale one, then blind-spot kinds whose files or tests
+    changed since their run (`blind:<kind>`)."""
+    out = check_stale(data.get("targets", {}), TARGETS, target_files, target_tests)
+    for kind, rec in data.get("blind", {}).items():
+        why = stale(rec, list(rec["file_hashes"]), list(rec["test_hashes"]))
+        if why:
+            out[f"blind:{kind}"] = why
+    return out
 
 
 def _row(label: str, lines: object, r: dict, population: int, verdict_: str) -> str:

@@ -265,7 +265,7 @@ def marks_of(target: str) -> list[str]:
 
 
 def judge(scratch: Path, m: dict, timeout: float) -> str:
-    tests = tests_naming(m["file"], m["target"])
+    tests = tests_naming(m["file"], m["target"], scratch)  # the copy's tests, not the live tree's
     if not tests:
         return "no_tests"
     path = scratch / installed_path(m["file"])
@@ -281,6 +281,8 @@ def judge(scratch: Path, m: dict, timeout: float) -> str:
         return "survived"
     if code == 5:
         return "no_tests"
+    if code == 4:  # pytest's usage error (a test path missing): our fault, not the mutant's
+        return "error"
     return "killed"
 
 
@@ -314,12 +316,12 @@ def main() -> None:
             sampled = bool(a.sample) and a.sample < len(pool)
             chosen = random.Random(a.seed).sample(pool, a.sample) if sampled else pool
             files = sorted({m["file"] for m in pool})
-            tests = sorted({t for m in pool for t in target_tests(m["target"])})
+            tests = sorted({t for m in pool for t in target_tests(m["target"], scratch)})
             started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
             head = {"commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                                              text=True).stdout.strip(),
                     "date": started, "machine": machine(), "load_before": load_average(),
-                    "file_hashes": hashes(files), "test_hashes": hashes(tests)}
+                    "file_hashes": hashes(files, scratch), "test_hashes": hashes(tests, scratch)}
             t0 = time.monotonic()
             verdicts = []
             for m in chosen:
@@ -329,9 +331,10 @@ def main() -> None:
             counts = {k: sum(1 for v in verdicts if v["status"] == k)
                       for k in ("killed", "survived", "no_tests", "timeout")}
             judged = sum(counts.values())
+            errors = sum(1 for v in verdicts if v["status"] == "error")
             rate = round(counts["killed"] / judged, 4) if judged else None
             res = {**head, "candidates": len(pool), "sampled": len(chosen) if sampled else None,
-                   "seed": a.seed, **counts, "judged": judged, "kill_rate": rate,
+                   "seed": a.seed, **counts, "judged": judged, "errors": errors, "kill_rate": rate,
                    "interval95": wilson(counts["killed"], judged),
                    "minutes": round((time.monotonic() - t0) / 60, 2), "load_after": load_average(),
                    "not_killed": [{k: v[k] for k in ("file", "line", "what", "status")}
