@@ -125,45 +125,73 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def run_target(name: str, workdir: Path, sample: int | None, seed: int, timeout: float) -> dict:
+HEAD_FILE = "realm-mutation-run.json"  # in the scratch copy: what a later --collect needs
+
+
+def prepare(name: str, workdir: Path, sample: int | None, seed: int) -> Path:
+    """The scratch copy with its mutants generated and the run's head record written
+    (commit, date, hashes of the files as copied, the seeded sample)."""
     files, tests, pytest_args = target_files(name), target_tests(name), selection(name)
-    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    record_head = {"files": files, "tests": pytest_args, "commit": git("rev-parse", "HEAD"),
-                   "dirty": bool(git("status", "--porcelain", "--", *files, *tests)),
-                   "date": started, "machine": machine(), "load_before": load_average(),
-                   "file_hashes": hashes(files), "test_hashes": hashes(tests)}
     scratch = workdir / name
     scratch_copy(scratch)
+    head = {"target": name, "files": files, "tests": pytest_args, "commit": git("rev-parse", "HEAD"),
+            "dirty": bool(git("status", "--porcelain", "--", *files, *tests)),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+            "load_before": load_average(), "file_hashes": hashes(files, scratch),
+            "test_hashes": hashes(tests, scratch), "started": time.time()}
     with open(scratch / "pyproject.toml", "a") as f:
         f.write(mutmut_config(files, pytest_args))
+    subprocess.run([sys.executable, "-c", GENERATE], cwd=scratch, env=child_env(), check=True,
+                   capture_output=True)
+    every = sorted(mutant_statuses(scratch, files))
+    sampled = bool(sample) and sample < len(every)
+    chosen = sorted(random.Random(seed).sample(every, sample)) if sampled else every
+    head.update(mutants_in_target=len(every), sampled=len(chosen) if sampled else None,
+                seed=seed if sampled else None, chosen=chosen)
+    (scratch / HEAD_FILE).write_text(json.dumps(head))
+    return scratch
+
+
+def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REALM_")}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
-    subprocess.run([sys.executable, "-c", GENERATE], cwd=scratch, env=env, check=True, capture_output=True)
-    every = sorted(mutant_statuses(scratch, files))
-    chosen = sorted(random.Random(seed).sample(every, sample)) if sample and sample < len(every) else every
+    return env
+
+
+def execute(scratch: Path, timeout: float) -> tuple[bool, str]:
+    """mutmut over the chosen mutants, one child; (finished in time and exit 0, log)."""
+    head = json.loads((scratch / HEAD_FILE).read_text())
     mutmut = Path(sys.executable).with_name("mutmut")
-    t0 = time.monotonic()
-    args = [str(mutmut), "run", "--max-children", "1", *(chosen if chosen is not every else [])]
-    proc = subprocess.Popen(args, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    names = head["chosen"] if head["sampled"] else []
+    proc = subprocess.Popen([str(mutmut), "run", "--max-children", "1", *names], cwd=scratch,
+                            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     try:
-        log, complete = proc.communicate(timeout=timeout)[0], True
+        log = proc.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:  # cut short: recorded as incomplete, never as a pass
         os.killpg(proc.pid, 9)
-        log, complete = proc.communicate()[0], False
-    status = mutant_statuses(scratch, files)
+        return False, proc.communicate()[0]
+    return proc.returncode == 0, log
+
+
+def collect(scratch: Path, finished: bool = True, log: str = "") -> dict:
+    """The run's record from its scratch copy: complete only when every chosen mutant was
+    judged (mutmut's own .meta files), whatever stopped the driver."""
+    head = json.loads((scratch / HEAD_FILE).read_text())
+    chosen = head.pop("chosen")
+    status = mutant_statuses(scratch, head["files"])
     kinds = {m: classify(status.get(m)) for m in chosen}
     counts = {k: sum(1 for v in kinds.values() if v == k) for k in ("killed", "survived", "no_tests",
                                                                      "timeout", "skipped")}
     judged = counts["killed"] + counts["survived"] + counts["no_tests"] + counts["timeout"]
-    sampled = len(chosen) < len(every)
-    rate = round(counts["killed"] / judged, 4) if judged else None
-    complete = complete and proc.returncode == 0 and counts["skipped"] == 0
-    res = {**record_head, "mutants_in_target": len(every), "sampled": len(chosen) if sampled else None,
-           "seed": seed if sampled else None, **counts, "judged": judged, "kill_rate": rate,
+    complete = finished and counts["skipped"] == 0
+    started = head.pop("started")
+    res = {**head, **counts, "judged": judged,
+           "kill_rate": round(counts["killed"] / judged, 4) if judged else None,
            "interval95": wilson(counts["killed"], judged),
-           "passes": complete and verdict(counts["killed"], judged, sampled), "complete": complete,
-           "minutes": round((time.monotonic() - t0) / 60, 2), "load_after": load_average(),
+           "passes": complete and verdict(counts["killed"], judged, head["sampled"] is not None),
+           "complete": complete, "minutes": round((time.time() - started) / 60, 2),
+           "load_after": load_average(),
            "survivors": sorted(m for m, k in kinds.items() if k == "survived"),
            "untested": sorted(m for m, k in kinds.items() if k == "no_tests"),
            "timeouts": sorted(m for m, k in kinds.items() if k == "timeout")}
@@ -220,13 +248,15 @@ def main() -> None:
     ap.add_argument("--targets", nargs="*", default=list(TARGETS), choices=list(TARGETS))
     ap.add_argument("--sample", type=int, default=200, help="mutants per target (0: all of them)")
     ap.add_argument("--seed", type=int, default=29)
-    ap.add_argument("--timeout", type=float, default=3600, help="seconds per target")
+    ap.add_argument("--timeout", type=float, default=4 * 3600, help="seconds per target")
     ap.add_argument("--keep", action="store_true", help="keep the scratch copies")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--check-stale", action="store_true",
                     help="run nothing: list targets with no figure or whose files/tests changed since it")
     ap.add_argument("--coverage", action="store_true", help="run nothing: product lines under a target")
     ap.add_argument("--table", action="store_true", help="run nothing: the figures as a markdown table")
+    ap.add_argument("--collect", type=Path, default=None, metavar="SCRATCH",
+                    help="record the run kept in this scratch copy (its driver stopped, mutmut went on)")
     a = ap.parse_args()
     data = load(a.results)
     if a.coverage:
@@ -241,35 +271,44 @@ def main() -> None:
             print(f"{name}: " + "; ".join(why[:10]) + (f" (+{len(why) - 10} more)" if len(why) > 10 else ""))
         print(f"{len(report)} of {len(TARGETS)} stale or not run" if report else "all figures current")
         raise SystemExit(1 if report else 0)
+    if a.collect:
+        save(a.results, collect(a.collect))
+        return
     workdir = Path(tempfile.mkdtemp(prefix="realm-mutation-"))
     try:
         for name in a.targets:
-            res = run_target(name, workdir, a.sample or None, a.seed, a.timeout)
-            data = load(a.results)  # another target may have finished meanwhile: replace only ours
-            data["targets"][name] = res
-            data["coverage"] = coverage()
-            a.results.parent.mkdir(parents=True, exist_ok=True)
-            a.results.write_text(json.dumps(data, indent=1) + "\n")
-            lo_hi = res["interval95"]
-            line = (f"{name}: {res['killed']} killed, {res['survived']} survived, "
-                    f"{res['no_tests']} untested, {res['timeout']} timeouts of {res['judged']} judged"
-                    + (f" (seeded sample of {res['sampled']} of {res['mutants_in_target']})" if res["sampled"]
-                       else f" (all {res['mutants_in_target']})")
-                    + f" -> kill rate {res['kill_rate']}, 95% {lo_hi}, "
-                    + ("passes" if res["passes"] else "FAILS" if res["complete"] else "INCOMPLETE")
-                    + f"; {res['minutes']} min, commit {res['commit'][:9]}, load {res['load_before']} -> "
-                    f"{res['load_after']}")
-            print(line, flush=True)
-            record(f"mutation_{name}", {k: res[k] for k in (
-                "killed", "survived", "no_tests", "timeout", "judged", "kill_rate", "sampled", "seed",
-                "mutants_in_target", "passes", "complete", "minutes", "commit")}
-                | {"interval95_low": lo_hi and lo_hi[0], "interval95_high": lo_hi and lo_hi[1]},
-                "mutation (mutmut, one child) " + line, a.results.parent)
+            scratch = prepare(name, workdir, a.sample or None, a.seed)
+            save(a.results, collect(scratch, *execute(scratch, a.timeout)))
             if not a.keep:
-                shutil.rmtree(workdir / name, ignore_errors=True)
+                shutil.rmtree(scratch, ignore_errors=True)
     finally:
         if not a.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def save(results: Path, res: dict) -> None:
+    """Replace the target's figure in mutation.json with this run, and log it."""
+    name = res["target"]
+    data = load(results)  # another step may have written meanwhile: replace only ours
+    data["targets"][name] = res
+    data["coverage"] = coverage()
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(data, indent=1) + "\n")
+    lo_hi = res["interval95"]
+    line = (f"{name}: {res['killed']} killed, {res['survived']} survived, "
+            f"{res['no_tests']} untested, {res['timeout']} timeouts of {res['judged']} judged"
+            + (f" (seeded sample of {res['sampled']} of {res['mutants_in_target']})" if res["sampled"]
+               else f" (all {res['mutants_in_target']})")
+            + f" -> kill rate {res['kill_rate']}, 95% {lo_hi}, "
+            + ("passes" if res["passes"] else "FAILS" if res["complete"] else "INCOMPLETE")
+            + f"; {res['minutes']} min, commit {res['commit'][:9]}, load {res['load_before']} -> "
+            f"{res['load_after']}")
+    print(line, flush=True)
+    record(f"mutation_{name}", {k: res[k] for k in (
+        "killed", "survived", "no_tests", "timeout", "judged", "kill_rate", "sampled", "seed",
+        "mutants_in_target", "passes", "complete", "minutes", "commit")}
+        | {"interval95_low": lo_hi and lo_hi[0], "interval95_high": lo_hi and lo_hi[1]},
+        "mutation (mutmut, one child) " + line, results.parent)
 
 
 if __name__ == "__main__":
