@@ -159,19 +159,23 @@ def child_env() -> dict[str, str]:
 
 
 def execute(scratch: Path, timeout: float) -> tuple[bool, str]:
-    """mutmut over the chosen mutants, one child; (finished in time and exit 0, log)."""
+    """mutmut over the chosen mutants, one child; (finished in time and exit 0, log). Its
+    output goes to a file in the scratch copy, not a pipe, so mutmut outlives a stopped
+    driver (then --collect records the run)."""
     head = json.loads((scratch / HEAD_FILE).read_text())
     mutmut = Path(sys.executable).with_name("mutmut")
     names = head["chosen"] if head["sampled"] else []
-    proc = subprocess.Popen([str(mutmut), "run", "--max-children", "1", *names], cwd=scratch,
-                            env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    log_path = scratch / "mutmut.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([str(mutmut), "run", "--max-children", "1", *names], cwd=scratch,
+                                env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        log = proc.communicate(timeout=timeout)[0]
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:  # cut short: recorded as incomplete, never as a pass
         os.killpg(proc.pid, 9)
-        return False, proc.communicate()[0]
-    return proc.returncode == 0, log
+        proc.wait()
+        return False, log_path.read_text(errors="replace")
+    return proc.returncode == 0, log_path.read_text(errors="replace")
 
 
 def collect(scratch: Path, finished: bool = True, log: str = "") -> dict:
@@ -272,7 +276,8 @@ def main() -> None:
         print(f"{len(report)} of {len(TARGETS)} stale or not run" if report else "all figures current")
         raise SystemExit(1 if report else 0)
     if a.collect:
-        save(a.results, collect(a.collect))
+        log = a.collect / "mutmut.log"
+        save(a.results, collect(a.collect, True, log.read_text(errors="replace") if log.exists() else ""))
         return
     workdir = Path(tempfile.mkdtemp(prefix="realm-mutation-"))
     try:
