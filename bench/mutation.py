@@ -93,7 +93,8 @@ def mutmut_config(files: list[str], selection: list[str]) -> str:
             f"only_mutate = {json.dumps(files)}\n"
             f"also_copy = {json.dumps(also)}\n"
             f"pytest_add_cli_args_test_selection = {json.dumps(selection)}\n"
-            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x"]\n')
+            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-o",\n'
+            '                       "tmp_path_retention_count=100000"]\n')
 
 
 def mutant_statuses(scratch: Path, files: list[str]) -> dict[str, int | None]:
@@ -141,7 +142,7 @@ def prepare(name: str, workdir: Path, sample: int | None, seed: int) -> Path:
             "test_hashes": hashes(tests, scratch), "started": time.time()}
     with open(scratch / "pyproject.toml", "a") as f:
         f.write(mutmut_config(files, pytest_args))
-    subprocess.run([sys.executable, "-c", GENERATE], cwd=scratch, env=child_env(), check=True,
+    subprocess.run([sys.executable, "-c", GENERATE], cwd=scratch, env=child_env(scratch), check=True,
                    capture_output=True)
     every = sorted(mutant_statuses(scratch, files))
     sampled = bool(sample) and sample < len(every)
@@ -152,9 +153,15 @@ def prepare(name: str, workdir: Path, sample: int | None, seed: int) -> Path:
     return scratch
 
 
-def child_env() -> dict[str, str]:
+def child_env(scratch: Path) -> dict[str, str]:
+    """The run's environment: one thread, offline; pytest's temporary folders under the
+    scratch copy and never rotated, because mutmut runs many pytest sessions in one
+    process (a helper's cached trained realm must outlive its session) and other pytest
+    runs on the machine rotate /tmp/pytest-of-<user>."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REALM_")}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0")
+    (scratch / "pytest-tmp").mkdir(exist_ok=True)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", RAY_USAGE_STATS_ENABLED="0",
+               PYTEST_DEBUG_TEMPROOT=str(scratch / "pytest-tmp"))
     return env
 
 
@@ -168,7 +175,8 @@ def execute(scratch: Path, timeout: float) -> tuple[bool, str]:
     log_path = scratch / "mutmut.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen([str(mutmut), "run", "--max-children", "1", *names], cwd=scratch,
-                                env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                env=child_env(scratch), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:  # cut short: recorded as incomplete, never as a pass

@@ -244,7 +244,8 @@ def run_child(scratch: Path, tests: list[str], marks: list[str], timeout: float)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
             import pytest
-            code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests, *marks])
+            code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-o", "tmp_path_retention_count=100000",
+                                *tests, *marks])
         except BaseException:  # noqa: BLE001  (the child must exit, never return into the loop)
             code = 3
         os._exit(int(code))
@@ -306,8 +307,9 @@ def main() -> None:
     try:
         scratch_copy(scratch)
         sys.path.insert(0, str(scratch))
+        (workdir / "pytest-tmp").mkdir()  # as bench/mutation.py: not rotated by others' runs
         os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1",
-                          RAY_USAGE_STATS_ENABLED="0")
+                          RAY_USAGE_STATS_ENABLED="0", PYTEST_DEBUG_TEMPROOT=str(workdir / "pytest-tmp"))
         for k in [k for k in os.environ if k.startswith("REALM_")]:
             del os.environ[k]
         preimport()
