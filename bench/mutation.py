@@ -229,10 +229,11 @@ def stale_report(data: dict) -> dict[str, list[str]]:
 
 
 def _row(label: str, lines: object, r: dict, population: int, verdict_: str) -> str:
-    judged = f"{r['judged']} (sample of {population})" if r["sampled"] else f"{r['judged']} (all)"
-    lo, hi = r["interval95"] or (0, 0)
+    judged = (f"{r['judged']} of a sample of {r['sampled']} of {population}" if r["sampled"]
+              else f"{r['judged']} of all {population}")
+    rate = f"{r['kill_rate']:.1%} ({r['interval95'][0]:.1%}-{r['interval95'][1]:.1%})" if r["judged"] else "-"
     return (f"| {label} | {lines} | {judged} | {r['killed']} | {r['survived']} | {r['no_tests']} | "
-            f"{r['timeout']} | {r['kill_rate']:.1%} ({lo:.1%}-{hi:.1%}) | {verdict_} | "
+            f"{r['timeout']} | {rate} | {verdict_} | "
             f"{r['date']}, {r['commit'][:9]} |")
 
 
