@@ -16,7 +16,7 @@ import pytest
 from realm_kernel.services.exposure import exposure, is_loopback
 from realm_kernel.services.tavern_server import ExposureError, TavernServer, parse
 
-from ..helpers import child_env, free_port
+from ..helpers import child_env, free_port, wait_for
 
 CLI = [sys.executable, "-m", "realm_kernel.cli"]
 APP = [sys.executable, "-m", "realm_widgets.app"]
@@ -116,6 +116,52 @@ def test_the_app_started_by_hand_is_checked_the_same_way(tmp_path, args):
     assert out.returncode == 2, (args, out.stderr)
     assert "without a login" in out.stderr or "unrecognized arguments" in out.stderr, out.stderr
     assert listening(port) == set()
+
+
+@pytest.mark.parametrize("args", [
+    [],                                                   # Panel's default: every address
+    ["--address", "0.0.0.0"],
+    ["--addr", "0.0.0.0"],                                # Panel's own parser takes prefixes
+    ["--address", "127.0.0.1", "--allow-websocket-origin", "evil.example:5006"],
+])
+def test_panel_serve_of_a_page_script_refuses_what_panel_made_of_its_options(tmp_path, args):
+    """`panel serve widgets/tavern.py` is Panel's command line: the script reads the running
+    server's sockets and origins at the first request, builds no page and stops it."""
+    import requests
+    port = free_port()
+    env = child_env(tmp_path / "home")
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "widgets/tavern.py",
+                             "--port", str(port), *args], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: listening(port) or proc.poll() is not None, 60, "panel serve to listen")
+        with pytest.raises(requests.ConnectionError):  # the request that ran the script
+            requests.get(f"http://127.0.0.1:{port}/tavern", timeout=60)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, (args, err)
+    assert "refusing to expose the Tavern (panel serve)" in err and "without a login" in err, err
+    assert not (tmp_path / "home" / "ledger").exists()  # no page was built, no realm opened
+
+
+def test_panel_serve_of_a_page_script_with_panel_s_login_serves(tmp_path):
+    import requests
+    port = free_port()
+    env = {**child_env(tmp_path / "home"), "PANEL_BASIC_AUTH": "a-test-password-1",
+           "PANEL_COOKIE_SECRET": "a-test-cookie-secret"}  # Panel's own variables
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "widgets/tavern.py", "--port",
+                             str(port), "--address", "127.0.0.1", "--allow-websocket-origin",
+                             "evil.example:5006"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: listening(port), 60, "panel serve to listen")
+        page = requests.get(f"http://127.0.0.1:{port}/tavern", timeout=60)
+        assert page.ok and "login" in page.url, page.url  # Panel's login page, server still up
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def no_token_config(tmp_path) -> str:
