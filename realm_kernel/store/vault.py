@@ -509,7 +509,8 @@ class VaultKeeper:
             path = Path(d["path"])
             if d["step"] in protected and not d.get("superseded"):
                 continue
-            if not path.resolve().is_relative_to(self.paths.checkpoints) or path.resolve() in self._paths_in_use():
+            where = path.resolve()
+            if not where.is_relative_to(self.paths.checkpoints) or where in self._paths_in_use():
                 continue
             self._remove_checkpoint(d["step"], path, d["bytes"], by="retention")
             done.append(d)

@@ -190,8 +190,8 @@ def test_a_step_saved_twice_leaves_no_untidied_folder(realm):
     realm.ledger.append("checkpoints", [fake_checkpoint(realm.paths, 60, 1.3, stamp="20260102-0900")])
     policy = RetentionConfig(keep_best=0, keep_latest=2, keep_every=0)
     plan = realm.vault.retention(dry_run=True, policy=policy)
-    assert sorted(k["name"] for k in plan["keep"]) == ["checkpoint-60-20260102-0900", "checkpoint-70-20260101-1200"]
+    newest = ["checkpoint-60-20260102-0900", "checkpoint-70-20260101-1200"]
+    assert sorted(k["name"] for k in plan["keep"]) == newest
     assert sorted(d["name"] for d in plan["delete"])[-1] == "checkpoint-60-20260101-1200"
     realm.vault.retention(dry_run=False, policy=policy)
-    left = sorted(p.name for p in realm.paths.checkpoints.iterdir())
-    assert left == ["checkpoint-60-20260102-0900", "checkpoint-70-20260101-1200"]
+    assert sorted(p.name for p in realm.paths.checkpoints.iterdir()) == newest
