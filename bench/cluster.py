@@ -12,7 +12,7 @@
    `import ray` that cluster mode would add: Ray modules imported (0 expected), new
    processes (none: nothing is started), and the seconds of both, alternating.
 
-    python bench/cluster.py [--pairs 1] [--checkpoints 4] [--eval-size 8]
+    python bench/cluster.py [--pairs 1] [--checkpoints 4] [--eval-size 8] [--out DIR]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import load_average, report
+from common import alternating, load_average, report
 
 from tests.helpers import TEST_TOML, child_env, make_home
 
@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=1)
     ap.add_argument("--checkpoints", type=int, default=4)
     ap.add_argument("--eval-size", type=int, default=8)
+    ap.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     args = ap.parse_args()
     os.environ.update(RAY_ENV)
     load_before = load_average()
@@ -135,7 +136,6 @@ cache_dir = "{work / 'cache'}"
                 return args.checkpoints / seconds * 60
             return run
 
-        from common import alternating
         ratios, two, one = alternating(per_minute("realm_inference"), per_minute("realm_one"),
                                        args.pairs)
         ray.shutdown()
@@ -168,7 +168,7 @@ cache_dir = "{work / 'cache'}"
                f"{figures['off_startup_s']} s in a fresh process, vs {figures['import_ray_s']} s "
                f"that `import ray` alone would add; load average {load_before} -> "
                f"{figures['load_after']} (shared 2-core machine, other engineers' tests running)")
-    report("cluster", figures, summary)
+    report("cluster", figures, summary, args.out)
 
 
 if __name__ == "__main__":

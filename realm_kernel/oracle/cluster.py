@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ from ..store.paths import read_json, resource_dir
 RUNNING_PREFIX = "realm/running/"
 ROLE_PREFIX = "realm_"  # custom resources named for the host roles: realm_inference, ...
 WAIT_SLICE_S = 1.0  # how often a waiting caller checks that some node can still run the task
+_joining = threading.Lock()  # the eval queue's threads join the cluster once, not each
 
 
 class ClusterUnavailable(RuntimeError):
@@ -55,13 +57,14 @@ def connect(config: ClusterConfig) -> Any:
     except ImportError as e:
         raise ClusterUnavailable("[cluster] engine = 'ray' needs ray: "
                                  "pip install 'realm-of-training[cluster]'") from e
-    if not ray.is_initialized():
-        address = config.address or os.environ.get("RAY_ADDRESS") or "auto"
-        try:
-            ray.init(address=address, namespace="realm", logging_level=logging.WARNING,
-                     log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise ClusterUnavailable(f"no Ray cluster at {address!r}: {e}") from e
+    with _joining:
+        if not ray.is_initialized():
+            address = config.address or os.environ.get("RAY_ADDRESS") or "auto"
+            try:
+                ray.init(address=address, namespace="realm", logging_level=logging.WARNING,
+                         log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise ClusterUnavailable(f"no Ray cluster at {address!r}: {e}") from e
     return ray
 
 

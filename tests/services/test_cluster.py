@@ -164,6 +164,8 @@ def test_a_busy_training_card_gets_no_eval_while_an_eval_node_is_up(cluster_real
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(BUSY))
     realm = cluster_realm
     make_checkpoint(realm, 50)
+    (realm.paths.queue("normal") / "next.jsonl").write_text(json.dumps(  # DIO is not starving
+        {"messages": [{"role": "user", "content": "1+1"}, {"role": "assistant", "content": "2"}]}) + "\n")
     tm = TaskMaster(realm.paths.home)
     tm.reload_config()
     assert tm.pick() == ("process_eval_queue", "1 checkpoint(s) await their eval")
