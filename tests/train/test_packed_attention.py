@@ -52,9 +52,9 @@ def test_the_check_fails_on_a_leaking_packed_path(rows_and_models):
         assert_examples_kept_apart(models[LEAKY], PackedCollator(tok.pad_token_id, "sdpa_segments")([row]),
                                    row, TOL, LEAKY)
     # The masked path's model given no mask (flash-attention's batch: position ids only).
+    unmasked = PackedCollator(tok.pad_token_id, "flash_attention_2")([row])
     with pytest.raises(AssertionError, match="packed examples see each other"):
-        assert_examples_kept_apart(models["sdpa"], PackedCollator(tok.pad_token_id, "flash_attention_2")([row]),
-                                   row, TOL, "sdpa without its mask")
+        assert_examples_kept_apart(models["sdpa"], unmasked, row, TOL, "sdpa without its mask")
     # A mask that is causal over the whole row instead of block-causal.
     batch = PackedCollator(tok.pad_token_id, "sdpa")([row])
     batch["attention_mask"] = torch.ones_like(batch["attention_mask"]).tril()
