@@ -74,7 +74,7 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
                 return value
         except Exception as e:
             last_exc = e
-        time.sleep(interval)
+        time.sleep(interval)  # sleep-ok: the poll interval of wait_for itself
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
 
 
