@@ -359,8 +359,10 @@ logging.basicConfig(level=logging.INFO)
 weaver = Weaver(RealmPaths.at(sys.argv[1]).ensure(), logging.getLogger("t"),
                 services=[("daemon", "slow_to_stop"), ("taskmaster", "slow_to_stop")])
 weaver.start()
-while not all(s.status()["alive"] for s in weaver.services):  # both children up, then stop them
-    time.sleep(0.05)  # sleep-ok: poll interval of the wait on the children's status
+logs = [RealmPaths.at(sys.argv[1]).logs / f"{s.name}.log" for s in weaver.services]
+# Both children have their slow SIGTERM handler (each logs "up" after setting it), then stop.
+while not all(f.exists() and "up" in f.read_text() for f in logs):
+    time.sleep(0.05)  # sleep-ok: poll interval of the wait on the children's "up"
 threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # Ctrl-C again, mid-stop
 weaver.stop()
 print("stopped", [s.status()["alive"] for s in weaver.services], flush=True)
