@@ -106,3 +106,15 @@ def test_the_oracle_answers_404_for_a_step_it_does_not_hold(server):
     unknown = request(app, "POST", "oracle/load", TOKEN, json.dumps({"step": 25}))
     assert unknown.code == 404 and json.loads(unknown.body)["kind"] == "UnknownCheckpoint", unknown.body
     assert request(app, "POST", "oracle/chat", TOKEN, json.dumps({"message": "hi"})).code == 400
+
+
+def test_training_status_is_valid_json_with_a_broken_realm_toml(server):
+    """Fast twin of test_server.py's slow check: a bad realm.toml never breaks the API."""
+    app, paths = server
+    good = paths.config_file.read_text()
+    paths.config_file.write_text("[training]\nbatch_size = -1\n")
+    try:
+        r = request(app, "GET", "training/status", TOKEN)
+        assert r.code == 200 and json.loads(r.body)["hero"]["name"] == "DIO", r.body[:300]
+    finally:
+        paths.config_file.write_text(good)
