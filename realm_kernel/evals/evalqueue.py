@@ -20,6 +20,7 @@ from pathlib import Path
 
 import realm_skills as skills
 
+from ..oracle import answering
 from ..store.home import Home
 from ..store.ledger import json_data
 from ..store.paths import is_model_dir
@@ -94,7 +95,7 @@ def evaluate(home: Home, request: dict, size: int | None = None, threads: int = 
                               json_data({"checkpoint": name, "reason": why}), key=f"eval:{name}")
             return {"checkpoint": name, "status": "skipped", "reason": why}
         level = skill_state(home.ledger, skill).level
-        ask, timing = grading.checkpoint_answers(path, threads)
+        ask, timing = grading.checkpoint_answers(path, threads, backoff_events(home, name))
         result = grading.grade(grading.pick(skill, level, size, eval_batch=True), ask)
         step = request.get("step")
         rec = grading.record(home, result, step=step, checkpoint=name)
@@ -102,7 +103,8 @@ def evaluate(home: Home, request: dict, size: int | None = None, threads: int = 
                    "trained_level": request.get("trained_level"), "accuracy": result.accuracy,
                    "n": result.n, "per_primitive": result.per_primitive_accuracy,
                    "seconds": round(timing["seconds"], 3), "run_id": rec["run_id"],
-                   "level_after": rec["level_after"], "status": "done"}
+                   "level_after": rec["level_after"], "backoffs": len(timing["backoffs"]),
+                   "status": "done"}
         home.ledger.event("eval_done", f"{name}: {skills.skill_def(skill).name} L{level} "
                           f"{result.accuracy:.0%}", json_data(summary), key=f"eval:{name}")
         summary["probe"] = watch(home, ask, step, name, rec["level_after"] > rec["level_before"])
@@ -111,6 +113,17 @@ def evaluate(home: Home, request: dict, size: int | None = None, threads: int = 
         return summary
     finally:
         release(home, name)
+
+
+def backoff_events(home: Home, checkpoint: str) -> answering.OnBackoff:
+    """An `eval_backoff` event for each answer batch of this checkpoint's eval or probe that
+    ran out of memory and was asked again smaller (oracle/answering.py)."""
+    def record(b: dict) -> None:
+        to = b["to"]
+        home.ledger.event("eval_backoff", f"Answering for {checkpoint} ran out of memory: again "
+                          f"at batch {to['batch']}, {to['max_new_tokens']} new tokens",
+                          json_data({"checkpoint": checkpoint, "where": "answers", **b}))
+    return record
 
 
 def watch(home: Home, ask: grading.Ask, step: int | None, checkpoint: str,
@@ -136,7 +149,7 @@ def probe_checkpoint(home: Home, step: int | None = None, threads: int = 0) -> d
     if row is None or not (Path(row.path) / "config.json").exists():
         where = f"at step {step} " if step is not None else ""
         raise FileNotFoundError(f"no checkpoint {where}on disk to probe")
-    ask, _ = grading.checkpoint_answers(row.path, threads)
+    ask, _ = grading.checkpoint_answers(row.path, threads, backoff_events(home, row.name))
     return forgetting.run_probe(home, ask, row.step, row.name, "manual")
 
 
@@ -150,7 +163,7 @@ def spar(home: Home, skill: str, count: int, step: int | None = None, seed: int 
         raise FileNotFoundError(f"no checkpoint {where}on disk to spar with")
     level = skill_state(home.ledger, skill).level
     seed = grading.fresh_seed(seed)
-    ask, _ = grading.checkpoint_answers(row.path, threads)
+    ask, _ = grading.checkpoint_answers(row.path, threads, backoff_events(home, row.name))
     result = grading.grade(grading.pick(skill, level, count, seed), ask)
     out = {"skill": skill, "level": level, "step": row.step, "checkpoint": row.name, "count": count,
            "correct": result.correct, "wrong": len(result.wrong), "accuracy": result.accuracy,
