@@ -104,16 +104,20 @@ def answer(model: Any, tokenizer: Any, questions: Sequence[str], max_new_tokens:
                     nxt = smaller(len(chunk), max_new_tokens, least) if is_oom(e) else None
                     if nxt is None:
                         raise
-                    del ids
-                    release_memory()
                     step = {"from": {"batch": len(chunk), "max_new_tokens": max_new_tokens},
                             "to": {"batch": nxt[0], "max_new_tokens": nxt[1]},
                             "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
+                else:
+                    step = None
+                if step is not None:
+                    # Outside the except block: the error's frames (and what they held) are gone.
+                    del ids
+                    release_memory()
                     backoffs.append(step)
                     if on_backoff is not None:
                         on_backoff(step)
-                    batch_size, max_new_tokens = nxt  # the rest of the call stays smaller
-                    continue
+                    batch_size, max_new_tokens = step["to"]["batch"], step["to"]["max_new_tokens"]
+                    continue  # the rest of the call stays smaller
                 for row, i in zip(gen[:, ids.shape[1]:].tolist(), chunk, strict=True):
                     out[i] = tokenizer.decode(row, skip_special_tokens=True)
                 k += len(chunk)
