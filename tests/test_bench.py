@@ -53,6 +53,14 @@ def test_gpu_train_script_runs_tiny_on_cpu(tmp_path):
     assert not [k for k in figures if k.startswith(("speed_battle_", "memory_battle_"))]
 
 
+def test_eval_loss_bench_writes_its_figures(tmp_path):
+    figures = run_bench(tmp_path, "eval_loss.py", "eval_loss", "--rows", "1", "--length", "256",
+                        "--chunk", "64", "--pairs", "1")
+    assert figures["plain_largest_logits_bytes"] == 256 * figures["vocab"] * 4
+    assert figures["chunked_largest_logits_bytes"] == 64 * figures["vocab"] * 4
+    assert figures["loss_abs_diff"] < 1e-4 and len(figures["pair_ratios"]) == 1
+
+
 def test_skills_bench_writes_its_figures(tmp_path):
     figures = run_bench(tmp_path, "skills_bench.py", "skills", "--n", "30", "--repeats", "1")
     for key in ("bin_L1_per_s", "bin_L30_per_s", "sy_L50_per_s", "rg_word_ladder_per_s",
