@@ -14,6 +14,7 @@ import realm_skills as skills
 from realm_kernel.api import Realm
 from realm_kernel.evals import evalqueue, grading
 from realm_kernel.oracle import answering
+from realm_kernel.services.taskmaster import TaskMaster
 
 from ..helpers import TEST_TOML
 
@@ -82,3 +83,26 @@ def test_an_eval_and_its_probe_that_run_out_of_memory_are_recorded_once(realm_ho
     reference = grading.grade(problems, _at_floor(model, tok))
     assert evals[0]["accuracy"] == pytest.approx(reference.accuracy)
     assert done["per_primitive"] == reference.per_primitive_accuracy
+
+
+@pytest.mark.slow
+def test_the_task_masters_eval_pipeline_backs_off_and_records_the_eval_once(realm_home, monkeypatch):
+    """The eval queue's notebook under papermill, its kernel in the fault's environment."""
+    realm_home.config_file.write_text(TEST_TOML.replace("enabled = false", "enabled = true"))
+    realm = Realm(realm_home.home)
+    # What a checkpoint save asks for (train/callbacks.py), dio-mini standing in as the checkpoint.
+    realm.ledger.event("eval_requested", "Evaluate checkpoint-10-x", json.dumps(
+        {"checkpoint": "checkpoint-10-x", "step": 10, "path": str(realm_home.dio_mini),
+         "skill": "bin", "level": 1}))
+    tm = TaskMaster(realm_home.home)
+    tm.reload_config()
+    monkeypatch.setenv("REALM_FAULT", FAULT)
+    res = tm.run("process_eval_queue")
+    assert res["status"] == "done", res
+    assert res["result"]["evaluated"] == 1 and res["result"]["waiting"] == 0
+    assert realm.sql("SELECT count(*) AS n FROM evals")[0]["n"] == 1
+    backoffs = realm.sql("SELECT data FROM events WHERE kind = 'eval_backoff'")
+    assert backoffs and all(json.loads(b["data"])["checkpoint"] == "checkpoint-10-x" for b in backoffs)
+    monkeypatch.delenv("REALM_FAULT")
+    assert tm.run("process_eval_queue")["result"]["evaluated"] == 0  # never twice
+    assert realm.sql("SELECT count(*) AS n FROM evals")[0]["n"] == 1
