@@ -9,7 +9,9 @@
 #      by tests/train/test_gpu.py::test_a_battle_records_its_peak_memory_beside_the_estimate
 #   2. bench/gpu_train.py: Qwen3-0.6B tokens/s, MFU and peak vs plain HF Trainer on the same
 #      data (packing + flash-attn or sdpa, Liger where installed), the 4B recipe's peak under a
-#      24 GiB cap vs the VRAM calculator, QLoRA
+#      24 GiB cap vs the VRAM calculator, QLoRA; for both, the peak the engine recorded for
+#      its battle beside the estimate for that battle's settings (speed_battle_*,
+#      memory_battle_* in bench/results/gpu_train.json)
 #   3. the speed part again with Liger off
 #   4. bench/oracle.py on Qwen3-0.6B: load, first token, streamed tokens/s vs plain generate
 # Figures: bench/results/gpu_train*.json, oracle_qwen3_0_6b.json, lines in bench/RESULTS.md.
