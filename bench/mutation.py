@@ -282,7 +282,8 @@ def main() -> None:
         report = stale_report(data)
         for name, why in report.items():
             print(f"{name}: " + "; ".join(why[:10]) + (f" (+{len(why) - 10} more)" if len(why) > 10 else ""))
-        print(f"{len(report)} of {len(TARGETS)} stale or not run" if report else "all figures current")
+        print(f"{len(report)} stale or not run (targets and blind-spot kinds)" if report
+              else "all figures current")
         raise SystemExit(1 if report else 0)
     if a.collect:
         log = a.collect / "mutmut.log"
