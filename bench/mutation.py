@@ -252,7 +252,8 @@ def table(data: dict) -> str:
             ", **stale**" if name in stale else "")
         rows.append(_row(name, cov["lines_by_target"][name], r, r["mutants_in_target"], verdict_))
     for kind, r in data.get("blind", {}).items():
-        rows.append(_row(f"blind-spot: {kind}", "", r, r["candidates"], ""))
+        rows.append(_row(f"blind-spot: {kind}", "", r, r["candidates"],
+                         "**stale**" if f"blind:{kind}" in stale else "current"))
     return "\n".join(rows)
 
 
