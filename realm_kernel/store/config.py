@@ -200,6 +200,20 @@ class RetentionConfig(_Section):
     max_disk_gb: float = Field(0.0, ge=0)
 
 
+class VaultConfig(_Section):
+    """Shipping published checkpoints to a shared zone (store/shipping.py)."""
+    # The zone (its id, added by a person with `realm vault add-zone`) each published
+    # checkpoint is copied to, weights-only, in the daemon's background; "" = none.
+    ship_to: str = ""
+    # After a failed copy (the zone unreachable) the next try waits this long, doubling
+    # up to ship_retry_max_s; the checkpoint stays local, and retention keeps it meanwhile.
+    ship_retry_s: float = Field(30.0, gt=0, le=3600)
+    ship_retry_max_s: float = Field(900.0, gt=0, le=86400)
+    # Retention per zone ([vault.retention.<zone id>], the keys of [retention]); a zone
+    # without its own policy keeps every copy shipped to it.
+    retention: dict[str, RetentionConfig] = {}
+
+
 class OracleConfig(_Section):
     # The pool of models the Oracle keeps loaded (per process): at most max_models, and
     # at most max_bytes of weights (0 = no byte bound); least recently used goes first.
@@ -292,6 +306,7 @@ class RealmConfig(_Section):
     quests: QuestsConfig = QuestsConfig()
     oracle: OracleConfig = OracleConfig()
     retention: RetentionConfig = RetentionConfig()
+    vault: VaultConfig = VaultConfig()
     taskmaster: TaskmasterConfig = TaskmasterConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
     logs: LogsConfig = LogsConfig()
