@@ -103,13 +103,17 @@ def test_zone_retention_runs_on_the_zone_with_its_own_policy(realm, nas):
     realm.vault.add_zone("nas", nas.url, confirmed=True)
     policy = RetentionConfig(keep_best=0, keep_latest=1, keep_every=0)
     s = shipper(realm, "nas", retention={"nas": policy})
+    realm.checkpoints.promote(10)  # the champion stays on every zone
     for step in (10, 20, 30):
         s.submit(step, realm.paths.checkpoints / f"checkpoint-{step}-20260101-1200")
     assert s.ship_pending() is True
-    # On the NAS only the latest is kept (its policy); the realm home keeps all three.
+    # On the NAS only the latest and the champion are kept (its policy); the realm home
+    # keeps all three.
     assert sorted(p.name for p in (nas.root / "checkpoints").iterdir()) == [
-        "checkpoint-30-20260101-1200"]
-    assert sorted(zone_rows(realm, "nas")) == [30]
+        "checkpoint-10-20260101-1200", "checkpoint-30-20260101-1200"]
+    assert sorted(zone_rows(realm, "nas")) == [10, 30]
+    gone = realm.ledger.query("SELECT data FROM events WHERE kind = 'retention'")
+    assert [json.loads(e["data"]) for e in gone] == [{"zone": "nas", "steps": [20]}]
     assert len(list(realm.paths.checkpoints.glob("checkpoint-*"))) == 3
 
 
