@@ -24,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import os
 import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -162,6 +163,21 @@ def prune_zone(vault: VaultKeeper, zone: str, config: VaultConfig) -> list[int]:
     return removed
 
 
+# The shipper thread's nice value: on a machine whose cores training keeps busy, the copy
+# (SSH encryption, hashing) takes what the trainer leaves rather than a share of its time.
+SHIPPER_NICE = 10
+
+
+def lower_priority() -> None:
+    """Give the calling thread a nice value of SHIPPER_NICE (Linux schedules each thread
+    on its own, so the training thread keeps its priority); elsewhere a no-op."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                       min(19, os.getpriority(os.PRIO_PROCESS, 0) + SHIPPER_NICE))
+    except (AttributeError, OSError):  # not Linux, or not allowed: the default priority
+        pass
+
+
 class Shipper:
     """The background thread that ships checkpoints to `[vault] ship_to`."""
 
@@ -208,6 +224,7 @@ class Shipper:
         self._wake.set()
 
     def _run(self) -> None:
+        lower_priority()
         delay = self.config.ship_retry_s
         while not self._stop.is_set():
             ok = self.ship_pending()

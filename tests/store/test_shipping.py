@@ -212,3 +212,24 @@ def test_daemon_ships_checkpoints_to_the_nas_through_an_outage(realm_home, procs
     assert (ckdir / next(realm_home.checkpoints.glob(f"checkpoint-{at_outage}-*")).name
             / ".ledger.json").exists()
     assert daemon.poll() is None
+
+
+def test_the_shipper_thread_ships_in_the_background_at_a_lower_priority(realm, tmp_path):
+    """Shipper.start: its own thread copies what submit() queued (to a plain folder zone
+    here), at a nice value 10 above the process's, so the training thread keeps its share
+    of a busy machine."""
+    (tmp_path / "shelf").mkdir()
+    realm.vault.add_zone("shelf", str(tmp_path / "shelf"), confirmed=True)
+    config = RealmConfig(vault=VaultConfig(ship_to="shelf"))
+    s = Shipper.start(realm.paths, realm.ledger, config)
+    try:
+        s.submit(30, realm.paths.checkpoints / "checkpoint-30-20260101-1200")
+        wait_for(lambda: 30 in zone_rows(realm, "shelf"), 60, "the background copy")
+        assert (tmp_path / "shelf" / "checkpoints" / "checkpoint-30-20260101-1200" / ".ledger.json"
+                ).exists()
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, s._thread.native_id) == min(19, base + 10)
+        assert os.getpriority(os.PRIO_PROCESS, 0) == base, "the process itself keeps its priority"
+    finally:
+        s.stop()
+    assert Shipper.start(realm.paths, realm.ledger, RealmConfig()) is None, "no ship_to: no thread"
