@@ -233,3 +233,18 @@ def test_the_shipper_thread_ships_in_the_background_at_a_lower_priority(realm, t
     finally:
         s.stop()
     assert Shipper.start(realm.paths, realm.ledger, RealmConfig()) is None, "no ship_to: no thread"
+
+
+def test_the_settings_page_asks_before_changing_where_checkpoints_go(realm):
+    """[vault] ship_to from the Settings page (the API) is critical: saved only when
+    confirmed, and it can only name a zone a person added (the daemon checks)."""
+    assert realm.settings.save({"vault.ship_to": "nas"}) == {
+        "ok": False, "needs_confirmation": ["vault.ship_to"]}
+    assert "ship_to" not in (realm.paths.config_file.read_text()
+                             if realm.paths.config_file.exists() else "")
+    assert realm.settings.save({"vault.ship_to": "nas"}, confirm=True)["ok"] is True
+    # A zone nobody added: no shipper, an event saying why, nothing else happens.
+    config = RealmConfig(vault=VaultConfig(ship_to="nas"))
+    assert Shipper.start(realm.paths, realm.ledger, config) is None
+    msg = realm.ledger.query("SELECT message FROM events WHERE kind = 'zone_unreachable'")
+    assert "no zone 'nas'" in msg[0]["message"]
