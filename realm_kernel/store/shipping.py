@@ -142,10 +142,23 @@ def prune_zone(vault: VaultKeeper, zone: str, config: VaultConfig) -> list[int]:
     if policy is None or not policy.auto:
         return []
     plan = vault.retention_plan(policy, zone=zone)
-    protected = vault.protected_steps(retention=True)
-    fs, root = vault.zone_fs(zone)
+    if not plan["delete"]:
+        return []
+    fs, root = vault.zone_fs(zone, fresh=True, **connect_options(vault.zone_url(zone)))
+    try:
+        removed = _prune(vault, fs, root, zone, plan["delete"])
+    finally:
+        close(fs)
+    if removed:
+        vault.ledger.event("retention", f"Retention removed {len(removed)} checkpoint(s) "
+                           f"from zone {zone}", json.dumps({"zone": zone, "steps": removed}))
+    return removed
+
+
+def _prune(vault: VaultKeeper, fs, root: str, zone: str, delete: list[dict]) -> list[int]:
+    protected = vault.protected_steps(retention=True)  # asked again: the battle moves on
     removed = []
-    for d in plan["delete"]:
+    for d in delete:
         if d["step"] in protected:
             continue
         name = PurePosixPath(d["path"]).name
@@ -157,9 +170,6 @@ def prune_zone(vault: VaultKeeper, zone: str, config: VaultConfig) -> list[int]:
         vault.record(f"checkpoint_{d['step']}", "checkpoint", name, zone, d["path"], d["bytes"],
                      d["step"], status="deleted", detail={"by": "zone retention"})
         removed.append(d["step"])
-    if removed:
-        vault.ledger.event("retention", f"Retention removed {len(removed)} checkpoint(s) "
-                           f"from zone {zone}", json.dumps({"zone": zone, "steps": removed}))
     return removed
 
 
