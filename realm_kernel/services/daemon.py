@@ -23,7 +23,6 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..evals.achievements import hero_progress
 from ..hero_model import hub
 from ..quests.admission import check_quest
 from ..quests.formats import Depth, QuestReport, limits_of, priority_of, validate_quest
@@ -40,6 +39,7 @@ from ..store.queries import hero_step, quest_status
 from ..store.runs import record_run
 from ..store.status import DAEMON, TRAINING, read_status, write_status
 from . import gpu_yield
+from .battle_group import battle_hooks, fight_in_ranks
 
 if TYPE_CHECKING:  # the engine itself is imported when a quest is fought (seconds of imports)
     from ..train.trainer import Job, TrainingResult
@@ -279,8 +279,13 @@ class Daemon:
             return
         job = self.job_for(quest, examples, before.get("run_id"))
         self.announce(quest, job, priority)
-        engine = TrainerEngine(self.paths, self.ledger, should_abort=self.should_abort)
-        result = engine.run_job(job)
+        ranks = self.ranks()
+        if ranks > 1:  # over the local GPUs (or gloo processes) under accelerate
+            result = fight_in_ranks(self.paths, job, ranks, self.config.training.parallel,
+                                    self.should_abort)
+        else:
+            engine = TrainerEngine(self.paths, self.ledger, should_abort=self.should_abort)
+            result = engine.run_job(job)
         log.info("result %s", result.as_dict())
         status, detail = self.outcome(quest.name, result)
         if result.success:
@@ -308,10 +313,14 @@ class Daemon:
                    step_offset=offset, training=self.config.training,
                    skill=meta.get("skill"), skill_level=meta.get("level"),
                    resume_from=model_path if resume else None,
-                   on_progress=hero_progress(self.ledger, self.config.hero.name),
-                   on_checkpoint=lambda step, path: self.award_achievements(),
+                   **battle_hooks(self.ledger, self.config.hero.name),
                    retention=self.config.retention,
                    base_model=self.config.hero.base_model or "dio-mini")
+
+    def ranks(self) -> int:
+        """The processes a battle trains over: `[training] nproc` (0 = the visible GPUs)."""
+        from ..train.ranks import local_nproc
+        return local_nproc(self.config.training)
 
     def announce(self, quest: Path, job: Job, priority: str) -> None:
         """The battle starts: the quest's and the run's rows, the event, the heartbeat."""
@@ -324,7 +333,7 @@ class Daemon:
         verb = "resumes" if resume else "takes on"
         self.ledger.event("battle_started", f"{self.config.hero.name} {verb} {job.quest_id}",
                           json.dumps({"model": str(job.model_path), "step": job.step_offset,
-                                      "resume": resume,
+                                      "resume": resume, "ranks": self.ranks(),
                                       "profile": self.config.resolved_profile.as_dict()},
                                      default=str))
         self.heartbeat("training", quest=job.quest_id)
