@@ -64,15 +64,19 @@ def fight_in_ranks(paths: RealmPaths, job: Job, nproc: int, parallel: str,
     ranks' sake: a bad battle must not take the daemon down."""
     import torch
 
-    from ..train.ranks import free_port, launch_command
+    from ..train.ranks import free_port, launch_command, parallel_problem
     from ..train.trainer import TrainingResult
 
+    cuda = torch.cuda.is_available()
+    problem = parallel_problem(parallel, cuda)
+    if problem:  # the setup's fault, not the quest's: it waits in its queue
+        return TrainingResult(success=False, global_step=job.step_offset, world_size=nproc,
+                              setup_fault=True, error_message=problem)
     where = group_dir(paths, job.run_id)
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
     write_job(job, where / JOB)
-    cmd = launch_command(nproc, parallel, __name__, [str(where)], port=free_port(),
-                         cuda=torch.cuda.is_available())
+    cmd = launch_command(nproc, parallel, __name__, [str(where)], port=free_port(), cuda=cuda)
     env = {**os.environ, "REALM_HOME": str(paths.home), PARENT_ENV: str(os.getpid())}
     with open(where / LOG, "wb") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,

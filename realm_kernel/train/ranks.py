@@ -75,6 +75,17 @@ class RankLedger(Ledger):
         return None
 
 
+def parallel_problem(parallel: str, cuda: bool) -> str | None:
+    """Why this machine cannot train as `[training] parallel` asks, or None. accelerate
+    runs CPU ranks as MULTI_CPU (plain DDP over gloo) whatever FSDP flags it is given
+    (measured here: a 2-rank "fsdp" battle ran DDP's reducer), so FSDP on a CPU would
+    silently be something else; it is refused instead, as a setup fault."""
+    if parallel == "fsdp" and not cuda:
+        return ("[training] parallel = 'fsdp' needs CUDA GPUs: accelerate runs CPU ranks as "
+                "DDP, not sharded; set parallel = 'ddp' (or nproc = 1) on this machine")
+    return None
+
+
 def free_port() -> int:
     """A free TCP port on loopback for the ranks' rendezvous."""
     with socket.socket() as s:

@@ -52,6 +52,17 @@ def test_the_step_batch_is_split_across_ranks_and_nproc_defaults_to_the_gpus():
     assert agree([True, False], 1) == [True, False]  # one process: its own reading
 
 
+@pytest.mark.skipif(CUDA, reason="FSDP is refused only where there is no CUDA")
+def test_fsdp_on_a_cpu_is_a_setup_fault_not_a_silent_ddp(realm_home):
+    """accelerate would run "fsdp" ranks on a CPU as plain DDP: the battle is refused
+    before any rank starts, as the setup's fault (the quest waits, it is not failed)."""
+    job = job_for(realm_home, "fsdp", mixed_examples(8, seed=1), **SETTINGS)
+    result = fight_in_ranks(realm_home, job, 2, "fsdp", no_abort)
+    assert not result.success and result.setup_fault
+    assert "parallel = 'fsdp' needs CUDA" in result.error_message
+    assert not (realm_home.logs / "ranks-fsdp").exists(), "no rank was started"
+
+
 @pytest.mark.slow
 def test_two_ranks_train_as_one_process_does_and_write_the_realm_once(realm_home):
     """The same quest and settings, 1 process vs 2 gloo ranks: the same loss at every step
@@ -117,7 +128,9 @@ def test_resume_across_rank_counts_gives_the_same_losses(realm_home):
     cut = box["r"]
     assert cut.success and cut.stopped and cut.global_step == 1, cut.error_message
     one_ckpt = checkpoint(led, "cut2", 1)
-    assert (one_ckpt / "optimizer.pt").exists() and (one_ckpt / "model.safetensors").exists()
+    # Complete: the weights once, and every rank's share of the resume state (its RNG).
+    for name in ("optimizer.pt", "model.safetensors", "rng_state_0.pth", "rng_state_1.pth"):
+        assert (one_ckpt / name).exists(), name
     job = job_for(realm_home, "cut2", examples, **SETTINGS)
     job.resume_from = one_ckpt
     resumed = engine.run_job(job)
