@@ -15,7 +15,7 @@ from realm_kernel.store.paths import SIDECAR
 from realm_kernel.store.status import TRAINING, read_status
 from realm_kernel.train import TrainerEngine
 from realm_kernel.train.mixed import mixed_examples
-from realm_kernel.train.ranks import agree, local_nproc, per_rank
+from realm_kernel.train.ranks import agree, barrier, local_nproc, per_rank
 from tests.helpers import stop_at, wait_for
 from tests.train.test_engine_features import job_for, losses
 
@@ -50,6 +50,32 @@ def test_the_step_batch_is_split_across_ranks_and_nproc_defaults_to_the_gpus():
     assert local_nproc(TrainingConfig(nproc=3)) == 3
     assert local_nproc(TrainingConfig()) == (torch.cuda.device_count() or 1)
     assert agree([True, False], 1) == [True, False]  # one process: its own reading
+
+
+def _agree_rank(r: int, port: int, out: str) -> None:
+    """One of two real gloo processes: each reads different flags; both must act on rank
+    0's, and only after both got there (the barrier)."""
+    import os
+
+    import torch.distributed as dist
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=r, world_size=2)
+    try:
+        got = agree([r == 0, r == 1], 2)
+        barrier(2)
+        Path(out, f"{r}.json").write_text(json.dumps(got))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_every_rank_takes_rank_0s_reading_of_the_controls(tmp_path):
+    import torch.multiprocessing as mp
+
+    from realm_kernel.train.ranks import free_port
+    mp.spawn(_agree_rank, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
+    for r in (0, 1):
+        assert json.loads((tmp_path / f"{r}.json").read_text()) == [True, False], f"rank {r}"
 
 
 @pytest.mark.skipif(CUDA, reason="FSDP is refused only where there is no CUDA")
