@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..store.paths import RealmPaths, atomic_write_json, read_json
+from ..store.process import pid_alive
 
 if TYPE_CHECKING:
     from ..train.trainer import Job, TrainingResult
@@ -107,16 +108,8 @@ def battle_hooks(ledger, hero: str) -> dict:
 
 
 def _parent_gone() -> bool:
-    pid = int(os.environ.get(PARENT_ENV, "0") or 0)
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass
-    return False
+    pid = os.environ.get(PARENT_ENV)
+    return bool(pid) and not pid_alive(pid)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,11 +12,12 @@ from safetensors.torch import load_file
 from realm_kernel.services.battle_group import fight_in_ranks
 from realm_kernel.store.ledger import Ledger
 from realm_kernel.store.paths import SIDECAR
+from realm_kernel.store.process import pid_alive
 from realm_kernel.store.status import TRAINING, read_status
 from realm_kernel.train import TrainerEngine
 from realm_kernel.train.mixed import mixed_examples
 from realm_kernel.train.ranks import agree, barrier, local_nproc, per_rank
-from tests.helpers import stop_at, wait_for
+from tests.helpers import TEST_TOML, stop_at, wait_for
 from tests.train.test_engine_features import job_for, losses
 
 CUDA = torch.cuda.is_available()
@@ -180,6 +181,7 @@ def test_resume_across_rank_counts_gives_the_same_losses(realm_home):
     assert len(events) == 1, "rank 0 alone records the pause"
 
 
+# The tests' realm.toml with a [training] of its own: 2 ranks, float32, 40 short steps.
 RANKS_TOML = """
 [training]
 nproc = 2
@@ -191,22 +193,7 @@ eval_fraction = 0.0
 max_length = 128
 threads = 1
 
-[daemon]
-poll_seconds = 0.5
-settle_seconds = 0.2
-
-[taskmaster]
-enabled = false
-"""
-
-
-def alive(pid: int) -> bool:
-    import os
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+""" + TEST_TOML[TEST_TOML.index("[daemon]"):]
 
 
 @pytest.mark.slow
@@ -236,7 +223,7 @@ def test_the_daemon_fights_over_two_ranks_stops_them_and_resumes(tmp_path, dio_m
     assert rank0 != daemon.pid, "the battle runs in the ranks, not in the daemon"
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(300) == 0
-    assert not alive(rank0), "the ranks end with the daemon"
+    assert not pid_alive(rank0), "the ranks end with the daemon"
     started = json.loads(led.query("SELECT data FROM events WHERE kind = 'battle_started'")[0]["data"])
     assert started["ranks"] == 2
     assert (home.queue("normal") / quest.name).exists(), "the stopped quest is back in its queue"
