@@ -296,12 +296,14 @@ class SettingsSession(Session):
 
 
 class SchedulerSession(Session):
-    """Curriculum per skill, the Task Master's tasks, run now."""
+    """Curriculum per skill, the Task Master's tasks, run now, and where tasks run (one
+    machine, or the Ray cluster's nodes in cluster mode)."""
 
     reads = {"slow_state": ("tasks", "evals", "events", "primitive_accuracy", "config", "task_files")}
 
     def slow_state(self) -> dict:
-        return {"tasks": self.realm.tasks.list(), "curriculum": self.realm.skills.curriculum()}
+        return {"tasks": self.realm.tasks.list(), "curriculum": self.realm.skills.curriculum(),
+                "cluster": self.realm.tasks.cluster()}
 
     def do_run(self, task_id: str) -> str:
         self.realm.tasks.run(task_id)
