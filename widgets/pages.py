@@ -38,7 +38,9 @@ def shared_realm(home: str | Path | None = None) -> Realm:
 # Events the toasts announce (the Task Master writes skill_level_up).
 TOAST_KINDS = ("quest_completed", "hero_level_up", "champion", "skill_level_up", "achievement",
                # What a failing battle did about it (docs/engine.md "What happens when a battle fails").
-               "oom_backoff", "loss_alarm", "rollback", "setup_fault")
+               "oom_backoff", "loss_alarm", "rollback", "setup_fault",
+               # An eval or probe that ran out of memory and was asked again smaller.
+               "eval_backoff")
 MAX_UPLOAD_BYTES = 64 << 20  # the browser sends uploads through a synced property
 
 

@@ -149,7 +149,8 @@ def _record(home: Home, plan: dict, result, ask: grading.Ask, timing: dict) -> d
                "trained_level": plan["request"].get("trained_level"), "accuracy": result.accuracy,
                "n": result.n, "per_primitive": result.per_primitive_accuracy,
                "seconds": round(timing["seconds"], 3), "run_id": rec["run_id"],
-               "level_after": rec["level_after"], "status": "done"}
+               "level_after": rec["level_after"],
+               "backoffs": len(timing.get("backoffs", [])), "status": "done"}
     if "host" in timing:  # cluster mode: which node answered ("local": this machine did)
         summary.update(host=timing["host"], node_id=timing.get("node_id"))
     home.ledger.event("eval_done", f"{name}: {skills.skill_def(skill).name} L{level} "

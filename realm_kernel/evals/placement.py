@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..oracle import answering
 from ..store.home import Home
 from ..store.vault import VaultError, VaultKeeper
 from . import grading
@@ -33,13 +34,24 @@ def checkpoint_sources(home: Home, step: int, path: str | Path) -> list[str]:
     return urls if local in urls else [*urls, local]
 
 
+def backoff_events(home: Home, checkpoint: str) -> answering.OnBackoff:
+    """An `eval_backoff` event for each answer batch of this checkpoint's eval or probe that
+    ran out of memory and was asked again smaller (oracle/answering.py)."""
+    def record(b: dict) -> None:
+        to = b["to"]
+        home.ledger.event("eval_backoff", f"Answering for {checkpoint} ran out of memory: again "
+                          f"at batch {to['batch']}, {to['max_new_tokens']} new tokens",
+                          json.dumps({"checkpoint": checkpoint, "where": "answers", **b}))
+    return record
+
+
 def answers_for(home: Home, name: str, step: int | None, path: str | Path,
                 threads: int = 0) -> tuple[grading.Ask, dict]:
     """An `Ask` over checkpoint `name` and the dict collecting its seconds (and, in cluster
     mode, the node that answered)."""
     cluster_cfg = home.safe_config().cluster
     if cluster_cfg.engine != "ray" or step is None:
-        return grading.checkpoint_answers(path, threads)
+        return grading.checkpoint_answers(path, threads, backoff_events(home, name))
     from ..oracle import cluster  # cluster mode only: Ray is imported there, on first use
 
     remote, timing = cluster.remote_answers(cluster_cfg, int(step), checkpoint_sources(home, step, path),
@@ -53,7 +65,7 @@ def answers_for(home: Home, name: str, step: int | None, path: str | Path,
             except cluster.ClusterUnavailable as e:
                 home.ledger.event("cluster_fallback", f"{name}: answered on this machine ({e})",
                                   json.dumps({"checkpoint": name, "step": step, "reason": str(e)}))
-                local.append(grading.checkpoint_answers(path, threads))
+                local.append(grading.checkpoint_answers(path, threads, backoff_events(home, name)))
                 timing.update(node_id=None, host="local")
         here, here_timing = local[0]
         before = here_timing["seconds"]

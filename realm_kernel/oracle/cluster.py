@@ -17,6 +17,7 @@ when none is left, `ClusterUnavailable` tells the caller to answer on its own ma
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -48,6 +49,10 @@ def enabled(config: ClusterConfig) -> bool:
     return config.engine == "ray"
 
 
+def address_of(config: ClusterConfig) -> str:
+    return config.address or os.environ.get("RAY_ADDRESS") or "auto"
+
+
 def connect(config: ClusterConfig) -> Any:
     """The `ray` module, joined to the configured cluster (once per process). Usage
     statistics stay off unless the environment says otherwise."""
@@ -59,7 +64,7 @@ def connect(config: ClusterConfig) -> Any:
                                  "pip install 'realm-of-training[cluster]'") from e
     with _joining:
         if not ray.is_initialized():
-            address = config.address or os.environ.get("RAY_ADDRESS") or "auto"
+            address = address_of(config)
             try:
                 ray.init(address=address, namespace="realm", logging_level=logging.WARNING,
                          log_to_driver=False)
@@ -68,7 +73,7 @@ def connect(config: ClusterConfig) -> Any:
     return ray
 
 
-def _available_per_node(ray: Any) -> dict[str, dict[str, float]]:
+def _available_per_node() -> dict[str, dict[str, float]]:
     try:  # the GCS's view, the same `ray status` prints; internal, so never fatal
         from ray._private.state import available_resources_per_node
         return available_resources_per_node()
@@ -76,7 +81,7 @@ def _available_per_node(ray: Any) -> dict[str, dict[str, float]]:
         return {}
 
 
-def running(ray: Any) -> list[dict]:
+def running() -> list[dict]:
     """The realm's tasks in flight, each with the node it runs on."""
     from ray.experimental import internal_kv
     out = []
@@ -94,8 +99,8 @@ def nodes(config: ClusterConfig) -> list[dict]:
     """Every node Ray knows: address, alive, resources, what is in use and which realm
     tasks it runs."""
     ray = connect(config)
-    free = _available_per_node(ray)
-    tasks = running(ray)
+    free = _available_per_node()
+    tasks = running()
     out = []
     for n in ray.nodes():
         nid = n["NodeID"]
@@ -115,8 +120,12 @@ def nodes(config: ClusterConfig) -> list[dict]:
 
 
 def placeable(config: ClusterConfig, live: Sequence[dict] | None = None) -> bool:
-    """Whether some live node offers an inference task's resources."""
-    live = nodes(config) if live is None else live
+    """Whether some live node offers an inference task's resources. Asked every second by
+    each waiting answer and at every Task Master pick: without `live` it reads Ray's node
+    list alone, not the whole `nodes()` view."""
+    if live is None:
+        live = [{"alive": n.get("Alive"), "resources": n.get("Resources") or {}}
+                for n in connect(config).nodes()]
     return any(n["alive"] and n["resources"].get(config.inference_resource, 0) >= 1
                and n["resources"].get("GPU", 0) >= config.gpus_per_task for n in live)
 
@@ -127,7 +136,7 @@ def status(config: ClusterConfig) -> dict:
     if not enabled(config):
         out["detail"] = "one machine: no [cluster] engine = 'ray' in realm.toml"
         return out
-    out["address"] = config.address or os.environ.get("RAY_ADDRESS") or "auto"
+    out["address"] = address_of(config)
     out["inference_resource"] = config.inference_resource
     try:
         live = nodes(config)
@@ -169,9 +178,15 @@ def answer_on_node(key: str, what: dict, step: int, sources: list[str], question
 
 
 # -- the caller's side ------------------------------------------------------------------
+@functools.cache
+def _answer_task() -> Any:
+    """The remote function, made once per process (Ray exports it to the cluster once)."""
+    import ray
+    return ray.remote(answer_on_node)
+
+
 def remote_answers(config: ClusterConfig, step: int, sources: Sequence[str], name: str,
-                   threads: int = 0, on_done: Callable[[dict], None] | None = None,
-                   ) -> tuple[Callable[[Sequence[str], Sequence[str]], list[str]], dict]:
+                   threads: int = 0) -> tuple[Callable[[Sequence[str], Sequence[str]], list[str]], dict]:
     """An `Ask` (questions, golden -> answers) whose answering runs on a cluster node;
     `timing` collects the seconds answering took there and the node of the last answer.
     Raises ClusterUnavailable when no live node can take it (the caller answers here)."""
@@ -182,7 +197,7 @@ def remote_answers(config: ClusterConfig, step: int, sources: Sequence[str], nam
         if not placeable(config):
             raise ClusterUnavailable(f"no live node offers {config.inference_resource}")
         key = f"{RUNNING_PREFIX}{name}/{uuid.uuid4().hex[:8]}"
-        task = ray.remote(answer_on_node).options(
+        task = _answer_task().options(
             name=f"realm-answer-{name}", resources={config.inference_resource: 1},
             num_gpus=config.gpus_per_task, max_retries=config.max_retries,
             retry_exceptions=False)
@@ -199,8 +214,6 @@ def remote_answers(config: ClusterConfig, step: int, sources: Sequence[str], nam
             raise ClusterUnavailable(f"{name} on the cluster failed: {type(e).__name__}: {e}") from e
         timing["seconds"] += float(out.get("seconds") or 0.0)
         timing.update(node_id=out["node_id"], host=out.get("host"))
-        if on_done is not None:
-            on_done(out)
         return list(out["answers"])
 
     return ask, timing

@@ -376,7 +376,8 @@ def load_config(home: str | os.PathLike | None = None,
                          for k in fields})
     cfg = _validate(path, data)
     try:
-        resolution = profiles.resolve(cfg, explicit, paths.home)
+        resolution = profiles.resolve(cfg, explicit, paths.home,
+                                      lambda model: batch_fit.peaks_for(paths, model))
     except ValueError as e:
         raise ConfigError(f"{path}: hero.profile: {e}") from e
     changed = {k: v for k, v in resolution.applied.items() if _get(cfg, k) != v}
