@@ -312,6 +312,11 @@ class ClusterConfig(_Section):
     without this section: nothing is imported or started for it. "ray" places the
     inference tasks (evals, sparring, probes) on a running Ray cluster's nodes."""
     engine: Literal["local", "ray"] = "local"
+
+    @property
+    def on(self) -> bool:
+        """Cluster mode: inference tasks go to the Ray cluster's nodes."""
+        return self.engine == "ray"
     # The running Ray cluster to join ("127.0.0.1:6379", "ray://head:10001"); empty:
     # RAY_ADDRESS, else the cluster `ray start` left on this machine ("auto").
     address: str = ""
