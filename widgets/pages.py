@@ -360,7 +360,8 @@ PANES = ("left", "right")
 
 
 def _pane() -> dict:
-    return {"step": None, "model": None, "model_path": None, "messages": [], "busy": False, "error": None}
+    return {"step": None, "model": None, "model_path": None, "host": None, "messages": [], "busy": False,
+            "error": None}
 
 
 class OracleSession(Session):
@@ -427,8 +428,9 @@ class OracleSession(Session):
         return f"loading step {step} on {host}…"
 
     def do_unload(self, step: int, host: str | None = None) -> str:
-        self.realm.oracle.unload(step)  # the realm's pool (a remote host serves what it serves)
-        return f"unloaded step {step}"
+        # An OpenAI-compatible host serves what it was started with: its unload refuses.
+        info = self.realm.oracle.unload(step, host or "local")
+        return f"unloaded step {step}" + ("" if info["host"] == "local" else f" on {info['host']}")
 
     def do_chat(self, message: str, step: int | None = None, pane: str = "left",
                 host: str | None = None) -> str:
@@ -469,7 +471,7 @@ class OracleSession(Session):
                         answer = p["messages"][-1]
                         if ev["type"] == "start":
                             answer["model"] = ev["model"]
-                            p.update(model=ev["model"], model_path=ev["model_path"])
+                            p.update(model=ev["model"], model_path=ev["model_path"], host=ev["host"])
                         elif ev["type"] == "token":
                             answer["content"] += ev["text"]
             except Exception as e:
