@@ -57,9 +57,13 @@ class Session:
 
     reads: dict[str, tuple[str, ...] | None] = {}
     live = False  # True: in-memory parts change on their own (the Oracle's streams)
+    # Actions a realm away from its trainer still carries out (they write nothing of the
+    # trainer's realm); every other one is refused there, naming the trainer's host.
+    away_actions: frozenset[str] = frozenset()
 
     def __init__(self, realm: Realm | None = None) -> None:
         self.realm = realm or shared_realm()
+        self.trainer = self.realm.trainer  # None: this realm trains its own hero
         self._seen: set = set()
         self.notice: dict | None = None
         self._parts: dict[str, dict] = {}
@@ -67,6 +71,8 @@ class Session:
         self._snap_lock = threading.Lock()  # the poller and an action may snapshot at once
 
     def parts(self) -> dict[str, tuple[str, ...] | None]:
+        if self.trainer is not None:  # the trainer's facts change where no local stamp sees them
+            return {**dict.fromkeys(self.reads), "toasts": TOAST_READS}
         return {**self.reads, "toasts": TOAST_READS}
 
     def sources(self) -> set[str]:
@@ -80,21 +86,20 @@ class Session:
                 stamps = self.realm.stamps(self.sources())
             out: dict = {}
             for part, reads in self.parts().items():
-                if reads is None:
-                    out.update(getattr(self, part)())
-                    continue
-                key = tuple(stamps[s] for s in reads)
-                if self._keys.get(part) != key:
+                key = None if reads is None else tuple(stamps[s] for s in reads)
+                if key is None or self._keys.get(part) != key:
                     try:
                         self._parts[part] = getattr(self, part)()
                         self._keys[part] = key
-                    except Exception as e:  # a ledger hiccup keeps the last facts on the page
+                    except Exception as e:  # a ledger or network hiccup keeps the last facts
                         log.warning("page state %s: %s", part, e)
                 out.update(self._parts.get(part, {}))
             return {**out, "notice": self.notice}
 
     def toasts(self) -> dict:
-        return {"toasts": self.realm.reports.notable_events(TOAST_KINDS)}
+        # The toasts are on every page: so is the label of a trainer on another host.
+        return {"toasts": self.realm.reports.notable_events(TOAST_KINDS),
+                "trainer": self.trainer.label() if self.trainer else None}
 
     def act(self, action: dict | None) -> dict | None:
         """Carry out a widget action once ({"name": ..., "nonce": ..., **args})."""
@@ -107,6 +112,8 @@ class Session:
         try:
             if handler is None:
                 raise ValueError(f"unknown action {name!r}")
+            if self.trainer is not None and name not in self.away_actions:
+                self.trainer.refuse(name)
             message, detail = handler(**args), None
         except Exception as e:  # every refusal is shown on the page, never raised into the host
             log.warning("widget action %s refused: %s", name, e)
@@ -128,9 +135,11 @@ class TavernSession(Session):
              "slow_state": ("evals", "primitive_accuracy", "events", "achievements")}
 
     def state(self) -> dict:
-        return self.realm.tavern_state()
+        return self.trainer.tavern_state() if self.trainer else self.realm.tavern_state()
 
     def slow_state(self) -> dict:
+        if self.trainer:  # achievements are not served over REST yet: none shown
+            return {"skills": self.trainer.skills(), "achievements": []}
         return {"skills": self.realm.skills.list(), "achievements": self.realm.reports.achievements()}
 
     def do_control(self, action: str) -> str:
@@ -207,6 +216,9 @@ class VaultSession(Session):
 
     def slow_state(self) -> dict:
         vault = self.realm.vault
+        if self.trainer:  # the trainer's checkpoint ledger; its disk and zones are its own
+            return {"checkpoints": self.trainer.checkpoints(), "protected": {}, "champion": None,
+                    "zones": [], "disk": {}}
         protected = {str(k): v for k, v in vault.protected_steps().items()}
         champ = self.realm.checkpoints.champion()
         return {"checkpoints": vault.checkpoints(), "protected": protected,
@@ -239,6 +251,7 @@ class SettingsSession(Session):
     """realm.toml's fields with validation; the VRAM estimate follows the form live."""
 
     reads = {"slow_state": ("config",), "state": None}
+    away_actions = frozenset({"preview"})  # nothing saved
 
     def __init__(self, realm: Realm | None = None) -> None:
         super().__init__(realm)
@@ -373,6 +386,8 @@ class OracleSession(Session):
     reads = {"slow_state": ("checkpoints", "assets", "evals", "events", "config", "hosts", "status"),
              "state": None}
     live = True  # answers stream in from threads
+    # The Oracle chats with checkpoints by step on its hosts; it writes nothing of the trainer's.
+    away_actions = frozenset({"load", "unload", "chat", "duel", "probe"})
 
     def __init__(self, realm: Realm | None = None, max_new_tokens: int = 64) -> None:
         super().__init__(realm)

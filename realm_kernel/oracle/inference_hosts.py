@@ -41,7 +41,10 @@ class InferenceHost:
 
 def inference_hosts(home: Path) -> dict[str, InferenceHost]:
     out = {}
-    for name, h in HostRegistry.load(home).with_role(SERVICE):
+    registry = HostRegistry.load(home)
+    for name, h in registry.with_role(SERVICE):
+        if name == "local":  # this realm's own pool (and the default registry's one host)
+            continue
         token = os.environ.get(h.token_env) if h.token_env else None
         if SERVICE in h.services:
             out[name] = InferenceHost(name, h.url(SERVICE), token)

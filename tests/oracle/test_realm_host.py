@@ -9,16 +9,17 @@ import pytest
 import requests
 
 from realm_kernel.api import Realm
+from realm_kernel.oracle.inference_hosts import inference_hosts
 from widgets.pages import OracleSession
 
 from ..helpers import TOKEN, auth, make_home, start_lab, wait_for
 from ..oracle_helpers import oracle_home as oracle_home_fixture
 
-pytestmark = pytest.mark.slow
 oracle_home = oracle_home_fixture
 GPU2_TOKEN = "gpu2-token-for-tests"
 
 
+@pytest.mark.slow
 def test_load_and_chat_by_step_on_another_realm_host(oracle_home, dio_mini_dir, procs, tmp_path, monkeypatch):
     from openai import NotFoundError, OpenAI
 
@@ -116,3 +117,19 @@ def test_a_host_that_answers_for_another_checkpoint_is_refused():
     with pytest.raises(RemoteError, match="not 'checkpoint-10'"):
         host._checked(10, {"step": 10, "model": "checkpoint-10-20990101-0000"})
     assert host.status()["reachable"] is False  # port 9 on loopback: nothing listens
+
+
+def test_inference_hosts_of_both_kinds(tmp_path, monkeypatch):
+    """No hosts.toml: no inference host (this realm's own pool is "local", never a remote
+    one); a host with an `inference` service is an OpenAI server, one with `realm` a realm."""
+    assert inference_hosts(tmp_path) == {}
+    (tmp_path / "hosts.toml").write_text(
+        '[hosts.vllm]\nroles = ["inference"]\nservices = { inference = { port = 8000 } }\n'
+        '[hosts.gpu2]\nroles = ["inference"]\ntoken_env = "GPU2_T"\n'
+        'services = { realm = { port = 8890, path = "/realm/api" } }\n'
+        '[hosts.local]\nroles = ["inference"]\nservices = { realm = { port = 8888, path = "/realm/api" } }\n')
+    monkeypatch.setenv("GPU2_T", "secret")
+    hosts = inference_hosts(tmp_path)
+    assert sorted(hosts) == ["gpu2", "vllm"]
+    assert hosts["gpu2"].kind == "realm" and hosts["gpu2"].url == "http://127.0.0.1:8890/realm/api"
+    assert hosts["gpu2"].token == "secret" and hosts["vllm"].kind == "openai"
