@@ -166,6 +166,8 @@ class QuestSession(Session):
     reads = {"slow_state": ("quests", "runs", "metrics", "evals", "queue")}
 
     def slow_state(self) -> dict:
+        if self.trainer:  # the trainer's queue (sizes and ETAs are computed on the trainer only)
+            return {"queue": self.trainer.quest_queue(), "skills": self.trainer.skills()}
         queue = self.realm.quests.queue()
         sizes = self.realm.quests.sizes()
         pace = self.realm.training.seconds_per_example()
@@ -314,6 +316,8 @@ class SchedulerSession(Session):
     reads = {"slow_state": ("tasks", "evals", "events", "primitive_accuracy", "config", "task_files")}
 
     def slow_state(self) -> dict:
+        if self.trainer:
+            return {"tasks": self.trainer.tasks(), "curriculum": self.trainer.curriculum()}
         return {"tasks": self.realm.tasks.list(), "curriculum": self.realm.skills.curriculum()}
 
     def do_run(self, task_id: str) -> str:
@@ -351,6 +355,8 @@ class GuildSession(Session):
     reads = {"slow_state": ("evals", "primitive_accuracy", "passive_probes", "events", "config")}
 
     def slow_state(self) -> dict:
+        if self.trainer:
+            return self.trainer.guild()
         skills_ = self.realm.skills.list()
         for s in skills_:
             report = self.realm.skills.eval_report(s["skill"])

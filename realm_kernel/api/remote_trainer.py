@@ -60,6 +60,27 @@ class RemoteTrainer:
     def skills(self) -> list[dict]:
         return self._get("skills")
 
+    def quest_queue(self) -> dict[str, list[dict]]:
+        """The trainer's queue by state, each quest with its state (as the Quests page reads it)."""
+        queue = self._get("training/queue")
+        return {state: [{**e, "state": state} for e in entries] for state, entries in queue.items()}
+
+    def tasks(self) -> list[dict]:
+        return self._get("tasks")
+
+    def curriculum(self) -> list[dict]:
+        return self._get("curriculum")
+
+    def guild(self) -> dict:
+        """Per-skill levels, weak primitives and thresholds, and the passives' history. The
+        per-primitive heatmap is not served over REST yet: empty."""
+        guild = []
+        for s in self.skills():
+            report = self._get(f"skills/{s['skill']}/state")
+            guild.append({**s, "weak": report["weak_primitives"], "threshold": report["threshold"],
+                          "rule": report["state"]["rule"], "heatmap": []})
+        return {"guild": guild, "passives": self._get("passives/history")}
+
     def checkpoints(self) -> list[dict]:
         """The trainer's checkpoint ledger, newest first, each row with its host."""
         return [{"asset_id": f"checkpoint_{r.step}", **r.as_dict(), "zones": [self.host]}

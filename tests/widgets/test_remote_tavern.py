@@ -7,7 +7,15 @@ import pytest
 
 from realm_kernel.api import Realm
 from realm_kernel.api.remote_trainer import remote_trainer
-from widgets.pages import OracleSession, QuestSession, SettingsSession, TavernSession, VaultSession
+from widgets.pages import (
+    GuildSession,
+    OracleSession,
+    QuestSession,
+    SchedulerSession,
+    SettingsSession,
+    TavernSession,
+    VaultSession,
+)
 
 from ..helpers import TOKEN, make_home, start_lab
 from ..oracle_helpers import oracle_home as oracle_home_fixture
@@ -20,6 +28,10 @@ def test_pages_show_the_remote_trainer_read_only(oracle_home, dio_mini_dir, proc
     trainer = Realm(oracle_home.home)
     hero = trainer.hero()
     assert hero["xp"] > 0  # 30 steps trained: something to see
+    # A quest waiting in the trainer's queue, where the daemon's admission puts it (no
+    # daemon runs here: it stays there).
+    waiting = oracle_home.queue("high") / "waiting.jsonl"
+    trainer.quests.generate("bin", 1, 16, seed=1).rename(waiting)
     lab, base = start_lab(procs, oracle_home, tmp_path / "lab", REALM_WEAVER="0")
     port = int(base.rsplit(":", 1)[1])
 
@@ -43,13 +55,23 @@ def test_pages_show_the_remote_trainer_read_only(oracle_home, dio_mini_dir, proc
     assert tavern["battle"]["state"] == trainer.training.status()["state"]
     assert tavern["battle"]["host"] == "trainer"
     assert len(tavern["losses"]) == len(trainer.reports.series("loss")) > 0
+    assert len(tavern["events"]) == len(trainer.reports.events()) > 0
+    assert tavern["alarms"] == trainer.reports.alarm_steps()
     assert {s["skill"] for s in tavern["skills"]} == {s["skill"] for s in trainer.skills.list()}
 
     vault = VaultSession(realm).snapshot()
     assert [c["step"] for c in vault["checkpoints"]] == [30, 20, 10]
     assert vault["trainer"] == label
-    for other in (QuestSession, SettingsSession, OracleSession):
+    for other in (QuestSession, SettingsSession, OracleSession, SchedulerSession, GuildSession):
         assert other(realm).snapshot()["trainer"] == label  # every page says whose hero it is
+    quests = QuestSession(realm).snapshot()["queue"]
+    assert [(q["name"], q["state"]) for qs in quests.values() for q in qs] == [(waiting.name, "high")]
+    scheduler = SchedulerSession(realm).snapshot()
+    assert scheduler["tasks"] == trainer.tasks.list()
+    assert scheduler["curriculum"] == trainer.skills.curriculum()
+    guild = GuildSession(realm).snapshot()
+    assert [(g["skill"], g["level"]) for g in guild["guild"]] == \
+        [(s["skill"], s["level"]) for s in trainer.skills.list()]
 
     # What would write the trainer's realm is refused, naming the host; nothing is written
     # here either.
@@ -60,7 +82,9 @@ def test_pages_show_the_remote_trainer_read_only(oracle_home, dio_mini_dir, proc
     assert not oracle_home.control_file("pause").exists() and not away.control_file("pause").exists()
     quests = QuestSession(realm)
     assert not quests.act({"name": "generate", "nonce": 1, "skill": "bin", "level": 1, "count": 8})["ok"]
-    assert not list(away.inbox.iterdir()) and not list(oracle_home.inbox.iterdir())
+    for home in (away, oracle_home):
+        assert not [p for p in home.inbox.rglob("*") if p.is_file()], home.inbox
+    assert [p.name for p in oracle_home.queue("high").iterdir()] == [waiting.name]
     assert not VaultSession(realm).act({"name": "promote", "nonce": 1, "step": 10})["ok"]
     assert trainer.checkpoints.champion() is None
     settings = SettingsSession(realm)
