@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realm_kernel.api import QuestError, Realm
+from realm_kernel.api import ConfigError, QuestError, Realm
 
 from .poller import View
 from .traits import FIELDS
@@ -63,9 +63,15 @@ class Session:
 
     def __init__(self, realm: Realm | None = None) -> None:
         self.realm = realm or shared_realm()
-        self.trainer = self.realm.trainer  # None: this realm trains its own hero
         self._seen: set = set()
         self.notice: dict | None = None
+        try:
+            self.trainer = self.realm.trainer  # None: this realm trains its own hero
+        except ConfigError as e:  # a broken hosts.toml: this realm's own pages, and why
+            log.warning("hosts.toml: %s", e)
+            self.trainer = None
+            self.notice = {"ok": False, "action": "hosts", "message": str(e), "detail": None,
+                           "nonce": None}
         self._parts: dict[str, dict] = {}
         self._keys: dict[str, tuple] = {}
         self._snap_lock = threading.Lock()  # the poller and an action may snapshot at once

@@ -106,3 +106,12 @@ def test_a_trainer_at_this_machines_address_is_this_realm(tmp_path):
     with (tmp_path / "hosts.toml").open("a") as f:
         f.write('[hosts.far]\nhost = "far.example"\nroles = ["trainer"]\n')
     assert remote_trainer(tmp_path) is None  # one trainer is here
+
+
+def test_a_broken_hosts_toml_leaves_the_pages_this_realms_own(realm_home):
+    """A hosts.toml that does not parse: the pages work on this realm and say why."""
+    (realm_home.home / "hosts.toml").write_text('[hosts.trainer]\nroles = "trainer"\n')
+    page = TavernSession(Realm(realm_home.home))
+    state = page.snapshot()
+    assert state["trainer"] is None and state["hero"]["xp"] == 0
+    assert not state["notice"]["ok"] and "hosts.toml" in state["notice"]["message"]
