@@ -49,6 +49,16 @@ def test_gpu_train_script_runs_tiny_on_cpu(tmp_path):
         figures["tokens_per_s"] / figures["baseline_tokens_per_s"], rel=0.01)
     assert figures["pair_ratios"] == [figures["tokens_per_s_ratio"]]
     assert 0 < figures["packing_efficiency"] <= 1 and figures["vram_estimate_bytes"] > 0
+    # The engine records a battle's peak on CUDA only: off it, no battle figures.
+    assert not [k for k in figures if k.startswith(("speed_battle_", "memory_battle_"))]
+
+
+def test_eval_loss_bench_writes_its_figures(tmp_path):
+    figures = run_bench(tmp_path, "eval_loss.py", "eval_loss", "--rows", "1", "--length", "256",
+                        "--chunk", "64", "--pairs", "1")
+    assert figures["plain_largest_logits_bytes"] == 256 * figures["vocab"] * 4
+    assert figures["chunked_largest_logits_bytes"] == 64 * figures["vocab"] * 4
+    assert figures["loss_abs_diff"] < 1e-4 and len(figures["pair_ratios"]) == 1
 
 
 def test_skills_bench_writes_its_figures(tmp_path):

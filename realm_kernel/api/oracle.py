@@ -12,8 +12,8 @@ from ..oracle.pool import ModelPool, Oracle
 from ..oracle.realm_host import RealmOracleHost
 from ..oracle.remote import RemoteOracle
 from ..store.checkpoints import UnknownCheckpoint, checkpoint_row, list_checkpoints, locate_checkpoint
-from ..store.fetch import fetch_checkpoint, shared_zone
 from ..store.home import Home
+from ..store.shared_zone import checkpoint_by_step, shared_zone
 from ..store.vault import VaultError
 from .checkpoints import vault_of
 
@@ -39,7 +39,7 @@ def make_oracle(home: Home) -> SharedOracle:
                 # (the Oracle on another host) fetches it from the shared zone.
                 if shared_zone(home.paths.home) is None:
                     raise missing from None
-                path = fetch_checkpoint(home.paths.home, step, home.paths.fetched)
+                path = checkpoint_by_step(home.paths.home, step, home.paths.fetched)
             return path.name, path
 
     def name_of(step: int) -> str:

@@ -1,6 +1,6 @@
 """An Oracle host that is another realm server (its `realm` service in hosts.toml): it
 loads the exact checkpoint asked for (from its own disk, or fetched by step from the
-realm's shared zone: store/fetch.py) and chats with it there, over its Oracle REST API.
+realm's shared zone: store/shared_zone.py) and chats with it there, over its Oracle REST API.
 
 This realm's ledger stays the judge of what a step is: a step it has no checkpoint of is
 refused here (404) before the host is asked, and every reply must name the checkpoint this

@@ -71,6 +71,7 @@ class Daemon:
         self._lent_for: float | None = None  # the GPU loan (its asked time) last recorded
         self._setup_retry_at = 0.0
         self._setup_backoff = SETUP_RETRY_S
+        self._setup_tries = 0  # in the heartbeat: proof that a waiting daemon retries
 
     # -- single instance ------------------------------------------------------------
     def acquire_lock(self) -> None:
@@ -90,7 +91,7 @@ class Daemon:
 
     def heartbeat(self, state: str, **extra: object) -> None:
         write_status(self.paths, DAEMON, pid=os.getpid(), state=state, started=self.started,
-                     home=str(self.paths.home), **extra)
+                     home=str(self.paths.home), setup_tries=self._setup_tries, **extra)
 
     def idle_status(self, state: str) -> None:
         write_status(self.paths, TRAINING, state=state, quest=None, step=self.hero_step())
@@ -250,6 +251,7 @@ class Daemon:
     def report_setup_fault(self, cause: str) -> None:
         """Quests stay queued; the cause is recorded once; the daemon retries with backoff."""
         self._setup_retry_at = time.monotonic() + self._setup_backoff
+        self._setup_tries += 1
         self._setup_backoff = min(self._setup_backoff * 2, SETUP_RETRY_MAX_S)
         if cause != self.setup_fault:
             self.setup_fault = cause

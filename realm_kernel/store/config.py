@@ -285,6 +285,26 @@ class WatchConfig(_Section):
     review_examples: int = Field(200, ge=1, le=100_000)
 
 
+class ClusterConfig(_Section):
+    """Cluster mode (docs/cluster.md): "local" (the default) is one machine, exactly as
+    without this section: nothing is imported or started for it. "ray" places the
+    inference tasks (evals, sparring, probes) on a running Ray cluster's nodes."""
+    engine: Literal["local", "ray"] = "local"
+    # The running Ray cluster to join ("127.0.0.1:6379", "ray://head:10001"); empty:
+    # RAY_ADDRESS, else the cluster `ray start` left on this machine ("auto").
+    address: str = ""
+    # The Ray resource an inference task asks for (one unit per task): eval hosts offer it
+    # (`ray start --resources '{"realm_inference": 1}'`), the trainer does not, so an eval
+    # never lands on the training card while an eval node is up.
+    inference_resource: str = Field("realm_inference", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    # GPUs each inference task takes on its node (0 on CPU-only nodes).
+    gpus_per_task: float = Field(1.0, ge=0, le=8)
+    # Where a node keeps the checkpoints it fetched, by step (empty: ~/.cache/realm/checkpoints).
+    cache_dir: str = ""
+    # Tries of a task whose node or worker died before the realm falls back to this machine.
+    max_retries: int = Field(3, ge=0, le=100)
+
+
 class RealmConfig(_Section):
     hero: HeroConfig = HeroConfig()
     training: TrainingConfig = TrainingConfig()
@@ -297,6 +317,7 @@ class RealmConfig(_Section):
     logs: LogsConfig = LogsConfig()
     backup: BackupConfig = BackupConfig()
     watch: WatchConfig = WatchConfig()
+    cluster: ClusterConfig = ClusterConfig()
     _profile: profiles.Resolution | None = PrivateAttr(default=None)
 
     @property
@@ -347,7 +368,8 @@ def load_config(home: str | os.PathLike | None = None,
                          for k in fields})
     cfg = _validate(path, data)
     try:
-        resolution = profiles.resolve(cfg, explicit, paths.home)
+        resolution = profiles.resolve(cfg, explicit, paths.home,
+                                      lambda model: batch_fit.peaks_for(paths, model))
     except ValueError as e:
         raise ConfigError(f"{path}: hero.profile: {e}") from e
     changed = {k: v for k, v in resolution.applied.items() if _get(cfg, k) != v}

@@ -1,94 +1,95 @@
-"""A checkpoint fetched by step from the realm's shared zone onto this machine (cached):
-what a host without the trainer's disk (an inference host, an eval node) loads.
+"""Checkpoints fetched by step onto the machine that needs them: a cluster node's cache.
 
-The shared zone is the `models_dir` of the host with the "storage" role in hosts.toml, a
-storage URL fsspec opens (`sftp://nas/realm`, `s3://bucket/realm`) or an absolute folder
-(a mounted NAS), checked by store/zones.py like any vault zone. Checkpoints sit there as
-in a realm home (`checkpoints/checkpoint-<step>[-<date>-<time>]/`), which is where the
-vault's transfers put them.
+The head knows where a checkpoint lives (the checkpoint ledger and the vault catalogue)
+and hands a node its sources: the checkpoint folder's URL in each zone that holds it
+(`sftp://nas/realm/checkpoints/...`, `s3://bucket/...`, `file:///...` or a plain local
+path), shared zones first. The node copies the first source that works into its cache
+through fsspec, checks that the copy is complete and is exactly the step asked for (its
+sidecar says so), and keeps it: the next task on that node for the same checkpoint reads
+the cached folder and copies nothing.
 
-A minimal client for the Oracle on another host (issue 26, item 4); the cluster work
-builds the general fetch-by-step client, and the two are meant to become one.
+A copy lands under a temporary name and is renamed into place, so a half-fetched
+checkpoint is never found, and two tasks fetching the same step at once both end with
+the one complete folder. No ledger is read or written here: a node may have none.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
-from pathlib import Path
+import time
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
-from .checkpoints import UnknownCheckpoint
-from .hosts import HostRegistry
-from .paths import checkpoint_complete
-from .zones import check_zone
+from .confine import confine
+from .paths import SIDECAR, checkpoint_complete, read_json
 
-# A checkpoint folder's name: the step, and the date and time a re-run of it adds.
-NAME_RE = re.compile(r"^checkpoint-(\d+)(?:-\d{8}-\d{4})?$")
-
-
-def shared_zone(home: Path) -> str | None:
-    """The shared zone's URL (hosts.toml: the storage host's `models_dir`), or None."""
-    for _, host in HostRegistry.load(home).with_role("storage"):
-        if host.models_dir:
-            check_zone(host.models_dir, home)
-            return host.models_dir
-    return None
+CACHE_ENV = "REALM_NODE_CACHE"
 
 
-def _open(url: str):
-    import fsspec
-    if "://" not in url:
-        return fsspec.filesystem("file"), url.rstrip("/")
-    fs, root = fsspec.core.url_to_fs(url)
-    return fs, root.rstrip("/")
+class FetchError(LookupError):
+    """No source gave a complete checkpoint of the step asked for; says what each did."""
 
 
-def zone_checkpoints(url: str) -> dict[int, list[str]]:
-    """The checkpoint folder names in the zone, by step."""
-    fs, root = _open(url)
+def cache_root(cache: str | os.PathLike | None = None) -> Path:
+    """The node's checkpoint cache: `cache`, else REALM_NODE_CACHE, else
+    ~/.cache/realm/checkpoints."""
+    chosen = cache or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "realm" / "checkpoints"
+    root = Path(chosen).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root.resolve()
+
+
+def is_step(path: Path, step: int) -> bool:
+    """A complete checkpoint folder whose sidecar names exactly `step`."""
+    if not checkpoint_complete(path):
+        return False
+    sidecar = read_json(path / SIDECAR, {})
+    return isinstance(sidecar, dict) and sidecar.get("step") == step
+
+
+def _name(source: str) -> str:
+    return PurePosixPath(source.rstrip("/").split("://", 1)[-1]).name
+
+
+def fetch_checkpoint(step: int, sources: Sequence[str],
+                     cache: str | os.PathLike | None = None) -> Path:
+    """The checkpoint of exactly `step` as a local folder on this node: the cached copy
+    when there is one, else a copy of the first source that has it. FetchError when none
+    does (each source's reason in the message)."""
+    if not sources:
+        raise FetchError(f"checkpoint at step {step}: no source to fetch it from")
+    root = cache_root(cache)
+    for source in sources:
+        cached = confine(root, _name(source), what="checkpoint cache entry")
+        if is_step(cached, step):
+            return cached
+    problems = []
+    for source in sources:
+        try:
+            return _copy_in(source, step, root)
+        except (OSError, ValueError, FetchError) as e:  # this source failed: try the next
+            problems.append(f"{source}: {type(e).__name__}: {e}")
+    raise FetchError(f"checkpoint at step {step} not fetched: " + "; ".join(problems))
+
+
+def _copy_in(source: str, step: int, root: Path) -> Path:
+    import fsspec  # only a node that fetches needs it
+
+    dest = confine(root, _name(source), what="checkpoint cache entry")
+    fs, path = fsspec.core.url_to_fs(source)
+    if not fs.isdir(path):
+        raise FetchError("no checkpoint folder there")
+    staging = root / f".partial-{os.getpid()}-{time.time_ns()}"
     try:
-        entries = fs.ls(f"{root}/checkpoints", detail=False)
-    except FileNotFoundError:
-        return {}
-    out: dict[int, list[str]] = {}
-    for entry in entries:
-        name = entry.rstrip("/").rsplit("/", 1)[-1]
-        m = NAME_RE.match(name)
-        if m:
-            out.setdefault(int(m.group(1)), []).append(name)
-    return out
-
-
-def fetch_checkpoint(home: Path, step: int, cache_dir: Path) -> Path:
-    """Step `step`'s checkpoint folder on this machine: from `cache_dir` when it is there
-    and complete, else copied from the shared zone (under a temporary name, renamed into
-    place, so a half copy is never loaded). UnknownCheckpoint when the zone has no such
-    step (exactly that step: never a neighbour), or when there is no shared zone."""
-    url = shared_zone(home)
-    if url is None:
-        raise UnknownCheckpoint(f"step {step} is not on this machine, and hosts.toml names no shared "
-                                "zone (a host with the \"storage\" role and a models_dir) to fetch it from")
-    names = zone_checkpoints(url).get(step)
-    if not names:
-        steps = sorted(zone_checkpoints(url))[-20:]
-        raise UnknownCheckpoint(f"no checkpoint at step {step} in the shared zone {url}; "
-                                f"steps there: {steps}")
-    name = max(names)  # a re-run of a step is dated; the latest date is the checkpoint of record
-    dest = cache_dir / name
-    if dest.is_dir() and checkpoint_complete(dest):
+        fs.get(path.rstrip("/"), str(staging), recursive=True)
+        if not is_step(staging, step):
+            raise FetchError(f"the copy is not a complete checkpoint of step {step}")
+        try:
+            os.replace(staging, dest)
+        except OSError:
+            if not is_step(dest, step):  # another task's copy of the same step won
+                raise
         return dest
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    part = cache_dir / f".{name}.{os.getpid()}.partial"
-    shutil.rmtree(part, ignore_errors=True)
-    fs, root = _open(url)
-    try:
-        fs.get(f"{root}/checkpoints/{name}/", str(part), recursive=True)
-        if not checkpoint_complete(part):
-            raise UnknownCheckpoint(f"{name} (step {step}) in the shared zone {url} is incomplete "
-                                    "(no sidecar or no weights): it is never loaded")
-        shutil.rmtree(dest, ignore_errors=True)  # an incomplete earlier copy
-        os.replace(part, dest)
     finally:
-        shutil.rmtree(part, ignore_errors=True)
-    return dest
+        shutil.rmtree(staging, ignore_errors=True)

@@ -90,7 +90,7 @@ class RealmPaths:
 
     @property
     def fetched(self) -> Path:
-        """Checkpoints fetched by step from the shared zone (store/fetch.py): a cache, not
+        """Checkpoints fetched by step from the shared zone (store/shared_zone.py): a cache, not
         this realm's own checkpoints (retention and repair never look here)."""
         return self.home / "cache" / "checkpoints"
 

@@ -1,64 +1,55 @@
-"""store/fetch.py: a checkpoint fetched by exact step from the shared zone of hosts.toml
-(here a `file://` zone: the same fsspec calls an sftp:// or s3:// zone makes), cached."""
+"""A cluster node's checkpoint fetch by step (store/fetch.py): copied once from the first
+source that has exactly that step, then read from the node's cache; never a wrong step."""
 
+from __future__ import annotations
+
+import shutil
 from pathlib import Path
 
 import pytest
 
-from realm_kernel.store.checkpoints import UnknownCheckpoint
-from realm_kernel.store.fetch import fetch_checkpoint, shared_zone
-from realm_kernel.store.paths import SIDECAR
-from realm_kernel.store.zones import ZoneRefused
+from realm_kernel.store.confine import PathRefused
+from realm_kernel.store.fetch import FetchError, fetch_checkpoint, is_step
+from realm_kernel.store.paths import SIDECAR, atomic_write_json
 
 
-def checkpoint(root: Path, name: str, weights: bytes = b"w", complete: bool = True) -> Path:
-    d = root / "checkpoints" / name
+def checkpoint(where: Path, step: int, name: str | None = None) -> Path:
+    """A complete checkpoint folder as the engine publishes it: config, weights, sidecar."""
+    d = where / (name or f"checkpoint-{step}-20261206-1000")
     d.mkdir(parents=True)
-    (d / "config.json").write_text("{}")
-    (d / "model.safetensors").write_bytes(weights)
-    if complete:
-        (d / SIDECAR).write_text("{}")
+    (d / "config.json").write_text('{"model_type": "qwen3"}')
+    (d / "model.safetensors").write_bytes(b"w" * 1024 + step.to_bytes(4, "little"))
+    atomic_write_json(d / SIDECAR, {"name": d.name, "step": step})
     return d
 
 
-def storage_host(home: Path, models_dir: str) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "hosts.toml").write_text(f'[hosts.nas]\nhost = "127.0.0.1"\nroles = ["storage"]\n'
-                                     f'models_dir = "{models_dir}"\n')
+def test_a_checkpoint_is_fetched_by_step_then_read_from_the_node_cache(tmp_path):
+    src = checkpoint(tmp_path / "nas", 30)
+    cache = tmp_path / "cache"
+    got = fetch_checkpoint(30, [f"file://{src}"], cache)
+    assert got == (cache / src.name).resolve() and is_step(got, 30)
+    assert (got / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
+    # The source gone (the NAS unreachable): the cached copy still serves step 30.
+    shutil.rmtree(src)
+    assert fetch_checkpoint(30, [f"file://{src}"], cache) == got
+    assert not list(cache.glob(".partial-*")), "no half-copied folder is left behind"
 
 
-def test_fetch_by_exact_step_cached(tmp_path):
-    home, nas, cache = tmp_path / "realm", tmp_path / "nas", tmp_path / "realm" / "cache"
-    storage_host(home, f"file://{nas}")
-    checkpoint(nas, "checkpoint-10", b"ten")
-    checkpoint(nas, "checkpoint-100", b"hundred")
-    checkpoint(nas, "checkpoint-20-20261201-1200", b"first")
-    checkpoint(nas, "checkpoint-20-20261205-0900", b"rerun")  # the re-run of step 20 is the record
-    checkpoint(nas, "checkpoint-30", complete=False)
-
-    got = fetch_checkpoint(home, 10, cache)
-    assert got == cache / "checkpoint-10" and (got / "model.safetensors").read_bytes() == b"ten"
-    assert (fetch_checkpoint(home, 20, cache) / "model.safetensors").read_bytes() == b"rerun"
-    # Cached: a second fetch copies nothing (the zone's copy changed; the cache answers).
-    (nas / "checkpoints" / "checkpoint-10" / "model.safetensors").write_bytes(b"changed")
-    assert (fetch_checkpoint(home, 10, cache) / "model.safetensors").read_bytes() == b"ten"
-
-    with pytest.raises(UnknownCheckpoint, match=r"at step 11 .*there: \[10, 20, 30, 100\]"):
-        fetch_checkpoint(home, 11, cache)  # never a neighbour
-    with pytest.raises(UnknownCheckpoint, match="incomplete"):
-        fetch_checkpoint(home, 30, cache)
-    assert sorted(p.name for p in cache.iterdir()) == ["checkpoint-10", "checkpoint-20-20261205-0900"]
+def test_a_source_with_another_step_or_a_half_written_folder_is_never_used(tmp_path):
+    wrong = checkpoint(tmp_path / "a", 40, name="checkpoint-50-20261206-1000")  # says 40 inside
+    half = checkpoint(tmp_path / "b", 50)
+    (half / SIDECAR).unlink()  # not published yet
+    good = checkpoint(tmp_path / "c", 50)
+    cache = tmp_path / "cache"
+    with pytest.raises(FetchError, match=r"step 50.*not a complete checkpoint of step 50"):
+        fetch_checkpoint(50, [str(wrong), str(half)], cache)
+    # The first good source wins after the bad ones; the bad copies left nothing.
+    assert is_step(fetch_checkpoint(50, [str(wrong), str(half), str(good)], cache), 50)
+    assert sorted(p.name for p in cache.iterdir()) == [good.name]
+    with pytest.raises(FetchError, match="no source"):
+        fetch_checkpoint(50, [], cache)
 
 
-def test_no_shared_zone_or_a_refused_one(tmp_path):
-    home = tmp_path / "realm"
-    home.mkdir()
-    assert shared_zone(home) is None
-    with pytest.raises(UnknownCheckpoint, match="names no shared zone"):
-        fetch_checkpoint(home, 10, tmp_path / "cache")
-    storage_host(home, "http://example.invalid/realm")  # a zone is storage, never a web address
-    with pytest.raises(ZoneRefused):
-        fetch_checkpoint(home, 10, tmp_path / "cache")
-    storage_host(home, str(tmp_path))  # a zone holding the realm home
-    with pytest.raises(ZoneRefused):
-        shared_zone(home)
+def test_a_source_name_cannot_place_the_copy_outside_the_cache(tmp_path):
+    with pytest.raises(PathRefused):
+        fetch_checkpoint(7, [str(tmp_path / "x" / "..")], tmp_path / "cache")

@@ -71,7 +71,7 @@ def test_alarm_settings_are_validated(realm_home):
 
 def test_the_tavern_toasts_announce_a_failing_battles_rescues():
     from realm_widgets.pages import TOAST_KINDS
-    assert {"oom_backoff", "loss_alarm", "rollback", "setup_fault"} <= set(TOAST_KINDS)
+    assert {"oom_backoff", "loss_alarm", "rollback", "setup_fault", "eval_backoff"} <= set(TOAST_KINDS)
 
 
 def test_hero_profile_shows_the_remembered_split_as_measured(realm_home):
