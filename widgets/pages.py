@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realm_kernel.api import QuestError, Realm
+from realm_kernel.api import ConfigError, QuestError, Realm
 
 from .poller import View
 from .traits import FIELDS
@@ -59,16 +59,28 @@ class Session:
 
     reads: dict[str, tuple[str, ...] | None] = {}
     live = False  # True: in-memory parts change on their own (the Oracle's streams)
+    # Actions a realm away from its trainer still carries out (they write nothing of the
+    # trainer's realm); every other one is refused there, naming the trainer's host.
+    away_actions: frozenset[str] = frozenset()
 
     def __init__(self, realm: Realm | None = None) -> None:
         self.realm = realm or shared_realm()
         self._seen: set = set()
         self.notice: dict | None = None
+        try:
+            self.trainer = self.realm.trainer  # None: this realm trains its own hero
+        except ConfigError as e:  # a broken hosts.toml: this realm's own pages, and why
+            log.warning("hosts.toml: %s", e)
+            self.trainer = None
+            self.notice = {"ok": False, "action": "hosts", "message": str(e), "detail": None,
+                           "nonce": None}
         self._parts: dict[str, dict] = {}
         self._keys: dict[str, tuple] = {}
         self._snap_lock = threading.Lock()  # the poller and an action may snapshot at once
 
     def parts(self) -> dict[str, tuple[str, ...] | None]:
+        if self.trainer is not None:  # the trainer's facts change where no local stamp sees them
+            return {**dict.fromkeys(self.reads), "toasts": TOAST_READS}
         return {**self.reads, "toasts": TOAST_READS}
 
     def sources(self) -> set[str]:
@@ -82,21 +94,20 @@ class Session:
                 stamps = self.realm.stamps(self.sources())
             out: dict = {}
             for part, reads in self.parts().items():
-                if reads is None:
-                    out.update(getattr(self, part)())
-                    continue
-                key = tuple(stamps[s] for s in reads)
-                if self._keys.get(part) != key:
+                key = None if reads is None else tuple(stamps[s] for s in reads)
+                if key is None or self._keys.get(part) != key:
                     try:
                         self._parts[part] = getattr(self, part)()
                         self._keys[part] = key
-                    except Exception as e:  # a ledger hiccup keeps the last facts on the page
+                    except Exception as e:  # a ledger or network hiccup keeps the last facts
                         log.warning("page state %s: %s", part, e)
                 out.update(self._parts.get(part, {}))
             return {**out, "notice": self.notice}
 
     def toasts(self) -> dict:
-        return {"toasts": self.realm.reports.notable_events(TOAST_KINDS)}
+        # The toasts are on every page: so is the label of a trainer on another host.
+        return {"toasts": self.realm.reports.notable_events(TOAST_KINDS),
+                "trainer": self.trainer.label() if self.trainer else None}
 
     def act(self, action: dict | None) -> dict | None:
         """Carry out a widget action once ({"name": ..., "nonce": ..., **args})."""
@@ -109,6 +120,8 @@ class Session:
         try:
             if handler is None:
                 raise ValueError(f"unknown action {name!r}")
+            if self.trainer is not None and name not in self.away_actions:
+                self.trainer.refuse(name)
             message, detail = handler(**args), None
         except Exception as e:  # every refusal is shown on the page, never raised into the host
             log.warning("widget action %s refused: %s", name, e)
@@ -130,9 +143,11 @@ class TavernSession(Session):
              "slow_state": ("evals", "primitive_accuracy", "events", "achievements")}
 
     def state(self) -> dict:
-        return self.realm.tavern_state()
+        return self.trainer.tavern_state() if self.trainer else self.realm.tavern_state()
 
     def slow_state(self) -> dict:
+        if self.trainer:  # achievements are not served over REST yet: none shown
+            return {"skills": self.trainer.skills(), "achievements": []}
         return {"skills": self.realm.skills.list(), "achievements": self.realm.reports.achievements()}
 
     def do_control(self, action: str) -> str:
@@ -159,6 +174,8 @@ class QuestSession(Session):
     reads = {"slow_state": ("quests", "runs", "metrics", "evals", "queue")}
 
     def slow_state(self) -> dict:
+        if self.trainer:  # the trainer's queue (sizes and ETAs are computed on the trainer only)
+            return {"queue": self.trainer.quest_queue(), "skills": self.trainer.skills()}
         queue = self.realm.quests.queue()
         sizes = self.realm.quests.sizes()
         pace = self.realm.training.seconds_per_example()
@@ -209,6 +226,9 @@ class VaultSession(Session):
 
     def slow_state(self) -> dict:
         vault = self.realm.vault
+        if self.trainer:  # the trainer's checkpoint ledger; its disk and zones are its own
+            return {"checkpoints": self.trainer.checkpoints(), "protected": {}, "champion": None,
+                    "zones": [], "disk": {}}
         protected = {str(k): v for k, v in vault.protected_steps().items()}
         champ = self.realm.checkpoints.champion()
         return {"checkpoints": vault.checkpoints(), "protected": protected,
@@ -241,6 +261,7 @@ class SettingsSession(Session):
     """realm.toml's fields with validation; the VRAM estimate follows the form live."""
 
     reads = {"slow_state": ("config",), "state": None}
+    away_actions = frozenset({"preview"})  # nothing saved
 
     def __init__(self, realm: Realm | None = None) -> None:
         super().__init__(realm)
@@ -304,6 +325,8 @@ class SchedulerSession(Session):
     reads = {"slow_state": ("tasks", "evals", "events", "primitive_accuracy", "config", "task_files")}
 
     def slow_state(self) -> dict:
+        if self.trainer:  # the trainer's cluster status is not served over REST yet: none shown
+            return {"tasks": self.trainer.tasks(), "curriculum": self.trainer.curriculum(), "cluster": None}
         return {"tasks": self.realm.tasks.list(), "curriculum": self.realm.skills.curriculum(),
                 "cluster": self.realm.tasks.cluster()}
 
@@ -342,6 +365,8 @@ class GuildSession(Session):
     reads = {"slow_state": ("evals", "primitive_accuracy", "passive_probes", "events", "config")}
 
     def slow_state(self) -> dict:
+        if self.trainer:
+            return self.trainer.guild()
         skills_ = self.realm.skills.list()
         for s in skills_:
             report = self.realm.skills.eval_report(s["skill"])
@@ -364,7 +389,8 @@ PANES = ("left", "right")
 
 
 def _pane() -> dict:
-    return {"step": None, "model": None, "model_path": None, "messages": [], "busy": False, "error": None}
+    return {"step": None, "model": None, "model_path": None, "host": None, "messages": [], "busy": False,
+            "error": None}
 
 
 class OracleSession(Session):
@@ -376,6 +402,8 @@ class OracleSession(Session):
     reads = {"slow_state": ("checkpoints", "assets", "evals", "events", "config", "hosts", "status"),
              "state": None}
     live = True  # answers stream in from threads
+    # The Oracle chats with checkpoints by step on its hosts; it writes nothing of the trainer's.
+    away_actions = frozenset({"load", "unload", "chat", "duel", "probe"})
 
     def __init__(self, realm: Realm | None = None, max_new_tokens: int = 64) -> None:
         super().__init__(realm)
@@ -431,8 +459,9 @@ class OracleSession(Session):
         return f"loading step {step} on {host}…"
 
     def do_unload(self, step: int, host: str | None = None) -> str:
-        self.realm.oracle.unload(step)  # the realm's pool (a remote host serves what it serves)
-        return f"unloaded step {step}"
+        # An OpenAI-compatible host serves what it was started with: its unload refuses.
+        info = self.realm.oracle.unload(step, host or "local")
+        return f"unloaded step {step}" + ("" if info["host"] == "local" else f" on {info['host']}")
 
     def do_chat(self, message: str, step: int | None = None, pane: str = "left",
                 host: str | None = None) -> str:
@@ -473,7 +502,7 @@ class OracleSession(Session):
                         answer = p["messages"][-1]
                         if ev["type"] == "start":
                             answer["model"] = ev["model"]
-                            p.update(model=ev["model"], model_path=ev["model_path"])
+                            p.update(model=ev["model"], model_path=ev["model_path"], host=ev["host"])
                         elif ev["type"] == "token":
                             answer["content"] += ev["text"]
             except Exception as e:

@@ -23,7 +23,6 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..evals.achievements import hero_progress
 from ..hero_model import hub
 from ..quests.admission import check_quest
 from ..quests.formats import Depth, QuestReport, limits_of, priority_of, validate_quest
@@ -31,15 +30,17 @@ from ..quests.publish import quest_row, record
 from ..quests.queue import fail, move, next_quest
 from ..quests.recovery import repair_quests
 from ..store.checkpoint_repair import repair_checkpoints
-from ..store.checkpoints import latest_checkpoint, resume_point
+from ..store.checkpoints import CheckpointLedger, latest_checkpoint, resume_point
 from ..store.config import ConfigError, RealmConfig, load_config
 from ..store.ledger import Ledger, remove_dead_temp_segments
 from ..store.paths import RealmPaths
 from ..store.process import service_main, take_instance_lock
 from ..store.queries import hero_step, quest_status
 from ..store.runs import record_run
+from ..store.shipping import Shipper
 from ..store.status import DAEMON, TRAINING, read_status, write_status
 from . import gpu_yield
+from .battle_group import battle_hooks, fight_in_ranks
 
 if TYPE_CHECKING:  # the engine itself is imported when a quest is fought (seconds of imports)
     from ..train.trainer import Job, TrainingResult
@@ -72,6 +73,7 @@ class Daemon:
         self._setup_retry_at = 0.0
         self._setup_backoff = SETUP_RETRY_S
         self._setup_tries = 0  # in the heartbeat: proof that a waiting daemon retries
+        self.shipper: Shipper | None = None  # [vault] ship_to's background copier
 
     # -- single instance ------------------------------------------------------------
     def acquire_lock(self) -> None:
@@ -88,6 +90,24 @@ class Daemon:
                 self._config_error = str(e)
                 log.error("%s (keeping the last good config)", e)
                 self.ledger.event("config_error", str(e))
+
+    def checkpoint_published(self, step: int, path: Path) -> None:
+        """After each published checkpoint (on the training thread): queue it for the
+        shared zone (a row; the copy is the shipper thread's), then the achievements."""
+        self.ship(step, path)
+        self.award_achievements()
+
+    def ship(self, step: int | None = None, path: Path | None = None) -> None:
+        """The shipper for `[vault] ship_to` as the config says now (restarted when the
+        zone changed); with a step, that checkpoint is queued for it. A shipper started
+        here also picks up what an earlier run left pending."""
+        zone = self.config.vault.ship_to
+        if self.shipper is None or self.shipper.zone != zone:
+            if self.shipper is not None:
+                self.shipper.stop()
+            self.shipper = Shipper.start(self.paths, self.ledger, self.config)
+        if self.shipper is not None and step is not None and path is not None:
+            self.shipper.submit(step, path)
 
     def heartbeat(self, state: str, **extra: object) -> None:
         write_status(self.paths, DAEMON, pid=os.getpid(), state=state, started=self.started,
@@ -281,8 +301,18 @@ class Daemon:
             return
         job = self.job_for(quest, examples, before.get("run_id"))
         self.announce(quest, job, priority)
-        engine = TrainerEngine(self.paths, self.ledger, should_abort=self.should_abort)
-        result = engine.run_job(job)
+        ranks = self.ranks()
+        if ranks > 1:  # over the local GPUs (or gloo processes) under accelerate
+            result = fight_in_ranks(self.paths, job, ranks, self.config.training.parallel,
+                                    self.should_abort)
+            # Rank 0 published in its own process, where no shipper runs: its checkpoints
+            # are queued here once the battle ends (a queue row each; never blocks a step).
+            for rec in CheckpointLedger(self.ledger).list():
+                if rec.run_id == job.run_id:
+                    self.ship(rec.step, Path(rec.path))
+        else:
+            engine = TrainerEngine(self.paths, self.ledger, should_abort=self.should_abort)
+            result = engine.run_job(job)
         log.info("result %s", result.as_dict())
         status, detail = self.outcome(quest.name, result)
         if result.success:
@@ -310,10 +340,16 @@ class Daemon:
                    step_offset=offset, training=self.config.training,
                    skill=meta.get("skill"), skill_level=meta.get("level"),
                    resume_from=model_path if resume else None,
-                   on_progress=hero_progress(self.ledger, self.config.hero.name),
-                   on_checkpoint=lambda step, path: self.award_achievements(),
+                   # One process: each checkpoint goes to the shipper as it is published.
+                   **{**battle_hooks(self.ledger, self.config.hero.name),
+                      "on_checkpoint": self.checkpoint_published},
                    retention=self.config.retention,
                    base_model=self.config.hero.base_model or "dio-mini")
+
+    def ranks(self) -> int:
+        """The processes a battle trains over: `[training] nproc` (0 = the visible GPUs)."""
+        from ..train.ranks import local_nproc
+        return local_nproc(self.config.training)
 
     def announce(self, quest: Path, job: Job, priority: str) -> None:
         """The battle starts: the quest's and the run's rows, the event, the heartbeat."""
@@ -326,7 +362,7 @@ class Daemon:
         verb = "resumes" if resume else "takes on"
         self.ledger.event("battle_started", f"{self.config.hero.name} {verb} {job.quest_id}",
                           json.dumps({"model": str(job.model_path), "step": job.step_offset,
-                                      "resume": resume,
+                                      "resume": resume, "ranks": self.ranks(),
                                       "profile": self.config.resolved_profile.as_dict()},
                                      default=str))
         self.heartbeat("training", quest=job.quest_id)
@@ -457,6 +493,7 @@ class Daemon:
         except Exception as e:  # reported as a setup fault when a quest needs it
             log.error("could not build the demo hero: %s", e)
         self.ledger.event("daemon_started", f"The Arena opens (pid {os.getpid()})")
+        self.ship()  # checkpoints an earlier run left pending for the shared zone
         log.info("daemon %d watching %s", os.getpid(), self.paths.inbox)
         keeper = threading.Thread(target=self.keep_inbox, name="inbox-keeper", daemon=True)
         keeper.start()

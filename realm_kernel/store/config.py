@@ -122,6 +122,14 @@ class TrainingConfig(_Section):
     # quest it is set aside (failed/, with the reason).
     alarm_lr_factor: float = Field(0.5, gt=0, le=1)
     max_rollbacks: int = Field(3, ge=1, le=100)
+    # Processes one battle trains over on this machine (docs/engine.md "Several processes"):
+    # 0 = one per visible GPU, 1 on a CPU. Above 1 the daemon runs the battle under
+    # `accelerate launch` (DDP, gloo on a CPU); a step's batch is split across the ranks,
+    # so a step (one XP) holds the same examples at any count.
+    nproc: int = Field(0, ge=0, le=64)
+    # How the ranks hold the model: "ddp" (a whole copy each) or "fsdp" (sharded, for a
+    # model that does not fit one card); checkpoints are full state dicts either way.
+    parallel: Literal["ddp", "fsdp"] = "ddp"
 
     @field_validator("report_to", mode="before")
     @classmethod
@@ -198,6 +206,20 @@ class RetentionConfig(_Section):
     # Disk the checkpoints folder may use (GB, 0 = no budget), enforced before each save:
     # the checkpoints retention values least go first; a save that cannot fit is skipped.
     max_disk_gb: float = Field(0.0, ge=0)
+
+
+class VaultConfig(_Section):
+    """Shipping published checkpoints to a shared zone (store/shipping.py)."""
+    # The zone (its id, added by a person with `realm vault add-zone`) each published
+    # checkpoint is copied to, weights-only, in the daemon's background; "" = none.
+    ship_to: str = ""
+    # After a failed copy (the zone unreachable) the next try waits this long, doubling
+    # up to ship_retry_max_s; the checkpoint stays local, and retention keeps it meanwhile.
+    ship_retry_s: float = Field(30.0, gt=0, le=3600)
+    ship_retry_max_s: float = Field(900.0, gt=0, le=86400)
+    # Retention per zone ([vault.retention.<zone id>], the keys of [retention]); a zone
+    # without its own policy keeps every copy shipped to it.
+    retention: dict[str, RetentionConfig] = {}
 
 
 class OracleConfig(_Section):
@@ -290,6 +312,11 @@ class ClusterConfig(_Section):
     without this section: nothing is imported or started for it. "ray" places the
     inference tasks (evals, sparring, probes) on a running Ray cluster's nodes."""
     engine: Literal["local", "ray"] = "local"
+
+    @property
+    def on(self) -> bool:
+        """Cluster mode: inference tasks go to the Ray cluster's nodes."""
+        return self.engine == "ray"
     # The running Ray cluster to join ("127.0.0.1:6379", "ray://head:10001"); empty:
     # RAY_ADDRESS, else the cluster `ray start` left on this machine ("auto").
     address: str = ""
@@ -312,6 +339,7 @@ class RealmConfig(_Section):
     quests: QuestsConfig = QuestsConfig()
     oracle: OracleConfig = OracleConfig()
     retention: RetentionConfig = RetentionConfig()
+    vault: VaultConfig = VaultConfig()
     taskmaster: TaskmasterConfig = TaskmasterConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
     logs: LogsConfig = LogsConfig()
