@@ -64,5 +64,5 @@ def page(name: str, home: str | None = None, plots: bool = True):
     shown = None
     if plots and spec.plots:
         from .plots import plots_for
-        shown = plots_for(spec.plots, session.realm, notebook=True)
+        shown = plots_for(spec.plots, session.realm, view, notebook=True)
     return PageView(box, shown) if shown is not None else box

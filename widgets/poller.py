@@ -27,6 +27,14 @@ class View:
         self.shown = True  # until the front end says otherwise
         self.closed = False
         self.due = 0.0  # when the poller may refresh it next (its clock)
+        self.followers: list[View] = []  # views seen and closed with this one
+
+    def follow(self, leader: View) -> View:
+        """Be seen, hidden and closed with `leader`: a page's HoloViews plots report no
+        visibility of their own, so they follow the page's widgets (widgets/plots.py)."""
+        leader.followers.append(self)
+        self.shown, self.closed = leader.shown, leader.closed
+        return self
 
     def refresh(self, stamps: dict | None = None) -> None:
         self.push(self.session.snapshot(stamps))
@@ -36,9 +44,13 @@ class View:
         was, self.shown = self.shown, bool(shown)
         if self.shown and not was and not self.closed:
             self.refresh()
+        for f in self.followers:
+            f.set_shown(shown)
 
     def close(self) -> None:
         self.closed = True
+        for f in self.followers:
+            f.close()
 
 
 class Poller:
