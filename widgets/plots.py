@@ -6,6 +6,8 @@ changed and the page is seen (both hosts)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import holoviews as hv
 import panel as pn
 
@@ -15,6 +17,9 @@ from .pages import Session
 from .poller import POLLER, Poller, View
 
 _ready = False
+# A plot is looked at, not raced: while its data change it is redrawn at most this often
+# (the widgets keep their page's pace: a new ledger row still shows within a second).
+PLOT_SECONDS = 3.0
 
 
 def _extension(notebook: bool) -> None:
@@ -103,14 +108,26 @@ class PlotSession(Session):
         return {"guild": guild_data(self.realm)}
 
 
+def layout(name: str, data: dict) -> tuple:
+    """What decides a page's panes for a plot: while it stays the same, new data go into
+    the plots already drawn."""
+    return (name,) if name == "battle" else tuple(s for s, h in data["heatmaps"].items() if h["cells"])
+
+
+def _nth(name: str, i: int, data: dict):
+    return draw(name, data)[i]
+
+
 def plots_for(names: tuple[str, ...], realm: Realm, page_view: View, notebook: bool = False,
               poller: Poller = POLLER) -> pn.Column:
     """The plots of a page: a view in the process's one poller (no timer of their own),
     seen, hidden and closed with the page's widgets (`page_view`), redrawn only when
-    their data changed."""
+    their data changed, at most every PLOT_SECONDS."""
     _extension(notebook)
     col = pn.Column(sizing_mode="stretch_width", css_classes=["realm-plots"])
     drawn: dict = {}
+    pipes: dict[str, hv.streams.Pipe] = {}
+    shapes: dict[str, tuple | None] = {}
 
     def push(state: dict) -> None:
         for name in names:
@@ -121,15 +138,24 @@ def plots_for(names: tuple[str, ...], realm: Realm, page_view: View, notebook: b
             try:
                 if data is None:  # its read failed before it ever succeeded (logged by the session)
                     raise RuntimeError("its data could not be read; see the log")
-                objs = draw(name, data)
+                objs, shape = draw(name, data), layout(name, data)  # a failure shows here, not in Bokeh
             except Exception as e:  # a plot never takes the page down
-                objs = [hv.Text(0, 0, f"plot unavailable: {e}")]
+                objs, shape = [hv.Text(0, 0, f"plot unavailable: {e}")], None
+            if shape is not None and shapes.get(name) == shape:
+                # The same plots with new data: HoloViews updates their Bokeh sources in
+                # place (no new figure in the page, a fraction of a full redraw's CPU).
+                pipes[name].send(data)
+                continue
+            shapes[name] = shape
+            if shape is not None:
+                pipe = pipes[name] = hv.streams.Pipe(data=data)
+                objs = [hv.DynamicMap(partial(_nth, name, i), streams=[pipe]) for i in range(len(objs))]
             panes = [pn.pane.HoloViews(o, sizing_mode="stretch_width", linked_axes=False) for o in objs]
             col.objects = [p for p in col.objects if getattr(p, "_realm_plot", None) != name] + panes
             for p in panes:
                 p._realm_plot = name
 
-    view = View(PlotSession(realm, names), push, page_view.period).follow(page_view)
+    view = View(PlotSession(realm, names), push, max(page_view.period, PLOT_SECONDS)).follow(page_view)
     view.refresh()
     poller.add(view)
     return col

@@ -41,38 +41,62 @@ def plot_names(col: pn.Column) -> list[str]:
     return [p._realm_plot for p in col.objects]
 
 
+def shown_data(col: pn.Column) -> list:
+    """The data each drawn plot holds (its stream's, which HoloViews draws from)."""
+    return [p.object.streams[0].data for p in col.objects]
+
+
+def shown_page(realm: Realm, poller: Poller, period: float = 0.5) -> View:
+    page = View(TavernSession(realm), lambda state: None, period)
+    poller.add(page)
+    page.set_shown(True)  # as prelude.js reports at the widgets' first render
+    return page
+
+
 def test_a_plot_reads_its_data_only_when_its_tables_changed(realm, monkeypatch, periodic):
     clock = [0.0]
     poller = Poller(clock=lambda: clock[0])
-    page = View(TavernSession(realm), lambda state: None, 0.5)
-    poller.add(page)
+    page = shown_page(realm, poller)
     calls = counted(monkeypatch, "battle_data")
     col = plots.plots_for(("battle",), realm, page, poller=poller)
     assert calls == [1] and plot_names(col) == ["battle", "battle"]  # drawn once at once
     drawn = list(col.objects)
     for _ in range(3):
-        clock[0] += 1
+        clock[0] += plots.PLOT_SECONDS
         poller.tick()
-    assert calls == [1] and col.objects == drawn  # nothing changed: not read, not redrawn
+    assert calls == [1] and shown_data(col)[0]["loss"] == []  # nothing changed: not read again
     realm.ledger.event("achievement", "First Blood")  # a table the plots do not read
-    clock[0] += 1
+    clock[0] += plots.PLOT_SECONDS
     poller.tick()
     assert calls == [1]
     realm.ledger.append("metrics", [{"step": 1, "loss": 2.5, "tokens_per_s": 900.0}])
-    clock[0] += 1
+    clock[0] += plots.PLOT_SECONDS
     poller.tick()
-    assert calls == [1, 1] and col.objects != drawn  # a new row: read once, redrawn
-    clock[0] += 1
+    assert calls == [1, 1]  # a new row: read once, and drawn into the same plots
+    assert col.objects == drawn and shown_data(col)[0]["loss"] == [[1, 2.5]]
+    clock[0] += plots.PLOT_SECONDS
     poller.tick()
     assert calls == [1, 1]
     assert periodic == []
 
 
+def test_a_plot_keeps_its_pace_while_its_data_change(realm, monkeypatch):
+    clock = [0.0]
+    poller = Poller(clock=lambda: clock[0])
+    page = shown_page(realm, poller, period=0.5)
+    calls = counted(monkeypatch, "battle_data")
+    plots.plots_for(("battle",), realm, page, poller=poller)
+    for step in range(1, 7):  # a row every half second, as DIO trains
+        realm.ledger.append("metrics", [{"step": step, "loss": 2.5}])
+        clock[0] += 0.5
+        poller.tick()
+    assert len(calls) == 1 + int(3.0 / plots.PLOT_SECONDS)  # the first draw, then one per PLOT_SECONDS
+
+
 def test_a_hidden_page_reads_no_plot_data_and_redraws_when_shown(realm, monkeypatch):
     clock = [0.0]
     poller = Poller(clock=lambda: clock[0])
-    page = View(TavernSession(realm), lambda state: None, 1.0)
-    poller.add(page)
+    page = shown_page(realm, poller, period=1.0)
     calls = counted(monkeypatch, "guild_data")
     col = plots.plots_for(("guild",), realm, page, poller=poller)
     assert calls == [1]
@@ -82,16 +106,16 @@ def test_a_hidden_page_reads_no_plot_data_and_redraws_when_shown(realm, monkeypa
         clock[0] += 5
         poller.tick()
     assert calls == [1]
-    drawn = list(col.objects)
+    assert shown_data(col)[0]["evals"] == []
     page.set_shown(True)  # seen again: the current plots at once, without waiting for a tick
-    assert calls == [1, 1] and col.objects != drawn
+    assert calls == [1, 1] and shown_data(col)[0]["evals"][0]["accuracy"] == 0.5
     page.close()
     assert poller.views() == []  # the plots leave with their page
 
 
 def test_a_plot_whose_data_cannot_be_read_says_so_and_the_page_lives_on(realm, monkeypatch):
     poller = Poller()
-    page = View(TavernSession(realm), lambda state: None)
+    page = shown_page(realm, poller)
 
     def broken(realm):
         raise OSError("ledger unreadable")
