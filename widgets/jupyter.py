@@ -23,7 +23,7 @@ def widget_class(name: str) -> type[anywidget.AnyWidget]:
         _classes[name] = type(f"{name.title().replace('_', '')}Widget", (anywidget.AnyWidget,), {
             "widget_name": name, "_esm": w.esm, "_css": w.css, **traits,
             "action": traitlets.Dict().tag(sync=True),
-            "in_view": traitlets.Bool(True).tag(sync=True)})
+            "in_view": traitlets.Bool(False).tag(sync=True)})
     return _classes[name]
 
 

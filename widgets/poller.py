@@ -24,7 +24,10 @@ class View:
 
     def __init__(self, session, push: Callable[[dict], None], period: float = 1.0) -> None:
         self.session, self.push, self.period = session, push, period
-        self.shown = True  # until the front end says otherwise
+        # Unseen until the front end says it is seen (prelude.js watchView reports at its
+        # first render): a page built for a request that never opens its websocket, or a
+        # notebook page never displayed, costs nothing.
+        self.shown = False
         self.closed = False
         self.due = 0.0  # when the poller may refresh it next (its clock)
         self.followers: list[View] = []  # views seen and closed with this one

@@ -93,11 +93,15 @@ def test_one_poller_stamps_once_per_tick_for_every_view(realm, monkeypatch):
         ws, sent = tavern_widgets()
         view, _ = bind(TavernSession(realm), ws, period=0.5)
         poller.add(view)
+        view.set_shown(True)  # the widgets' first render reports them seen
         sent_by_view.append(sent)
     stamped = []
     real = realm.stamps
     monkeypatch.setattr(realm, "stamps", lambda sources: (stamped.append(1), real(sources))[1])
     reads = Counting(realm, monkeypatch)
+    for sent in sent_by_view:
+        sent.clear()
+    realm.ledger.append("metrics", [{"step": 1, "loss": 2.5}])  # DIO fights a step
     assert poller.tick() == 3 and len(stamped) == 1 and reads.take() > 0
     assert all("hero" in sent for sent in sent_by_view)
     for sent in sent_by_view:
@@ -109,12 +113,31 @@ def test_one_poller_stamps_once_per_tick_for_every_view(realm, monkeypatch):
     assert poller.tick() == 0  # not due yet (each view keeps its page's pace)
 
 
+def test_a_view_nobody_has_seen_yet_is_not_refreshed(realm, monkeypatch):
+    """A page built for a request whose browser never opens its websocket (a health check,
+    a crawler), or a notebook page never displayed: no query, nothing sent, ever."""
+    clock = [0.0]
+    poller = Poller(clock=lambda: clock[0])
+    ws, sent = tavern_widgets()
+    view, _ = bind(TavernSession(realm), ws)
+    view.refresh()  # the state the page is built with
+    poller.add(view)
+    sent.clear()
+    reads = Counting(realm, monkeypatch)
+    realm.ledger.append("metrics", [{"step": 1, "loss": 2.5}])
+    for _ in range(3):
+        clock[0] += 5
+        assert poller.tick() == 0
+    assert reads.take() == 0 and sent == []
+
+
 def test_a_hidden_view_is_not_refreshed_and_gets_the_state_when_shown(realm, monkeypatch):
     clock = [0.0]
     poller = Poller(clock=lambda: clock[0])
     ws, sent = tavern_widgets()
     view, _ = bind(TavernSession(realm), ws)
     poller.add(view)
+    view.set_shown(True)
     poller.tick()
     view.set_shown(False)  # the tab went to the background / scrolled away
     sent.clear()
@@ -139,7 +162,9 @@ def test_the_notebook_page_follows_what_its_widgets_report(realm):
     box = page("tavern", realm.paths.home, plots=False)
     view, ws = box.view, list(box.children)
     try:
-        assert view in POLLER.views() and view.shown
+        assert view in POLLER.views() and not view.shown  # not displayed yet
+        ws[1].in_view = True  # its first render reports it seen
+        assert view.shown
         for w in ws:
             w.in_view = False
         assert not view.shown
