@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -69,10 +70,36 @@ def tokens_per_s(realm: Realm, since: datetime) -> float | None:
     return statistics.median(r["tokens_per_s"] for r in rows) if rows else None
 
 
-def phase(realm: Realm, proc, window: float) -> dict:
+def phase(realm: Realm, proc, window: float, profile: Path | None = None, name: str = "") -> dict:
+    """One window: the process's CPU and DIO's tokens/s; with `profile`, py-spy samples
+    the process's busy threads meanwhile (collapsed stacks to profile/<name>.txt)."""
     since = datetime.now(UTC)
+    spy = None
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking",
+                                "--format", "raw", "-r", "50", "-d", str(int(window)), "-p", str(proc.pid),
+                                "-o", str(profile / f"{name}.txt")], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     cpu = cpu_share(proc, window)
+    if spy is not None:
+        spy.wait(timeout=window + 60)
     return {"cpu": cpu, "tokens_per_s": tokens_per_s(realm, since)}
+
+
+def top_frames(profile: Path, n: int = 12) -> dict[str, list]:
+    """Per profile: the functions with the most samples anywhere on the stack (self + below)."""
+    out = {}
+    for f in sorted(profile.glob("*.txt")):
+        counts: dict[str, int] = {}
+        total = 0
+        for line in f.read_text().splitlines():
+            stack, _, k = line.rpartition(" ")
+            total += int(k)
+            for frame in set(stack.split(";")):
+                counts[frame] = counts.get(frame, 0) + int(k)
+        out[f.stem] = [(total, "samples")] + sorted(((c, fr) for fr, c in counts.items()), reverse=True)[:n]
+    return out
 
 
 def show_all(page, visible: bool) -> None:
@@ -89,6 +116,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--window", type=float, default=30.0)
     ap.add_argument("--note", default="", help="the machine's load, said with the figures")
+    ap.add_argument("--hosts", default="panel,lab", help="which hosts to measure: panel, lab or both")
+    ap.add_argument("--profile", type=Path, help="py-spy each phase into this folder (no figures written)")
     args = ap.parse_args()
     import psutil
     from playwright.sync_api import sync_playwright
@@ -108,6 +137,10 @@ def main() -> None:
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4, "nbformat_minor": 5}))
     runs: dict[str, list] = {}
+    hosts = set(args.hosts.split(","))
+
+    def measure(name: str, proc) -> dict:
+        return phase(realm, proc, args.window, args.profile, f"{name}-r{len(runs.get(name, []))}")
     procs = Procs(tmp)
     try:
         start_daemon(procs, paths)
@@ -115,10 +148,10 @@ def main() -> None:
         wait_for(lambda: tokens_per_s(realm, datetime(2000, 1, 1, tzinfo=UTC)), 300, "DIO to train")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            app, url = start_panel(procs, paths, REALM_WEAVER="0")
-            server = psutil.Process(app.pid)
-            for _ in range(args.rounds):
-                runs.setdefault("panel_0", []).append(phase(realm, server, args.window))
+            app, url = start_panel(procs, paths, REALM_WEAVER="0") if "panel" in hosts else (None, "")
+            server = psutil.Process(app.pid) if app else None
+            for _ in range(args.rounds if app else 0):
+                runs.setdefault("panel_0", []).append(measure("panel_0", server))
                 tabs = []
                 for n in (1, 3):
                     while len(tabs) < n:
@@ -126,31 +159,36 @@ def main() -> None:
                         tab.goto(f"{url}/")
                         tab.locator("[data-stat=events]").first.wait_for(state="attached", timeout=60_000)
                         tabs.append(tab)
-                    runs.setdefault(f"panel_{n}", []).append(phase(realm, server, args.window))
+                    runs.setdefault(f"panel_{n}", []).append(measure(f"panel_{n}", server))
                 for tab in tabs:
                     show_all(tab, False)
-                runs.setdefault("panel_3_hidden", []).append(phase(realm, server, args.window))
+                runs.setdefault("panel_3_hidden", []).append(measure("panel_3_hidden", server))
                 for tab in tabs:
                     tab.close()
-            procs.stop(app)
+            if app:
+                procs.stop(app)
             token = "ui-cost"
             lab, base = start_lab(procs, paths, tmp, root_dir=tmp / "lab", token=token, REALM_WEAVER="0")
-            for _ in range(args.rounds):
+            for _ in range(args.rounds if "lab" in hosts else 0):
                 tab = browser.new_page(viewport={"width": 1280, "height": 2400})
                 run_notebook(tab, base, token, "notebooks/Cost.ipynb")
                 tab.locator("[data-stat=events]").first.wait_for(state="attached", timeout=120_000)
                 kernel = next(c for c in psutil.Process(lab.pid).children(recursive=True)
                               if "ipykernel" in " ".join(c.cmdline()))
-                runs.setdefault("lab_visible", []).append(phase(realm, kernel, args.window))
+                runs.setdefault("lab_visible", []).append(measure("lab_visible", kernel))
                 show_all(tab, False)
-                runs.setdefault("lab_hidden", []).append(phase(realm, kernel, args.window))
+                runs.setdefault("lab_hidden", []).append(measure("lab_hidden", kernel))
                 tab.close()
-                runs.setdefault("lab_closed", []).append(phase(realm, kernel, args.window))
+                runs.setdefault("lab_closed", []).append(measure("lab_closed", kernel))
                 kernel.terminate()  # the next round opens the notebook on a fresh kernel
             browser.close()
     finally:
         procs.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.profile is not None:
+        for name, top in top_frames(args.profile).items():
+            print(f"== {name}", *(f"{c:7d}  {fr}" for c, fr in top), sep="\n")
+        return
     figures: dict = {"rounds": args.rounds, "window_s": args.window, "note": args.note,
                      "cpu_count": os.cpu_count(), "load_avg": os.getloadavg()}
     for name, phases in runs.items():
