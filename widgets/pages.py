@@ -10,6 +10,7 @@ import base64
 import copy
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,12 @@ class Session:
     state (no query) and is taken on every snapshot."""
 
     reads: dict[str, tuple[str, ...] | None] = {}
+    # Parts whose sources change with every training step (metrics, the daemon's status):
+    # while they keep changing, each is read again at most every so many seconds (a person
+    # reads a loss every few seconds; the events keep the page's pace). An action reads
+    # every part at once.
+    every: dict[str, float] = {}
+    clock: Callable[[], float] = staticmethod(time.monotonic)
     live = False  # True: in-memory parts change on their own (the Oracle's streams)
 
     def __init__(self, realm: Realm | None = None) -> None:
@@ -64,6 +71,7 @@ class Session:
         self.notice: dict | None = None
         self._parts: dict[str, dict] = {}
         self._keys: dict[str, tuple] = {}
+        self._read_at: dict[str, float] = {}  # when each part was last read (self.clock)
         self._snap_lock = threading.Lock()  # the poller and an action may snapshot at once
 
     def parts(self) -> dict[str, tuple[str, ...] | None]:
@@ -79,19 +87,25 @@ class Session:
             if stamps is None:
                 stamps = self.realm.stamps(self.sources())
             out: dict = {}
+            now = self.clock()
             for part, reads in self.parts().items():
                 if reads is None:
                     out.update(getattr(self, part)())
                     continue
                 key = tuple(stamps[s] for s in reads)
-                if self._keys.get(part) != key:
+                if self._keys.get(part) != key and not self._too_soon(part, now):
                     try:
                         self._parts[part] = getattr(self, part)()
                         self._keys[part] = key
+                        self._read_at[part] = now
                     except Exception as e:  # a ledger hiccup keeps the last facts on the page
                         log.warning("page state %s: %s", part, e)
                 out.update(self._parts.get(part, {}))
             return {**out, "notice": self.notice}
+
+    def _too_soon(self, part: str, now: float) -> bool:
+        """Read `part` again later: it has a value, and was read less than `every` ago."""
+        return part in self._keys and now - self._read_at.get(part, now) < self.every.get(part, 0.0)
 
     def toasts(self) -> dict:
         return {"toasts": self.realm.reports.notable_events(TOAST_KINDS)}
@@ -116,19 +130,30 @@ class Session:
                            "nonce": action.get("nonce")}
         else:
             self.notice = {"ok": True, "action": name, "message": message, "nonce": action.get("nonce")}
-        self._keys.clear()  # the action changed something: read it all again
+        self._keys.clear()  # the action changed something: read it all again, now
+        self._read_at.clear()
         return self.notice
 
 
 class TavernSession(Session):
-    """Hero card, the live battle, skill badges, recent events, achievements."""
+    """Hero card, the live battle, skill badges, recent events, achievements.
+
+    `Realm.tavern_state()` split by what changes when: the hero and the battle move with
+    every step (read at most every 2 s while DIO trains), the events and loss alarms only
+    when an event is written (at the page's pace)."""
 
     reads = {"state": ("metrics", "checkpoints", "events", "evals", "runs", "quests", "achievements",
                        "status"),
+             "feed": ("events",),
              "slow_state": ("evals", "primitive_accuracy", "events", "achievements")}
+    every = {"state": 2.0}
 
     def state(self) -> dict:
-        return self.realm.tavern_state()
+        r = self.realm
+        return {"hero": r.hero(), "battle": r.training.status(), "losses": r.reports.series("loss")}
+
+    def feed(self) -> dict:
+        return {"events": self.realm.reports.events(), "alarms": self.realm.reports.alarm_steps()}
 
     def slow_state(self) -> dict:
         return {"skills": self.realm.skills.list(), "achievements": self.realm.reports.achievements()}
@@ -155,6 +180,7 @@ class QuestSession(Session):
     """The queue by priority, uploads, generated quests, reorder, priorities, deletes."""
 
     reads = {"slow_state": ("quests", "runs", "metrics", "evals", "queue")}
+    every = {"slow_state": 2.0}  # metrics: the ETAs follow the training pace
 
     def slow_state(self) -> dict:
         queue = self.realm.quests.queue()
@@ -371,6 +397,7 @@ class OracleSession(Session):
 
     reads = {"slow_state": ("checkpoints", "assets", "evals", "events", "config", "hosts", "status"),
              "state": None}
+    every = {"slow_state": 2.0}  # status: the daemon's moves with every step
     live = True  # answers stream in from threads
 
     def __init__(self, realm: Realm | None = None, max_new_tokens: int = 64) -> None:

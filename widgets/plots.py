@@ -114,10 +114,6 @@ def layout(name: str, data: dict) -> tuple:
     return (name,) if name == "battle" else tuple(s for s, h in data["heatmaps"].items() if h["cells"])
 
 
-def _nth(name: str, i: int, data: dict):
-    return draw(name, data)[i]
-
-
 def plots_for(names: tuple[str, ...], realm: Realm, page_view: View, notebook: bool = False,
               poller: Poller = POLLER) -> pn.Column:
     """The plots of a page: a view in the process's one poller (no timer of their own),
@@ -128,6 +124,12 @@ def plots_for(names: tuple[str, ...], realm: Realm, page_view: View, notebook: b
     drawn: dict = {}
     pipes: dict[str, hv.streams.Pipe] = {}
     shapes: dict[str, tuple | None] = {}
+    made: dict[str, tuple] = {}  # name: (data, its objects), drawn once for all its panes
+
+    def nth(name: str, i: int, data: dict):
+        if made.get(name, (None,))[0] is not data:
+            made[name] = (data, draw(name, data))
+        return made[name][1][i]
 
     def push(state: dict) -> None:
         for name in names:
@@ -139,6 +141,7 @@ def plots_for(names: tuple[str, ...], realm: Realm, page_view: View, notebook: b
                 if data is None:  # its read failed before it ever succeeded (logged by the session)
                     raise RuntimeError("its data could not be read; see the log")
                 objs, shape = draw(name, data), layout(name, data)  # a failure shows here, not in Bokeh
+                made[name] = (data, objs)
             except Exception as e:  # a plot never takes the page down
                 objs, shape = [hv.Text(0, 0, f"plot unavailable: {e}")], None
             if shape is not None and shapes.get(name) == shape:
@@ -149,7 +152,7 @@ def plots_for(names: tuple[str, ...], realm: Realm, page_view: View, notebook: b
             shapes[name] = shape
             if shape is not None:
                 pipe = pipes[name] = hv.streams.Pipe(data=data)
-                objs = [hv.DynamicMap(partial(_nth, name, i), streams=[pipe]) for i in range(len(objs))]
+                objs = [hv.DynamicMap(partial(nth, name, i), streams=[pipe]) for i in range(len(objs))]
             panes = [pn.pane.HoloViews(o, sizing_mode="stretch_width", linked_axes=False) for o in objs]
             col.objects = [p for p in col.objects if getattr(p, "_realm_plot", None) != name] + panes
             for p in panes:

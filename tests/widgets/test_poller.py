@@ -64,16 +64,59 @@ def test_a_page_runs_no_query_when_nothing_changed(realm, monkeypatch, name):
     assert any(t["message"] == "First Blood" for t in state["toasts"])
 
 
-def test_only_the_parts_whose_tables_changed_are_read_again(realm, monkeypatch):
-    session = TavernSession(realm)
-    session.snapshot()
+def on_clock(session, start: float = 0.0) -> list[float]:
+    """The session's clock, moved by hand: [now]."""
+    clock = [start]
+    session.clock = lambda: clock[0]
+    return clock
+
+
+def counted_parts(session, monkeypatch) -> list[str]:
     calls: list[str] = []
-    for part in ("state", "slow_state", "toasts"):
+    for part in session.parts():
         real = getattr(session, part)
         monkeypatch.setattr(session, part, lambda _p=part, _r=real: (calls.append(_p), _r())[1])
+    return calls
+
+
+def test_only_the_parts_whose_tables_changed_are_read_again(realm, monkeypatch):
+    session = TavernSession(realm)
+    clock = on_clock(session)
+    session.snapshot()
+    calls = counted_parts(session, monkeypatch)
+    clock[0] += 10
     realm.ledger.append("metrics", [{"step": 1, "loss": 2.5}])
     session.snapshot()
-    assert calls == ["state"]  # the hero and the battle read metrics; skills and toasts do not
+    assert calls == ["state"]  # the hero and the battle read metrics; events, skills, toasts do not
+    calls.clear()
+    realm.ledger.event("achievement", "First Blood")
+    clock[0] += 10
+    session.snapshot()
+    assert sorted(calls) == ["feed", "slow_state", "state", "toasts"]
+
+
+def test_a_part_that_moves_every_step_is_read_at_its_own_pace(realm, monkeypatch):
+    """While DIO trains, metrics change at every poll: the hero and the battle are read
+    again at most every `every` seconds, while a new event still shows at the next poll."""
+    session = TavernSession(realm)
+    clock = on_clock(session)
+    session.snapshot()
+    calls = counted_parts(session, monkeypatch)
+    pace = TavernSession.every["state"]
+    for step in range(1, 9):  # a step per poll, the poll every half second: 4 s
+        realm.ledger.append("metrics", [{"step": step, "loss": 2.5}])
+        clock[0] += 0.5
+        session.snapshot()
+    assert calls.count("state") == int(4 / pace)
+    realm.ledger.event("achievement", "Seen at once")
+    clock[0] += 0.1
+    state = session.snapshot()
+    assert "feed" in calls and any(e["message"] == "Seen at once" for e in state["events"])
+    calls.clear()
+    realm.ledger.append("metrics", [{"step": 9, "loss": 2.5}])
+    session.act({"name": "pause", "nonce": "p"})  # an action reads everything again at once
+    session.snapshot()
+    assert "state" in calls
 
 
 def test_an_action_reads_everything_again(realm, monkeypatch):
@@ -91,7 +134,9 @@ def test_one_poller_stamps_once_per_tick_for_every_view(realm, monkeypatch):
     sent_by_view = []
     for _ in range(3):  # three browser sessions of the Tavern
         ws, sent = tavern_widgets()
-        view, _ = bind(TavernSession(realm), ws, period=0.5)
+        session = TavernSession(realm)
+        session.every = {}  # the hero and battle's own pace is not what this tests
+        view, _ = bind(session, ws, period=0.5)
         poller.add(view)
         view.set_shown(True)  # the widgets' first render reports them seen
         sent_by_view.append(sent)
