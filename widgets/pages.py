@@ -43,6 +43,11 @@ TOAST_KINDS = ("quest_completed", "hero_level_up", "champion", "skill_level_up",
 MAX_UPLOAD_BYTES = 64 << 20  # the browser sends uploads through a synced property
 
 
+# Parts read by one session and taken by the others with the same stamps (Session._adopt):
+# (realm home, the part's method) -> (stamps key, value, when read).
+_shared_parts: dict[tuple, tuple] = {}
+_shared_lock = threading.Lock()
+
 # What the toasts read (every page has them).
 TOAST_READS = ("events",)
 
@@ -64,6 +69,9 @@ class Session:
     every: dict[str, float] = {}
     clock: Callable[[], float] = staticmethod(time.monotonic)
     live = False  # True: in-memory parts change on their own (the Oracle's streams)
+    # True: each part's value depends on the realm only, so sessions share what one read
+    # (three browser tabs of a page read it once; every page's toasts are read once).
+    shared = True
 
     def __init__(self, realm: Realm | None = None) -> None:
         self.realm = realm or shared_realm()
@@ -73,6 +81,7 @@ class Session:
         self._keys: dict[str, tuple] = {}
         self._read_at: dict[str, float] = {}  # when each part was last read (self.clock)
         self._snap_lock = threading.Lock()  # the poller and an action may snapshot at once
+        self._fresh = False  # an action ran: read, do not adopt
 
     def parts(self) -> dict[str, tuple[str, ...] | None]:
         return {**self.reads, "toasts": TOAST_READS}
@@ -93,15 +102,42 @@ class Session:
                     out.update(getattr(self, part)())
                     continue
                 key = tuple(stamps[s] for s in reads)
-                if self._keys.get(part) != key and not self._too_soon(part, now):
+                stale = self._keys.get(part) != key
+                if stale and not self._adopt(part, key) and not self._too_soon(part, now):
                     try:
                         self._parts[part] = getattr(self, part)()
                         self._keys[part] = key
                         self._read_at[part] = now
+                        self._publish(part)
                     except Exception as e:  # a ledger hiccup keeps the last facts on the page
                         log.warning("page state %s: %s", part, e)
                 out.update(self._parts.get(part, {}))
+            self._fresh = False
             return {**out, "notice": self.notice}
+
+    def _shared_key(self, part: str) -> tuple | None:
+        """Where a part's value is shared by every session of the process over this realm
+        home: the part's method (Session.toasts for every page), or None if private."""
+        if not self.shared:
+            return None
+        owner = next(c for c in type(self).__mro__ if part in vars(c))
+        return (self.realm.paths.home, owner.__qualname__, part)
+
+    def _adopt(self, part: str, key: tuple) -> bool:
+        """Take the value another session read with these same stamps (no read), unless an
+        action of this session asked for a fresh read."""
+        where = self._shared_key(part)
+        with _shared_lock:
+            got = _shared_parts.get(where) if where and not self._fresh else None
+        if got is None or got[0] != key:
+            return False
+        self._keys[part], self._parts[part], self._read_at[part] = got
+        return True
+
+    def _publish(self, part: str) -> None:
+        if (where := self._shared_key(part)) is not None:
+            with _shared_lock:
+                _shared_parts[where] = (self._keys[part], self._parts[part], self._read_at[part])
 
     def _too_soon(self, part: str, now: float) -> bool:
         """Read `part` again later: it has a value, and was read less than `every` ago."""
@@ -132,6 +168,7 @@ class Session:
             self.notice = {"ok": True, "action": name, "message": message, "nonce": action.get("nonce")}
         self._keys.clear()  # the action changed something: read it all again, now
         self._read_at.clear()
+        self._fresh = True
         return self.notice
 
 
@@ -265,6 +302,7 @@ class SettingsSession(Session):
     """realm.toml's fields with validation; the VRAM estimate follows the form live."""
 
     reads = {"slow_state": ("config",), "state": None}
+    shared = False  # slow_state estimates this form's VRAM
 
     def __init__(self, realm: Realm | None = None) -> None:
         super().__init__(realm)

@@ -119,6 +119,33 @@ def test_a_part_that_moves_every_step_is_read_at_its_own_pace(realm, monkeypatch
     assert "state" in calls
 
 
+def test_sessions_of_a_process_share_what_one_read(realm, monkeypatch, tmp_path):
+    """Three tabs of the Tavern and a Vault: each part is read once for all of them (the
+    toasts once for every page), again once after a change; another home shares nothing."""
+    from realm_widgets.pages import Session, VaultSession
+    calls: list[str] = []
+    for cls, part in ((TavernSession, "state"), (TavernSession, "feed"), (TavernSession, "slow_state"),
+                      (VaultSession, "slow_state"), (Session, "toasts")):
+        real = getattr(cls, part)
+        name = f"{cls.__name__}.{part}"
+        monkeypatch.setattr(cls, part, lambda self, _r=real, _n=name: (calls.append(_n), _r(self))[1])
+    tabs = [TavernSession(realm) for _ in range(3)]
+    vault = VaultSession(realm)
+    states = [s.snapshot() for s in tabs]
+    vault.snapshot()
+    assert all(st == states[0] for st in states)
+    assert sorted(calls) == ["Session.toasts", "TavernSession.feed", "TavernSession.slow_state",
+                             "TavernSession.state", "VaultSession.slow_state"]
+    calls.clear()
+    realm.ledger.event("achievement", "Shared")
+    for s in [*tabs, vault]:
+        assert any(t["message"] == "Shared" for t in s.snapshot()["toasts"])
+    assert sorted(set(calls)) == sorted(calls)  # each part read once for the four sessions
+    calls.clear()
+    TavernSession(Realm(tmp_path / "other")).snapshot()
+    assert "TavernSession.state" in calls
+
+
 def test_an_action_reads_everything_again(realm, monkeypatch):
     session = TavernSession(realm)
     session.snapshot()
