@@ -217,7 +217,7 @@ class QuestSession(Session):
     """The queue by priority, uploads, generated quests, reorder, priorities, deletes."""
 
     reads = {"slow_state": ("quests", "runs", "metrics", "evals", "queue")}
-    every = {"slow_state": 2.0}  # metrics: the ETAs follow the training pace
+    every = {"slow_state": 5.0}  # metrics: the ETAs follow the training pace
 
     def slow_state(self) -> dict:
         queue = self.realm.quests.queue()
@@ -435,7 +435,7 @@ class OracleSession(Session):
 
     reads = {"slow_state": ("checkpoints", "assets", "evals", "events", "config", "hosts", "status"),
              "state": None}
-    every = {"slow_state": 2.0}  # status: the daemon's moves with every step
+    every = {"slow_state": 5.0}  # status: the daemon's moves with every step
     live = True  # answers stream in from threads
 
     def __init__(self, realm: Realm | None = None, max_new_tokens: int = 64) -> None:

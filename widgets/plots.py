@@ -19,7 +19,7 @@ from .poller import POLLER, Poller, View
 _ready = False
 # A plot is looked at, not raced: while its data change it is redrawn at most this often
 # (the widgets keep their page's pace: a new ledger row still shows within a second).
-PLOT_SECONDS = 3.0
+PLOT_SECONDS = 5.0
 
 
 def _extension(notebook: bool) -> None:

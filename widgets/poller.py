@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -88,7 +89,9 @@ class Poller:
             except Exception as e:  # a half-restored home, say: try again next tick
                 log.warning("change stamps: %s", e)
         for v in due:
-            v.due = now + v.period
+            # On the period's grid, not `now + period`: views of one pace fall due in the
+            # same tick, see the same stamps and so share what one of them read (pages.py).
+            v.due = (math.floor(now / v.period) + 1) * v.period
             if id(v.session.realm) not in stamps:
                 continue
             try:

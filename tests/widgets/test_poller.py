@@ -247,3 +247,23 @@ def test_the_notebook_page_follows_what_its_widgets_report(realm):
         assert any(t["message"] == "Back in view" for t in toasts.toasts)
     finally:
         view.close()
+
+
+def test_views_of_one_pace_fall_due_together(realm):
+    """Two tabs opened 0.3 s apart: after their first refresh they are due in the same
+    tick, so they see the same stamps and share what one read."""
+    clock = [0.0]
+    poller = Poller(clock=lambda: clock[0])
+    views = []
+    for opened in (0.0, 0.3):
+        clock[0] = opened
+        ws, _ = tavern_widgets()
+        view, _ = bind(TavernSession(realm), ws, period=0.5)
+        poller.add(view)
+        view.set_shown(True)
+        assert poller.tick() == 1  # the new one, at once
+        views.append(view)
+    clock[0] = 0.5
+    assert poller.tick() == 2
+    clock[0] = 0.8
+    assert poller.tick() == 0
