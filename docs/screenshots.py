@@ -30,7 +30,7 @@ from tests.helpers import (  # noqa: E402
     wait_for,
     watch_xp_rise,
 )
-from tests.test_tavern_pages import PAGES, record_real_eval  # noqa: E402
+from tests.widgets.test_tavern_pages import PAGES, record_real_eval  # noqa: E402
 
 OUT = REPO / "docs" / "img"
 MARKS = {"tavern": "[data-stat=xp]", "quests": "[data-section=high]", "oracle": "[data-pane=left]",

@@ -61,6 +61,23 @@ def require_chromium() -> None:
     pytest.fail(NO_CHROMIUM, pytrace=False)
 
 
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/tcp{,6} has them) with a listening TCP socket on
+    `port`: what a server really bound, whatever its options said."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for ln in lines:
+            local, state = ln.split()[1], ln.split()[3]
+            addr, p = local.rsplit(":", 1)
+            if int(p, 16) == port and state == "0A":
+                found.add(addr)
+    return found
+
+
 def wait_for(predicate: Callable[[], object], timeout: float, what: str,
              interval: float = 0.2) -> object:
     """The predicate's first truthy value, polling every `interval`; an exception counts

@@ -73,9 +73,48 @@ def app(name: str):
 
 
 def serve_alone(name: str) -> None:
-    """One page as its own `panel serve` script (widgets/tavern.py, widgets/oracle.py)."""
+    """One page as its own `panel serve` script (widgets/tavern.py, widgets/oracle.py),
+    refused (and the server stopped) when Panel's command line left it reachable from
+    other machines without a login."""
+    refuse_exposed_panel_serve()
     pn.extension()
     build_page(name).servable(title=f"Realm of Training — {PAGES[name].title}")
+
+
+def panel_serve_exposure() -> list[str]:
+    """Why the Bokeh server running this script is reachable from another machine: its
+    listening sockets and websocket origins as the running server holds them. `panel
+    serve` parsed its own options (prefixes, last value wins, BOKEH_* variables, its
+    default of every address); reading what it did with them needs no second parser."""
+    import gc
+    import socket
+
+    from bokeh.server.server import Server
+
+    from realm_kernel.api import exposure
+    why: list[str] = []
+    for server in (o for o in gc.get_objects() if isinstance(o, Server)):
+        for sock in server._http._sockets.values():
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                why += exposure(sock.getsockname()[0])
+        why += exposure("127.0.0.1", sorted(server._tornado.websocket_origins))
+    return sorted(set(why))
+
+
+def refuse_exposed_panel_serve() -> None:
+    """Bokeh runs the script at a browser's first request, after it started listening:
+    an exposed server without Panel's login is stopped there, before a page is built."""
+    import os
+    import sys
+
+    from realm_kernel.api import ExposureError, refuse_without_login
+    try:
+        refuse_without_login("the Tavern (panel serve)", panel_serve_exposure(),
+                             bool(pn.config.basic_auth or pn.config.oauth_provider),
+                             "pass --address 127.0.0.1, or Panel's --basic-auth / --oauth-provider")
+    except ExposureError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        os._exit(2)  # inside a request handler: SystemExit would only end this session
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,5 @@
-"""The Oracle page alone: `panel serve widgets/oracle.py` (binds 127.0.0.1), at /oracle,
-or beside the Tavern: `panel serve widgets/tavern.py widgets/oracle.py`. The same page as
+"""The Oracle page alone: `panel serve widgets/oracle.py --address 127.0.0.1`, at /oracle,
+or beside the Tavern: `panel serve widgets/tavern.py widgets/oracle.py --address 127.0.0.1`. The same page as
 the app's /oracle route (widgets/app.py): a session per browser tab over the process's
 one Realm, hence one model pool shared by every session.
 

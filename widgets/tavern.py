@@ -1,4 +1,5 @@
-"""The Tavern page alone: `panel serve widgets/tavern.py` (binds 127.0.0.1), at /tavern.
+"""The Tavern page alone: `panel serve widgets/tavern.py --address 127.0.0.1`, at /tavern
+(Panel listens on every address unless told: the page refuses that without a login).
 The whole app with every page at its route is `python -m realm_widgets.app` (widgets/app.py).
 
 The realm home is REALM_HOME (default: the checkout)."""

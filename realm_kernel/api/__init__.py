@@ -23,6 +23,7 @@ from ..oracle.client import SharedOracle
 from ..oracle.pool import ModelNotLoaded, OracleError, RemoteError
 from ..quests.formats import QuestError
 from ..quests.queue import QueueConflict
+from ..services.exposure import exposure, refuse_without_login
 from ..services.tavern_server import ExposureError, TavernServer
 from ..services.tavern_server import parse as parse_tavern_options
 from ..store import backup
@@ -51,7 +52,8 @@ from .training import Training
 # rule `realm tavern` uses, reached through here like everything else the widgets need.
 __all__ = ["BackupError", "ConfigError", "ExposureError", "ModelNotLoaded", "OracleError",
            "ProtectedAssetError", "QuestError", "QueueConflict", "Realm", "RemoteError", "SkillError",
-           "TavernServer", "UnknownCheckpoint", "VaultError", "parse_tavern_options"]
+           "TavernServer", "UnknownCheckpoint", "VaultError", "exposure", "parse_tavern_options",
+           "refuse_without_login"]
 
 
 class Realm:

@@ -116,6 +116,13 @@ class CheckpointLedger:
         rows = self._records("WHERE c.step = ?", [n], limit=1)
         return rows[0] if rows else None
 
+    def superseded(self) -> list[CheckpointRecord]:
+        """Older saves of a step that a later save of the same step (a restarted or resumed
+        run, another minute in the folder name) replaced in the view: spare folders."""
+        sql = (f"SELECT DISTINCT ON (c.name) {self._COLS} FROM checkpoints c "
+               "WHERE c.name NOT IN (SELECT name FROM checkpoint_ledger) ORDER BY c.name")
+        return [CheckpointRecord.from_row(r) for r in self.ledger.query(sql)]
+
     def best(self, metric: str = "loss") -> CheckpointRecord | None:
         if metric not in CHECKPOINT_METRICS:
             raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(CHECKPOINT_METRICS)}")

@@ -441,6 +441,13 @@ class VaultKeeper:
                 out.setdefault(step, "in use (the battle in progress)")
         return out
 
+    def _paths_in_use(self) -> set[Path]:
+        """The exact folders the battle in progress and the champion name (protection by
+        step cannot tell two saves of one step apart)."""
+        named = [(read_json(self.paths.status / "training.json", {}) or {}).get("last_checkpoint")]
+        named += [r["path"] for r in self.ledger.query("SELECT path FROM champion")]
+        return {Path(p).resolve() for p in named if p}
+
     def retention_plan(self, policy: RetentionConfig | None = None) -> dict[str, Any]:
         policy = policy or self.config.retention
         ledger = CheckpointLedger(self.ledger)
@@ -477,6 +484,13 @@ class VaultKeeper:
                      for r in present if r.step in reasons]
         delete_rows = [{"step": r.step, "name": r.name, "path": r.path,
                         "bytes": dir_bytes(Path(r.path))} for r in present if r.step not in reasons]
+        # A step saved again under another folder leaves the older folder out of the view:
+        # without this it would never be tidied (nor counted by any rule).
+        in_use = self._paths_in_use()
+        delete_rows += [{"step": r.step, "name": r.name, "path": r.path, "superseded": True,
+                         "bytes": dir_bytes(Path(r.path))}
+                        for r in ledger.superseded()
+                        if Path(r.path).is_dir() and Path(r.path).resolve() not in in_use]
         return {"policy": policy.model_dump(), "keep": keep_rows, "delete": delete_rows,
                 "freed_bytes": sum(d["bytes"] for d in delete_rows)}
 
@@ -493,7 +507,10 @@ class VaultKeeper:
         done = []
         for d in plan["delete"]:
             path = Path(d["path"])
-            if d["step"] in protected or not path.resolve().is_relative_to(self.paths.checkpoints):
+            if d["step"] in protected and not d.get("superseded"):
+                continue
+            where = path.resolve()
+            if not where.is_relative_to(self.paths.checkpoints) or where in self._paths_in_use():
                 continue
             self._remove_checkpoint(d["step"], path, d["bytes"], by="retention")
             done.append(d)
@@ -526,10 +543,10 @@ class VaultKeeper:
         for row in sorted(rows, key=worth):
             if used + need <= budget:
                 break
-            if row["step"] in protected:
+            if row["step"] in protected and not row.get("superseded"):
                 continue
-            rec = CheckpointLedger(self.ledger).get(row["step"])
-            path = Path(rec.path) if rec else None
+            rec = None if row.get("path") else CheckpointLedger(self.ledger).get(row["step"])
+            path = Path(row["path"]) if row.get("path") else Path(rec.path) if rec else None
             if path is None or not path.is_dir() or not path.resolve().is_relative_to(self.paths.checkpoints):
                 continue
             nbytes = dir_bytes(path)

@@ -18,7 +18,17 @@ from realm_kernel.server.skill_handlers import ROUTES as SKILL_ROUTES
 from realm_kernel.store.status import DAEMON, read_status
 from realm_kernel.store.vault import ProtectedAssetError
 
-from ..helpers import TOKEN, auth, child_env, free_port, make_home, start_daemon, start_lab, wait_for
+from ..helpers import (
+    TOKEN,
+    auth,
+    child_env,
+    free_port,
+    listening_addresses,
+    make_home,
+    start_daemon,
+    start_lab,
+    wait_for,
+)
 from .harness import FAULT_TOML, digest
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
@@ -348,22 +358,6 @@ def test_champion_in_use_and_base_model_are_protected(realm_lab, tmp_path):
     build_dio_mini(paths.dio_mini, seed=5)
     assert digest(paths.dio_mini) == before, "the base model is untouched"
     assert json.loads((paths.dio_mini / "config.json").read_text()).get("evil") is None
-
-
-def listening_addresses(port: int) -> set[str]:
-    """Local addresses with a listening TCP socket on `port` (from /proc/net/tcp{,6})."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = open(table).read().splitlines()[1:]
-        except OSError:
-            continue
-        for ln in lines:
-            local, state = ln.split()[1], ln.split()[3]
-            addr, p = local.split(":")
-            if int(p, 16) == port and state == "0A":
-                found.add(addr)
-    return found
 
 
 def test_panel_app_binds_loopback_and_refuses_to_expose_without_a_login(module_procs, realm_lab):

@@ -16,26 +16,10 @@ import pytest
 from realm_kernel.services.exposure import exposure, is_loopback
 from realm_kernel.services.tavern_server import ExposureError, TavernServer, parse
 
-from ..helpers import child_env, free_port
+from ..helpers import child_env, free_port, listening_addresses, wait_for
 
 CLI = [sys.executable, "-m", "realm_kernel.cli"]
 APP = [sys.executable, "-m", "realm_widgets.app"]
-
-
-def listening(port: int) -> set[str]:
-    """The addresses (hex, as /proc/net/tcp* has them) listening on PORT."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = open(table).read().splitlines()[1:]
-        except OSError:
-            continue
-        for ln in lines:
-            local, state = ln.split()[1], ln.split()[3]
-            addr, p = local.rsplit(":", 1)
-            if int(p, 16) == port and state == "0A":
-                found.add(addr)
-    return found
 
 
 def run(argv: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -104,7 +88,7 @@ def test_realm_tavern_never_listens_beyond_loopback_without_a_login(tmp_path, ar
     assert out.returncode == 2, (args, out.stdout, out.stderr)
     assert "without a login" in out.stderr or "No such option" in out.stderr \
         or "unexpected extra argument" in out.stderr, out.stderr
-    assert listening(port) == set()
+    assert listening_addresses(port) == set()
 
 
 @pytest.mark.parametrize("args", [["--addr", "0.0.0.0"], ["--address", "0.0.0.0"],
@@ -115,7 +99,53 @@ def test_the_app_started_by_hand_is_checked_the_same_way(tmp_path, args):
     out = run([*APP, "--port", str(port), *args], env)
     assert out.returncode == 2, (args, out.stderr)
     assert "without a login" in out.stderr or "unrecognized arguments" in out.stderr, out.stderr
-    assert listening(port) == set()
+    assert listening_addresses(port) == set()
+
+
+@pytest.mark.parametrize("args", [
+    [],                                                   # Panel's default: every address
+    ["--address", "0.0.0.0"],
+    ["--addr", "0.0.0.0"],                                # Panel's own parser takes prefixes
+    ["--address", "127.0.0.1", "--allow-websocket-origin", "evil.example:5006"],
+])
+def test_panel_serve_of_a_page_script_refuses_what_panel_made_of_its_options(tmp_path, args):
+    """`panel serve widgets/tavern.py` is Panel's command line: the script reads the running
+    server's sockets and origins at the first request, builds no page and stops it."""
+    import requests
+    port = free_port()
+    env = child_env(tmp_path / "home")
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "widgets/tavern.py",
+                             "--port", str(port), *args], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: listening_addresses(port) or proc.poll() is not None, 60, "panel serve to listen")
+        with pytest.raises(requests.ConnectionError):  # the request that ran the script
+            requests.get(f"http://127.0.0.1:{port}/tavern", timeout=60)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, (args, err)
+    assert "refusing to expose the Tavern (panel serve)" in err and "without a login" in err, err
+    assert not (tmp_path / "home" / "ledger").exists()  # no page was built, no realm opened
+
+
+def test_panel_serve_of_a_page_script_with_panel_s_login_serves(tmp_path):
+    import requests
+    port = free_port()
+    env = {**child_env(tmp_path / "home"), "PANEL_BASIC_AUTH": "a-test-password-1",
+           "PANEL_COOKIE_SECRET": "a-test-cookie-secret"}  # Panel's own variables
+    proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "widgets/tavern.py", "--port",
+                             str(port), "--address", "127.0.0.1", "--allow-websocket-origin",
+                             "evil.example:5006"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: listening_addresses(port), 60, "panel serve to listen")
+        page = requests.get(f"http://127.0.0.1:{port}/tavern", timeout=60)
+        assert page.ok and "login" in page.url, page.url  # Panel's login page, server still up
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def no_token_config(tmp_path) -> str:
@@ -146,7 +176,7 @@ def test_realm_oracle_serve_checks_the_final_jupyter_options(tmp_path, extra, re
                *extra], env)
     assert out.returncode != 0 and refusal in out.stderr, (extra, out.stderr[-2000:])
     assert out.returncode == 2 or refusal == JUPYTERS
-    assert listening(port) == set()
+    assert listening_addresses(port) == set()
 
 
 @pytest.mark.parametrize("extra, in_config", [
@@ -168,7 +198,7 @@ def test_a_plain_jupyter_server_with_the_realm_extension_is_checked_too(tmp_path
     out = run([sys.executable, "-m", "jupyter_server", f"--port={port}", "--no-browser",
                "--allow-root", f"--config={cfg}", f"--ServerApp.root_dir={tmp_path}", *extra], env)
     assert out.returncode == 2 and OURS in out.stderr, (extra, out.stderr[-2000:])
-    assert listening(port) == set()
+    assert listening_addresses(port) == set()
 
 
 @pytest.mark.parametrize("secret", [["--IdentityProvider.token=abc"], ["--ServerApp.token", "abc"],
@@ -178,7 +208,7 @@ def test_jupyter_secrets_are_refused_as_arguments(tmp_path, secret):
     env = child_env(tmp_path / "home")
     out = run([*CLI, "oracle", "serve", f"--port={port}", *secret], env)
     assert out.returncode == 2 and "JUPYTER_TOKEN" in out.stderr, out.stderr
-    assert listening(port) == set()
+    assert listening_addresses(port) == set()
 
 
 def test_the_jupyter_token_is_never_an_argument(tmp_path, procs):

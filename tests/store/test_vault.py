@@ -11,8 +11,8 @@ from realm_kernel.store.paths import RealmPaths
 from realm_kernel.store.vault import VaultError, ask_vault_first
 
 
-def fake_checkpoint(paths, step, loss):
-    name = f"checkpoint-{step}-20260101-1200"
+def fake_checkpoint(paths, step, loss, stamp="20260101-1200"):
+    name = f"checkpoint-{step}-{stamp}"
     d = paths.checkpoints / name
     d.mkdir(parents=True)
     (d / "config.json").write_text("{}")
@@ -181,3 +181,17 @@ def test_export_checkpoint_is_a_clean_hf_dir(realm, tmp_path):
         realm.checkpoints.export(20, tmp_path / "elsewhere" / "dio")
     assert realm.checkpoints.export(20, "elsewhere/dio") == realm.paths.exports / "elsewhere" / "dio"
     assert not list((realm.paths.exports / "elsewhere").glob(".*partial"))
+
+
+def test_a_step_saved_twice_leaves_no_untidied_folder(realm):
+    """A second run that saved step 60 again under another folder (a fresh start, a resume
+    in another minute): the view shows the newest save; the older folder is a spare copy
+    that retention removes, never one it forgets on disk."""
+    realm.ledger.append("checkpoints", [fake_checkpoint(realm.paths, 60, 1.3, stamp="20260102-0900")])
+    policy = RetentionConfig(keep_best=0, keep_latest=2, keep_every=0)
+    plan = realm.vault.retention(dry_run=True, policy=policy)
+    newest = ["checkpoint-60-20260102-0900", "checkpoint-70-20260101-1200"]
+    assert sorted(k["name"] for k in plan["keep"]) == newest
+    assert sorted(d["name"] for d in plan["delete"])[-1] == "checkpoint-60-20260101-1200"
+    realm.vault.retention(dry_run=False, policy=policy)
+    assert sorted(p.name for p in realm.paths.checkpoints.iterdir()) == newest
