@@ -13,11 +13,15 @@ A real daemon trains dio-mini on a long generated quest. Phases alternate, each
   ratio to the phases where no page is shown.
 
 CPU is the process's user+system time over the window (psutil), as a share of one core.
-Targets: <= 10% of a core shown, <= 1% hidden or closed; tokens/s >= 0.95x headless. The
-30-minute level-up comparison of the issue is not measured here (bench/idle_loop.py
-runs one loop; its comparison with the Tavern open is not done).
+Targets: <= 10% of a core shown, <= 1% hidden or closed; tokens/s >= 0.95x headless.
 
-    .venv/bin/python bench/ui_cost.py [--rounds 3] [--window 30]
+`--idle-loop 30` measures instead the issue's level-ups in a 30-minute idle loop with the
+Tavern open and visible vs headless (>= 0.9x): two loops, one after the other (an hour).
+`--profile DIR` samples each phase's process with py-spy and prints where its CPU goes.
+
+    .venv/bin/python bench/ui_cost.py [--rounds 3] [--window 30] [--hosts panel,lab]
+    .venv/bin/python bench/ui_cost.py --idle-loop 30
+    .venv/bin/python bench/ui_cost.py --rounds 1 --window 20 --profile /tmp/ui-profile
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +116,50 @@ def med(xs: list) -> float | None:
     return round(statistics.median(xs), 4) if xs else None
 
 
+def idle_loop_compare(minutes: float, note: str) -> None:
+    """Level-ups in the idle loop (bench/idle_loop.py: `realm play --headless` from an empty
+    realm) headless, then with the Tavern open and visible (the Panel app and one
+    Chromium tab on `/` from the ledger's first moment): the ratio of level-ups."""
+    from playwright.sync_api import sync_playwright
+
+    from bench import idle_loop
+    from realm_kernel.store.paths import RealmPaths
+    got: dict[str, dict] = {}
+    for mode in ("headless", "tavern"):
+        tmp = Path(tempfile.mkdtemp(prefix=f"ui-cost-idle-{mode}-"))
+        home = tmp / "realm"
+        loop = threading.Thread(target=idle_loop.main, name=f"idle-loop-{mode}", args=(
+            ["--minutes", str(minutes), "--home", str(home), "--out", str(tmp / "results")],))
+        loop.start()
+        procs = Procs(tmp)
+        try:
+            if mode == "tavern":
+                wait_for(lambda h=home, t=loop: (h / "ledger").exists() or not t.is_alive(), 600,
+                         "the realm's ledger")
+                with sync_playwright() as p:
+                    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                    _, url = start_panel(procs, RealmPaths.at(home), REALM_WEAVER="0")
+                    tab = browser.new_page(viewport={"width": 1280, "height": 800})
+                    tab.goto(f"{url}/")
+                    loop.join()
+                    browser.close()
+            loop.join()
+        finally:
+            procs.stop_all()
+        got[mode] = json.loads((tmp / "results" / "idle_loop.json").read_text())
+        shutil.rmtree(tmp, ignore_errors=True)
+    ups = {m: g["level_ups"] for m, g in got.items()}
+    ratio = round(ups["tavern"] / ups["headless"], 3) if ups["headless"] else None
+    figures = {"minutes": minutes, "note": note, "load_avg": os.getloadavg(),
+               **{f"{m}_level_ups": n for m, n in ups.items()},
+               **{f"{m}_steps": g["steps"] for m, g in got.items()}, "level_ups_ratio": ratio}
+    report("ui_cost_idle", figures,
+           f"idle loop {minutes:.0f} min from an empty realm: level-ups with the Tavern open and "
+           f"visible {ups['tavern']} vs headless {ups['headless']} (ratio {ratio}; target >= 0.9), "
+           f"steps {got['tavern']['steps']} vs {got['headless']['steps']}; load avg "
+           f"{figures['load_avg'][0]:.1f} on {os.cpu_count()} cores. {note}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -118,7 +167,11 @@ def main() -> None:
     ap.add_argument("--note", default="", help="the machine's load, said with the figures")
     ap.add_argument("--hosts", default="panel,lab", help="which hosts to measure: panel, lab or both")
     ap.add_argument("--profile", type=Path, help="py-spy each phase into this folder (no figures written)")
+    ap.add_argument("--idle-loop", type=float, metavar="MINUTES",
+                    help="instead: level-ups in two idle loops of MINUTES, headless and with the Tavern open")
     args = ap.parse_args()
+    if args.idle_loop:
+        return idle_loop_compare(args.idle_loop, args.note)
     import psutil
     from playwright.sync_api import sync_playwright
 
