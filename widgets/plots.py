@@ -146,7 +146,7 @@ def plots_for(names: tuple[str, ...], realm: Realm, page_view: View, notebook: b
                 objs, shape = [hv.Text(0, 0, f"plot unavailable: {e}")], None
             if shape is not None and shapes.get(name) == shape:
                 # The same plots with new data: HoloViews updates their Bokeh sources in
-                # place (no new figure in the page, a fraction of a full redraw's CPU).
+                # place (no new figure built here nor laid out again in the browser).
                 pipes[name].send(data)
                 continue
             shapes[name] = shape
