@@ -9,10 +9,14 @@
 #      by tests/train/test_gpu.py::test_a_battle_records_its_peak_memory_beside_the_estimate
 #   2. bench/gpu_train.py: Qwen3-0.6B tokens/s, MFU and peak vs plain HF Trainer on the same
 #      data (packing + flash-attn or sdpa, Liger where installed), the 4B recipe's peak under a
-#      24 GiB cap vs the VRAM calculator, QLoRA
+#      24 GiB cap vs the VRAM calculator, QLoRA; for both, the peak the engine recorded for
+#      its battle beside the estimate for that battle's settings (speed_battle_*,
+#      memory_battle_* in bench/results/gpu_train.json)
 #   3. the speed part again with Liger off
 #   4. bench/oracle.py on Qwen3-0.6B: load, first token, streamed tokens/s vs plain generate
 # Figures: bench/results/gpu_train*.json, oracle_qwen3_0_6b.json, lines in bench/RESULTS.md.
+# It exits non-zero when an extra (flash-attn, liger-kernel, bitsandbytes, peft, pynvml) is
+# missing or any gpu-marked test fails or is skipped (bench/gpu_results.py).
 # Usage: bench/gpu_check.sh [PY]   (default .venv/bin/python, else python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +29,12 @@ if compgen -G ".whl/*.whl" >/dev/null; then
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 start=$(date +%s)
-"$PY" -m pytest -p no:cacheprovider -ra -m gpu tests/
+# Every extra the gpu tests use must be installed: a test that skips for a missing one
+# proves nothing, so the check fails here, naming them.
+"$PY" bench/gpu_results.py extras
+# The gpu tests, then their junit report: any skipped (or none run) fails the check.
+"$PY" -m pytest -p no:cacheprovider -ra -m gpu --junitxml=/tmp/realm-gpu-tests.xml tests/
+"$PY" bench/gpu_results.py junit /tmp/realm-gpu-tests.xml
 "$PY" -m pytest -p no:cacheprovider -q -s tests/train/test_gpu.py::test_a_battle_records_its_peak_memory_beside_the_estimate \
   | grep "measured on" || true
 "$PY" -m pytest -p no:cacheprovider -ra tests/train/test_optim.py tests/services/test_taskmaster.py::test_gpu_awareness_follows_the_machine \

@@ -14,6 +14,13 @@ checkpointing, seq 512, batch 1, under a 24 GiB cap (set_per_process_memory_frac
 Figures: peak memory (target <= 18.6 GB, aim 16) and the VRAM calculator's error
 against it (target within 10%).
 
+Both parts also keep what the engine itself records after each battle on CUDA
+(train/memory.py, the realm's status/memory_peaks.json): torch's peak allocated and
+reserved, NVML's used memory, and the calculator's estimate for the battle's own
+settings (micro-batch, packed length) with its error: `speed_battle_*` for Qwen3-0.6B,
+`memory_battle_*` for the 4B recipe. Off CUDA the engine records none and the keys are
+absent.
+
 `--tiny` runs both parts on CPU with dio-mini-sized models (the test suite does this).
 On the device machine (which lacks duckdb, pydantic, liger-kernel and bitsandbytes),
 fetch wheels first with `bash bench/gpu_wheels.sh` and run:
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
+import json
 import statistics
 import sys
 import tempfile
@@ -108,11 +116,31 @@ def baseline(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Pat
     return result
 
 
+def battle_peak(workdir: Path, prefix: str) -> dict:
+    """The peak the engine recorded for its battle in this realm home (train/memory.py)
+    beside the calculator's estimate for the battle's own settings, as flat figures;
+    empty off CUDA, where no peak is recorded."""
+    from realm_kernel.store.batch_fit import PEAKS
+    from realm_kernel.store.paths import RealmPaths
+    path = RealmPaths.at(workdir).status / PEAKS
+    peaks = json.loads(path.read_text()) if path.is_file() else {}
+    if not peaks:
+        return {}
+    key, p = next(iter(peaks.items()))
+    return {f"{prefix}card": key.partition("|")[0], f"{prefix}micro_batch": p.get("micro_batch"),
+            f"{prefix}peak_allocated_bytes": p.get("max_memory_allocated"),
+            f"{prefix}peak_reserved_bytes": p.get("max_memory_reserved"),
+            f"{prefix}nvml_used_bytes": p.get("nvml_used"),
+            f"{prefix}vram_estimate_bytes": p.get("estimate"),
+            f"{prefix}vram_estimate_error": p.get("error")}
+
+
 def ours(model_dir: Path, exs: list[dict], cfg: TrainingConfig, workdir: Path) -> dict:
     reset_memory()
     r = run_engine(model_dir, exs, cfg, workdir)
     return {"tokens_per_s": r.tokens_per_second, "peak_memory": r.peak_memory_bytes,
-            "packing_efficiency": r.packing_efficiency, "attn": r.attn_implementation}
+            "packing_efficiency": r.packing_efficiency, "attn": r.attn_implementation,
+            "battle": battle_peak(workdir, "battle_")}
 
 
 def mfu(tokens_per_s: float, params: int, layers: int, hidden: int, seq: int) -> float | None:
@@ -159,6 +187,7 @@ def speed_part(tmp: Path, tok_dir: Path, tiny: bool, steps: int, seq_len: int, p
         out[f"{who}peak_memory_bytes"] = r["peak_memory"]
     if base["peak_memory"] and mine["peak_memory"]:
         out["peak_memory_ratio"] = round(mine["peak_memory"] / base["peak_memory"], 3)
+    out.update({f"speed_{k}": v for k, v in mine["battle"].items()})
     return out
 
 
@@ -187,6 +216,7 @@ def memory_part(tmp: Path, tok_dir: Path, tiny: bool, steps: int) -> dict:
     if r["peak_memory"]:
         measured = r["peak_memory"] + CUDA_CONTEXT_BYTES  # the estimate counts the context
         out["vram_estimate_error"] = round((est.total - measured) / measured, 4)
+    out.update({f"memory_{k}": v for k, v in r["battle"].items()})
     return out
 
 

@@ -91,7 +91,7 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
                 return value
         except Exception as e:
             last_exc = e
-        time.sleep(interval)
+        time.sleep(interval)  # sleep-ok: the poll interval of wait_for itself
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
 
 
@@ -288,3 +288,22 @@ def stop_at(step: int):
             return control
 
     return StopAt()
+
+
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def realm_routes(value: str = "1", specs: list[tuple[str, type]] | None = None) -> list[tuple[str, str]]:
+    """(METHOD, route under /realm/api) for every handler method the realm extension
+    mounts, read from `realm_kernel.server.routes` (the list the server registers) or from
+    `specs` (a live app's own rules): a route added later is covered without editing a
+    test. Each path parameter becomes `value` (URL-encoded by the caller)."""
+    from realm_kernel.server import routes
+    out = []
+    for pattern, handler in specs if specs is not None else routes("/"):
+        route = re.sub(r"\([^)]*\)", lambda _: value, pattern.removesuffix("$")).split("realm/api/", 1)[1]
+        for m in HTTP_METHODS:
+            if m in vars(handler) or any(m in vars(b) for b in handler.__mro__[1:]
+                                         if b.__module__.startswith("realm_kernel")):
+                out.append((m.upper(), route))
+    return out

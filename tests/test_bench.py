@@ -40,6 +40,18 @@ def test_train_cpu_bench_writes_its_figures(tmp_path):
     assert "train_cpu" in (tmp_path / "RESULTS.md").read_text()
 
 
+def test_shipping_bench_writes_its_figures(tmp_path):
+    figures = run_bench(tmp_path, "shipping.py", "shipping", "--pairs", "1", "--model", "dio-mini",
+                        "--steps", "4", "--save-steps", "2")
+    # Both ratios are ours over the baseline measured in the same run.
+    assert figures["ship_vs_scp_ratio"] == pytest.approx(
+        figures["ship_mb_per_s"] / figures["scp_mb_per_s"], rel=0.05)
+    assert figures["shipping_vs_not_ratio"] == pytest.approx(
+        figures["tokens_per_s_shipping"] / figures["tokens_per_s_not_shipping"], rel=0.05)
+    assert figures["checkpoint_mb"] > 1 and figures["checkpoints_saved_per_run"] == 2
+    assert figures["machine"] and figures["date"] and figures["load_before"]
+
+
 def test_gpu_train_script_runs_tiny_on_cpu(tmp_path):
     """The device script is ready: its --tiny mode runs both parts here."""
     figures = run_bench(tmp_path, "gpu_train.py", "gpu_train_tiny", "--tiny", "--steps", "2",
@@ -49,6 +61,16 @@ def test_gpu_train_script_runs_tiny_on_cpu(tmp_path):
         figures["tokens_per_s"] / figures["baseline_tokens_per_s"], rel=0.01)
     assert figures["pair_ratios"] == [figures["tokens_per_s_ratio"]]
     assert 0 < figures["packing_efficiency"] <= 1 and figures["vram_estimate_bytes"] > 0
+    # The engine records a battle's peak on CUDA only: off it, no battle figures.
+    assert not [k for k in figures if k.startswith(("speed_battle_", "memory_battle_"))]
+
+
+def test_eval_loss_bench_writes_its_figures(tmp_path):
+    figures = run_bench(tmp_path, "eval_loss.py", "eval_loss", "--rows", "1", "--length", "256",
+                        "--chunk", "64", "--pairs", "1")
+    assert figures["plain_largest_logits_bytes"] == 256 * figures["vocab"] * 4
+    assert figures["chunked_largest_logits_bytes"] == 64 * figures["vocab"] * 4
+    assert figures["loss_abs_diff"] < 1e-4 and len(figures["pair_ratios"]) == 1
 
 
 def test_skills_bench_writes_its_figures(tmp_path):

@@ -39,7 +39,9 @@ def shared_realm(home: str | Path | None = None) -> Realm:
 # Events the toasts announce (the Task Master writes skill_level_up).
 TOAST_KINDS = ("quest_completed", "hero_level_up", "champion", "skill_level_up", "achievement",
                # What a failing battle did about it (docs/engine.md "What happens when a battle fails").
-               "oom_backoff", "loss_alarm", "rollback", "setup_fault")
+               "oom_backoff", "loss_alarm", "rollback", "setup_fault",
+               # An eval or probe that ran out of memory and was asked again smaller.
+               "eval_backoff")
 MAX_UPLOAD_BYTES = 64 << 20  # the browser sends uploads through a synced property
 
 
@@ -360,12 +362,14 @@ class SettingsSession(Session):
 
 
 class SchedulerSession(Session):
-    """Curriculum per skill, the Task Master's tasks, run now."""
+    """Curriculum per skill, the Task Master's tasks, run now, and where tasks run (one
+    machine, or the Ray cluster's nodes in cluster mode)."""
 
     reads = {"slow_state": ("tasks", "evals", "events", "primitive_accuracy", "config", "task_files")}
 
     def slow_state(self) -> dict:
-        return {"tasks": self.realm.tasks.list(), "curriculum": self.realm.skills.curriculum()}
+        return {"tasks": self.realm.tasks.list(), "curriculum": self.realm.skills.curriculum(),
+                "cluster": self.realm.tasks.cluster()}
 
     def do_run(self, task_id: str) -> str:
         self.realm.tasks.run(task_id)

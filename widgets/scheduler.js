@@ -1,7 +1,9 @@
 // The Scheduler: the curriculum per skill (level, recent evals, review levels,
 // priority), the Task Master's tasks (priority, resource, cooldown, next run, last
 // outcome, notebook parameters such as counts, eval sizes and thresholds), and "run
-// now". Needs the Task Master (Realm.tasks); says so without it.
+// now", and where tasks run: one machine, or in cluster mode each Ray node with its
+// resources and the realm tasks it runs. Needs the Task Master (Realm.tasks); says so
+// without it.
 
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 
@@ -93,9 +95,30 @@ function render({ model, el }) {
       r.append(info, acts);
       tasks.append(r);
     }
-    body.replaceChildren(cur, tasks);
+    body.replaceChildren(cur, tasks, clusterSection(s.cluster || {}));
   };
   return follow(model, el, draw);
+}
+
+// Where tasks run ([cluster] in realm.toml): a line in one-machine mode, else a row per node.
+function clusterSection(c) {
+  const sec = el_("div", "rk-section rk-cluster");
+  sec.append(el_("div", "rk-head", `🖧 Cluster · ${c.engine || "local"}`));
+  if (c.detail) sec.append(el_("span", "rk-meta", String(c.detail)));
+  const res = (r) => Object.entries(r || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "—";
+  for (const n of c.nodes || []) {
+    const r = el_("div", "rk-row rk-node");
+    r.dataset.node = n.node_id;
+    const info = el_("div", "rk-info");
+    info.append(el_("b", "", `${n.alive ? "🟢" : "⚫"} ${n.address || "?"} · ${(n.roles || []).join(", ") || "no role"}`),
+                el_("span", "rk-meta", `resources ${res(n.resources)} · in use ${res(n.in_use)}`));
+    for (const t of n.running || []) {
+      info.append(el_("span", "rk-meta rk-running", `running ${t.task} ${t.checkpoint} (step ${t.step})`));
+    }
+    r.append(info);
+    sec.append(r);
+  }
+  return sec;
 }
 
 export default { render };

@@ -8,6 +8,7 @@ const TITLES = {
   // A failing battle's rescues (docs/engine.md "What happens when a battle fails").
   oom_backoff: "🧠 Out of memory: smaller batches", loss_alarm: "🚨 Loss alarm!",
   rollback: "⏪ Rolled back", setup_fault: "🛠️ Training waits for the setup",
+  eval_backoff: "🧠 Eval out of memory: smaller batches",
 };
 const SOUND_KEY = "realm-sound";
 

@@ -24,7 +24,7 @@ FIELDS: dict[str, dict[str, str]] = {
     "vault_browser": {"champion": "int", "checkpoints": "list", "disk": "dict", "protected": "dict",
                       "zones": "list", **NOTICE},
     "settings": {"settings": "dict", "vram": "dict", "errors": "dict", "confirm": "list", **NOTICE},
-    "scheduler": {"curriculum": "list", "tasks": "list", **NOTICE},
+    "scheduler": {"cluster": "dict", "curriculum": "list", "tasks": "list", **NOTICE},
     "guild": {"guild": "list", "passives": "dict", **NOTICE},
 }
 # What every widget also syncs: its actions to the session, and whether it can be seen.

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..evals.champion import champion, promote
-from ..evals.evalqueue import cleanup, evaluate, pending
+from ..evals.evalqueue import cleanup, evaluate_all, pending
 from ..store import queries
 from ..store.checkpoints import CheckpointRecord
 from ..store.home import Home
@@ -72,5 +72,6 @@ class Checkpoints:
 
     def evaluate_pending(self, max_checkpoints: int = 6, size: int | None = None) -> list[dict]:
         """Evaluate waiting checkpoints (each exactly once) on their skill's current
-        level; records evals, per-primitive accuracy, level-ups and champions."""
-        return [evaluate(self.home, req, size) for req in self.eval_queue()[:max_checkpoints]]
+        level; records evals, per-primitive accuracy, level-ups and champions. In cluster
+        mode several checkpoints are answered at once, on several nodes."""
+        return evaluate_all(self.home, self.eval_queue()[:max_checkpoints], size)

@@ -28,5 +28,13 @@ class Tasks:
         are the notebook's (counts, eval sizes, thresholds), checked by name and type."""
         return taskmaster.set_task(self.home, task_id, enabled, priority, cooldown_s, parameters)
 
+    def cluster(self, strict: bool = False) -> dict:
+        """Where the tasks run: one machine, or in cluster mode ([cluster] engine = "ray")
+        the Ray cluster's nodes, their resources and the realm tasks each runs now.
+        `strict`: a broken realm.toml raises ConfigError instead of showing the defaults."""
+        from ..oracle import cluster  # Ray is imported there, and only in cluster mode
+        config = self.home.config if strict else self.home.safe_config()
+        return cluster.status(config.cluster)
+
     def status(self) -> dict:
         return {**service_status(self.home.paths, taskmaster.STATUS), "gpu": taskmaster.gpu_status()}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from . import hero, ledger, lifecycle, oracle, progress, quests, skills, tasks, training, vault
+from . import cluster, hero, ledger, lifecycle, oracle, progress, quests, skills, tasks, training, vault
 
 app = typer.Typer(help="Realm of Training: fine-tune DIO like the hero of an idle RPG.",
                   no_args_is_help=True, add_completion=False)
@@ -25,6 +25,7 @@ app.add_typer(vault.app, name="vault")
 app.add_typer(oracle.app, name="oracle")
 app.add_typer(hero.app, name="hero")
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(cluster.app, name="cluster")
 
 
 @app.callback()

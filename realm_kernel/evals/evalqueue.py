@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import realm_skills as skills
@@ -28,6 +29,7 @@ from ..store.queries import eval_answered, pending_eval_requests
 from ..store.vault import VaultError, VaultKeeper
 from . import forgetting, grading
 from .curriculum import plan_of
+from .placement import answers_for
 from .practice import SparringError, spar_result
 from .skillbook import skill_state
 
@@ -79,38 +81,84 @@ def _answered(home: Home, checkpoint: str) -> bool:
 
 def evaluate(home: Home, request: dict, size: int | None = None, threads: int = 0) -> dict:
     """Evaluate one requested checkpoint (claimed, once) and record everything."""
+    return _evaluate(home, [_plan(home, request, size)], threads)[0]
+
+
+def evaluate_all(home: Home, requests: list[dict], size: int | None = None,
+                 threads: int = 0) -> list[dict]:
+    """Evaluate requested checkpoints, each claimed, evaluated and recorded once. On one
+    machine one after the other, each on the skill's level when its turn comes. In
+    cluster mode their answers are asked for all at once (several nodes answer at the
+    same time, each on the level when the batch began); grading and recording stay here,
+    in request order."""
+    if home.safe_config().cluster.engine != "ray":
+        return [evaluate(home, r, size, threads) for r in requests]
+    return _evaluate(home, [_plan(home, r, size) for r in requests], threads, together=True)
+
+
+def _evaluate(home: Home, plans: list[dict], threads: int, together: bool = False) -> list[dict]:
+    try:
+        work = [i for i, plan in enumerate(plans) if "problems" in plan]
+        answered: dict[int, tuple] = {}
+        if together and len(work) > 1:
+            with ThreadPoolExecutor(len(work), thread_name_prefix="realm-eval") as pool:
+                futures = {i: pool.submit(_answer, home, plans[i], threads) for i in work}
+            answered = {i: f.result() for i, f in futures.items()}
+        return [_record(home, plan, *(answered.get(i) or _answer(home, plan, threads)))
+                if "problems" in plan else plan["done"] for i, plan in enumerate(plans)]
+    finally:
+        for plan in plans:
+            if plan.get("claimed"):
+                release(home, plan["name"])
+
+
+def _answer(home: Home, plan: dict, threads: int) -> tuple:
+    """The checkpoint's answers to the plan's problems, graded: (result, ask, timing)."""
+    ask, timing = answers_for(home, plan["name"], plan["step"], plan["path"], threads)
+    return grading.grade(plan["problems"], ask), ask, timing
+
+
+def _plan(home: Home, request: dict, size: int | None) -> dict:
+    """What evaluating a request takes: its claim, skill, level and problems, or (under
+    "done") why there is nothing to evaluate."""
     name = request["checkpoint"]
     if not claim(home, name):
-        return {"checkpoint": name, "status": "claimed elsewhere"}
-    try:
-        if _answered(home, name):  # answered between listing and claiming
-            return {"checkpoint": name, "status": "already evaluated"}
-        skill = request.get("skill") or default_skill(home)
-        path = Path(request.get("path") or "")
-        why = ("no skill to evaluate on" if skill is None else
-               f"{path} is gone" if not is_model_dir(path) else None)
-        if why:
-            home.ledger.event("eval_skipped", f"Eval of {name} skipped: {why}",
-                              json_data({"checkpoint": name, "reason": why}), key=f"eval:{name}")
-            return {"checkpoint": name, "status": "skipped", "reason": why}
-        level = skill_state(home.ledger, skill).level
-        ask, timing = grading.checkpoint_answers(path, threads)
-        result = grading.grade(grading.pick(skill, level, size, eval_batch=True), ask)
-        step = request.get("step")
-        rec = grading.record(home, result, step=step, checkpoint=name)
-        summary = {"checkpoint": name, "step": step, "skill": skill, "level": level,
-                   "trained_level": request.get("trained_level"), "accuracy": result.accuracy,
-                   "n": result.n, "per_primitive": result.per_primitive_accuracy,
-                   "seconds": round(timing["seconds"], 3), "run_id": rec["run_id"],
-                   "level_after": rec["level_after"], "status": "done"}
-        home.ledger.event("eval_done", f"{name}: {skills.skill_def(skill).name} L{level} "
-                          f"{result.accuracy:.0%}", json_data(summary), key=f"eval:{name}")
-        summary["probe"] = watch(home, ask, step, name, rec["level_after"] > rec["level_before"])
-        summary["wrong"] = [{"question": i.problem.question, "answer": i.answer,
-                             "expected": i.problem.final} for i in result.wrong[:5]]
-        return summary
-    finally:
-        release(home, name)
+        return {"name": name, "done": {"checkpoint": name, "status": "claimed elsewhere"}}
+    plan: dict = {"name": name, "claimed": True, "step": request.get("step"), "request": request}
+    if _answered(home, name):  # answered between listing and claiming
+        return {**plan, "done": {"checkpoint": name, "status": "already evaluated"}}
+    skill = request.get("skill") or default_skill(home)
+    path = Path(request.get("path") or "")
+    why = ("no skill to evaluate on" if skill is None else
+           f"{path} is gone" if not is_model_dir(path) else None)
+    if why:
+        home.ledger.event("eval_skipped", f"Eval of {name} skipped: {why}",
+                          json_data({"checkpoint": name, "reason": why}), key=f"eval:{name}")
+        return {**plan, "done": {"checkpoint": name, "status": "skipped", "reason": why}}
+    level = skill_state(home.ledger, skill).level
+    return {**plan, "skill": skill, "level": level, "path": path,
+            "problems": grading.pick(skill, level, size, eval_batch=True)}
+
+
+def _record(home: Home, plan: dict, result, ask: grading.Ask, timing: dict) -> dict:
+    name, step, skill, level = plan["name"], plan["step"], plan["skill"], plan["level"]
+    if _answered(home, name):  # never twice, whoever answered meanwhile
+        return {"checkpoint": name, "status": "already evaluated"}
+    rec = grading.record(home, result, step=step, checkpoint=name)
+    summary = {"checkpoint": name, "step": step, "skill": skill, "level": level,
+               "trained_level": plan["request"].get("trained_level"), "accuracy": result.accuracy,
+               "n": result.n, "per_primitive": result.per_primitive_accuracy,
+               "seconds": round(timing["seconds"], 3), "run_id": rec["run_id"],
+               "level_after": rec["level_after"],
+               "backoffs": len(timing.get("backoffs", [])), "status": "done"}
+    if "host" in timing:  # cluster mode: which node answered ("local": this machine did)
+        summary.update(host=timing["host"], node_id=timing.get("node_id"))
+    home.ledger.event("eval_done", f"{name}: {skills.skill_def(skill).name} L{level} "
+                      f"{result.accuracy:.0%}", json_data(summary), key=f"eval:{name}")
+    summary["probe"] = watch(home, ask, step, name, rec["level_after"] > rec["level_before"])
+    summary["wrong"] = [{"question": i.problem.question, "answer": i.answer,
+                         "expected": i.problem.final} for i in result.wrong[:5]]
+    return summary
 
 
 def watch(home: Home, ask: grading.Ask, step: int | None, checkpoint: str,
@@ -136,7 +184,7 @@ def probe_checkpoint(home: Home, step: int | None = None, threads: int = 0) -> d
     if row is None or not (Path(row.path) / "config.json").exists():
         where = f"at step {step} " if step is not None else ""
         raise FileNotFoundError(f"no checkpoint {where}on disk to probe")
-    ask, _ = grading.checkpoint_answers(row.path, threads)
+    ask, _ = answers_for(home, row.name, row.step, row.path, threads)
     return forgetting.run_probe(home, ask, row.step, row.name, "manual")
 
 
@@ -150,7 +198,7 @@ def spar(home: Home, skill: str, count: int, step: int | None = None, seed: int 
         raise FileNotFoundError(f"no checkpoint {where}on disk to spar with")
     level = skill_state(home.ledger, skill).level
     seed = grading.fresh_seed(seed)
-    ask, _ = grading.checkpoint_answers(row.path, threads)
+    ask, _ = answers_for(home, row.name, row.step, row.path, threads)
     result = grading.grade(grading.pick(skill, level, count, seed), ask)
     out = {"skill": skill, "level": level, "step": row.step, "checkpoint": row.name, "count": count,
            "correct": result.correct, "wrong": len(result.wrong), "accuracy": result.accuracy,

@@ -42,15 +42,21 @@ def pick(skill: str, level: int, count: int | None = None, seed: int | None = No
     return skills.generate(skill, level, count or 1, fresh_seed(seed))
 
 
-def checkpoint_answers(path: str | Path, threads: int = 0) -> tuple[Ask, dict]:
+def checkpoint_answers(path: str | Path, threads: int = 0,
+                       on_backoff: answering.OnBackoff | None = None) -> tuple[Ask, dict]:
     """An `Ask` over a checkpoint directory: batched greedy answers, each exactly what
-    unbatched greedy decoding gives. The dict collects the seconds spent answering."""
+    unbatched greedy decoding gives. The dict collects the seconds spent answering and
+    the out-of-memory back-offs (`on_backoff` hears each); a batch that had to shrink
+    stays small for the rest of this checkpoint's asks (a probe asks many times)."""
     model, tok = answering.load(path, threads)
-    timing = {"seconds": 0.0}
+    timing: dict[str, Any] = {"seconds": 0.0, "backoffs": [], "batch_size": answering.BATCH_SIZE}
 
     def ask(questions: Sequence[str], golden: Sequence[str]) -> list[str]:
-        ans = answering.answer(model, tok, list(questions), answering.budget(tok, golden))
+        ans = answering.answer(model, tok, list(questions), answering.budget(tok, golden),
+                               timing["batch_size"], on_backoff)
         timing["seconds"] += ans.seconds
+        timing["backoffs"] += ans.backoffs
+        timing["batch_size"] = ans.batch_size
         return ans.texts
 
     return ask, timing

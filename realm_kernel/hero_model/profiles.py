@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,11 +128,14 @@ class Resolution:
     # Batch splits battles on this model and max_length backed off to after running out
     # of memory, per card (store/batch_fit.py): each battle on that card starts there.
     measured: list[dict] = field(default_factory=list)
+    # The measured peak (store/batch_fit.py) the fit was calibrated by: the battle's peak
+    # over the calculator's estimate for its settings on this card, model and max_length.
+    calibration: dict | None = None
 
     def as_dict(self) -> dict:
         return {"profile": self.profile, "chosen_by": self.chosen_by, "device": self.device,
                 "card_gib": self.card_gib, "fit": self.fit, "notes": list(self.notes),
-                "measured": list(self.measured),
+                "measured": list(self.measured), "calibration": self.calibration,
                 "values": {k: {"value": v, "source": self.sources[k]} for k, v in self.values.items()}}
 
     def text(self) -> str:
@@ -185,9 +189,16 @@ def _architecture(base_model: str, home: Path, fallback: str) -> tuple[dict, str
     return dict(QWEN3_ARCHITECTURES[fallback]), f"the published {fallback} config"
 
 
-def resolve(cfg: Any, explicit: dict[str, str], home: Path) -> Resolution:
+# A model's measured peaks (store/batch_fit.py peaks_for): model -> [{"card", "max_length",
+# "card_gib", "max_memory_allocated", "max_memory_reserved", "estimate", "measured", ...}].
+PeaksFor = Callable[[str], list[dict]]
+
+
+def resolve(cfg: Any, explicit: dict[str, str], home: Path,
+            peaks_for: PeaksFor | None = None) -> Resolution:
     """The profile for a validated RealmConfig `cfg` read without profile defaults.
-    `explicit`: "section.field" -> where the user set it ("realm.toml", "environment ...")."""
+    `explicit`: "section.field" -> where the user set it ("realm.toml", "environment ...").
+    `peaks_for`: the battles' measured peaks, which a card fit prefers to the bare estimate."""
     name, chosen_by = cfg.hero.profile, explicit.get("hero.profile", "")
     if name == AUTO:
         name, chosen_by = _auto(cfg.hero.base_model)
@@ -196,7 +207,7 @@ def resolve(cfg: Any, explicit: dict[str, str], home: Path) -> Resolution:
     wanted = {k: d.value for k, d in profile.defaults.items()}
     sources = {k: f"profile {name}: {d.source}" for k, d in profile.defaults.items()}
     if profile.architecture:
-        _size(res, profile, cfg, explicit, home, wanted, sources)
+        _size(res, profile, cfg, explicit, home, wanted, sources, peaks_for)
     for key, value in wanted.items():
         section, _, fld = key.partition(".")
         if key in explicit:
@@ -208,8 +219,28 @@ def resolve(cfg: Any, explicit: dict[str, str], home: Path) -> Resolution:
     return res
 
 
+def calibration(peaks: list[dict], card: str, gib: float, planned: bool,
+                max_length: int) -> dict | None:
+    """The newest measured peak for this card and max_length that has an estimate beside it,
+    with `scale` = the peak (reserved: what the card had to hold) over the estimate. A real
+    card matches by name; a planned one ([hero] vram_gb) by size, within 5%."""
+    def same_card(p: dict) -> bool:
+        size = p.get("card_gib")
+        return (isinstance(size, int | float) and abs(size - gib) <= 0.05 * gib) if planned \
+            else p.get("card") == card
+
+    usable = [p for p in peaks if same_card(p) and p.get("max_length") == max_length
+              and isinstance(p.get("estimate"), int | float) and p["estimate"] > 0
+              and isinstance(p.get("max_memory_reserved") or p.get("max_memory_allocated"), int | float)]
+    if not usable:
+        return None
+    p = max(usable, key=lambda q: str(q.get("measured")))
+    peak = p.get("max_memory_reserved") or p["max_memory_allocated"]
+    return {**p, "scale": round(peak / p["estimate"], 4)}
+
+
 def _size(res: Resolution, profile: HeroProfile, cfg: Any, explicit: dict[str, str], home: Path,
-          wanted: dict[str, Any], sources: dict[str, str]) -> None:
+          wanted: dict[str, Any], sources: dict[str, str], peaks_for: PeaksFor | None = None) -> None:
     """A GPU profile's card-dependent values, in place: fitted to the card, or the CPU fallback."""
     t = cfg.training
     given = cfg.hero.vram_gb
@@ -229,8 +260,11 @@ def _size(res: Resolution, profile: HeroProfile, cfg: Any, explicit: dict[str, s
         return
     card_name, gib = card
     res.device, res.card_gib = f"cuda: {card_name}, {gib:.1f} GiB", round(gib, 2)
-    arch, arch_from = _architecture(cfg.hero.base_model or wanted.get("hero.base_model", ""), home,
-                                    profile.architecture)
+    model = cfg.hero.base_model or wanted.get("hero.base_model", "")
+    arch, arch_from = _architecture(model, home, profile.architecture)
+    cal = calibration(peaks_for(model or profile.name) if peaks_for else [], card_name, gib,
+                      bool(given), length)
+    res.calibration = cal
     dtype = t.dtype if "training.dtype" in explicit and t.dtype != "auto" else "bfloat16"
     batch = t.batch_size if "training.batch_size" in explicit else None
     checkpointing = t.gradient_checkpointing if "training.gradient_checkpointing" in explicit else None
@@ -244,18 +278,24 @@ def _size(res: Resolution, profile: HeroProfile, cfg: Any, explicit: dict[str, s
                      min_length=length if "training.max_length" in explicit else 512,
                      batch_size=batch, checkpointing=checkpointing, dtype=dtype,
                      optimizer=t.optimizer, liger=t.liger == "on", method=t.method,
-                     lora_rank=t.lora_rank, lora_targets=t.lora_targets)
+                     lora_rank=t.lora_rank, lora_targets=t.lora_targets,
+                     scale=cal["scale"] if cal else 1.0)
     except (ValueError, KeyError, TypeError) as e:  # an odd config.json: say so, keep the fixed values
         res.notes.append(f"the VRAM fit could not size {arch_from}: {e}; batch values are the "
                          "profile's fixed ones")
         return
     res.fit = f"{chosen.describe()} (sized from {arch_from})"
+    measured = ""
+    if cal:
+        measured = (f"; estimates x{cal['scale']:g}, the peak a battle measured on {cal['card']} "
+                    f"({cal.get('measured')}) over the calculator's figure")
+        res.fit += measured
     wanted.update({"training.batch_size": chosen.batch_size,
                    "training.gradient_accumulation_steps": chosen.gradient_accumulation_steps,
                    "training.gradient_checkpointing": chosen.gradient_checkpointing,
                    "training.max_length": chosen.max_length})
     for key in FITTED:
-        sources[key] += f" ({card_name}, {gib:.1f} GiB)"
+        sources[key] += f" ({card_name}, {gib:.1f} GiB{measured})"
     if not chosen.fits:
         res.notes.append(f"{res.profile} does not fit this card even at batch 1 with gradient "
                          f"checkpointing and max_length {chosen.max_length}: {chosen.describe()}; "

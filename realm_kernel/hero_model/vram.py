@@ -201,13 +201,14 @@ class Fit:
 
 def fit(config: Any, *, card_bytes: float, effective_batch: int, max_length: int,
         min_length: int = 512, headroom: float = CARD_HEADROOM, batch_size: int | None = None,
-        checkpointing: bool | None = None, **kwargs: Any) -> Fit:
+        checkpointing: bool | None = None, scale: float = 1.0, **kwargs: Any) -> Fit:
     """Size a run to a card: the largest per-device batch (a power of two dividing
     `effective_batch`, or the given `batch_size`) whose estimate is within headroom x the
     card, first without gradient checkpointing, then with it, then with max_length halved
     down to min_length; `checkpointing` True or False tries only that. Accumulation makes
     up the effective batch. When nothing fits: the last and smallest try, fits=False.
-    kwargs go to `estimate`."""
+    `scale`: a battle's measured peak over the estimate for its settings on this card
+    (profiles.py), by which every estimate here is multiplied. kwargs go to `estimate`."""
     if effective_batch < 1 or max_length < 1:
         raise ValueError("effective_batch and max_length must be >= 1")
     budget = card_bytes * headroom
@@ -223,7 +224,7 @@ def fit(config: Any, *, card_bytes: float, effective_batch: int, max_length: int
     for on, seq in ladder:
         for b in batches:
             est = estimate(config, seq_len=seq, batch_size=b, gradient_checkpointing=on, **kwargs)
-            if est.total <= budget:
+            if est.total * scale <= budget:
                 return Fit(b, max(1, effective_batch // b), on, seq, est, budget, True)
     b = batches[-1]
     return Fit(b, max(1, effective_batch // b), on, seq, est, budget, False)

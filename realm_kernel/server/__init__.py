@@ -20,6 +20,12 @@ from .oracle_handlers import handlers as oracle_handlers
 from .skill_handlers import handlers as skill_handlers
 
 
+def routes(base_url: str) -> list[tuple[str, type]]:
+    """Every route the extension mounts, as tornado handler specs: the one list the server
+    registers and the route-auth tests walk (tests/server/test_route_auth.py)."""
+    return [*handlers(base_url), *oracle_handlers(base_url), *skill_handlers(base_url)]
+
+
 def _jupyter_server_extension_points() -> list[dict]:
     return [{"module": "realm_kernel.server"}]
 
@@ -49,9 +55,7 @@ def _load_jupyter_server_extension(serverapp) -> None:
     realm.ledger.ensure_views()
     web_app = serverapp.web_app
     web_app.settings["realm"] = realm
-    web_app.add_handlers(".*$", handlers(web_app.settings["base_url"]))
-    web_app.add_handlers(".*$", oracle_handlers(web_app.settings["base_url"]))
-    web_app.add_handlers(".*$", skill_handlers(web_app.settings["base_url"]))
+    web_app.add_handlers(".*$", routes(web_app.settings["base_url"]))
     weaver = None
     if enabled():
         weaver = Weaver(paths, serverapp.log, ledger=realm.ledger)

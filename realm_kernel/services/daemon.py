@@ -38,6 +38,7 @@ from ..store.paths import RealmPaths
 from ..store.process import service_main, take_instance_lock
 from ..store.queries import hero_step, quest_status
 from ..store.runs import record_run
+from ..store.shipping import Shipper
 from ..store.status import DAEMON, TRAINING, read_status, write_status
 from . import gpu_yield
 
@@ -71,6 +72,8 @@ class Daemon:
         self._lent_for: float | None = None  # the GPU loan (its asked time) last recorded
         self._setup_retry_at = 0.0
         self._setup_backoff = SETUP_RETRY_S
+        self._setup_tries = 0  # in the heartbeat: proof that a waiting daemon retries
+        self.shipper: Shipper | None = None  # [vault] ship_to's background copier
 
     # -- single instance ------------------------------------------------------------
     def acquire_lock(self) -> None:
@@ -88,9 +91,27 @@ class Daemon:
                 log.error("%s (keeping the last good config)", e)
                 self.ledger.event("config_error", str(e))
 
+    def checkpoint_published(self, step: int, path: Path) -> None:
+        """After each published checkpoint (on the training thread): queue it for the
+        shared zone (a row; the copy is the shipper thread's), then the achievements."""
+        self.ship(step, path)
+        self.award_achievements()
+
+    def ship(self, step: int | None = None, path: Path | None = None) -> None:
+        """The shipper for `[vault] ship_to` as the config says now (restarted when the
+        zone changed); with a step, that checkpoint is queued for it. A shipper started
+        here also picks up what an earlier run left pending."""
+        zone = self.config.vault.ship_to
+        if self.shipper is None or self.shipper.zone != zone:
+            if self.shipper is not None:
+                self.shipper.stop()
+            self.shipper = Shipper.start(self.paths, self.ledger, self.config)
+        if self.shipper is not None and step is not None and path is not None:
+            self.shipper.submit(step, path)
+
     def heartbeat(self, state: str, **extra: object) -> None:
         write_status(self.paths, DAEMON, pid=os.getpid(), state=state, started=self.started,
-                     home=str(self.paths.home), **extra)
+                     home=str(self.paths.home), setup_tries=self._setup_tries, **extra)
 
     def idle_status(self, state: str) -> None:
         write_status(self.paths, TRAINING, state=state, quest=None, step=self.hero_step())
@@ -250,6 +271,7 @@ class Daemon:
     def report_setup_fault(self, cause: str) -> None:
         """Quests stay queued; the cause is recorded once; the daemon retries with backoff."""
         self._setup_retry_at = time.monotonic() + self._setup_backoff
+        self._setup_tries += 1
         self._setup_backoff = min(self._setup_backoff * 2, SETUP_RETRY_MAX_S)
         if cause != self.setup_fault:
             self.setup_fault = cause
@@ -309,7 +331,7 @@ class Daemon:
                    skill=meta.get("skill"), skill_level=meta.get("level"),
                    resume_from=model_path if resume else None,
                    on_progress=hero_progress(self.ledger, self.config.hero.name),
-                   on_checkpoint=lambda step, path: self.award_achievements(),
+                   on_checkpoint=self.checkpoint_published,
                    retention=self.config.retention,
                    base_model=self.config.hero.base_model or "dio-mini")
 
@@ -455,6 +477,7 @@ class Daemon:
         except Exception as e:  # reported as a setup fault when a quest needs it
             log.error("could not build the demo hero: %s", e)
         self.ledger.event("daemon_started", f"The Arena opens (pid {os.getpid()})")
+        self.ship()  # checkpoints an earlier run left pending for the shared zone
         log.info("daemon %d watching %s", os.getpid(), self.paths.inbox)
         keeper = threading.Thread(target=self.keep_inbox, name="inbox-keeper", daemon=True)
         keeper.start()

@@ -149,11 +149,16 @@ def gpu_status() -> dict:
             pass
 
 
-def resource_ok(resource: str, gpu: dict, threshold: float, lent: bool = False) -> tuple[bool, str]:
+def resource_ok(resource: str, gpu: dict, threshold: float, lent: bool = False,
+                placed: bool = False) -> tuple[bool, str]:
+    """Whether a task may run now as far as this machine's GPUs go; `placed`: cluster
+    mode has a live eval node, where the task's answering runs instead of on this card."""
     gpus = gpu.get("gpus") or []
     busiest = max((g["utilisation"] for g in gpus), default=None)
     if resource == "none":
         return True, "needs no GPU"
+    if placed:
+        return True, "answered on the cluster's eval nodes (cluster mode)"
     if lent:
         return True, "the daemon lends the GPU between quests"
     if not gpus:
@@ -360,10 +365,11 @@ def history(home: Home) -> dict[str, dict]:
 
 
 def describe(home: Home, gpu: dict | None = None, check_work: bool = False,
-             first_available: bool = False, lent: bool = False) -> list[dict]:
+             first_available: bool = False, lent: bool = False, placed: bool = False) -> list[dict]:
     """Every task as Realm.tasks.list() returns it (highest priority first). With
     first_available, stops at the first task that may run now (the loop's pick); `lent`:
-    the daemon lends the GPU, so the tasks that may ask for it need not wait for it."""
+    the daemon lends the GPU, so the tasks that may ask for it need not wait for it;
+    `placed`: cluster mode has a live eval node, so inference tasks need no local GPU."""
     hist = history(home)
     cfg = home.safe_config().taskmaster
     gpu = gpu if gpu is not None else {"gpus": [], "detail": "not checked"}
@@ -383,7 +389,7 @@ def describe(home: Home, gpu: dict | None = None, check_work: bool = False,
                "next_eligible": iso(nxt), "output": h["output"] if h else None,
                "detail": h["detail"] if h else None}
         if check_work:
-            ok, why = resource_ok(t.resource, gpu, cfg.gpu_threshold, lent and t.yields_gpu)
+            ok, why = resource_ok(t.resource, gpu, cfg.gpu_threshold, lent and t.yields_gpu, placed)
             reasons = []
             if not t.enabled:
                 reasons.append("disabled")
@@ -509,7 +515,7 @@ class TaskMaster:
             raise KeyError(f"unknown task {task_id!r}; known: {sorted(tasks)}")
         task = tasks[task_id]
         ok, why = resource_ok(task.resource, gpu_status(), self.config.taskmaster.gpu_threshold,
-                              task.yields_gpu and gpu_yield.granted(self.paths))
+                              task.yields_gpu and gpu_yield.granted(self.paths), self.placed())
         if not ok:
             self.home.ledger.append("tasks", [{"task_id": task_id, "name": task.name, "status": "failed",
                                                 "priority": task.priority, "notebook": task.notebook,
@@ -522,6 +528,19 @@ class TaskMaster:
         self.last = {k: result[k] for k in ("task_id", "status", "seconds", "output")}
         log.info("%s %s in %.1f s", task_id, result["status"], result["seconds"])
         return result
+
+    def placed(self) -> bool:
+        """Cluster mode with a live node that takes inference tasks: they are answered
+        there, never on this machine's (training) card. False on one machine, without
+        importing anything."""
+        if self.config.cluster.engine != "ray":
+            return False
+        from ..oracle import cluster  # cluster mode only
+        try:
+            return cluster.placeable(self.config.cluster)
+        except cluster.ClusterUnavailable as e:
+            log.warning("cluster: %s", e)
+            return False
 
     def pick(self) -> tuple[str, str] | None:
         """(task id, why) of the next task: a run-now request, else the highest-priority
@@ -537,7 +556,8 @@ class TaskMaster:
         starving = waiting(self.paths) == 0 and not lent
         # Every task's work check when starving (to see the generator's row), else only
         # down to the first available task; either way each check runs once per pick.
-        rows = describe(self.home, gpu, check_work=True, first_available=not starving, lent=lent)
+        rows = describe(self.home, gpu, check_work=True, first_available=not starving, lent=lent,
+                        placed=self.placed())
         self.ask_or_release_gpu(rows)
         fed_last, self._fed_last = self._fed_last, False
         if starving:

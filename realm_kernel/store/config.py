@@ -200,6 +200,20 @@ class RetentionConfig(_Section):
     max_disk_gb: float = Field(0.0, ge=0)
 
 
+class VaultConfig(_Section):
+    """Shipping published checkpoints to a shared zone (store/shipping.py)."""
+    # The zone (its id, added by a person with `realm vault add-zone`) each published
+    # checkpoint is copied to, weights-only, in the daemon's background; "" = none.
+    ship_to: str = ""
+    # After a failed copy (the zone unreachable) the next try waits this long, doubling
+    # up to ship_retry_max_s; the checkpoint stays local, and retention keeps it meanwhile.
+    ship_retry_s: float = Field(30.0, gt=0, le=3600)
+    ship_retry_max_s: float = Field(900.0, gt=0, le=86400)
+    # Retention per zone ([vault.retention.<zone id>], the keys of [retention]); a zone
+    # without its own policy keeps every copy shipped to it.
+    retention: dict[str, RetentionConfig] = {}
+
+
 class OracleConfig(_Section):
     # The pool of models the Oracle keeps loaded (per process): at most max_models, and
     # at most max_bytes of weights (0 = no byte bound); least recently used goes first.
@@ -285,6 +299,26 @@ class WatchConfig(_Section):
     review_examples: int = Field(200, ge=1, le=100_000)
 
 
+class ClusterConfig(_Section):
+    """Cluster mode (docs/cluster.md): "local" (the default) is one machine, exactly as
+    without this section: nothing is imported or started for it. "ray" places the
+    inference tasks (evals, sparring, probes) on a running Ray cluster's nodes."""
+    engine: Literal["local", "ray"] = "local"
+    # The running Ray cluster to join ("127.0.0.1:6379", "ray://head:10001"); empty:
+    # RAY_ADDRESS, else the cluster `ray start` left on this machine ("auto").
+    address: str = ""
+    # The Ray resource an inference task asks for (one unit per task): eval hosts offer it
+    # (`ray start --resources '{"realm_inference": 1}'`), the trainer does not, so an eval
+    # never lands on the training card while an eval node is up.
+    inference_resource: str = Field("realm_inference", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    # GPUs each inference task takes on its node (0 on CPU-only nodes).
+    gpus_per_task: float = Field(1.0, ge=0, le=8)
+    # Where a node keeps the checkpoints it fetched, by step (empty: ~/.cache/realm/checkpoints).
+    cache_dir: str = ""
+    # Tries of a task whose node or worker died before the realm falls back to this machine.
+    max_retries: int = Field(3, ge=0, le=100)
+
+
 class RealmConfig(_Section):
     hero: HeroConfig = HeroConfig()
     training: TrainingConfig = TrainingConfig()
@@ -292,11 +326,13 @@ class RealmConfig(_Section):
     quests: QuestsConfig = QuestsConfig()
     oracle: OracleConfig = OracleConfig()
     retention: RetentionConfig = RetentionConfig()
+    vault: VaultConfig = VaultConfig()
     taskmaster: TaskmasterConfig = TaskmasterConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
     logs: LogsConfig = LogsConfig()
     backup: BackupConfig = BackupConfig()
     watch: WatchConfig = WatchConfig()
+    cluster: ClusterConfig = ClusterConfig()
     _profile: profiles.Resolution | None = PrivateAttr(default=None)
 
     @property
@@ -347,7 +383,8 @@ def load_config(home: str | os.PathLike | None = None,
                          for k in fields})
     cfg = _validate(path, data)
     try:
-        resolution = profiles.resolve(cfg, explicit, paths.home)
+        resolution = profiles.resolve(cfg, explicit, paths.home,
+                                      lambda model: batch_fit.peaks_for(paths, model))
     except ValueError as e:
         raise ConfigError(f"{path}: hero.profile: {e}") from e
     changed = {k: v for k, v in resolution.applied.items() if _get(cfg, k) != v}

@@ -18,7 +18,10 @@ Off unless the environment asks; read here and nowhere else:
                                     more than <rows> rows (default 0: any) raises a real
                                     torch.cuda.OutOfMemoryError in <phase>: forward,
                                     backward, optimizer or eval (the held-out pass), as a
-                                    card that fits only <rows> rows would.
+                                    card that fits only <rows> rows would; or generate (an
+                                    eval's or probe's answer batch, oracle/answering.py),
+                                    where <step> counts the process's answer batches,
+                                    retries included.
   REALM_FAULT=nan@<step>            the loss of local training step <step> is NaN (a bad
                                     batch), each time that step's batch is trained on.
 
@@ -48,7 +51,7 @@ ENOSPC_ON_SAVE = "enospc_on_save"
 HANG_STEP = "hang_step"
 OOM = "oom"
 NAN = "nan"
-OOM_PHASES = ("forward", "backward", "optimizer", "eval")
+OOM_PHASES = ("forward", "backward", "optimizer", "eval", "generate")
 
 _hits: dict[str, int] = {}
 _lock = threading.Lock()

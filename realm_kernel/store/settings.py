@@ -14,9 +14,10 @@ from pydantic import ValidationError
 from .config import RealmConfig
 from .paths import RealmPaths, atomic_write_text
 
-# Changing these changes what a checkpoint means (or which model trains): ask first.
+# Changing these changes what a checkpoint means (or which model trains), or where every
+# checkpoint is copied to (vault.ship_to): ask first.
 CRITICAL = frozenset({"hero.base_model", "hero.profile", "training.max_length", "training.pack_length",
-                      "training.dtype", "training.optimizer", "training.packing"})
+                      "training.dtype", "training.optimizer", "training.packing", "vault.ship_to"})
 
 
 def _kind(annotation: Any) -> tuple[str, list | None]:

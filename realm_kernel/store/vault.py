@@ -25,6 +25,7 @@ import re
 import shutil
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -131,6 +132,14 @@ AWAITING_EVAL = """
           UNION ALL SELECT substr(key, 6) FROM events WHERE key LIKE 'eval:%')"""
 
 
+# Checkpoints queued for the shared zone and not copied there yet (store/shipping.py):
+# the latest row of each (asset, zone) says "pending".
+AWAITING_SHIPPING = """
+    SELECT step, zone, path FROM assets WHERE type = 'checkpoint'
+    QUALIFY row_number() OVER (PARTITION BY asset_id, zone ORDER BY ts DESC) = 1
+        AND status = 'pending'"""
+
+
 class VaultKeeper:
     def __init__(self, paths: RealmPaths, ledger: Ledger, config: RealmConfig | None = None) -> None:
         self.paths, self.ledger = paths, ledger
@@ -183,11 +192,15 @@ class VaultKeeper:
         self.ledger.append("zones", [{"zone_id": zone_id, "url": z["url"], "kind": z["kind"],
                                       "status": "removed"}])
 
-    def _fs(self, zone_id: str):
-        """(fsspec filesystem, root path in it) for a zone."""
+    def zone_fs(self, zone_id: str, fresh: bool = False, **options: Any):
+        """(fsspec filesystem, root path in it) for a zone. fsspec caches one instance
+        per URL; `fresh` makes a new one (a connection that died with its server stays
+        dead in the cached instance). `options` go to the filesystem (a timeout)."""
         import fsspec
         url = self.zone_url(zone_id)
-        fs, root = fsspec.core.url_to_fs(url) if _is_url(url) else (
+        if fresh:
+            options["skip_instance_cache"] = True
+        fs, root = fsspec.core.url_to_fs(url, **options) if _is_url(url) else (
             fsspec.filesystem("file"), url)
         return fs, root.rstrip("/")
 
@@ -208,7 +221,7 @@ class VaultKeeper:
         return confine(self.paths.home, safe_relpath(rel), what="asset path")
 
     # -- catalog ------------------------------------------------------------------
-    def _record(self, asset_id: str, type_: str, name: str, zone: str, rel: str,
+    def record(self, asset_id: str, type_: str, name: str, zone: str, rel: str,
                 nbytes: int | None, step: int | None, status: str = "present",
                 detail: dict | None = None) -> None:
         self.ledger.append("assets", [{"asset_id": asset_id, "type": type_, "name": name,
@@ -232,7 +245,7 @@ class VaultKeeper:
                 raise VaultError(f"nothing at {rel!r} in the realm home")
             nbytes = dir_bytes(full)
         else:
-            fs, root = self._fs(zone)
+            fs, root = self.zone_fs(zone)
             if not fs.exists(f"{root}/{rel}"):
                 raise VaultError(f"nothing at {rel!r} in zone {zone!r}")
             nbytes = int(fs.du(f"{root}/{rel}"))
@@ -241,7 +254,7 @@ class VaultKeeper:
             raise ValueError(f"unknown asset type {type_!r}; expected one of {ASSET_TYPES}")
         step = extract_step(name) if type_ == "checkpoint" else None
         asset_id = check_id(asset_id or asset_id_for(type_, name, step))
-        self._record(asset_id, type_, name, zone, rel, nbytes, step, detail=detail)
+        self.record(asset_id, type_, name, zone, rel, nbytes, step, detail=detail)
         return {"asset_id": asset_id, "type": type_, "name": name,
                 "location": self._location(zone, rel, nbytes).as_dict()}
 
@@ -249,7 +262,7 @@ class VaultKeeper:
         """Discover checkpoints, models, data and configs in a zone; locations that are
         gone are marked deleted."""
         found = list(discover_local(self.paths.home) if zone == LOCAL
-                     else discover_fs(*self._fs(zone)))
+                     else discover_fs(*self.zone_fs(zone)))
         before = {r["asset_id"]: r for r in self.ledger.query(
             "SELECT asset_id, type, name, path FROM asset_locations WHERE zone = ?", [zone])}
         rows, seen = [], set()
@@ -362,7 +375,7 @@ class VaultKeeper:
             return self.local_path(best.path)
         self._copy(best.zone, LOCAL, best.path)
         dest = self.local_path(best.path)
-        self._record(asset_id, found.type, PurePosixPath(best.path).name, LOCAL, best.path,
+        self.record(asset_id, found.type, PurePosixPath(best.path).name, LOCAL, best.path,
                      dir_bytes(dest), extract_step(asset_id) if found.type == "checkpoint" else None,
                      detail={"fetched_from": best.zone})
         self.ledger.event("vault_fetch", f"Fetched {asset_id} from {best.zone}")
@@ -378,7 +391,7 @@ class VaultKeeper:
             raise VaultError(f"{asset_id!r} is not in zone {from_zone!r}")
         if src.zone != to_zone:
             self._copy(src.zone, to_zone, src.path)
-        self._record(asset_id, found.type, PurePosixPath(src.path).name, to_zone, src.path,
+        self.record(asset_id, found.type, PurePosixPath(src.path).name, to_zone, src.path,
                      src.bytes, extract_step(asset_id) if found.type == "checkpoint" else None,
                      detail={"transferred_from": src.zone})
         self.ledger.event("vault_transfer", f"{asset_id}: {src.zone} -> {to_zone}")
@@ -393,13 +406,13 @@ class VaultKeeper:
         try:
             local_src = self.local_path(rel) if src_zone == LOCAL else None
             if local_src is None:
-                fs, root = self._fs(src_zone)
+                fs, root = self.zone_fs(src_zone)
                 fs.get(f"{root}/{rel}", str(staging / "x"), recursive=True)
                 local_src = staging / "x"
             if dst_zone == LOCAL:
                 dest = self.local_path(rel)
                 if dest.exists():
-                    _same_or_refuse(_local_fs(), str(local_src), _local_fs(), str(dest), rel, dst_zone)
+                    _same_or_refuse(local_fs(), str(local_src), local_fs(), str(dest), rel, dst_zone)
                     return
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 part = dest.with_name(f".{dest.name}.partial")
@@ -410,13 +423,13 @@ class VaultKeeper:
                     shutil.copy2(local_src, part)
                 os.replace(part, dest)
             else:
-                fs, root = self._fs(dst_zone)
+                fs, root = self.zone_fs(dst_zone)
                 if fs.exists(f"{root}/{rel}"):
-                    _same_or_refuse(_local_fs(), str(local_src), fs, f"{root}/{rel}", rel, dst_zone)
+                    _same_or_refuse(local_fs(), str(local_src), fs, f"{root}/{rel}", rel, dst_zone)
                     return
                 part = f"{root}/{rel}.partial"
                 fs.put(str(local_src), part, recursive=local_src.is_dir())
-                fs.mv(part, f"{root}/{rel}", recursive=local_src.is_dir())
+                move(fs, part, f"{root}/{rel}")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -434,6 +447,10 @@ class VaultKeeper:
         # Retention keeps a checkpoint waiting for its eval until the Task Master scored it.
         for row in self.ledger.query(AWAITING_EVAL) if retention else ():
             out.setdefault(int(row["step"]), "awaiting its eval")
+        # Retention keeps a checkpoint waiting to be shipped to the shared zone
+        # (store/shipping.py): while that zone is unreachable its only copy is here.
+        for row in self.ledger.query(AWAITING_SHIPPING) if retention else ():
+            out.setdefault(int(row["step"]), f"awaiting shipping to zone {row['zone']}")
         status = read_json(self.paths.status / "training.json", {}) or {}
         if status.get("last_checkpoint"):
             step = extract_step(status["last_checkpoint"])
@@ -448,11 +465,20 @@ class VaultKeeper:
         named += [r["path"] for r in self.ledger.query("SELECT path FROM champion")]
         return {Path(p).resolve() for p in named if p}
 
-    def retention_plan(self, policy: RetentionConfig | None = None) -> dict[str, Any]:
+    def retention_plan(self, policy: RetentionConfig | None = None,
+                       zone: str = LOCAL) -> dict[str, Any]:
+        """What `policy` keeps and deletes among the checkpoints in `zone` (the realm home
+        by default; another zone's are its catalogued copies)."""
         policy = policy or self.config.retention
         ledger = CheckpointLedger(self.ledger)
         every = ledger.list()[::-1]  # save order, the whole history
-        present = [r for r in every if Path(r.path).is_dir()]
+        if zone == LOCAL:
+            present = [r for r in every if Path(r.path).is_dir()]
+        else:
+            held = {int(r["step"]): r for r in self.ledger.query(
+                "SELECT step, path, bytes FROM asset_locations WHERE zone = ? "
+                "AND type = 'checkpoint' AND step IS NOT NULL", [zone])}
+            present = [r for r in every if r.step in held]
         reasons: dict[int, list[str]] = {}
 
         def keep(step: int, why: str) -> None:
@@ -483,14 +509,18 @@ class VaultKeeper:
         keep_rows = [{"step": r.step, "name": r.name, "reasons": reasons[r.step]}
                      for r in present if r.step in reasons]
         delete_rows = [{"step": r.step, "name": r.name, "path": r.path,
-                        "bytes": dir_bytes(Path(r.path))} for r in present if r.step not in reasons]
-        # A step saved again under another folder leaves the older folder out of the view:
-        # without this it would never be tidied (nor counted by any rule).
-        in_use = self._paths_in_use()
-        delete_rows += [{"step": r.step, "name": r.name, "path": r.path, "superseded": True,
-                         "bytes": dir_bytes(Path(r.path))}
-                        for r in ledger.superseded()
-                        if Path(r.path).is_dir() and Path(r.path).resolve() not in in_use]
+                        "bytes": dir_bytes(Path(r.path))} if zone == LOCAL else
+                       {"step": r.step, "name": r.name, "path": held[r.step]["path"],
+                        "bytes": held[r.step]["bytes"]}
+                       for r in present if r.step not in reasons]
+        if zone == LOCAL:
+            # A step saved again under another folder leaves the older folder out of the
+            # view: without this it would never be tidied (nor counted by any rule).
+            in_use = self._paths_in_use()
+            delete_rows += [{"step": r.step, "name": r.name, "path": r.path, "superseded": True,
+                             "bytes": dir_bytes(Path(r.path))}
+                            for r in ledger.superseded()
+                            if Path(r.path).is_dir() and Path(r.path).resolve() not in in_use]
         return {"policy": policy.model_dump(), "keep": keep_rows, "delete": delete_rows,
                 "freed_bytes": sum(d["bytes"] for d in delete_rows)}
 
@@ -565,7 +595,7 @@ class VaultKeeper:
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
         rel = path.relative_to(self.paths.home).as_posix()
-        self._record(f"checkpoint_{step}", "checkpoint", path.name, LOCAL, rel, nbytes, step,
+        self.record(f"checkpoint_{step}", "checkpoint", path.name, LOCAL, rel, nbytes, step,
                      status="deleted", detail={"by": by})
 
     def _local_checkpoint(self, step: int) -> tuple[Any, Path]:
@@ -632,19 +662,31 @@ class VaultKeeper:
         return dest
 
 
-def _local_fs():
+def local_fs():
     import fsspec
     return fsspec.filesystem("file")
 
 
-def fingerprint(fs, path: str) -> dict[str, tuple[int, str]]:
+def move(fs, src: str, dst: str) -> None:
+    """Rename a file or folder inside one zone. fsspec's SFTP `mv` is one posix rename and
+    takes no `recursive`; the others need it for a folder (on an object store it is a
+    server-side copy, then a delete: not atomic)."""
+    import inspect
+    if "recursive" in inspect.signature(fs.mv).parameters:
+        fs.mv(src, dst, recursive=True)
+    else:
+        fs.mv(src, dst)
+
+
+def fingerprint(fs, path: str, keep: Callable[[str], bool] = lambda rel: True,
+                ) -> dict[str, tuple[int, str]]:
     """{relative file path: (bytes, sha256)} of a file or a folder, through fsspec (so a
-    local copy and a zone's compare the same way)."""
+    local copy and a zone's compare the same way); only the files `keep` accepts."""
     import hashlib
     path = path.rstrip("/")
     files = {"": path} if fs.isfile(path) else {
         p[len(path):].lstrip("/"): p for p, info in fs.find(path, detail=True).items()
-        if info.get("type") == "file"}
+        if info.get("type") == "file" and keep(p[len(path):].lstrip("/"))}
     out = {}
     for rel, full in sorted(files.items()):
         h, n = hashlib.sha256(), 0

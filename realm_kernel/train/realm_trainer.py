@@ -17,6 +17,7 @@ from transformers import Trainer
 
 from ..store import faults
 from ..store.checkpoints import run_finished
+from . import chunked_loss
 from .rescue import is_oom, release_memory
 
 
@@ -187,7 +188,30 @@ class EvalBackOffMixin:
                 self.on_eval_backoff(size, size // 2, error)
 
 
+class ChunkedEvalLossMixin:
+    """The held-out loss in chunks of tokens (train/chunked_loss.py), never the whole
+    batch's full-vocabulary logits; HF's own path where Liger's fused loss already skips
+    them, on several processes (whose token counts HF rescales) or for a model whose logits
+    are more than its head over the decoder."""
+
+    eval_loss_chunk: int = chunked_loss.CHUNK_TOKENS
+
+    def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        plain = self.accelerator.unwrap_model(model)
+        if (model.training or self.args.use_liger_kernel or "labels" not in inputs
+                or self.accelerator.num_processes > 1 or self.label_smoother is not None
+                or self.compute_loss_func is not None or self.compute_metrics is not None
+                or not chunked_loss.supports(plain)):
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+        # HF divides by the Trainer's token count only for a model that takes it.
+        divisor = num_items_in_batch if self.model_accepts_loss_kwargs else None
+        loss = chunked_loss.held_out_loss(plain, inputs, divisor, self.eval_loss_chunk)
+        return (loss, {}) if return_outputs else loss  # no logits: the pass is loss-only
+
+
 class RealmTrainer(PhaseTimingMixin, RealTokensMixin, WeightsOnlyFinalSaveMixin,
                    FaultPointsMixin, SkipStepsMixin, LearningRateScaleMixin, EvalBackOffMixin,
-                   Trainer):
+                   ChunkedEvalLossMixin, Trainer):
     """The Trainer every realm run uses (TrainerEngine)."""

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from transformers import PrinterCallback
 
-from ..store import batch_fit, faults
+from ..store import faults
 from ..store.config import RetentionConfig, TrainingConfig
 from ..store.heldout import example_hash, hashes
 from ..store.ledger import Ledger
@@ -365,12 +365,9 @@ class TrainerEngine:
         """The battle's peak GPU memory beside the calculator's estimate (train/memory.py);
         a measurement never costs the battle."""
         try:
-            from .memory import measure
+            from .memory import measure, record
             peak = measure(trainer.model, tried_config(job), trainer.args.per_device_train_batch_size,
                            bool(trainer.args.use_liger_kernel))
-            batch_fit.record_peak(self.paths, self._retries.key, **peak)
-            self.ledger.event("battle_memory", f"Peak GPU memory "
-                              f"{peak['max_memory_allocated'] / 1e9:.2f} GB (the calculator said "
-                              f"{(peak['estimate'] or 0) / 1e9:.2f} GB)", json.dumps(peak))
+            record(self.paths, self.ledger, self._retries.key, peak)
         except Exception as e:
             self.ledger.event("battle_memory", f"Peak GPU memory not recorded: {type(e).__name__}: {e}")

@@ -29,6 +29,8 @@ from realm_widgets.pages import (
     shared_realm,
 )
 
+from ..helpers import wait_for
+
 
 @pytest.fixture
 def realm(tmp_path) -> Realm:
@@ -160,7 +162,6 @@ def test_one_realm_per_home_in_a_process(tmp_path, monkeypatch):
 
 
 def test_oracle_session_acts_once_with_dict_notices(realm_home):
-    import time
 
     s = OracleSession(Realm(realm_home.home))
     first = s.snapshot()
@@ -172,15 +173,12 @@ def test_oracle_session_acts_once_with_dict_notices(realm_home):
     assert s.act({"name": "dance", "nonce": 2})["message"] == "unknown action 'dance'"
     load = s.act({"name": "load", "nonce": 3, "host": "local", "step": 0})
     assert load == {"ok": True, "action": "load", "message": "loading step 0 on local…", "nonce": 3}
-    deadline = time.monotonic() + 120
-    while s.snapshot()["notice"]["message"].startswith("loading") and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: not s.snapshot()["notice"]["message"].startswith("loading"), 120, "the load to end")
     loaded = s.snapshot()
     assert loaded["notice"] == {**load, "message": "loaded dio-mini on local"}
     assert loaded["loaded"] == [{"step": 0, "model": "dio-mini"}]
     assert s.act({"name": "chat", "nonce": 4, "host": "local", "step": 0, "message": "What is ①+①?"})["ok"]
-    while s.snapshot()["panes"]["left"]["busy"] and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: not s.snapshot()["panes"]["left"]["busy"], 120, "the reply")
     left = s.snapshot()["panes"]["left"]
     assert [m["role"] for m in left["messages"]] == ["user", "assistant"] and left["model"] == "dio-mini"
     assert s.act({"name": "unload", "nonce": 5, "host": "local", "step": 0})["message"] == "unloaded step 0"

@@ -144,8 +144,8 @@ def test_a_stale_or_silent_owner_never_hangs_a_caller(oracle_home, procs):
     assert st["owner"]["pid"] == os.getpid() and st["loaded_models"] == []
 
     # Alive, but nothing answers at its address: one short connect, then this process's pool.
-    alive = procs.start("silent", [sys.executable, "-c", "import time; time.sleep(600)"],
-                        child_env(oracle_home.home))
+    silent = "import time; time.sleep(600)"  # sleep-ok: a child alive that never answers
+    alive = procs.start("silent", [sys.executable, "-c", silent], child_env(oracle_home.home))
     oracle_home.oracle_owner.write_text(json.dumps({**ad, "pid": alive.pid}))
     fresh = Realm(oracle_home.home)
     assert fresh.oracle.load(0)["host"] == "local"

@@ -106,7 +106,7 @@ def crash(procs: Procs, paths: RealmPaths, fault: str, index: int, timeout: floa
     proc = start_daemon(procs, paths, f"daemon-fault-{index:03d}", fault)
     reached, point = False, None
     if fault.startswith("delay:"):
-        time.sleep(float(fault.split(":", 1)[1]))
+        time.sleep(float(fault.split(":", 1)[1]))  # sleep-ok: a delay fault kills at a time, not a code point
         reached, point = proc.poll() is None, "delay"
     else:
         end = time.monotonic() + timeout
@@ -118,7 +118,7 @@ def crash(procs: Procs, paths: RealmPaths, fault: str, index: int, timeout: floa
             if hit and hit.get("pid") == proc.pid:
                 reached, point = True, hit["point"]
                 break
-            time.sleep(0.05)
+            time.sleep(0.05)  # sleep-ok: poll interval of the wait on the fault marker
     procs.stop(proc, signal.SIGKILL)
     at = time.time()
     marker.unlink(missing_ok=True)

@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
             seen = max(seen, step)
         except Exception as e:  # what the user would have seen
             errors.append(f"{type(e).__name__}: {e}"[:300])
-        time.sleep(pause)
+        time.sleep(pause)  # sleep-ok: a reader's pace between polls (a user refreshing), not a wait
     print(json.dumps({
         "kind": kind, "polls": len(lat) + len(errors), "errors": len(errors),
         "first_errors": errors[:3], "dips": dips, "last_step": seen,

@@ -12,9 +12,6 @@ import pytest
 import requests
 
 from realm_kernel.api import Realm
-from realm_kernel.server.handlers import ROUTES
-from realm_kernel.server.oracle_handlers import ROUTES as ORACLE_ROUTES
-from realm_kernel.server.skill_handlers import ROUTES as SKILL_ROUTES
 from realm_kernel.store.status import DAEMON, read_status
 from realm_kernel.store.vault import ProtectedAssetError
 
@@ -25,6 +22,7 @@ from ..helpers import (
     free_port,
     listening_addresses,
     make_home,
+    realm_routes,
     start_daemon,
     start_lab,
     wait_for,
@@ -32,21 +30,9 @@ from ..helpers import (
 from .harness import FAULT_TOML, digest
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
-METHODS = ("get", "post", "put", "patch", "delete")
-
-
-def every_route(value: str = "1") -> list[tuple[str, str]]:
-    """(METHOD, route) for every handler method under /realm/api, read from the route
-    tables themselves: a route added later is covered without editing this test. A path
-    parameter is `value` (URL-encoded by the caller)."""
-    out = []
-    for pattern, handler in [*ROUTES, *ORACLE_ROUTES, *SKILL_ROUTES]:
-        route = re.sub(r"\([^)]*\)", lambda _: value, pattern)
-        for m in METHODS:
-            if m in vars(handler) or any(m in vars(b) for b in handler.__mro__[1:]
-                                         if b.__module__.startswith("realm_kernel")):
-                out.append((m.upper(), route))
-    return out
+# Every route the extension mounts (realm_kernel.server.routes, the list the server
+# registers; tests/server/test_route_auth.py checks a live app mounts exactly those).
+every_route = realm_routes
 
 
 @pytest.fixture(scope="module")

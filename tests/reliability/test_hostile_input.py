@@ -174,10 +174,10 @@ def test_files_still_being_written_are_taken_whole(hostile):
             for chunk in lines:
                 f.write(chunk[:10])
                 f.flush()
-                time.sleep(0.02)
+                time.sleep(0.02)  # sleep-ok: a file written slowly is what this tests
                 f.write(chunk[10:])
                 f.flush()
-                time.sleep(0.02)
+                time.sleep(0.02)  # sleep-ok: as above
 
     writer = threading.Thread(target=write_slowly)
     writer.start()

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from realm_kernel.store.ledger import Ledger
 from realm_kernel.store.logs import RotatingLog, log_files
 from realm_kernel.store.schema import SCHEMA_VERSION
+from realm_kernel.store.status import DAEMON, read_status
 
 from ..helpers import REPO, TEST_TOML, child_env, wait_for
 
@@ -76,7 +76,9 @@ def test_hung_step_is_killed_resumed_and_ctrl_c_stops_all_once(realm_home, procs
 
     os.killpg(play.pid, signal.SIGINT)  # Ctrl-C in the terminal of `realm play`
     assert play.wait(timeout=120) == 0
-    time.sleep(2)
+    # No pause for "nothing happened": the Weaver runs inside `realm play`, which has
+    # exited, and its services are gone (checked below), so nothing is left that could
+    # still record a mend; the count is final.
     assert len(events(paths, "weaver_mended")) == mends_before  # a clean exit is not a crash
     # every daemon but the hung one (killed) closed the Arena itself
     assert len(events(paths, "daemon_stopped")) == len(events(paths, "daemon_started")) - 1
@@ -178,7 +180,8 @@ def test_setup_fault_keeps_quest_queued_then_trains(realm_home, procs):
     start = [sys.executable, "-m", "realm_kernel.services.daemon", "--home", str(paths.home)]
     procs.start("daemon", start, child_env(paths.home))
     wait_for(lambda: events(paths, "setup_fault"), 60, "the setup fault")
-    time.sleep(4)  # it retries meanwhile
+    # It retries (the daemon's heartbeat counts the tries), and says so only once.
+    wait_for(lambda: read_status(paths, DAEMON).get("setup_tries", 0) >= 2, 90, "a retry")
     assert len(events(paths, "setup_fault")) == 1
     assert "no HF model directory" in events(paths, "setup_fault")[0]["message"]
     assert quest_state(paths, "waits.jsonl") == "queued"
@@ -341,10 +344,10 @@ def test_each_risky_operation_takes_an_automatic_snapshot_first(tmp_path, monkey
 
 SLOW_TO_STOP = """
 import signal, sys, time
-signal.signal(signal.SIGTERM, lambda *_: (time.sleep(2), sys.exit(0)))  # saves for 2 s, then exits
+signal.signal(signal.SIGTERM, lambda *_: (time.sleep(2), sys.exit(0)))  # sleep-ok: slow to stop
 print("up", flush=True)
 while True:
-    time.sleep(0.1)
+    time.sleep(0.1)  # sleep-ok: a child idling until it is stopped
 """
 
 STOPPER = """
@@ -356,7 +359,10 @@ logging.basicConfig(level=logging.INFO)
 weaver = Weaver(RealmPaths.at(sys.argv[1]).ensure(), logging.getLogger("t"),
                 services=[("daemon", "slow_to_stop"), ("taskmaster", "slow_to_stop")])
 weaver.start()
-time.sleep(1.5)
+logs = [RealmPaths.at(sys.argv[1]).logs / f"{s.name}.log" for s in weaver.services]
+# Both children have their slow SIGTERM handler (each logs "up" after setting it), then stop.
+while not all(f.exists() and "up" in f.read_text() for f in logs):
+    time.sleep(0.05)  # sleep-ok: poll interval of the wait on the children's "up"
 threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()  # Ctrl-C again, mid-stop
 weaver.stop()
 print("stopped", [s.status()["alive"] for s in weaver.services], flush=True)

@@ -9,7 +9,7 @@ import sys
 import pytest
 import requests
 
-from ..helpers import TOKEN, api, auth, child_env, start_lab, wait_for
+from ..helpers import TOKEN, api, auth, child_env, realm_routes, start_lab, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +20,8 @@ def lab(realm_home, procs, tmp_path):
     return proc, base, realm_home
 
 
+# A route of each table with a value that names something in test_every_route_with_the_token's
+# realm; auth is checked on every route the extension mounts (realm_routes).
 ROUTES = [("GET", "health"), ("GET", "stats"), ("GET", "locate/checkpoint_1"),
           ("GET", "asset/checkpoint_1"), ("GET", "checkpoints"), ("GET", "search?type=model"),
           ("POST", "fetch"), ("POST", "register"), ("POST", "scan"), ("GET", "zones"),
@@ -35,7 +37,7 @@ ROUTES = [("GET", "health"), ("GET", "stats"), ("GET", "locate/checkpoint_1"),
 
 def test_every_route_refuses_without_or_with_a_wrong_token(lab):
     _, base, _ = lab
-    for method, route in ROUTES:
+    for method, route in realm_routes():
         url = f"{base}/realm/api/{route}"
         for headers in ({}, auth("wrong-token")):
             r = requests.request(method, url, headers=headers, json={"action": "pause"}, timeout=10)

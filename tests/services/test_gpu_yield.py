@@ -71,9 +71,10 @@ def test_the_busy_gpu_is_lent_to_the_waiting_eval_and_taken_back(realm_home, mon
     tm.pick()
     assert gpu_yield.current(realm_home) is None
     # A request past its deadline is void: a Task Master that died holds nothing up.
-    gpu_yield.request(realm_home, "process_eval_queue", 0.05)
-    time.sleep(0.1)
-    assert gpu_yield.current(realm_home) is None and not gpu_yield.granted(realm_home)
+    asked = gpu_yield.request(realm_home, "process_eval_queue", 0.05)
+    assert gpu_yield.current(realm_home) == asked, "live until its deadline"
+    wait_for(lambda: gpu_yield.current(realm_home) is None, 30, "the request to pass its deadline")
+    assert not gpu_yield.granted(realm_home)
 
 
 @pytest.mark.slow

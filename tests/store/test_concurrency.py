@@ -36,7 +36,7 @@ while not os.path.exists(stop):  # poll until the test has seen training go on
             ready.touch()
     except Exception as e:
         errors.append(f"{type(e).__name__}: {e}")
-    time.sleep(0.05)
+    time.sleep(0.05)  # sleep-ok: the reader's pace between polls, not a wait
 print(json.dumps({"errors": errors[:5], "n_errors": len(errors), "polls": polls, "dips": dips,
                   "last": last}))
 """

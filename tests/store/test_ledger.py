@@ -167,7 +167,7 @@ def test_raw_reader_never_fails_and_counts_every_row_once_through_compactions(tm
     wait_for(lambda: ready.exists() or reader.poll() is not None, 120, "the reader's first poll")
     for step in range(total):
         led.append("metrics", [{"step": step, "loss": 0.5}])
-        time.sleep(0.01)  # ~6 s of appends: several graces pass while the reader reads
+        time.sleep(0.01)  # sleep-ok: ~6 s of appends, so several graces pass while the reader reads
     out, err = reader.communicate(timeout=150)
     assert reader.returncode == 0, err[-2000:]
     got = json.loads(out)
@@ -184,7 +184,7 @@ def test_raw_reader_never_fails_and_counts_every_row_once_through_compactions(tm
     # While it was open nothing left raw/; once it is closed, the next append tidies up.
     raw = led.raw_dir("metrics")
     assert len(list(raw.glob("*.parquet"))) > total, "merged-away sources kept under the reader"
-    time.sleep(1.1)
+    time.sleep(1.1)  # sleep-ok: raw/'s one-second grace must pass: time is what this tests
     led.append("metrics", [{"step": total, "loss": 0.5}])
     live = {f.name for f in led.segment_files("metrics")}
     assert {f.name for f in raw.glob("*.parquet")} == live

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from transformers import Trainer
 
 from realm_kernel.train.realm_trainer import (
+    ChunkedEvalLossMixin,
     EvalBackOffMixin,
     FaultPointsMixin,
     LearningRateScaleMixin,
@@ -57,10 +58,10 @@ class StandIn:
 
 
 def test_the_realm_trainer_is_its_mixins_over_hf_trainer():
-    assert RealmTrainer.__mro__[1:9] == (PhaseTimingMixin, RealTokensMixin,
-                                         WeightsOnlyFinalSaveMixin, FaultPointsMixin,
-                                         SkipStepsMixin, LearningRateScaleMixin,
-                                         EvalBackOffMixin, Trainer)
+    assert RealmTrainer.__mro__[1:10] == (PhaseTimingMixin, RealTokensMixin,
+                                          WeightsOnlyFinalSaveMixin, FaultPointsMixin,
+                                          SkipStepsMixin, LearningRateScaleMixin,
+                                          EvalBackOffMixin, ChunkedEvalLossMixin, Trainer)
 
 
 def test_a_step_a_loss_alarm_blamed_is_skipped_on_replay_and_others_train():

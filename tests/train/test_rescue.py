@@ -9,7 +9,7 @@ import torch
 
 from realm_kernel.store import batch_fit, faults
 from realm_kernel.store.config import ConfigError, TrainingConfig, load_config
-from realm_kernel.train.rescue import alarm_reason, is_oom, smaller, split
+from realm_kernel.train.rescue import LossAlarm, LossWatch, alarm_reason, is_oom, smaller, split
 
 CFG = TrainingConfig(loss_spike_factor=3.0, loss_spike_window=4, loss_spike_warmup=3)
 
@@ -29,6 +29,24 @@ def test_spike_rule_factor_times_the_median_of_the_window_after_warm_up():
     assert alarm_reason(3.5, 1.0, [9.0, 9.0, 9.0, 1.0, 1.0, 1.0, 1.0], CFG) is not None
     off = CFG.model_copy(update={"loss_spike_factor": 0.0})
     assert alarm_reason(1e6, 1.0, [1.0] * 10, off) is None
+
+
+def test_a_skipped_step_is_not_judged_and_leaves_the_window_alone():
+    """The replayed bad step logs a zero (or NaN) loss: no second alarm, no zero in the
+    median; the next real step is judged as before."""
+    from types import SimpleNamespace
+    watch = LossWatch(CFG, skip_steps=frozenset({5}))
+    state = SimpleNamespace(global_step=0)
+    watch.on_train_begin(None, state, None)
+    for step in range(1, 5):
+        state.global_step = step
+        watch.on_log(None, state, None, logs={"loss": 1.0, "grad_norm": 1.0})
+    state.global_step = 5
+    watch.on_log(None, state, None, logs={"loss": float("nan"), "grad_norm": float("nan")})
+    assert list(watch.history) == [1.0] * 4
+    state.global_step = 6
+    with pytest.raises(LossAlarm):
+        watch.on_log(None, state, None, logs={"loss": 3.5, "grad_norm": 1.0})
 
 
 def test_split_keeps_the_examples_per_step_and_back_off_ends_at_batch_one_checkpointed():
@@ -71,7 +89,7 @@ def test_alarm_settings_are_validated(realm_home):
 
 def test_the_tavern_toasts_announce_a_failing_battles_rescues():
     from realm_widgets.pages import TOAST_KINDS
-    assert {"oom_backoff", "loss_alarm", "rollback", "setup_fault"} <= set(TOAST_KINDS)
+    assert {"oom_backoff", "loss_alarm", "rollback", "setup_fault", "eval_backoff"} <= set(TOAST_KINDS)
 
 
 def test_hero_profile_shows_the_remembered_split_as_measured(realm_home):
