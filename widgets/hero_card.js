@@ -51,7 +51,7 @@ function render({ model, el }) {
   let lastLevel = null;
   const draw = () => {
     const h = state_(model).hero || {};
-    name.textContent = h.name || "DIO";
+    name.textContent = (h.name || "DIO") + (h.host ? ` on ${h.host}` : "");  // a trainer elsewhere
     level.textContent = `Level ${h.level ?? 0}`;
     const per = h.xp_per_level || 1000;
     fill.style.width = `${Math.min(100, (100 * (h.xp_into_level || 0)) / per)}%`;

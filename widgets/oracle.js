@@ -86,7 +86,9 @@ function render({ model, el }) {
       const p = (s.panes || {})[side] || {};
       const { sel, who, log } = panes[side];
       fillSelect(sel, opts);
-      who.textContent = p.model ? `answered by ${p.model}` : "";
+      // A checkpoint answering on another host says so; the local pool's need not.
+      const where = p.host && p.host !== "local" ? ` on ${p.host}` : "";
+      who.textContent = p.model ? `answered by ${p.model}${where}` : "";
       who.title = p.model_path || "";
       log.replaceChildren(...(p.messages || []).map((m) => {
         const row = el_("div", `ro-msg ro-${m.role}`);

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realm_kernel.api import QuestError, Realm
+from realm_kernel.api import ConfigError, QuestError, Realm
 
 from .poller import View
 from .traits import FIELDS
@@ -74,11 +74,21 @@ class Session:
     # True: each part's value depends on the realm only, so sessions share what one read
     # (three browser tabs of a page read it once; every page's toasts are read once).
     shared = True
+    # Actions a realm away from its trainer still carries out (they write nothing of the
+    # trainer's realm); every other one is refused there, naming the trainer's host.
+    away_actions: frozenset[str] = frozenset()
 
     def __init__(self, realm: Realm | None = None) -> None:
         self.realm = realm or shared_realm()
         self._seen: set = set()
         self.notice: dict | None = None
+        try:
+            self.trainer = self.realm.trainer  # None: this realm trains its own hero
+        except ConfigError as e:  # a broken hosts.toml: this realm's own pages, and why
+            log.warning("hosts.toml: %s", e)
+            self.trainer = None
+            self.notice = {"ok": False, "action": "hosts", "message": str(e), "detail": None,
+                           "nonce": None}
         self._parts: dict[str, dict] = {}
         self._keys: dict[str, tuple] = {}
         self._read_at: dict[str, float] = {}  # when each part was last read (self.clock)
@@ -86,6 +96,8 @@ class Session:
         self._fresh = False  # an action ran: read, do not adopt
 
     def parts(self) -> dict[str, tuple[str, ...] | None]:
+        if self.trainer is not None:  # the trainer's facts change where no local stamp sees them
+            return {**dict.fromkeys(self.reads), "toasts": TOAST_READS}
         return {**self.reads, "toasts": TOAST_READS}
 
     def sources(self) -> set[str]:
@@ -100,18 +112,16 @@ class Session:
             out: dict = {}
             now = self.clock()
             for part, reads in self.parts().items():
-                if reads is None:
-                    out.update(getattr(self, part)())
-                    continue
-                key = tuple(stamps[s] for s in reads)
-                stale = self._keys.get(part) != key
-                if stale and not self._adopt(part, key) and not self._too_soon(part, now):
+                key = None if reads is None else tuple(stamps[s] for s in reads)
+                stale = key is None or self._keys.get(part) != key
+                if stale and (key is None or not self._adopt(part, key) and not self._too_soon(part, now)):
                     try:
                         self._parts[part] = getattr(self, part)()
                         self._keys[part] = key
                         self._read_at[part] = now
-                        self._publish(part)
-                    except Exception as e:  # a ledger hiccup keeps the last facts on the page
+                        if key is not None:
+                            self._publish(part)
+                    except Exception as e:  # a ledger or network hiccup keeps the last facts
                         log.warning("page state %s: %s", part, e)
                 out.update(self._parts.get(part, {}))
             self._fresh = False
@@ -146,7 +156,9 @@ class Session:
         return part in self._keys and now - self._read_at.get(part, now) < self.every.get(part, 0.0)
 
     def toasts(self) -> dict:
-        return {"toasts": self.realm.reports.notable_events(TOAST_KINDS)}
+        # The toasts are on every page: so is the label of a trainer on another host.
+        return {"toasts": self.realm.reports.notable_events(TOAST_KINDS),
+                "trainer": self.trainer.label() if self.trainer else None}
 
     def act(self, action: dict | None) -> dict | None:
         """Carry out a widget action once ({"name": ..., "nonce": ..., **args})."""
@@ -159,6 +171,8 @@ class Session:
         try:
             if handler is None:
                 raise ValueError(f"unknown action {name!r}")
+            if self.trainer is not None and name not in self.away_actions:
+                self.trainer.refuse(name)
             message, detail = handler(**args), None
         except Exception as e:  # every refusal is shown on the page, never raised into the host
             log.warning("widget action %s refused: %s", name, e)
@@ -188,13 +202,19 @@ class TavernSession(Session):
     every = {"state": 2.0}
 
     def state(self) -> dict:
+        if self.trainer:  # the trainer's whole Tavern state over REST (its events too)
+            return self.trainer.tavern_state()
         r = self.realm
         return {"hero": r.hero(), "battle": r.training.status(), "losses": r.reports.series("loss")}
 
     def feed(self) -> dict:
+        if self.trainer:  # in state() above
+            return {}
         return {"events": self.realm.reports.events(), "alarms": self.realm.reports.alarm_steps()}
 
     def slow_state(self) -> dict:
+        if self.trainer:  # achievements are not served over REST yet: none shown
+            return {"skills": self.trainer.skills(), "achievements": []}
         return {"skills": self.realm.skills.list(), "achievements": self.realm.reports.achievements()}
 
     def do_control(self, action: str) -> str:
@@ -222,6 +242,8 @@ class QuestSession(Session):
     every = {"slow_state": 5.0}  # metrics: the ETAs follow the training pace
 
     def slow_state(self) -> dict:
+        if self.trainer:  # the trainer's queue (sizes and ETAs are computed on the trainer only)
+            return {"queue": self.trainer.quest_queue(), "skills": self.trainer.skills()}
         queue = self.realm.quests.queue()
         sizes = self.realm.quests.sizes()
         pace = self.realm.training.seconds_per_example()
@@ -272,6 +294,9 @@ class VaultSession(Session):
 
     def slow_state(self) -> dict:
         vault = self.realm.vault
+        if self.trainer:  # the trainer's checkpoint ledger; its disk and zones are its own
+            return {"checkpoints": self.trainer.checkpoints(), "protected": {}, "champion": None,
+                    "zones": [], "disk": {}}
         protected = {str(k): v for k, v in vault.protected_steps().items()}
         champ = self.realm.checkpoints.champion()
         return {"checkpoints": vault.checkpoints(), "protected": protected,
@@ -305,6 +330,7 @@ class SettingsSession(Session):
 
     reads = {"slow_state": ("config",), "state": None}
     shared = False  # slow_state estimates this form's VRAM
+    away_actions = frozenset({"preview"})  # nothing saved
 
     def __init__(self, realm: Realm | None = None) -> None:
         super().__init__(realm)
@@ -368,6 +394,8 @@ class SchedulerSession(Session):
     reads = {"slow_state": ("tasks", "evals", "events", "primitive_accuracy", "config", "task_files")}
 
     def slow_state(self) -> dict:
+        if self.trainer:  # the trainer's cluster status is not served over REST yet: none shown
+            return {"tasks": self.trainer.tasks(), "curriculum": self.trainer.curriculum(), "cluster": None}
         return {"tasks": self.realm.tasks.list(), "curriculum": self.realm.skills.curriculum(),
                 "cluster": self.realm.tasks.cluster()}
 
@@ -406,6 +434,8 @@ class GuildSession(Session):
     reads = {"slow_state": ("evals", "primitive_accuracy", "passive_probes", "events", "config")}
 
     def slow_state(self) -> dict:
+        if self.trainer:
+            return self.trainer.guild()
         skills_ = self.realm.skills.list()
         for s in skills_:
             report = self.realm.skills.eval_report(s["skill"])
@@ -428,7 +458,8 @@ PANES = ("left", "right")
 
 
 def _pane() -> dict:
-    return {"step": None, "model": None, "model_path": None, "messages": [], "busy": False, "error": None}
+    return {"step": None, "model": None, "model_path": None, "host": None, "messages": [], "busy": False,
+            "error": None}
 
 
 class OracleSession(Session):
@@ -441,6 +472,8 @@ class OracleSession(Session):
              "state": None}
     every = {"slow_state": 5.0}  # status: the daemon's moves with every step
     live = True  # answers stream in from threads
+    # The Oracle chats with checkpoints by step on its hosts; it writes nothing of the trainer's.
+    away_actions = frozenset({"load", "unload", "chat", "duel", "probe"})
 
     def __init__(self, realm: Realm | None = None, max_new_tokens: int = 64) -> None:
         super().__init__(realm)
@@ -496,8 +529,9 @@ class OracleSession(Session):
         return f"loading step {step} on {host}…"
 
     def do_unload(self, step: int, host: str | None = None) -> str:
-        self.realm.oracle.unload(step)  # the realm's pool (a remote host serves what it serves)
-        return f"unloaded step {step}"
+        # An OpenAI-compatible host serves what it was started with: its unload refuses.
+        info = self.realm.oracle.unload(step, host or "local")
+        return f"unloaded step {step}" + ("" if info["host"] == "local" else f" on {info['host']}")
 
     def do_chat(self, message: str, step: int | None = None, pane: str = "left",
                 host: str | None = None) -> str:
@@ -538,7 +572,7 @@ class OracleSession(Session):
                         answer = p["messages"][-1]
                         if ev["type"] == "start":
                             answer["model"] = ev["model"]
-                            p.update(model=ev["model"], model_path=ev["model_path"])
+                            p.update(model=ev["model"], model_path=ev["model_path"], host=ev["host"])
                         elif ev["type"] == "token":
                             answer["content"] += ev["text"]
             except Exception as e:

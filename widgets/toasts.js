@@ -39,7 +39,10 @@ function render({ model, el }) {
     label();
   }, "rt-sound");
   label();
-  el.append(stack, sound);
+  // A realm away from its trainer says on every page whose hero it shows (toasts are on each).
+  const away = el_("span", "rt-away");
+  away.dataset.stat = "trainer-host";
+  el.append(away, stack, sound);
 
   let since = null;
   const show = (t) => {
@@ -52,6 +55,10 @@ function render({ model, el }) {
     setTimeout(() => toast.remove(), 7600);
   };
   const draw = () => {
+    const trainer = state_(model).trainer;
+    away.textContent = trainer ? `📡 on ${trainer.host} · read-only` : "";
+    away.title = trainer ? `the hero trains on ${trainer.host} (${trainer.url}); this page reads it there` : "";
+    away.hidden = !trainer;
     const toasts = state_(model).toasts || [];
     const newest = toasts.reduce((m, t) => Math.max(m, t.ts), 0);
     if (since === null) {  // history is not news

@@ -17,7 +17,7 @@ FIELDS: dict[str, dict[str, str]] = {
     "battle_view": {"battle": "dict", "events": "list", "hero": "dict", "losses": "list", "alarms": "list",
                     **NOTICE},
     "achievements": {"achievements": "list"},
-    "toasts": {"toasts": "list"},
+    "toasts": {"toasts": "list", "trainer": "dict"},
     "oracle": {"checkpoints": "list", "hosts": "list", "loaded": "list", "panes": "dict",
                "probe": "dict", "skills": "list", **NOTICE},
     "quest_board": {"queue": "dict", "skills": "list", **NOTICE},

@@ -11,6 +11,7 @@ layers above catch are exported here, so they need not import a lower layer for 
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -42,6 +43,7 @@ from ..store.vault import ProtectedAssetError, VaultError, VaultKeeper
 from .checkpoints import Checkpoints, vault_of
 from .oracle import make_oracle
 from .quests import Quests
+from .remote_trainer import ReadOnlyRealm, RemoteTrainer, remote_trainer
 from .reports import Reports, hero_of
 from .settings import Settings
 from .skills import Skills
@@ -51,9 +53,9 @@ from .training import Training
 # The Panel app's own server options (realm_widgets.app main) are checked by the same
 # rule `realm tavern` uses, reached through here like everything else the widgets need.
 __all__ = ["BackupError", "ConfigError", "ExposureError", "ModelNotLoaded", "OracleError",
-           "ProtectedAssetError", "QuestError", "QueueConflict", "Realm", "RemoteError", "SkillError",
-           "TavernServer", "UnknownCheckpoint", "VaultError", "exposure", "parse_tavern_options",
-           "refuse_without_login"]
+           "ProtectedAssetError", "QuestError", "QueueConflict", "ReadOnlyRealm", "Realm", "RemoteError",
+           "RemoteTrainer", "SkillError", "TavernServer", "UnknownCheckpoint", "VaultError", "exposure",
+           "parse_tavern_options", "refuse_without_login"]
 
 
 class Realm:
@@ -135,6 +137,12 @@ class Realm:
                 "weaver": {"alive": weaving, "pid": weaver.get("pid"),
                            "updated": weaver.get("updated")},
                 "ledger": {"schema_version": SCHEMA_VERSION}}
+
+    @functools.cached_property
+    def trainer(self) -> RemoteTrainer | None:
+        """The trainer when hosts.toml puts it on another host (read-only, over its REST
+        API), else None: this realm trains its own hero. Read once per `Realm`."""
+        return remote_trainer(self.paths.home)
 
     def hosts(self) -> HostRegistry:
         """The host registry (hosts.toml): where the trainer and the inference hosts run."""

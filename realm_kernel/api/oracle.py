@@ -9,9 +9,11 @@ from pathlib import Path
 from ..oracle.client import SharedOracle
 from ..oracle.inference_hosts import inference_hosts
 from ..oracle.pool import ModelPool, Oracle
+from ..oracle.realm_host import RealmOracleHost
 from ..oracle.remote import RemoteOracle
 from ..store.checkpoints import UnknownCheckpoint, checkpoint_row, list_checkpoints, locate_checkpoint
 from ..store.home import Home
+from ..store.shared_zone import checkpoint_by_step, shared_zone
 from ..store.vault import VaultError
 from .checkpoints import vault_of
 
@@ -33,14 +35,19 @@ def make_oracle(home: Home) -> SharedOracle:
             try:
                 path = vault_of(home).fetch(f"checkpoint_{step}")
             except VaultError:
-                raise missing from None
+                # Nor in this realm's vault: a host that serves another realm's trainer
+                # (the Oracle on another host) fetches it from the shared zone.
+                if shared_zone(home.paths.home) is None:
+                    raise missing from None
+                path = checkpoint_by_step(home.paths.home, step, home.paths.fetched)
             return path.name, path
 
     def name_of(step: int) -> str:
         return checkpoint_row(home.ledger, base(), step)["name"]
 
-    def remotes() -> dict[str, RemoteOracle]:
-        return {h.name: RemoteOracle(h.name, h.url, name_of, h.token)
+    def remotes() -> dict[str, RemoteOracle | RealmOracleHost]:
+        kinds = {"openai": RemoteOracle, "realm": RealmOracleHost}
+        return {h.name: kinds[h.kind](h.name, h.url, name_of, h.token)
                 for h in inference_hosts(home.paths.home).values()}
 
     pool = ModelPool(locate, cfg.oracle.max_models, cfg.oracle.max_bytes, cfg.oracle.dtype,

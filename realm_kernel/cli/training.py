@@ -122,6 +122,7 @@ def train(ctx: typer.Context, quest: Path,
 
     Example: realm train data.jsonl --preset qwen3-4b-24gb --model Qwen/Qwen3-4B"""
     if accelerate_config or nproc > 1:
+        from ..train.ranks import free_port
         from ..train.standalone import new_run_id
         os.environ.setdefault("REALM_RUN_ID", new_run_id())  # one run (and folder) for every rank
         # Every process re-runs this command without the launch option; HF Trainer does the rest.
@@ -129,7 +130,7 @@ def train(ctx: typer.Context, quest: Path,
         launcher = (["accelerate.commands.launch", "--config_file", str(accelerate_config)]
                     if accelerate_config else
                     ["torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
-                     f"--master_port={_free_port()}"])
+                     f"--master_port={free_port()}"])
         cmd = [sys.executable, "-m", *launcher, "-m", "realm_kernel.cli", *argv]
         os.execvp(cmd[0], cmd)
     from ..train.standalone import TrainRefused, train_quest
@@ -155,10 +156,3 @@ def _without_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
         elif not a.startswith(tuple(f"{n}=" for n in names)):
             out.append(a)
     return out
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

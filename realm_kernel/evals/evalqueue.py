@@ -91,7 +91,7 @@ def evaluate_all(home: Home, requests: list[dict], size: int | None = None,
     cluster mode their answers are asked for all at once (several nodes answer at the
     same time, each on the level when the batch began); grading and recording stay here,
     in request order."""
-    if home.safe_config().cluster.engine != "ray":
+    if not home.safe_config().cluster.on:
         return [evaluate(home, r, size, threads) for r in requests]
     return _evaluate(home, [_plan(home, r, size) for r in requests], threads, together=True)
 

@@ -50,7 +50,7 @@ def answers_for(home: Home, name: str, step: int | None, path: str | Path,
     """An `Ask` over checkpoint `name` and the dict collecting its seconds (and, in cluster
     mode, the node that answered)."""
     cluster_cfg = home.safe_config().cluster
-    if cluster_cfg.engine != "ray" or step is None:
+    if not cluster_cfg.on or step is None:
         return grading.checkpoint_answers(path, threads, backoff_events(home, name))
     from ..oracle import cluster  # cluster mode only: Ray is imported there, on first use
 

@@ -119,14 +119,15 @@ def _sampling_body(sampling: Sampling) -> dict:
     return {k: v for k, v in d.items() if v is not None and (k != "stop" or v)}
 
 
-class PoolClient:
-    """The owner's Oracle REST API (/realm/api/oracle) with its token."""
+class OracleApiClient:
+    """A realm server's Oracle REST API (API/oracle) with its token: `who` names it in
+    every error; `hop` marks requests as forwarded (the owner answers from its own pool)."""
 
-    def __init__(self, ad: dict) -> None:
-        self.ad, self.url = ad, f"{ad['url']}/realm/api/oracle"
-        self.headers = {HOP_HEADER: str(os.getpid())}
-        if ad.get("token"):
-            self.headers["Authorization"] = f"token {ad['token']}"
+    def __init__(self, api: str, token: str | None, who: str, hop: bool) -> None:
+        self.url, self.who = f"{api.rstrip('/')}/oracle", who
+        self.headers = {HOP_HEADER: str(os.getpid())} if hop else {}
+        if token:
+            self.headers["Authorization"] = f"token {token}"
 
     def _send(self, method: str, route: str, read_timeout: float, **kw: Any) -> requests.Response:
         try:
@@ -134,12 +135,10 @@ class PoolClient:
             r = requests.request(method, f"{self.url}/{route}", headers=self.headers,
                                      timeout=(CONNECT_TIMEOUT, read_timeout), **kw)
         except requests.RequestException as e:
-            raise OwnerUnreachable(f"the Oracle pool owner (pid {self.ad['pid']}, {self.ad['url']}) "
-                                   f"did not answer: {e}") from e
+            raise OwnerUnreachable(f"{self.who} did not answer: {e}") from e
         if r.status_code in (401, 403):
             r.close()
-            raise OwnerUnreachable(f"the Oracle pool owner (pid {self.ad['pid']}, {self.ad['url']}) "
-                                   f"refused this process's credentials (HTTP {r.status_code})")
+            raise OwnerUnreachable(f"{self.who} refused this process's credentials (HTTP {r.status_code})")
         return r
 
     def _json(self, method: str, route: str, read_timeout: float = WORK_TIMEOUT, **kw: Any) -> dict:
@@ -191,7 +190,16 @@ class PoolClient:
                                     raise _error_from(int(ev.get("status") or 502), ev)
                                 yield ev
             except requests.RequestException as e:
-                raise RemoteError(f"the Oracle pool owner ({self.ad['url']}) failed mid-answer: {e}") from e
+                raise RemoteError(f"{self.who} failed mid-answer: {e}") from e
+
+
+class PoolClient(OracleApiClient):
+    """The realm's pool owner, as its advertisement names it."""
+
+    def __init__(self, ad: dict) -> None:
+        self.ad = ad
+        super().__init__(f"{ad['url']}/realm/api", ad.get("token"),
+                         f"the Oracle pool owner (pid {ad['pid']}, {ad['url']})", hop=True)
 
 
 # -- Realm.oracle ----------------------------------------------------------------------
@@ -323,6 +331,17 @@ class SharedOracle:
 
     def loaded(self) -> list[dict]:
         return self.local_status()["loaded_models"]
+
+    def served(self, hosts: list[str] | None = None) -> list[dict]:
+        """What answers now on each host (default: all), each model with its `host` and
+        its `id`: the checkpoint's name on this realm's own pool, `name@host` elsewhere
+        (the OpenAI endpoint's model ids)."""
+        out = []
+        for host in self.hosts() if hosts is None else hosts:
+            models = self.loaded() if host == LOCAL else self.remote(host).status()["loaded_models"]
+            out += [{**m, "host": host, "id": m["model"] if host == LOCAL else f"{m['model']}@{host}"}
+                    for m in models if m.get("step") is not None]
+        return out
 
     def status(self, host: str | None = None) -> dict:
         hosts = {LOCAL: self.local_status()}

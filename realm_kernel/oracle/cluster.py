@@ -45,10 +45,6 @@ class ClusterUnavailable(RuntimeError):
     """No Ray cluster to join, or no live node offering what the task needs."""
 
 
-def enabled(config: ClusterConfig) -> bool:
-    return config.engine == "ray"
-
-
 def address_of(config: ClusterConfig) -> str:
     return config.address or os.environ.get("RAY_ADDRESS") or "auto"
 
@@ -133,7 +129,7 @@ def placeable(config: ClusterConfig, live: Sequence[dict] | None = None) -> bool
 def status(config: ClusterConfig) -> dict:
     """What `realm cluster status` prints: the mode, and in cluster mode the nodes."""
     out: dict[str, Any] = {"engine": config.engine}
-    if not enabled(config):
+    if not config.on:
         out["detail"] = "one machine: no [cluster] engine = 'ray' in realm.toml"
         return out
     out["address"] = address_of(config)

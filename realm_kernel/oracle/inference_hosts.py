@@ -8,6 +8,15 @@ the URL of an OpenAI-compatible server (vLLM, or any server with /v1/models and
     roles = ["inference"]
     token_env = "GPU1_API_KEY"          # optional: sent as a Bearer token (vllm --api-key)
     services = { inference = { port = 8000 } }
+
+or another realm server (its Jupyter server with the realm extension), which loads the
+checkpoint asked for by step (oracle/realm_host.py):
+
+    [hosts.gpu2]
+    host = "10.0.0.8"
+    roles = ["inference"]
+    token_env = "GPU2_REALM_TOKEN"      # that server's Jupyter token
+    services = { realm = { port = 8888, path = "/realm/api" } }
 """
 
 from __future__ import annotations
@@ -19,20 +28,26 @@ from pathlib import Path
 from ..store.hosts import HostRegistry
 
 SERVICE = "inference"
+REALM = "realm"  # the service of a realm server
 
 
 @dataclass(frozen=True)
 class InferenceHost:
     name: str
-    url: str  # base URL without /v1
+    url: str  # base URL without /v1 (an OpenAI server), or the realm API's (a realm server)
     token: str | None = None
+    kind: str = "openai"  # or "realm"
 
 
 def inference_hosts(home: Path) -> dict[str, InferenceHost]:
     out = {}
-    for name, h in HostRegistry.load(home).with_role(SERVICE):
-        if SERVICE not in h.services:
+    registry = HostRegistry.load(home)
+    for name, h in registry.with_role(SERVICE):
+        if name == "local":  # this realm's own pool (and the default registry's one host)
             continue
         token = os.environ.get(h.token_env) if h.token_env else None
-        out[name] = InferenceHost(name, h.url(SERVICE), token)
+        if SERVICE in h.services:
+            out[name] = InferenceHost(name, h.url(SERVICE), token)
+        elif REALM in h.services:
+            out[name] = InferenceHost(name, h.url(REALM), token, REALM)
     return out

@@ -511,8 +511,7 @@ class Oracle:
         step = require_step(step)
         if host in (None, "", LOCAL):
             return {"host": LOCAL, **self.pool.unload(step)}
-        raise OracleError(f"host {host!r} is an OpenAI-compatible server: stop or restart it there "
-                          "to change what it serves")
+        return self.remote(host).unload(step)
 
     def stream(self, step: Any, message: Any = None, messages: Any = None, host: str | None = None,
                sampling: dict | Sampling | None = None) -> Iterator[dict]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from .pool import ModelNotLoaded, RemoteError, Sampling
+from .pool import ModelNotLoaded, OracleError, RemoteError, Sampling
 
 STEP_RE = re.compile(r"^checkpoint-(\d+)(?:-\d{8}-\d{4})?$")
 
@@ -75,6 +75,10 @@ class RemoteOracle:
 
     def load(self, step: int) -> dict:
         return {**self.resolve(step), "already_loaded": True, "evicted": []}
+
+    def unload(self, step: int) -> dict:
+        raise OracleError(f"host {self.host!r} is an OpenAI-compatible server: stop or restart it "
+                          "there to change what it serves")
 
     def stream(self, step: int, messages: list[dict], sampling: Sampling) -> Iterator[dict]:
         target = self.resolve(step)  # before the first event: a missing step is a plain error

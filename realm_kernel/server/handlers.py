@@ -290,6 +290,14 @@ class TrainingStatusHandler(RealmHandler):
         self.reply({**status, "hero": await self.call(self.realm.hero)})
 
 
+class TavernStateHandler(RealmHandler):
+    """What the hero card and battle view show (a Tavern away from the trainer reads it)."""
+
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        self.reply(await self.call(self.realm.tavern_state))
+
+
 class QueueHandler(RealmHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -440,6 +448,7 @@ ROUTES = [
     ("ledger/best", LedgerBestHandler),
     (f"ledger/{_ID}", LedgerStepHandler),
     ("training/status", TrainingStatusHandler),
+    ("tavern/state", TavernStateHandler),
     ("training/queue", QueueHandler),
     (f"training/queue/{_ID}", QueueItemHandler),
     ("training/control", ControlHandler),

@@ -154,12 +154,13 @@ class ModelsHandler(OracleHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
         try:
-            loaded = await in_thread(self.oracle.loaded)
+            loaded = await in_thread(self.oracle.served)
         except RemoteError as e:
             return self.fail(e)
         self.reply({"object": "list", "data": [
-            {"id": m["model"], "object": "model", "created": int(m["loaded_at"]), "owned_by": "realm",
-             "root": m["model_path"], "step": m["step"]} for m in loaded]})
+            {"id": m["id"], "object": "model", "created": int(m.get("loaded_at") or 0),
+             "owned_by": "realm", "root": m["model_path"], "step": m["step"], "host": m["host"]}
+            for m in loaded]})
 
 
 # What /v1/chat/completions honours; any other parameter is a 400 naming it, never ignored.
@@ -179,7 +180,8 @@ def unsupported(body: dict) -> str | None:
 
 
 class CompletionsHandler(OracleHandler):
-    """POST /v1/chat/completions: `model` must name a loaded checkpoint exactly."""
+    """POST /v1/chat/completions: `model` must name a loaded checkpoint exactly: its name
+    on this realm's pool, `name@host` on an inference host (as /v1/models lists them)."""
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -204,22 +206,27 @@ class CompletionsHandler(OracleHandler):
             Sampling.from_dict(sampling)
         except OracleError as e:
             return self.reply(openai_error(str(e), "invalid"), 400)
+        host = name.rpartition("@")[2] if "@" in name else LOCAL
         try:
-            loaded = await in_thread(oracle.loaded)
+            loaded = await in_thread(oracle.served, [host])
         except RemoteError as e:
             return self.reply(openai_error(str(e), "oracle_unavailable"), 502)
-        m = next((m for m in loaded if m["model"] == name), None)
+        except LookupError as e:  # no such host
+            return self.reply(openai_error(str(e), "model_not_found", "model"), 404)
+        m = next((m for m in loaded if m["id"] == name), None)
         if m is None:
-            names = [m["model"] for m in loaded]
+            names = [m["id"] for m in loaded]
             return self.reply(openai_error(f"model {name!r} is not loaded; loaded: {names}",
                                            "model_not_found", "model"), 404)
         try:
             events = await in_thread(oracle.stream, m["step"], None, body.get("messages"),
-                                     LOCAL, sampling)
+                                     host, sampling)
+        except RemoteError as e:
+            return self.reply(openai_error(str(e), "oracle_unavailable"), 502)
         except (LookupError, ValueError) as e:
             code = 404 if isinstance(e, LookupError) else 400
             return self.reply(openai_error(str(e), "model_not_found" if code == 404 else "invalid"), code)
-        base = {"id": f"chatcmpl-{time.time_ns()}", "created": int(time.time()), "model": m["model"],
+        base = {"id": f"chatcmpl-{time.time_ns()}", "created": int(time.time()), "model": m["id"],
                 "system_fingerprint": f"realm-step-{m['step']}"}
         if not body.get("stream"):
             done = [ev async for ev in each_in_thread(events)][-1]

@@ -23,7 +23,6 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..evals.achievements import hero_progress
 from ..hero_model import hub
 from ..quests.admission import check_quest
 from ..quests.formats import Depth, QuestReport, limits_of, priority_of, validate_quest
@@ -31,7 +30,7 @@ from ..quests.publish import quest_row, record
 from ..quests.queue import fail, move, next_quest
 from ..quests.recovery import repair_quests
 from ..store.checkpoint_repair import repair_checkpoints
-from ..store.checkpoints import latest_checkpoint, resume_point
+from ..store.checkpoints import CheckpointLedger, latest_checkpoint, resume_point
 from ..store.config import ConfigError, RealmConfig, load_config
 from ..store.ledger import Ledger, remove_dead_temp_segments
 from ..store.paths import RealmPaths
@@ -41,6 +40,7 @@ from ..store.runs import record_run
 from ..store.shipping import Shipper
 from ..store.status import DAEMON, TRAINING, read_status, write_status
 from . import gpu_yield
+from .battle_group import battle_hooks, fight_in_ranks
 
 if TYPE_CHECKING:  # the engine itself is imported when a quest is fought (seconds of imports)
     from ..train.trainer import Job, TrainingResult
@@ -301,8 +301,18 @@ class Daemon:
             return
         job = self.job_for(quest, examples, before.get("run_id"))
         self.announce(quest, job, priority)
-        engine = TrainerEngine(self.paths, self.ledger, should_abort=self.should_abort)
-        result = engine.run_job(job)
+        ranks = self.ranks()
+        if ranks > 1:  # over the local GPUs (or gloo processes) under accelerate
+            result = fight_in_ranks(self.paths, job, ranks, self.config.training.parallel,
+                                    self.should_abort)
+            # Rank 0 published in its own process, where no shipper runs: its checkpoints
+            # are queued here once the battle ends (a queue row each; never blocks a step).
+            for rec in CheckpointLedger(self.ledger).list():
+                if rec.run_id == job.run_id:
+                    self.ship(rec.step, Path(rec.path))
+        else:
+            engine = TrainerEngine(self.paths, self.ledger, should_abort=self.should_abort)
+            result = engine.run_job(job)
         log.info("result %s", result.as_dict())
         status, detail = self.outcome(quest.name, result)
         if result.success:
@@ -330,10 +340,16 @@ class Daemon:
                    step_offset=offset, training=self.config.training,
                    skill=meta.get("skill"), skill_level=meta.get("level"),
                    resume_from=model_path if resume else None,
-                   on_progress=hero_progress(self.ledger, self.config.hero.name),
-                   on_checkpoint=self.checkpoint_published,
+                   # One process: each checkpoint goes to the shipper as it is published.
+                   **{**battle_hooks(self.ledger, self.config.hero.name),
+                      "on_checkpoint": self.checkpoint_published},
                    retention=self.config.retention,
                    base_model=self.config.hero.base_model or "dio-mini")
+
+    def ranks(self) -> int:
+        """The processes a battle trains over: `[training] nproc` (0 = the visible GPUs)."""
+        from ..train.ranks import local_nproc
+        return local_nproc(self.config.training)
 
     def announce(self, quest: Path, job: Job, priority: str) -> None:
         """The battle starts: the quest's and the run's rows, the event, the heartbeat."""
@@ -346,7 +362,7 @@ class Daemon:
         verb = "resumes" if resume else "takes on"
         self.ledger.event("battle_started", f"{self.config.hero.name} {verb} {job.quest_id}",
                           json.dumps({"model": str(job.model_path), "step": job.step_offset,
-                                      "resume": resume,
+                                      "resume": resume, "ranks": self.ranks(),
                                       "profile": self.config.resolved_profile.as_dict()},
                                      default=str))
         self.heartbeat("training", quest=job.quest_id)

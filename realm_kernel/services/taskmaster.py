@@ -533,7 +533,7 @@ class TaskMaster:
         """Cluster mode with a live node that takes inference tasks: they are answered
         there, never on this machine's (training) card. False on one machine, without
         importing anything."""
-        if self.config.cluster.engine != "ray":
+        if not self.config.cluster.on:
             return False
         from ..oracle import cluster  # cluster mode only
         try:

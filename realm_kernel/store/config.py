@@ -122,6 +122,14 @@ class TrainingConfig(_Section):
     # quest it is set aside (failed/, with the reason).
     alarm_lr_factor: float = Field(0.5, gt=0, le=1)
     max_rollbacks: int = Field(3, ge=1, le=100)
+    # Processes one battle trains over on this machine (docs/engine.md "Several processes"):
+    # 0 = one per visible GPU, 1 on a CPU. Above 1 the daemon runs the battle under
+    # `accelerate launch` (DDP, gloo on a CPU); a step's batch is split across the ranks,
+    # so a step (one XP) holds the same examples at any count.
+    nproc: int = Field(0, ge=0, le=64)
+    # How the ranks hold the model: "ddp" (a whole copy each) or "fsdp" (sharded, for a
+    # model that does not fit one card); checkpoints are full state dicts either way.
+    parallel: Literal["ddp", "fsdp"] = "ddp"
 
     @field_validator("report_to", mode="before")
     @classmethod
@@ -304,6 +312,11 @@ class ClusterConfig(_Section):
     without this section: nothing is imported or started for it. "ray" places the
     inference tasks (evals, sparring, probes) on a running Ray cluster's nodes."""
     engine: Literal["local", "ray"] = "local"
+
+    @property
+    def on(self) -> bool:
+        """Cluster mode: inference tasks go to the Ray cluster's nodes."""
+        return self.engine == "ray"
     # The running Ray cluster to join ("127.0.0.1:6379", "ray://head:10001"); empty:
     # RAY_ADDRESS, else the cluster `ray start` left on this machine ("auto").
     address: str = ""

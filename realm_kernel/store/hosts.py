@@ -16,6 +16,9 @@
     roles = ["inference"]
     services = { inference = { port = 8765 } }
 
+A realm whose trainer runs elsewhere (a Tavern away from the trainer) reads the trainer's
+hero, battle and ledger over its `realm` and `ledger` services (api/remote_trainer.py).
+
 Without a file the realm is one machine: a "local" host with every role, its services on
 the Jupyter server of `realm play` (127.0.0.1:8888).
 """
@@ -51,6 +54,9 @@ class Host(BaseModel):
     services: dict[str, Service] = {}
     models_dir: str | None = None
     token_env: str | None = None
+    # Another realm even at one of this machine's addresses (two realms on one machine:
+    # a second realm home and port), so a trainer named here is not this realm.
+    remote: bool = False
 
     def all_roles(self) -> list[str]:
         return self.roles + ([self.role] if self.role and self.role not in self.roles else [])
@@ -119,9 +125,10 @@ class HostRegistry:
         return os.environ.get("REALM_API_TOKEN")
 
     def is_trainer_local(self) -> bool:
-        """True when a trainer host is this machine (or there is no trainer named)."""
+        """True when a trainer host is this machine (or there is no trainer named), unless
+        it says it is another realm (`remote = true`)."""
         trainers = self.with_role("trainer")
-        return not trainers or any(h.host.lower() in local_names() for _, h in trainers)
+        return not trainers or any(not h.remote and h.host.lower() in local_names() for _, h in trainers)
 
 
 def parse_hosts(path: Path) -> dict[str, Host]:

@@ -89,6 +89,12 @@ class RealmPaths:
         return self.home / "checkpoints"
 
     @property
+    def fetched(self) -> Path:
+        """Checkpoints fetched by step from the shared zone (store/shared_zone.py): a cache, not
+        this realm's own checkpoints (retention and repair never look here)."""
+        return self.home / "cache" / "checkpoints"
+
+    @property
     def heldout(self) -> Path:
         """The fixed held-out sets DEF is scored on, one per skill level (store/heldout.py)."""
         return self.home / "heldout"

@@ -25,6 +25,7 @@ from ..store.status import TRAINING, write_status
 from ..store.vault import dir_bytes
 from .keeper import CheckpointKeeper
 from .lora import base_of, is_adapter
+from .ranks import agree, barrier
 
 
 def canonical_name(step: int, when: datetime | None = None) -> str:
@@ -96,11 +97,13 @@ class RealmCallback(TrainerCallback):
             self.metrics.close(quiet)
 
     # -- events -------------------------------------------------------------------
-    # Under multi-process training (accelerate) only the main process writes the realm.
+    # Under multi-process training (accelerate) only the main process writes the realm;
+    # the others still meet it in each save (on_save) and each control decision.
     def on_init_end(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
-            self.on_log = self.on_save = self.on_train_end = lambda *a, **k: None  # type: ignore
+            self.on_log = self.on_train_end = lambda *a, **k: None  # type: ignore
             self.write_status = lambda *a, **k: None  # type: ignore
+            self.metrics.add = self.metrics.event = lambda *a, **k: None  # type: ignore
             self.heartbeat.beat = self.heartbeat.end = lambda *a, **k: None  # type: ignore
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -147,7 +150,7 @@ class RealmCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         faults.point("step", self.paths.home)
-        self._obey_controls(state, control)
+        self._obey_controls(state, control, args.world_size)
         if state.global_step >= state.max_steps or control.should_training_stop:
             # Always end a quest on a saved, evaluated checkpoint.
             control.should_save = True
@@ -165,11 +168,14 @@ class RealmCallback(TrainerCallback):
         self.heartbeat.beat("saving" if saving else "step", self.global_step(state))
         return control
 
-    def _obey_controls(self, state, control) -> None:
+    def _obey_controls(self, state, control, world: int = 1) -> None:
         pause = self.paths.control_file("pause")
         stop = self.paths.control_file("stop")
         beat = 0.0
-        while pause.exists() and not stop.exists() and not self.should_abort():
+        while True:  # every rank takes rank 0's reading (ranks.agree), at the same step
+            paused, stopping = agree([pause.exists(), stop.exists() or self.should_abort()], world)
+            if not paused or stopping:
+                break
             if self._state != "paused":
                 self._state = "paused"
                 self.metrics.event("battle_paused", f"Battle paused at step {self.global_step(state)}")
@@ -181,7 +187,7 @@ class RealmCallback(TrainerCallback):
             self._state = "training"
             self.metrics.event("battle_resumed", f"Battle resumed at step {self.global_step(state)}")
             self.write_status(state)
-        if stop.exists() or self.should_abort():
+        if stopping:
             self.stopped = True
             control.should_training_stop = True
 
@@ -190,6 +196,9 @@ class RealmCallback(TrainerCallback):
             self._t_save = time.monotonic()
 
     def on_save(self, args, state, control, **kwargs):
+        barrier(args.world_size)  # every rank has written its share (its rng state)
+        if not state.is_world_process_zero:
+            return
         self.heartbeat.beat("step", self.global_step(state))  # the save is written
         save_s = time.monotonic() - self._t_save if self._t_save is not None else None
         src = Path(args.output_dir) / f"checkpoint-{state.global_step}"

@@ -35,6 +35,7 @@ from .loading import load_model_and_tokenizer, precision
 from .lora import check_method, for_method
 from .optim import build_optimizer
 from .packing import SHORT_ROW_IMPLS, PackedCollator, PackedDataset, masked_capacity
+from .ranks import per_rank, world_size
 from .rescue import LossAlarm, LossWatch, OutOfMemoryAtBatchOne, is_oom, release_memory, split
 from .retries import Retries
 from .selfcheck import check_labels, check_packed_batch
@@ -142,7 +143,12 @@ def resolve_liger(cfg: TrainingConfig, cuda: bool) -> bool:
 
 def lend_threads(cfg: TrainingConfig, cuda: bool, paths: RealmPaths) -> ThreadShare | None:
     """Sets torch's CPU threads. threads = 0 on a CPU: the cores the Task Master leaves
-    idle are lent step by step (the ThreadShare callback returned)."""
+    idle are lent step by step (the ThreadShare callback returned). Several ranks on a
+    CPU share its cores between them and lend nothing (one would take every core)."""
+    world = world_size()
+    if world > 1 and not cuda and not cfg.threads:
+        torch.set_num_threads(max(1, all_cores() // world))
+        return None
     if cfg.threads or not cuda:
         torch.set_num_threads(cfg.threads or cpu_share())
     if not cfg.threads and not cuda and all_cores() > cpu_share():
@@ -290,7 +296,7 @@ class TrainerEngine:
         model, tokenizer, attn, liger = load_for_training(job.resume_from or job.model_path, cfg, cuda)
         train_ds, eval_ds, collator, per_step, efficiency = self._data(job, tokenizer, model, attn)
         check_masking(job, model, tokenizer, train_ds, collator, per_step)
-        micro, divisor = split(per_step, job.max_micro)
+        micro, divisor = split(per_rank(per_step, world_size()), job.max_micro)
         cfg = cfg.model_copy(update={"gradient_accumulation_steps":
                                      cfg.gradient_accumulation_steps * divisor})
         self._retries.tried = {"micro": micro, "checkpointing": cfg.gradient_checkpointing,
