@@ -46,13 +46,15 @@ def record_peak(paths: RealmPaths, key: str, **peak: object) -> None:
     _put(paths, PEAKS, key, peak)
 
 
-def _for_model(paths: RealmPaths, name: str, model: str) -> list[dict]:
+def _entries(paths: RealmPaths, name: str, match) -> list[dict]:
+    """The file's entries whose model `match`es, each with its card and max_length (the
+    key `card|model|max_length` split once)."""
     entries = read_json(paths.status / name, {})
     out = []
     for key, entry in (entries.items() if isinstance(entries, dict) else []):
         card, _, rest = key.partition("|")
-        got_model, _, length = rest.rpartition("|")
-        if got_model == model and isinstance(entry, dict):
+        model, _, length = rest.rpartition("|")
+        if match(model) and isinstance(entry, dict):
             out.append({"card": card, "max_length": int(length) if length.isdigit() else None, **entry})
     return out
 
@@ -60,11 +62,8 @@ def _for_model(paths: RealmPaths, name: str, model: str) -> list[dict]:
 def peaks_for(paths: RealmPaths, model: str) -> list[dict]:
     """The measured peaks of battles on this model (any card, any max_length). A preset
     name matches the Hub id's last part: qwen3-0.6b finds Qwen/Qwen3-0.6B's battles."""
-    entries = read_json(paths.status / PEAKS, {})
-    models = {key.partition("|")[2].rpartition("|")[0]
-              for key in (entries if isinstance(entries, dict) else {})}
     want = _short(model)
-    return [p for m in sorted(models) if _short(m) == want for p in _for_model(paths, PEAKS, m)]
+    return _entries(paths, PEAKS, lambda m: _short(m) == want)
 
 
 def _short(model: str) -> str:
@@ -84,4 +83,4 @@ def describe_peak(p: dict) -> str:
 def measured_for(paths: RealmPaths, model: str, max_length: int) -> list[dict]:
     """The fits remembered for this model and max_length, on any card ({"card", ...})."""
     return [{k: v for k, v in f.items() if k != "max_length"}
-            for f in _for_model(paths, FILE, model) if f["max_length"] == max_length]
+            for f in _entries(paths, FILE, lambda m: m == model) if f["max_length"] == max_length]
