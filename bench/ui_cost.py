@@ -13,11 +13,15 @@ A real daemon trains dio-mini on a long generated quest. Phases alternate, each
   ratio to the phases where no page is shown.
 
 CPU is the process's user+system time over the window (psutil), as a share of one core.
-Targets: <= 10% of a core shown, <= 1% hidden or closed; tokens/s >= 0.95x headless. The
-30-minute level-up comparison of the issue is not measured here (bench/idle_loop.py
-runs one loop; its comparison with the Tavern open is not done).
+Targets: <= 10% of a core shown, <= 1% hidden or closed; tokens/s >= 0.95x headless.
 
-    .venv/bin/python bench/ui_cost.py [--rounds 3] [--window 30]
+`--idle-loop 30` measures instead the issue's level-ups in a 30-minute idle loop with the
+Tavern open and visible vs headless (>= 0.9x): two loops, one after the other (an hour).
+`--profile DIR` samples each phase's process with py-spy and prints where its CPU goes.
+
+    .venv/bin/python bench/ui_cost.py [--rounds 3] [--window 30] [--hosts panel,lab]
+    .venv/bin/python bench/ui_cost.py --idle-loop 30
+    .venv/bin/python bench/ui_cost.py --rounds 1 --window 20 --profile /tmp/ui-profile
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,10 +75,36 @@ def tokens_per_s(realm: Realm, since: datetime) -> float | None:
     return statistics.median(r["tokens_per_s"] for r in rows) if rows else None
 
 
-def phase(realm: Realm, proc, window: float) -> dict:
+def phase(realm: Realm, proc, window: float, profile: Path | None = None, name: str = "") -> dict:
+    """One window: the process's CPU and DIO's tokens/s; with `profile`, py-spy samples
+    the process's busy threads meanwhile (collapsed stacks to profile/<name>.txt)."""
     since = datetime.now(UTC)
+    spy = None
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--nonblocking",
+                                "--format", "raw", "-r", "50", "-d", str(int(window)), "-p", str(proc.pid),
+                                "-o", str(profile / f"{name}.txt")], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     cpu = cpu_share(proc, window)
+    if spy is not None:
+        spy.wait(timeout=window + 60)
     return {"cpu": cpu, "tokens_per_s": tokens_per_s(realm, since)}
+
+
+def top_frames(profile: Path, n: int = 12) -> dict[str, list]:
+    """Per profile: the functions with the most samples anywhere on the stack (self + below)."""
+    out = {}
+    for f in sorted(profile.glob("*.txt")):
+        counts: dict[str, int] = {}
+        total = 0
+        for line in f.read_text().splitlines():
+            stack, _, k = line.rpartition(" ")
+            total += int(k)
+            for frame in set(stack.split(";")):
+                counts[frame] = counts.get(frame, 0) + int(k)
+        out[f.stem] = [(total, "samples")] + sorted(((c, fr) for fr, c in counts.items()), reverse=True)[:n]
+    return out
 
 
 def show_all(page, visible: bool) -> None:
@@ -84,12 +116,62 @@ def med(xs: list) -> float | None:
     return round(statistics.median(xs), 4) if xs else None
 
 
+def idle_loop_compare(minutes: float, note: str) -> None:
+    """Level-ups in the idle loop (bench/idle_loop.py: `realm play --headless` from an empty
+    realm) headless, then with the Tavern open and visible (the Panel app and one
+    Chromium tab on `/` from the ledger's first moment): the ratio of level-ups."""
+    from playwright.sync_api import sync_playwright
+
+    from bench import idle_loop
+    from realm_kernel.store.paths import RealmPaths
+    got: dict[str, dict] = {}
+    for mode in ("headless", "tavern"):
+        tmp = Path(tempfile.mkdtemp(prefix=f"ui-cost-idle-{mode}-"))
+        home = tmp / "realm"
+        loop = threading.Thread(target=idle_loop.main, name=f"idle-loop-{mode}", args=(
+            ["--minutes", str(minutes), "--home", str(home), "--out", str(tmp / "results")],))
+        loop.start()
+        procs = Procs(tmp)
+        try:
+            if mode == "tavern":
+                wait_for(lambda h=home, t=loop: (h / "ledger").exists() or not t.is_alive(), 600,
+                         "the realm's ledger")
+                with sync_playwright() as p:
+                    browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                    _, url = start_panel(procs, RealmPaths.at(home), REALM_WEAVER="0")
+                    tab = browser.new_page(viewport={"width": 1280, "height": 800})
+                    tab.goto(f"{url}/")
+                    loop.join()
+                    browser.close()
+            loop.join()
+        finally:
+            procs.stop_all()
+        got[mode] = json.loads((tmp / "results" / "idle_loop.json").read_text())
+        shutil.rmtree(tmp, ignore_errors=True)
+    ups = {m: g["level_ups"] for m, g in got.items()}
+    ratio = round(ups["tavern"] / ups["headless"], 3) if ups["headless"] else None
+    figures = {"minutes": minutes, "note": note, "load_avg": os.getloadavg(),
+               **{f"{m}_level_ups": n for m, n in ups.items()},
+               **{f"{m}_steps": g["steps"] for m, g in got.items()}, "level_ups_ratio": ratio}
+    report("ui_cost_idle", figures,
+           f"idle loop {minutes:.0f} min from an empty realm: level-ups with the Tavern open and "
+           f"visible {ups['tavern']} vs headless {ups['headless']} (ratio {ratio}; target >= 0.9), "
+           f"steps {got['tavern']['steps']} vs {got['headless']['steps']}; load avg "
+           f"{figures['load_avg'][0]:.1f} on {os.cpu_count()} cores. {note}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--window", type=float, default=30.0)
     ap.add_argument("--note", default="", help="the machine's load, said with the figures")
+    ap.add_argument("--hosts", default="panel,lab", help="which hosts to measure: panel, lab or both")
+    ap.add_argument("--profile", type=Path, help="py-spy each phase into this folder (no figures written)")
+    ap.add_argument("--idle-loop", type=float, metavar="MINUTES",
+                    help="instead: level-ups in two idle loops of MINUTES, headless and with the Tavern open")
     args = ap.parse_args()
+    if args.idle_loop:
+        return idle_loop_compare(args.idle_loop, args.note)
     import psutil
     from playwright.sync_api import sync_playwright
 
@@ -108,6 +190,10 @@ def main() -> None:
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4, "nbformat_minor": 5}))
     runs: dict[str, list] = {}
+    hosts = set(args.hosts.split(","))
+
+    def measure(name: str, proc) -> dict:
+        return phase(realm, proc, args.window, args.profile, f"{name}-r{len(runs.get(name, []))}")
     procs = Procs(tmp)
     try:
         start_daemon(procs, paths)
@@ -115,10 +201,10 @@ def main() -> None:
         wait_for(lambda: tokens_per_s(realm, datetime(2000, 1, 1, tzinfo=UTC)), 300, "DIO to train")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            app, url = start_panel(procs, paths, REALM_WEAVER="0")
-            server = psutil.Process(app.pid)
-            for _ in range(args.rounds):
-                runs.setdefault("panel_0", []).append(phase(realm, server, args.window))
+            app, url = start_panel(procs, paths, REALM_WEAVER="0") if "panel" in hosts else (None, "")
+            server = psutil.Process(app.pid) if app else None
+            for _ in range(args.rounds if app else 0):
+                runs.setdefault("panel_0", []).append(measure("panel_0", server))
                 tabs = []
                 for n in (1, 3):
                     while len(tabs) < n:
@@ -126,31 +212,36 @@ def main() -> None:
                         tab.goto(f"{url}/")
                         tab.locator("[data-stat=events]").first.wait_for(state="attached", timeout=60_000)
                         tabs.append(tab)
-                    runs.setdefault(f"panel_{n}", []).append(phase(realm, server, args.window))
+                    runs.setdefault(f"panel_{n}", []).append(measure(f"panel_{n}", server))
                 for tab in tabs:
                     show_all(tab, False)
-                runs.setdefault("panel_3_hidden", []).append(phase(realm, server, args.window))
+                runs.setdefault("panel_3_hidden", []).append(measure("panel_3_hidden", server))
                 for tab in tabs:
                     tab.close()
-            procs.stop(app)
+            if app:
+                procs.stop(app)
             token = "ui-cost"
             lab, base = start_lab(procs, paths, tmp, root_dir=tmp / "lab", token=token, REALM_WEAVER="0")
-            for _ in range(args.rounds):
+            for _ in range(args.rounds if "lab" in hosts else 0):
                 tab = browser.new_page(viewport={"width": 1280, "height": 2400})
                 run_notebook(tab, base, token, "notebooks/Cost.ipynb")
                 tab.locator("[data-stat=events]").first.wait_for(state="attached", timeout=120_000)
                 kernel = next(c for c in psutil.Process(lab.pid).children(recursive=True)
                               if "ipykernel" in " ".join(c.cmdline()))
-                runs.setdefault("lab_visible", []).append(phase(realm, kernel, args.window))
+                runs.setdefault("lab_visible", []).append(measure("lab_visible", kernel))
                 show_all(tab, False)
-                runs.setdefault("lab_hidden", []).append(phase(realm, kernel, args.window))
+                runs.setdefault("lab_hidden", []).append(measure("lab_hidden", kernel))
                 tab.close()
-                runs.setdefault("lab_closed", []).append(phase(realm, kernel, args.window))
+                runs.setdefault("lab_closed", []).append(measure("lab_closed", kernel))
                 kernel.terminate()  # the next round opens the notebook on a fresh kernel
             browser.close()
     finally:
         procs.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.profile is not None:
+        for name, top in top_frames(args.profile).items():
+            print(f"== {name}", *(f"{c:7d}  {fr}" for c, fr in top), sep="\n")
+        return
     figures: dict = {"rounds": args.rounds, "window_s": args.window, "note": args.note,
                      "cpu_count": os.cpu_count(), "load_avg": os.getloadavg()}
     for name, phases in runs.items():

@@ -59,7 +59,7 @@ def build_page(name: str) -> pn.viewable.Viewable:
     body = list(comps)
     if spec.plots:
         from realm_widgets.plots import plots_for
-        body.append(plots_for(spec.plots, session.realm))
+        body.append(plots_for(spec.plots, session.realm, view))
     if name == "tavern":  # two columns on a wide window, one on a narrow one
         col = {"flex": "1 1 560px", "min-width": "0"}
         body = [pn.FlexBox(pn.Column(*body[:2], sizing_mode="stretch_width", styles=col),

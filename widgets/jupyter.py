@@ -23,7 +23,7 @@ def widget_class(name: str) -> type[anywidget.AnyWidget]:
         _classes[name] = type(f"{name.title().replace('_', '')}Widget", (anywidget.AnyWidget,), {
             "widget_name": name, "_esm": w.esm, "_css": w.css, **traits,
             "action": traitlets.Dict().tag(sync=True),
-            "in_view": traitlets.Bool(True).tag(sync=True)})
+            "in_view": traitlets.Bool(False).tag(sync=True)})
     return _classes[name]
 
 
@@ -64,5 +64,5 @@ def page(name: str, home: str | None = None, plots: bool = True):
     shown = None
     if plots and spec.plots:
         from .plots import plots_for
-        shown = plots_for(spec.plots, session.realm, notebook=True)
+        shown = plots_for(spec.plots, session.realm, view, notebook=True)
     return PageView(box, shown) if shown is not None else box

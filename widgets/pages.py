@@ -10,6 +10,7 @@ import base64
 import copy
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,11 @@ TOAST_KINDS = ("quest_completed", "hero_level_up", "champion", "skill_level_up",
 MAX_UPLOAD_BYTES = 64 << 20  # the browser sends uploads through a synced property
 
 
+# Parts read by one session and taken by the others with the same stamps (Session._adopt):
+# (realm home, the part's method) -> (stamps key, value, when read).
+_shared_parts: dict[tuple, tuple] = {}
+_shared_lock = threading.Lock()
+
 # What the toasts read (every page has them).
 TOAST_READS = ("events",)
 
@@ -58,7 +64,16 @@ class Session:
     state (no query) and is taken on every snapshot."""
 
     reads: dict[str, tuple[str, ...] | None] = {}
+    # Parts whose sources change with every training step (metrics, the daemon's status):
+    # while they keep changing, each is read again at most every so many seconds (a person
+    # reads a loss every few seconds; the events keep the page's pace). An action reads
+    # every part at once.
+    every: dict[str, float] = {}
+    clock: Callable[[], float] = staticmethod(time.monotonic)
     live = False  # True: in-memory parts change on their own (the Oracle's streams)
+    # True: each part's value depends on the realm only, so sessions share what one read
+    # (three browser tabs of a page read it once; every page's toasts are read once).
+    shared = True
     # Actions a realm away from its trainer still carries out (they write nothing of the
     # trainer's realm); every other one is refused there, naming the trainer's host.
     away_actions: frozenset[str] = frozenset()
@@ -76,7 +91,9 @@ class Session:
                            "nonce": None}
         self._parts: dict[str, dict] = {}
         self._keys: dict[str, tuple] = {}
+        self._read_at: dict[str, float] = {}  # when each part was last read (self.clock)
         self._snap_lock = threading.Lock()  # the poller and an action may snapshot at once
+        self._fresh = False  # an action ran: read, do not adopt
 
     def parts(self) -> dict[str, tuple[str, ...] | None]:
         if self.trainer is not None:  # the trainer's facts change where no local stamp sees them
@@ -93,16 +110,50 @@ class Session:
             if stamps is None:
                 stamps = self.realm.stamps(self.sources())
             out: dict = {}
+            now = self.clock()
             for part, reads in self.parts().items():
                 key = None if reads is None else tuple(stamps[s] for s in reads)
-                if key is None or self._keys.get(part) != key:
+                stale = key is None or self._keys.get(part) != key
+                if stale and (key is None or not self._adopt(part, key) and not self._too_soon(part, now)):
                     try:
                         self._parts[part] = getattr(self, part)()
                         self._keys[part] = key
+                        self._read_at[part] = now
+                        if key is not None:
+                            self._publish(part)
                     except Exception as e:  # a ledger or network hiccup keeps the last facts
                         log.warning("page state %s: %s", part, e)
                 out.update(self._parts.get(part, {}))
+            self._fresh = False
             return {**out, "notice": self.notice}
+
+    def _shared_key(self, part: str) -> tuple | None:
+        """Where a part's value is shared by every session of the process over this realm
+        home: the part's method (Session.toasts for every page), or None if private."""
+        if not self.shared:
+            return None
+        owner = next(c for c in type(self).__mro__ if part in vars(c))
+        return (self.realm.paths.home, owner.__qualname__, part)
+
+    def _adopt(self, part: str, key: tuple) -> bool:
+        """Take the value another session read with these same stamps (no read), unless an
+        action of this session asked for a fresh read."""
+        where = self._shared_key(part)
+        with _shared_lock:
+            got = _shared_parts.get(where) if where and not self._fresh else None
+        if got is None or got[0] != key:
+            return False
+        self._keys[part], self._parts[part], self._read_at[part] = got
+        return True
+
+    def _publish(self, part: str) -> None:
+        if (where := self._shared_key(part)) is not None:
+            with _shared_lock:
+                _shared_parts[where] = (self._keys[part], self._parts[part], self._read_at[part])
+
+    def _too_soon(self, part: str, now: float) -> bool:
+        """Read `part` again later: it has a value, and was read less than `every` ago."""
+        return part in self._keys and now - self._read_at.get(part, now) < self.every.get(part, 0.0)
 
     def toasts(self) -> dict:
         # The toasts are on every page: so is the label of a trainer on another host.
@@ -131,19 +182,35 @@ class Session:
                            "nonce": action.get("nonce")}
         else:
             self.notice = {"ok": True, "action": name, "message": message, "nonce": action.get("nonce")}
-        self._keys.clear()  # the action changed something: read it all again
+        self._keys.clear()  # the action changed something: read it all again, now
+        self._read_at.clear()
+        self._fresh = True
         return self.notice
 
 
 class TavernSession(Session):
-    """Hero card, the live battle, skill badges, recent events, achievements."""
+    """Hero card, the live battle, skill badges, recent events, achievements.
+
+    `Realm.tavern_state()` split by what changes when: the hero and the battle move with
+    every step (read at most every 2 s while DIO trains), the events and loss alarms only
+    when an event is written (at the page's pace)."""
 
     reads = {"state": ("metrics", "checkpoints", "events", "evals", "runs", "quests", "achievements",
                        "status"),
+             "feed": ("events",),
              "slow_state": ("evals", "primitive_accuracy", "events", "achievements")}
+    every = {"state": 2.0}
 
     def state(self) -> dict:
-        return self.trainer.tavern_state() if self.trainer else self.realm.tavern_state()
+        if self.trainer:  # the trainer's whole Tavern state over REST (its events too)
+            return self.trainer.tavern_state()
+        r = self.realm
+        return {"hero": r.hero(), "battle": r.training.status(), "losses": r.reports.series("loss")}
+
+    def feed(self) -> dict:
+        if self.trainer:  # in state() above
+            return {}
+        return {"events": self.realm.reports.events(), "alarms": self.realm.reports.alarm_steps()}
 
     def slow_state(self) -> dict:
         if self.trainer:  # achievements are not served over REST yet: none shown
@@ -172,6 +239,7 @@ class QuestSession(Session):
     """The queue by priority, uploads, generated quests, reorder, priorities, deletes."""
 
     reads = {"slow_state": ("quests", "runs", "metrics", "evals", "queue")}
+    every = {"slow_state": 5.0}  # metrics: the ETAs follow the training pace
 
     def slow_state(self) -> dict:
         if self.trainer:  # the trainer's queue (sizes and ETAs are computed on the trainer only)
@@ -261,6 +329,7 @@ class SettingsSession(Session):
     """realm.toml's fields with validation; the VRAM estimate follows the form live."""
 
     reads = {"slow_state": ("config",), "state": None}
+    shared = False  # slow_state estimates this form's VRAM
     away_actions = frozenset({"preview"})  # nothing saved
 
     def __init__(self, realm: Realm | None = None) -> None:
@@ -401,6 +470,7 @@ class OracleSession(Session):
 
     reads = {"slow_state": ("checkpoints", "assets", "evals", "events", "config", "hosts", "status"),
              "state": None}
+    every = {"slow_state": 5.0}  # status: the daemon's moves with every step
     live = True  # answers stream in from threads
     # The Oracle chats with checkpoints by step on its hosts; it writes nothing of the trainer's.
     away_actions = frozenset({"load", "unload", "chat", "duel", "probe"})

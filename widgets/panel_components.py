@@ -21,5 +21,5 @@ def component(name: str) -> type[AnyWidgetComponent]:
         _components[name] = type(f"{name.title().replace('_', '')}Panel", (AnyWidgetComponent,), {
             "widget_name": name, "_esm": w.esm, "_stylesheets": [w.css], **params,
             "action": param.Dict(default={}),
-            "in_view": param.Boolean(default=True)})
+            "in_view": param.Boolean(default=False)})
     return _components[name]

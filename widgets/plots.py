@@ -1,17 +1,25 @@
 """HoloViews (Bokeh) plots where a person would rather look than read: loss and val loss
 by step with checkpoint markers, tokens/s, eval accuracy by level, the per-primitive
 accuracy heatmap. Pure functions from `Realm` data to HoloViews objects, and one Panel
-layout per page that redraws only when its data changed (both hosts)."""
+layout per page that the process's one poller redraws only when the tables a plot reads
+changed and the page is seen (both hosts)."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import holoviews as hv
 import panel as pn
 
 from realm_kernel.api import Realm
 
-REFRESH_MS = 3000
+from .pages import Session
+from .poller import POLLER, Poller, View
+
 _ready = False
+# A plot is looked at, not raced: while its data change it is redrawn at most this often
+# (the widgets keep their page's pace: a new ledger row still shows within a second).
+PLOT_SECONDS = 5.0
 
 
 def _extension(notebook: bool) -> None:
@@ -70,39 +78,87 @@ def heatmap(skill: str, h: dict) -> hv.HeatMap:
         cmap="RdYlGn", clim=(0, 1), colorbar=True, tools=["hover"], xrotation=45)
 
 
-def _battle(realm: Realm) -> tuple[dict, list]:
-    d = battle_data(realm)
-    return d, [loss_plot(d), tokens_plot(d)]
+# What each plot reads (store/changes.py sources): it is redrawn only when one changed.
+READS: dict[str, tuple[str, ...]] = {"battle": ("metrics", "checkpoints"),
+                                     "guild": ("evals", "primitive_accuracy")}
 
 
-def _guild(realm: Realm) -> tuple[dict, list]:
-    d = guild_data(realm)
-    return d, [accuracy_plot(d), *[heatmap(s, h) for s, h in d["heatmaps"].items() if h["cells"]]]
+def draw(name: str, d: dict) -> list:
+    if name == "battle":
+        return [loss_plot(d), tokens_plot(d)]
+    return [accuracy_plot(d), *[heatmap(s, h) for s, h in d["heatmaps"].items() if h["cells"]]]
 
 
-BUILDERS = {"battle": _battle, "guild": _guild}
+class PlotSession(Session):
+    """The data of a page's plots, as the parts of a session (one per plot, reading
+    READS): the poller recomputes a plot's data only when the stamps of its tables
+    changed, like any page's part (widgets/pages.py)."""
+
+    def __init__(self, realm: Realm, names: tuple[str, ...]) -> None:
+        super().__init__(realm)
+        self.names = names
+
+    def parts(self) -> dict[str, tuple[str, ...] | None]:
+        return {name: READS[name] for name in self.names}
+
+    def battle(self) -> dict:
+        return {"battle": battle_data(self.realm)}
+
+    def guild(self) -> dict:
+        return {"guild": guild_data(self.realm)}
 
 
-def plots_for(names: tuple[str, ...], realm: Realm, notebook: bool = False) -> pn.Column:
-    """The plots of a page, redrawn when their data changes (every REFRESH_MS)."""
+def layout(name: str, data: dict) -> tuple:
+    """What decides a page's panes for a plot: while it stays the same, new data go into
+    the plots already drawn."""
+    return (name,) if name == "battle" else tuple(s for s, h in data["heatmaps"].items() if h["cells"])
+
+
+def plots_for(names: tuple[str, ...], realm: Realm, page_view: View, notebook: bool = False,
+              poller: Poller = POLLER) -> pn.Column:
+    """The plots of a page: a view in the process's one poller (no timer of their own),
+    seen, hidden and closed with the page's widgets (`page_view`), redrawn only when
+    their data changed, at most every PLOT_SECONDS."""
     _extension(notebook)
     col = pn.Column(sizing_mode="stretch_width", css_classes=["realm-plots"])
-    last: dict = {}
+    drawn: dict = {}
+    pipes: dict[str, hv.streams.Pipe] = {}
+    shapes: dict[str, tuple | None] = {}
+    made: dict[str, tuple] = {}  # name: (data, its objects), drawn once for all its panes
 
-    def refresh() -> None:
+    def nth(name: str, i: int, data: dict):
+        if made.get(name, (None,))[0] is not data:
+            made[name] = (data, draw(name, data))
+        return made[name][1][i]
+
+    def push(state: dict) -> None:
         for name in names:
-            try:
-                data, objs = BUILDERS[name](realm)
-            except Exception as e:  # a plot never takes the page down
-                data, objs = {"error": str(e)}, [hv.Text(0, 0, f"plot unavailable: {e}")]
-            if last.get(name) == data:
+            data = state.get(name)
+            if name in drawn and drawn[name] == data:
                 continue
-            last[name] = data
+            drawn[name] = data
+            try:
+                if data is None:  # its read failed before it ever succeeded (logged by the session)
+                    raise RuntimeError("its data could not be read; see the log")
+                objs, shape = draw(name, data), layout(name, data)  # a failure shows here, not in Bokeh
+                made[name] = (data, objs)
+            except Exception as e:  # a plot never takes the page down
+                objs, shape = [hv.Text(0, 0, f"plot unavailable: {e}")], None
+            if shape is not None and shapes.get(name) == shape:
+                # The same plots with new data: HoloViews updates their Bokeh sources in
+                # place (no new figure built here nor laid out again in the browser).
+                pipes[name].send(data)
+                continue
+            shapes[name] = shape
+            if shape is not None:
+                pipe = pipes[name] = hv.streams.Pipe(data=data)
+                objs = [hv.DynamicMap(partial(nth, name, i), streams=[pipe]) for i in range(len(objs))]
             panes = [pn.pane.HoloViews(o, sizing_mode="stretch_width", linked_axes=False) for o in objs]
             col.objects = [p for p in col.objects if getattr(p, "_realm_plot", None) != name] + panes
             for p in panes:
                 p._realm_plot = name
 
-    refresh()
-    pn.state.add_periodic_callback(refresh, period=REFRESH_MS)
+    view = View(PlotSession(realm, names), push, max(page_view.period, PLOT_SECONDS)).follow(page_view)
+    view.refresh()
+    poller.add(view)
     return col

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,9 +25,20 @@ class View:
 
     def __init__(self, session, push: Callable[[dict], None], period: float = 1.0) -> None:
         self.session, self.push, self.period = session, push, period
-        self.shown = True  # until the front end says otherwise
+        # Unseen until the front end says it is seen (prelude.js watchView reports at its
+        # first render): a page built for a request that never opens its websocket, or a
+        # notebook page never displayed, costs nothing.
+        self.shown = False
         self.closed = False
         self.due = 0.0  # when the poller may refresh it next (its clock)
+        self.followers: list[View] = []  # views seen and closed with this one
+
+    def follow(self, leader: View) -> View:
+        """Be seen, hidden and closed with `leader`: a page's HoloViews plots report no
+        visibility of their own, so they follow the page's widgets (widgets/plots.py)."""
+        leader.followers.append(self)
+        self.shown, self.closed = leader.shown, leader.closed
+        return self
 
     def refresh(self, stamps: dict | None = None) -> None:
         self.push(self.session.snapshot(stamps))
@@ -36,9 +48,13 @@ class View:
         was, self.shown = self.shown, bool(shown)
         if self.shown and not was and not self.closed:
             self.refresh()
+        for f in self.followers:
+            f.set_shown(shown)
 
     def close(self) -> None:
         self.closed = True
+        for f in self.followers:
+            f.close()
 
 
 class Poller:
@@ -73,7 +89,9 @@ class Poller:
             except Exception as e:  # a half-restored home, say: try again next tick
                 log.warning("change stamps: %s", e)
         for v in due:
-            v.due = now + v.period
+            # On the period's grid, not `now + period`: views of one pace fall due in the
+            # same tick, see the same stamps and so share what one of them read (pages.py).
+            v.due = (math.floor(now / v.period) + 1) * v.period
             if id(v.session.realm) not in stamps:
                 continue
             try:

@@ -64,16 +64,86 @@ def test_a_page_runs_no_query_when_nothing_changed(realm, monkeypatch, name):
     assert any(t["message"] == "First Blood" for t in state["toasts"])
 
 
-def test_only_the_parts_whose_tables_changed_are_read_again(realm, monkeypatch):
-    session = TavernSession(realm)
-    session.snapshot()
+def on_clock(session, start: float = 0.0) -> list[float]:
+    """The session's clock, moved by hand: [now]."""
+    clock = [start]
+    session.clock = lambda: clock[0]
+    return clock
+
+
+def counted_parts(session, monkeypatch) -> list[str]:
     calls: list[str] = []
-    for part in ("state", "slow_state", "toasts"):
+    for part in session.parts():
         real = getattr(session, part)
         monkeypatch.setattr(session, part, lambda _p=part, _r=real: (calls.append(_p), _r())[1])
+    return calls
+
+
+def test_only_the_parts_whose_tables_changed_are_read_again(realm, monkeypatch):
+    session = TavernSession(realm)
+    clock = on_clock(session)
+    session.snapshot()
+    calls = counted_parts(session, monkeypatch)
+    clock[0] += 10
     realm.ledger.append("metrics", [{"step": 1, "loss": 2.5}])
     session.snapshot()
-    assert calls == ["state"]  # the hero and the battle read metrics; skills and toasts do not
+    assert calls == ["state"]  # the hero and the battle read metrics; events, skills, toasts do not
+    calls.clear()
+    realm.ledger.event("achievement", "First Blood")
+    clock[0] += 10
+    session.snapshot()
+    assert sorted(calls) == ["feed", "slow_state", "state", "toasts"]
+
+
+def test_a_part_that_moves_every_step_is_read_at_its_own_pace(realm, monkeypatch):
+    """While DIO trains, metrics change at every poll: the hero and the battle are read
+    again at most every `every` seconds, while a new event still shows at the next poll."""
+    session = TavernSession(realm)
+    clock = on_clock(session)
+    session.snapshot()
+    calls = counted_parts(session, monkeypatch)
+    pace = TavernSession.every["state"]
+    for step in range(1, 9):  # a step per poll, the poll every half second: 4 s
+        realm.ledger.append("metrics", [{"step": step, "loss": 2.5}])
+        clock[0] += 0.5
+        session.snapshot()
+    assert calls.count("state") == int(4 / pace)
+    realm.ledger.event("achievement", "Seen at once")
+    clock[0] += 0.1
+    state = session.snapshot()
+    assert "feed" in calls and any(e["message"] == "Seen at once" for e in state["events"])
+    calls.clear()
+    realm.ledger.append("metrics", [{"step": 9, "loss": 2.5}])
+    session.act({"name": "pause", "nonce": "p"})  # an action reads everything again at once
+    session.snapshot()
+    assert "state" in calls
+
+
+def test_sessions_of_a_process_share_what_one_read(realm, monkeypatch, tmp_path):
+    """Three tabs of the Tavern and a Vault: each part is read once for all of them (the
+    toasts once for every page), again once after a change; another home shares nothing."""
+    from realm_widgets.pages import Session, VaultSession
+    calls: list[str] = []
+    for cls, part in ((TavernSession, "state"), (TavernSession, "feed"), (TavernSession, "slow_state"),
+                      (VaultSession, "slow_state"), (Session, "toasts")):
+        real = getattr(cls, part)
+        name = f"{cls.__name__}.{part}"
+        monkeypatch.setattr(cls, part, lambda self, _r=real, _n=name: (calls.append(_n), _r(self))[1])
+    tabs = [TavernSession(realm) for _ in range(3)]
+    vault = VaultSession(realm)
+    states = [s.snapshot() for s in tabs]
+    vault.snapshot()
+    assert all(st == states[0] for st in states)
+    assert sorted(calls) == ["Session.toasts", "TavernSession.feed", "TavernSession.slow_state",
+                             "TavernSession.state", "VaultSession.slow_state"]
+    calls.clear()
+    realm.ledger.event("achievement", "Shared")
+    for s in [*tabs, vault]:
+        assert any(t["message"] == "Shared" for t in s.snapshot()["toasts"])
+    assert sorted(set(calls)) == sorted(calls)  # each part read once for the four sessions
+    calls.clear()
+    TavernSession(Realm(tmp_path / "other")).snapshot()
+    assert "TavernSession.state" in calls
 
 
 def test_an_action_reads_everything_again(realm, monkeypatch):
@@ -91,13 +161,19 @@ def test_one_poller_stamps_once_per_tick_for_every_view(realm, monkeypatch):
     sent_by_view = []
     for _ in range(3):  # three browser sessions of the Tavern
         ws, sent = tavern_widgets()
-        view, _ = bind(TavernSession(realm), ws, period=0.5)
+        session = TavernSession(realm)
+        session.every = {}  # the hero and battle's own pace is not what this tests
+        view, _ = bind(session, ws, period=0.5)
         poller.add(view)
+        view.set_shown(True)  # the widgets' first render reports them seen
         sent_by_view.append(sent)
     stamped = []
     real = realm.stamps
     monkeypatch.setattr(realm, "stamps", lambda sources: (stamped.append(1), real(sources))[1])
     reads = Counting(realm, monkeypatch)
+    for sent in sent_by_view:
+        sent.clear()
+    realm.ledger.append("metrics", [{"step": 1, "loss": 2.5}])  # DIO fights a step
     assert poller.tick() == 3 and len(stamped) == 1 and reads.take() > 0
     assert all("hero" in sent for sent in sent_by_view)
     for sent in sent_by_view:
@@ -109,12 +185,31 @@ def test_one_poller_stamps_once_per_tick_for_every_view(realm, monkeypatch):
     assert poller.tick() == 0  # not due yet (each view keeps its page's pace)
 
 
+def test_a_view_nobody_has_seen_yet_is_not_refreshed(realm, monkeypatch):
+    """A page built for a request whose browser never opens its websocket (a health check,
+    a crawler), or a notebook page never displayed: no query, nothing sent, ever."""
+    clock = [0.0]
+    poller = Poller(clock=lambda: clock[0])
+    ws, sent = tavern_widgets()
+    view, _ = bind(TavernSession(realm), ws)
+    view.refresh()  # the state the page is built with
+    poller.add(view)
+    sent.clear()
+    reads = Counting(realm, monkeypatch)
+    realm.ledger.append("metrics", [{"step": 1, "loss": 2.5}])
+    for _ in range(3):
+        clock[0] += 5
+        assert poller.tick() == 0
+    assert reads.take() == 0 and sent == []
+
+
 def test_a_hidden_view_is_not_refreshed_and_gets_the_state_when_shown(realm, monkeypatch):
     clock = [0.0]
     poller = Poller(clock=lambda: clock[0])
     ws, sent = tavern_widgets()
     view, _ = bind(TavernSession(realm), ws)
     poller.add(view)
+    view.set_shown(True)
     poller.tick()
     view.set_shown(False)  # the tab went to the background / scrolled away
     sent.clear()
@@ -139,7 +234,9 @@ def test_the_notebook_page_follows_what_its_widgets_report(realm):
     box = page("tavern", realm.paths.home, plots=False)
     view, ws = box.view, list(box.children)
     try:
-        assert view in POLLER.views() and view.shown
+        assert view in POLLER.views() and not view.shown  # not displayed yet
+        ws[1].in_view = True  # its first render reports it seen
+        assert view.shown
         for w in ws:
             w.in_view = False
         assert not view.shown
@@ -150,3 +247,23 @@ def test_the_notebook_page_follows_what_its_widgets_report(realm):
         assert any(t["message"] == "Back in view" for t in toasts.toasts)
     finally:
         view.close()
+
+
+def test_views_of_one_pace_fall_due_together(realm):
+    """Two tabs opened 0.3 s apart: after their first refresh they are due in the same
+    tick, so they see the same stamps and share what one read."""
+    clock = [0.0]
+    poller = Poller(clock=lambda: clock[0])
+    views = []
+    for opened in (0.0, 0.3):
+        clock[0] = opened
+        ws, _ = tavern_widgets()
+        view, _ = bind(TavernSession(realm), ws, period=0.5)
+        poller.add(view)
+        view.set_shown(True)
+        assert poller.tick() == 1  # the new one, at once
+        views.append(view)
+    clock[0] = 0.5
+    assert poller.tick() == 2
+    clock[0] = 0.8
+    assert poller.tick() == 0
