@@ -42,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import report  # noqa: E402
 from realm_kernel.api import Realm  # noqa: E402
+from realm_widgets.pages import PAGES as ALL_PAGES  # noqa: E402
 from tests.helpers import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -57,7 +58,7 @@ from tests.helpers import (  # noqa: E402
 
 HIDE = ("v => { Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => v}); "
         "document.dispatchEvent(new Event('visibilitychange')); }")
-PAGES = ("tavern", "quests", "oracle", "vault", "settings", "scheduler", "guild")
+PAGES = tuple(ALL_PAGES)  # every page the Tavern has, as the app routes them
 
 
 def cpu_share(proc, seconds: float) -> float:
