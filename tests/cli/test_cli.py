@@ -530,6 +530,15 @@ def _(ctx):
     assert all(t["task_id"] in text for t in tasks)
 
 
+@call("cluster status")
+def _(ctx):
+    # No [cluster] section: one machine, said so, and no Ray joined (the real cluster's
+    # nodes are tests/services/test_cluster.py's).
+    out = ctx.json("cluster", "status", "--json")
+    assert out["engine"] == "local" and "nodes" not in out
+    assert "one machine" in ctx.run("cluster", "status").stdout
+
+
 @call("tasks available")
 def _(ctx):
     lines = ctx.run("tasks", "available").stdout.splitlines()

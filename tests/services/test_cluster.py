@@ -106,6 +106,12 @@ def ray_cluster():
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False,
         "resources": {"realm_trainer": 1}})
+    # This process (the Task Master's side) joins now, while the head is the only raylet
+    # on 127.0.0.1: later Ray would pick any raylet of that address, perhaps an eval node
+    # the tests kill (Ray refuses to remove the driver's own node).
+    from realm_kernel.oracle.cluster import connect
+    from realm_kernel.store.config import ClusterConfig
+    connect(ClusterConfig(engine="ray", address=cluster.address))
     cluster.eval_node = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1",
                                          resources={"realm_inference": 1})
     cluster.wait_for_nodes()

@@ -207,7 +207,9 @@ def test_daemon_ships_checkpoints_to_the_nas_through_an_outage(realm_home, procs
 
     nas.start()
     wait_for(lambda: at_outage in shipped(), 300, "the checkpoint of the outage shipped")
-    assert realm.ledger.scalar("SELECT count(*) FROM events WHERE kind = 'zone_reachable'") >= 1
+    # The copy's catalogue row lands before the shipper says the zone is back: wait for it.
+    wait_for(lambda: realm.ledger.scalar("SELECT count(*) FROM events WHERE kind = 'zone_reachable'"),
+             60, "the zone_reachable event")
     assert realm.ledger.scalar("SELECT count(*) FROM events WHERE kind = 'zone_unreachable'") == 1
     assert (ckdir / next(realm_home.checkpoints.glob(f"checkpoint-{at_outage}-*")).name
             / ".ledger.json").exists()
