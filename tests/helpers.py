@@ -216,19 +216,23 @@ def start_lab(procs: Procs, paths: RealmPaths, workdir: Path, *, play: bool = Fa
         if play:
             argv = [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
                     f"--root-dir={root_dir}", "--ServerApp.port_retries=0"]
-            ready = "realm/api/health"
         else:
             env["JUPYTER_CONFIG_PATH"] = str(REPO / "jupyter-config")
             argv = [sys.executable, "-m", "jupyterlab", "--ip=127.0.0.1", f"--port={port}",
                     "--no-browser", "--allow-root", f"--ServerApp.root_dir={root_dir or workdir}",
                     "--ServerApp.port_retries=0"]
-            ready = "api/status"
         proc = procs.start(name, argv, env)
         base = f"http://127.0.0.1:{port}"
-        url = f"{base}/{ready}"
-        wait_for(lambda p=proc, u=url: p.poll() is not None
-                 or requests.get(u, headers=auth(token), timeout=5).ok,
-                 timeout, "JupyterLab to answer")
+
+        def answered(p=proc, base=base) -> bool:
+            """Ours answers, or ours exited. Another test's server that took the port first
+            answers too (the same token): only ours names this realm home."""
+            if p.poll() is not None:
+                return True
+            r = requests.get(f"{base}/realm/api/health", headers=auth(token), timeout=5)
+            return r.ok and Path(r.json()["home"]).resolve() == Path(paths.home).resolve()
+
+        wait_for(answered, timeout, "JupyterLab to answer")
         if proc.poll() is None:
             return proc, base
     raise AssertionError(f"JupyterLab exited at start three times (last exit {proc.returncode})")

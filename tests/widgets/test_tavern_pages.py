@@ -189,7 +189,10 @@ def test_vault_promotes_a_champion_with_a_toast_and_an_achievement(tavern):
     wait_for(lambda: "🏆" in row.locator(".rv-name").inner_text(), 30, "the champion's mark")
     assert tavern.realm.checkpoints.champion()["step"] == step
     shot(page, "vault-champion")
-    assert row.locator("button[data-action=delete]").is_disabled()  # the champion is protected
+    # The champion is protected. Its delete button may be disabled a refresh after the mark
+    # appears (seen in two full runs, not explained: docs/tavern.md).
+    wait_for(lambda: row.locator("button[data-action=delete]").is_disabled(), 30,
+             "the champion's delete button disabled")
 
     # A folder outside the realm's exports/ is refused on the page; a name lands inside it.
     row.locator("input[data-role=export-dest]").fill(str(tavern.tmp / "exported"))
