@@ -12,7 +12,6 @@ here with a message naming the host, never done to this machine's realm instead.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +98,5 @@ def remote_trainer(home: Path) -> RemoteTrainer | None:
         return None
     for host_id, h in registry.with_role("trainer"):
         if SERVICE in h.services:
-            token = os.environ.get(h.token_env) if h.token_env else None
-            return RemoteTrainer(host_id, h.url(SERVICE), token)
+            return RemoteTrainer(host_id, h.url(SERVICE), h.token())
     return None

@@ -21,7 +21,6 @@ checkpoint asked for by step (oracle/realm_host.py):
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +44,7 @@ def inference_hosts(home: Path) -> dict[str, InferenceHost]:
     for name, h in registry.with_role(SERVICE):
         if name == "local":  # this realm's own pool (and the default registry's one host)
             continue
-        token = os.environ.get(h.token_env) if h.token_env else None
+        token = h.token()
         if SERVICE in h.services:
             out[name] = InferenceHost(name, h.url(SERVICE), token)
         elif REALM in h.services:

@@ -65,6 +65,10 @@ class Host(BaseModel):
         s = self.services[service]
         return f"{s.scheme}://{self.host}:{s.port}{s.path}"
 
+    def token(self) -> str | None:
+        """The host's token, from the environment variable `token_env` names (never the file)."""
+        return os.environ.get(self.token_env) if self.token_env else None
+
 
 def _default_hosts() -> dict[str, Host]:
     api = "/realm/api"
@@ -121,7 +125,7 @@ class HostRegistry:
     def token_for(self, service: str) -> str | None:
         for _, h in self.hosts.items():
             if service in h.services and h.token_env:
-                return os.environ.get(h.token_env)
+                return h.token()
         return os.environ.get("REALM_API_TOKEN")
 
     def is_trainer_local(self) -> bool:
