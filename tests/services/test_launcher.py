@@ -148,7 +148,8 @@ def test_up_waits_until_the_realm_answers_and_refuses_a_second_realm(realm_home)
         launcher.start_detached(realm_home, ["--port", "not-a-port"], headless=True, timeout=300)
     log = realm_home.logs / "play.log"
     assert str(e.value) == f"realm play exited with 2; see {log}"
-    wait_for(lambda: "Invalid value for '--port'" in log.read_text(), 60, "the rotated log to hold play's error")
+    wait_for(lambda: "Invalid value for '--port'" in log.read_text(), 60,
+             "the rotated log to hold play's error")
     launcher.record_play(realm_home, "headless")
     with pytest.raises(RuntimeError, match=f"already runs \\(pid {os.getpid()}\\)"):
         launcher.start_detached(realm_home, [], headless=True)
