@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -82,7 +83,8 @@ def modules(tmp_path, monkeypatch):
     where = tmp_path / "mods"
     where.mkdir()
     monkeypatch.syspath_prepend(str(where))
-    monkeypatch.setenv("PYTHONPATH", str(where))
+    paths = [str(where), os.environ.get("PYTHONPATH")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
 
     def write(name: str, text: str) -> str:
         (where / f"{name}.py").write_text(text)
