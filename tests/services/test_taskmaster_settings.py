@@ -211,7 +211,8 @@ def test_a_task_that_cannot_run_here_is_recorded_as_refused(home, monkeypatch):
 def test_the_task_master_says_its_state_and_gives_its_kernels_their_share(home, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "99")
     monkeypatch.setenv("MKL_NUM_THREADS", "99")
-    home.paths.config_file.write_text(TEST_TOML.replace("enabled = false", "enabled = true\nkernel_threads = 3"))
+    home.paths.config_file.write_text(TEST_TOML.replace("enabled = false",
+                                                        "enabled = true\nkernel_threads = 3"))
     tm = TaskMaster(home.paths.home)
     tm.reload_config()
     assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "3"
