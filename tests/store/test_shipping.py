@@ -217,9 +217,9 @@ def test_daemon_ships_checkpoints_to_the_nas_through_an_outage(realm_home, procs
 
 
 def test_the_shipper_thread_ships_in_the_background_at_a_lower_priority(realm, tmp_path):
-    """Shipper.start: its own thread copies what submit() queued (to a plain folder zone
-    here), at a nice value 10 above the process's, so the training thread keeps its share
-    of a busy machine."""
+    """Shipper.start: its own thread has what submit() queued copied (to a plain folder
+    zone here) by a child process, both at a nice value 10 above the process's, so the
+    training thread keeps its share of a busy machine and its GIL (store/zone_copy.py)."""
     (tmp_path / "shelf").mkdir()
     realm.vault.add_zone("shelf", str(tmp_path / "shelf"), confirmed=True)
     config = RealmConfig(vault=VaultConfig(ship_to="shelf"))
@@ -231,6 +231,10 @@ def test_the_shipper_thread_ships_in_the_background_at_a_lower_priority(realm, t
                 ).exists()
         base = os.getpriority(os.PRIO_PROCESS, 0)
         assert os.getpriority(os.PRIO_PROCESS, s._thread.native_id) == min(19, base + 10)
+        detail = json.loads(realm.ledger.scalar(
+            "SELECT detail FROM asset_locations WHERE zone = 'shelf' AND step = 30"))
+        assert detail["copier"]["pid"] != os.getpid(), "copied in a child process"
+        assert detail["copier"]["nice"] == min(19, base + 10)
         assert os.getpriority(os.PRIO_PROCESS, 0) == base, "the process itself keeps its priority"
     finally:
         s.stop()
