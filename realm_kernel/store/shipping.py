@@ -34,7 +34,7 @@ from .config import RealmConfig, VaultConfig
 from .ledger import Ledger
 from .paths import SIDECAR, RealmPaths
 from .vault import AWAITING_SHIPPING, LOCAL, VaultKeeper, move
-from .zone_copy import ShipRefused, close, copy_in_child
+from .zone_copy import COPIER, ShipRefused, close
 
 __all__ = ["ShipRefused", "Shipper", "ship_checkpoint", "shipped_files", "weights_only"]
 
@@ -81,7 +81,7 @@ def ship_checkpoint(vault: VaultKeeper, step: int, zone: str) -> str:
     rel = ckpt.relative_to(vault.paths.home).as_posix()
     files = shipped_files(ckpt)
     url = vault.zone_url(zone)
-    reply = copy_in_child({"url": url, "options": connect_options(url), "ckpt": str(ckpt),
+    reply = COPIER.copy({"url": url, "options": connect_options(url), "ckpt": str(ckpt),
                            "rel": rel, "zone": zone, "files": files,
                            "resume_state": list(RESUME_STATE)}, nice=shipper_nice())
     nbytes = sum((ckpt / f).stat().st_size for f in files)

@@ -1,14 +1,16 @@
 """The copy of one checkpoint's weights onto a zone, done in a child process of the shipper
-(`python -m realm_kernel.store.zone_copy`, one request as JSON on stdin, one reply as
-JSON on stdout), and the zone file operations it needs (fingerprints, a rename).
+(`python -m realm_kernel.store.zone_copy`: a request per line of JSON on its stdin, a
+reply per line on its stdout), and the zone file operations it needs (fingerprints, a
+rename).
 
 Why a child: paramiko (fsspec's SFTP filesystem) frames, encrypts and hashes each 32 KiB
 packet in Python, so a copy in a thread of the training process takes the GIL from the
 training thread at every packet, whatever the thread's nice value. A child has its own
 interpreter; it runs at the nice value the request names (the shipper's: 10 above the
 process's), so on a busy machine it takes what the trainer leaves. It imports only fsspec
-and this module (no ledger, no DuckDB), so its start-up is a small part of a copy; the
-parent records the outcome in the ledger (one writer, as before).
+and this module (no ledger, no DuckDB) and lives as long as its parent (`Copier`), so
+its start-up is paid once; the parent records each outcome in the ledger (one writer,
+as before).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -141,35 +145,101 @@ def fsspec_conf(url: str) -> dict:
     return {k: v for k, v in fsspec.config.conf.items() if k == scheme}
 
 
-def copy_in_child(request: dict, nice: int) -> dict:
-    """Runs one copy in a child process at `nice`; its reply ({"outcome", "pid", "nice"}).
-    Raises ShipRefused, or CopyFailed naming the child's error."""
-    request = {**request, "nice": nice, "conf": fsspec_conf(request["url"])}
-    proc = subprocess.run([sys.executable, "-m", __name__], input=json.dumps(request),
-                          capture_output=True, text=True)
-    lines = proc.stdout.strip().splitlines()
-    reply = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
-    if reply is None:
-        raise CopyFailed(f"the copy process exited {proc.returncode} without a reply: "
-                         f"{proc.stderr.strip()[-1500:]}")
-    if "refused" in reply:
-        raise ShipRefused(reply["refused"])
-    if "error" in reply:
-        raise CopyFailed(reply["error"])
-    return reply
+class Copier:
+    """One long-lived copy process, started at the first copy and again if it died or the
+    nice value asked for changed (a process may raise its own nice value but not lower
+    it): the interpreter's start-up and fsspec's and paramiko's imports are paid once,
+    not at every checkpoint. Each copy still opens its own connection. The process reads
+    one request per line and ends when its stdin closes, so it never outlives this one.
+    It is started again when this process's environment changed (credentials such as
+    AWS_* are read from it), as a child started then would see the new one."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._nice: int | None = None
+        self._env: dict[str, str] = {}
+        self._stderr: Any = None
+        self._lock = threading.Lock()
+
+    def copy(self, request: dict, nice: int) -> dict:
+        """One copy in the child at `nice`; its reply ({"outcome", "pid", "nice"}).
+        Raises ShipRefused, or CopyFailed naming the child's error."""
+        request = {**request, "nice": nice, "conf": fsspec_conf(request["url"])}
+        with self._lock:
+            proc = self._ensure(nice)
+            try:
+                proc.stdin.write(json.dumps(request) + "\n")
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+            except OSError:
+                line = ""
+            if not line.startswith("{"):  # it died (killed, out of memory): a new one next time
+                self.close()
+                raise CopyFailed(f"the copy process exited without a reply: {self._tail()}")
+        reply = json.loads(line)
+        if "refused" in reply:
+            raise ShipRefused(reply["refused"])
+        if "error" in reply:
+            raise CopyFailed(reply["error"])
+        return reply
+
+    def _ensure(self, nice: int) -> subprocess.Popen:
+        if self._proc is not None and (self._proc.poll() is not None or self._nice != nice
+                                       or self._env != dict(os.environ)):
+            self.close()
+        if self._proc is None:
+            self._stderr = tempfile.TemporaryFile()
+            self._proc = subprocess.Popen([sys.executable, "-m", __name__], text=True,
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=self._stderr)
+            self._nice, self._env = nice, dict(os.environ)
+        return self._proc
+
+    def _tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace").strip()[-1500:]
+
+    def close(self) -> None:
+        """End the child (its stdin closed: it exits after the copy in progress)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-def main() -> int:
-    """The child: one request from stdin, one reply line on stdout."""
+# The process's copier: copies to any zone go through it one at a time.
+COPIER = Copier()
+
+
+def serve() -> None:
+    """The child: one request per line on stdin, one reply line on stdout each."""
     import fsspec.config
-    req = json.loads(sys.stdin.read())
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, min(19, max(os.getpriority(os.PRIO_PROCESS, 0),
-                                                       int(req["nice"]))))
-    except (AttributeError, OSError):  # not Linux, or not allowed: the default priority
-        pass
-    for proto, conf in req["conf"].items():
-        fsspec.config.conf[proto] = conf
+    reniced = False
+    for line in sys.stdin:
+        req = json.loads(line)
+        if not reniced:
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, min(19, max(os.getpriority(os.PRIO_PROCESS, 0),
+                                                               int(req["nice"]))))
+            except (AttributeError, OSError):  # not Linux, or not allowed: the default
+                pass
+            reniced = True
+        for proto, conf in req["conf"].items():
+            fsspec.config.conf[proto] = conf
+        print(json.dumps(copy_one(req)), flush=True)
+
+
+def copy_one(req: dict) -> dict:
     reply: dict[str, Any] = {"pid": os.getpid(), "nice": os.getpriority(os.PRIO_PROCESS, 0)}
     try:
         fs, root = open_zone(req["url"], fresh=True, **req["options"])
@@ -182,9 +252,8 @@ def main() -> int:
         reply["refused"] = str(e)
     except Exception as e:  # the zone is down, or the network, or the NAS is full
         reply["error"] = f"{type(e).__name__}: {e}"
-    print(json.dumps(reply), flush=True)
-    return 0
+    return reply
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    serve()

@@ -5,6 +5,7 @@ goes away and comes back."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -231,14 +232,37 @@ def test_the_shipper_thread_ships_in_the_background_at_a_lower_priority(realm, t
                 ).exists()
         base = os.getpriority(os.PRIO_PROCESS, 0)
         assert os.getpriority(os.PRIO_PROCESS, s._thread.native_id) == min(19, base + 10)
-        detail = json.loads(realm.ledger.scalar(
-            "SELECT detail FROM asset_locations WHERE zone = 'shelf' AND step = 30"))
-        assert detail["copier"]["pid"] != os.getpid(), "copied in a child process"
-        assert detail["copier"]["nice"] == min(19, base + 10)
+        assert copier(realm, "shelf", 30)["pid"] != os.getpid(), "copied in a child process"
+        assert copier(realm, "shelf", 30)["nice"] == min(19, base + 10)
         assert os.getpriority(os.PRIO_PROCESS, 0) == base, "the process itself keeps its priority"
     finally:
         s.stop()
     assert Shipper.start(realm.paths, realm.ledger, RealmConfig()) is None, "no ship_to: no thread"
+
+
+def copier(realm, zone, step):
+    return json.loads(realm.ledger.scalar(
+        "SELECT detail FROM asset_locations WHERE zone = ? AND step = ?", [zone, step]))["copier"]
+
+
+def test_one_copy_process_serves_every_copy_and_a_dead_one_is_replaced(realm, tmp_path):
+    """The copy process (store/zone_copy.py `Copier`) is started once, not per checkpoint
+    (its interpreter and imports are most of a small copy's time); one that died is
+    replaced at the next copy, and nothing queued is lost."""
+    (tmp_path / "shelf").mkdir()
+    realm.vault.add_zone("shelf", str(tmp_path / "shelf"), confirmed=True)
+    s = shipper(realm, "shelf")
+    for step in (10, 20):
+        s.submit(step, realm.paths.checkpoints / f"checkpoint-{step}-20260101-1200")
+    assert s.ship_pending() is True
+    pid = copier(realm, "shelf", 10)["pid"]
+    assert copier(realm, "shelf", 20)["pid"] == pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    s.submit(30, realm.paths.checkpoints / "checkpoint-30-20260101-1200")
+    assert s.ship_pending() is True and s.pending() == []
+    assert copier(realm, "shelf", 30)["pid"] not in (pid, os.getpid())
+    assert sorted(zone_rows(realm, "shelf")) == [10, 20, 30]
 
 
 def test_the_settings_page_asks_before_changing_where_checkpoints_go(realm):
