@@ -21,7 +21,6 @@ retention policy (`[vault.retention.<zone>]`) runs there.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from .config import RealmConfig, VaultConfig
 from .ledger import Ledger
 from .paths import SIDECAR, RealmPaths
 from .vault import AWAITING_SHIPPING, LOCAL, VaultKeeper, move
-from .zone_copy import COPIER, ShipRefused, close
+from .zone_copy import COPIER, ShipRefused, close, not_resume_state
 
 __all__ = ["ShipRefused", "Shipper", "ship_checkpoint", "shipped_files", "weights_only"]
 
@@ -48,7 +47,7 @@ CONNECT_TIMEOUT_S = 20.0
 def weights_only(rel: str) -> bool:
     """Whether a checkpoint file (its path inside the checkpoint) is shipped: all but the
     resume state at its top level."""
-    return "/" in rel or not any(fnmatch.fnmatch(rel, g) for g in RESUME_STATE)
+    return not_resume_state(rel, RESUME_STATE)
 
 
 def shipped_files(ckpt: Path) -> list[str]:

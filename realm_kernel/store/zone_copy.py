@@ -103,14 +103,20 @@ def close(fs) -> None:
         client.close()
 
 
+def not_resume_state(rel: str, resume_state: Sequence[str]) -> bool:
+    """Whether a checkpoint file (its path inside the checkpoint) is shipped: all but the
+    resume state (files matching `resume_state`'s globs) at its top level."""
+    return "/" in rel or not any(fnmatch.fnmatch(rel, g) for g in resume_state)
+
+
 def copy_weights(fs, root: str, ckpt: Path, rel: str, zone: str, files: Sequence[str],
                  resume_state: Sequence[str]) -> str:
     """A file system copies `files` (the sidecar last) into `<name>.partial` and renames
     it; an object store writes the objects in place, sidecar last (a checkpoint without
     its sidecar is not complete, store/paths.checkpoint_complete), resuming a copy cut
     short: objects already there with the same bytes as ours, and no sidecar yet."""
-    def keep(f: str) -> bool:  # the weights: all but the resume state at the top level
-        return "/" in f or not any(fnmatch.fnmatch(f, g) for g in resume_state)
+    def keep(f: str) -> bool:
+        return not_resume_state(f, resume_state)
 
     dest, part = f"{root}/{rel}", f"{root}/{rel}.partial"
     if fs.exists(dest):
