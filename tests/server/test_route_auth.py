@@ -80,7 +80,7 @@ def test_the_app_mounts_exactly_the_routes_the_extension_lists(server):
     assert live == listed
     tables = {h.__module__ for _, h in live}
     assert tables == {"realm_kernel.server.handlers", "realm_kernel.server.oracle_handlers",
-                      "realm_kernel.server.skill_handlers"}
+                      "realm_kernel.server.skill_handlers", "realm_kernel.server.away_handlers"}
 
 
 def test_every_mounted_route_refuses_without_the_token_or_with_a_wrong_one(server):
