@@ -22,7 +22,7 @@ from widgets.pages import (
     VaultSession,
 )
 
-from ..helpers import TOKEN, make_home, start_lab, wait_for
+from ..helpers import TOKEN, make_home, start_lab, start_panel, wait_for
 from ..oracle_helpers import oracle_home as oracle_home_fixture
 
 oracle_home = oracle_home_fixture
@@ -59,7 +59,7 @@ def trainer_with_facts(oracle_home) -> tuple[Realm, str]:
 
 @pytest.mark.slow
 def test_every_page_shows_the_remote_trainer_read_only(oracle_home, dio_mini_dir, procs, tmp_path,
-                                                       monkeypatch):
+                                                       monkeypatch, chromium):
     trainer, quest = trainer_with_facts(oracle_home)
     hero = trainer.hero()
     assert hero["xp"] > 0  # 30 steps trained: something to see
@@ -124,12 +124,21 @@ def test_every_page_shows_the_remote_trainer_read_only(oracle_home, dio_mini_dir
     assert not SettingsSession(realm).act({"name": "save", "nonce": 2,
                                            "changes": {"training.batch_size": 4}})["ok"]
 
+    # In a browser, the Panel app of the realm away: every page says whose hero it shows.
+    _, panel = start_panel(procs, away, ready="quests", name="panel-away")  # the token: from env
+    browser = chromium.new_page()
+    for name in PAGES:
+        browser.goto(f"{panel}/{'' if name == 'tavern' else name}")
+        host = browser.locator("[data-stat=trainer-host]").first
+        wait_for(lambda host=host: host.inner_text() == "📡 on trainer · read-only", 60, f"{name}'s label")
+
     # The trainer gone: each page keeps its last facts and says the host does not answer
     # (a fresh page has none to show); back on its port, the pages read it again.
     pages = {name: page.session(realm) for name, page in PAGES.items()}
     for s in pages.values():
         s.snapshot()
     procs.stop(lab)
+    wait_for(lambda: "unreachable" in host.inner_text(), 60, "the browser's label to say so")
     for name, s in pages.items():
         state = s.snapshot()
         assert state["trainer"]["error"] and "trainer" in state["trainer"]["error"], name
@@ -139,6 +148,7 @@ def test_every_page_shows_the_remote_trainer_read_only(oracle_home, dio_mini_dir
     start_lab(procs, oracle_home, tmp_path / "lab", REALM_WEAVER="0", port=port)
     for name, s in pages.items():
         wait_for(lambda s=s: s.snapshot()["trainer"]["error"] is None, 30, f"the {name} page to recover")
+    wait_for(lambda: host.inner_text() == "📡 on trainer · read-only", 60, "the browser's label to recover")
     assert TavernSession(realm).snapshot()["hero"]["xp"] == hero["xp"]
 
 
