@@ -6,17 +6,25 @@ the same `Realm` call returns on the trainer, so a page away shows the trainer's
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import tornado.web
 
+from ..api import Realm
 from .handlers import RealmHandler, mount
 
 MAX_KINDS = 32  # event kinds in one `events/notable` query
 
 
-class AchievementsHandler(RealmHandler):
-    @tornado.web.authenticated
-    async def get(self) -> None:
-        self.reply({"achievements": await self.call(self.realm.reports.achievements)})
+def _read(name: str, read: Callable[[Realm], Any]) -> type[RealmHandler]:
+    """GET -> `read(realm)` (a `Realm` call that takes no argument), as JSON."""
+    class Handler(RealmHandler):
+        @tornado.web.authenticated
+        async def get(self) -> None:
+            self.reply(await self.call(read, self.realm))
+    Handler.__name__ = Handler.__qualname__ = f"{name}Handler"
+    return Handler
 
 
 class NotableEventsHandler(RealmHandler):
@@ -30,43 +38,16 @@ class NotableEventsHandler(RealmHandler):
         self.reply({"events": await self.call(self.realm.reports.notable_events, kinds)})
 
 
-class VaultMarksHandler(RealmHandler):
-    """What the Vault page marks beside each checkpoint: protected steps (and why), the
-    champion's step, the zones and the realm home's disk."""
-
-    @tornado.web.authenticated
-    async def get(self) -> None:
-        self.reply(await self.call(self.realm.vault_marks))
-
-
-class QueueSizesHandler(RealmHandler):
-    """Examples per queued quest and the training pace: the Quests page's ETAs."""
-
-    @tornado.web.authenticated
-    async def get(self) -> None:
-        self.reply({"sizes": await self.call(self.realm.quests.sizes),
-                    "seconds_per_example": await self.call(self.realm.training.seconds_per_example)})
-
-
-class SettingsHandler(RealmHandler):
-    @tornado.web.authenticated
-    async def get(self) -> None:
-        self.reply(await self.call(self.realm.settings.describe))
-
-
-class ClusterHandler(RealmHandler):
-    @tornado.web.authenticated
-    async def get(self) -> None:
-        self.reply(await self.call(self.realm.tasks.cluster))
-
-
 ROUTES = [
-    ("achievements", AchievementsHandler),
+    ("achievements", _read("Achievements", lambda r: {"achievements": r.reports.achievements()})),
     ("events/notable", NotableEventsHandler),
-    ("vault/marks", VaultMarksHandler),
-    ("quests/sizes", QueueSizesHandler),
-    ("settings", SettingsHandler),
-    ("cluster", ClusterHandler),
+    # protected steps (and why), the champion's step, the zones, the realm home's disk
+    ("vault/marks", _read("VaultMarks", lambda r: r.vault_marks())),
+    # examples per queued quest and the training pace: the Quests page's ETAs
+    ("quests/sizes", _read("QueueSizes", lambda r: {
+        "sizes": r.quests.sizes(), "seconds_per_example": r.training.seconds_per_example()})),
+    ("settings", _read("Settings", lambda r: r.settings.describe())),
+    ("cluster", _read("Cluster", lambda r: r.tasks.cluster())),
 ]
 
 

@@ -118,3 +118,14 @@ def test_training_status_is_valid_json_with_a_broken_realm_toml(server):
         assert r.code == 200 and json.loads(r.body)["hero"]["name"] == "DIO", r.body[:300]
     finally:
         paths.config_file.write_text(good)
+
+
+def test_notable_events_name_what_a_bad_kinds_query_lacks(server):
+    """A Tavern away from its trainer reads the toasts' events by kind; a query without
+    kinds (or with too many) is a 400 saying so, one with kinds answers them."""
+    app, _ = server
+    for query in ("", "?kinds=", "?kinds=" + ",".join(f"k{i}" for i in range(33))):
+        r = request(app, "GET", f"events/notable{query}", TOKEN)
+        assert r.code == 400 and "kinds" in json.loads(r.body)["error"], (query, r.body[:200])
+    r = request(app, "GET", "events/notable?kinds=champion,achievement", TOKEN)
+    assert r.code == 200 and json.loads(r.body) == {"events": []}
