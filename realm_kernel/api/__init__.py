@@ -126,6 +126,14 @@ class Realm:
                 "losses": self.reports.series("loss"), "events": self.reports.events(),
                 "alarms": self.reports.alarm_steps()}
 
+    def vault_marks(self) -> dict:
+        """What the Vault page marks beside the checkpoints: protected steps (and why), the
+        champion's step, the zones and the realm home's disk."""
+        champ = self.checkpoints.champion()
+        return {"protected": {str(k): v for k, v in self.vault.protected_steps().items()},
+                "champion": champ["step"] if champ else None, "zones": self.vault.zones(),
+                "disk": self.reports.disk_usage()}
+
     def health(self) -> dict:
         """Every service the Weaver supervises (as it last wrote them) and what it mended."""
         weaver = read_status(self.paths, WEAVER)
