@@ -126,15 +126,20 @@ def ray_cluster():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
-@pytest.fixture
-def cluster_realm(realm_home, ray_cluster, tmp_path):
-    realm_home.config_file.write_text(TEST_TOML + f"""
+def cluster_toml(cluster, cache: Path) -> str:
+    """realm.toml's [cluster] for the test cluster: CPU-only eval nodes, a node cache."""
+    return f"""
 [cluster]
 engine = "ray"
-address = "{ray_cluster.address}"
+address = "{cluster.address}"
 gpus_per_task = 0
-cache_dir = "{tmp_path / 'node-cache'}"
-""")
+cache_dir = "{cache}"
+"""
+
+
+@pytest.fixture
+def cluster_realm(realm_home, ray_cluster, tmp_path):
+    realm_home.config_file.write_text(TEST_TOML + cluster_toml(ray_cluster, tmp_path / "node-cache"))
     return Realm(realm_home.home, writer="taskmaster")
 
 
@@ -256,13 +261,7 @@ def test_the_idle_loop_levels_up_with_every_eval_answered_on_the_eval_node(
     (the head, the trainer role), the Task Master generates quests and sends every eval
     to the eval node, until a skill levels up; each eval recorded once, none answered
     here."""
-    realm_home.config_file.write_text(IDLE_LOOP_TOML + f"""
-[cluster]
-engine = "ray"
-address = "{ray_cluster.address}"
-gpus_per_task = 0
-cache_dir = "{tmp_path / 'node-cache'}"
-""")
+    realm_home.config_file.write_text(IDLE_LOOP_TOML + cluster_toml(ray_cluster, tmp_path / "node-cache"))
     play = procs.start("play", [sys.executable, "-m", "realm_kernel.cli", "play", "--headless"],
                        child_env(realm_home.home))
     realm = Realm(realm_home.home, writer="test")
