@@ -20,6 +20,7 @@ from pathlib import Path
 
 from realm_skills import SkillError
 
+from ..evals import placement
 from ..oracle.client import SharedOracle
 from ..oracle.pool import ModelNotLoaded, OracleError, RemoteError
 from ..quests.formats import QuestError
@@ -99,6 +100,11 @@ class Realm:
     @property
     def vault(self) -> VaultKeeper:
         return vault_of(self.home)
+
+    def scan_vault(self) -> dict:
+        """The vault scan task: the realm home, and in cluster mode the shared zones as a
+        node offering the eval role reads them (evals/placement.py)."""
+        return placement.scan_vault(self.home)
 
     @property
     def oracle(self) -> SharedOracle:
