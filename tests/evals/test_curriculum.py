@@ -54,6 +54,7 @@ def test_a_quest_is_split_between_skills_by_priority():
     assert curriculum.shares([plan("bin", 1), plan("sy", 1)], 1, "sy") == {"sy": 1}
     assert curriculum.shares([plan("bin", 1), plan("sy", 100)], 1, "bin") == {"bin": 1}, "the lead gets one"
     assert curriculum.shares([], 10, "bin") == {"bin": 10}
+    assert curriculum.shares([plan("sy", 1)], 5, "bin") == {"sy": 5, "bin": 1}, "a lead not live: still one"
 
 
 def test_review_is_spread_over_the_window_and_the_current_level_leads():
