@@ -93,7 +93,8 @@ def test_scheduler_switches_a_skill_and_a_task(realm):
     assert n == {"ok": True, "action": "skill", "message": "bin: priority 3, off", "nonce": 1}
     plan = load_config(realm.paths.home).curriculum.skills["bin"]
     assert (plan.priority, plan.enabled) == (3, False)
-    assert s.act({"name": "skill", "nonce": 2, "skill": "bin", "enabled": True})["message"] == "bin: priority 3, on"
+    on = s.act({"name": "skill", "nonce": 2, "skill": "bin", "enabled": True})
+    assert on["message"] == "bin: priority 3, on"
     bad = s.act({"name": "skill", "nonce": 3, "skill": "bin", "priority": -5})
     assert not bad["ok"] and "curriculum.skills" in bad["message"]
     task = s.snapshot()["tasks"][0]["task_id"]
