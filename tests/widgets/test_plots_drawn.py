@@ -31,7 +31,8 @@ def test_accuracy_by_level_has_a_labelled_layer_per_skill():
     assert [e.data.values.tolist() for e in layers] == [[[1, 0.5], [2, 0.75]], [[2, 0.25]]]
     assert opts(layers[0])["ylim"] == (0, 1.05) and opts(layers[0])["size"] == 7
     o = opts(overlay)
-    assert (o["title"], o["height"], o["responsive"], o["show_grid"]) == ("Eval accuracy by level", 240, True, True)
+    assert (o["title"], o["height"], o["responsive"], o["show_grid"]) == \
+        ("Eval accuracy by level", 240, True, True)
     # No eval yet: one empty layer on the same axes.
     empty = list(plots.accuracy_plot({"evals": []}))
     assert [(str(e.kdims[0]), str(e.vdims[0]), len(e)) for e in empty] == [("level", "accuracy", 0)]
