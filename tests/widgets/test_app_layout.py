@@ -45,7 +45,8 @@ def test_a_tavern_page_for_one_session(tmp_path, monkeypatch):
     monkeypatch.setenv("REALM_HOME", str(tmp_path / "realm"))
     page = app.build_page("tavern")
     try:
-        assert isinstance(page, pn.Column) and page.sizing_mode == "stretch_width" and page.max_width == 1400
+        assert isinstance(page, pn.Column) and page.sizing_mode == "stretch_width"
+        assert page.max_width == 1400
         nav, flex = page.objects
         assert 'class="current" data-page="tavern"' in nav.object
         left, right = flex.objects
