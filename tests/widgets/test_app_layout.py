@@ -52,7 +52,8 @@ def test_a_tavern_page_for_one_session(tmp_path, monkeypatch):
         left, right = flex.objects
         assert flex.flex_wrap == "wrap" and flex.sizing_mode == "stretch_width"
         for col in (left, right):
-            assert col.styles == {"flex": "1 1 560px", "min-width": "0"} and col.sizing_mode == "stretch_width"
+            assert col.styles == {"flex": "1 1 560px", "min-width": "0"}
+            assert col.sizing_mode == "stretch_width"
         assert [c.widget_name for c in left.objects] == ["hero_card", "battle_view"]
         assert [c.widget_name for c in right.objects[:2]] == ["achievements", "toasts"]
         assert len(right.objects) == 3  # and the battle plots
