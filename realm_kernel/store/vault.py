@@ -25,7 +25,6 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -36,6 +35,7 @@ from .config import RealmConfig, RetentionConfig
 from .confine import check_relative, confine
 from .ledger import Ledger, json_data
 from .paths import RealmPaths, checkpoint_complete, read_json
+from .zone_copy import fingerprint, local_fs, move, open_zone
 from .zones import ZoneRefused, check_zone
 
 ASSET_TYPES = ("checkpoint", "model", "data", "config")
@@ -196,13 +196,7 @@ class VaultKeeper:
         """(fsspec filesystem, root path in it) for a zone. fsspec caches one instance
         per URL; `fresh` makes a new one (a connection that died with its server stays
         dead in the cached instance). `options` go to the filesystem (a timeout)."""
-        import fsspec
-        url = self.zone_url(zone_id)
-        if fresh:
-            options["skip_instance_cache"] = True
-        fs, root = fsspec.core.url_to_fs(url, **options) if _is_url(url) else (
-            fsspec.filesystem("file"), url)
-        return fs, root.rstrip("/")
+        return open_zone(self.zone_url(zone_id), fresh, **options)
 
     def zone_url(self, zone_id: str) -> str:
         for z in self.zones():
@@ -660,42 +654,6 @@ class VaultKeeper:
         self.ledger.event("checkpoint_exported", f"Checkpoint {rec.name} exported to {dest}",
                           json.dumps({"step": rec.step, "name": rec.name, "dest": str(dest)}))
         return dest
-
-
-def local_fs():
-    import fsspec
-    return fsspec.filesystem("file")
-
-
-def move(fs, src: str, dst: str) -> None:
-    """Rename a file or folder inside one zone. fsspec's SFTP `mv` is one posix rename and
-    takes no `recursive`; the others need it for a folder (on an object store it is a
-    server-side copy, then a delete: not atomic)."""
-    import inspect
-    if "recursive" in inspect.signature(fs.mv).parameters:
-        fs.mv(src, dst, recursive=True)
-    else:
-        fs.mv(src, dst)
-
-
-def fingerprint(fs, path: str, keep: Callable[[str], bool] = lambda rel: True,
-                ) -> dict[str, tuple[int, str]]:
-    """{relative file path: (bytes, sha256)} of a file or a folder, through fsspec (so a
-    local copy and a zone's compare the same way); only the files `keep` accepts."""
-    import hashlib
-    path = path.rstrip("/")
-    files = {"": path} if fs.isfile(path) else {
-        p[len(path):].lstrip("/"): p for p, info in fs.find(path, detail=True).items()
-        if info.get("type") == "file" and keep(p[len(path):].lstrip("/"))}
-    out = {}
-    for rel, full in sorted(files.items()):
-        h, n = hashlib.sha256(), 0
-        with fs.open(full, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-                n += len(chunk)
-        out[rel] = (n, h.hexdigest())
-    return out
 
 
 def _same_or_refuse(src_fs, src: str, dst_fs, dst: str, rel: str, zone: str) -> None:
