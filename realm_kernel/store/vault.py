@@ -25,6 +25,7 @@ import re
 import shutil
 import stat
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -255,8 +256,17 @@ class VaultKeeper:
     def scan(self, zone: str = LOCAL) -> dict[str, Any]:
         """Discover checkpoints, models, data and configs in a zone; locations that are
         gone are marked deleted."""
-        found = list(discover_local(self.paths.home) if zone == LOCAL
-                     else discover_fs(*self.zone_fs(zone)))
+        return self.record_scan(zone, list(discover_local(self.paths.home) if zone == LOCAL
+                                           else discover_fs(*self.zone_fs(zone))))
+
+    def shared_zone_urls(self) -> dict[str, str]:
+        """Every zone but the realm home, by id: its URL (each checked by zone_url)."""
+        return {z["zone_id"]: self.zone_url(z["zone_id"]) for z in self.zones() if z["zone_id"] != LOCAL}
+
+    def record_scan(self, zone: str, found: Sequence[Sequence[Any]]) -> dict[str, Any]:
+        """A zone's catalogue from what a discovery found there, (type, relative path,
+        bytes) each, wherever it ran: present rows, and a deleted row for each location
+        the catalogue had that was not found."""
         before = {r["asset_id"]: r for r in self.ledger.query(
             "SELECT asset_id, type, name, path FROM asset_locations WHERE zone = ?", [zone])}
         rows, seen = [], set()
@@ -705,6 +715,19 @@ def discover_local(home: Path):
               *sorted((home / "configs").glob("*"))]:
         if f.is_file() and f.suffix in CONFIG_SUFFIXES:
             yield "config", f.relative_to(home).as_posix(), f.stat().st_size
+
+
+def discover_zones(urls: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """What `discover_fs` finds in each zone (id -> URL) seen from this machine: its
+    (type, path, bytes) list under "found", or under "error" why it could not be read.
+    Reads only: a cluster node runs it and the caller records the catalogue."""
+    out: dict[str, dict[str, Any]] = {}
+    for zone, url in urls.items():
+        try:
+            out[zone] = {"found": [list(f) for f in discover_fs(*open_zone(url, fresh=True))]}
+        except Exception as e:  # an unreachable zone is a finding, never a failed scan
+            out[zone] = {"error": f"{type(e).__name__}: {e}"}
+    return out
 
 
 def discover_fs(fs, root: str):
