@@ -40,6 +40,9 @@ def test_unknown_column_is_refused_and_nothing_written(tmp_path):
     assert led.scalar("SELECT count(*) FROM metrics") == 0
 
 
+# flush() must not wait out the 1-hour interval: a flush that did would hang here
+# for pytest's 10 minutes (a mutation run waits that long per such mutant)
+@pytest.mark.timeout(60)
 def test_metric_buffer_batches_rows(tmp_path):
     led = make(tmp_path)
     buf = MetricBuffer(led, interval=3600)
