@@ -89,3 +89,17 @@ def test_a_fingerprint_is_each_files_size_and_hash_by_its_path(tmp_path):
     top = fingerprint(local_fs(), str(d), keep=lambda rel: "/" not in rel)
     assert top == {"Xweights.bin": got["Xweights.bin"]}
     assert fingerprint(local_fs(), str(d / "Xweights.bin")) == {"": got["Xweights.bin"]}
+
+
+def test_the_base_model_is_a_folder_under_the_home_before_a_hub_id(paths, tmp_path):
+    from realm_kernel.hero_model import hub
+    from realm_kernel.store.config import RealmConfig
+
+    def base(value):
+        return RealmConfig.model_validate({"hero": {"base_model": value}}).base_model_path(paths)
+
+    (paths.models / "my-qwen").mkdir()
+    assert base("models/my-qwen") == paths.models / "my-qwen"
+    assert base("realm-test-org/no-such-model") == hub.expected_path("realm-test-org/no-such-model")
+    assert base(str(tmp_path / "abs")) == tmp_path / "abs"
+    assert base("") == paths.dio_mini
