@@ -13,7 +13,7 @@ from realm_kernel.store.ledger import Ledger, MetricBuffer, json_data
 from realm_kernel.store.paths import RealmPaths
 
 
-@pytest.mark.timeout(60)  # close() flushes at once, never after the 1-hour interval
+@pytest.mark.timeout(20)  # close() flushes at once, never after the 1-hour interval
 def test_a_buffered_event_keeps_its_data_and_writer(tmp_path):
     led = Ledger(RealmPaths.at(tmp_path).ensure(), "trainer@1")
     assert led.writer == "trainer1", "a writer name keeps letters, digits, '-' and '_'"
