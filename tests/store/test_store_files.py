@@ -26,6 +26,21 @@ def paths(tmp_path):
     return RealmPaths.at(tmp_path / "home").ensure()
 
 
+# The two smallest checks of the file, kept this small on purpose: a mutation run tries a
+# mutant's fastest tests first, and these must come before tests/train's (their fixture
+# builds dio-mini, which alone can outlast the run's time limit for such a mutant).
+def test_a_split_written_is_read_back(tmp_path):
+    paths = RealmPaths.at(tmp_path)
+    (tmp_path / "status").mkdir()
+    (tmp_path / "status" / "batch_fit.json").write_text('{"k": {"micro_batch": 3}}')
+    assert batch_fit.remembered(paths, "k") == {"micro_batch": 3}
+
+
+def test_a_split_remembered_lands_in_its_file(tmp_path):
+    batch_fit.remember(RealmPaths.at(tmp_path), "k", micro_batch=3)
+    assert json.loads((tmp_path / "status" / "batch_fit.json").read_text())["k"]["micro_batch"] == 3
+
+
 def test_a_remembered_batch_split_per_card_model_and_length(paths):
     key = batch_fit.fit_key("cpu", "Qwen/Qwen3-0.6B", 512)
     assert key == "cpu|Qwen/Qwen3-0.6B|512" and batch_fit.remembered(paths, key) is None
