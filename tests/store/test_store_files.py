@@ -125,3 +125,19 @@ def test_a_backup_that_changes_while_it_is_restored_is_refused(tmp_path, monkeyp
     with pytest.raises(BackupError, match=f"{seg} changed while it was restored"):
         backup.restore(live, snap)
     assert not list(live.home.glob(".restoring-*")), "the staged copy is removed"
+
+
+def test_an_atomic_write_goes_through_a_hidden_tmp_file_beside_it(tmp_path, monkeypatch):
+    """Half-written files are named `.<name>.<random>.tmp` in the same folder: the inbox
+    watcher skips `.tmp` files (services/daemon.py IGNORED_SUFFIXES) and no reader globbing
+    `*.json` or `*.jsonl` ever sees one. The rename is the real one, watched on its way."""
+    from realm_kernel.store import paths as paths_mod
+    renames = []
+    real = paths_mod.os.replace
+    monkeypatch.setattr(paths_mod.os, "replace", lambda a, b: (renames.append((a, b)), real(a, b))[1])
+    target = tmp_path / "status" / "training.json"
+    paths_mod.atomic_write_text(target, "{}")
+    [(tmp, dest)] = renames
+    assert dest == target and target.read_text() == "{}"
+    assert Path(tmp).parent == target.parent and Path(tmp).name.startswith(".training.json.")
+    assert Path(tmp).name.endswith(".tmp") and not Path(tmp).exists()
