@@ -147,3 +147,10 @@ def test_a_full_disk_on_save(monkeypatch):
     assert [faults.nan_step(s) for s in (2, 3, 4)] == [False, True, False]
     monkeypatch.delenv(faults.FAULT_ENV)
     assert not faults.nan_step(3)
+
+
+def test_a_first_write_bigger_than_a_part_is_not_rotated_away(tmp_path):
+    log = RotatingLog(tmp_path / "big.log", max_bytes=2 * 4096, files=2)
+    log.write(b"x" * 5000)
+    log.close()
+    assert log_files(tmp_path / "big.log") == [tmp_path / "big.log"], "no empty part rotated out"

@@ -133,3 +133,30 @@ def test_connect_options_give_ssh_zones_a_timeout():
         assert connect_options(url) == timeouts, url
     for url in ("s3://bucket/realm", "file:///mnt/nas", "/mnt/nas"):
         assert connect_options(url) == {}, url
+
+
+def test_a_different_checkpoint_in_the_way_is_refused_with_its_reason(realm, tmp_path):
+    theirs = tmp_path / "shelf" / "checkpoints" / NAME.format(10)
+    theirs.mkdir(parents=True)
+    (theirs / "model.safetensors").write_bytes(b"another")
+    s = shipper(realm)
+    s.submit(10, realm.paths.checkpoints / NAME.format(10))
+    assert s.ship_pending() is True
+    [(message, data)] = events(realm, "ship_refused")
+    assert message == (f"zone 'shelf' already holds a different 'checkpoints/{NAME.format(10)}'; nothing "
+                       "was overwritten (remove or rename it there first)")
+    assert data == {"zone": "shelf", "step": 10}
+
+
+def test_a_shipping_zone_nobody_added_is_an_event(realm):
+    config = RealmConfig(vault=VaultConfig(ship_to="nas"))
+    assert Shipper.start(realm.paths, realm.ledger, config) is None
+    [(message, data)] = events(realm, "zone_unreachable")
+    assert message.startswith("[vault] ship_to: ") and data["zone"] == "nas"
+    assert "no zone 'nas'" in data["error"]
+
+
+def test_a_checkpoint_gone_before_shipping_keeps_its_name(realm):
+    shutil.rmtree(realm.paths.checkpoints / NAME.format(20))
+    assert ship_checkpoint(realm.vault, 20, "shelf") == "gone"
+    assert zone_row(realm, 20)["name"] == NAME.format(20)

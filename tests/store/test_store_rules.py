@@ -103,3 +103,10 @@ def test_the_base_model_is_a_folder_under_the_home_before_a_hub_id(paths, tmp_pa
     assert base("realm-test-org/no-such-model") == hub.expected_path("realm-test-org/no-such-model")
     assert base(str(tmp_path / "abs")) == tmp_path / "abs"
     assert base("") == paths.dio_mini
+
+
+def test_the_settings_page_knows_each_fields_kind():
+    from realm_kernel.store.config import RealmConfig
+    kinds = {f["key"]: f["kind"] for f in settings.describe(RealmConfig())}
+    assert kinds["vault.ship_to"] == "str" and kinds["backup.keep"] == "int"
+    assert kinds["backup.auto"] == "bool" and kinds["vault.ship_retry_s"] == "float"

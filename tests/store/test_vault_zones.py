@@ -248,3 +248,45 @@ def test_protection_says_why(realm):
     message, data = last_event(realm, "retention")
     assert message == "The disk budget removed 1 checkpoint(s)" and data == {"steps": [10],
                                                                            "budget_bytes": 0}
+
+
+def test_an_assets_history_and_the_names_the_vault_gives(realm, tmp_path):
+    from realm_kernel.store.vault import VaultError, asset_id_for, guess_type
+    realm.vault.register("checkpoints/checkpoint-20-20260101-1200")
+    got = realm.vault.asset("checkpoint_20")
+    assert [(h["zone"], h["path"], h["status"]) for h in got["history"]] == [
+        ("local", "checkpoints/checkpoint-20-20260101-1200", "present")]
+    assert got["checkpoint"]["step"] == 20
+    assert asset_id_for("model", "qwen.v2") == "model_qwen.v2"
+    assert asset_id_for("data", "a.b.jsonl") == "data_a.b"
+    assert guess_type("models/weights.parquet") == "model" and guess_type("data/x.parquet") == "data"
+    assert realm.vault.zones()[0] == {"zone_id": "local", "url": str(realm.paths.home), "kind": "local",
+                                      "detail": "the realm home", "ts": None}
+    with pytest.raises(VaultError, match="^no asset 'checkpoint_999' in the vault$"):
+        realm.vault.fetch("checkpoint_999")
+    with pytest.raises(VaultError, match="no checkpoint at step 0 in the ledger"):
+        realm.vault.delete_checkpoint(0)  # step 0 is a step like any other here: not in the ledger
+    out = realm.vault.export_checkpoint(20, "ck20")
+    message, _ = last_event(realm, "checkpoint_exported")
+    assert message == f"Checkpoint checkpoint-20-20260101-1200 exported to {out}"
+
+
+def test_empty_files_and_every_queue_folder_are_found(realm, tmp_path):
+    nas = tmp_path / "nas"
+    (nas / "queue" / "recently_completed").mkdir(parents=True)
+    (nas / "queue" / "recently_completed" / "done.jsonl").write_text("")
+    realm.vault.add_zone("nas", f"file://{nas}", confirmed=True)
+    assert realm.vault.scan("nas")["found"] == {"data": 1}
+    [row] = realm.ledger.query("SELECT path, bytes FROM asset_locations WHERE zone = 'nas'")
+    assert row == {"path": "queue/recently_completed/done.jsonl", "bytes": 0}
+    realm.paths.config_file.write_text("[backup]\nkeep = 2\n")
+    assert realm.vault.scan()["found"]["config"] == 1
+
+
+def test_the_disk_budget_removes_what_retention_values_least_first(realm):
+    """Unkept checkpoints go before every-Kth ones; the latest (in use) is never touched."""
+    policy = RetentionConfig(keep_best=0, keep_latest=1, keep_every=2, keep_every_max=10)
+    used = sum(f.stat().st_size for f in realm.paths.checkpoints.rglob("*") if f.is_file())
+    assert realm.vault.make_room(need=1, budget=used, policy=policy)["deleted"] == [20]
+    assert realm.vault.make_room(need=1, budget=0, policy=policy)["deleted"] == [10, 30]
+    assert sorted(p.name for p in realm.paths.checkpoints.iterdir()) == ["checkpoint-40-20260101-1200"]
