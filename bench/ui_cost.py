@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -107,6 +108,12 @@ def top_frames(profile: Path, n: int = 12) -> dict[str, list]:
                 counts[frame] = counts.get(frame, 0) + int(k)
         out[f.stem] = [(total, "samples")] + sorted(((c, fr) for fr, c in counts.items()), reverse=True)[:n]
     return out
+
+
+def cells_done(tab, n: int) -> bool:
+    """Every code cell of the notebook has run: n numbered prompts, none still `[*]`."""
+    prompts = tab.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+    return sum(1 for p in prompts if re.search(r"\[\d+\]", p)) >= n and not any("*" in p for p in prompts)
 
 
 def show_all(page, visible: bool) -> None:
@@ -230,6 +237,8 @@ def main() -> None:
                 tab = browser.new_page(viewport={"width": 1280, "height": 2400})
                 run_notebook(tab, base, token, "notebooks/Cost.ipynb")
                 tab.locator("[data-stat=events]").first.wait_for(state="attached", timeout=120_000)
+                # the window measures pages being watched, not Run All still executing cells
+                wait_for(lambda t=tab: cells_done(t, len(PAGES)), 300, "every cell to run")
                 kernel = next(c for c in psutil.Process(lab.pid).children(recursive=True)
                               if "ipykernel" in " ".join(c.cmdline()))
                 runs.setdefault("lab_visible", []).append(measure("lab_visible", kernel))
