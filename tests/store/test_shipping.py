@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import fsspec.config
@@ -150,23 +151,27 @@ def test_s3_zone_on_a_loopback_s3_server(realm, monkeypatch):
         monkeypatch.setitem(fsspec.config.conf, "s3",
                             {"endpoint_url": f"http://127.0.0.1:{port}"})
         fs = fsspec.filesystem("s3", skip_instance_cache=True)
-        fs.mkdir("realm-bucket")
-        realm.vault.add_zone("s3", "s3://realm-bucket/realm", confirmed=True)
+        # moto keeps its buckets in process-wide state that outlives the server: a bucket
+        # of its own, so the test passes again in the same process (mutmut runs many
+        # sessions in one)
+        bucket = f"realm-bucket-{uuid.uuid4().hex[:12]}"
+        fs.mkdir(bucket)
+        realm.vault.add_zone("s3", f"s3://{bucket}/realm", confirmed=True)
         s = shipper(realm, "s3")
-        fs.pipe("realm-bucket/realm/checkpoints/checkpoint-20-20260101-1200/model.safetensors",
+        fs.pipe(f"{bucket}/realm/checkpoints/checkpoint-20-20260101-1200/model.safetensors",
                 b"another model")
         for step in (10, 20):
             s.submit(step, realm.paths.checkpoints / f"checkpoint-{step}-20260101-1200")
         assert s.ship_pending() is True
         fs.invalidate_cache()
         got = sorted(p.rsplit("/", 1)[-1] for p in fs.find(
-            "realm-bucket/realm/checkpoints/checkpoint-10-20260101-1200"))
+            f"{bucket}/realm/checkpoints/checkpoint-10-20260101-1200"))
         assert got == sorted(shipped_files(realm.paths.checkpoints / "checkpoint-10-20260101-1200"))
-        assert fs.cat("realm-bucket/realm/checkpoints/checkpoint-20-20260101-1200/"
+        assert fs.cat(f"{bucket}/realm/checkpoints/checkpoint-20-20260101-1200/"
                       "model.safetensors") == b"another model"
         assert sorted(zone_rows(realm, "s3")) == [10]
         assert realm.ledger.scalar("SELECT count(*) FROM events WHERE kind = 'ship_refused'") == 1
-        assert not fs.find("realm-bucket/realm/checkpoints/checkpoint-10-20260101-1200.partial")
+        assert not fs.find(f"{bucket}/realm/checkpoints/checkpoint-10-20260101-1200.partial")
     finally:
         server.stop()
 
