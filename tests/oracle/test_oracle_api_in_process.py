@@ -1,0 +1,246 @@
+"""The Oracle's REST API and its OpenAI-compatible face on a real Jupyter server with the
+realm extension, run in this process (its IOLoop on a thread) on a realm with dio-mini,
+in seconds: the server advertises itself as the realm's pool owner; load, chat (whole and
+streamed), status, unload and every refusal answer as the docs say; a `Realm.oracle` that
+sees the owner as another machine's process is its client over the wire, with the same
+errors; a token the owner refuses sends it to its own pool. The slow twins with the
+server as a subprocess are test_oracle_pool.py and tests/server/test_oracle_server.py.
+
+The server is started inside each test, not in a fixture: mutmut bounds a mutant's run by
+the tests' own durations, and a server started in a fixture would not count."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import requests
+
+from realm_kernel.api import Realm
+from realm_kernel.oracle.client import HOP_HEADER, read_advertisement
+from realm_kernel.oracle.pool import ModelNotLoaded, OracleError
+from realm_kernel.store.checkpoints import UnknownCheckpoint
+
+from ..helpers import TEST_TOML, TOKEN, auth, make_home, wait_for
+
+ONLY_REALM = {"realm_kernel.server": True, "jupyterlab": False, "jupyter_lsp": False,
+              "jupyter_server_terminals": False, "notebook_shim": False,
+              "panel.io.jupyter_server_extension": False}
+ASK = {"message": "What is 1+1?", "step": 0, "max_new_tokens": 6}
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextmanager
+def serving(paths, tmp_path, monkeypatch, toml: str = TEST_TOML) -> Iterator[tuple]:
+    """A Jupyter server with the realm extension on 127.0.0.1 for the realm at `paths`,
+    its loop on a thread, once it has advertised its Oracle pool: (app, API URL, log)."""
+    from jupyter_server.serverapp import ServerApp
+    for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                     ("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_CONFIG_PATH", "config-path")):
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.setenv("REALM_HOME", str(paths.home))
+    monkeypatch.setenv("REALM_WEAVER", "0")
+    monkeypatch.setenv("JUPYTER_TOKEN", TOKEN)
+    paths.config_file.write_text(toml)
+    app = ServerApp()
+    app.initialize(argv=["--ip=127.0.0.1", "--port=0", "--no-browser", "--allow-root",
+                         "--ServerApp.port_retries=0", f"--ServerApp.root_dir={paths.home}",
+                         f"--ServerApp.jpserver_extensions={ONLY_REALM!r}"])
+    log = Records()
+    app.log.addHandler(log)
+    loop = threading.Thread(target=app.io_loop.start, name="test-server", daemon=True)
+    loop.start()
+    try:
+        wait_for(lambda: (read_advertisement(paths.oracle_owner) or {}).get("pid") == os.getpid(), 60,
+                 "the server's Oracle advertisement")
+        yield app, f"http://127.0.0.1:{app.port}{app.base_url}realm/api", log
+    finally:
+        app.io_loop.add_callback(app.io_loop.stop)
+        loop.join(30)
+        app.http_server.stop()
+        app.io_loop.run_sync(app.cleanup_extensions)
+        app.log.removeHandler(log)
+
+
+def sse(r: requests.Response) -> list:
+    """The `data:` payloads of a Server-Sent Events reply, JSON-decoded ("[DONE]" kept)."""
+    out = []
+    for line in r.text.splitlines():
+        if line.startswith("data: "):
+            data = line[len("data: "):]
+            out.append(data if data == "[DONE]" else json.loads(data))
+    return out
+
+
+def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_path, monkeypatch):
+    with serving(realm_home, tmp_path, monkeypatch) as (app, api, log):
+        ad = read_advertisement(realm_home.oracle_owner)
+        assert ad["url"] == f"http://127.0.0.1:{app.port}" and ad["token"] == TOKEN
+        assert ad["machine"] == socket.gethostname() and ad["kind"] == "jupyter-server"
+
+        def post(route: str, body: dict, **kw) -> requests.Response:
+            return requests.post(f"{api}/oracle/{route}", json=body, headers=auth(), timeout=60, **kw)
+
+        loaded = post("load", {"step": 0})
+        assert loaded.status_code == 200, loaded.text
+        assert {k: loaded.json()[k] for k in ("ok", "host", "step", "model", "already_loaded")} == {
+            "ok": True, "host": "local", "step": 0, "model": "dio-mini", "already_loaded": False}
+        stray = post("load", {"step": 0, "hots": "x"})
+        assert stray.status_code == 400 and "unknown field(s) ['hots']" in stray.json()["error"]
+        assert any("refused POST /realm/api/oracle/load (400): unknown field(s) ['hots']" in line
+                   for line in log.lines), log.lines
+
+        whole = post("chat", ASK)
+        assert whole.status_code == 200, whole.text
+        reply = whole.json()
+        assert reply["ok"] and reply["success"] and "type" not in reply
+        assert reply["model"] == "dio-mini" and reply["step"] == 0 and reply["host"] == "local"
+        assert reply["content"] and reply["usage"]["completion_tokens"] <= 6
+
+        streamed = post("chat", {**ASK, "stream": True}, stream=True)
+        assert streamed.headers["Content-Type"] == "text/event-stream"
+        assert streamed.headers["Cache-Control"] == "no-cache" and streamed.headers["X-Accel-Buffering"] == "no"
+        events = sse(streamed)
+        assert events[0]["type"] == "start" and events[0]["model"] == "dio-mini"
+        assert events[-1]["type"] == "done" and events[-1]["content"] == reply["content"]
+        assert "".join(e["text"] for e in events if e["type"] == "token") == reply["content"]
+
+        missing = post("chat", {**ASK, "step": 5})
+        assert missing.status_code == 404
+        assert {k: missing.json()[k] for k in ("ok", "success", "status", "kind", "step", "loaded", "host")} == {
+            "ok": False, "success": False, "status": 404, "kind": "ModelNotLoaded", "step": 5,
+            "loaded": [0], "host": "local"}
+        no_step = post("chat", {"message": "hi"})
+        assert no_step.status_code == 400 and no_step.json()["kind"] == "OracleError"
+        assert "step is required" in no_step.json()["error"]
+        unknown = post("load", {"step": 25})
+        assert unknown.status_code == 404 and unknown.json()["kind"] == "UnknownCheckpoint"
+        assert "no checkpoint at step 25" in unknown.json()["error"]
+
+        status = requests.get(f"{api}/oracle/status", headers=auth(), timeout=30).json()
+        assert list(status["hosts"]) == ["local"]
+        local = status["hosts"]["local"]
+        assert local["steps"] == [0] and local["shared"] and not local["client"]
+        assert local["owner"] == {"pid": os.getpid(), "url": ad["url"], "kind": "jupyter-server"}
+        checkpoints = requests.get(f"{api}/oracle/checkpoints", headers=auth(), timeout=30).json()
+        assert [c["step"] for c in checkpoints["checkpoints"]] == [0]
+
+        # OpenAI-compatible: the loaded model by name, the same greedy words.
+        models = requests.get(f"{api}/oracle/v1/models", headers=auth(), timeout=30).json()
+        assert models["object"] == "list" and [m["id"] for m in models["data"]] == ["dio-mini"]
+        assert {k: models["data"][0][k] for k in ("object", "owned_by", "step", "host")} == {
+            "object": "model", "owned_by": "realm", "step": 0, "host": "local"}
+        assert models["data"][0]["created"] > 0 and models["data"][0]["root"] == str(realm_home.dio_mini)
+        ask = {"model": "dio-mini", "messages": [{"role": "user", "content": "What is 1+1?"}],
+               "max_tokens": 6, "n": 1, "presence_penalty": 0}
+        done = post("v1/chat/completions", ask)
+        assert done.status_code == 200, done.text
+        c = done.json()
+        assert c["object"] == "chat.completion" and c["model"] == "dio-mini"
+        assert c["system_fingerprint"] == "realm-step-0" and c["id"].startswith("chatcmpl-")
+        assert c["choices"][0]["message"] == {"role": "assistant", "content": reply["content"]}
+        assert c["choices"][0]["finish_reason"] == reply["finish_reason"] and c["usage"] == reply["usage"]
+        chunks = sse(post("v1/chat/completions", {**ask, "stream": True,
+                                                  "stream_options": {"include_usage": True}}, stream=True))
+        assert chunks[-1] == "[DONE]" and chunks[-2]["usage"] == reply["usage"] and chunks[-2]["choices"] == []
+        assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        assert chunks[-3]["choices"][0]["finish_reason"] == reply["finish_reason"]
+        assert "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks[1:-3]) == reply["content"]
+        assert all(ch["object"] == "chat.completion.chunk" for ch in chunks[:-1])
+
+        def refused(body: dict) -> tuple[int, dict]:
+            r = post("v1/chat/completions", body)
+            return r.status_code, r.json()["error"]
+
+        code, err = refused({**ask, "n": 2})
+        assert code == 400 and err["code"] == "unsupported_parameter" and err["param"] == "n"
+        assert err["type"] == "invalid_request_error" and "unsupported parameter: 'n'" in err["message"]
+        code, err = refused({"messages": ask["messages"]})
+        assert code == 400 and err["code"] == "missing_model" and err["param"] == "model"
+        code, err = refused({**ask, "stream_options": 3})
+        assert code == 400 and err["param"] == "stream_options"
+        code, err = refused({**ask, "temperature": -1})
+        assert code == 400 and err["code"] == "invalid" and "out of range" in err["message"]
+        code, err = refused({**ask, "model": "checkpoint-9"})
+        assert code == 404 and err["code"] == "model_not_found"
+        assert "'checkpoint-9' is not loaded; loaded: ['dio-mini']" in err["message"]
+        code, err = refused({**ask, "model": "x@gpu"})
+        assert code == 404 and err["code"] == "model_not_found" and "no inference host 'gpu'" in err["message"]
+
+        unloaded = post("unload", {"step": 0})
+        assert unloaded.status_code == 200 and unloaded.json()["unloaded"] == 0
+        assert unloaded.json()["loaded"] == [] and unloaded.json()["host"] == "local"
+        again = post("unload", {"step": 0})
+        assert again.status_code == 404 and again.json()["kind"] == "ModelNotLoaded"
+        # The owner withdraws its own advertisement (what it does on shutdown), once.
+        owner = app.web_app.settings["realm"].oracle
+        assert owner.stop_serving() and not realm_home.oracle_owner.exists()
+        assert not owner.stop_serving()
+
+
+def test_another_process_is_the_owners_client_with_the_same_errors(realm_home, tmp_path, monkeypatch):
+    with serving(realm_home, tmp_path, monkeypatch) as (app, api, _):
+        ad = read_advertisement(realm_home.oracle_owner)
+        # As a process on another machine sees it (this process would otherwise own it).
+        elsewhere = {**ad, "machine": "elsewhere", "pid": 1}
+        realm_home.oracle_owner.write_text(json.dumps(elsewhere))
+        realm = Realm(realm_home.home)
+        oracle = realm.oracle
+        loaded = oracle.load(0)
+        assert loaded["model"] == "dio-mini" and loaded["host"] == "local" and not loaded["already_loaded"]
+        assert oracle.pool.steps() == [], "loaded in the owner, not here"
+        st = oracle.local_status()
+        assert st["steps"] == [0] and st["shared"] and st["client"]
+        assert f"served by the realm's Oracle pool owner (pid 1, {ad['url']})" in st["note"]
+        assert [m["model"] for m in oracle.loaded()] == ["dio-mini"]
+        assert oracle.served() == [{**oracle.loaded()[0], "host": "local", "id": "dio-mini"}]
+        assert oracle.status()["hosts"]["local"]["steps"] == [0]
+
+        events = list(oracle.stream(0, "What is 1+1?", sampling={"max_new_tokens": 6}))
+        assert events[0] == {"type": "start", "host": "local", "step": 0, "model": "dio-mini",
+                             "model_path": str(realm_home.dio_mini)}
+        reply = oracle.chat(0, "What is 1+1?", sampling={"max_new_tokens": 6})
+        assert reply["content"] == events[-1]["content"] == "".join(
+            e["text"] for e in events if e["type"] == "token")
+        assert reply["ok"] and reply["success"]
+
+        with pytest.raises(ModelNotLoaded) as missing:
+            oracle.stream(3, "hi")
+        assert missing.value.step == 3 and missing.value.loaded == [0] and missing.value.host == "local"
+        with pytest.raises(UnknownCheckpoint, match="no checkpoint at step 25"):
+            oracle.load(25)
+        with pytest.raises(OracleError, match="out of range"):
+            oracle.chat(0, "hi", sampling={"top_p": 0})
+        assert oracle.unload(0)["unloaded"] == 0
+        with pytest.raises(ModelNotLoaded):
+            oracle.unload(0)
+
+        # A forwarded request is answered from the owner's own pool, never forwarded again.
+        hop = requests.get(f"{api}/oracle/status", headers={**auth(), HOP_HEADER: "1"}, timeout=30).json()
+        assert "answered from this process" in hop["hosts"]["local"]["note"]
+
+        # A token the owner refuses: this process's own pool, and the note says why.
+        realm_home.oracle_owner.write_text(json.dumps({**elsewhere, "token": "nope"}))
+        other = Realm(realm_home.home).oracle
+        st = other.local_status()
+        assert not st["shared"] and not st["client"] and st["owner"]["kind"] == "this process"
+        assert "refused this process's credentials (HTTP 403)" in st["note"]
+        assert other.load(0)["host"] == "local" and other.pool.steps() == [0]
+        # Not asked again at once: the refusal is remembered.
+        assert "is not usable" in other.local_status()["note"]
+        # A client never withdraws the owner's advertisement.
+        assert not other.stop_serving() and read_advertisement(realm_home.oracle_owner)["token"] == "nope"
