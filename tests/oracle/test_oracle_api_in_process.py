@@ -27,7 +27,7 @@ from realm_kernel.oracle.client import HOP_HEADER, read_advertisement
 from realm_kernel.oracle.pool import ModelNotLoaded, OracleError
 from realm_kernel.store.checkpoints import UnknownCheckpoint
 
-from ..helpers import TEST_TOML, TOKEN, auth, make_home, wait_for
+from ..helpers import TEST_TOML, TOKEN, auth, wait_for
 
 ONLY_REALM = {"realm_kernel.server": True, "jupyterlab": False, "jupyter_lsp": False,
               "jupyter_server_terminals": False, "notebook_shim": False,
@@ -113,7 +113,8 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
 
         streamed = post("chat", {**ASK, "stream": True}, stream=True)
         assert streamed.headers["Content-Type"] == "text/event-stream"
-        assert streamed.headers["Cache-Control"] == "no-cache" and streamed.headers["X-Accel-Buffering"] == "no"
+        assert streamed.headers["Cache-Control"] == "no-cache"
+        assert streamed.headers["X-Accel-Buffering"] == "no"
         events = sse(streamed)
         assert events[0]["type"] == "start" and events[0]["model"] == "dio-mini"
         assert events[-1]["type"] == "done" and events[-1]["content"] == reply["content"]
@@ -121,7 +122,8 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
 
         missing = post("chat", {**ASK, "step": 5})
         assert missing.status_code == 404
-        assert {k: missing.json()[k] for k in ("ok", "success", "status", "kind", "step", "loaded", "host")} == {
+        fields = ("ok", "success", "status", "kind", "step", "loaded", "host")
+        assert {k: missing.json()[k] for k in fields} == {
             "ok": False, "success": False, "status": 404, "kind": "ModelNotLoaded", "step": 5,
             "loaded": [0], "host": "local"}
         no_step = post("chat", {"message": "hi"})
@@ -156,10 +158,12 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
         assert c["choices"][0]["finish_reason"] == reply["finish_reason"] and c["usage"] == reply["usage"]
         chunks = sse(post("v1/chat/completions", {**ask, "stream": True,
                                                   "stream_options": {"include_usage": True}}, stream=True))
-        assert chunks[-1] == "[DONE]" and chunks[-2]["usage"] == reply["usage"] and chunks[-2]["choices"] == []
+        assert chunks[-1] == "[DONE]" and chunks[-2]["choices"] == []
+        assert chunks[-2]["usage"] == reply["usage"]
         assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
         assert chunks[-3]["choices"][0]["finish_reason"] == reply["finish_reason"]
-        assert "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks[1:-3]) == reply["content"]
+        text = "".join(ch["choices"][0]["delta"].get("content", "") for ch in chunks[1:-3])
+        assert text == reply["content"]
         assert all(ch["object"] == "chat.completion.chunk" for ch in chunks[:-1])
 
         def refused(body: dict) -> tuple[int, dict]:
@@ -179,7 +183,8 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
         assert code == 404 and err["code"] == "model_not_found"
         assert "'checkpoint-9' is not loaded; loaded: ['dio-mini']" in err["message"]
         code, err = refused({**ask, "model": "x@gpu"})
-        assert code == 404 and err["code"] == "model_not_found" and "no inference host 'gpu'" in err["message"]
+        assert code == 404 and err["code"] == "model_not_found"
+        assert "no inference host 'gpu'" in err["message"]
 
         unloaded = post("unload", {"step": 0})
         assert unloaded.status_code == 200 and unloaded.json()["unloaded"] == 0
