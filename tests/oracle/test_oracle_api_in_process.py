@@ -27,7 +27,7 @@ from realm_kernel.oracle.client import HOP_HEADER, read_advertisement
 from realm_kernel.oracle.pool import ModelNotLoaded, OracleError
 from realm_kernel.store.checkpoints import UnknownCheckpoint
 
-from ..helpers import TEST_TOML, TOKEN, auth, wait_for
+from ..helpers import TEST_TOML, TOKEN, auth, make_home, wait_for
 
 ONLY_REALM = {"realm_kernel.server": True, "jupyterlab": False, "jupyter_lsp": False,
               "jupyter_server_terminals": False, "notebook_shim": False,
@@ -249,3 +249,79 @@ def test_another_process_is_the_owners_client_with_the_same_errors(realm_home, t
         assert "is not usable" in other.local_status()["note"]
         # A client never withdraws the owner's advertisement.
         assert not other.stop_serving() and read_advertisement(realm_home.oracle_owner)["token"] == "nope"
+
+
+def test_inference_hosts_of_both_kinds_answer_by_step_over_the_wire(realm_home, dio_mini_dir, tmp_path,
+                                                                    monkeypatch):
+    """Another realm's hosts.toml names this server twice: its OpenAI face stands in for a
+    vLLM host (`inference`: the same wire) and the server itself is a realm host (`realm`);
+    each serves exactly the step asked."""
+    client = make_home(tmp_path / "client", dio_mini_dir)
+    with serving(realm_home, tmp_path, monkeypatch) as (app, api, _):
+        port = app.port
+        (client.home / "hosts.toml").write_text(
+            f'[hosts.vllm]\nhost = "127.0.0.1"\nroles = ["inference"]\ntoken_env = "VLLM_KEY"\n'
+            f'services = {{ inference = {{ port = {port}, path = "/realm/api/oracle" }} }}\n'
+            f'[hosts.peer]\nhost = "127.0.0.1"\nroles = ["inference"]\ntoken_env = "PEER_TOKEN"\n'
+            f'services = {{ realm = {{ port = {port}, path = "/realm/api" }} }}\n'
+            '[hosts.gone]\nhost = "127.0.0.1"\nroles = ["inference"]\n'
+            'services = { inference = { port = 9 } }\n')
+        monkeypatch.delenv("PEER_TOKEN", raising=False)
+        monkeypatch.setenv("VLLM_KEY", TOKEN)  # sent as a Bearer token, as vllm --api-key wants
+        oracle = Realm(client.home).oracle
+        assert oracle.hosts() == ["local", "gone", "peer", "vllm"]
+        status = oracle.status()["hosts"]
+        assert not status["gone"]["reachable"] and "did not answer /v1/models" in status["gone"]["error"]
+        assert status["gone"]["steps"] == [] and status["gone"]["model_count"] == 0
+        assert not status["peer"]["reachable"] and "refused" in status["peer"]["error"]
+        assert status["peer"]["kind"] == "realm" and status["peer"]["loaded_models"] == []
+        assert status["vllm"] == {"host": "vllm", "url": f"http://127.0.0.1:{port}/realm/api/oracle",
+                                  "reachable": True, "loaded_models": [], "model_count": 0, "steps": []}
+        monkeypatch.setenv("PEER_TOKEN", TOKEN)
+
+        # The realm host loads the step asked (in the server's pool) and names this
+        # realm's checkpoint; a step this realm never saved is refused before asking.
+        loaded = oracle.load(0, "peer")
+        assert loaded["host"] == "peer" and loaded["model"] == "dio-mini" and loaded["step"] == 0
+        with pytest.raises(UnknownCheckpoint, match="no checkpoint at step 25"):
+            oracle.load(25, "peer")
+        peer = oracle.status("peer")["hosts"]
+        assert sorted(peer) == ["local", "peer"]
+        assert peer["peer"]["reachable"] and peer["peer"]["steps"] == [0]
+        assert peer["peer"]["model_count"] == 1
+        events = list(oracle.stream(0, "What is 1+1?", host="peer", sampling={"max_new_tokens": 6}))
+        assert events[0]["host"] == events[-1]["host"] == "peer" and events[-1]["model"] == "dio-mini"
+        assert "".join(e["text"] for e in events if e["type"] == "token") == events[-1]["content"]
+        with pytest.raises(UnknownCheckpoint, match="no checkpoint at step 3"):
+            oracle.stream(3, "hi", host="peer")
+
+        # The OpenAI host serves what it was started with (here: what the server holds).
+        vllm = oracle.status("vllm")["hosts"]["vllm"]
+        assert vllm["steps"] == [0] and vllm["loaded_models"] == [
+            {"step": 0, "model": "dio-mini", "model_path": str(realm_home.dio_mini)}]
+        assert oracle.load(0, "vllm") == {"host": "vllm", "step": 0, "model": "dio-mini",
+                                          "served_id": "dio-mini", "model_path": str(realm_home.dio_mini),
+                                          "already_loaded": True, "evicted": [], "ok": True}
+        reply = oracle.chat(0, "What is 1+1?", host="vllm", sampling={"max_new_tokens": 6, "top_k": 5,
+                                                                      "stop": ["zzz"], "seed": 1})
+        assert reply["host"] == "vllm" and reply["model"] == "dio-mini" and reply["step"] == 0
+        assert reply["content"] == events[-1]["content"]
+        assert reply["finish_reason"] == events[-1]["finish_reason"]
+        assert reply["usage"] == events[-1]["usage"] and reply["ttft_seconds"] <= reply["seconds"]
+        assert [m["id"] for m in oracle.served()] == ["dio-mini@peer", "dio-mini@vllm"]
+        with pytest.raises(OracleError, match="stop or restart it there"):
+            oracle.unload(0, "vllm")
+        bad = oracle.chat(0, "hi", host="vllm", sampling={"repetition_penalty": 1.5, "max_new_tokens": 2})
+        assert bad["usage"]["completion_tokens"] <= 2
+
+        gone = oracle.unload(0, "peer")
+        assert gone["host"] == "peer" and gone["unloaded"] == 0
+        with pytest.raises(ModelNotLoaded) as missing:
+            oracle.unload(0, "peer")
+        assert missing.value.host == "peer" and missing.value.loaded == []
+        with pytest.raises(ModelNotLoaded) as missing:
+            oracle.stream(0, "hi", host="peer")
+        assert missing.value.host == "peer" and missing.value.loaded == []
+        with pytest.raises(ModelNotLoaded) as missing:
+            oracle.chat(0, "hi", host="vllm")
+        assert missing.value.host == "vllm" and missing.value.loaded == []
