@@ -12,12 +12,8 @@ the tests' own durations, and a server started in a fixture would not count."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import requests
@@ -27,63 +23,10 @@ from realm_kernel.oracle.client import HOP_HEADER, read_advertisement
 from realm_kernel.oracle.pool import ModelNotLoaded, OracleError
 from realm_kernel.store.checkpoints import UnknownCheckpoint
 
-from ..helpers import TEST_TOML, TOKEN, auth, make_home, wait_for
+from ..helpers import TOKEN, auth, make_home
+from ..server.in_process import serving, sse
 
-ONLY_REALM = {"realm_kernel.server": True, "jupyterlab": False, "jupyter_lsp": False,
-              "jupyter_server_terminals": False, "notebook_shim": False,
-              "panel.io.jupyter_server_extension": False}
 ASK = {"message": "What is 1+1?", "step": 0, "max_new_tokens": 6}
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@contextmanager
-def serving(paths, tmp_path, monkeypatch, toml: str = TEST_TOML) -> Iterator[tuple]:
-    """A Jupyter server with the realm extension on 127.0.0.1 for the realm at `paths`,
-    its loop on a thread, once it has advertised its Oracle pool: (app, API URL, log)."""
-    from jupyter_server.serverapp import ServerApp
-    for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
-                     ("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_CONFIG_PATH", "config-path")):
-        monkeypatch.setenv(var, str(tmp_path / sub))
-    monkeypatch.setenv("REALM_HOME", str(paths.home))
-    monkeypatch.setenv("REALM_WEAVER", "0")
-    monkeypatch.setenv("JUPYTER_TOKEN", TOKEN)
-    paths.config_file.write_text(toml)
-    app = ServerApp()
-    app.initialize(argv=["--ip=127.0.0.1", "--port=0", "--no-browser", "--allow-root",
-                         "--ServerApp.port_retries=0", f"--ServerApp.root_dir={paths.home}",
-                         f"--ServerApp.jpserver_extensions={ONLY_REALM!r}"])
-    log = Records()
-    app.log.addHandler(log)
-    loop = threading.Thread(target=app.io_loop.start, name="test-server", daemon=True)
-    loop.start()
-    try:
-        wait_for(lambda: (read_advertisement(paths.oracle_owner) or {}).get("pid") == os.getpid(), 60,
-                 "the server's Oracle advertisement")
-        yield app, f"http://127.0.0.1:{app.port}{app.base_url}realm/api", log
-    finally:
-        app.io_loop.add_callback(app.io_loop.stop)
-        loop.join(30)
-        app.http_server.stop()
-        app.io_loop.run_sync(app.cleanup_extensions)
-        app.log.removeHandler(log)
-
-
-def sse(r: requests.Response) -> list:
-    """The `data:` payloads of a Server-Sent Events reply, JSON-decoded ("[DONE]" kept)."""
-    out = []
-    for line in r.text.splitlines():
-        if line.startswith("data: "):
-            data = line[len("data: "):]
-            out.append(data if data == "[DONE]" else json.loads(data))
-    return out
 
 
 def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_path, monkeypatch):
@@ -91,6 +34,8 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
         ad = read_advertisement(realm_home.oracle_owner)
         assert ad["url"] == f"http://127.0.0.1:{app.port}" and ad["token"] == TOKEN
         assert ad["machine"] == socket.gethostname() and ad["kind"] == "jupyter-server"
+        assert f"Realm of Training: API at /realm/api, home {realm_home.home}" in log.lines
+        assert f"Realm of Training: the realm's Oracle pool is served here ({ad['url']})" in log.lines
 
         def post(route: str, body: dict, **kw) -> requests.Response:
             return requests.post(f"{api}/oracle/{route}", json=body, headers=auth(), timeout=60, **kw)
