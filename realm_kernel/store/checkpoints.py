@@ -102,7 +102,8 @@ class CheckpointLedger:
         sql = f"SELECT {self._COLS} FROM checkpoint_ledger c {where} ORDER BY {order}"
         if limit is not None:
             sql += f" LIMIT {max(0, int(limit))}"
-        return [CheckpointRecord.from_row(r) for r in self.ledger.query(sql, list(params))]
+        # kept: the Tavern's plots ask for them with every new metric, not every checkpoint
+        return [CheckpointRecord.from_row(r) for r in self.ledger.kept_query(sql, list(params))]
 
     def latest(self) -> CheckpointRecord | None:
         rows = self._records(limit=1)

@@ -43,9 +43,11 @@ in store/checkpoints.py; the named read queries of the other tables in store/que
 from __future__ import annotations
 
 import fcntl
+import functools
 import itertools
 import json
 import os
+import re
 import shutil
 import struct
 import threading
@@ -70,6 +72,9 @@ COMPACT_AT = 64  # segments in a generation before small ones are merged
 ROW_GROUP_ROWS = 65536  # row groups small enough for min/max pruning of tail reads
 SMALL_SEGMENT_BYTES = 4 << 20  # segments above this stay as they are (hard-linked)
 OLD_GENERATION_GRACE_S = 120.0
+TAILS_KEPT = 64  # tail() answers kept (the pages ask a dozen distinct ones)
+QUERIES_KEPT = 256  # kept_query() answers kept
+TAIL_KEY, TAIL_TS = "__realm_tail_key", "__realm_tail_ts"  # what orders a kept answer
 RAW_GRACE_S = 120.0  # a merged-away source stays in raw/ at least this long
 
 
@@ -137,6 +142,10 @@ class Ledger:
         self._user_conn: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._stats: dict[Path, SegmentStats] = {}
+        # tail(): per query, the segments its kept answer was read from, and the answer
+        self._tails: dict[tuple, tuple[frozenset[Path], list[dict[str, Any]]]] = {}
+        self.segments_read = 0  # segments tail() opened (counted by the tests, not timed)
+        self._queries: dict[tuple, tuple[tuple, list[dict[str, Any]]]] = {}  # kept_query()
         self.ensure_segments()
 
     # -- layout -------------------------------------------------------------------
@@ -392,6 +401,26 @@ class Ledger:
             con = self._connection()
         return self._run(con, sql, params)
 
+    def kept_query(self, sql: str, params: Iterable[Any] | None = None) -> list[dict[str, Any]]:
+        """query(), run again only when a table it reads has changed since (their change
+        stamps, one folder listing each, no file opened); the rows are fresh copies. For
+        SQL whose answer depends on the ledger alone (no now(), no random()): what a page
+        polls while DIO trains, beside the metrics that do change (the newest eval, the
+        checkpoints), is read once per change, not once per poll."""
+        key = (sql, tuple(params) if params is not None else ())
+        stamp = tuple(self.table_generation(t) for t in tables_read(sql))
+        with self._lock:
+            kept = self._queries.get(key)
+        if kept is not None and kept[0] == stamp:
+            rows = kept[1]
+        else:
+            rows = self.query(sql, params)  # stamped before: a change meanwhile reads again
+            with self._lock:
+                if len(self._queries) >= QUERIES_KEPT and key not in self._queries:
+                    self._queries.pop(next(iter(self._queries)))
+                self._queries[key] = (stamp, rows)
+        return [dict(r) for r in rows]
+
     def _run(self, con: duckdb.DuckDBPyConnection, sql: str,
              params: Iterable[Any] | None) -> list[dict[str, Any]]:
         cur = con.cursor()
@@ -419,7 +448,8 @@ class Ledger:
         after a compaction swap, so the snapshot is consistent and readable. Stats are
         cached per file: segments never change."""
         gen = self.current_dir(table).resolve()
-        files = sorted(gen.glob("*.parquet"))
+        # scandir, not glob: the pages ask this several times a second while DIO trains
+        files = sorted(gen / e.name for e in os.scandir(gen) if e.name.endswith(".parquet"))
         out = []
         for f in files:
             st = self._stats.get(f)
@@ -441,21 +471,46 @@ class Ledger:
         """`SELECT columns FROM table [WHERE notnull IS NOT NULL] ORDER BY key DESC, ts DESC
         LIMIT limit`, exactly, reading only the segments whose `key` range can reach the
         top rows: segments are tried newest-range first, and the answer is accepted when
-        its last row still beats every segment left out."""
+        its last row still beats every segment left out.
+
+        The answer is kept per query. Segments never change, and between compactions a
+        table only gains them, so the top rows after new segments are the top rows of the
+        kept answer and the new segments' rows: a page polling while DIO trains reads the
+        one or two segments written since its last poll, not the hundreds of rows it
+        already has. A compaction (segments gone) reads afresh."""
         for attempt in range(5):
             try:
-                return self._tail(table, columns, limit, key, notnull)
+                return self._tail_kept(table, columns, limit, key, notnull)
             except (duckdb.IOException, FileNotFoundError):
                 if attempt == 4:
                     raise
         return []
 
-    def _tail(self, table: str, columns: str, limit: int, key: str,
+    def _tail_kept(self, table: str, columns: str, limit: int, key: str,
+                   notnull: str | None) -> list[dict[str, Any]]:
+        col = notnull or key
+        segs = [s for s in self.snapshot(table) if s.nonnull.get(col) and s.hi.get(key) is not None]
+        live = frozenset(s.path for s in segs)
+        q = (table, columns, limit, key, notnull)
+        with self._lock:
+            kept = self._tails.get(q)
+        if kept is not None and kept[0] <= live:
+            new = [s for s in segs if s.path not in kept[0]]
+            rows = kept[1]
+            if new:
+                rows = top_rows(rows + self._read_tail(new, columns, limit, key, notnull), limit)
+        else:
+            rows = self._tail(segs, columns, limit, key, notnull)
+        with self._lock:
+            if len(self._tails) >= TAILS_KEPT and q not in self._tails:
+                self._tails.pop(next(iter(self._tails)))  # the oldest query
+            self._tails[q] = (live, rows)
+        return [{k: v for k, v in r.items() if k not in (TAIL_KEY, TAIL_TS)} for r in rows]
+
+    def _tail(self, segs: list[SegmentStats], columns: str, limit: int, key: str,
               notnull: str | None) -> list[dict[str, Any]]:
         col = notnull or key
-        segs = sorted((s for s in self.snapshot(table)
-                       if s.nonnull.get(col) and s.hi.get(key) is not None),
-                      key=lambda s: s.hi[key], reverse=True)
+        segs = sorted(segs, key=lambda s: s.hi[key], reverse=True)
         want = max(1, limit)
         while True:
             chosen, n = [], 0
@@ -468,26 +523,34 @@ class Ledger:
             bound = max((s.hi[key] for s in rest), default=None)
             if not chosen:
                 return []
-            files = ", ".join("'" + s.path.as_posix().replace("'", "''") + "'" for s in chosen)
-            where = [f"{notnull} IS NOT NULL"] if notnull else []
-            if bound is not None:
-                where.append(f"{key} > {bound!r}")  # prunes row groups by their stats
-            sql = (f"SELECT {columns} FROM read_parquet([{files}], union_by_name = true) "
-                   f"{'WHERE ' + ' AND '.join(where) if where else ''} "
-                   f"ORDER BY {key} DESC, ts DESC LIMIT {int(limit)}")
-            with self._lock:
-                cur = self._connection().cursor()
-            try:
-                rel = cur.execute(sql)
-                names = [d[0] for d in rel.description or []]
-                rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
-            finally:
-                cur.close()
+            rows = self._read_tail(chosen, columns, limit, key, notnull, bound)
             if bound is None or len(rows) >= limit:
                 return rows
             # Not enough rows above what was left out: widen, by at least one more segment
             # (a bigger `want` alone could pick the same segments and read them again).
             want = max(want * 4, n + 1)
+
+    def _read_tail(self, segs: list[SegmentStats], columns: str, limit: int, key: str,
+                   notnull: str | None, bound: Any = None) -> list[dict[str, Any]]:
+        """The top rows of these segments (above `bound`), with their key and ts."""
+        files = ", ".join("'" + s.path.as_posix().replace("'", "''") + "'" for s in segs)
+        where = [f"{notnull} IS NOT NULL"] if notnull else []
+        if bound is not None:
+            where.append(f"{key} > {bound!r}")  # prunes row groups by their stats
+        sql = (f"SELECT {columns}, {key} AS {TAIL_KEY}, ts AS {TAIL_TS} "
+               f"FROM read_parquet([{files}], union_by_name = true) "
+               f"{'WHERE ' + ' AND '.join(where) if where else ''} "
+               f"ORDER BY {key} DESC, ts DESC LIMIT {int(limit)}")
+        with self._lock:
+            cur = self._connection().cursor()
+        try:
+            rel = cur.execute(sql)
+            names = [d[0] for d in rel.description or []]
+            rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+        finally:
+            cur.close()
+        self.segments_read += len(segs)
+        return rows
 
     def scalar(self, sql: str, params: Iterable[Any] | None = None) -> Any:
         rows = self.query(sql, params)
@@ -522,6 +585,28 @@ class SegmentStats:
     rows: int
     hi: dict[str, Any]  # column -> max over the file (numeric columns with statistics)
     nonnull: dict[str, int]  # column -> non-null values
+
+
+@functools.lru_cache(maxsize=1024)
+def tables_read(sql: str) -> tuple[str, ...]:
+    """The ledger tables a query reads: those it names, and those under the derived views
+    it names. A word that only looks like a table (a column called `runs`) adds a table:
+    a query read again too often, never one left stale."""
+    words = set(re.findall(r"[a-z_][a-z0-9_]*", sql.lower()))
+    found = {t for t in TABLES if t in words}
+    for view, body in DERIVED_VIEWS.items():
+        if view in words:
+            found |= set(tables_read(body))
+    return tuple(sorted(found))
+
+
+def top_rows(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """`ORDER BY key DESC, ts DESC LIMIT limit` of rows read by `_read_tail` (DuckDB puts
+    a NULL key last in a descending order; so does this)."""
+    def order(r: dict[str, Any]) -> tuple:
+        k = r[TAIL_KEY]
+        return (k is not None, k if k is not None else 0, r[TAIL_TS])
+    return sorted(rows, key=order, reverse=True)[:max(0, limit)]
 
 
 def segment_stats(path: Path) -> SegmentStats:

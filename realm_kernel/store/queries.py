@@ -208,7 +208,7 @@ def task_history(ledger: Ledger) -> list[Row]:
 def latest_accuracy_and_completed(ledger: Ledger) -> Row:
     """The newest eval's accuracy (None before any) and how many quests completed: the
     hero card's ACC and gold."""
-    return ledger.query("""SELECT (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
+    return ledger.kept_query("""SELECT (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy,
         (SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed""")[0]
 
 

@@ -126,6 +126,67 @@ def test_tail_opens_only_the_segments_that_can_hold_the_top_rows(tmp_path, monke
     assert reads == [1, 2]  # the newest range gave one row above the bound: widened once
 
 
+def test_a_kept_tail_reads_only_the_segments_written_since(tmp_path, monkeypatch):
+    """A page polls the same tail while DIO trains: with nothing new it opens no segment,
+    after an append it opens that one segment, and every answer equals the full query
+    (steps repeated across segments, ties broken by ts, a compaction in between)."""
+    monkeypatch.setattr(ledger_mod, "OLD_GENERATION_GRACE_S", 0.0)
+    led = make(tmp_path)
+    for start in (1, 200, 100):
+        led.append("metrics", [{"step": s, "loss": 1.0 / s} for s in range(start, start + 60)])
+
+    def full(n, cols="step, loss"):
+        return led.query(f"SELECT {cols} FROM metrics WHERE loss IS NOT NULL "
+                         f"ORDER BY step DESC, ts DESC LIMIT {n}")
+
+    def tail(n, cols="step, loss"):
+        before = led.segments_read
+        got = led.tail("metrics", cols, n, notnull="loss")
+        return got, led.segments_read - before
+
+    for n in (3, 100, 500):
+        got, _ = tail(n)
+        assert got == full(n)
+        assert tail(n) == (got, 0)  # nothing changed: nothing opened, the same answer
+    led.append("metrics", [{"step": 259, "loss": 7.0}, {"step": 5, "loss": 8.0}])  # a repeated step
+    led.append("metrics", [{"step": 1, "val_loss": 0.5}])  # no loss: never opened for this tail
+    for n in (3, 100, 500):
+        got, opened = tail(n)
+        assert got == full(n) and opened == 1
+    assert tail(2)[0][0] == {"step": 259, "loss": 7.0}  # the newer row of a repeated step first
+    assert tail(2, "loss")[0] == [{"loss": 7.0}, {"loss": 1.0 / 259}]  # key and ts never leak out
+    for i in range(COMPACT_AT):  # a compaction: segments gone, read afresh
+        led.append("metrics", [{"step": 1000 + i, "loss": 0.1}])
+    got, opened = tail(100)
+    assert got == full(100) and opened >= 1
+    assert tail(0)[0] == [] and tail(0) == ([], 0)
+
+
+def test_a_kept_query_runs_again_only_when_a_table_it_reads_changed(tmp_path, monkeypatch):
+    led = make(tmp_path)
+    ran: list[str] = []
+    real_run = Ledger._run
+    monkeypatch.setattr(Ledger, "_run", lambda self, con, sql, params: ran.append(sql) or real_run(
+        self, con, sql, params))
+    sql = ("SELECT (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy, "
+           "(SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed")
+    assert ledger_mod.tables_read(sql) == ("evals", "quests")  # quest_status is a view over quests
+    assert led.kept_query(sql) == [{"accuracy": None, "completed": 0}] and len(ran) == 1
+    first = led.kept_query(sql)
+    assert first == [{"accuracy": None, "completed": 0}] and len(ran) == 1  # nothing changed
+    first[0]["accuracy"] = 9.9  # a caller's edit never reaches the kept answer
+    led.append("metrics", [{"step": 1, "loss": 1.0}])  # a table it does not read
+    assert led.kept_query(sql) == [{"accuracy": None, "completed": 0}] and len(ran) == 1
+    led.append("evals", [{"accuracy": 0.5}])
+    assert led.kept_query(sql) == [{"accuracy": 0.5, "completed": 0}] and len(ran) == 2
+    led.append("quests", [{"quest_id": "q", "status": "completed"}])
+    assert led.kept_query(sql) == [{"accuracy": 0.5, "completed": 1}] and len(ran) == 3
+    above = "SELECT count(*) AS n FROM evals WHERE accuracy > ?"
+    assert led.kept_query(above, [0.1]) == [{"n": 1}] and len(ran) == 4  # kept per parameters too
+    assert led.kept_query(above, [0.9]) == [{"n": 0}] and len(ran) == 5
+    assert led.kept_query(above, [0.1]) == [{"n": 1}] and len(ran) == 5
+
+
 def test_writer_names_segment_names_and_layout(tmp_path):
     assert make(tmp_path, "daemon:7/../x y").writer == "daemon7xy"
     assert make(tmp_path, "a-b_c").writer == "a-b_c"
