@@ -2,7 +2,8 @@
 
 1. Throughput: one weights-only checkpoint (a saved ~20M-parameter Qwen3, `--model`)
    shipped to the NAS (Debian's OpenSSH server on 127.0.0.1, tests/nas.py) by
-   `ship_checkpoint` (fsspec's SFTP filesystem on paramiko, `.partial` then a rename) vs
+   `ship_checkpoint` (fsspec's SFTP filesystem on paramiko in a child process,
+   store/zone_copy.py; `.partial` then a rename) vs
    `scp -r` of the same folder to the same server with the same key, in the same run:
    one warm-up of each, then `--pairs` alternating pairs; MB/s medians and the median of
    the pairs' ratios (target >= 0.9x).
@@ -13,9 +14,11 @@
    shipping overlapped the training.
 
 Both sides of each figure run on the same loaded machine within the same minutes; the
-load average before and after is in the figures.
+load average before and after is in the figures, and the run's own wall time (`wall_s`:
+the defaults were sized to stay under 10 minutes on the 2-core machine: 5 pairs of 30
+steps took 809 s at a load average of about 20, so 20 steps).
 
-    python bench/shipping.py [--pairs 3] [--model qwen3-20m] [--steps 40] [--save-steps 5]
+    python bench/shipping.py [--pairs 5] [--model qwen3-20m] [--steps 20] [--save-steps 5]
 """
 
 from __future__ import annotations
@@ -134,15 +137,16 @@ def training(tmp: Path, dio: Path, nas: Nas, steps: int, save_steps: int, pairs:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--model", default="qwen3-20m",
                     help="the shipped checkpoint: a preset of train/presets.py, or dio-mini")
-    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--save-steps", type=int, default=5)
     ap.add_argument("--note", default="", help="what else ran on the machine")
     ap.add_argument("--out", type=Path, default=None, help="results folder (default bench/results)")
     args = ap.parse_args()
     load_before = load_average()
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="realm-bench-shipping-") as t:
         tmp = Path(t)
         procs = Procs(tmp)
@@ -158,6 +162,7 @@ def main() -> None:
         finally:
             procs.stop_all()
     figures.update(load_before=load_before, load_after=load_average(), pairs=args.pairs,
+                   wall_s=round(time.perf_counter() - started),
                    model=args.model, note=args.note)
     from common import ROOT
     figures["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -172,7 +177,8 @@ def main() -> None:
         f"= {figures['shipping_vs_not_ratio']}x (pairs {figures['shipping_vs_not_pairs']}; "
         f"target >= 0.95x; checkpoints on the NAS at run end {figures['checkpoints_on_nas_at_run_end']}"
         f" of {figures['checkpoints_saved_per_run']}); {args.pairs} alternating pairs after a "
-        f"warm-up; load average {load_before} -> {figures['load_after']}; commit {figures['commit']}"
+        f"warm-up; load average {load_before} -> {figures['load_after']}; {figures['wall_s']} s; "
+        f"commit {figures['commit']}"
         + (f"; {args.note}" if args.note else ""))
     report("shipping", figures, summary, args.out)
 

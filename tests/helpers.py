@@ -190,14 +190,16 @@ def api(base: str, method: str, route: str, **kw):
 
 def start_lab(procs: Procs, paths: RealmPaths, workdir: Path, *, play: bool = False,
               root_dir: Path | None = None, token: str = TOKEN, name: str = "lab",
-              timeout: float = 120, **extra_env: str) -> tuple[subprocess.Popen, str]:
+              timeout: float = 120, port: int | None = None,
+              **extra_env: str) -> tuple[subprocess.Popen, str]:
     """A real JupyterLab with the realm extension on 127.0.0.1 and a free port, once it
     answers: (its process, its base URL). Plain, `python -m jupyterlab` with the repo's
     jupyter-config (its Weaver runs the daemon unless REALM_WEAVER="0" is in `extra_env`),
     serving `root_dir` (default `workdir`). With `play`, `realm play` (JupyterLab, the
     extension's daemon and Task Master), serving `root_dir` (default a copy of notebooks/
     in workdir/lab-root), ready once the realm API answers. Its runtime, settings and
-    workspaces folders are in `workdir` (theme changes stay there)."""
+    workspaces folders are in `workdir` (theme changes stay there). `port`: that port (a
+    server started again where its clients know it), not a free one."""
     import requests
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**child_env(paths.home), **extra_env}
@@ -211,8 +213,9 @@ def start_lab(procs: Procs, paths: RealmPaths, workdir: Path, *, play: bool = Fa
     # A port another test's server took between free_port() and the bind: Jupyter would
     # quietly move to the next port (and the test wait on the first for ever), so it may
     # not (port_retries=0) and exits instead; then a fresh port, a few times at most.
+    wanted = port
     for _ in range(3):
-        port = free_port()
+        port = wanted or free_port()
         if play:
             argv = [sys.executable, "-m", "realm_kernel.cli", "play", f"--port={port}",
                     f"--root-dir={root_dir}", "--ServerApp.port_retries=0"]

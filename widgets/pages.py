@@ -89,6 +89,9 @@ class Session:
             self.trainer = None
             self.notice = {"ok": False, "action": "hosts", "message": str(e), "detail": None,
                            "nonce": None}
+        # Where the page reads: the trainer's REST API (same read methods as the realm's
+        # sub-facades: api/remote_trainer.py), or this realm.
+        self.src: Any = self.trainer or self.realm
         self._parts: dict[str, dict] = {}
         self._keys: dict[str, tuple] = {}
         self._read_at: dict[str, float] = {}  # when each part was last read (self.clock)
@@ -125,7 +128,10 @@ class Session:
                         log.warning("page state %s: %s", part, e)
                 out.update(self._parts.get(part, {}))
             self._fresh = False
-            return {**out, "notice": self.notice}
+            # Read after the parts: whether the trainer answered this time (parts it could
+            # not read keep their last facts; the label says they are stale, and why).
+            trainer = self.trainer.label() if self.trainer else None
+            return {**out, "trainer": trainer, "notice": self.notice}
 
     def _shared_key(self, part: str) -> tuple | None:
         """Where a part's value is shared by every session of the process over this realm
@@ -156,9 +162,8 @@ class Session:
         return part in self._keys and now - self._read_at.get(part, now) < self.every.get(part, 0.0)
 
     def toasts(self) -> dict:
-        # The toasts are on every page: so is the label of a trainer on another host.
-        return {"toasts": self.realm.reports.notable_events(TOAST_KINDS),
-                "trainer": self.trainer.label() if self.trainer else None}
+        # The toasts are on every page (and so, beside them, is the trainer's label).
+        return {"toasts": self.src.reports.notable_events(TOAST_KINDS)}
 
     def act(self, action: dict | None) -> dict | None:
         """Carry out a widget action once ({"name": ..., "nonce": ..., **args})."""
@@ -213,9 +218,7 @@ class TavernSession(Session):
         return {"events": self.realm.reports.events(), "alarms": self.realm.reports.alarm_steps()}
 
     def slow_state(self) -> dict:
-        if self.trainer:  # achievements are not served over REST yet: none shown
-            return {"skills": self.trainer.skills(), "achievements": []}
-        return {"skills": self.realm.skills.list(), "achievements": self.realm.reports.achievements()}
+        return {"skills": self.src.skills.list(), "achievements": self.src.reports.achievements()}
 
     def do_control(self, action: str) -> str:
         self.realm.training.control(action)
@@ -242,18 +245,16 @@ class QuestSession(Session):
     every = {"slow_state": 5.0}  # metrics: the ETAs follow the training pace
 
     def slow_state(self) -> dict:
-        if self.trainer:  # the trainer's queue (sizes and ETAs are computed on the trainer only)
-            return {"queue": self.trainer.quest_queue(), "skills": self.trainer.skills()}
-        queue = self.realm.quests.queue()
-        sizes = self.realm.quests.sizes()
-        pace = self.realm.training.seconds_per_example()
+        queue = self.src.quests.queue()
+        sizes = self.src.quests.sizes()
+        pace = self.src.training.seconds_per_example()
         for state, entries in queue.items():
             for e in entries:
                 e["examples"] = sizes.get(e["name"])
                 e["state"] = state
                 if e["examples"] and pace:
                     e["eta_seconds"] = e["examples"] * pace
-        return {"queue": queue, "skills": self.realm.skills.list(levels=False)}
+        return {"queue": queue, "skills": self.src.skills.list(levels=False)}
 
     def do_upload(self, filename: str, content_b64: str, priority: str | None = None) -> str:
         data = base64.b64decode(content_b64, validate=True)
@@ -293,15 +294,7 @@ class VaultSession(Session):
     reads = {"slow_state": ("checkpoints", "assets", "zones", "events", "checkpoint_files", "config")}
 
     def slow_state(self) -> dict:
-        vault = self.realm.vault
-        if self.trainer:  # the trainer's checkpoint ledger; its disk and zones are its own
-            return {"checkpoints": self.trainer.checkpoints(), "protected": {}, "champion": None,
-                    "zones": [], "disk": {}}
-        protected = {str(k): v for k, v in vault.protected_steps().items()}
-        champ = self.realm.checkpoints.champion()
-        return {"checkpoints": vault.checkpoints(), "protected": protected,
-                "champion": champ["step"] if champ else None, "zones": vault.zones(),
-                "disk": self.realm.reports.disk_usage()}
+        return {"checkpoints": self.src.vault.checkpoints(), **self.src.vault_marks()}
 
     def do_promote(self, step: int) -> str:
         r = self.realm.checkpoints.promote(int(step))
@@ -330,7 +323,6 @@ class SettingsSession(Session):
 
     reads = {"slow_state": ("config",), "state": None}
     shared = False  # slow_state estimates this form's VRAM
-    away_actions = frozenset({"preview"})  # nothing saved
 
     def __init__(self, realm: Realm | None = None) -> None:
         super().__init__(realm)
@@ -340,9 +332,12 @@ class SettingsSession(Session):
         self.confirm: list[str] = []
 
     def slow_state(self) -> dict:
-        if self.vram is None:
+        # Away from the trainer: its realm.toml, read-only. No estimate: the calculator
+        # would size this machine's hero profile, and a preview would check the fields
+        # against this realm's file, not the trainer's (both refused there).
+        if self.vram is None and self.trainer is None:
             self._estimate()
-        return {"settings": self.realm.settings.describe()}
+        return {"settings": self.src.settings.describe()}
 
     def state(self) -> dict:
         return {"vram": self.vram, "errors": self.errors, "confirm": self.confirm}
@@ -394,10 +389,8 @@ class SchedulerSession(Session):
     reads = {"slow_state": ("tasks", "evals", "events", "primitive_accuracy", "config", "task_files")}
 
     def slow_state(self) -> dict:
-        if self.trainer:  # the trainer's cluster status is not served over REST yet: none shown
-            return {"tasks": self.trainer.tasks(), "curriculum": self.trainer.curriculum(), "cluster": None}
-        return {"tasks": self.realm.tasks.list(), "curriculum": self.realm.skills.curriculum(),
-                "cluster": self.realm.tasks.cluster()}
+        return {"tasks": self.src.tasks.list(), "curriculum": self.src.skills.curriculum(),
+                "cluster": self.src.tasks.cluster()}
 
     def do_run(self, task_id: str) -> str:
         self.realm.tasks.run(task_id)
@@ -434,16 +427,15 @@ class GuildSession(Session):
     reads = {"slow_state": ("evals", "primitive_accuracy", "passive_probes", "events", "config")}
 
     def slow_state(self) -> dict:
-        if self.trainer:
-            return self.trainer.guild()
-        skills_ = self.realm.skills.list()
+        src = self.src.skills
+        skills_ = src.list()
         for s in skills_:
-            report = self.realm.skills.eval_report(s["skill"])
+            report = src.eval_report(s["skill"])
             s["weak"] = report["weak_primitives"]
             s["threshold"] = report["threshold"]
             s["rule"] = report["state"]["rule"]
-            s["heatmap"] = self.realm.skills.primitive_history(s["skill"])
-        return {"guild": skills_, "passives": self.realm.skills.passive_history()}
+            s["heatmap"] = src.primitive_history(s["skill"])
+        return {"guild": skills_, "passives": src.passive_history()}
 
     def do_review(self, passive: str) -> str:
         name = self.realm.skills.review_quest(passive)
@@ -485,7 +477,9 @@ class OracleSession(Session):
 
     def slow_state(self) -> dict:
         oracle = self.realm.oracle
-        return {"checkpoints": [{"step": c["step"], "name": c["name"]} for c in oracle.checkpoints()],
+        # Away from the trainer: the steps its Oracle lists (its base model and its ledger's).
+        ckpts = self.trainer.oracle_checkpoints() if self.trainer else oracle.checkpoints()
+        return {"checkpoints": [{"step": c["step"], "name": c["name"]} for c in ckpts],
                 "skills": self._skills(), "hosts": oracle.hosts()}
 
     def state(self) -> dict:
@@ -494,6 +488,8 @@ class OracleSession(Session):
             return {"loaded": loaded, "panes": copy.deepcopy(self._panes), "probe": dict(self._probe)}
 
     def _skills(self) -> list[dict]:
+        if self.trainer:  # the trainer's levels
+            return [{"id": s["skill"], "level": s["level"] or 1} for s in self.trainer.skills.list()]
         out = []
         for s in self.realm.skills.list(levels=False):
             try:

@@ -56,8 +56,11 @@ function render({ model, el }) {
   };
   const draw = () => {
     const trainer = state_(model).trainer;
-    away.textContent = trainer ? `📡 on ${trainer.host} · read-only` : "";
-    away.title = trainer ? `the hero trains on ${trainer.host} (${trainer.url}); this page reads it there` : "";
+    // Unreachable: the page keeps its last facts, and says they are stale and why.
+    const lost = trainer && trainer.error ? " · unreachable: last known facts" : "";
+    away.textContent = trainer ? `📡 on ${trainer.host} · read-only${lost}` : "";
+    away.title = trainer ? (trainer.error || `the hero trains on ${trainer.host} (${trainer.url}); this page reads it there`) : "";
+    away.classList.toggle("rt-lost", Boolean(lost));
     away.hidden = !trainer;
     const toasts = state_(model).toasts || [];
     const newest = toasts.reduce((m, t) => Math.max(m, t.ts), 0);

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from realm_skills import SkillError
 
+from ..evals import placement
 from ..oracle.client import SharedOracle
 from ..oracle.pool import ModelNotLoaded, OracleError, RemoteError
 from ..quests.formats import QuestError
@@ -100,6 +101,11 @@ class Realm:
     def vault(self) -> VaultKeeper:
         return vault_of(self.home)
 
+    def scan_vault(self) -> dict:
+        """The vault scan task: the realm home, and in cluster mode the shared zones as a
+        node offering the eval role reads them (evals/placement.py)."""
+        return placement.scan_vault(self.home)
+
     @property
     def oracle(self) -> SharedOracle:
         """The realm's one Oracle pool ([oracle] in realm.toml), held by the pool owner
@@ -125,6 +131,14 @@ class Realm:
         return {"hero": self.hero(), "battle": self.training.status(),
                 "losses": self.reports.series("loss"), "events": self.reports.events(),
                 "alarms": self.reports.alarm_steps()}
+
+    def vault_marks(self) -> dict:
+        """What the Vault page marks beside the checkpoints: protected steps (and why), the
+        champion's step, the zones and the realm home's disk."""
+        champ = self.checkpoints.champion()
+        return {"protected": {str(k): v for k, v in self.vault.protected_steps().items()},
+                "champion": champ["step"] if champ else None, "zones": self.vault.zones(),
+                "disk": self.reports.disk_usage()}
 
     def health(self) -> dict:
         """Every service the Weaver supervises (as it last wrote them) and what it mended."""

@@ -17,6 +17,7 @@ catastrophic: each skill forgot the other's quest in between and neither levelle
 
 from __future__ import annotations
 
+import collections
 import random
 import re
 import time
@@ -116,6 +117,17 @@ def mixed_problems(plans: list[dict], lead: dict, count: int, review_fraction: f
             rest += problems(p["skill"], p["level"], split[p["skill"]], review_fraction, window, seed + 7)
     random.Random(seed + 1).shuffle(rest)
     return first[:1] + rest
+
+
+def quest_rows(plans: list[dict], lead: dict, count: int, review_fraction: float, window: int,
+               seed: int) -> dict:
+    """A curriculum quest's examples (`mixed_problems`, as training rows), with how many
+    are review of the lead skill's earlier levels and the mix of skills: plain data, the
+    same for the same seed wherever it is made (a cluster node makes it in cluster mode)."""
+    problems = mixed_problems(plans, lead, count, review_fraction, window, seed)
+    return {"examples": [p.as_example() for p in problems],
+            "review": sum(p.level != lead["level"] and p.skill == lead["skill"] for p in problems),
+            "mix": dict(sorted(collections.Counter(p.skill for p in problems).items()))}
 
 
 def quest_name(skill: str, level: int, seed: int) -> str:

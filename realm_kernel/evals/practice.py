@@ -4,7 +4,6 @@ published through quests.publish (stage -> validate -> rename -> ledger row -> e
 
 from __future__ import annotations
 
-import collections
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from ..quests.publish import publish, withdraw
 from ..quests.queue import list_queue
 from ..store.home import Home
 from ..store.paths import PRIORITIES
-from . import curriculum
+from . import curriculum, placement
 from .grading import fresh_seed
 from .skillbook import primitive_accuracy, skill_state
 
@@ -58,17 +57,21 @@ def curriculum_quest(home: Home, seed: int | None = None) -> dict | None:
     if chosen is None:
         return None
     seed = fresh_seed(seed)
-    problems = curriculum.mixed_problems(plans, chosen, cfg.quest_examples, cfg.review_fraction,
-                                         cfg.review_window, seed)
     name = curriculum.quest_name(chosen["skill"], chosen["level"], seed)
+    # The rows are pure computation (on a cluster node in cluster mode); publishing them,
+    # and with it the `quest_generated` event, stays here (the one ledger writer).
+    made, where = placement.placed(
+        home, name, {"task": "generate", "quest": name, "skill": chosen["skill"], "level": chosen["level"]},
+        curriculum.quest_rows, plans, chosen, cfg.quest_examples, cfg.review_fraction,
+        cfg.review_window, seed)
+    n = len(made["examples"])
     data = {"skill": chosen["skill"], "level": chosen["level"], "quest": name,
-            "examples": len(problems), "review_levels": chosen["review_levels"],
-            "review": sum(p.level != chosen["level"] and p.skill == chosen["skill"] for p in problems),
-            "mix": dict(sorted(collections.Counter(p.skill for p in problems).items())), "seed": seed,
-            "withdrawn": withdrawn}
-    publish(home.paths, home.ledger, home.safe_config(), name, [p.as_example() for p in problems],
+            "examples": n, "review_levels": chosen["review_levels"],
+            "review": made["review"], "mix": made["mix"], "seed": seed,
+            "withdrawn": withdrawn, **(where or {})}
+    publish(home.paths, home.ledger, home.safe_config(), name, made["examples"],
             event=("quest_generated", f"New quest: {chosen['name']} L{chosen['level']} "
-                                      f"({len(problems)} problems)", data))
+                                      f"({n} problems)", data))
     return data
 
 

@@ -1,5 +1,6 @@
-"""Cluster mode on Ray: answers for a checkpoint placed on the node Ray picks, and the
-cluster's nodes as `realm cluster status` and the Scheduler page show them.
+"""Cluster mode on Ray: a pipeline's work (a checkpoint's answers, a quest's rows, the
+vault scan of the shared zones) placed on the node Ray picks, and the cluster's nodes as
+`realm cluster status` and the Scheduler page show them.
 
 Only `[cluster] engine = "ray"` brings any of this in: `ray` is imported inside these
 functions, never at module level, so a realm without a [cluster] section imports and
@@ -13,6 +14,8 @@ there by step (store/fetch.py) and only the answers come back; the caller grades
 records them, so the Task Master stays the one ledger writer. A task whose worker or
 node dies is retried by Ray (`max_retries`) on a node that still offers the resource;
 when none is left, `ClusterUnavailable` tells the caller to answer on its own machine.
+The CPU tasks (`remote_call` with no GPU) ask `CPU_SHARE` of the same eval role, so they
+run where evals may run, never on the trainer while it offers no eval role.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from ..store.paths import read_json, resource_dir
 # GCS), written by the task on its node, so any process can list it (no dashboard needed).
 RUNNING_PREFIX = "realm/running/"
 ROLE_PREFIX = "realm_"  # custom resources named for the host roles: realm_inference, ...
+# The CPU tasks (a quest's rows, the vault scan) ask this sliver of the eval role: they go
+# only where evals may, and never wait for the unit an eval holds.
+CPU_SHARE = 0.01
 WAIT_SLICE_S = 1.0  # how often a waiting caller checks that some node can still run the task
 _joining = threading.Lock()  # the eval queue's threads join the cluster once, not each
 
@@ -115,15 +121,18 @@ def nodes(config: ClusterConfig) -> list[dict]:
     return out
 
 
-def placeable(config: ClusterConfig, live: Sequence[dict] | None = None) -> bool:
-    """Whether some live node offers an inference task's resources. Asked every second by
-    each waiting answer and at every Task Master pick: without `live` it reads Ray's node
-    list alone, not the whole `nodes()` view."""
+def placeable(config: ClusterConfig, live: Sequence[dict] | None = None,
+              gpus: float | None = None) -> bool:
+    """Whether some live node offers the eval role and `gpus` GPUs (default: an inference
+    task's `gpus_per_task`; 0 for the CPU tasks). Asked every second by each waiting task
+    and at every Task Master pick: without `live` it reads Ray's node list alone, not the
+    whole `nodes()` view."""
+    gpus = config.gpus_per_task if gpus is None else gpus
     if live is None:
         live = [{"alive": n.get("Alive"), "resources": n.get("Resources") or {}}
                 for n in connect(config).nodes()]
     return any(n["alive"] and n["resources"].get(config.inference_resource, 0) >= 1
-               and n["resources"].get("GPU", 0) >= config.gpus_per_task for n in live)
+               and n["resources"].get("GPU", 0) >= gpus for n in live)
 
 
 def status(config: ClusterConfig) -> dict:
@@ -145,10 +154,10 @@ def status(config: ClusterConfig) -> dict:
 
 
 # -- on the node ------------------------------------------------------------------------
-def answer_on_node(key: str, what: dict, step: int, sources: list[str], questions: list[str],
-                   golden: list[str], cache_dir: str, threads: int) -> dict:
-    """The Ray task: pipelines/answer.ipynb under papermill on this node; its answers."""
-    import papermill as pm
+def call_on_node(key: str, what: dict, fn: Callable[..., Any], args: Sequence[Any]) -> dict:
+    """The Ray task: `fn(*args)` on this node, under a running key naming the task (so the
+    status shows it); its result and the node's id and host name. `fn` is a module-level
+    function of the realm, which Ray pickles by name: the node imports its own copy."""
     import ray
     from ray.experimental import internal_kv
 
@@ -157,28 +166,61 @@ def answer_on_node(key: str, what: dict, step: int, sources: list[str], question
         **what, "node_id": node, "host": socket.gethostname(), "pid": os.getpid(),
         "started": time.time()}), overwrite=True)
     try:
-        with tempfile.TemporaryDirectory(prefix="realm-answer-") as tmp:
-            result_path = Path(tmp) / "result.json"
-            pm.execute_notebook(
-                str(resource_dir("pipelines") / "answer.ipynb"), str(Path(tmp) / "answer.ipynb"),
-                parameters={"step": step, "sources": sources, "questions": questions,
-                            "golden": golden, "cache_dir": cache_dir, "threads": threads,
-                            "result_path": str(result_path)},
-                kernel_name="python3", progress_bar=False, log_output=False, cwd=tmp)
-            result = read_json(result_path, None)
-        if not isinstance(result, dict) or len(result.get("answers") or []) != len(questions):
-            raise RuntimeError(f"answer.ipynb on {socket.gethostname()} wrote no answers")
-        return {**result, "node_id": node}
+        return {"result": fn(*args), "node_id": node, "host": socket.gethostname()}
     finally:
         internal_kv._internal_kv_del(key)
 
 
+def answer_on_node(step: int, sources: list[str], questions: list[str], golden: list[str],
+                   cache_dir: str, threads: int) -> dict:
+    """pipelines/answer.ipynb under papermill on this node; its answers."""
+    import papermill as pm
+
+    with tempfile.TemporaryDirectory(prefix="realm-answer-") as tmp:
+        result_path = Path(tmp) / "result.json"
+        pm.execute_notebook(
+            str(resource_dir("pipelines") / "answer.ipynb"), str(Path(tmp) / "answer.ipynb"),
+            parameters={"step": step, "sources": sources, "questions": questions,
+                        "golden": golden, "cache_dir": cache_dir, "threads": threads,
+                        "result_path": str(result_path)},
+            kernel_name="python3", progress_bar=False, log_output=False, cwd=tmp)
+        result = read_json(result_path, None)
+    if not isinstance(result, dict) or len(result.get("answers") or []) != len(questions):
+        raise RuntimeError(f"answer.ipynb on {socket.gethostname()} wrote no answers")
+    return result
+
+
 # -- the caller's side ------------------------------------------------------------------
 @functools.cache
-def _answer_task() -> Any:
+def _node_task() -> Any:
     """The remote function, made once per process (Ray exports it to the cluster once)."""
     import ray
-    return ray.remote(answer_on_node)
+    return ray.remote(call_on_node)
+
+
+def remote_call(config: ClusterConfig, name: str, what: dict, fn: Callable[..., Any],
+                args: Sequence[Any], gpus: float = 0.0, share: float = 1.0) -> dict:
+    """`fn(*args)` on a live node offering the eval role (`share` of one unit of
+    `inference_resource`, `gpus` GPUs, one CPU), waited for: {"result", "node_id",
+    "host"}. A task whose worker or node dies is retried by Ray (`max_retries`);
+    ClusterUnavailable when no such node is left or the retries are spent (the caller
+    then does the work on its own machine)."""
+    ray = connect(config)
+    if not placeable(config, gpus=gpus):
+        raise ClusterUnavailable(f"no live node offers {config.inference_resource}")
+    key = f"{RUNNING_PREFIX}{name}/{uuid.uuid4().hex[:8]}"
+    ref = _node_task().options(
+        name=f"realm-{what['task']}-{name}", resources={config.inference_resource: share},
+        num_gpus=gpus, max_retries=config.max_retries, retry_exceptions=False,
+    ).remote(key, what, fn, list(args))
+    while not ray.wait([ref], timeout=WAIT_SLICE_S)[0]:
+        if not placeable(config, gpus=gpus):  # every node that could run it is gone
+            ray.cancel(ref, force=True)
+            raise ClusterUnavailable(f"the nodes offering {config.inference_resource} are gone")
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as e:  # retries spent: a worker or node died each time
+        raise ClusterUnavailable(f"{name} on the cluster failed: {type(e).__name__}: {e}") from e
 
 
 def remote_answers(config: ClusterConfig, step: int, sources: Sequence[str], name: str,
@@ -189,27 +231,12 @@ def remote_answers(config: ClusterConfig, step: int, sources: Sequence[str], nam
     timing: dict[str, Any] = {"seconds": 0.0, "node_id": None, "host": None}
 
     def ask(questions: Sequence[str], golden: Sequence[str]) -> list[str]:
-        ray = connect(config)
-        if not placeable(config):
-            raise ClusterUnavailable(f"no live node offers {config.inference_resource}")
-        key = f"{RUNNING_PREFIX}{name}/{uuid.uuid4().hex[:8]}"
-        task = _answer_task().options(
-            name=f"realm-answer-{name}", resources={config.inference_resource: 1},
-            num_gpus=config.gpus_per_task, max_retries=config.max_retries,
-            retry_exceptions=False)
         what = {"task": "answer", "checkpoint": name, "step": step, "questions": len(questions)}
-        ref = task.remote(key, what, step, list(sources), list(questions), list(golden),
-                          config.cache_dir, threads)
-        while not ray.wait([ref], timeout=WAIT_SLICE_S)[0]:
-            if not placeable(config):  # every node that could run it is gone
-                ray.cancel(ref, force=True)
-                raise ClusterUnavailable(f"the nodes offering {config.inference_resource} are gone")
-        try:
-            out = ray.get(ref)
-        except ray.exceptions.RayError as e:  # retries spent: a worker or node died each time
-            raise ClusterUnavailable(f"{name} on the cluster failed: {type(e).__name__}: {e}") from e
-        timing["seconds"] += float(out.get("seconds") or 0.0)
-        timing.update(node_id=out["node_id"], host=out.get("host"))
-        return list(out["answers"])
+        out = remote_call(config, name, what, answer_on_node,
+                          (step, list(sources), list(questions), list(golden), config.cache_dir,
+                           threads), gpus=config.gpus_per_task)
+        timing["seconds"] += float(out["result"].get("seconds") or 0.0)
+        timing.update(node_id=out["node_id"], host=out["host"])
+        return list(out["result"]["answers"])
 
     return ask, timing

@@ -14,6 +14,7 @@ from ..api import Realm
 from ..services.exposure import ExposureError, exposure, refuse_without_login
 from ..services.weaver import Weaver, enabled
 from ..store.paths import RealmPaths
+from .away_handlers import handlers as away_handlers
 from .handlers import handlers
 from .interrupt import stop_in_order_on_ctrl_c
 from .oracle_handlers import handlers as oracle_handlers
@@ -23,7 +24,8 @@ from .skill_handlers import handlers as skill_handlers
 def routes(base_url: str) -> list[tuple[str, type]]:
     """Every route the extension mounts, as tornado handler specs: the one list the server
     registers and the route-auth tests walk (tests/server/test_route_auth.py)."""
-    return [*handlers(base_url), *oracle_handlers(base_url), *skill_handlers(base_url)]
+    return [*handlers(base_url), *oracle_handlers(base_url), *skill_handlers(base_url),
+            *away_handlers(base_url)]
 
 
 def _jupyter_server_extension_points() -> list[dict]:

@@ -62,6 +62,7 @@ ROUTES = [
     ("skills", SkillsHandler),
     (f"skills/{_ID}/primitives", _skill_route("primitives")),
     (f"skills/{_ID}/primitives/summary", _skill_route("primitive_summary")),
+    (f"skills/{_ID}/primitives/history", _skill_route("primitive_history")),
     (f"skills/{_ID}/state", _skill_route("eval_report")),
     ("passives", PassivesHandler),
     ("passives/history", PassiveHistoryHandler),

@@ -58,11 +58,37 @@ def read_job(src: Path) -> Job:
     return Job(**data)
 
 
+class PublishedWatch:
+    """Calls `on_checkpoint(step, path)` once for each checkpoint of run `run_id` that
+    rank 0 has published (its ledger row), each time it is called: the daemon calls it
+    at every poll of the ranks, so a checkpoint is queued for the shared zone while the
+    battle goes on, not at its end. Reads the ledger only when the checkpoints table's
+    change stamp moved (one folder listing otherwise)."""
+
+    def __init__(self, ledger, run_id: str, on_checkpoint: Callable[[int, Path], None]) -> None:
+        self.ledger, self.run_id, self.on_checkpoint = ledger, run_id, on_checkpoint
+        self._stamp: tuple | None = None
+        self._seen: set[int] = set()
+
+    def __call__(self) -> None:
+        from ..store.checkpoints import CheckpointLedger
+        stamp = self.ledger.table_generation("checkpoints")
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        for rec in sorted(CheckpointLedger(self.ledger).list(), key=lambda r: r.step):
+            if rec.run_id == self.run_id and rec.step not in self._seen:
+                self._seen.add(rec.step)
+                self.on_checkpoint(rec.step, Path(rec.path))
+
+
 def fight_in_ranks(paths: RealmPaths, job: Job, nproc: int, parallel: str,
-                   should_abort: Callable[[], bool], poll_s: float = 0.5) -> TrainingResult:
+                   should_abort: Callable[[], bool], poll_s: float = 0.5,
+                   on_poll: Callable[[], None] | None = None) -> TrainingResult:
     """Trains `job` over nproc ranks and waits for them; the result rank 0 wrote, or a
-    failed one naming the ranks' exit and the end of their log. Never raises for the
-    ranks' sake: a bad battle must not take the daemon down."""
+    failed one naming the ranks' exit and the end of their log. `on_poll` runs at each
+    poll while they train (a PublishedWatch). Never raises for the ranks' sake: a bad
+    battle must not take the daemon down."""
     import torch
 
     from ..train.ranks import free_port, launch_command, parallel_problem
@@ -87,6 +113,8 @@ def fight_in_ranks(paths: RealmPaths, job: Job, nproc: int, parallel: str,
                 proc.wait(timeout=poll_s)
                 break
             except subprocess.TimeoutExpired:
+                if on_poll is not None:
+                    on_poll()
                 if should_abort():  # the ranks stop together at their next step, saved
                     (where / ABORT).touch()
     done = read_json(where / RESULT)

@@ -30,7 +30,7 @@ from ..quests.publish import quest_row, record
 from ..quests.queue import fail, move, next_quest
 from ..quests.recovery import repair_quests
 from ..store.checkpoint_repair import repair_checkpoints
-from ..store.checkpoints import CheckpointLedger, latest_checkpoint, resume_point
+from ..store.checkpoints import latest_checkpoint, resume_point
 from ..store.config import ConfigError, RealmConfig, load_config
 from ..store.ledger import Ledger, remove_dead_temp_segments
 from ..store.paths import RealmPaths
@@ -40,7 +40,7 @@ from ..store.runs import record_run
 from ..store.shipping import Shipper
 from ..store.status import DAEMON, TRAINING, read_status, write_status
 from . import gpu_yield
-from .battle_group import battle_hooks, fight_in_ranks
+from .battle_group import PublishedWatch, battle_hooks, fight_in_ranks
 
 if TYPE_CHECKING:  # the engine itself is imported when a quest is fought (seconds of imports)
     from ..train.trainer import Job, TrainingResult
@@ -303,13 +303,13 @@ class Daemon:
         self.announce(quest, job, priority)
         ranks = self.ranks()
         if ranks > 1:  # over the local GPUs (or gloo processes) under accelerate
+            # Rank 0 publishes in its own process, where no shipper runs: the daemon
+            # queues each of its checkpoints here as it sees its row (a queue row each;
+            # never blocks a step), and the last ones once the ranks end.
+            published = PublishedWatch(self.ledger, job.run_id, self.ship)
             result = fight_in_ranks(self.paths, job, ranks, self.config.training.parallel,
-                                    self.should_abort)
-            # Rank 0 published in its own process, where no shipper runs: its checkpoints
-            # are queued here once the battle ends (a queue row each; never blocks a step).
-            for rec in CheckpointLedger(self.ledger).list():
-                if rec.run_id == job.run_id:
-                    self.ship(rec.step, Path(rec.path))
+                                    self.should_abort, on_poll=published)
+            published()
         else:
             engine = TrainerEngine(self.paths, self.ledger, should_abort=self.should_abort)
             result = engine.run_job(job)

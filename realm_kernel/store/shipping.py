@@ -21,7 +21,6 @@ retention policy (`[vault.retention.<zone>]`) runs there.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
@@ -33,20 +32,22 @@ from .checkpoints import RESUME_STATE, CheckpointLedger
 from .config import RealmConfig, VaultConfig
 from .ledger import Ledger
 from .paths import SIDECAR, RealmPaths
-from .vault import AWAITING_SHIPPING, LOCAL, VaultKeeper, fingerprint, local_fs, move
+from .vault import AWAITING_SHIPPING, LOCAL, VaultKeeper, move
+from .zone_copy import COPIER, ShipRefused, close, not_resume_state
+
+__all__ = ["ShipRefused", "Shipper", "ship_checkpoint", "shipped_files", "weights_only"]
 
 log = logging.getLogger("realm.shipping")
 
 # A connection to a zone that does not answer gives up after this long (SFTP), so the
 # thread comes back to retry instead of hanging on a dead NAS.
 CONNECT_TIMEOUT_S = 20.0
-OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"}
 
 
 def weights_only(rel: str) -> bool:
     """Whether a checkpoint file (its path inside the checkpoint) is shipped: all but the
     resume state at its top level."""
-    return "/" in rel or not any(fnmatch.fnmatch(rel, g) for g in RESUME_STATE)
+    return not_resume_state(rel, RESUME_STATE)
 
 
 def shipped_files(ckpt: Path) -> list[str]:
@@ -64,10 +65,6 @@ def connect_options(url: str) -> dict[str, Any]:
         "sftp", "ssh") else {}
 
 
-class ShipRefused(FileExistsError):
-    """The zone already holds a different file under the checkpoint's name."""
-
-
 def ship_checkpoint(vault: VaultKeeper, step: int, zone: str) -> str:
     """Copy checkpoint `step` to `zone`, weights-only, and record it there. Returns
     "shipped", "already there" (the same bytes were there) or "gone" (deleted locally
@@ -81,59 +78,16 @@ def ship_checkpoint(vault: VaultKeeper, step: int, zone: str) -> str:
                      detail={"by": "shipping", "why": "deleted locally before it was shipped"})
         return "gone"
     rel = ckpt.relative_to(vault.paths.home).as_posix()
-    fs, root = vault.zone_fs(zone, fresh=True, **connect_options(vault.zone_url(zone)))
-    try:
-        outcome = _copy_weights(fs, root, ckpt, rel, zone)
-    finally:
-        close(fs)
-    nbytes = sum((ckpt / f).stat().st_size for f in shipped_files(ckpt))
+    files = shipped_files(ckpt)
+    url = vault.zone_url(zone)
+    reply = COPIER.copy({"url": url, "options": connect_options(url), "ckpt": str(ckpt),
+                           "rel": rel, "zone": zone, "files": files,
+                           "resume_state": list(RESUME_STATE)}, nice=shipper_nice())
+    nbytes = sum((ckpt / f).stat().st_size for f in files)
     vault.record(f"checkpoint_{step}", "checkpoint", ckpt.name, zone, rel, nbytes, step,
-                 detail={"shipped_from": LOCAL})
-    return outcome
-
-
-def close(fs) -> None:
-    """Close an SFTP filesystem's SSH connection: a fresh one per copy, so a NAS that
-    restarted is met with a new connection, and none is left open behind (fsspec's SFTP
-    filesystem has no close of its own)."""
-    client = getattr(fs, "client", None) if "sftp" in getattr(fs, "protocol", ()) else None
-    if client is not None:
-        client.close()
-
-
-def object_store(fs) -> bool:
-    """An object store has no rename: a "move" is a copy of every object."""
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-    return bool(set(protocols) & OBJECT_STORES)
-
-
-def _copy_weights(fs, root: str, ckpt: Path, rel: str, zone: str) -> str:
-    """A file system copies into `<name>.partial` and renames it; an object store writes
-    the objects in place, sidecar last (a checkpoint without its sidecar is not complete,
-    store/paths.checkpoint_complete), resuming a copy cut short: objects already there
-    with the same bytes as ours, and no sidecar yet."""
-    dest, part = f"{root}/{rel}", f"{root}/{rel}.partial"
-    if fs.exists(dest):
-        mine = fingerprint(local_fs(), str(ckpt), keep=weights_only)
-        theirs = fingerprint(fs, dest, keep=weights_only)
-        if theirs == mine:
-            return "already there"
-        cut_short = object_store(fs) and SIDECAR not in theirs and all(
-            mine.get(f) == v for f, v in theirs.items())
-        if not cut_short:
-            raise ShipRefused(f"zone {zone!r} already holds a different {rel!r}; nothing was "
-                              "overwritten (remove or rename it there first)")
-    target = dest if object_store(fs) else part
-    if target == part and fs.exists(part):  # a copy cut short (the process died): again
-        fs.rm(part, recursive=True)
-    fs.makedirs(target, exist_ok=True)
-    for f in shipped_files(ckpt):
-        if "/" in f:
-            fs.makedirs(f"{target}/{PurePosixPath(f).parent}", exist_ok=True)
-        fs.put_file(str(ckpt / f), f"{target}/{f}")
-    if target == part:
-        move(fs, part, dest)
-    return "shipped"
+                 detail={"shipped_from": LOCAL,
+                         "copier": {"pid": reply["pid"], "nice": reply["nice"]}})
+    return reply["outcome"]
 
 
 def prune_zone(vault: VaultKeeper, zone: str, config: VaultConfig) -> list[int]:
@@ -178,12 +132,19 @@ def _prune(vault: VaultKeeper, fs, root: str, zone: str, delete: list[dict]) -> 
 SHIPPER_NICE = 10
 
 
-def lower_priority() -> None:
-    """Give the calling thread a nice value of SHIPPER_NICE (Linux schedules each thread
-    on its own, so the training thread keeps its priority); elsewhere a no-op."""
+def shipper_nice() -> int:
+    """SHIPPER_NICE above the process's own nice value (its main thread's), at most 19."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
-                       min(19, os.getpriority(os.PRIO_PROCESS, 0) + SHIPPER_NICE))
+        return min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + SHIPPER_NICE)
+    except AttributeError:  # not Unix
+        return SHIPPER_NICE
+
+
+def lower_priority() -> None:
+    """Give the calling thread the shipper's nice value (Linux schedules each thread on
+    its own, so the training thread keeps its priority); elsewhere a no-op."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), shipper_nice())
     except (AttributeError, OSError):  # not Linux, or not allowed: the default priority
         pass
 

@@ -25,7 +25,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -36,6 +36,7 @@ from .config import RealmConfig, RetentionConfig
 from .confine import check_relative, confine
 from .ledger import Ledger, json_data
 from .paths import RealmPaths, checkpoint_complete, read_json
+from .zone_copy import fingerprint, local_fs, move, open_zone
 from .zones import ZoneRefused, check_zone
 
 ASSET_TYPES = ("checkpoint", "model", "data", "config")
@@ -196,13 +197,7 @@ class VaultKeeper:
         """(fsspec filesystem, root path in it) for a zone. fsspec caches one instance
         per URL; `fresh` makes a new one (a connection that died with its server stays
         dead in the cached instance). `options` go to the filesystem (a timeout)."""
-        import fsspec
-        url = self.zone_url(zone_id)
-        if fresh:
-            options["skip_instance_cache"] = True
-        fs, root = fsspec.core.url_to_fs(url, **options) if _is_url(url) else (
-            fsspec.filesystem("file"), url)
-        return fs, root.rstrip("/")
+        return open_zone(self.zone_url(zone_id), fresh, **options)
 
     def zone_url(self, zone_id: str) -> str:
         for z in self.zones():
@@ -261,8 +256,17 @@ class VaultKeeper:
     def scan(self, zone: str = LOCAL) -> dict[str, Any]:
         """Discover checkpoints, models, data and configs in a zone; locations that are
         gone are marked deleted."""
-        found = list(discover_local(self.paths.home) if zone == LOCAL
-                     else discover_fs(*self.zone_fs(zone)))
+        return self.record_scan(zone, list(discover_local(self.paths.home) if zone == LOCAL
+                                           else discover_fs(*self.zone_fs(zone))))
+
+    def shared_zone_urls(self) -> dict[str, str]:
+        """Every zone but the realm home, by id: its URL (each checked by zone_url)."""
+        return {z["zone_id"]: self.zone_url(z["zone_id"]) for z in self.zones() if z["zone_id"] != LOCAL}
+
+    def record_scan(self, zone: str, found: Sequence[Sequence[Any]]) -> dict[str, Any]:
+        """A zone's catalogue from what a discovery found there, (type, relative path,
+        bytes) each, wherever it ran: present rows, and a deleted row for each location
+        the catalogue had that was not found."""
         before = {r["asset_id"]: r for r in self.ledger.query(
             "SELECT asset_id, type, name, path FROM asset_locations WHERE zone = ?", [zone])}
         rows, seen = [], set()
@@ -662,42 +666,6 @@ class VaultKeeper:
         return dest
 
 
-def local_fs():
-    import fsspec
-    return fsspec.filesystem("file")
-
-
-def move(fs, src: str, dst: str) -> None:
-    """Rename a file or folder inside one zone. fsspec's SFTP `mv` is one posix rename and
-    takes no `recursive`; the others need it for a folder (on an object store it is a
-    server-side copy, then a delete: not atomic)."""
-    import inspect
-    if "recursive" in inspect.signature(fs.mv).parameters:
-        fs.mv(src, dst, recursive=True)
-    else:
-        fs.mv(src, dst)
-
-
-def fingerprint(fs, path: str, keep: Callable[[str], bool] = lambda rel: True,
-                ) -> dict[str, tuple[int, str]]:
-    """{relative file path: (bytes, sha256)} of a file or a folder, through fsspec (so a
-    local copy and a zone's compare the same way); only the files `keep` accepts."""
-    import hashlib
-    path = path.rstrip("/")
-    files = {"": path} if fs.isfile(path) else {
-        p[len(path):].lstrip("/"): p for p, info in fs.find(path, detail=True).items()
-        if info.get("type") == "file" and keep(p[len(path):].lstrip("/"))}
-    out = {}
-    for rel, full in sorted(files.items()):
-        h, n = hashlib.sha256(), 0
-        with fs.open(full, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-                n += len(chunk)
-        out[rel] = (n, h.hexdigest())
-    return out
-
-
 def _same_or_refuse(src_fs, src: str, dst_fs, dst: str, rel: str, zone: str) -> None:
     """A copy onto something already there: the same bytes are a no-op; anything else is
     refused, never overwritten (it may be another model that happens to share the name)."""
@@ -747,6 +715,19 @@ def discover_local(home: Path):
               *sorted((home / "configs").glob("*"))]:
         if f.is_file() and f.suffix in CONFIG_SUFFIXES:
             yield "config", f.relative_to(home).as_posix(), f.stat().st_size
+
+
+def discover_zones(urls: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """What `discover_fs` finds in each zone (id -> URL) seen from this machine: its
+    (type, path, bytes) list under "found", or under "error" why it could not be read.
+    Reads only: a cluster node runs it and the caller records the catalogue."""
+    out: dict[str, dict[str, Any]] = {}
+    for zone, url in urls.items():
+        try:
+            out[zone] = {"found": [list(f) for f in discover_fs(*open_zone(url, fresh=True))]}
+        except Exception as e:  # an unreachable zone is a finding, never a failed scan
+            out[zone] = {"error": f"{type(e).__name__}: {e}"}
+    return out
 
 
 def discover_fs(fs, root: str):

@@ -76,7 +76,7 @@ def test_the_app_mounts_exactly_the_routes_the_extension_lists(server):
     assert live == listed
     tables = {h.__module__ for _, h in live}
     assert tables == {"realm_kernel.server.handlers", "realm_kernel.server.oracle_handlers",
-                      "realm_kernel.server.skill_handlers"}
+                      "realm_kernel.server.skill_handlers", "realm_kernel.server.away_handlers"}
 
 
 def test_every_mounted_route_refuses_without_the_token_or_with_a_wrong_one(server):
@@ -114,3 +114,14 @@ def test_training_status_is_valid_json_with_a_broken_realm_toml(server):
         assert r.code == 200 and json.loads(r.body)["hero"]["name"] == "DIO", r.body[:300]
     finally:
         paths.config_file.write_text(good)
+
+
+def test_notable_events_name_what_a_bad_kinds_query_lacks(server):
+    """A Tavern away from its trainer reads the toasts' events by kind; a query without
+    kinds (or with too many) is a 400 saying so, one with kinds answers them."""
+    app, _ = server
+    for query in ("", "?kinds=", "?kinds=" + ",".join(f"k{i}" for i in range(33))):
+        r = request(app, "GET", f"events/notable{query}", TOKEN)
+        assert r.code == 400 and "kinds" in json.loads(r.body)["error"], (query, r.body[:200])
+    r = request(app, "GET", "events/notable?kinds=champion,achievement", TOKEN)
+    assert r.code == 200 and json.loads(r.body) == {"events": []}

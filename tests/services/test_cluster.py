@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -24,9 +25,11 @@ from realm_kernel.cli import app
 from realm_kernel.services import gpu_yield
 from realm_kernel.services.taskmaster import TaskMaster
 from realm_kernel.store.paths import SIDECAR, atomic_write_json
+from realm_kernel.store.vault import discover_fs
+from realm_kernel.store.zone_copy import open_zone
 from realm_widgets.pages import SchedulerSession
 
-from ..helpers import TEST_TOML, child_env, wait_for
+from ..helpers import TEST_TOML, child_env, make_home, wait_for
 from .test_gpu_yield import BUSY
 from .test_taskmaster import fake_nvml
 
@@ -124,15 +127,20 @@ def ray_cluster():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
-@pytest.fixture
-def cluster_realm(realm_home, ray_cluster, tmp_path):
-    realm_home.config_file.write_text(TEST_TOML + f"""
+def cluster_toml(cluster, cache: Path) -> str:
+    """realm.toml's [cluster] for the test cluster: CPU-only eval nodes, a node cache."""
+    return f"""
 [cluster]
 engine = "ray"
-address = "{ray_cluster.address}"
+address = "{cluster.address}"
 gpus_per_task = 0
-cache_dir = "{tmp_path / 'node-cache'}"
-""")
+cache_dir = "{cache}"
+"""
+
+
+@pytest.fixture
+def cluster_realm(realm_home, ray_cluster, tmp_path):
+    realm_home.config_file.write_text(TEST_TOML + cluster_toml(ray_cluster, tmp_path / "node-cache"))
     return Realm(realm_home.home, writer="taskmaster")
 
 
@@ -180,6 +188,100 @@ def test_a_busy_training_card_gets_no_eval_while_an_eval_node_is_up(cluster_real
 
 
 @pytest.mark.slow
+def test_a_quest_is_generated_on_the_eval_node_as_here_and_published_once(
+        cluster_realm, ray_cluster, tmp_path, dio_mini_dir):
+    """The curriculum's quest rows are made on the eval node; the same seed on a realm
+    without [cluster] makes the same rows here; the quest is published once, here."""
+    realm = cluster_realm
+    made = realm.skills.curriculum_quest(seed=5)
+    assert made["node_id"] == ray_cluster.eval_node.node_id and made["host"] != "local"
+    here = Realm(make_home(tmp_path / "one-machine", dio_mini_dir).home)
+    local = here.skills.curriculum_quest(seed=5)
+    assert "node_id" not in local and "host" not in local
+    assert {k: v for k, v in made.items() if k not in ("quest", "node_id", "host")} == {
+        k: v for k, v in local.items() if k != "quest"}
+    assert (realm.paths.inbox / made["quest"]).read_text() == \
+        (here.paths.inbox / local["quest"]).read_text()
+    assert realm.ledger.scalar("SELECT count(*) FROM events WHERE kind = 'quest_generated'") == 1
+    assert [p.name for p in realm.paths.inbox.glob("*.jsonl")] == [made["quest"]]
+    assert realm.ledger.scalar("SELECT count(*) FROM events WHERE kind = 'cluster_fallback'") == 0
+
+
+@pytest.mark.slow
+def test_the_vault_scan_reads_the_shared_zone_on_the_eval_node_and_records_it_once(
+        cluster_realm, ray_cluster, tmp_path):
+    """The vault scan task: the realm home here, the shared zone read on the eval node;
+    its catalogue, written here, is what a discovery on this machine finds there."""
+    realm = cluster_realm
+    nas = tmp_path / "nas"
+    shutil.copytree(realm.paths.dio_mini, nas / "checkpoints" / "checkpoint-7-20261206-120000")
+    (nas / "data").mkdir()
+    (nas / "data" / "train.jsonl").write_text('{"text": "hi"}\n')
+    realm.vault.add_zone("nas", f"file://{nas}", confirmed=True)
+    out = realm.scan_vault()
+    assert out["zone"] == "local" and out["node_id"] == ray_cluster.eval_node.node_id, out
+    assert out["shared"]["nas"]["found"] == {"checkpoint": 1, "data": 1}, out
+    here = sorted(tuple(f) for f in discover_fs(*open_zone(f"file://{nas}")))
+    rows = realm.ledger.query("SELECT type, path, bytes FROM assets WHERE zone = 'nas'")
+    assert sorted((r["type"], r["path"], r["bytes"]) for r in rows) == here  # once each
+    assert realm.ledger.scalar("SELECT count(*) FROM events WHERE kind = 'vault_scan'") == 2
+
+
+# The idle loop as `realm play --headless` runs it (the Weaver, the real daemon and the
+# real Task Master), made cheap: BIN alone on the curriculum, small evals, none of the
+# tasks a level-up does not need.
+IDLE_LOOP_TOML = TEST_TOML.replace("[taskmaster]\nenabled = false", """[taskmaster]
+enabled = true
+poll_seconds = 0.5
+""").replace("save_steps = 10", "save_steps = 40") + """
+[curriculum]
+queue_low = 1
+
+[curriculum.skills.bin]
+priority = 1
+
+[curriculum.skills.sy]
+enabled = false
+priority = 1
+
+[watch]
+enabled = false
+
+[taskmaster.tasks.process_eval_queue]
+parameters = { eval_size = 20 }
+""" + "".join(f"\n[taskmaster.tasks.{t}]\nenabled = false\n" for t in (
+    "sparring_bin", "sparring_sy", "sparring_bin_large", "targeted_sparring", "health_check",
+    "validate_queue", "checkpoint_cleanup", "vault_scan", "model_warmup", "lineage_report"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)  # minutes of training and evals on a shared 2-core machine
+def test_the_idle_loop_levels_up_with_every_eval_answered_on_the_eval_node(
+        realm_home, ray_cluster, procs, tmp_path):
+    """`realm play --headless` with cluster mode on: the daemon trains on this machine
+    (the head, the trainer role), the Task Master generates quests and sends every eval
+    to the eval node, until a skill levels up; each eval recorded once, none answered
+    here."""
+    realm_home.config_file.write_text(IDLE_LOOP_TOML + cluster_toml(ray_cluster, tmp_path / "node-cache"))
+    play = procs.start("play", [sys.executable, "-m", "realm_kernel.cli", "play", "--headless"],
+                       child_env(realm_home.home))
+    realm = Realm(realm_home.home, writer="test")
+    up = wait_for(lambda: realm.ledger.query(
+        "SELECT data FROM events WHERE kind = 'skill_level_up'"), 2100, "a skill level-up")
+    procs.stop(play, signal.SIGINT, 120)  # Ctrl-C: the loop stops, the ledger holds still
+    assert json.loads(up[0]["data"])["skill"] == "bin"
+    assert realm.skills.state("bin")["level"] >= 2
+    done = [json.loads(r["data"]) for r in realm.ledger.query(
+        "SELECT data FROM events WHERE kind = 'eval_done'")]
+    assert len(done) >= 3  # a level-up takes three evals at >= 80%
+    assert {(d["host"] != "local", d["node_id"]) for d in done} == {
+        (True, ray_cluster.eval_node.node_id)}, done
+    twice = realm.ledger.query("SELECT checkpoint, count(*) AS n FROM evals GROUP BY 1 HAVING n > 1")
+    assert twice == [] and realm.ledger.scalar("SELECT count(*) FROM evals") == len(done)
+    assert realm.ledger.scalar("SELECT count(*) FROM events WHERE kind = 'cluster_fallback'") == 0
+
+
+@pytest.mark.slow
 def test_an_eval_node_killed_mid_eval_its_eval_completes_elsewhere_once(cluster_realm, ray_cluster):
     realm = cluster_realm
     ck = make_checkpoint(realm, 30)
@@ -217,3 +319,10 @@ def test_with_every_eval_node_gone_this_machine_evaluates(cluster_realm, ray_clu
     assert evals_of(realm, ck.name) == 1
     fallback = realm.ledger.query("SELECT message FROM events WHERE kind = 'cluster_fallback'")
     assert len(fallback) == 1 and ck.name in fallback[0]["message"]
+    # A quest's rows too: made here, with the event, and published once.
+    made = realm.skills.curriculum_quest(seed=5)
+    assert made["host"] == "local" and made["node_id"] is None
+    assert (realm.paths.inbox / made["quest"]).is_file()
+    fallback = realm.ledger.query("SELECT message FROM events WHERE kind = 'cluster_fallback' "
+                                  "ORDER BY ts")
+    assert len(fallback) == 2 and made["quest"] in fallback[1]["message"]

@@ -22,9 +22,10 @@ CLI = [sys.executable, "-m", "realm_kernel.cli"]
 APP = [sys.executable, "-m", "realm_widgets.app"]
 
 
-def run(argv: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+def run(argv: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     # A command that wrongly started its server would still be running at the timeout,
-    # which fails the test (TimeoutExpired) instead of hanging it.
+    # which fails the test (TimeoutExpired) instead of hanging it. 300 s: JupyterLab took
+    # over 120 s to refuse at nice 19 on the shared 2-core machine (load 25, a mutation run).
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
 

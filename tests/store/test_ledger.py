@@ -40,6 +40,9 @@ def test_unknown_column_is_refused_and_nothing_written(tmp_path):
     assert led.scalar("SELECT count(*) FROM metrics") == 0
 
 
+# flush() must not wait out the 1-hour interval: one that did fails here in 20 s, not
+# after pytest's 10 minutes (a mutation run's own limit would call it a timeout)
+@pytest.mark.timeout(20)
 def test_metric_buffer_batches_rows(tmp_path):
     led = make(tmp_path)
     buf = MetricBuffer(led, interval=3600)

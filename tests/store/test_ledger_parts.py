@@ -289,6 +289,9 @@ def test_raw_reader_check_and_raw_sync_respect_the_grace(tmp_path, monkeypatch):
     assert {p.name for p in raw.glob("*.parquet")} == live
 
 
+# flush() must not wait out the 1-hour interval: one that did fails here in 20 s, not
+# after pytest's 10 minutes (a mutation run's own limit would call it a timeout)
+@pytest.mark.timeout(20)
 def test_metric_buffer_raises_a_write_error_on_the_next_call_and_close_can_stay_quiet(tmp_path):
     led = make(tmp_path)
     buf = MetricBuffer(led, interval=3600)

@@ -144,6 +144,10 @@ def old_format(snap, outside):
     rewrite_manifest(snap, lambda m: (m.pop("files"), m.pop("links")))
 
 
+def no_file_list(snap, outside):
+    rewrite_manifest(snap, lambda m: m.pop("files"))
+
+
 def bad_entry(snap, outside):
     rewrite_manifest(snap, lambda m: m["files"].update({a_segment(snap).relative_to(snap).as_posix(): 5}))
 
@@ -165,6 +169,7 @@ BAD = [
     (unlisted_file, "zz-extra.parquet is not in the manifest"),
     (manifest_climbs, "climbs with '..'"),
     (old_format, "lists no files and hashes"),
+    (no_file_list, "lists no files and hashes"),
     (bad_entry, "lacks its bytes and sha256"),
     (no_manifest, f"no {MANIFEST}"),
 ]

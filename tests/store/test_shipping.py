@@ -5,8 +5,10 @@ goes away and comes back."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import fsspec.config
@@ -149,23 +151,27 @@ def test_s3_zone_on_a_loopback_s3_server(realm, monkeypatch):
         monkeypatch.setitem(fsspec.config.conf, "s3",
                             {"endpoint_url": f"http://127.0.0.1:{port}"})
         fs = fsspec.filesystem("s3", skip_instance_cache=True)
-        fs.mkdir("realm-bucket")
-        realm.vault.add_zone("s3", "s3://realm-bucket/realm", confirmed=True)
+        # moto keeps its buckets in process-wide state that outlives the server: a bucket
+        # of its own, so the test passes again in the same process (mutmut runs many
+        # sessions in one)
+        bucket = f"realm-bucket-{uuid.uuid4().hex[:12]}"
+        fs.mkdir(bucket)
+        realm.vault.add_zone("s3", f"s3://{bucket}/realm", confirmed=True)
         s = shipper(realm, "s3")
-        fs.pipe("realm-bucket/realm/checkpoints/checkpoint-20-20260101-1200/model.safetensors",
+        fs.pipe(f"{bucket}/realm/checkpoints/checkpoint-20-20260101-1200/model.safetensors",
                 b"another model")
         for step in (10, 20):
             s.submit(step, realm.paths.checkpoints / f"checkpoint-{step}-20260101-1200")
         assert s.ship_pending() is True
         fs.invalidate_cache()
         got = sorted(p.rsplit("/", 1)[-1] for p in fs.find(
-            "realm-bucket/realm/checkpoints/checkpoint-10-20260101-1200"))
+            f"{bucket}/realm/checkpoints/checkpoint-10-20260101-1200"))
         assert got == sorted(shipped_files(realm.paths.checkpoints / "checkpoint-10-20260101-1200"))
-        assert fs.cat("realm-bucket/realm/checkpoints/checkpoint-20-20260101-1200/"
+        assert fs.cat(f"{bucket}/realm/checkpoints/checkpoint-20-20260101-1200/"
                       "model.safetensors") == b"another model"
         assert sorted(zone_rows(realm, "s3")) == [10]
         assert realm.ledger.scalar("SELECT count(*) FROM events WHERE kind = 'ship_refused'") == 1
-        assert not fs.find("realm-bucket/realm/checkpoints/checkpoint-10-20260101-1200.partial")
+        assert not fs.find(f"{bucket}/realm/checkpoints/checkpoint-10-20260101-1200.partial")
     finally:
         server.stop()
 
@@ -217,9 +223,9 @@ def test_daemon_ships_checkpoints_to_the_nas_through_an_outage(realm_home, procs
 
 
 def test_the_shipper_thread_ships_in_the_background_at_a_lower_priority(realm, tmp_path):
-    """Shipper.start: its own thread copies what submit() queued (to a plain folder zone
-    here), at a nice value 10 above the process's, so the training thread keeps its share
-    of a busy machine."""
+    """Shipper.start: its own thread has what submit() queued copied (to a plain folder
+    zone here) by a child process, both at a nice value 10 above the process's, so the
+    training thread keeps its share of a busy machine and its GIL (store/zone_copy.py)."""
     (tmp_path / "shelf").mkdir()
     realm.vault.add_zone("shelf", str(tmp_path / "shelf"), confirmed=True)
     config = RealmConfig(vault=VaultConfig(ship_to="shelf"))
@@ -231,10 +237,37 @@ def test_the_shipper_thread_ships_in_the_background_at_a_lower_priority(realm, t
                 ).exists()
         base = os.getpriority(os.PRIO_PROCESS, 0)
         assert os.getpriority(os.PRIO_PROCESS, s._thread.native_id) == min(19, base + 10)
+        assert copier(realm, "shelf", 30)["pid"] != os.getpid(), "copied in a child process"
+        assert copier(realm, "shelf", 30)["nice"] == min(19, base + 10)
         assert os.getpriority(os.PRIO_PROCESS, 0) == base, "the process itself keeps its priority"
     finally:
         s.stop()
     assert Shipper.start(realm.paths, realm.ledger, RealmConfig()) is None, "no ship_to: no thread"
+
+
+def copier(realm, zone, step):
+    return json.loads(realm.ledger.scalar(
+        "SELECT detail FROM asset_locations WHERE zone = ? AND step = ?", [zone, step]))["copier"]
+
+
+def test_one_copy_process_serves_every_copy_and_a_dead_one_is_replaced(realm, tmp_path):
+    """The copy process (store/zone_copy.py `Copier`) is started once, not per checkpoint
+    (its interpreter and imports are most of a small copy's time); one that died is
+    replaced at the next copy, and nothing queued is lost."""
+    (tmp_path / "shelf").mkdir()
+    realm.vault.add_zone("shelf", str(tmp_path / "shelf"), confirmed=True)
+    s = shipper(realm, "shelf")
+    for step in (10, 20):
+        s.submit(step, realm.paths.checkpoints / f"checkpoint-{step}-20260101-1200")
+    assert s.ship_pending() is True
+    pid = copier(realm, "shelf", 10)["pid"]
+    assert copier(realm, "shelf", 20)["pid"] == pid != os.getpid()
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    s.submit(30, realm.paths.checkpoints / "checkpoint-30-20260101-1200")
+    assert s.ship_pending() is True and s.pending() == []
+    assert copier(realm, "shelf", 30)["pid"] not in (pid, os.getpid())
+    assert sorted(zone_rows(realm, "shelf")) == [10, 20, 30]
 
 
 def test_the_settings_page_asks_before_changing_where_checkpoints_go(realm):
@@ -250,3 +283,58 @@ def test_the_settings_page_asks_before_changing_where_checkpoints_go(realm):
     assert Shipper.start(realm.paths, realm.ledger, config) is None
     msg = realm.ledger.query("SELECT message FROM events WHERE kind = 'zone_unreachable'")
     assert "no zone 'nas'" in msg[0]["message"]
+
+
+@pytest.mark.slow
+def test_a_two_rank_battle_ships_each_checkpoint_as_rank_0_publishes_it(tmp_path, dio_mini_dir,
+                                                                        procs):
+    """`[training] nproc = 2` (2 gloo ranks under accelerate, services/battle_group.py):
+    rank 0 publishes in its own process, and the daemon queues each checkpoint for the NAS
+    as it sees its row, while the battle goes on: with the ranks paused after the first
+    checkpoint, that checkpoint reaches the zone before the battle resumes. At the end every
+    checkpoint of the battle is on the zone, complete (weights and sidecar, no resume
+    state), and recorded once in the vault catalogue with its zone."""
+    from realm_kernel.quests.formats import write_quest
+    from realm_kernel.store.ledger import Ledger
+    from realm_kernel.store.status import TRAINING, read_status
+    from realm_kernel.train.mixed import mixed_examples
+
+    from ..helpers import make_home, start_daemon
+    from ..train.test_ranks import RANKS_TOML
+
+    nas = Nas(procs, tmp_path / "nas")
+    toml = RANKS_TOML.replace("max_steps = 40", "max_steps = 12").replace(
+        "save_steps = 10", "save_steps = 4")
+    home = make_home(tmp_path / "realm", dio_mini_dir,
+                     toml + '\n[vault]\nship_to = "nas"\nship_retry_s = 0.5\nship_retry_max_s = 1\n')
+    realm = Realm(home.home)
+    realm.vault.add_zone("nas", nas.url, confirmed=True)
+    led = Ledger(home, "test")
+    quest = write_quest(home.inbox / "q.jsonl", mixed_examples(64, seed=7))
+    start_daemon(procs, home, **nas.client_env())
+    first = wait_for(lambda: led.query("SELECT step FROM checkpoints ORDER BY step"), 600,
+                     "rank 0's first checkpoint")[0]["step"]
+    home.control_file("pause").write_text("test")
+    wait_for(lambda: read_status(home, TRAINING).get("state") == "paused", 300,
+             "the 2-rank battle to pause at a step")
+    wait_for(lambda: first in zone_rows(realm, "nas"), 300, "the first checkpoint on the NAS")
+    assert read_status(home, TRAINING).get("state") == "paused", "shipped while the battle is on"
+    assert (home.queue("processing") / quest.name).exists()
+    home.control_file("pause").unlink()
+    wait_for((home.queue("recently_completed") / quest.name).exists, 600, "the battle's end")
+
+    saved = {r["step"]: Path(r["path"]).name for r in led.query(
+        "SELECT step, path FROM checkpoints ORDER BY step")}
+    assert len(saved) >= 3 and max(saved) == 12
+    wait_for(lambda: sorted(zone_rows(realm, "nas")) == sorted(saved), 300,
+             "every checkpoint of the battle on the NAS")
+    for name in saved.values():
+        remote = nas.root / "checkpoints" / name
+        assert sorted(p.relative_to(remote).as_posix() for p in remote.rglob("*") if p.is_file()
+                      ) == sorted(shipped_files(home.checkpoints / name)), name
+        assert (remote / "model.safetensors").exists() and (remote / ".ledger.json").exists()
+        assert not (remote / "optimizer.pt").exists()
+    rows = led.query("SELECT step, count(*) AS n FROM assets WHERE zone = 'nas' "
+                     "AND status = 'present' GROUP BY step")
+    assert {r["step"]: r["n"] for r in rows} == dict.fromkeys(saved, 1), "each recorded once"
+    assert not list((nas.root / "checkpoints").glob("*.partial"))

@@ -15,7 +15,7 @@ from realm_widgets.login import FREE_FAILURES, MAX_WAIT_S, Throttle, credentials
 
 from ..helpers import Procs, child_env, free_port, wait_for
 
-pytestmark = pytest.mark.slow
+SLOW = pytest.mark.slow  # the tests with a real `realm tavern`; the rest take no server
 PASSWORD = "a long passphrase 4d1c"
 COOKIE_SECRET = "cookie-secret-93be" * 3
 USER = "alice"
@@ -48,6 +48,7 @@ def logged_in(s: requests.Session, base: str) -> bool:
     return r.status_code == 200
 
 
+@SLOW
 def test_no_secret_in_the_servers_arguments(tavern):
     proc, _ = tavern
     argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
@@ -59,6 +60,7 @@ def test_no_secret_in_the_servers_arguments(tavern):
     assert r.status_code == 302 and logged_in(s, tavern[1])
 
 
+@SLOW
 def test_the_login_names_its_user(tavern):
     _, base = tavern
     assert not logged_in(requests.Session(), base)
@@ -70,6 +72,7 @@ def test_the_login_names_its_user(tavern):
     assert r.status_code == 302 and "user" in s.cookies and logged_in(s, base)
 
 
+@SLOW
 @pytest.mark.parametrize("headers", [{"Origin": "http://evil.example"},
                                      {"Origin": "null"},
                                      {"Referer": "http://evil.example/page"},
@@ -84,6 +87,7 @@ def test_a_cross_origin_login_post_is_refused(tavern, headers):
     assert r.status_code == 302 and logged_in(s, base)
 
 
+@SLOW
 def test_a_guessing_client_must_wait_even_with_the_right_password(tavern):
     _, base = tavern
     login(base)  # a success clears this client's failures
