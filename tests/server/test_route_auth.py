@@ -16,13 +16,9 @@ from realm_kernel.server import routes
 from realm_kernel.store.paths import RealmPaths
 
 from ..helpers import TEST_TOML, TOKEN, realm_routes
+from .in_process import ONLY_REALM
 
 BODY = json.dumps({"action": "pause", "step": 1, "message": "hi"})
-# The environment's other server extensions (JupyterLab, LSP, terminals, Panel) are off:
-# they cost seconds to load and mount nothing under /realm/api.
-ONLY_REALM = {"realm_kernel.server": True, "jupyterlab": False, "jupyter_lsp": False,
-              "jupyter_server_terminals": False, "notebook_shim": False,
-              "panel.io.jupyter_server_extension": False}
 
 
 def rules_of(router) -> Iterator[tuple[str, type]]:
