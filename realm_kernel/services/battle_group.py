@@ -62,20 +62,15 @@ class PublishedWatch:
     """Calls `on_checkpoint(step, path)` once for each checkpoint of run `run_id` that
     rank 0 has published (its ledger row), each time it is called: the daemon calls it
     at every poll of the ranks, so a checkpoint is queued for the shared zone while the
-    battle goes on, not at its end. Reads the ledger only when the checkpoints table's
-    change stamp moved (one folder listing otherwise)."""
+    battle goes on, not at its end. The checkpoint list is the ledger's kept query: it
+    runs again only when the checkpoints table changed (one folder listing otherwise)."""
 
     def __init__(self, ledger, run_id: str, on_checkpoint: Callable[[int, Path], None]) -> None:
         self.ledger, self.run_id, self.on_checkpoint = ledger, run_id, on_checkpoint
-        self._stamp: tuple | None = None
         self._seen: set[int] = set()
 
     def __call__(self) -> None:
         from ..store.checkpoints import CheckpointLedger
-        stamp = self.ledger.table_generation("checkpoints")
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
         for rec in sorted(CheckpointLedger(self.ledger).list(), key=lambda r: r.step):
             if rec.run_id == self.run_id and rec.step not in self._seen:
                 self._seen.add(rec.step)
