@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,11 +37,26 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores"
 
 
+def commit() -> str:
+    """The checkout's commit, "+dirty" when tracked files differ from it (the figure then
+    measured code no commit holds); "unknown" outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=9", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def record(name: str, figures: dict, summary: str, out_dir: Path | None = None) -> Path:
-    """Write bench/results/NAME.json and a dated line in bench/RESULTS.md."""
+    """Write bench/results/NAME.json (with machine, date and commit) and a dated line in
+    bench/RESULTS.md."""
     out_dir = out_dir or BENCH / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = {**figures, "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    figures = {**figures, "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+               "commit": figures.get("commit") or commit()}
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(figures, indent=2) + "\n")
     results_md = out_dir.parent / "RESULTS.md"

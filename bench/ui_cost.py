@@ -187,6 +187,12 @@ def main() -> None:
     nb_dir.mkdir(parents=True)
     cells = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
               "source": f"from realm_widgets import show\nshow('{name}')"} for i, name in enumerate(PAGES)]
+    # The last cell leaves a mark: Run All queues every cell, so the mark means every page's
+    # cell has run, and the visible window measures the pages, not their cells still running
+    # (JupyterLab renders only the cells near the viewport: their prompts cannot tell).
+    ran = nb_dir / "all-cells-ran"
+    cells.append({"cell_type": "code", "execution_count": None, "id": "mark", "metadata": {}, "outputs": [],
+                  "source": f"open({str(ran)!r}, 'w').close()"})
     (nb_dir / "Cost.ipynb").write_text(json.dumps({
         "cells": cells,
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
@@ -227,9 +233,11 @@ def main() -> None:
             for _ in range(args.rounds if "lab" in hosts else 0):
                 # the lab phases' own baseline: nobody looking, right before them
                 runs.setdefault("lab_headless", []).append(measure("lab_headless", psutil.Process(lab.pid)))
+                ran.unlink(missing_ok=True)
                 tab = browser.new_page(viewport={"width": 1280, "height": 2400})
                 run_notebook(tab, base, token, "notebooks/Cost.ipynb")
                 tab.locator("[data-stat=events]").first.wait_for(state="attached", timeout=120_000)
+                wait_for(ran.exists, 300, "the notebook's last cell to run")
                 kernel = next(c for c in psutil.Process(lab.pid).children(recursive=True)
                               if "ipykernel" in " ".join(c.cmdline()))
                 runs.setdefault("lab_visible", []).append(measure("lab_visible", kernel))
