@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import logging
+import shutil
 
 import pytest
 
 from realm_kernel.api import Realm
 from realm_widgets import pages
-from realm_widgets.pages import OracleSession, QuestSession, Session, SettingsSession
+from realm_widgets.pages import OracleSession, QuestSession, Session, SettingsSession, VaultSession
 
 from ..helpers import wait_for
 from .test_page_sessions_worked import queue_quest
@@ -120,3 +121,33 @@ def test_generate_makes_200_examples_unless_told(realm):
     name = n["message"].removeprefix("Quest ").removesuffix(" generated into the inbox")
     (path,) = realm.paths.home.rglob(name)
     assert len(path.read_text().splitlines()) == 200
+
+
+def test_an_export_goes_where_the_page_names_inside_exports(realm):
+    d = realm.paths.checkpoints / "checkpoint-5"
+    d.mkdir(parents=True)
+    (d / "config.json").write_text("{}")
+    (d / "model.safetensors").write_bytes(b"x")
+    realm.ledger.append("checkpoints", [{"step": 5, "name": "checkpoint-5", "path": str(d), "loss": 1.0}])
+    v = VaultSession(realm)
+    exports = realm.paths.exports
+    assert v.act({"name": "export", "nonce": 1, "step": 5, "dest": "named"})["message"] == \
+        f"checkpoint 5 exported to {exports / 'named'}"
+    assert v.act({"name": "export", "nonce": 2, "step": 5, "dest": " "})["message"] == \
+        f"checkpoint 5 exported to {exports / 'checkpoint-5'}"  # empty: the checkpoint's name
+    out = v.act({"name": "export", "nonce": 3, "step": 5, "dest": "/outside/x"})
+    assert not out["ok"] and "'/outside/x' refused" in out["message"]
+
+
+def test_a_load_says_which_step_it_evicted(realm, dio_mini_dir):
+    assert realm.settings.save({"oracle.max_models": 1})["ok"]
+    d = realm.paths.checkpoints / "checkpoint-5"
+    shutil.copytree(dio_mini_dir, d)
+    (d / ".ledger.json").write_text("{}")  # the sidecar the engine writes last: complete
+    realm.ledger.append("checkpoints", [{"step": 5, "name": "checkpoint-5", "path": str(d), "loss": 1.0}])
+    s = OracleSession(Realm(realm.paths.home))
+    for nonce, step in ((1, 0), (2, 5)):
+        s.act({"name": "load", "nonce": nonce, "step": step})
+        done = wait_for(lambda: not (n := s.snapshot()["notice"])["message"].startswith("loading") and n,
+                        120, f"the load of step {step}")
+    assert done["ok"] and done["message"].endswith(" on local; evicted [0]"), done

@@ -78,3 +78,19 @@ def test_the_tavern_script_builds_the_tavern(tmp_path, monkeypatch):
         from realm_widgets.poller import POLLER
         for view in POLLER.views():
             view.close()
+
+
+def test_a_page_served_alone_is_built_when_nothing_exposes_it(tmp_path, monkeypatch):
+    """`panel serve widgets/oracle.py`'s script in this process: no Bokeh server here is
+    reachable from elsewhere, so the Oracle page is built (its session in the poller)."""
+    from realm_widgets.pages import OracleSession
+    from realm_widgets.poller import POLLER
+    monkeypatch.setenv("REALM_HOME", str(tmp_path / "realm"))
+    before = POLLER.views()
+    app.serve_alone("oracle")
+    try:
+        new = [v for v in POLLER.views() if v not in before]
+        assert [type(v.session) for v in new] == [OracleSession]
+    finally:
+        for view in POLLER.views():
+            view.close()

@@ -236,7 +236,7 @@ def test_the_notebook_page_follows_what_its_widgets_report(realm):
     box = page("tavern", realm.paths.home, plots=False)
     view, ws = box.view, list(box.children)
     try:
-        assert view in POLLER.views() and not view.shown  # not displayed yet
+        assert view in POLLER.views() and view.shown is False  # not displayed yet
         ws[1].in_view = True  # its first render reports it seen
         assert view.shown
         for w in ws:
