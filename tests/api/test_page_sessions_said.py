@@ -7,6 +7,7 @@ page's start and upload refusals, and the Oracle page's panes over two turns and
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import shutil
 
@@ -75,7 +76,9 @@ def test_start_puts_a_quest_first_in_the_high_queue_and_resumes(realm):
 def test_an_upload_refuses_bad_base64_and_names_an_oversize_file(realm, monkeypatch):
     q = QuestSession(realm)
     bad = q.act({"name": "upload", "nonce": 1, "filename": "x.jsonl", "content_b64": "e30=!!"})
-    assert not bad["ok"]
+    with pytest.raises(binascii.Error) as refused:  # what strict decoding says of it
+        base64.b64decode("e30=!!", validate=True)
+    assert not bad["ok"] and bad["message"] == str(refused.value)
     monkeypatch.setattr(pages, "MAX_UPLOAD_BYTES", 4)
     big = q.act({"name": "upload", "nonce": 2, "filename": "big.jsonl",
                  "content_b64": base64.b64encode(b"0123456789").decode()})

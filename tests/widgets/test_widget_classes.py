@@ -8,6 +8,7 @@ from __future__ import annotations
 import param
 import traitlets
 
+from realm_widgets import jupyter, panel_components
 from realm_widgets.jupyter import widget_class
 from realm_widgets.panel_components import component
 from realm_widgets.traits import FIELDS
@@ -16,7 +17,8 @@ TRAITS = {"dict": traitlets.Dict, "list": traitlets.List, "int": traitlets.Int}
 PARAMS = {"dict": param.Dict, "list": param.List, "int": param.Integer}
 
 
-def test_each_anywidget_field_is_a_synced_trait_of_its_kind():
+def test_each_anywidget_field_is_a_synced_trait_of_its_kind(monkeypatch):
+    monkeypatch.setattr(jupyter, "_classes", {})  # built here, not taken from the process's cache
     for name, fields in FIELDS.items():
         cls = widget_class(name)
         traits = cls.class_traits()
@@ -27,7 +29,8 @@ def test_each_anywidget_field_is_a_synced_trait_of_its_kind():
         assert cls().in_view is False and cls.widget_name == name
 
 
-def test_each_panel_field_is_a_parameter_of_its_kind():
+def test_each_panel_field_is_a_parameter_of_its_kind(monkeypatch):
+    monkeypatch.setattr(panel_components, "_components", {})  # built here, not the process's cache
     for name, fields in FIELDS.items():
         cls = component(name)
         for f, kind in fields.items():
