@@ -161,3 +161,29 @@ def test_a_load_says_which_step_it_evicted(realm, dio_mini_dir):
         done = wait_for(lambda: not (n := s.snapshot()["notice"])["message"].startswith("loading") and n,
                         120, f"the load of step {step}")
     assert done["ok"] and done["message"].endswith(" on local; evicted [0]"), done
+
+
+def test_background_work_shows_as_busy_in_daemon_threads(realm, monkeypatch):
+    """A probe and a load run in named daemon threads (a closing kernel never waits on
+    them), the probe showing what it asks while it runs. Each is held at its start by an
+    event, so the test sees it running, then lets it go."""
+    s = OracleSession(realm)
+    go = threading.Event()
+
+    def held(real):
+        def run(*a, **kw):
+            go.wait(120)
+            return real(*a, **kw)
+        return run
+    monkeypatch.setattr(realm.skills, "ask", held(realm.skills.ask))
+    monkeypatch.setattr(realm.oracle, "load", held(realm.oracle.load))
+    s.act({"name": "probe", "nonce": 1, "skill": "bin", "step": 0})
+    s.act({"name": "load", "nonce": 2, "step": 0})
+    assert s.snapshot()["probe"] == {"skill": "bin", "step": 0, "busy": True}
+    running = {t.name: t for t in threading.enumerate() if t.name in ("oracle-probe", "oracle-load")}
+    assert sorted(running) == ["oracle-load", "oracle-probe"] and all(t.daemon for t in running.values())
+    go.set()
+    for t in running.values():
+        t.join(120)
+    after = s.snapshot()
+    assert after["probe"]["busy"] is False and after["notice"]["message"] == "loaded dio-mini on local"
