@@ -22,7 +22,7 @@ def test_nav_links_every_page_and_marks_the_current_one():
         current = "current" if name == "vault" else ""
         assert (f'<a href="{app.ROUTES[name]}" class="{current}" data-page="{name}">{page.icon} '
                 f"{page.title}</a>") in nav.object
-    assert nav.object.count("<a ") == len(PAGES)
+    assert nav.object.count("<a ") == len(PAGES) and nav.object.count("</a><a ") == len(PAGES) - 1
 
 
 def server(**kw) -> SimpleNamespace:
@@ -64,4 +64,33 @@ def test_a_tavern_page_for_one_session(tmp_path, monkeypatch):
     finally:
         from realm_widgets.poller import POLLER
         for view in POLLER.views():  # this session's page and plots: closed, as a session's end does
+            view.close()
+
+
+def test_the_tavern_script_builds_the_tavern(tmp_path, monkeypatch):
+    monkeypatch.setenv("REALM_HOME", str(tmp_path / "realm"))
+    from realm_widgets import tavern
+    page = tavern.build()
+    try:
+        assert 'class="current" data-page="tavern"' in page.objects[0].object
+        assert isinstance(page.objects[1], pn.FlexBox)
+    finally:
+        from realm_widgets.poller import POLLER
+        for view in POLLER.views():
+            view.close()
+
+
+def test_a_page_served_alone_is_built_when_nothing_exposes_it(tmp_path, monkeypatch):
+    """`panel serve widgets/oracle.py`'s script in this process: no Bokeh server here is
+    reachable from elsewhere, so the Oracle page is built (its session in the poller)."""
+    from realm_widgets.pages import OracleSession
+    from realm_widgets.poller import POLLER
+    monkeypatch.setenv("REALM_HOME", str(tmp_path / "realm"))
+    before = POLLER.views()
+    app.serve_alone("oracle")
+    try:
+        new = [v for v in POLLER.views() if v not in before]
+        assert [type(v.session) for v in new] == [OracleSession]
+    finally:
+        for view in POLLER.views():
             view.close()

@@ -93,3 +93,9 @@ def test_a_post_from_its_own_page_logs_in(server, header):
     base, _, _ = server
     r = post(base, PASSWORD, **{header: f"{base}/login".upper().replace("HTTP://", "http://")})
     assert r.status_code == 302 and "user" in r.cookies
+
+
+def test_a_post_without_a_password_is_a_wrong_password(server):
+    base, _, _ = server
+    r = requests.post(f"{base}/login", data={"username": "alice"}, allow_redirects=False, timeout=30)
+    assert r.status_code == 401 and "Invalid username or password!" in r.text

@@ -74,6 +74,9 @@ def test_a_plot_reads_its_data_only_when_its_tables_changed(realm, monkeypatch, 
     poller.tick()
     assert calls == [1, 1]  # a new row: read once, and drawn into the same plots
     assert col.objects == drawn and shown_data(col)[0]["loss"] == [[1, 2.5]]
+    # what each plot draws from its stream's new data (the loss curve, then tokens/s)
+    loss, tokens = (p.object[()] for p in col.objects)
+    assert list(loss)[0].data.values.tolist() == [[1, 2.5]] and tokens.data.values.tolist() == [[1, 900.0]]
     clock[0] += plots.PLOT_SECONDS
     poller.tick()
     assert calls == [1, 1]
@@ -109,7 +112,8 @@ def test_a_hidden_page_reads_no_plot_data_and_redraws_when_shown(realm, monkeypa
     assert calls == [1]
     assert shown_data(col)[0]["evals"] == []
     page.set_shown(True)  # seen again: the current plots at once, without waiting for a tick
-    assert calls == [1, 1] and shown_data(col)[0]["evals"][0]["accuracy"] == 0.5
+    assert calls == [1, 1] and shown_data(col)[0]["evals"] == [
+        {"skill": "bin", "level": 1, "accuracy": 0.5, "step": 10}]
     page.close()
     assert poller.views() == []  # the plots leave with their page
 
@@ -123,7 +127,7 @@ def test_a_plot_whose_data_cannot_be_read_says_so_and_the_page_lives_on(realm, m
     monkeypatch.setattr(plots, "battle_data", broken)
     col = plots.plots_for(("battle",), realm, page, poller=poller)
     assert plot_names(col) == ["battle"]
-    assert col.objects[0].object.text.startswith("plot unavailable")
+    assert col.objects[0].object.text == "plot unavailable: its data could not be read; see the log"
 
 
 @pytest.mark.parametrize("name", [n for n, p in PAGES.items() if p.plots])

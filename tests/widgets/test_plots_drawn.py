@@ -56,10 +56,15 @@ def test_loss_and_tokens_curves():
     loss = plots.loss_plot(d)
     assert [e.label for e in loss] == ["loss", "val loss", "checkpoint"]
     assert [e.data.values.tolist() for e in loss] == [[[1, 2.0], [2, 1.5]], [[2, 1.7]], [[2, 1.5]]]
-    assert opts(loss)["title"] == "Loss by step"
+    assert [(str(e.kdims[0]), str(e.vdims[0])) for e in loss] == [("step", "loss")] * 3
+    o = opts(loss)
+    assert (o["title"], o["responsive"], o["height"], o["legend_position"], o["show_grid"]) == \
+        ("Loss by step", True, 260, "top_right", True)
     tokens = plots.tokens_plot(d)
     assert (str(tokens.kdims[0]), str(tokens.vdims[0])) == ("step", "tokens/s")
-    assert opts(tokens)["title"] == "Tokens per second"
+    o = opts(tokens)
+    assert (o["title"], o["responsive"], o["height"], o["color"], o["show_grid"]) == \
+        ("Tokens per second", True, 200, "#2e9d5b", True)
 
 
 def test_each_page_draws_its_plots():
@@ -70,3 +75,14 @@ def test_each_page_draws_its_plots():
     assert plots.layout("guild", guild) == ("bin",) and plots.layout("battle", {}) == ("battle",)
     battle = plots.draw("battle", {"loss": [], "val_loss": [], "tokens_per_s": [], "checkpoints": []})
     assert [opts(p)["title"] for p in battle] == ["Loss by step", "Tokens per second"]
+
+
+def test_the_battle_marks_only_checkpoints_with_a_loss(tmp_path):
+    from realm_kernel.api import Realm
+    realm = Realm(tmp_path / "realm")
+    realm.ledger.append("checkpoints", [{"step": 1, "name": "checkpoint-1", "loss": None},
+                                        {"step": 2, "name": "checkpoint-2", "loss": 1.5}])
+    realm.ledger.append("metrics", [{"step": 2, "loss": 1.5, "tokens_per_s": 900.0}])
+    d = plots.battle_data(realm)
+    assert d["checkpoints"] == [[2, 1.5]]
+    assert d["loss"] == [[2, 1.5]] and d["tokens_per_s"] == [[2, 900.0]] and d["val_loss"] == []

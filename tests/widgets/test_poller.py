@@ -5,6 +5,8 @@ reads of the real Realm over a real ledger are counted."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from realm_kernel.api import Realm
@@ -234,7 +236,7 @@ def test_the_notebook_page_follows_what_its_widgets_report(realm):
     box = page("tavern", realm.paths.home, plots=False)
     view, ws = box.view, list(box.children)
     try:
-        assert view in POLLER.views() and not view.shown  # not displayed yet
+        assert view in POLLER.views() and view.shown is False  # not displayed yet
         ws[1].in_view = True  # its first render reports it seen
         assert view.shown
         for w in ws:
@@ -267,3 +269,27 @@ def test_views_of_one_pace_fall_due_together(realm):
     assert poller.tick() == 2
     clock[0] = 0.8
     assert poller.tick() == 0
+
+
+def test_a_tick_logs_what_failed_and_goes_on(realm, monkeypatch, caplog):
+    """A ledger that cannot be stamped, or a page that fails to refresh, is a warning
+    naming why; the poller keeps ticking."""
+    clock = [0.0]
+    poller = Poller(clock=lambda: clock[0])
+    ws, _ = tavern_widgets()
+    view, _ = bind(TavernSession(realm), ws, period=0.5)
+    poller.add(view)
+    view.set_shown(True)
+
+    def fail(*_a, **_kw):
+        raise OSError("half restored")
+    with monkeypatch.context() as m, caplog.at_level(logging.WARNING, logger="realm.widgets"):
+        m.setattr(realm, "stamps", fail)
+        assert poller.tick() == 1
+    assert [r.getMessage() for r in caplog.records] == ["change stamps: half restored"]
+    caplog.clear()
+    clock[0] += 1
+    with monkeypatch.context() as m, caplog.at_level(logging.WARNING, logger="realm.widgets"):
+        m.setattr(view, "refresh", fail)
+        assert poller.tick() == 1
+    assert [r.getMessage() for r in caplog.records] == ["page refresh: half restored"]
