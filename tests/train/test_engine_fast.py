@@ -57,6 +57,10 @@ def test_a_run_records_metrics_checkpoints_sidecars_events_status_and_hooks(real
 
     class BeforeOptimizer(TrainerCallback):  # the fault hook passes HF's state and control on
         seen: list[tuple[int, bool]] = []
+        output_dirs: list[str] = []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.output_dirs.append(args.output_dir)
 
         def on_pre_optimizer_step(self, args, state, control, **kwargs):
             self.seen.append((state.global_step, control.should_training_stop))
@@ -80,6 +84,8 @@ def test_a_run_records_metrics_checkpoints_sidecars_events_status_and_hooks(real
     assert min(result.eval_seconds, result.save_seconds, result.publish_seconds) > 0
     assert result.oom_backoffs == 0 and result.rollbacks == 0 and not result.disk_full
     assert BeforeOptimizer.seen == [(0, False), (1, False), (2, False), (3, False)]
+    # HF's own saves go to the run's working folder inside the realm (removed after).
+    assert BeforeOptimizer.output_dirs == [str(realm_home.checkpoints / ".run-run-a")]
     backoffs = led.query("SELECT message, data FROM events WHERE kind = 'eval_backoff' ORDER BY ts")
     assert [r["message"] for r in backoffs] == [
         "The held-out pass ran out of memory: again at batch 2",
@@ -269,11 +275,18 @@ def test_realm_train_runs_in_a_home_of_its_own_and_says_what_it_does(realm_home,
         (2, "bin", 1, "bin.jsonl", "train-fixed")
     assert Path(ckpt["path"]).parent == run / "checkpoints"
     assert Ledger(realm_home).scalar("SELECT count(*) FROM metrics") == 0, "DIO's realm untouched"
+    assert {r["source"] for r in led.query("SELECT source FROM events")} == {"train"}
     assert said[0].startswith("VRAM estimate: ") and said[0].endswith(" of the card's 64.0 GiB")
     assert said[1] == f"Reading quest {quest}..."
     assert said[2] == (f"24 examples; training {realm_home.dio_mini} (full, adamw, 2) as run "
                        f"train-fixed, in a realm of its own: {run} (checkpoints in {run / 'checkpoints'}; "
                        "DIO's realm is not touched)")
+
+
+# A 4B-parameter model's shape (Qwen3-4B's config.json, the part the estimate reads).
+CONFIG_4B = {"hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
+             "vocab_size": 151936, "num_attention_heads": 32, "num_key_value_heads": 8,
+             "head_dim": 128, "tie_word_embeddings": True}
 
 
 def test_realm_train_refuses_before_anything_starts(realm_home, tmp_path):
@@ -286,6 +299,11 @@ def test_realm_train_refuses_before_anything_starts(realm_home, tmp_path):
         train_quest(quest, vram_gb=0.001)
     with pytest.raises(TrainRefused, match="is DIO's own realm home"):
         train_quest(quest, output_dir=realm_home.home)
+    big = tmp_path / "big"  # --model: the estimate is the named model's, not the realm's base
+    big.mkdir()
+    (big / "config.json").write_text(json.dumps(CONFIG_4B))
+    with pytest.raises(TrainRefused, match=r"exceeds the card's 1\.0 GiB"):
+        train_quest(quest, model=big, vram_gb=1.0)
     standalone = realm_home.home / "standalone"
     assert not standalone.exists() or not any(standalone.iterdir()), "refused before a run folder"
     training = load_config(realm_home.home).training
@@ -332,3 +350,52 @@ def test_the_next_save_is_estimated_from_the_newest_checkpoint_with_resume_state
     assert estimate_save_bytes(tmp_path / "none", None) == 0
     model = torch.nn.Linear(4, 2)  # 10 float32 parameters, AdamW's two moments beside them
     assert estimate_save_bytes(tmp_path / "none", model) == 3 * 10 * 4
+
+
+def test_the_vram_line_is_the_estimate_for_the_settings_the_run_uses(tmp_path):
+    """`realm train`'s estimate (standalone.vram_check) for a 4B-sized config: the
+    optimizer and Liger setting reach it, and a card exactly as large as the need is
+    enough (no --force said)."""
+    from realm_kernel.hero_model.vram import estimate_from_path
+    from realm_kernel.store.config import TrainingConfig
+    from realm_kernel.train.keeper import GIB
+    from realm_kernel.train.standalone import vram_check
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG_4B))
+    for optimizer, liger in (("muon", "off"), ("adamw", "off"), ("adamw", "on")):
+        training = TrainingConfig(optimizer=optimizer, liger=liger, dtype="bfloat16", max_length=4096,
+                                  batch_size=4, pack_length=0)
+        est = estimate_from_path(str(tmp_path), seq_len=4096, batch_size=4, dtype="bfloat16",
+                                 optimizer=optimizer, gradient_checkpointing=False,
+                                 liger=liger != "off", method="full", lora_rank=training.lora_rank)
+        need = est.total / GIB
+        line = vram_check(tmp_path, training, need, force=False)  # exactly the card's size: fits
+        assert line == (f"VRAM estimate: {need:.1f} GiB (weights {est.weights / GIB:.1f}, gradients "
+                        f"{est.gradients / GIB:.1f}, optimizer {est.optimizer / GIB:.1f} on the card + "
+                        f"{est.optimizer_host / GIB:.1f} on the host, activations "
+                        f"{est.activations / GIB:.1f}, logits {est.logits / GIB:.1f}) of the card's "
+                        f"{need:.1f} GiB")
+
+
+def test_packed_runs_pack_the_held_out_sets_too(realm_home):
+    """With packing on, the quest's held-out split and DEF's fixed set are packed rows
+    like the training set (the collator takes rows only), every held-out example kept."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from realm_kernel.train.packing import PackedDataset
+    examples = mixed_examples(40, seed=2, max_bundle=2)
+    job = job_for(realm_home, "run-p", examples, eval_fraction=0.25, max_eval_examples=8, packing=True)
+    job.skill, job.skill_level = "bin", 1  # BIN L1 has DEF's fixed held-out set
+    engine = TrainerEngine(realm_home, Ledger(realm_home, "test"))
+    job = engine._without_fixed_set(job)
+    tok = AutoTokenizer.from_pretrained(realm_home.dio_mini)
+    model = AutoModelForCausalLM.from_pretrained(realm_home.dio_mini)
+    train, evals, _, _, efficiency = engine._data(job, tok, model, "sdpa_segments")
+    assert isinstance(train, PackedDataset) and 0 < efficiency <= 1
+    assert sorted(evals) == ["def", "quest"]
+    _, held, _ = build_datasets(tok, job.examples, 128, 0.25, 8, job.training.seed)
+    for name, want in (("quest", held.rows), ("def", None)):
+        packed = evals[name]
+        assert isinstance(packed, PackedDataset) and len(packed) > 0
+        got = [e["input_ids"] for row in packed.rows for e in row]
+        if want is not None:
+            assert sorted(got) == sorted(r["input_ids"] for r in want)

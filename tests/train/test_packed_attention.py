@@ -60,3 +60,60 @@ def test_the_check_fails_on_a_leaking_packed_path(rows_and_models):
     batch["attention_mask"] = torch.ones_like(batch["attention_mask"]).tril()
     with pytest.raises(AssertionError, match="packed examples see each other"):
         assert_examples_kept_apart(models["sdpa"], batch, row, TOL, "a causal mask")
+
+
+def test_a_padded_batch_goes_to_transformers_sdpa_unchanged(rows_and_models):
+    """Generation and evaluation pad on the left: sdpa_segments hands a padding mask to
+    transformers' own sdpa path, so its logits are sdpa's (a pad is never attended)."""
+    tok, rows, models = rows_and_models
+    examples = sorted((e["input_ids"] for row in rows for e in row), key=len)
+    ids = [examples[0], examples[-1]]
+    width = max(len(i) for i in ids)
+    input_ids = torch.tensor([[tok.pad_token_id] * (width - len(i)) + i for i in ids])
+    mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+    assert (mask == 0).any(), "examples of different lengths: one is padded"
+    with torch.no_grad():
+        got = models["sdpa_segments"](input_ids=input_ids, attention_mask=mask).logits
+        want = models["sdpa"](input_ids=input_ids, attention_mask=mask).logits
+    real = mask.bool()
+    assert torch.allclose(got[real], want[real], atol=TOL)
+
+
+class Attention(torch.nn.Module):
+    def __init__(self, causal: bool) -> None:
+        super().__init__()
+        self.is_causal, self.num_key_value_groups = causal, 1
+
+
+def qkv(length: int = 6) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(3)
+    return [torch.randn(1, 2, length, 8, generator=gen) for _ in range(3)]
+
+
+def test_a_module_that_is_not_causal_attends_both_ways():
+    """An attention module marked not causal (an encoder's) goes to sdpa without the
+    causal triangle, even with packed position ids."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from realm_kernel.train.segment_attention import segment_attention
+    q, k, v = qkv()
+    pos = torch.tensor([[0, 1, 2, 0, 1, 2]])
+    got, _ = segment_attention(Attention(causal=False), q, k, v, None, position_ids=pos)
+    want, _ = sdpa_attention_forward(Attention(causal=False), q, k, v, None, position_ids=pos)
+    assert torch.equal(got, want)
+    causal, _ = segment_attention(Attention(causal=True), q, k, v, None, position_ids=pos)
+    assert not torch.allclose(got, causal), "the two directions differ on these inputs"
+
+
+def test_the_fallback_path_keeps_the_callers_dropout():
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from realm_kernel.train.segment_attention import segment_attention
+    q, k, v = qkv()
+    mask = torch.ones(1, 1, 6, 6, dtype=torch.bool).tril()
+    torch.manual_seed(0)
+    got, _ = segment_attention(Attention(causal=True), q, k, v, mask, dropout=0.5)
+    torch.manual_seed(0)
+    want, _ = sdpa_attention_forward(Attention(causal=True), q, k, v, mask, dropout=0.5)
+    undropped, _ = sdpa_attention_forward(Attention(causal=True), q, k, v, mask)
+    assert torch.equal(got, want) and not torch.allclose(got, undropped)

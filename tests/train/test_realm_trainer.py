@@ -118,3 +118,30 @@ def test_the_final_save_of_a_finished_run_is_weights_only():
     assert saved(max_steps=10, global_step=10) == []
     assert saved(max_steps=10, global_step=5) == ["optimizer", "scaler", "rng"]
     assert saved(max_steps=-1, global_step=5) == ["optimizer", "scaler", "rng"]  # epochs
+
+
+def test_a_held_out_pass_out_of_memory_halves_the_eval_batch_and_names_the_error():
+    import torch
+
+    class Evaluating(StandIn):
+        def __init__(self, errors) -> None:
+            super().__init__()
+            self.args.per_device_eval_batch_size = 8
+            self.eval_dataset, self.errors = [1, 2], list(errors)
+
+        def evaluate(self, eval_dataset=None, *args, **kwargs):
+            self.seen.append(self.args.per_device_eval_batch_size)
+            if self.errors:
+                raise self.errors.pop(0)
+            return {"eval_loss": 1.0}
+
+    class BackingOff(EvalBackOffMixin, Evaluating):
+        pass
+
+    told: list = []
+    t = BackingOff([torch.OutOfMemoryError("CUDA out of memory.\nTried to allocate 2 GiB"),
+                    torch.OutOfMemoryError()])  # an error without a message: named by its type
+    t.on_eval_backoff = lambda old, new, error: told.append((old, new, error))
+    assert t.evaluate() == {"eval_loss": 1.0}
+    assert t.seen == [8, 4, 2]
+    assert told == [(8, 4, "CUDA out of memory."), (4, 2, "OutOfMemoryError")]

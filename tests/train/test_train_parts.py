@@ -107,6 +107,8 @@ def test_lora_targets_the_named_modules_or_every_linear_one(dio_mini_dir):
     assert frozen == {torch.bfloat16}, "plain LoRA leaves the base in its dtype (no k-bit preparation)"
     every, _ = targeted(TrainingConfig(method="lora"))
     assert every == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    all_linear, _ = targeted(TrainingConfig(method="lora", lora_targets=["all-linear"]))
+    assert all_linear == every, "peft's shorthand: every linear layer but the head"
 
 
 def test_an_adapter_without_sidecar_or_tokenizer_loads_on_the_base_peft_names(dio_mini_dir, tmp_path):
@@ -121,6 +123,23 @@ def test_an_adapter_without_sidecar_or_tokenizer_loads_on_the_base_peft_names(di
     assert base_of(tmp_path / "ad") == dio_mini_dir
     model, tok = load_model_and_tokenizer(tmp_path / "ad", "float32", "sdpa", device="cpu")
     assert isinstance(model, PeftModel) and tok.chat_template and tok.eos_token == "<|im_end|>"
+
+
+def test_an_adapter_saved_with_its_own_tokenizer_loads_that_tokenizer(dio_mini_dir, tmp_path):
+    """A checkpoint of a LoRA run holds the tokenizer it trained with: that one is used,
+    not the base's (here told apart by its chat template)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from realm_kernel.train.loading import load_model_and_tokenizer
+    base = AutoModelForCausalLM.from_pretrained(dio_mini_dir)
+    base.config.name_or_path = str(dio_mini_dir)
+    get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(tmp_path / "ad")
+    own = AutoTokenizer.from_pretrained(dio_mini_dir)
+    own.chat_template = own.chat_template + "{# the adapter's own #}"
+    own.save_pretrained(tmp_path / "ad")
+    _, tok = load_model_and_tokenizer(tmp_path / "ad", "float32", "sdpa", device="cpu")
+    assert tok.chat_template.endswith("{# the adapter's own #}")
 
 
 def test_quantization_config_is_nf4_with_double_quantisation():
@@ -198,3 +217,49 @@ def test_the_cpu_share_is_half_the_cores_and_idle_means_a_taskmaster_between_tas
     assert not taskmaster_idle(realm_home)
     write_status(realm_home, TASKMASTER_STATUS, state="idle")
     assert taskmaster_idle(realm_home)
+
+
+def test_attention_and_liger_follow_the_settings_the_card_and_what_is_installed(monkeypatch):
+    """`auto` picks by the card and the installed packages (here told which are, so both
+    sides of each rule run on any machine); `on` without liger-kernel is refused."""
+    from realm_kernel.store.config import TrainingConfig
+    from realm_kernel.train import trainer
+    have: set[str] = set()
+    monkeypatch.setattr(trainer, "installed", lambda name: name in have)
+    auto = TrainingConfig()
+    assert trainer.resolve_attn(auto, cuda=False) == "sdpa_segments"
+    assert trainer.resolve_attn(auto, cuda=True) == "sdpa"
+    assert trainer.resolve_attn(TrainingConfig(attn_implementation="eager"), cuda=True) == "eager"
+    assert trainer.resolve_liger(auto, cuda=True) is False
+    with pytest.raises(RuntimeError, match=r"^liger = 'on' needs liger-kernel: pip install -e '\.\[gpu\]'$"):
+        trainer.resolve_liger(TrainingConfig(liger="on"), cuda=False)
+    have |= {"flash_attn", "liger_kernel"}
+    assert trainer.resolve_attn(auto, cuda=True) == "flash_attention_2"
+    assert trainer.resolve_attn(auto, cuda=False) == "sdpa_segments"
+    assert trainer.resolve_liger(auto, cuda=True) is True
+    assert not trainer.resolve_liger(auto, cuda=False)
+    assert trainer.resolve_liger(TrainingConfig(liger="off"), cuda=True) is False
+    assert trainer.resolve_liger(TrainingConfig(liger="on"), cuda=False) is True
+
+
+def test_the_terminal_bar_counts_steps_from_the_resumed_one_and_shows_the_loss_and_xp(tmp_path):
+    """`realm train`'s tqdm bar (callbacks.StepProgress), written to a real stream."""
+    from types import SimpleNamespace
+
+    from realm_kernel.train.callbacks import StepProgress
+    state = SimpleNamespace(is_world_process_zero=True, max_steps=10, global_step=2)
+    bar = StepProgress(offset=100)
+    bar.on_train_begin(None, state, None)
+    assert (bar.bar.total, bar.bar.n, bar.bar.unit, bar.bar.desc) == (10, 2, "step", "training")
+    state.global_step = 5
+    bar.on_log(None, state, None, logs={"loss": 1.23456})
+    assert bar.bar.n == 5 and bar.bar.postfix == "loss=1.2346, xp=105"
+    bar.on_log(None, state, None, logs={"eval_loss": 2.0})  # no training loss: the postfix stays
+    assert bar.bar.postfix == "loss=1.2346, xp=105"
+    state.global_step = 10
+    bar.on_train_end(None, state, None)
+    assert bar.bar is None
+    other = StepProgress()
+    other.on_train_begin(None, SimpleNamespace(is_world_process_zero=False, max_steps=10, global_step=0),
+                         None)
+    assert other.bar is None, "only the main process draws a bar"
