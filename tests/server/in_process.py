@@ -62,11 +62,14 @@ def serving(paths, tmp_path, monkeypatch, toml: str = TEST_TOML) -> Iterator[tup
     loop = threading.Thread(target=app.io_loop.start, name="test-server", daemon=True)
     loop.start()
     try:
-        # The advertisement is written before the extension logs it: wait for both, or a
-        # test reading the log at once races the log line.
-        wait_for(lambda: (read_advertisement(paths.oracle_owner) or {}).get("pid") == os.getpid()
-                 and any("Oracle pool" in line for line in log.lines), 60,
-                 "the server's Oracle advertisement and its log line")
+        wait_for(lambda: (read_advertisement(paths.oracle_owner) or {}).get("pid") == os.getpid(), 60,
+                 "the server's Oracle advertisement")
+        # The extension writes the advertisement, then logs it, in one callback of the
+        # server's loop: a callback queued now runs after that one has finished, so the
+        # log is complete when it fires (a test reading the log at once raced the line).
+        logged = threading.Event()
+        app.io_loop.add_callback(logged.set)
+        assert logged.wait(60), "the server's loop ran no callback in 60 s"
         yield app, f"http://127.0.0.1:{app.port}{app.base_url}realm/api", log
     finally:
         app.io_loop.add_callback(app.io_loop.stop)
