@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realm_kernel.api import ConfigError, QuestError, Realm
+from realm_kernel.api import ConfigError, QuestError, Realm, events_of
 
 from .poller import View
 from .traits import FIELDS
@@ -50,8 +50,9 @@ MAX_UPLOAD_BYTES = 64 << 20  # the browser sends uploads through a synced proper
 _shared_parts: dict[tuple, tuple] = {}
 _shared_lock = threading.Lock()
 
-# What the toasts read (every page has them).
-TOAST_READS = ("events",)
+# What the toasts read (every page has them): their kinds of events only, not the events
+# DIO writes about once a second while it trains (checkpoints saved, evals asked).
+TOAST_READS = (events_of(*TOAST_KINDS),)
 
 
 class Session:
@@ -203,7 +204,7 @@ class TavernSession(Session):
     reads = {"state": ("metrics", "checkpoints", "events", "evals", "runs", "quests", "achievements",
                        "status"),
              "feed": ("events",),
-             "slow_state": ("evals", "primitive_accuracy", "events", "achievements")}
+             "slow_state": ("evals", "primitive_accuracy", "achievements")}
     every = {"state": 2.0}
 
     def state(self) -> dict:
@@ -291,7 +292,9 @@ class QuestSession(Session):
 class VaultSession(Session):
     """Checkpoints with their ledger stats, the champion, zones, transfers, disk use."""
 
-    reads = {"slow_state": ("checkpoints", "assets", "zones", "events", "checkpoint_files", "config")}
+    # events: the champion view only (evals/champion.py writes it as a `champion` event)
+    reads = {"slow_state": ("checkpoints", "assets", "zones", events_of("champion"), "checkpoint_files",
+                            "config")}
 
     def slow_state(self) -> dict:
         return {"checkpoints": self.src.vault.checkpoints(), **self.src.vault_marks()}
@@ -386,7 +389,7 @@ class SchedulerSession(Session):
     """Curriculum per skill, the Task Master's tasks, run now, and where tasks run (one
     machine, or the Ray cluster's nodes in cluster mode)."""
 
-    reads = {"slow_state": ("tasks", "evals", "events", "primitive_accuracy", "config", "task_files")}
+    reads = {"slow_state": ("tasks", "evals", "primitive_accuracy", "config", "task_files")}
 
     def slow_state(self) -> dict:
         return {"tasks": self.src.tasks.list(), "curriculum": self.src.skills.curriculum(),
@@ -424,7 +427,7 @@ class SchedulerSession(Session):
 class GuildSession(Session):
     """Per-skill levels and progress, per-primitive accuracy over checkpoints, sparring."""
 
-    reads = {"slow_state": ("evals", "primitive_accuracy", "passive_probes", "events", "config")}
+    reads = {"slow_state": ("evals", "primitive_accuracy", "passive_probes", "config")}
 
     def slow_state(self) -> dict:
         src = self.src.skills
@@ -460,7 +463,7 @@ class OracleSession(Session):
     streamed answers, "ask DIO" probes.
     Loads, answers and probes run in threads; each snapshot shows them as they grow."""
 
-    reads = {"slow_state": ("checkpoints", "assets", "evals", "events", "config", "hosts", "status"),
+    reads = {"slow_state": ("checkpoints", "assets", "evals", "config", "hosts", "status"),
              "state": None}
     every = {"slow_state": 5.0}  # status: the daemon's moves with every step
     live = True  # answers stream in from threads

@@ -30,7 +30,7 @@ from ..services.tavern_server import ExposureError, TavernServer
 from ..services.tavern_server import parse as parse_tavern_options
 from ..store import backup
 from ..store.backup import BackupError
-from ..store.changes import stamps
+from ..store.changes import events_of, stamps
 from ..store.checkpoints import UnknownCheckpoint
 from ..store.config import ConfigError, RealmConfig
 from ..store.home import Home
@@ -55,8 +55,8 @@ from .training import Training
 # rule `realm tavern` uses, reached through here like everything else the widgets need.
 __all__ = ["BackupError", "ConfigError", "ExposureError", "ModelNotLoaded", "OracleError",
            "ProtectedAssetError", "QuestError", "QueueConflict", "ReadOnlyRealm", "Realm", "RemoteError",
-           "RemoteTrainer", "SkillError", "TavernServer", "UnknownCheckpoint", "VaultError", "exposure",
-           "parse_tavern_options", "refuse_without_login"]
+           "RemoteTrainer", "SkillError", "TavernServer", "UnknownCheckpoint", "VaultError", "events_of",
+           "exposure", "parse_tavern_options", "refuse_without_login"]
 
 
 class Realm:

@@ -57,16 +57,29 @@ FILE_SOURCES: dict[str, Callable[[RealmPaths], Stamp]] = {
     "checkpoint_files": lambda p: listing(p.checkpoints),
 }
 SOURCES = (*TABLES, *FILE_SOURCES)
+KINDS_OF = "events:"  # a source of only some kinds of events: "events:champion,loss_alarm"
+
+
+def events_of(*kinds: str) -> str:
+    """The source of only these kinds of events: its stamp (Ledger.kinds_generation) stays
+    while DIO writes events of other kinds, about one a second while it trains."""
+    if not kinds or any(not k or "," in k for k in kinds):
+        raise ValueError(f"event kinds must be non-empty names without commas: {kinds!r}")
+    return KINDS_OF + ",".join(sorted(set(kinds)))
 
 
 def stamps(ledger: Ledger, names: Iterable[str]) -> dict[str, Stamp]:
-    """The current stamp of each named source (a ledger table or a FILE_SOURCES name)."""
+    """The current stamp of each named source (a ledger table, a FILE_SOURCES name or
+    some kinds of events: events_of)."""
     out = {}
     for name in names:
         if name in TABLES:
             out[name] = ledger.table_generation(name)
         elif name in FILE_SOURCES:
             out[name] = FILE_SOURCES[name](ledger.paths)
+        elif name.startswith(KINDS_OF) and len(name) > len(KINDS_OF):
+            out[name] = ledger.kinds_generation("events", name[len(KINDS_OF):].split(","))
         else:
-            raise KeyError(f"unknown change source {name!r}; known: {sorted(SOURCES)}")
+            raise KeyError(f"unknown change source {name!r}; known: {sorted(SOURCES)} "
+                           f"and {KINDS_OF}<kind>[,<kind>...]")
     return out

@@ -54,7 +54,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,7 +141,7 @@ class Ledger:
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._user_conn: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
-        self._stats: dict[Path, SegmentStats] = {}
+        self._stats: dict[Path, dict[Path, SegmentStats]] = {}  # table folder -> segment -> stats
         # tail(): per query, the segments its kept answer was read from, and the answer
         self._tails: dict[tuple, tuple[frozenset[Path], list[dict[str, Any]]]] = {}
         self.segments_read = 0  # segments tail() opened (counted by the tests, not timed)
@@ -169,6 +169,15 @@ class Ledger:
         names = [e.name for e in os.scandir(self.current_dir(table))
                  if e.name.endswith(".parquet") and not e.name.startswith(".")]
         return (gen, len(names), max(names, default=""))
+
+    def kinds_generation(self, table: str, kinds: Sequence[str]) -> tuple[str, int, str]:
+        """A change stamp of a table's rows of these kinds (its `kind` column): like
+        table_generation, over only the segments whose statistics can hold one of them
+        (each segment's footer is read once: snapshot()). A row of another kind leaves
+        it as it was; a compaction (a new generation) changes it."""
+        gen = self.current_dir(table).resolve()
+        names = [s.path.name for s in self._snapshot_of(gen) if s.may_hold("kind", kinds)]
+        return (gen.name, len(names), max(names, default=""))
 
     def raw_dir(self, table: str) -> Path:
         """Paths that never vanish under a raw reader (ledger.duckdb's views): module doc."""
@@ -271,13 +280,13 @@ class Ledger:
             raise KeyError(f"ledger table {table!r} has no column(s) {sorted(unknown)}")
         name = f"{time.time_ns():020d}-{self.writer}-{os.getpid()}-{next(self._seq):06d}.parquet"
         cols = {}
-        for field in schema:
-            values = [r.get(field.name) for r in rows]
-            if field.name == "ts":
+        for spec in schema:
+            values = [r.get(spec.name) for r in rows]
+            if spec.name == "ts":
                 values = [v or now_utc() for v in values]
-            elif field.name == SEG:
+            elif spec.name == SEG:
                 values = [name] * len(rows)
-            cols[field.name] = pa.array(values, type=field.type)
+            cols[spec.name] = pa.array(values, type=spec.type)
         data = pa.table(cols, schema=schema)
         with self._table_lock(table):
             dest = self.current_dir(table).resolve() / name
@@ -447,18 +456,21 @@ class Ledger:
         the resolved generation folder, whose files stay for OLD_GENERATION_GRACE_S even
         after a compaction swap, so the snapshot is consistent and readable. Stats are
         cached per file: segments never change."""
-        gen = self.current_dir(table).resolve()
+        return self._snapshot_of(self.current_dir(table).resolve())
+
+    def _snapshot_of(self, gen: Path) -> list[SegmentStats]:
         # scandir, not glob: the pages ask this several times a second while DIO trains
         files = sorted(gen / e.name for e in os.scandir(gen) if e.name.endswith(".parquet"))
+        cache = self._stats.setdefault(gen.parent, {})  # per table: one's sweep keeps the others'
         out = []
         for f in files:
-            st = self._stats.get(f)
+            st = cache.get(f)
             if st is None:
-                st = self._stats[f] = segment_stats(f)
+                st = cache[f] = segment_stats(f)
             out.append(st)
-        if len(self._stats) > 4 * len(files) + 64:  # forget merged-away segments
+        if len(cache) > 4 * len(files) + 64:  # forget merged-away segments
             keep = set(files)
-            self._stats = {k: v for k, v in self._stats.items() if k in keep}
+            self._stats[gen.parent] = {k: v for k, v in cache.items() if k in keep}
         return out
 
     def max_value(self, table: str, column: str) -> Any:
@@ -467,40 +479,45 @@ class Ledger:
         return max(his) if his else None
 
     def tail(self, table: str, columns: str, limit: int, key: str = "step",
-             notnull: str | None = None) -> list[dict[str, Any]]:
-        """`SELECT columns FROM table [WHERE notnull IS NOT NULL] ORDER BY key DESC, ts DESC
-        LIMIT limit`, exactly, reading only the segments whose `key` range can reach the
-        top rows: segments are tried newest-range first, and the answer is accepted when
-        its last row still beats every segment left out.
+             notnull: str | None = None, kinds: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """`SELECT columns FROM table [WHERE notnull IS NOT NULL] [AND kind IN kinds]
+        ORDER BY key DESC, ts DESC LIMIT limit`, exactly, reading only the segments whose
+        `key` range can reach the top rows (and, with `kinds`, whose `kind` statistics
+        can hold one of them): segments are tried newest-range first, and the answer is
+        accepted when its last row still beats every segment left out. `key` is a number
+        or a timestamp column (`ts`: the newest events).
 
         The answer is kept per query. Segments never change, and between compactions a
         table only gains them, so the top rows after new segments are the top rows of the
         kept answer and the new segments' rows: a page polling while DIO trains reads the
         one or two segments written since its last poll, not the hundreds of rows it
         already has. A compaction (segments gone) reads afresh."""
+        kinds = tuple(sorted(set(kinds))) if kinds is not None else None
         for attempt in range(5):
             try:
-                return self._tail_kept(table, columns, limit, key, notnull)
+                return self._tail_kept(table, columns, limit, key, notnull, kinds)
             except (duckdb.IOException, FileNotFoundError):
                 if attempt == 4:
                     raise
         return []
 
     def _tail_kept(self, table: str, columns: str, limit: int, key: str,
-                   notnull: str | None) -> list[dict[str, Any]]:
+                   notnull: str | None, kinds: tuple[str, ...] | None) -> list[dict[str, Any]]:
         col = notnull or key
-        segs = [s for s in self.snapshot(table) if s.nonnull.get(col) and s.hi.get(key) is not None]
+        segs = [s for s in self.snapshot(table) if s.nonnull.get(col) and s.hi.get(key) is not None
+                and (kinds is None or s.may_hold("kind", kinds))]
         live = frozenset(s.path for s in segs)
-        q = (table, columns, limit, key, notnull)
+        q = (table, columns, limit, key, notnull, kinds)
         with self._lock:
             kept = self._tails.get(q)
         if kept is not None and kept[0] <= live:
             new = [s for s in segs if s.path not in kept[0]]
             rows = kept[1]
             if new:
-                rows = top_rows(rows + self._read_tail(new, columns, limit, key, notnull), limit)
+                rows = top_rows(rows + self._read_tail(new, columns, limit, key, notnull, kinds),
+                                limit)
         else:
-            rows = self._tail(segs, columns, limit, key, notnull)
+            rows = self._tail(segs, columns, limit, key, notnull, kinds)
         with self._lock:
             if len(self._tails) >= TAILS_KEPT and q not in self._tails:
                 self._tails.pop(next(iter(self._tails)))  # the oldest query
@@ -508,7 +525,7 @@ class Ledger:
         return [{k: v for k, v in r.items() if k not in (TAIL_KEY, TAIL_TS)} for r in rows]
 
     def _tail(self, segs: list[SegmentStats], columns: str, limit: int, key: str,
-              notnull: str | None) -> list[dict[str, Any]]:
+              notnull: str | None, kinds: tuple[str, ...] | None) -> list[dict[str, Any]]:
         col = notnull or key
         segs = sorted(segs, key=lambda s: s.hi[key], reverse=True)
         want = max(1, limit)
@@ -523,7 +540,7 @@ class Ledger:
             bound = max((s.hi[key] for s in rest), default=None)
             if not chosen:
                 return []
-            rows = self._read_tail(chosen, columns, limit, key, notnull, bound)
+            rows = self._read_tail(chosen, columns, limit, key, notnull, kinds, bound)
             if bound is None or len(rows) >= limit:
                 return rows
             # Not enough rows above what was left out: widen, by at least one more segment
@@ -531,12 +548,18 @@ class Ledger:
             want = max(want * 4, n + 1)
 
     def _read_tail(self, segs: list[SegmentStats], columns: str, limit: int, key: str,
-                   notnull: str | None, bound: Any = None) -> list[dict[str, Any]]:
+                   notnull: str | None, kinds: tuple[str, ...] | None = None,
+                   bound: Any = None) -> list[dict[str, Any]]:
         """The top rows of these segments (above `bound`), with their key and ts."""
         files = ", ".join("'" + s.path.as_posix().replace("'", "''") + "'" for s in segs)
         where = [f"{notnull} IS NOT NULL"] if notnull else []
+        params: list[Any] = []
+        if kinds is not None:
+            where.append(f"kind IN ({', '.join('?' for _ in kinds)})" if kinds else "false")
+            params += kinds
         if bound is not None:
-            where.append(f"{key} > {bound!r}")  # prunes row groups by their stats
+            where.append(f"{key} > ?")  # a parameter: a number or a timestamp
+            params.append(bound)
         sql = (f"SELECT {columns}, {key} AS {TAIL_KEY}, ts AS {TAIL_TS} "
                f"FROM read_parquet([{files}], union_by_name = true) "
                f"{'WHERE ' + ' AND '.join(where) if where else ''} "
@@ -544,7 +567,7 @@ class Ledger:
         with self._lock:
             cur = self._connection().cursor()
         try:
-            rel = cur.execute(sql)
+            rel = cur.execute(sql, params)
             names = [d[0] for d in rel.description or []]
             rows = [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
         finally:
@@ -583,21 +606,40 @@ def check_read_only(sql: str) -> None:
 class SegmentStats:
     path: Path
     rows: int
-    hi: dict[str, Any]  # column -> max over the file (numeric columns with statistics)
+    hi: dict[str, Any]  # column -> max over the file (numbers and timestamps with statistics)
     nonnull: dict[str, int]  # column -> non-null values
+    # column -> (min, max) of a string column; absent where a row group had no statistics
+    spans: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def may_hold(self, column: str, values: Iterable[str]) -> bool:
+        """Whether a row of this segment can have one of these values in `column`: False
+        only when the column's statistics prove it (every value outside its min..max)."""
+        if not self.nonnull.get(column, self.rows):
+            return False  # no value at all in this column (an empty schema segment)
+        span = self.spans.get(column)
+        return span is None or any(span[0] <= v <= span[1] for v in values)
 
 
 @functools.lru_cache(maxsize=1024)
 def tables_read(sql: str) -> tuple[str, ...]:
     """The ledger tables a query reads: those it names, and those under the derived views
-    it names. A word that only looks like a table (a column called `runs`) adds a table:
-    a query read again too often, never one left stale."""
-    words = set(re.findall(r"[a-z_][a-z0-9_]*", sql.lower()))
-    found = {t for t in TABLES if t in words}
+    it names, as DuckDB's parser finds them (a CTE or a column called `runs` is not the
+    runs table). SQL it cannot parse falls back to every word that names a table: a query
+    read again too often, never one left stale."""
+    return tuple(sorted(_tables_under(sql, frozenset())))
+
+
+def _tables_under(sql: str, views: frozenset[str]) -> set[str]:
+    """`views`: those being expanded already (the champion view's body says 'champion')."""
+    try:
+        names = {n.lower() for n in duckdb.get_table_names(sql)}
+    except duckdb.Error:
+        names = set(re.findall(r"[a-z_][a-z0-9_]*", sql.lower()))
+    found = {t for t in TABLES if t in names}
     for view, body in DERIVED_VIEWS.items():
-        if view in words:
-            found |= set(tables_read(body))
-    return tuple(sorted(found))
+        if view in names and view not in views:
+            found |= _tables_under(body, views | {view})
+    return found
 
 
 def top_rows(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
@@ -613,6 +655,8 @@ def segment_stats(path: Path) -> SegmentStats:
     meta = pq.read_metadata(path)
     hi: dict[str, Any] = {}
     nonnull: dict[str, int] = {}
+    spans: dict[str, tuple[str, str]] = {}
+    blind: set[str] = set()  # string columns with a row group of values but no min/max
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
     for g in range(meta.num_row_groups):
         rg = meta.row_group(g)
@@ -621,11 +665,21 @@ def segment_stats(path: Path) -> SegmentStats:
             st = col.statistics
             if st is None or not st.has_null_count:
                 nonnull[name] = nonnull.get(name, 0) + rg.num_rows  # unknown: assume values
+                blind.add(name)
                 continue
             nonnull[name] = nonnull.get(name, 0) + rg.num_rows - st.null_count
-            if st.has_min_max and isinstance(st.max, int | float) and not isinstance(st.max, bool):
+            if not st.has_min_max:
+                if st.null_count < rg.num_rows:
+                    blind.add(name)
+                continue
+            if isinstance(st.max, int | float | datetime) and not isinstance(st.max, bool):
                 hi[name] = st.max if name not in hi else max(hi[name], st.max)
-    return SegmentStats(path, meta.num_rows, hi, nonnull)
+            elif isinstance(st.max, str):
+                lo, top = spans.get(name, (st.min, st.max))
+                spans[name] = (min(lo, st.min), max(top, st.max))
+    for name in blind:  # a row group without statistics: its values could be anything
+        spans.pop(name, None)
+    return SegmentStats(path, meta.num_rows, hi, nonnull, spans)
 
 
 class MetricBuffer:

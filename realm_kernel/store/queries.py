@@ -218,20 +218,19 @@ def quest_sizes(ledger: Ledger) -> dict[str, int]:
         "SELECT quest_id, max(examples) AS n FROM quests WHERE examples IS NOT NULL GROUP BY quest_id")}
 
 
+# The newest events are tail reads (Ledger.tail by ts): the Tavern polls them while DIO
+# writes an event a second, and each poll opens only the segments written since its last.
+
 def loss_alarm_steps(ledger: Ledger, limit: int = 50) -> list[int]:
     """The hero's steps where the newest loss alarms fired (train/retries.py), oldest first."""
-    rows = ledger.query("SELECT CAST(json_extract(data, '$.step') AS BIGINT) AS step FROM events "
-                        "WHERE kind = 'loss_alarm' ORDER BY ts DESC LIMIT ?", [limit])
+    rows = ledger.tail("events", "CAST(json_extract(data, '$.step') AS BIGINT) AS step", limit,
+                       key="ts", kinds=["loss_alarm"])
     return [int(r["step"]) for r in reversed(rows) if r["step"] is not None]
 
 
 def recent_events(ledger: Ledger, limit: int, kinds: Sequence[str] | None = None) -> list[Row]:
     """The newest events (ts, kind, message), newest first; only these kinds when given."""
-    if kinds is None:
-        return ledger.query("SELECT ts, kind, message FROM events ORDER BY ts DESC LIMIT ?", [limit])
-    marks = ", ".join("?" for _ in kinds)
-    return ledger.query(f"SELECT ts, kind, message FROM events WHERE kind IN ({marks}) "
-                        "ORDER BY ts DESC LIMIT ?", [*kinds, limit])
+    return ledger.tail("events", "ts, kind, message", limit, key="ts", kinds=kinds)
 
 
 def table_counts(ledger: Ledger) -> Row:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from realm_kernel.store.changes import SOURCES, stamps
+from realm_kernel.store.changes import SOURCES, events_of, stamps
 from realm_kernel.store.ledger import Ledger
 from realm_kernel.store.paths import RealmPaths
 from realm_kernel.store.status import TRAINING, write_status
@@ -42,3 +42,21 @@ def test_file_sources_change_when_their_files_do(ledger):
 def test_an_unknown_source_is_named(ledger):
     with pytest.raises(KeyError, match="unknown change source 'nope'"):
         stamps(ledger, ["nope"])
+
+
+def test_a_source_of_some_event_kinds_changes_only_with_those(ledger):
+    toasts, champion = events_of("achievement", "champion"), events_of("champion")
+    assert toasts == "events:achievement,champion" == events_of("champion", "achievement")
+    before = stamps(ledger, [toasts, champion, "events"])
+    ledger.event("checkpoint_saved", "saved")
+    mid = stamps(ledger, [toasts, champion, "events"])
+    assert mid[toasts] == before[toasts] and mid[champion] == before[champion]
+    assert mid["events"] != before["events"]
+    ledger.event("achievement", "First Blood")
+    after = stamps(ledger, [toasts, champion])
+    assert after[toasts] != mid[toasts] and after[champion] == mid[champion]
+    for bad in ((), ("a,b",), ("",)):
+        with pytest.raises(ValueError, match="event kinds"):
+            events_of(*bad)
+    with pytest.raises(KeyError, match="unknown change source 'events:'"):
+        stamps(ledger, ["events:"])

@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -36,19 +37,31 @@ def test_segment_stats_are_the_exact_max_and_non_null_counts_over_row_groups(tmp
     data = pa.table({"step": pa.array([3, None, 9, 7], pa.int64()),
                      "loss": pa.array([None, None, 0.5, 0.25], pa.float64()),
                      "flag": pa.array([True, False, True, None]),
-                     "name": pa.array(["a", "z", None, "b"])})
+                     "name": pa.array(["a", "z", None, "b"]),
+                     "ts": pa.array([datetime(2026, 1, d, tzinfo=UTC) for d in (4, 1, 9, 2)],
+                                    pa.timestamp("us", tz="UTC"))})
     path = tmp_path / "seg.parquet"
     pq.write_table(data, path, row_group_size=2)  # two row groups: [3, None], [9, 7]
     st = segment_stats(path)
     assert st.path == path and st.rows == 4
-    assert st.hi == {"step": 9, "loss": 0.5}  # numbers only: no bool, no string
-    assert st.nonnull == {"step": 3, "loss": 2, "flag": 3, "name": 3}
+    # numbers and timestamps (no bool, no string) ordered by hi; strings by their span
+    assert st.hi == {"step": 9, "loss": 0.5, "ts": datetime(2026, 1, 9, tzinfo=UTC)}
+    assert st.spans == {"name": ("a", "z")}
+    assert st.nonnull == {"step": 3, "loss": 2, "flag": 3, "name": 3, "ts": 4}
+    assert st.may_hold("name", ["b"]) and st.may_hold("name", ["zz", "a"])
+    assert not st.may_hold("name", ["0", "zz"])  # outside a..z: proven absent
+    assert not st.may_hold("name", [])
+    assert st.may_hold("flag", ["x"])  # no span for the column: anything may be there
     one = tmp_path / "one.parquet"
     pq.write_table(pa.table({"step": pa.array([-5, -2], pa.int64())}), one)
     assert segment_stats(one).hi == {"step": -2} and segment_stats(one).nonnull == {"step": 2}
     empty = tmp_path / "empty.parquet"
     pq.write_table(TABLES["metrics"].empty_table(), empty)
     assert segment_stats(empty).rows == 0 and segment_stats(empty).hi == {}
+    assert not segment_stats(empty).may_hold("kind", ["x"])  # no value at all
+    bare = tmp_path / "bare.parquet"  # written without statistics: nothing is proven absent
+    pq.write_table(pa.table({"kind": ["a", "b"]}), bare, write_statistics=False)
+    assert segment_stats(bare).spans == {} and segment_stats(bare).may_hold("kind", ["zz"])
 
 
 def test_snapshot_lists_the_live_generation_and_forgets_merged_away_segments(tmp_path, monkeypatch):
@@ -59,19 +72,24 @@ def test_snapshot_lists_the_live_generation_and_forgets_merged_away_segments(tmp
     snap = led.snapshot("metrics")
     assert [s.path.name for s in snap] == [p.name for p in led.segment_files("metrics")]
     assert [s.rows for s in snap] == [1] * (COMPACT_AT - 1) + [0]  # the schema segment sorts last
-    assert len(led._stats) == COMPACT_AT
+    cache = led._stats[led.table_dir("metrics")]
+    assert len(cache) == COMPACT_AT
     assert led.snapshot("metrics")[0] is snap[0]  # cached: a segment never changes
     led.append("metrics", [{"step": 99, "loss": 1.0}])  # over COMPACT_AT files: one merge
     snap = led.snapshot("metrics")
     assert [s.rows for s in snap] == [COMPACT_AT, 0]
-    assert len(led._stats) == COMPACT_AT + 2  # stale entries kept while few
+    assert len(led._stats[led.table_dir("metrics")]) == COMPACT_AT + 2  # stale entries kept while few
     for step in range(100, 100 + COMPACT_AT - 1):  # the second merge comes at the last one
         led.append("metrics", [{"step": step, "loss": 1.0}])
         led.snapshot("metrics")
     snap = led.snapshot("metrics")
     assert [s.rows for s in snap] == [2 * COMPACT_AT - 1, 0]
     # Over 4 x live files + 64 cached entries: the merged-away ones are forgotten.
-    assert sorted(led._stats) == sorted(s.path for s in snap)
+    assert sorted(led._stats[led.table_dir("metrics")]) == sorted(s.path for s in snap)
+    # Each table's sweep is its own: a table of few segments keeps the others' cache.
+    led.event("achievement", "First Blood")
+    led.snapshot("events")
+    assert sorted(led._stats[led.table_dir("metrics")]) == sorted(s.path for s in snap)
 
 
 def test_tail_opens_only_the_segments_that_can_hold_the_top_rows(tmp_path, monkeypatch):
@@ -162,6 +180,73 @@ def test_a_kept_tail_reads_only_the_segments_written_since(tmp_path, monkeypatch
     assert tail(0)[0] == [] and tail(0) == ([], 0)
 
 
+def test_the_newest_events_of_some_kinds_open_only_the_segments_that_can_hold_them(tmp_path,
+                                                                                   monkeypatch):
+    """What the Tavern's feed, toasts and loss marks poll: the newest events (of some
+    kinds), ordered by ts. Each answer equals the full query; a poll after an event of
+    another kind opens nothing, after one of its kinds it opens that one segment."""
+    monkeypatch.setattr(ledger_mod, "OLD_GENERATION_GRACE_S", 0.0)
+    led = make(tmp_path)
+    kinds = ["checkpoint_saved", "eval_done", "loss_alarm", "achievement"]
+    for i in range(40):  # one event per segment, as the daemon writes them
+        led.event(kinds[i % 4], f"e{i}", json.dumps({"step": i}))
+    at = datetime.now(UTC)  # a batch of five (ties in ts are unordered in SQL too: none here)
+    led.append("events", [{"kind": "eval_done", "message": f"b{i}", "ts": at.replace(microsecond=i)}
+                          for i in range(5)])
+
+    def full(n, only=None):
+        where = f"WHERE kind IN ({', '.join(repr(k) for k in only)})" if only else ""
+        return led.query(f"SELECT ts, kind, message FROM events {where} ORDER BY ts DESC LIMIT {n}")
+
+    def tail(n, only=None):
+        before = led.segments_read
+        got = led.tail("events", "ts, kind, message", n, key="ts", kinds=only)
+        return got, led.segments_read - before
+
+    for n, only in ((1, None), (10, None), (100, None), (3, ["loss_alarm"]),
+                    (50, ["achievement", "loss_alarm"]), (5, ["eval_done"]), (5, ["never"])):
+        got, opened = tail(n, only)
+        assert got == full(n, only), (n, only)
+        assert tail(n, only) == (got, 0)  # nothing new: nothing opened
+    assert tail(1)[1] == 0 and tail(3, ["never"]) == ([], 0)  # no segment can hold it
+    got, opened = tail(3, ["loss_alarm"])
+    led.event("checkpoint_saved", "not an alarm")
+    assert tail(3, ["loss_alarm"]) == (got, 0)  # another kind: its statistics rule it out
+    assert tail(10)[1] == 1 and tail(10)[0] == full(10)  # every kind: that one segment
+    led.event("loss_alarm", "loss spiked", json.dumps({"step": 77}))
+    got, opened = tail(3, ["loss_alarm"])
+    assert got == full(3, ["loss_alarm"]) and got[0]["message"] == "loss spiked" and opened == 1
+    steps = led.tail("events", "CAST(json_extract(data, '$.step') AS BIGINT) AS step", 2,
+                     key="ts", kinds=["loss_alarm"])
+    assert steps == [{"step": 77}, {"step": 38}]  # the newest alarm before it: i = 38
+    for i in range(COMPACT_AT):  # a compaction: segments gone, read afresh
+        led.event("eval_done", f"c{i}")
+    assert tail(100)[0] == full(100) and tail(7, ["loss_alarm"])[0] == full(7, ["loss_alarm"])
+
+
+def test_a_kinds_stamp_changes_only_with_rows_of_its_kinds(tmp_path, monkeypatch):
+    """The change stamp of some kinds of events (the Tavern's toasts, the Vault's champion):
+    an event of another kind leaves it, one of its kinds or a compaction changes it."""
+    monkeypatch.setattr(ledger_mod, "OLD_GENERATION_GRACE_S", 0.0)
+    led = make(tmp_path)
+    toast = ("achievement", "champion")
+    first = led.kinds_generation("events", toast)
+    led.event("checkpoint_saved", "saved")
+    led.event("eval_done", "scored")
+    assert led.kinds_generation("events", toast) == first
+    led.event("champion", "a new champion")
+    second = led.kinds_generation("events", toast)
+    assert second != first and second[1] == first[1] + 1
+    assert led.kinds_generation("events", ("eval_done",)) != led.kinds_generation("events", toast)
+    # A batch spanning kinds (the metric buffer's) may hold one: it changes the stamp.
+    led.append("events", [{"kind": "a_first", "message": ""}, {"kind": "z_last", "message": ""}])
+    third = led.kinds_generation("events", toast)
+    assert third != second
+    for i in range(COMPACT_AT):
+        led.event("eval_done", f"c{i}")
+    assert led.kinds_generation("events", toast)[0] != third[0]  # a new generation
+
+
 def test_a_kept_query_runs_again_only_when_a_table_it_reads_changed(tmp_path, monkeypatch):
     led = make(tmp_path)
     ran: list[str] = []
@@ -171,6 +256,12 @@ def test_a_kept_query_runs_again_only_when_a_table_it_reads_changed(tmp_path, mo
     sql = ("SELECT (SELECT accuracy FROM evals ORDER BY ts DESC LIMIT 1) AS accuracy, "
            "(SELECT count(*) FROM quest_status WHERE status = 'completed') AS completed")
     assert ledger_mod.tables_read(sql) == ("evals", "quests")  # quest_status is a view over quests
+    assert ledger_mod.tables_read("SELECT step FROM champion") == ("events",)  # its body says 'champion'
+    assert ledger_mod.tables_read("SELECT * FROM hero") == ("evals", "metrics", "quests")
+    # A CTE or a column named like a table is not that table (DuckDB's parser says which are).
+    assert ledger_mod.tables_read("WITH runs AS (SELECT * FROM evals) SELECT count(*) AS tasks "
+                                  "FROM runs") == ("evals",)
+    assert ledger_mod.tables_read("SELEC oops FROM evals, runs") == ("evals", "runs")  # unparsed: words
     assert led.kept_query(sql) == [{"accuracy": None, "completed": 0}] and len(ran) == 1
     first = led.kept_query(sql)
     assert first == [{"accuracy": None, "completed": 0}] and len(ran) == 1  # nothing changed

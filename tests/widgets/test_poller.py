@@ -94,7 +94,27 @@ def test_only_the_parts_whose_tables_changed_are_read_again(realm, monkeypatch):
     realm.ledger.event("achievement", "First Blood")
     clock[0] += 10
     session.snapshot()
-    assert sorted(calls) == ["feed", "slow_state", "state", "toasts"]
+    assert sorted(calls) == ["feed", "state", "toasts"]  # skills and achievements read no events
+    calls.clear()
+    # The events DIO writes about once a second while it trains: only the feed shows them.
+    realm.ledger.event("checkpoint_saved", "checkpoint-40 saved")
+    clock[0] += 10
+    assert session.snapshot()["events"][0]["message"] == "checkpoint-40 saved"
+    assert sorted(calls) == ["feed", "state"]
+
+
+def test_an_event_of_another_kind_reads_nothing_on_the_vault_page(realm, monkeypatch):
+    """The Vault reads the champion's events, not the checkpoint_saved/eval_requested ones."""
+    session = PAGES["vault"].session(realm)
+    session.snapshot()
+    reads = Counting(realm, monkeypatch)
+    for kind in ("checkpoint_saved", "eval_requested", "eval_done", "retention", "task_done"):
+        realm.ledger.event(kind, kind)
+        session.snapshot()
+    assert reads.take() == 0
+    realm.ledger.event("champion", "checkpoint-9 is the champion", key="champion")
+    state = session.snapshot()
+    assert reads.take() > 0 and state["toasts"][0]["kind"] == "champion"
 
 
 def test_a_part_that_moves_every_step_is_read_at_its_own_pace(realm, monkeypatch):
