@@ -54,6 +54,18 @@ def test_an_answer_batch_out_of_memory_retries_smaller_and_shorter(realm_home, m
         answering.answer(model, tok, questions[:2], cap, batch_size=2)
 
 
+def test_a_batch_that_had_to_shrink_stays_small_for_the_checkpoints_next_asks(realm_home, monkeypatch):
+    heard: list[dict] = []
+    ask, timing = grading.checkpoint_answers(realm_home.dio_mini, 0, heard.append)
+    problem = skills.generate("bin", 1, 1, seed=3)[0]
+    questions, golden = [problem.question] * 4, [problem.answer] * 4  # one prompt length: one batch
+    monkeypatch.setenv("REALM_FAULT", FAULT)
+    assert len(ask(questions, golden)) == 4
+    assert [(b["from"]["batch"], b["to"]["batch"]) for b in heard] == [(4, 2)] and timing["batch_size"] == 2
+    assert len(ask(questions, golden)) == 4
+    assert len(heard) == 1 and len(timing["backoffs"]) == 1, "the next ask starts at the batch that fitted"
+
+
 def test_an_eval_and_its_probe_that_run_out_of_memory_are_recorded_once(realm_home, monkeypatch):
     # Probe every evaluated checkpoint, so the forgetting watch answers under the fault too.
     realm_home.config_file.write_text(TEST_TOML + "\n[watch]\nevery_n_evals = 1\nper_primitive = 1\n")
