@@ -13,7 +13,9 @@ A real daemon trains dio-mini on a long generated quest. Phases alternate, each
   ratio to the same round's window with no page shown (Panel: its 0-session window;
   the notebook: a window before its tab opens), median over rounds.
 
-CPU is the process's user+system time over the window (psutil), as a share of one core.
+CPU is the process's user+system time over the window (psutil), as a share of one core;
+beside it, in the same window, Chromium's processes (drawing the pages) and, in the
+notebook's phases, the Jupyter server: what else watching takes from DIO's cores.
 Targets: <= 10% of a core shown, <= 1% hidden or closed; tokens/s >= 0.95x headless.
 
 `--idle-loop 30` measures instead the issue's level-ups in a 30-minute idle loop with the
@@ -62,13 +64,34 @@ HIDE = ("v => { Object.defineProperty(document, 'visibilityState', {configurable
 PAGES = tuple(ALL_PAGES)  # every page the Tavern has, as the app routes them
 
 
-def cpu_share(proc, seconds: float) -> float:
-    """The process's (and its threads') CPU over `seconds`, as a share of one core."""
+def cpu_times(procs) -> dict[int, float]:
+    """user+system seconds of each process still alive, by pid."""
+    import psutil
+    out = {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:  # ended meanwhile (a Chromium helper process)
+            continue
+        out[p.pid] = t.user + t.system
+    return out
+
+
+def cpu_share(proc, seconds: float, others: dict | None = None) -> tuple[float, dict[str, float]]:
+    """The process's (and its threads') CPU over `seconds`, as a share of one core; and the
+    same for each group in `others` (name -> a function listing its processes now: the
+    browser's process tree, the Jupyter server), a process new in the window counted whole."""
+    groups = {name: cpu_times(lister()) for name, lister in (others or {}).items()}
     t = proc.cpu_times()
     t0, c0 = time.monotonic(), t.user + t.system
     time.sleep(seconds)  # the measurement window itself, not a synchronisation
     t = proc.cpu_times()
-    return (t.user + t.system - c0) / (time.monotonic() - t0)
+    span = time.monotonic() - t0
+    shares = {}
+    for name, before in groups.items():
+        after = cpu_times((others or {})[name]())
+        shares[name] = sum(v - before.get(pid, 0.0) for pid, v in after.items()) / span
+    return (t.user + t.system - c0) / span, shares
 
 
 def tokens_per_s(realm: Realm, since: datetime) -> float | None:
@@ -77,9 +100,11 @@ def tokens_per_s(realm: Realm, since: datetime) -> float | None:
     return statistics.median(r["tokens_per_s"] for r in rows) if rows else None
 
 
-def phase(realm: Realm, proc, window: float, profile: Path | None = None, name: str = "") -> dict:
-    """One window: the process's CPU and DIO's tokens/s; with `profile`, py-spy samples
-    the process's busy threads meanwhile (collapsed stacks to profile/<name>.txt)."""
+def phase(realm: Realm, proc, window: float, profile: Path | None = None, name: str = "",
+          others: dict | None = None) -> dict:
+    """One window: the process's CPU (and the `others` groups'), and DIO's tokens/s; with
+    `profile`, py-spy samples the process's busy threads meanwhile (collapsed stacks to
+    profile/<name>.txt)."""
     since = datetime.now(UTC)
     spy = None
     if profile is not None:
@@ -88,10 +113,10 @@ def phase(realm: Realm, proc, window: float, profile: Path | None = None, name: 
                                 "--format", "raw", "-r", "50", "-d", str(int(window)), "-p", str(proc.pid),
                                 "-o", str(profile / f"{name}.txt")], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    cpu = cpu_share(proc, window)
+    cpu, shares = cpu_share(proc, window, others)
     if spy is not None:
         spy.wait(timeout=window + 60)
-    return {"cpu": cpu, "tokens_per_s": tokens_per_s(realm, since)}
+    return {"cpu": cpu, "tokens_per_s": tokens_per_s(realm, since), **shares}
 
 
 def top_frames(profile: Path, n: int = 12) -> dict[str, list]:
@@ -200,8 +225,17 @@ def main() -> None:
     runs: dict[str, list] = {}
     hosts = set(args.hosts.split(","))
 
-    def measure(name: str, proc) -> dict:
-        return phase(realm, proc, args.window, args.profile, f"{name}-r{len(runs.get(name, []))}")
+    me = psutil.Process()
+
+    def browser() -> list:
+        """Chromium's processes (Playwright's driver starts them under this one)."""
+        return [c for c in me.children(recursive=True) if "chrom" in c.name().lower()]
+
+    def measure(name: str, proc, **others) -> dict:
+        # What else watching costs DIO's cores: Chromium drawing the pages (every phase),
+        # and the Jupyter server beside the kernel (the notebook's phases).
+        return phase(realm, proc, args.window, args.profile, f"{name}-r{len(runs.get(name, []))}",
+                     {"browser": browser, **others})
     procs = Procs(tmp)
     try:
         start_daemon(procs, paths)
@@ -236,6 +270,7 @@ def main() -> None:
             for _ in range(args.rounds if "lab" in hosts else 0):
                 # the lab phases' own baseline: nobody looking, right before them
                 runs.setdefault("lab_headless", []).append(measure("lab_headless", psutil.Process(lab.pid)))
+                jupyter = {"server": lambda: [psutil.Process(lab.pid)]}
                 ran.unlink(missing_ok=True)
                 tab = browser.new_page(viewport={"width": 1280, "height": 2400})
                 run_notebook(tab, base, token, "notebooks/Cost.ipynb")
@@ -243,11 +278,11 @@ def main() -> None:
                 wait_for(ran.exists, 300, "the notebook's last cell to run")
                 kernel = next(c for c in psutil.Process(lab.pid).children(recursive=True)
                               if "ipykernel" in " ".join(c.cmdline()))
-                runs.setdefault("lab_visible", []).append(measure("lab_visible", kernel))
+                runs.setdefault("lab_visible", []).append(measure("lab_visible", kernel, **jupyter))
                 show_all(tab, False)
-                runs.setdefault("lab_hidden", []).append(measure("lab_hidden", kernel))
+                runs.setdefault("lab_hidden", []).append(measure("lab_hidden", kernel, **jupyter))
                 tab.close()
-                runs.setdefault("lab_closed", []).append(measure("lab_closed", kernel))
+                runs.setdefault("lab_closed", []).append(measure("lab_closed", kernel, **jupyter))
                 kernel.terminate()  # the next round opens the notebook on a fresh kernel
             browser.close()
     finally:
@@ -262,6 +297,9 @@ def main() -> None:
     for name, phases in runs.items():
         figures[f"{name}_cpu_core_share"] = med([p["cpu"] for p in phases])
         figures[f"{name}_tokens_per_s"] = med([p["tokens_per_s"] for p in phases])
+        for other in ("browser", "server"):
+            if all(other in p for p in phases):
+                figures[f"{name}_{other}_cpu_core_share"] = med([p[other] for p in phases])
     for name, phases in runs.items():
         # Each round's phase against its own round's headless window (DIO's pace drifts
         # over a run: a baseline from the first round alone does not describe the last).
@@ -280,7 +318,11 @@ def main() -> None:
            f"{figures.get('lab_hidden_cpu_core_share')}/{figures.get('lab_closed_cpu_core_share')}; "
            f"DIO tokens/s with 1 / 3 Panel tabs / the notebook visible vs nobody looking (same round) "
            f"{figures.get('panel_1_tokens_ratio')}x / {figures.get('panel_3_tokens_ratio')}x / "
-           f"{figures.get('lab_visible_tokens_ratio')}x; "
+           f"{figures.get('lab_visible_tokens_ratio')}x; Chromium with 1 / 3 Panel tabs / the notebook "
+           f"visible {figures.get('panel_1_browser_cpu_core_share')}/"
+           f"{figures.get('panel_3_browser_cpu_core_share')}/"
+           f"{figures.get('lab_visible_browser_cpu_core_share')}, the Jupyter server with the "
+           f"notebook visible {figures.get('lab_visible_server_cpu_core_share')}; "
            f"load avg {figures['load_avg'][0]:.1f} on {os.cpu_count()} cores. {args.note}")
 
 

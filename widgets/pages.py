@@ -67,8 +67,9 @@ class Session:
     reads: dict[str, tuple[str, ...] | None] = {}
     # Parts whose sources change with every training step (metrics, the daemon's status):
     # while they keep changing, each is read again at most every so many seconds (a person
-    # reads a loss every few seconds; the events keep the page's pace). An action reads
-    # every part at once.
+    # reads a loss every few seconds; the events keep the page's pace). An in-memory part
+    # (reads None) named here is read at most that often too. An action reads every part
+    # at once.
     every: dict[str, float] = {}
     clock: Callable[[], float] = staticmethod(time.monotonic)
     live = False  # True: in-memory parts change on their own (the Oracle's streams)
@@ -118,7 +119,7 @@ class Session:
             for part, reads in self.parts().items():
                 key = None if reads is None else tuple(stamps[s] for s in reads)
                 stale = key is None or self._keys.get(part) != key
-                if stale and (key is None or not self._adopt(part, key) and not self._too_soon(part, now)):
+                if stale and (key is None or not self._adopt(part, key)) and not self._too_soon(part, now):
                     try:
                         self._parts[part] = getattr(self, part)()
                         self._keys[part] = key
@@ -295,6 +296,9 @@ class VaultSession(Session):
     # events: the champion view only (evals/champion.py writes it as a `champion` event)
     reads = {"slow_state": ("checkpoints", "assets", "zones", events_of("champion"), "checkpoint_files",
                             "config")}
+    # Checkpoints are saved (and retention deletes old ones) every few seconds while a
+    # small hero trains: the list follows at most every 5 s, like the Quest board's ETAs.
+    every = {"slow_state": 5.0}
 
     def slow_state(self) -> dict:
         return {"checkpoints": self.src.vault.checkpoints(), **self.src.vault_marks()}
@@ -464,8 +468,11 @@ class OracleSession(Session):
     Loads, answers and probes run in threads; each snapshot shows them as they grow."""
 
     reads = {"slow_state": ("checkpoints", "assets", "evals", "config", "hosts", "status"),
-             "state": None}
-    every = {"slow_state": 5.0}  # status: the daemon's moves with every step
+             "pool": None, "state": None}
+    # status: the daemon's moves with every step. pool: what the pool has loaded, asked of
+    # the pool's owner (a request to another process) at most every second; the panes'
+    # streamed answers (state) are in memory and follow every poll.
+    every = {"slow_state": 5.0, "pool": 1.0}
     live = True  # answers stream in from threads
     # The Oracle chats with checkpoints by step on its hosts; it writes nothing of the trainer's.
     away_actions = frozenset({"load", "unload", "chat", "duel", "probe"})
@@ -485,10 +492,12 @@ class OracleSession(Session):
         return {"checkpoints": [{"step": c["step"], "name": c["name"]} for c in ckpts],
                 "skills": self._skills(), "hosts": oracle.hosts()}
 
+    def pool(self) -> dict:
+        return {"loaded": [{"step": m["step"], "model": m["model"]} for m in self.realm.oracle.loaded()]}
+
     def state(self) -> dict:
-        loaded = [{"step": m["step"], "model": m["model"]} for m in self.realm.oracle.loaded()]
         with self._lock:
-            return {"loaded": loaded, "panes": copy.deepcopy(self._panes), "probe": dict(self._probe)}
+            return {"panes": copy.deepcopy(self._panes), "probe": dict(self._probe)}
 
     def _skills(self) -> list[dict]:
         if self.trainer:  # the trainer's levels
@@ -510,12 +519,17 @@ class OracleSession(Session):
         return notice
 
     def _finish(self, job, notice: dict) -> None:
-        """A background action's outcome replaces its notice (same action, same nonce)."""
+        """A background action's outcome replaces its notice (same action, same nonce); the
+        pool's list is read again with it (a load or an unload changed it)."""
         try:
-            self.notice = {**notice, "message": job()}
+            message = job()
         except Exception as e:  # shown like any refusal
             log.warning("widget action %s refused: %s", notice["action"], e)
+            self._keys.pop("pool", None)
             self.notice = {**notice, "ok": False, "message": str(e), "detail": None}
+        else:
+            self._keys.pop("pool", None)  # before the notice: never "loaded" beside an old list
+            self.notice = {**notice, "message": message}
 
     def do_load(self, step: int, host: str | None = None) -> str:
         host = host or "local"

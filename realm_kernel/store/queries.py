@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .ledger import Ledger
+from .schema import CHAMPION_COLUMNS
 
 Row = dict[str, Any]
 
@@ -125,8 +126,10 @@ def has_event(ledger: Ledger, key: str) -> bool:
 
 
 def champion_row(ledger: Ledger) -> Row | None:
-    """The current champion (step, name, path, ts), or None."""
-    rows = ledger.query("SELECT step, name, path, ts FROM champion")
+    """The current champion (step, name, path, ts), or None: the champion view's row, as a
+    tail read of the newest `champion` event (evals/champion.py writes it, and only it,
+    with the key 'champion'), so the Vault's poll opens no segment of other events."""
+    rows = ledger.tail("events", f"{CHAMPION_COLUMNS}, ts", 1, key="ts", kinds=["champion"])
     return rows[0] if rows else None
 
 

@@ -98,6 +98,11 @@ def _latest(table: str, key: str, where: str = "") -> str:
             f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY ts DESC) = 1")
 
 
+# The champion's facts in its event's data (evals/champion.py writes them).
+CHAMPION_COLUMNS = ("CAST(json_extract(data, '$.step') AS BIGINT) AS step, "
+                    "json_extract_string(data, '$.name') AS name, "
+                    "json_extract_string(data, '$.path') AS path")
+
 # Views over the raw tables: current state is the latest event per key.
 DERIVED_VIEWS = {
     "quest_status": _latest("quests", "quest_id"),
@@ -109,10 +114,7 @@ DERIVED_VIEWS = {
     "asset_locations": f"SELECT * FROM ({_latest('assets', 'asset_id, zone')}) "
                        "WHERE status = 'present'",
     "zone_status": f"SELECT * FROM ({_latest('zones', 'zone_id')}) WHERE status = 'active'",
-    "champion": "SELECT ts, key, message, data, source, "
-                "CAST(json_extract(data, '$.step') AS BIGINT) AS step, "
-                "json_extract_string(data, '$.name') AS name, "
-                "json_extract_string(data, '$.path') AS path "
+    "champion": f"SELECT ts, key, message, data, source, {CHAMPION_COLUMNS} "
                 "FROM events WHERE key = 'champion' ORDER BY ts DESC LIMIT 1",
     "hero": """
         SELECT

@@ -36,6 +36,7 @@ from .config import RealmConfig, RetentionConfig
 from .confine import check_relative, confine
 from .ledger import Ledger, json_data
 from .paths import RealmPaths, checkpoint_complete, read_json
+from .queries import champion_row
 from .zone_copy import fingerprint, local_fs, move, open_zone
 from .zones import ZoneRefused, check_zone
 
@@ -442,9 +443,9 @@ class VaultKeeper:
         """Checkpoints nothing deletes: the champion, the one in use; for retention also
         those awaiting their eval (a person may still delete one of those by hand)."""
         out: dict[int, str] = {}
-        champ = self.ledger.query("SELECT step FROM champion")
-        if champ and champ[0]["step"] is not None:
-            out[int(champ[0]["step"])] = "champion"
+        champ = champion_row(self.ledger)
+        if champ and champ["step"] is not None:
+            out[int(champ["step"])] = "champion"
         latest = latest_checkpoint(self.ledger)
         if latest:
             out.setdefault(latest[0], "in use (the hero's current weights)")
@@ -466,7 +467,7 @@ class VaultKeeper:
         """The exact folders the battle in progress and the champion name (protection by
         step cannot tell two saves of one step apart)."""
         named = [(read_json(self.paths.status / "training.json", {}) or {}).get("last_checkpoint")]
-        named += [r["path"] for r in self.ledger.query("SELECT path FROM champion")]
+        named.append((champion_row(self.ledger) or {}).get("path"))
         return {Path(p).resolve() for p in named if p}
 
     def retention_plan(self, policy: RetentionConfig | None = None,

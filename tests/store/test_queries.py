@@ -47,6 +47,28 @@ def test_events_champion_and_eval_requests(tmp_path):
     assert not queries.eval_answered(led, "checkpoint-3")
 
 
+def test_the_champion_row_is_the_champion_views_row_and_reads_only_champion_segments(tmp_path,
+                                                                                     monkeypatch):
+    """champion_row reads the newest champion event as a tail read; it answers exactly as the
+    champion view (schema.py) does, and a poll after other events opens no segment."""
+    led = make(tmp_path)
+    view = "SELECT step, name, path, ts FROM champion"
+    for step in (30, 40, 35):  # promoted back to an older checkpoint last
+        led.event("champion", "c", json.dumps({"step": step, "name": f"checkpoint-{step}",
+                                               "path": f"/c/{step}"}), key="champion")
+        for kind in ("checkpoint_saved", "eval_done"):
+            led.event(kind, kind, json.dumps({"step": step + 1, "name": "not the champion"}))
+        assert queries.champion_row(led) == led.query(view)[0]
+    assert queries.champion_row(led)["step"] == 35
+    monkeypatch.setattr(led, "query", None)  # no SQL over the whole table: tail reads only
+    before = led.segments_read
+    led.event("checkpoint_saved", "saved", json.dumps({"step": 99}))
+    assert queries.champion_row(led)["step"] == 35 and led.segments_read == before
+    led.event("champion", "c", json.dumps({"step": 50, "name": "checkpoint-50", "path": "/c/50"}),
+              key="champion")
+    assert queries.champion_row(led)["step"] == 50 and led.segments_read == before + 1
+
+
 def test_evals_of_a_skill(tmp_path):
     led = make(tmp_path)
     assert queries.eval_count(led) == 0 and queries.latest_eval_accuracy(led, "bin", 1) is None

@@ -141,6 +141,29 @@ def test_a_part_that_moves_every_step_is_read_at_its_own_pace(realm, monkeypatch
     assert "state" in calls
 
 
+def test_the_vault_and_the_oracles_pool_are_read_at_their_own_pace(realm, monkeypatch):
+    """Checkpoints saved every few seconds re-read the Vault's list at most every 5 s; the
+    Oracle's pool list (a request to the pool's owner) at most every second, while its
+    panes (in memory, the streamed answers) follow every poll."""
+    from realm_widgets.pages import OracleSession, VaultSession
+    vault, oracle = VaultSession(realm), OracleSession(realm)
+    clocks = [on_clock(vault), on_clock(oracle)]
+    vault.snapshot(), oracle.snapshot()
+    vault_calls, oracle_calls = counted_parts(vault, monkeypatch), counted_parts(oracle, monkeypatch)
+    for i in range(8):  # a checkpoint saved every half second, the poll every half second: 4 s
+        realm.ledger.append("checkpoints", [{"step": i, "name": f"checkpoint-{i}", "path": f"/c/{i}"}])
+        for clock in clocks:
+            clock[0] += 0.5
+        vault.snapshot(), oracle.snapshot()
+    assert vault_calls.count("slow_state") == int(4 / VaultSession.every["slow_state"])
+    assert oracle_calls.count("state") == 8
+    assert oracle_calls.count("pool") == int(4 / OracleSession.every["pool"])
+    oracle_calls.clear()
+    oracle.act({"name": "nope", "nonce": "n"})  # an action (even a refused one) reads all now
+    oracle.snapshot()
+    assert "pool" in oracle_calls
+
+
 def test_sessions_of_a_process_share_what_one_read(realm, monkeypatch, tmp_path):
     """Three tabs of the Tavern and a Vault: each part is read once for all of them (the
     toasts once for every page), again once after a change; another home shares nothing."""
