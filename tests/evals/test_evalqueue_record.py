@@ -10,6 +10,7 @@ import json
 import os
 import stat
 
+import pytest
 import torch
 
 from realm_kernel.api import Realm
@@ -116,7 +117,9 @@ def test_an_eval_answers_with_the_threads_it_is_given(realm_home):
     realm = Realm(realm_home.home)
     req = {"checkpoint": "checkpoint-6-x", "step": 6, "path": str(realm_home.dio_mini), "skill": "bin"}
     before = torch.get_num_threads()
-    want = 1 if before > 1 else 2
+    if before == 1:  # more threads would start an OpenMP team, which a forked child (mutmut) cannot use
+        pytest.skip("this process answers on one thread already: no fewer threads to ask for")
+    want = before - 1
     try:
         out = evalqueue.evaluate(realm.home, req, size=4, threads=want)
         assert torch.get_num_threads() == want
