@@ -227,7 +227,7 @@ def main() -> None:
 
     me = psutil.Process()
 
-    def browser() -> list:
+    def chromium_procs() -> list:
         """Chromium's processes (Playwright's driver starts them under this one)."""
         return [c for c in me.children(recursive=True) if "chrom" in c.name().lower()]
 
@@ -235,7 +235,7 @@ def main() -> None:
         # What else watching costs DIO's cores: Chromium drawing the pages (every phase),
         # and the Jupyter server beside the kernel (the notebook's phases).
         return phase(realm, proc, args.window, args.profile, f"{name}-r{len(runs.get(name, []))}",
-                     {"browser": browser, **others})
+                     {"browser": chromium_procs, **others})
     procs = Procs(tmp)
     try:
         start_daemon(procs, paths)
