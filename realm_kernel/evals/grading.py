@@ -9,6 +9,7 @@ an eval levels the skill up the same way.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +27,11 @@ from .skillbook import record_eval, skill_state
 
 # Who answers: questions and their golden answers (for an answer budget) -> answers.
 Ask = Callable[[Sequence[str], Sequence[str]], list[str]]
+# Checkpoints load one at a time: the eval queue answers several at once in threads (cluster
+# mode falling back to this machine), and transformers' loading is not thread-safe: two
+# concurrent loads left every later load in the process with an untied, freshly
+# initialised lm_head (random answers), tests/evals/test_eval_backoff.py.
+_loading = threading.Lock()
 
 
 def fresh_seed(seed: int | None = None) -> int:
@@ -48,7 +54,8 @@ def checkpoint_answers(path: str | Path, threads: int = 0,
     unbatched greedy decoding gives. The dict collects the seconds spent answering and
     the out-of-memory back-offs (`on_backoff` hears each); a batch that had to shrink
     stays small for the rest of this checkpoint's asks (a probe asks many times)."""
-    model, tok = answering.load(path, threads)
+    with _loading:
+        model, tok = answering.load(path, threads)
     timing: dict[str, Any] = {"seconds": 0.0, "backoffs": [], "batch_size": answering.BATCH_SIZE}
 
     def ask(questions: Sequence[str], golden: Sequence[str]) -> list[str]:

@@ -70,6 +70,14 @@ def test_review_is_spread_over_the_window_and_the_current_level_leads():
     assert levels[1:] != sorted(levels[1:]), "review is shuffled through the quest"
 
 
+def test_each_seed_draws_its_own_review():
+    def review(seed: int) -> list[str]:
+        probs = curriculum.problems("bin", 5, 41, 0.25, 3, seed=seed)
+        return sorted(p.question for p in probs if p.level < 5)
+    assert len(review(4)) == 10 and review(4) == review(4)
+    assert review(4) != review(5), "another quest, other review problems"
+
+
 def test_a_mixed_quest_is_led_by_its_skill_and_holds_every_share():
     plans = [plan("bin", 1, level=2), plan("sy", 1, level=1)]
     probs = curriculum.mixed_problems(plans, plans[0], 40, 0.0, 4, seed=2)

@@ -6,6 +6,7 @@ with the result answers at that budget give."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -52,6 +53,37 @@ def test_an_answer_batch_out_of_memory_retries_smaller_and_shorter(realm_home, m
     monkeypatch.setenv("REALM_FAULT", "oom:generate@1:0")
     with pytest.raises(torch.OutOfMemoryError):
         answering.answer(model, tok, questions[:2], cap, batch_size=2)
+
+
+def test_a_batch_that_had_to_shrink_stays_small_for_the_checkpoints_next_asks(realm_home, monkeypatch):
+    heard: list[dict] = []
+    ask, timing = grading.checkpoint_answers(realm_home.dio_mini, 0, heard.append)
+    problem = skills.generate("bin", 1, 1, seed=3)[0]
+    questions, golden = [problem.question] * 4, [problem.answer] * 4  # one prompt length: one batch
+    monkeypatch.setenv("REALM_FAULT", FAULT)
+    assert len(ask(questions, golden)) == 4
+    assert [(b["from"]["batch"], b["to"]["batch"]) for b in heard] == [(4, 2)] and timing["batch_size"] == 2
+    assert len(ask(questions, golden)) == 4
+    assert len(heard) == 1 and len(timing["backoffs"]) == 1, "the next ask starts at the batch that fitted"
+
+
+def test_checkpoints_loaded_for_answers_at_once_keep_their_tied_head(realm_home):
+    """The eval queue loads checkpoints in threads (cluster mode answering several here at
+    once). Concurrent loads once left every later load in the process with an untied,
+    freshly initialised lm_head: random answers, and this file's batched-equals-unbatched
+    check failing after them."""
+    def tied(model) -> bool:
+        return model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+
+    def load(_):
+        ask, _timing = grading.checkpoint_answers(realm_home.dio_mini)
+        return ask
+
+    for _ in range(4):  # a race: it took one to three rounds without the lock
+        with ThreadPoolExecutor(2) as pool:
+            assert len(list(pool.map(load, range(2)))) == 2
+    model, _ = answering.load(realm_home.dio_mini)
+    assert tied(model), "a load after concurrent loads has its own, tied, lm_head"
 
 
 def test_an_eval_and_its_probe_that_run_out_of_memory_are_recorded_once(realm_home, monkeypatch):

@@ -1,8 +1,9 @@
 """The eval queue's retention pass (`evalqueue.cleanup`) on a real ledger and real
-checkpoint folders: it deletes what the vault's plan deletes, never a checkpoint still
-awaiting its eval (the plan keeps it, and cleanup checks again), and a dry run deletes
-nothing. No fast test reached it (mutmut found
-every mutant of it untested: tests/test_mutation_figures.py, docs/testing.md)."""
+checkpoint folders: it deletes what the vault's plan deletes (each deletion said to be
+cleanup's), never a checkpoint still awaiting its eval (the plan keeps it, and cleanup
+checks again), keeps one the vault refuses to delete with the reason, and a dry run
+deletes nothing. No fast test reached it (mutmut found every mutant of it untested:
+tests/test_mutation_figures.py, docs/testing.md)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,26 @@ def test_cleanup_deletes_the_plan_but_spares_a_checkpoint_awaiting_its_eval(real
     assert sorted(keep) == [20, 30, 50] and "awaiting its eval" in keep[30]
     assert _on_disk(realm) == [20, 30, 50]
     assert [e["step"] for e in evalqueue.pending(realm.home)] == [30]
+    said = [json.loads(r["data"]) for r in realm.ledger.query(
+        "SELECT data FROM events WHERE kind = 'checkpoint_deleted'")]
+    assert sorted((d["step"], d["by"]) for d in said) == [(10, "cleanup"), (40, "cleanup")]
+
+
+def test_a_planned_checkpoint_the_vault_refuses_is_kept_and_the_pass_goes_on(realm, tmp_path):
+    """A checkpoint row whose folder lies outside the realm home: the plan deletes it, the
+    vault refuses (it deletes only the realm home's checkpoints); cleanup keeps it, says
+    why, and deletes the rest."""
+    outside = tmp_path / "elsewhere" / "checkpoint-15-20260101-1200"
+    outside.mkdir(parents=True)
+    (outside / "config.json").write_text("{}")
+    realm.ledger.append("checkpoints", [{"step": 15, "name": outside.name, "path": str(outside),
+                                         "loss": 3.0}])
+    assert sorted(d["step"] for d in realm.vault.retention_plan()["delete"]) == [10, 15, 30, 40]
+    done = evalqueue.cleanup(realm.home, realm.vault)
+    assert sorted(done["deleted"]) == [10, 30, 40] and done["kept_waiting_or_protected"] == [15]
+    assert outside.is_dir() and _on_disk(realm) == [20, 50]
+    [said] = realm.ledger.query("SELECT message FROM events WHERE kind = 'cleanup_skipped'")
+    assert said["message"].startswith(f"kept step 15: checkpoint {outside.name} lives outside ")
 
 
 def test_cleanup_dry_run_deletes_nothing_and_lists_every_planned_step(realm):

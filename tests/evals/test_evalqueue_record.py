@@ -1,11 +1,17 @@
 """What the eval queue writes for one checkpoint (evals/evalqueue.py): the summary and the
-`eval_done` event of a real dio-mini eval, the skill it is evaluated on, why a request is
-skipped, and the claim that keeps two runs off one checkpoint."""
+`eval_done` event of a real dio-mini eval, the skill it is evaluated on (the request's,
+else the curriculum's), the threads it answers with, why a request is skipped, the
+waiting checkpoints answered in turn on one machine, and the claim that keeps two runs off
+one checkpoint."""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
+
+import pytest
+import torch
 
 from realm_kernel.api import Realm
 from realm_kernel.evals import evalqueue
@@ -25,6 +31,7 @@ def test_one_eval_is_recorded_with_its_summary_and_event(realm_home):
     assert out["status"] == "done" and out["checkpoint"] == "checkpoint-7-x"
     assert (out["step"], out["skill"], out["level"], out["trained_level"], out["n"]) == (7, "bin", 1, 1, 6)
     assert out["level_after"] == 1 and out["backoffs"] == 0 and out["seconds"] >= 0
+    assert out["probe"] is None, "no level-up (no champion) and not the 20th eval: no probe"
     row = realm.sql("SELECT run_id, accuracy, n, step, checkpoint FROM evals")[0]
     assert (out["run_id"], out["accuracy"]) == (row["run_id"], row["accuracy"])
     assert (row["n"], row["step"], row["checkpoint"]) == (6, 7, "checkpoint-7-x")
@@ -75,6 +82,7 @@ def test_a_claim_is_held_once_and_a_dead_or_unreadable_one_is_taken_over(realm_h
     claims = realm_home.tasks / "claims"
     assert evalqueue.claim(home, "ck-1")
     assert (claims / "eval-ck-1").read_text() == str(os.getpid())
+    assert stat.S_IMODE((claims / "eval-ck-1").stat().st_mode) & 0o111 == 0, "a plain file, not executable"
     assert not evalqueue.claim(home, "ck-1"), "held by a live process (this one)"
     evalqueue.release(home, "ck-1")
     assert not (claims / "eval-ck-1").exists() and evalqueue.claim(home, "ck-1")
@@ -82,3 +90,39 @@ def test_a_claim_is_held_once_and_a_dead_or_unreadable_one_is_taken_over(realm_h
     assert evalqueue.claim(home, "ck-2"), "an unreadable claim is no claim"
     (claims / "eval-ck-3").write_text("")
     assert evalqueue.claim(home, "ck-3")
+
+
+def request(realm: Realm, name: str, step: int, path: str, skill: str) -> None:
+    realm.ledger.event("eval_requested", f"Evaluate {name}", json.dumps(
+        {"checkpoint": name, "step": step, "path": path, "skill": skill, "level": 1}))
+
+
+def test_every_waiting_checkpoint_is_answered_in_turn_on_its_own_skill(realm_home):
+    """On one machine: each request evaluated in turn, on the skill it names (not the
+    curriculum's default), or answered as skipped; then nothing waits."""
+    realm = Realm(realm_home.home)
+    other = ({"bin", "sy"} - {evalqueue.default_skill(realm.home)}).pop()
+    request(realm, "checkpoint-8-x", 8, str(realm_home.dio_mini), other)
+    request(realm, "checkpoint-9-y", 9, str(realm_home.home / "nowhere"), "bin")
+    out = realm.checkpoints.evaluate_pending(size=4)
+    assert [(o["checkpoint"], o["status"]) for o in out] == [("checkpoint-8-x", "done"),
+                                                             ("checkpoint-9-y", "skipped")]
+    assert out[0]["skill"] == other and out[0]["n"] == 4 and "host" not in out[0]
+    assert realm.sql("SELECT skill, checkpoint FROM evals") == [
+        {"skill": other, "checkpoint": "checkpoint-8-x"}]
+    assert realm.checkpoints.eval_queue() == [] and realm.checkpoints.evaluate_pending(size=4) == []
+
+
+def test_an_eval_answers_with_the_threads_it_is_given(realm_home):
+    realm = Realm(realm_home.home)
+    req = {"checkpoint": "checkpoint-6-x", "step": 6, "path": str(realm_home.dio_mini), "skill": "bin"}
+    before = torch.get_num_threads()
+    if before == 1:  # more threads would start an OpenMP team, which a forked child (mutmut) cannot use
+        pytest.skip("this process answers on one thread already: no fewer threads to ask for")
+    want = before - 1
+    try:
+        out = evalqueue.evaluate(realm.home, req, size=4, threads=want)
+        assert torch.get_num_threads() == want
+    finally:
+        torch.set_num_threads(before)
+    assert out["status"] == "done" and out["n"] == 4

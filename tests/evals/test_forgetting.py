@@ -68,6 +68,24 @@ def test_probe_rows_drop_flag_and_review_quest(realm):
     assert third["drops"] == [] and not forgetting.history(realm.ledger)["passives"][0]["drop"]
 
 
+def test_the_eval_queues_watch_sums_up_each_probe_and_records_a_failed_one(realm):
+    """evalqueue.watch, as an eval calls it for a new champion: the probe's summary with
+    the passives that dropped; a probe whose answering fails is recorded, never raised."""
+    first = evalqueue.watch(realm.home, answerer(), 100, "checkpoint-100-x", champion=True)
+    assert set(first) == {"run_id", "reason", "n", "accuracy", "seconds", "drops"}
+    assert (first["reason"], first["n"], first["accuracy"], first["drops"]) == ("champion", 120, 1.0, [])
+    second = evalqueue.watch(realm.home, answerer("memory"), 200, "checkpoint-200-x", champion=True)
+    assert second["drops"] == ["memory"] and second["accuracy"] < 1.0
+
+    def broken(questions, golden):
+        raise RuntimeError("the answering card fell off")
+
+    failed = evalqueue.watch(realm.home, broken, 300, "checkpoint-300-x", champion=True)
+    assert failed == {"error": "the answering card fell off"}
+    said = realm.sql("SELECT message FROM events WHERE kind = 'probe_error'")
+    assert said == [{"message": "passive probe of checkpoint-300-x failed: the answering card fell off"}]
+
+
 def test_watch_settings_are_checked(realm_home):
     realm_home.config_file.write_text(TEST_TOML + "\n[watch]\nper_primitive = 0\n")
     with pytest.raises(ConfigError, match="watch.per_primitive"):

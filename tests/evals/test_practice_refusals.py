@@ -1,6 +1,7 @@
-"""What the realm refuses to write for DIO, each refusal naming why (evals/practice.py,
-skillbook.py), the sources a checkpoint is answered from (placement.py, one machine) and
-the hero's stats as the API returns them (hero.py)."""
+"""What the realm refuses to do for DIO, each refusal naming why (evals/practice.py,
+skillbook.py; a probe with no checkpoint on disk, evalqueue.py), the sources a checkpoint
+is answered from (placement.py, one machine) and the hero's stats as the API returns them
+(hero.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import pytest
 
 import realm_skills as skills
-from realm_kernel.evals import placement, practice, skillbook
+from realm_kernel.evals import evalqueue, placement, practice, skillbook
 from realm_kernel.evals.hero import hero_stats
 from realm_kernel.store.home import Home
 from realm_skills.evaluation import run_eval
@@ -47,6 +48,15 @@ def test_sparring_refuses_a_perfect_eval_and_unsound_examples(home):
     assert len(path.read_text().splitlines()) == 3 * len(wrong.wrong)
     with pytest.raises(practice.SparringError, match="duplicate quest"):  # a quest error, as sparring's
         practice.sparring_quest(home, [json.loads(x) for x in path.read_text().splitlines()], path.name)
+
+
+def test_a_probe_needs_a_checkpoint_on_disk(home):
+    with pytest.raises(FileNotFoundError) as e:
+        evalqueue.probe_checkpoint(home)
+    assert str(e.value) == "no checkpoint on disk to probe"
+    with pytest.raises(FileNotFoundError) as e:
+        evalqueue.probe_checkpoint(home, step=7)
+    assert str(e.value) == "no checkpoint at step 7 on disk to probe"
 
 
 def test_queued_sparring_files_are_each_checked(home):
