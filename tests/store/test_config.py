@@ -13,6 +13,7 @@ def test_bad_value_names_file_and_key(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config(tmp_path, environ={})
     assert "realm.toml" in str(e.value) and "training.batch_size" in str(e.value)
+    assert "(got 0)" in str(e.value)  # the value it was given
 
 
 def test_unknown_key_is_rejected(tmp_path):

@@ -37,7 +37,7 @@ HOSTILE = [
     ("%2E%2E%2Foutside", "URL-encoded"),
     ("~/x", "'~'"),
     ("~root/x", "'~'"),
-    ("inside/\x00x", "NUL byte"),
+    ("inside/\x00x", "it contains a NUL byte"),
     ("", "empty"),
     ("link-out/x", "outside through a symlink"),
     ("link-out", "outside through a symlink"),

@@ -39,6 +39,7 @@ services = { inference = { port = 8765 } }
     assert isinstance(client, RemoteLedgerClient)
     assert client.url.endswith("/realm/api/ledger")
     assert client.session.headers["Authorization"] == "token s3cret"
+    assert reg.get_service_url("vault", "trainer") == "http://trainer.example:8888/realm/api"
     with pytest.raises(KeyError, match="no host offers service 'tavern'"):
         reg.get_service_url("tavern")
     with pytest.raises(KeyError, match="no host 'nas'"):
@@ -69,3 +70,19 @@ def test_bad_hosts_file_says_what_is_wrong(tmp_path, text, fragment):
 def test_remote_client_unreachable_is_a_clear_error():
     client = RemoteLedgerClient("http://127.0.0.1:9/realm/api/ledger", timeout=2)
     assert not client.is_available()
+
+
+def test_a_service_two_hosts_offer_is_the_trainers(tmp_path):
+    """Listed first or not, the trainer's copy of a service answers (then the others')."""
+    (tmp_path / "hosts.toml").write_text("""
+[hosts.box]
+host = "box.example"
+roles = ["inference"]
+services = { ledger = { port = 1 } }
+
+[hosts.trainer]
+host = "trainer.example"
+role = "trainer"
+services = { ledger = { port = 2 } }
+""")
+    assert HostRegistry.load(tmp_path).get_service_url("ledger") == "http://trainer.example:2"

@@ -298,10 +298,11 @@ def test_dead_writers_temp_segments_are_removed_and_live_ones_kept(tmp_path):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a writer that has exited
     dead = gen / f".0009-w.parquet.{gone.pid}.tmp"
+    dead_too = gen / f".0011-w.parquet.{gone.pid}.tmp"
     live = gen / f".0010-w.parquet.{os.getpid()}.tmp"  # this process: still writing
     odd = gen / ".notes.tmp"  # no pid in its name: not ours to judge
-    for p in (dead, live, odd):
+    for p in (dead, dead_too, live, odd):
         p.write_bytes(b"partial parquet")
-    assert remove_dead_temp_segments(led.paths) == 1
-    assert not dead.exists() and live.exists() and odd.exists()
+    assert remove_dead_temp_segments(led.paths) == 2  # each counted
+    assert not dead.exists() and not dead_too.exists() and live.exists() and odd.exists()
     assert led.scalar("SELECT count(*) FROM metrics") == 1, "temp files are never rows"

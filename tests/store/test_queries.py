@@ -124,3 +124,20 @@ def test_what_the_facade_shows(tmp_path):
     rows = queries.primitive_accuracy_by_step(led, "bin", 2)
     assert [(r["step"], r["primitive_id"], r["accuracy"]) for r in rows] == [
         (2, "add", 0.5), (3, "add", 1.0), (3, "xor", 0.0)], "the last two steps only"
+
+
+def test_loss_alarm_steps_and_passive_runs(tmp_path):
+    led = make(tmp_path)
+    assert queries.loss_alarm_steps(led) == []
+    for step in (7, None, 12):
+        led.event("loss_alarm", "loss spiked", json.dumps({"step": step} if step else {}))
+    led.event("rollback", "rolled back", json.dumps({"step": 99}))
+    assert queries.loss_alarm_steps(led) == [7, 12]  # oldest first; an alarm without a step left out
+    assert queries.loss_alarm_steps(led, 1) == [12]
+    led.append("passive_probes", [{"run_id": "r1", "passive": "arithmetic", "primitive_id": "add",
+                                   "n": 2, "correct": 1, "step": 5},
+                                  {"run_id": "r1", "passive": "grammar", "primitive_id": "agree",
+                                   "n": 4, "correct": 4, "step": 5}])
+    runs = queries.passive_runs(led, "grammar", 10)
+    assert [(r["passive"], r["correct"], r["n"]) for r in runs] == [("grammar", 4, 4)]
+    assert {r["passive"] for r in queries.passive_runs(led, None, 10)} == {"arithmetic", "grammar"}

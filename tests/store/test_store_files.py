@@ -141,3 +141,17 @@ def test_an_atomic_write_goes_through_a_hidden_tmp_file_beside_it(tmp_path, monk
     assert dest == target and target.read_text() == "{}"
     assert Path(tmp).parent == target.parent and Path(tmp).name.startswith(".training.json.")
     assert Path(tmp).name.endswith(".tmp") and not Path(tmp).exists()
+
+
+def test_a_status_file_and_the_heartbeats_end_read_back(paths):
+    from realm_kernel.store.heartbeat import Heartbeat, read_beat
+    from realm_kernel.store.status import TRAINING, read_status, write_status
+    assert read_status(paths, TRAINING) == {}
+    write_status(paths, TRAINING, state="training", step=3)
+    got = read_status(paths, TRAINING)
+    assert got["state"] == "training" and got["step"] == 3 and got["updated"] > 0
+    beat = Heartbeat(paths)
+    beat.beat("step", 4)
+    beat.end()
+    end = read_beat(paths)
+    assert end["phase"] == "idle" and end["at"] > 0
