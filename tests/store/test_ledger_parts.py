@@ -264,7 +264,8 @@ def test_a_kept_query_runs_again_only_when_a_table_it_reads_changed(tmp_path, mo
     assert ledger_mod.tables_read("SELEC oops FROM evals, runs") == ("evals", "runs")  # unparsed: words
     # A table beside a view: both kept (the view's tables are added, not swapped in).
     assert ledger_mod.tables_read("SELECT * FROM metrics JOIN champion ON true") == ("events", "metrics")
-    assert ledger_mod.tables_read("SELECT * FROM quest_status, checkpoint_ledger") == ("checkpoints", "quests")
+    both = ledger_mod.tables_read("SELECT * FROM quest_status, checkpoint_ledger")
+    assert both == ("checkpoints", "quests")
     assert led.kept_query(sql) == [{"accuracy": None, "completed": 0}] and len(ran) == 1
     first = led.kept_query(sql)
     assert first == [{"accuracy": None, "completed": 0}] and len(ran) == 1  # nothing changed
