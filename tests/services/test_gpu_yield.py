@@ -5,7 +5,6 @@ boundary, the eval runs, and training goes on (services/gpu_yield.py)."""
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 
@@ -80,8 +79,8 @@ def test_the_busy_gpu_is_lent_to_the_waiting_eval_and_taken_back(realm_home, mon
 @pytest.mark.slow
 def test_evals_keep_pace_with_training_on_a_busy_gpu(realm_home, procs, tmp_path):
     """`realm play --headless` from an empty realm, the curriculum on, NVML at 95% for the
-    whole run: every evaluated checkpoint's eval starts within two quest-lengths of its
-    save, and training goes on after each loan."""
+    whole run: no checkpoint waits for its eval while more than one further quest starts
+    (counted from the ledger, not timed), and training goes on after each loan."""
     (tmp_path / "nvml").mkdir()
     (tmp_path / "nvml" / "pynvml.py").write_text(PYNVML)
     realm_home.config_file.write_text(TEST_TOML.replace("enabled = false", "enabled = true")
@@ -95,18 +94,21 @@ def test_evals_keep_pace_with_training_on_a_busy_gpu(realm_home, procs, tmp_path
              and q("SELECT count(*) AS n FROM runs WHERE status = 'completed'")[0]["n"] >= 2,
              480, "4 checkpoints evaluated and 2 quests trained under a busy GPU")
     assert events(realm, "gpu_yield_asked") and events(realm, "gpu_lent")
-    runs = q("SELECT run_id, min(ts) FILTER (WHERE status IN ('started', 'resumed')) AS t0, "
-             "max(ts) FILTER (WHERE status = 'completed') AS t1 FROM runs GROUP BY run_id "
-             "HAVING t1 IS NOT NULL")
-    quest_s = statistics.median((r["t1"] - r["t0"]).total_seconds() for r in runs)
+    runs = q("SELECT run_id, max(ts) FILTER (WHERE status = 'completed') AS t1 FROM runs "
+             "GROUP BY run_id HAVING t1 IS NOT NULL")
+    quest_starts = [r["ts"] for r in q("SELECT ts FROM runs WHERE status IN ('started', 'resumed')")]
     starts = [r["ts"] for r in q("SELECT ts FROM tasks WHERE task_id = 'process_eval_queue' "
                                  "AND status = 'running' ORDER BY ts")]
-    lags = []
+    # For each evaluated checkpoint: the quests that started between its save and the start
+    # of the eval run that answered it. 0 when the Task Master asked for the GPU before the
+    # quest ended; 1 when it was still busy with another task at that boundary (it asks at
+    # its next pick, the daemon lends at the next boundary). 2 would be an eval left behind.
+    between = []
     for e in q("SELECT c.ts AS saved, min(e.ts) AS evaluated FROM evals e JOIN checkpoints c "
                "ON e.checkpoint = c.name GROUP BY c.name, c.ts"):
         start = max(s for s in starts if s <= e["evaluated"])
-        lags.append((start - e["saved"]).total_seconds())
-    print(f"quest {quest_s:.1f} s; eval start lags {sorted(round(x, 1) for x in lags)}")
-    assert max(lags) <= 2 * quest_s, (lags, quest_s)
+        between.append(sum(e["saved"] < s < start for s in quest_starts))
+    print(f"quests started between a save and its eval: {sorted(between)}")
+    assert max(between) <= 1, between
     # Training went on after the loans: a quest completed after the first eval.
     assert max(r["t1"] for r in runs) > min(starts)
