@@ -82,8 +82,8 @@ import pytest
 where = Path(sys.argv[1])
 job = json.loads((where / "job.json").read_text())
 assert os.environ["REALM_RANKS_PARENT"] == str(os.getppid()), "the daemon's pid reaches the ranks"
-assert os.environ["REALM_HOME"] == job["quest_id"].split("|")[1], "the realm reaches the ranks"
-mode = job["quest_id"].split("|")[0]
+assert os.environ["REALM_HOME"] == str(where.parent.parent), "the realm reaches the ranks"
+mode = job["quest_id"].split(".")[0]
 print("rank 0 took", mode, flush=True)
 if mode == "die":
     sys.stderr.write("the ranks' last words\n")
@@ -95,11 +95,13 @@ if mode == "abort":  # waits, bounded, for the daemon's abort file
         time.sleep(0.05)
     stopped = (where / "abort").exists()
 (where / "result.json").write_text(json.dumps({
-    "success": True, "global_step": job["step_offset"] + 4, "world_size": 2, "stopped": stopped}))
+    "success": True, "global_step": job["step_offset"] + 4, "world_size": 2, "stopped": stopped,
+    "final_loss": 0.25}))
 """
 
 
-def _battle(realm_home, monkeypatch, mode: str, should_abort=lambda: False, parallel: str = "ddp"):
+def stand_in_ranks(monkeypatch) -> None:
+    """`accelerate launch` of the ranks replaced by RANKS, its command line checked."""
     def launch(nproc, parallel, module, args, *, port, cuda):
         cmd = REAL_LAUNCH(nproc, parallel, module, args, port=port, cuda=cuda)
         assert cmd[-2 - len(args):] == ["-m", "realm_kernel.services.battle_group", *args]
@@ -107,7 +109,11 @@ def _battle(realm_home, monkeypatch, mode: str, should_abort=lambda: False, para
 
     monkeypatch.setattr(ranks, "launch_command", launch)
     monkeypatch.delenv(PARENT_ENV, raising=False)
-    job = Job(quest_id=f"{mode}|{realm_home.home}", examples=[], model_path=realm_home.home, run_id="r-7",
+
+
+def _battle(realm_home, monkeypatch, mode: str, should_abort=lambda: False, parallel: str = "ddp"):
+    stand_in_ranks(monkeypatch)
+    job = Job(quest_id=f"{mode}.jsonl", examples=[], model_path=realm_home.home, run_id="r-7",
               step_offset=10)
     polls = []
     result = battle_group.fight_in_ranks(realm_home, job, 2, parallel, should_abort, poll_s=0.05,
