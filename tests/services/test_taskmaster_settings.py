@@ -224,3 +224,15 @@ def test_the_task_master_says_its_state_and_gives_its_kernels_their_share(home, 
     home.paths.config_file.write_text("[taskmaster]\nkernel_threads = -1\n")
     tm.reload_config()  # a broken realm.toml: the last good config stays
     assert tm.config.taskmaster.kernel_threads == 3
+
+
+def test_a_busy_gpu_holds_back_inference_unless_the_daemon_lends_it_or_a_node_answers(home):
+    busy = {"gpus": [{"index": 0, "utilisation": 90.0}], "detail": "1 GPU(s)"}
+
+    def why_not(**kw) -> str:
+        rows = describe(home, busy, check_work=True, **kw)
+        return next(r for r in rows if r["task_id"] == "process_eval_queue")["why_not"]
+
+    assert why_not() == "GPU busy (90% >= 40%)", "by default nothing is lent or placed"
+    assert why_not(lent=True) == "0 checkpoint(s) await their eval"
+    assert why_not(placed=True) == "0 checkpoint(s) await their eval"
