@@ -161,7 +161,8 @@ def test_failing_notebook_is_recorded_and_the_loop_goes_on(home, tmp_path):
     assert isinstance(second["result"], dict), "the notebook's result file, read back"
     assert second["detail"] is None and tm.last == {k: second[k] for k in ("task_id", "status", "seconds",
                                                                            "output")}
-    ran = realm.sql("SELECT name, priority, notebook, status FROM tasks WHERE task_id = 'vault_scan' ORDER BY ts")
+    ran = realm.sql("SELECT name, priority, notebook, status FROM tasks WHERE task_id = 'vault_scan' "
+                    "ORDER BY ts")
     assert ran == [{"name": "Vault scan", "priority": 3, "notebook": "vault_scan.ipynb", "status": s}
                    for s in ("running", "done")]
     done = realm.sql("SELECT data FROM events WHERE kind = 'task_done'")
