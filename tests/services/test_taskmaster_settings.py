@@ -236,6 +236,8 @@ def test_a_busy_gpu_holds_back_inference_unless_the_daemon_lends_it_or_a_node_an
     assert why_not() == "GPU busy (90% >= 40%)", "by default nothing is lent or placed"
     assert why_not(lent=True) == "0 checkpoint(s) await their eval"
     assert why_not(placed=True) == "0 checkpoint(s) await their eval"
+    cleanup = next(r for r in describe(home, busy, check_work=True) if r["task_id"] == "checkpoint_cleanup")
+    assert cleanup["why_not"] == "no checkpoint yet"
 
 
 def test_the_loop_wakes_says_its_state_and_rests_on_sigterm(home):
