@@ -88,6 +88,16 @@ print("rank 0 took", mode, flush=True)
 if mode == "die":
     sys.stderr.write("the ranks' last words\n")
     sys.exit(3)
+if mode == "publish":  # rank 0 publishes a checkpoint; the daemon must ship it while the ranks run
+    from realm_kernel.store.ledger import Ledger
+    from realm_kernel.store.paths import RealmPaths
+    Ledger(RealmPaths.at(where.parent.parent), "daemon").append("checkpoints", [{
+        "step": 12, "name": "checkpoint-12", "path": str(where / "checkpoint-12"), "run_id": job["run_id"]}])
+    deadline = time.monotonic() + 60
+    while not (where / "shipped").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not (where / "shipped").exists():
+        sys.exit(4)
 stopped = False
 if mode == "abort":  # waits, bounded, for the daemon's abort file
     deadline = time.monotonic() + 60

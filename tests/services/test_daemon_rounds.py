@@ -430,6 +430,29 @@ def test_a_battle_over_ranks_trains_there_and_records_the_run(daemon, realm_home
     assert json.loads(events(d, "battle_started")[0]["data"])["ranks"] == 2
 
 
+def test_a_checkpoint_the_ranks_publish_is_shipped_while_they_train(daemon, realm_home, monkeypatch):
+    from realm_kernel.services.battle_group import group_dir
+
+    from .test_battle_group import stand_in_ranks
+    d = daemon
+    realm_home.config_file.write_text(TEST_TOML.replace("[training]\n", "[training]\nnproc = 2\n"))
+    d.reload_config()
+    stand_in_ranks(monkeypatch)
+    shipped = []
+
+    def ship(step=None, path=None):
+        if step is not None:
+            shipped.append((step, path.name))
+            (path.parent / "shipped").touch()  # the stand-in rank waits for this
+
+    monkeypatch.setattr(d, "ship", ship)
+    (realm_home.queue("normal") / "publish.jsonl").write_text(quest_text(2))
+    assert d.tick() is True
+    assert quest_rows(d, "publish.jsonl")[-1]["status"] == "completed"
+    assert shipped == [(12, "checkpoint-12")], "once, while the ranks ran"
+    assert (group_dir(realm_home, quest_rows(d, "publish.jsonl")[-1]["run_id"]) / "shipped").exists()
+
+
 def test_completed_quests_beyond_the_count_kept_are_pruned_oldest_first(daemon, realm_home):
     d = daemon
     realm_home.config_file.write_text(TEST_TOML.replace(
