@@ -159,6 +159,10 @@ def test_failing_notebook_is_recorded_and_the_loop_goes_on(home, tmp_path):
     second = tm.once()
     assert second["task_id"] == "vault_scan" and second["status"] == "done"
     assert isinstance(second["result"], dict), "the notebook's result file, read back"
+    out = nbformat.read(second["output"], as_version=4)
+    injected = next(c.source for c in out.cells if "injected-parameters" in c.metadata.get("tags", []))
+    assert f'realm_home = "{home.home}"' in injected
+    assert os.path.exists(second["output"].removesuffix(".ipynb") + ".json")
     assert second["detail"] is None and tm.last == {k: second[k] for k in ("task_id", "status", "seconds",
                                                                            "output")}
     ran = realm.sql("SELECT name, priority, notebook, status FROM tasks WHERE task_id = 'vault_scan' "

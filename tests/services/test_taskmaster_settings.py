@@ -20,6 +20,7 @@ from realm_kernel.services.taskmaster import (
     effective,
     registry,
     request_run,
+    resource_ok,
     set_task,
 )
 from realm_kernel.store.home import Home
@@ -236,6 +237,10 @@ def test_a_busy_gpu_holds_back_inference_unless_the_daemon_lends_it_or_a_node_an
     assert why_not() == "GPU busy (90% >= 40%)", "by default nothing is lent or placed"
     assert why_not(lent=True) == "0 checkpoint(s) await their eval"
     assert why_not(placed=True) == "0 checkpoint(s) await their eval"
+    assert resource_ok("inference", {"gpus": [{"index": 0, "utilisation": 40.0}]}, 40) == (
+        False, "GPU busy (40% >= 40%)"), "at the threshold is busy"
+    assert resource_ok("none", busy, 40) == (True, "needs no GPU")
+    assert resource_ok("gpu", {"gpus": []}, 40) == (False, "needs a GPU; no GPU")
     cleanup = next(r for r in describe(home, busy, check_work=True) if r["task_id"] == "checkpoint_cleanup")
     assert cleanup["why_not"] == "no checkpoint yet"
 
@@ -249,6 +254,7 @@ def test_the_loop_wakes_says_its_state_and_rests_on_sigterm(home):
     from ..helpers import wait_for
     home.paths.config_file.write_text(TEST_TOML)  # [taskmaster] enabled = false
     tm = TaskMaster(home.paths.home)
+    assert tm.home.ledger.writer == "taskmaster"
     status = home.paths.status / TASKMASTER_STATUS
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 

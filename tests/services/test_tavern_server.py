@@ -44,6 +44,15 @@ def test_every_option_lands_in_its_field_and_secrets_come_from_the_environment(n
         assert e.value.code == 2, secret
 
 
+def test_the_help_names_the_apps_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        parse(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m realm_widgets.app ")
+    assert "The Tavern as a Panel app (see `realm tavern`)." in out
+
+
 def test_check_fills_in_the_login_and_describes_the_server(tmp_path):
     local = TavernServer()
     assert local.check() is local and not local.has_login

@@ -131,6 +131,7 @@ def test_a_crash_is_mended_a_hang_is_killed_a_clean_exit_is_left(realm_home, mod
                                   "last checkpoint")
     record = json.loads(hang[0]["data"])
     assert record["step"] == 41 and record["phase"] == "step" and record["service"] == "daemon"
+    assert isinstance(record["pid"], int) and record["pid"] not in (os.getpid(), daemon["pid"])
     # bound_s: the wait less how late it was when seen (seconds pass between the two)
     assert 3500 < record["waited_s"] < 7200 and 300 <= record["bound_s"] < 400
     assert "Thread 0x" in record["stacks"] or "Current thread" in record["stacks"], record["stacks"]
