@@ -71,6 +71,8 @@ def test_the_battle_hooks_write_the_heros_progress(realm_home):
     assert ledger.query("SELECT count(*) AS n FROM achievements")[0]["n"] >= 1
 
 
+# Its waits are bounded at 20 s: a mutation run's per-test time limit must see a mutant
+# that never ships or aborts fail at the wait, not time out.
 # A stand-in for `accelerate launch` of the ranks (the real 2-rank battles are slow tests
 # in tests/train/test_ranks.py): one plain process that reads the job file the daemon
 # wrote, checks what the daemon told it, and answers as rank 0 does, or dies talking.
@@ -93,14 +95,14 @@ if mode == "publish":  # rank 0 publishes a checkpoint; the daemon must ship it 
     from realm_kernel.store.paths import RealmPaths
     Ledger(RealmPaths.at(where.parent.parent), "daemon").append("checkpoints", [{
         "step": 12, "name": "checkpoint-12", "path": str(where / "checkpoint-12"), "run_id": job["run_id"]}])
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 20
     while not (where / "shipped").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     if not (where / "shipped").exists():
         sys.exit(4)
 stopped = False
 if mode == "abort":  # waits, bounded, for the daemon's abort file
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 20
     while not (where / "abort").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     stopped = (where / "abort").exists()
