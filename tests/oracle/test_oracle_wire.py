@@ -24,8 +24,6 @@ from realm_kernel.oracle.pool import RemoteError, Sampling
 from realm_kernel.oracle.realm_host import RealmOracleHost
 from realm_kernel.oracle.remote import RemoteOracle
 
-from ..helpers import free_port
-
 CALL_BOUND_S = 30  # a call the status timeout bounds comes back long before this
 STALL = "stall"  # a route that accepts the request and answers nothing until the test ends
 
@@ -136,10 +134,11 @@ def test_a_realm_host_reports_what_it_holds_and_refuses_another_step(monkeypatch
 
     monkeypatch.setattr(realm_host, "STATUS_TIMEOUT", 0.5)
     with recording({"/realm/api/oracle/status": STALL}) as rec:
-        silent = call_bounded(RealmOracleHost("lab", f"{rec.url}/realm/api", name_of).status)
+        url = f"{rec.url}/realm/api"
+        silent = call_bounded(RealmOracleHost("lab", url, name_of).status)
     assert silent["reachable"] is False and "did not answer" in silent["error"]
     assert {k: v for k, v in silent.items() if k != "error"} == {
-        "host": "lab", "url": f"{rec.url}/realm/api", "kind": "realm", "reachable": False, "loaded_models": [],
+        "host": "lab", "url": url, "kind": "realm", "reachable": False, "loaded_models": [],
         "model_count": 0, "steps": []}
 
 
