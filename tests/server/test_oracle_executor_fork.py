@@ -32,3 +32,37 @@ def test_a_forked_child_runs_oracle_work_on_its_own_pool():
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the forked child's Oracle work did not run"
     assert oracle_handlers.EXECUTOR is parent_pool  # the parent keeps its own pool
+
+
+def test_a_forked_child_serves_the_realm_api_after_this_process_did(tmp_path, monkeypatch):
+    """A server in this process, then one in a forked child (what mutmut does between its
+    runs): the child's handlers run their work (`asyncio.to_thread`, the Oracle's pool),
+    on an event loop and pool of its own."""
+    import requests
+
+    from realm_kernel.store.paths import RealmPaths
+
+    from ..helpers import auth
+    from .in_process import serving
+
+    def served(home: str) -> bool:
+        paths = RealmPaths.at(tmp_path / home).ensure()
+        with serving(paths, tmp_path / home, monkeypatch) as (_, api, _log):
+            ledger = requests.get(f"{api}/ledger?limit=1", headers=auth(), timeout=CHILD_WAIT_S)
+            oracle = requests.get(f"{api}/oracle/status", headers=auth(), timeout=CHILD_WAIT_S)
+            return ledger.json() == {"checkpoints": []} and list(oracle.json()["hosts"]) == ["local"]
+
+    assert served("parent")
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if served("child") else 2
+        except BaseException as e:
+            (tmp_path / "child-error").write_text(repr(e))
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    error = tmp_path / "child-error"
+    assert os.waitstatus_to_exitcode(status) == 0, (
+        f"the forked child's server did not answer: {error.read_text() if error.exists() else ''}")
