@@ -10,9 +10,14 @@ import threading
 
 import pytest
 
+import realm_skills as skills
+from realm_kernel.api import Realm
 from realm_kernel.oracle.pool import ModelPool, RemoteError, Sampling
 
+from ..oracle_helpers import oracle_home as oracle_home_fixture
 from .test_pool_on_dio_mini import ASK, greedy, named
+
+oracle_home = oracle_home_fixture
 
 READ_BOUND_S = 30  # far over the second six tokens of dio-mini take, even on a loaded machine
 
@@ -59,3 +64,15 @@ def test_a_stream_ends_when_generate_never_ends_the_streamer(dio_mini_dir):
     m.model.generate = failing_generate
     with pytest.raises(RemoteError, match="generation on m3 failed: the card fell over"):
         read_all(pool.stream(3, ASK, Sampling(max_new_tokens=6)))
+
+
+def test_a_reply_that_ends_its_turn_says_stop(oracle_home):
+    """The trained checkpoint (dio-mini after 30 steps of BIN L1) ends its answer with its
+    end-of-turn token well before the budget: the reply says `stop`, not `length`."""
+    oracle = Realm(oracle_home.home).oracle
+    oracle.load(30)
+    question = skills.generate("bin", 1, 1, seed=5)[0].question
+    events = read_all(oracle.stream(30, message=question, sampling={"max_new_tokens": 48}))
+    done = events[-1]
+    assert done["usage"]["completion_tokens"] < 48 and done["content"]
+    assert done["finish_reason"] == "stop"
