@@ -49,23 +49,26 @@ function render({ model, el }) {
   el.append(card);
 
   let lastLevel = null;
+  const memo = {};
   const draw = () => {
     const h = state_(model).hero || {};
-    name.textContent = (h.name || "DIO") + (h.host ? ` on ${h.host}` : "");  // a trainer elsewhere
-    level.textContent = `Level ${h.level ?? 0}`;
+    setText(name, (h.name || "DIO") + (h.host ? ` on ${h.host}` : ""));  // a trainer elsewhere
+    setText(level, `Level ${h.level ?? 0}`);
     const per = h.xp_per_level || 1000;
-    fill.style.width = `${Math.min(100, (100 * (h.xp_into_level || 0)) / per)}%`;
-    xp.textContent = `XP ${h.xp ?? 0}  (${h.xp_into_level ?? 0} / ${per} to next level)`;
-    cells.atk.textContent = num(h.atk, 3);
-    cells.defense.textContent = num(h.defense, 3);
-    cells.acc.textContent = pct(h.acc, 1);
-    cells.gold.textContent = String(h.gold ?? 0);
-    badges.replaceChildren(...(state_(model).skills || []).map((sk) => {
+    const width = `${Math.min(100, (100 * (h.xp_into_level || 0)) / per)}%`;
+    if (fill.style.width !== width) fill.style.width = width;
+    setText(xp, `XP ${h.xp ?? 0}  (${h.xp_into_level ?? 0} / ${per} to next level)`);
+    setText(cells.atk, num(h.atk, 3));
+    setText(cells.defense, num(h.defense, 3));
+    setText(cells.acc, pct(h.acc, 1));
+    setText(cells.gold, String(h.gold ?? 0));
+    const skills = state_(model).skills || [];
+    whenChanged(memo, "skills", JSON.stringify(skills), () => badges.replaceChildren(...skills.map((sk) => {
       const b = el_("span", "rt-badge", `${sk.icon || "✨"} ${sk.skill.toUpperCase()} Lv ${sk.level}`);
       b.title = `${sk.name}: level ${sk.level} of ${sk.max_level}`;
       b.dataset.skill = sk.skill;
       return b;
-    }));
+    })));
     if (lastLevel !== null && h.level > lastLevel) {
       banner.textContent = `LEVEL UP! Level ${h.level}`;
       card.classList.remove("rt-levelup");

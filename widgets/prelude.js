@@ -68,6 +68,21 @@ function state_(model) {
   return s;
 }
 
+// Set a node's text only when it differs: writing the same text again still makes
+// Chromium recompute style and layout and repaint, on every state change (each step).
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+// Rebuild one part of a view only when its own data changed: paint() runs when `sig`
+// differs from the last one given under `name` in `memo` (the widget's own object). A new
+// step changes the state, but not the loss curve's alarms or the events list every time.
+function whenChanged(memo, name, sig, paint) {
+  if (memo[name] === sig) return;
+  memo[name] = sig;
+  paint();
+}
+
 // Where a widget shows the session's notice (data-stat="notice", which the tests read).
 function notice_(prefix) {
   const n = el_("div", `${prefix}-notice`);
@@ -78,8 +93,9 @@ function notice_(prefix) {
 // The session's notice ({ok, action, message, ...}, or null): its message, marked
 // `<prefix>-bad` when the realm refused the action and `<prefix>-good` otherwise.
 function showNotice(node, n, prefix) {
-  node.textContent = n && n.message ? n.message : "";
-  node.className = `${prefix}-notice ${n && n.ok === false ? `${prefix}-bad` : `${prefix}-good`}`;
+  setText(node, n && n.message ? n.message : "");
+  const cls = `${prefix}-notice ${n && n.ok === false ? `${prefix}-bad` : `${prefix}-good`}`;
+  if (node.className !== cls) node.className = cls;
 }
 
 // Redraw a list without rebuilding what did not change: a row whose signature (sigOf) is
