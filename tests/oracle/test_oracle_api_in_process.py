@@ -118,6 +118,8 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
         code, err = refused({**ask, "n": 2})
         assert code == 400 and err["code"] == "unsupported_parameter" and err["param"] == "n"
         assert err["type"] == "invalid_request_error" and "unsupported parameter: 'n'" in err["message"]
+        code, err = refused({**ask, "tools": [{"type": "function"}]})  # not even a neutral value
+        assert code == 400 and err["code"] == "unsupported_parameter" and err["param"] == "tools"
         code, err = refused({"messages": ask["messages"]})
         assert code == 400 and err["code"] == "missing_model" and err["param"] == "model"
         code, err = refused({**ask, "stream_options": 3})
@@ -131,13 +133,17 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
         assert code == 404 and err["code"] == "model_not_found"
         assert "no inference host 'gpu'" in err["message"]
 
+        # The owner's own Realm.oracle chats from a whole chat (`messages`) as the API does.
+        owner = app.web_app.settings["realm"].oracle
+        turns = [{"role": "user", "content": "What is 1+1?"}]
+        assert owner.chat(0, messages=turns, sampling={"max_new_tokens": 6})["content"] == reply["content"]
+
         unloaded = post("unload", {"step": 0})
         assert unloaded.status_code == 200 and unloaded.json()["unloaded"] == 0
         assert unloaded.json()["loaded"] == [] and unloaded.json()["host"] == "local"
         again = post("unload", {"step": 0})
         assert again.status_code == 404 and again.json()["kind"] == "ModelNotLoaded"
         # The owner withdraws its own advertisement (what it does on shutdown), once.
-        owner = app.web_app.settings["realm"].oracle
         assert owner.stop_serving() and not realm_home.oracle_owner.exists()
         assert not owner.stop_serving()
 
