@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from realm_kernel.server import _serve_oracle
 from realm_kernel.store.paths import RealmPaths
 
 from ..helpers import TEST_TOML
@@ -54,6 +55,14 @@ def test_every_address_without_a_login_is_refused_and_loopback_is_not(tmp_path, 
         app, log = initialised(tmp_path / "loopback", monkeypatch, "127.0.0.1")
         assert not app.identity_provider.auth_enabled  # no login, and no refusal either
         assert any(line.startswith("Realm of Training: API at /realm/api") for line in log.lines), log.lines
+        # The pool cannot be advertised (a folder where the file goes): the server says why
+        # and serves on, its Oracle this process's own.
+        realm = app.web_app.settings["realm"]
+        realm.paths.oracle_owner.mkdir()
+        _serve_oracle(app, realm)
+        assert any(line.startswith("Realm of Training: could not advertise the Oracle pool: ")
+                   and str(realm.paths.oracle_owner) in line for line in log.lines), log.lines
+        realm.paths.oracle_owner.rmdir()
         app.io_loop.run_sync(app.cleanup_extensions)
     finally:
         close_event_loop(loop)
