@@ -13,6 +13,7 @@ started on their own, and waits for all of them to exit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -57,14 +58,18 @@ def start_detached(paths: RealmPaths, play_args: list[str], headless: bool,
     play = subprocess.Popen([sys.executable, "-m", "realm_kernel.cli", "play", *play_args],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    subprocess.Popen([sys.executable, "-m", "realm_kernel.store.logs", str(log),
-                      str(cfg.logs.max_mb), str(cfg.logs.files)],
-                     stdin=play.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True, env=env)
+    rotator = subprocess.Popen([sys.executable, "-m", "realm_kernel.store.logs", str(log),
+                                str(cfg.logs.max_mb), str(cfg.logs.files)],
+                               stdin=play.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True, env=env)
     play.stdout.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if play.poll() is not None:
+            # The rotator ends at the end of play's output: waited for, the log we name
+            # holds play's last words, and no zombie is left in a long-lived caller.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                rotator.wait(timeout=60)
             raise RuntimeError(f"realm play exited with {play.returncode}; see {log}")
         st = play_status(paths)
         if st.get("pid") == play.pid and _answers(paths, st, headless):

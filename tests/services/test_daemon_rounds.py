@@ -17,6 +17,7 @@ import realm_skills as skills
 from realm_kernel.services import daemon as daemon_mod
 from realm_kernel.services import gpu_yield
 from realm_kernel.services.daemon import Daemon, DaemonAlreadyRunning
+from realm_kernel.store.paths import SIDECAR
 from realm_kernel.store.process import ALREADY_RUNNING
 from realm_kernel.store.status import DAEMON, TRAINING, read_status
 
@@ -190,6 +191,7 @@ def test_each_round_reports_why_no_quest_starts(daemon, realm_home):
     assert states() == (gpu_yield.YIELDING, gpu_yield.YIELDING) and queued.exists()
     lent = events(d, "gpu_lent")
     assert len(lent) == 1, "one loan, said once"
+    assert json.loads(lent[0]["data"])["task"] == "process_eval_queue"
     assert lent[0]["message"] == f"{d.config.hero.name} lends the GPU to process_eval_queue between quests"
     assert read_status(realm_home, DAEMON)["lent_to"] == "process_eval_queue"
     assert gpu_yield.granted(realm_home)
@@ -360,3 +362,133 @@ def test_finished_quests_land_in_their_folders_and_old_completions_are_pruned(da
     assert [r["status"] for r in d.ledger.query(
         "SELECT status FROM quest_status WHERE quest_id IN ('paused.jsonl', 'lost.jsonl', 'dodged.jsonl') "
         "ORDER BY quest_id")] == ["skipped", "failed", "queued"]
+
+
+def test_a_battle_announces_its_quest_its_run_and_whether_it_resumes(daemon, realm_home):
+    from realm_kernel.train.trainer import Job
+    d = daemon
+    ck = realm_home.checkpoints / "checkpoint-5"
+    fresh = Job(quest_id="new.jsonl", examples=[GOOD, GOOD], model_path=ck, run_id="run-1", step_offset=5)
+    d.announce(realm_home.queue("processing") / "new.jsonl", fresh, "low")
+    assert quest_rows(d, "new.jsonl")[-1] == {"status": "processing", "priority": "low", "examples": 2,
+                                              "run_id": "run-1", "detail": None}
+    again = Job(quest_id="old.jsonl", examples=[GOOD], model_path=ck, run_id="run-2", step_offset=5,
+                resume_from=ck)
+    d.announce(realm_home.queue("processing") / "old.jsonl", again, "high")
+    runs = d.ledger.query("SELECT run_id, status, model_path, resume_from, step_start FROM runs ORDER BY ts")
+    assert runs == [{"run_id": "run-1", "status": "started", "model_path": str(ck), "resume_from": None,
+                     "step_start": 5},
+                    {"run_id": "run-2", "status": "resumed", "model_path": str(ck), "resume_from": str(ck),
+                     "step_start": 5}]
+    said = events(d, "battle_started")
+    hero = d.config.hero.name
+    assert [e["message"] for e in said] == [f"{hero} takes on new.jsonl", f"{hero} resumes old.jsonl"]
+    data = json.loads(said[1]["data"])
+    assert data == {"model": str(ck), "step": 5, "resume": True, "ranks": 1,
+                    "profile": d.config.resolved_profile.as_dict()}
+    beat = read_status(realm_home, DAEMON)
+    assert (beat["state"], beat["quest"]) == ("training", "old.jsonl")
+
+
+def test_a_new_run_starts_from_the_heros_latest_weights_with_the_quests_skill(daemon, realm_home):
+    import re
+    d = daemon
+    examples = [json.loads(line) for line in quest_text(2).splitlines()]
+    first = d.job_for(realm_home.queue("normal") / "a.jsonl", examples, None)
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", first.run_id), first.run_id
+    assert (first.quest_id, first.step_offset, first.resume_from) == ("a.jsonl", 0, None)
+    assert first.model_path == d.config.base_model_path(realm_home)
+    assert (first.skill, first.skill_level) == ("bin", 1)
+    name = "checkpoint-30-20260101-1200"
+    ck = realm_home.checkpoints / name  # complete: sidecar, config, weights
+    ck.mkdir(parents=True)
+    for f in (SIDECAR, "config.json"):
+        (ck / f).write_text("{}")
+    (ck / "model.safetensors").write_bytes(b"w")
+    d.ledger.append("checkpoints", [{"step": 30, "name": name, "path": str(ck)}])
+    later = d.job_for(realm_home.queue("normal") / "b.jsonl", [GOOD], None)
+    assert (later.step_offset, later.model_path) == (30, realm_home.checkpoints / name)
+    assert (later.skill, later.skill_level) == (None, None) and later.run_id != first.run_id
+
+
+def test_a_battle_over_ranks_trains_there_and_records_the_run(daemon, realm_home, monkeypatch):
+    from .test_battle_group import stand_in_ranks
+    d = daemon
+    realm_home.config_file.write_text(TEST_TOML.replace("[training]\n", "[training]\nnproc = 2\n"))
+    d.reload_config()
+    stand_in_ranks(monkeypatch)
+    quest = realm_home.queue("normal") / "ok.jsonl"
+    quest.write_text(quest_text(2))
+    assert d.tick() is True
+    assert (realm_home.queue("recently_completed") / "ok.jsonl").is_file()
+    row = quest_rows(d, "ok.jsonl")[-1]
+    assert (row["status"], row["detail"]) == ("completed", "completed at step 4, loss 0.25")
+    runs = d.ledger.query("SELECT status, step_start, step_end, loss FROM runs WHERE run_id = ? ORDER BY ts",
+                          [row["run_id"]])
+    assert runs == [{"status": "started", "step_start": 0, "step_end": None, "loss": None},
+                    {"status": "completed", "step_start": 0, "step_end": 4, "loss": 0.25}]
+    assert json.loads(events(d, "battle_started")[0]["data"])["ranks"] == 2
+
+
+def test_a_checkpoint_the_ranks_publish_is_shipped_while_they_train(daemon, realm_home, monkeypatch):
+    from realm_kernel.services.battle_group import group_dir
+
+    from .test_battle_group import stand_in_ranks
+    d = daemon
+    realm_home.config_file.write_text(TEST_TOML.replace("[training]\n", "[training]\nnproc = 2\n"))
+    d.reload_config()
+    stand_in_ranks(monkeypatch)
+    shipped = []
+
+    def ship(step=None, path=None):
+        if step is not None:
+            shipped.append((step, path.name))
+            (path.parent / "shipped").touch()  # the stand-in rank waits for this
+
+    monkeypatch.setattr(d, "ship", ship)
+    (realm_home.queue("normal") / "publish.jsonl").write_text(quest_text(2))
+    assert d.tick() is True
+    assert quest_rows(d, "publish.jsonl")[-1]["status"] == "completed"
+    assert shipped == [(12, "checkpoint-12")], "once, while the ranks ran"
+    assert (group_dir(realm_home, quest_rows(d, "publish.jsonl")[-1]["run_id"]) / "shipped").exists()
+
+
+def test_completed_quests_beyond_the_count_kept_are_pruned_oldest_first(daemon, realm_home):
+    d = daemon
+    realm_home.config_file.write_text(TEST_TOML.replace(
+        "[daemon]\n", "[daemon]\nkeep_completed = 2\ncompleted_retention_days = 0\n"))
+    d.reload_config()
+    done_dir = realm_home.queue("recently_completed")
+    now = time.time()
+    for i in range(4):  # all recent: only the count decides
+        f = done_dir / f"q{i}.jsonl"
+        f.write_text("{}\n")
+        os.utime(f, (now - 100 + i, now - 100 + i))
+    d._prune_completed()
+    assert sorted(p.name for p in done_dir.iterdir()) == ["q2.jsonl", "q3.jsonl"]
+
+
+def test_small_duties_abort_ship_and_the_setup_faults_current_state(daemon, realm_home):
+    d = daemon
+    assert d.ledger.writer == "daemon"
+    assert d.should_abort() is False
+    realm_home.control_file("skip").write_text("1")
+    assert d.should_abort() is True
+    realm_home.control_file("skip").unlink()
+    d.shutdown.set()
+    assert d.should_abort() is True
+    d.checkpoint_published(10, realm_home.checkpoints / "checkpoint-10")  # no shared zone: nothing to ship
+    assert d.shipper is None
+    d.report_setup_fault("no CUDA\nat line 2")
+    d.setup_fixed()
+    keyed = d.ledger.query("SELECT kind, key, data FROM events WHERE kind IN ('setup_fault', 'setup_fixed') "
+                           "ORDER BY ts")
+    assert keyed == [{"kind": "setup_fault", "key": "setup_fault", "data": "no CUDA\nat line 2"},
+                     {"kind": "setup_fixed", "key": "setup_fault", "data": "no CUDA\nat line 2"}]
+
+
+def test_the_demo_hero_is_built_where_the_realm_expects_it(tmp_path):
+    d = Daemon(tmp_path / "fresh")
+    assert not (d.paths.dio_mini / "config.json").exists()
+    d.ensure_demo_hero()
+    assert (d.paths.dio_mini / "config.json").is_file()

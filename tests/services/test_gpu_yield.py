@@ -53,6 +53,8 @@ def test_the_busy_gpu_is_lent_to_the_waiting_eval_and_taken_back(realm_home, mon
     loan = gpu_yield.current(realm_home)
     assert loan and loan["task"] == "process_eval_queue" and loan["until"] > time.time() + 200
     assert len(events(realm, "gpu_yield_asked")) == 1
+    assert realm.sql("SELECT data FROM events WHERE kind = 'gpu_yield_asked'") == [
+        {"data": json.dumps({"task": "process_eval_queue"})}]
     assert (tm.pick() or ("",))[0] != "process_eval_queue"  # not lent yet: still waits, asks once
     assert len(events(realm, "gpu_yield_asked")) == 1
     # The daemon's quest boundary: no quest starts, it says it lends the GPU.

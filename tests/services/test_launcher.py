@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 
+import psutil
 import pytest
 
 from realm_kernel.services import launcher
@@ -118,6 +119,25 @@ def test_down_stops_realm_play_which_stops_its_own_children(realm_home, stand_in
     assert stopped(realm_home) == ["play"] and out["still_running"] == []
 
 
+def test_down_names_what_would_not_stop(realm_home, stand_in):
+    daemon = stand_in("daemon")
+    write_status(realm_home, DAEMON, pid=daemon.pid)
+    assert launcher.down(realm_home)["stopped"] == [{"name": "daemon", "pid": daemon.pid, "stopped": True}], \
+        "no timeout given: the config's"
+    deaf = subprocess.Popen([sys.executable, "-c", "import signal, sys; signal.signal(signal.SIGTERM, "
+                             "signal.SIG_IGN); print('up', flush=True); sys.stdin.read()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert deaf.stdout.readline() == "up\n"  # SIGTERM is ignored from here on
+        atomic_write_json(realm_home.status / launcher.TASKMASTER, {"pid": deaf.pid})
+        out = launcher.down(realm_home, timeout=1)
+        assert out["stopped"] == [{"name": "taskmaster", "pid": deaf.pid, "stopped": False}]
+        assert out["still_running"] == [{"name": "taskmaster", "pid": deaf.pid}]
+    finally:
+        deaf.kill()
+        deaf.wait()
+
+
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         ok = self.path == "/realm/api/health" and self.headers.get("Authorization") == "token tok"
@@ -148,8 +168,9 @@ def test_up_waits_until_the_realm_answers_and_refuses_a_second_realm(realm_home)
         launcher.start_detached(realm_home, ["--port", "not-a-port"], headless=True, timeout=300)
     log = realm_home.logs / "play.log"
     assert str(e.value) == f"realm play exited with 2; see {log}"
-    wait_for(lambda: "Invalid value for '--port'" in log.read_text(), 60,
-             "the rotated log to hold play's error")
+    assert "Invalid value for '--port'" in log.read_text(), "the log named holds play's error"
+    me = psutil.Process()
+    assert not [c for c in me.children() if c.status() == psutil.STATUS_ZOMBIE], "play and its log reaped"
     launcher.record_play(realm_home, "headless")
     with pytest.raises(RuntimeError, match=f"already runs \\(pid {os.getpid()}\\)"):
         launcher.start_detached(realm_home, [], headless=True)

@@ -158,6 +158,16 @@ def test_failing_notebook_is_recorded_and_the_loop_goes_on(home, tmp_path):
     # The loop goes on: the next round runs the next task; the failed one backs off.
     second = tm.once()
     assert second["task_id"] == "vault_scan" and second["status"] == "done"
+    assert isinstance(second["result"], dict), "the notebook's result file, read back"
+    assert second["detail"] is None and tm.last == {k: second[k] for k in ("task_id", "status", "seconds",
+                                                                           "output")}
+    ran = realm.sql("SELECT name, priority, notebook, status FROM tasks WHERE task_id = 'vault_scan' "
+                    "ORDER BY ts")
+    assert ran == [{"name": "Vault scan", "priority": 3, "notebook": "vault_scan.ipynb", "status": s}
+                   for s in ("running", "done")]
+    done = realm.sql("SELECT data FROM events WHERE kind = 'task_done'")
+    assert [json.loads(d["data"]) for d in done] == [
+        {"task_id": "vault_scan", "seconds": second["seconds"], "output": second["output"]}]
     health = next(t for t in describe(realm.home, gpu_status(), check_work=True)
                   if t["task_id"] == "health_check")
     assert not health["available"] and "cooling down" in health["why_not"]

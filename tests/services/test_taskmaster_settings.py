@@ -224,3 +224,51 @@ def test_the_task_master_says_its_state_and_gives_its_kernels_their_share(home, 
     home.paths.config_file.write_text("[taskmaster]\nkernel_threads = -1\n")
     tm.reload_config()  # a broken realm.toml: the last good config stays
     assert tm.config.taskmaster.kernel_threads == 3
+
+
+def test_a_busy_gpu_holds_back_inference_unless_the_daemon_lends_it_or_a_node_answers(home):
+    busy = {"gpus": [{"index": 0, "utilisation": 90.0}], "detail": "1 GPU(s)"}
+
+    def why_not(**kw) -> str:
+        rows = describe(home, busy, check_work=True, **kw)
+        return next(r for r in rows if r["task_id"] == "process_eval_queue")["why_not"]
+
+    assert why_not() == "GPU busy (90% >= 40%)", "by default nothing is lent or placed"
+    assert why_not(lent=True) == "0 checkpoint(s) await their eval"
+    assert why_not(placed=True) == "0 checkpoint(s) await their eval"
+    cleanup = next(r for r in describe(home, busy, check_work=True) if r["task_id"] == "checkpoint_cleanup")
+    assert cleanup["why_not"] == "no checkpoint yet"
+
+
+def test_the_loop_wakes_says_its_state_and_rests_on_sigterm(home):
+    """loop() in this thread (disabled: it runs no notebook); SIGTERM,
+    as the Weaver sends it, ends it in order."""
+    import signal
+    import threading
+
+    from ..helpers import wait_for
+    home.paths.config_file.write_text(TEST_TOML)  # [taskmaster] enabled = false
+    tm = TaskMaster(home.paths.home)
+    status = home.paths.status / TASKMASTER_STATUS
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def stop_when_idle():
+        try:
+            wait_for(lambda: status.exists() and json.loads(status.read_text())["state"] == "disabled", 60,
+                     "the Task Master's first round")
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    t = threading.Thread(target=stop_when_idle)
+    t.start()
+    try:
+        tm.loop()
+    finally:
+        t.join()
+        for s, h in before.items():
+            signal.signal(s, h)
+        os.close(tm._lock_fd)
+    assert json.loads(status.read_text())["state"] == "offline"
+    said = home.ledger.query("SELECT kind, message FROM events WHERE kind LIKE 'taskmaster_%' ORDER BY ts")
+    assert said == [{"kind": "taskmaster_started", "message": f"The Task Master wakes (pid {os.getpid()})"},
+                    {"kind": "taskmaster_stopped", "message": f"The Task Master rests (pid {os.getpid()})"}]

@@ -5,7 +5,9 @@ refusals of real commands are in test_exposure.py."""
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import json
+import sys
 
 import pytest
 
@@ -69,7 +71,8 @@ def test_check_fills_in_the_login_and_describes_the_server(tmp_path):
 
 def test_the_app_takes_the_checked_server_out_of_its_environment():
     checked = TavernServer(address="0.0.0.0", basic_auth="pw").check()
-    _, env = checked.launch()
+    cmd, env = checked.launch()
+    assert cmd == [sys.executable, "-m", "realm_widgets.app"] and importlib.util.find_spec(cmd[2])
     assert json.loads(env[ENV])["cookie_secret"] == checked.cookie_secret
     env["unrelated"] = "kept"
     assert TavernServer.from_env(env) == checked
