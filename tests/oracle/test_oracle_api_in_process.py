@@ -74,6 +74,10 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
         no_step = post("chat", {"message": "hi"})
         assert no_step.status_code == 400 and no_step.json()["kind"] == "OracleError"
         assert "step is required" in no_step.json()["error"]
+        # A refusal the Oracle replies itself (not raised) is logged with its route, too.
+        assert ("Realm of Training: refused POST /realm/api/oracle/chat (400): step is required "
+                "(0 = the base model); the Oracle never guesses") in log.lines, log.lines
+        assert whole.headers["Content-Type"] == no_step.headers["Content-Type"] == "application/json"
         unknown = post("load", {"step": 25})
         assert unknown.status_code == 404 and unknown.json()["kind"] == "UnknownCheckpoint"
         assert "no checkpoint at step 25" in unknown.json()["error"]

@@ -250,7 +250,8 @@ def test_batched_answers_equal_one_by_one_greedy_and_back_off_when_out_of_memory
 
     # Every batch of more than one row runs out of memory: one at a time, the budget cut
     # to its floor, each back-off told; the answers are those of that budget.
-    monkeypatch.setenv("REALM_FAULT", "oom:generate@1:1")
+    # (From the next generate of this process on: the fault counts this process's calls.)
+    monkeypatch.setenv("REALM_FAULT", f"oom:generate@{answering._generate_calls + 1}:1")
     told: list[dict] = []
     least = answering.floor(n)
     backed = answering.answer(model, tok, questions, n, batch_size=4, on_backoff=told.append)
