@@ -418,6 +418,9 @@ class ModelPool:
                         pad_token_id=tok.pad_token_id, **sampling.generate_kwargs(), **extra)
             except BaseException as e:  # reported to the caller, not lost in the thread
                 failure.append(e)
+            finally:
+                # Whatever generate() did with the streamer (a model's own generate may
+                # never call end()), the reader stops when this thread does.
                 streamer.end()
 
         t0 = time.perf_counter()

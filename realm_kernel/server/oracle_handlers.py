@@ -8,7 +8,9 @@ Streams are Server-Sent Events written chunk by chunk.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +25,20 @@ from .handlers import RealmHandler, mount
 
 # Generation threads of the server process (each generation also starts one streamer
 # thread); a bounded pool keeps a burst of chats from starving the loop's own threads.
-EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="oracle")
+_new_executor = functools.partial(ThreadPoolExecutor, max_workers=8, thread_name_prefix="oracle")
+EXECUTOR = _new_executor()
 _END = object()
+
+
+def _fresh_executor_in_child() -> None:
+    """A forked child has none of its parent's threads: the parent's pool, once it has
+    run work, would queue the child's and never run it (every Oracle request of a server
+    in the child would hang). The child gets its own pool."""
+    global EXECUTOR
+    EXECUTOR = _new_executor()
+
+
+os.register_at_fork(after_in_child=_fresh_executor_in_child)
 
 
 def status_of(exc: BaseException) -> int:

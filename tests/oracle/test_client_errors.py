@@ -85,3 +85,24 @@ def test_the_advertisement_is_owner_only_and_withdrawn_only_by_its_owner(tmp_pat
     assert read_advertisement(path) == {"machine": None, "token": "", "kind": "jupyter-server",
                                         "url": "http://x", "pid": 7}
 
+
+
+def test_a_server_takes_over_from_an_owner_whose_process_is_gone_and_says_so(tmp_path):
+    from realm_kernel.api import Realm
+    from realm_kernel.store.paths import RealmPaths
+
+    from ..helpers import TEST_TOML
+    paths = RealmPaths.at(tmp_path / "realm").ensure()
+    paths.config_file.write_text(TEST_TOML)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ad = advertise(paths.oracle_owner, "http://127.0.0.1:9", "old")
+    paths.oracle_owner.write_text(json.dumps({**ad, "pid": dead.pid}))
+
+    oracle = Realm(paths.home).oracle
+    out = oracle.serve("http://127.0.0.1:8888", "new")
+    assert out == {"owner": True, "pid": os.getpid(), "url": "http://127.0.0.1:8888",
+                   "kind": "jupyter-server"}
+    assert oracle.note == (f"this process (pid {os.getpid()}) took over the realm's Oracle pool "
+                           f"(the advertised owner (pid {dead.pid}) is gone)")
+    assert read_advertisement(paths.oracle_owner)["token"] == "new"

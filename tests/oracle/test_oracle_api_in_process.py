@@ -74,6 +74,10 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
         no_step = post("chat", {"message": "hi"})
         assert no_step.status_code == 400 and no_step.json()["kind"] == "OracleError"
         assert "step is required" in no_step.json()["error"]
+        # A refusal the Oracle replies itself (not raised) is logged with its route, too.
+        assert ("Realm of Training: refused POST /realm/api/oracle/chat (400): step is required "
+                "(0 = the base model); the Oracle never guesses") in log.lines, log.lines
+        assert whole.headers["Content-Type"] == no_step.headers["Content-Type"] == "application/json"
         unknown = post("load", {"step": 25})
         assert unknown.status_code == 404 and unknown.json()["kind"] == "UnknownCheckpoint"
         assert "no checkpoint at step 25" in unknown.json()["error"]
@@ -118,6 +122,8 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
         code, err = refused({**ask, "n": 2})
         assert code == 400 and err["code"] == "unsupported_parameter" and err["param"] == "n"
         assert err["type"] == "invalid_request_error" and "unsupported parameter: 'n'" in err["message"]
+        code, err = refused({**ask, "tools": [{"type": "function"}]})  # not even a neutral value
+        assert code == 400 and err["code"] == "unsupported_parameter" and err["param"] == "tools"
         code, err = refused({"messages": ask["messages"]})
         assert code == 400 and err["code"] == "missing_model" and err["param"] == "model"
         code, err = refused({**ask, "stream_options": 3})
@@ -131,13 +137,17 @@ def test_the_oracle_api_loads_chats_streams_and_refuses_by_name(realm_home, tmp_
         assert code == 404 and err["code"] == "model_not_found"
         assert "no inference host 'gpu'" in err["message"]
 
+        # The owner's own Realm.oracle chats from a whole chat (`messages`) as the API does.
+        owner = app.web_app.settings["realm"].oracle
+        turns = [{"role": "user", "content": "What is 1+1?"}]
+        assert owner.chat(0, messages=turns, sampling={"max_new_tokens": 6})["content"] == reply["content"]
+
         unloaded = post("unload", {"step": 0})
         assert unloaded.status_code == 200 and unloaded.json()["unloaded"] == 0
         assert unloaded.json()["loaded"] == [] and unloaded.json()["host"] == "local"
         again = post("unload", {"step": 0})
         assert again.status_code == 404 and again.json()["kind"] == "ModelNotLoaded"
         # The owner withdraws its own advertisement (what it does on shutdown), once.
-        owner = app.web_app.settings["realm"].oracle
         assert owner.stop_serving() and not realm_home.oracle_owner.exists()
         assert not owner.stop_serving()
 

@@ -7,6 +7,7 @@ test_oracle.py and test_answering.py."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -199,6 +200,17 @@ class CountingTokenizer:
         return text[:-1] + "\ufffd" if text.endswith("a") else text
 
 
+def next_within(it, bound_s: float = 30.0):
+    """next(it) on a thread: fails when no batch came within the bound (a reader that waits
+    for the end before handing anything over), instead of hanging the test."""
+    out: list = []
+    reader = threading.Thread(target=lambda: out.append(next(it)), daemon=True)
+    reader.start()
+    reader.join(bound_s)
+    assert out, f"no batch within {bound_s} s"
+    return out[0]
+
+
 def test_token_batches_skip_the_prompt_and_hold_back_a_split_character():
     stream = TokenBatches(CountingTokenizer(), interval=0.01)
     assert stream.interval == 0.01 and stream.ids == [] and not stream.done
@@ -207,10 +219,10 @@ def test_token_batches_skip_the_prompt_and_hold_back_a_split_character():
     stream.put(torch.tensor([1]))
     assert stream.ids == [1] and stream.ready.is_set()
     it = iter(stream)
-    assert next(it) == "b"
+    assert next_within(it) == "b"
     stream.put(torch.tensor([2]))
     stream.put(torch.tensor([0]))  # half a character: held back
-    assert next(it) == "c"
+    assert next_within(it) == "c"
     stream.put(torch.tensor([3]))
     stream.end()
     assert stream.done and stream.ready.is_set()
@@ -238,7 +250,8 @@ def test_batched_answers_equal_one_by_one_greedy_and_back_off_when_out_of_memory
 
     # Every batch of more than one row runs out of memory: one at a time, the budget cut
     # to its floor, each back-off told; the answers are those of that budget.
-    monkeypatch.setenv("REALM_FAULT", "oom:generate@1:1")
+    # (From the next generate of this process on: the fault counts this process's calls.)
+    monkeypatch.setenv("REALM_FAULT", f"oom:generate@{answering._generate_calls + 1}:1")
     told: list[dict] = []
     least = answering.floor(n)
     backed = answering.answer(model, tok, questions, n, batch_size=4, on_backoff=told.append)

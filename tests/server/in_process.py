@@ -1,10 +1,16 @@
 """A real Jupyter server with the realm extension, run in the test's own process with its
 IOLoop on a thread: seconds to start, where `realm play` or `realm oracle serve` as a
 subprocess takes a minute on a loaded machine. Started inside a test, not in a fixture:
-mutmut bounds a mutant's run by the tests' own durations, and a fixture's would not count."""
+mutmut bounds a mutant's run by the tests' own durations, and a fixture's would not count.
+
+Each server runs on an event loop of its own, made here and closed after: a loop left
+current by an earlier server would be handed to the next, and in a forked child (mutmut
+runs each mutant's tests in one) its default executor has none of the parent's threads,
+so every handler's `asyncio.to_thread` would wait forever."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -34,6 +40,18 @@ class Records(logging.Handler):
         self.lines.append(record.getMessage())
 
 
+def fresh_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop, current in this thread: the next server's IOLoop wraps it."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+def close_event_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
 @contextmanager
 def serving(paths, tmp_path, monkeypatch, toml: str = TEST_TOML) -> Iterator[tuple]:
     """A Jupyter server with the realm extension on 127.0.0.1 for the realm at `paths`,
@@ -55,6 +73,7 @@ def serving(paths, tmp_path, monkeypatch, toml: str = TEST_TOML) -> Iterator[tup
             self.log.addHandler(log)
             super().load_server_extensions()
 
+    event_loop = fresh_event_loop()
     app = RecordedServerApp()
     app.initialize(argv=["--ip=127.0.0.1", "--port=0", "--no-browser", "--allow-root",
                          "--ServerApp.port_retries=0", f"--ServerApp.root_dir={paths.home}",
@@ -77,6 +96,7 @@ def serving(paths, tmp_path, monkeypatch, toml: str = TEST_TOML) -> Iterator[tup
         app.http_server.stop()
         app.io_loop.run_sync(app.cleanup_extensions)
         app.log.removeHandler(log)
+        close_event_loop(event_loop)
 
 
 def sse(r: requests.Response) -> list:

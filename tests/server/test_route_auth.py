@@ -16,7 +16,7 @@ from realm_kernel.server import routes
 from realm_kernel.store.paths import RealmPaths
 
 from ..helpers import TEST_TOML, TOKEN, realm_routes
-from .in_process import ONLY_REALM
+from .in_process import ONLY_REALM, close_event_loop, fresh_event_loop
 
 BODY = json.dumps({"action": "pause", "step": 1, "message": "hi"})
 
@@ -44,6 +44,7 @@ def server(tmp_path_factory):
         mp.setenv("REALM_HOME", str(paths.home))
         mp.setenv("REALM_WEAVER", "0")  # no daemon: only the routes are under test
         mp.setenv("JUPYTER_TOKEN", TOKEN)  # never an argument
+        loop = fresh_event_loop()  # never a loop an earlier server left (in_process.py says why)
         app = ServerApp()
         app.initialize(argv=["--ip=127.0.0.1", "--port=0", "--no-browser", "--allow-root",
                              "--ServerApp.port_retries=0", f"--ServerApp.root_dir={paths.home}",
@@ -53,6 +54,7 @@ def server(tmp_path_factory):
         finally:
             app.http_server.stop()
             app.io_loop.run_sync(app.cleanup_extensions)
+            close_event_loop(loop)
 
 
 def request(app, method: str, route: str, token: str | None, body: str | None = BODY):
