@@ -110,7 +110,7 @@ function render({ model, el }) {
     const b = s.battle || {};
     const st = b.state || "offline";
     setText(state, st);
-    if (state.className !== `rt-state rt-${st}`) state.className = `rt-state rt-${st}`;
+    setClass(state, `rt-state rt-${st}`);
     setText(quest, b.quest ? `quest: ${b.quest}` : "no quest");
     setText(cells.step, b.total_steps ? `${b.step ?? 0} (${b.local_step ?? 0}/${b.total_steps})`
                                       : String(b.step ?? (s.hero || {}).xp ?? 0));

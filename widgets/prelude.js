@@ -74,6 +74,11 @@ function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 
+// The same for a node's class list (a state's colour, a notice's mark).
+function setClass(node, cls) {
+  if (node.className !== cls) node.className = cls;
+}
+
 // Rebuild one part of a view only when its own data changed: paint() runs when `sig`
 // differs from the last one given under `name` in `memo` (the widget's own object). A new
 // step changes the state, but not the loss curve's alarms or the events list every time.
@@ -94,8 +99,7 @@ function notice_(prefix) {
 // `<prefix>-bad` when the realm refused the action and `<prefix>-good` otherwise.
 function showNotice(node, n, prefix) {
   setText(node, n && n.message ? n.message : "");
-  const cls = `${prefix}-notice ${n && n.ok === false ? `${prefix}-bad` : `${prefix}-good`}`;
-  if (node.className !== cls) node.className = cls;
+  setClass(node, `${prefix}-notice ${n && n.ok === false ? `${prefix}-bad` : `${prefix}-good`}`);
 }
 
 // Redraw a list without rebuilding what did not change: a row whose signature (sigOf) is
