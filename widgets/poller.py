@@ -101,16 +101,24 @@ class Poller:
         return len(due)
 
     def start_task(self) -> None:
-        """Drive it from the running asyncio loop (a Jupyter kernel's), once per process."""
+        """Drive it from the running asyncio loop (a Jupyter kernel's), once per process.
+
+        With no loop running (a plain script, a test) nothing drives it yet: a later call
+        from a kernel's cell starts it. Not `get_event_loop()`: after an `asyncio.run` on
+        this thread it raises, and before one it made a loop nothing would ever run."""
         with self._lock:
             if self._driver is not None:
+                return
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
                 return
 
             async def loop() -> None:
                 while True:
                     self.tick()
                     await asyncio.sleep(TICK_SECONDS)
-            self._driver = asyncio.get_event_loop().create_task(loop())
+            self._driver = running.create_task(loop())
 
     def start_thread(self) -> None:
         """Drive it from a daemon thread (the Panel server), once per process."""

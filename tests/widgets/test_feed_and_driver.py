@@ -31,3 +31,21 @@ def test_the_poller_thread_is_one_named_daemon_that_ticks():
     assert driver.is_alive()
     p.start_thread()
     assert p._driver is driver  # once per process
+
+
+def test_the_poller_task_starts_on_a_running_loop_and_waits_without_one():
+    import asyncio
+    p = Poller()
+    asyncio.run(asyncio.sleep(0))  # what an earlier test on this thread may leave: no current loop
+    p.start_task()  # no loop running: nothing to drive it from, and no error
+    assert p._driver is None
+
+    async def in_a_kernel() -> tuple[object, bool]:
+        p.start_task()
+        driver = p._driver
+        p.start_task()
+        same = p._driver is driver
+        driver.cancel()
+        return driver, same
+    driver, same = asyncio.run(in_a_kernel())
+    assert isinstance(driver, asyncio.Task) and same  # once per process
