@@ -82,10 +82,12 @@ function render({ model, el }) {
   el.append(box);
 
   // The XP gained and the loss dealt since the last float rise over the curve. One float
-  // at a time: steps come faster than a float rises, and each float animating is a repaint
-  // of the arena at every frame (Chromium drawing it took 5% of a core, measured); the
-  // steps gained meanwhile go into the next one.
-  let floating = false, lastStep = null;
+  // at a time and a rest after it: steps come faster than a float rises, and a float
+  // rising is a frame drawn at every tick of the screen (Chromium drawing floats back to
+  // back took 4-5% of a core, measured); the steps gained meanwhile go into the next one,
+  // which rises when the rest ends.
+  const FLOAT_REST_MS = 3500;
+  let floating = false, lastStep = null, seen = { step: null, loss: null };
   const float = (xp, loss) => {
     const f = el_("span", "rt-float rt-xp", `+${xp} XP`);
     if (loss !== null && loss !== undefined) f.append(el_("span", "rt-dmg", `-${Number(loss).toFixed(3)}`));
@@ -98,10 +100,19 @@ function render({ model, el }) {
       if (gone) return;
       gone = true;
       f.remove();
-      floating = false;
+      setTimeout(() => { floating = false; maybeFloat(); }, FLOAT_REST_MS);
     };
     f.addEventListener("animationend", done, { once: true });
     setTimeout(done, 2000);
+  };
+  const maybeFloat = () => {
+    const step = seen.step;
+    if (step === null) return;
+    if (lastStep === null || step < lastStep) lastStep = step;
+    if (step > lastStep && !floating && document.visibilityState === "visible") {
+      float(step - lastStep, seen.loss);
+      lastStep = step;
+    }
   };
   const memo = {};
 
@@ -119,12 +130,8 @@ function render({ model, el }) {
     setText(cells.eta, st === "training" ? duration(b.eta_seconds) : "—");
     const losses = s.losses || [], alarms = s.alarms || [];
     whenChanged(memo, "curve", JSON.stringify([losses, alarms]), () => drawCurve(svg, losses, alarms));
-    const step = b.step ?? (s.hero || {}).xp ?? 0;
-    if (lastStep === null || step < lastStep) lastStep = step;
-    if (step > lastStep && !floating && document.visibilityState === "visible") {
-      float(step - lastStep, b.loss);
-      lastStep = step;
-    }
+    seen = { step: b.step ?? (s.hero || {}).xp ?? 0, loss: b.loss };
+    maybeFloat();
     showNotice(notice, s.notice, "rt");
     const recent = (s.events || []).slice(0, 8);
     whenChanged(memo, "events", JSON.stringify(recent), () => events.replaceChildren(...recent.map((ev) => {

@@ -89,12 +89,12 @@ def test_a_plot_keeps_its_pace_while_its_data_change(realm, monkeypatch):
     page = shown_page(realm, poller, period=0.5)
     calls = counted(monkeypatch, "battle_data")
     plots.plots_for(("battle",), realm, page, poller=poller)
-    for step in range(1, 21):  # a row every half second for 10 s, as DIO trains
+    for step in range(1, 91):  # a row every half second for 45 s, as DIO trains
         realm.ledger.append("metrics", [{"step": step, "loss": 2.5}])
         clock[0] += 0.5
         poller.tick()
-    # the first draw, the poller's first look, then one per PLOT_SECONDS (not one per row: 21)
-    assert len(calls) == 2 + int(10 / plots.PLOT_SECONDS)
+    # the first draw, the poller's first look, then one per PLOT_SECONDS (not one per row: 91)
+    assert len(calls) == 2 + int(45 / plots.PLOT_SECONDS)
 
 
 def test_a_hidden_page_reads_no_plot_data_and_redraws_when_shown(realm, monkeypatch):

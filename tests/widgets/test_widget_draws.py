@@ -112,7 +112,7 @@ def test_the_battle_view_changes_only_what_its_new_state_shows(page):
     assert any(c.startswith("curve") for c in update(page, {"alarms": [3]}))
 
 
-def test_one_float_at_a_time_and_the_next_one_sums_the_steps_between(page):
+def test_one_float_at_a_time_a_rest_between_and_the_next_one_sums_the_steps_between(page):
     mount(page, "battle_view", {"battle": battle(10), "losses": LOSSES, "alarms": [], "events": [],
                                 "hero": {"xp": 10}, "notice": None})
     floats = "() => [...document.querySelectorAll('.rt-float')].map((f) => f.firstChild.textContent)"
@@ -124,6 +124,9 @@ def test_one_float_at_a_time_and_the_next_one_sums_the_steps_between(page):
     assert page.evaluate(floats) == ["+1 XP"], "no second float while one rises"
     page.wait_for_function("() => !document.querySelector('.rt-float')")  # its rise ended
     update(page, {"battle": battle(15)})
+    assert page.evaluate(floats) == [], "a rest after a float: none rises at once"
+    # When the rest ends the next one rises, from the state last drawn, with no new state.
+    page.wait_for_function("() => document.querySelector('.rt-float')")
     assert page.evaluate(floats) == ["+4 XP"], "the steps gained meanwhile go into the next float"
 
 
@@ -135,4 +138,7 @@ def test_the_hero_card_changes_nothing_for_the_same_hero_and_skills(page):
     assert update(page, {"hero": dict(hero), "skills": list(skills)}) == []
     changes = update(page, {"hero": {**hero, "xp": 1235, "xp_into_level": 235}})
     assert changes and not [c for c in changes if "rt-badges" in c], changes
+    # The XP bar fills by a scale (composited), never a width (a layout at every frame).
+    fill = page.locator(".rt-xpfill")
+    assert fill.evaluate("f => [f.style.transform, f.style.width]") == ["scaleX(0.235)", ""]
     assert any("rt-badges" in c for c in update(page, {"skills": [{**skills[0], "level": 2}]}))
