@@ -36,7 +36,9 @@ def test_the_poller_thread_is_one_named_daemon_that_ticks():
 def test_the_poller_task_starts_on_a_running_loop_and_waits_without_one():
     import asyncio
     p = Poller()
-    asyncio.run(asyncio.sleep(0))  # what an earlier test on this thread may leave: no current loop
+    async def nothing() -> None:
+        return None
+    asyncio.run(nothing())  # what an earlier test on this thread may leave: no current loop
     p.start_task()  # no loop running: nothing to drive it from, and no error
     assert p._driver is None
 
