@@ -19,7 +19,7 @@ from .poller import POLLER, Poller, View
 _ready = False
 # A plot is looked at, not raced: while its data change it is redrawn at most this often
 # (the widgets keep their page's pace: a new ledger row still shows within a second).
-# A history plot's pace, as TensorBoard's (30 s reload) and W&B's charts have it: each
+# A history plot's pace (TensorBoard's page reloads its charts every 30 s): each
 # redraw is Bokeh drawing every plot of the page again in the browser (at 5 s, half of
 # what Chromium spent drawing the notebook's seven pages while DIO trained, measured).
 PLOT_SECONDS = 15.0
