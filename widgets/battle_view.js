@@ -87,7 +87,7 @@ function render({ model, el }) {
   // back took 4-5% of a core, measured); the steps gained meanwhile go into the next one,
   // which rises when the rest ends.
   const FLOAT_REST_MS = 3500;
-  let floating = false, lastStep = null, seen = { step: null, loss: null };
+  let floating = false, lastStep = null;
   const float = (xp, loss) => {
     const f = el_("span", "rt-float rt-xp", `+${xp} XP`);
     if (loss !== null && loss !== undefined) f.append(el_("span", "rt-dmg", `-${Number(loss).toFixed(3)}`));
@@ -105,12 +105,13 @@ function render({ model, el }) {
     f.addEventListener("animationend", done, { once: true });
     setTimeout(done, 2000);
   };
+  const stepOf = (s) => (s.battle || {}).step ?? (s.hero || {}).xp ?? 0;
+  // From the model's state (the one last drawn): at a draw, and when a rest ends.
   const maybeFloat = () => {
-    const step = seen.step;
-    if (step === null) return;
+    const s = state_(model), step = stepOf(s);
     if (lastStep === null || step < lastStep) lastStep = step;
     if (step > lastStep && !floating && document.visibilityState === "visible") {
-      float(step - lastStep, seen.loss);
+      float(step - lastStep, (s.battle || {}).loss);
       lastStep = step;
     }
   };
@@ -124,13 +125,12 @@ function render({ model, el }) {
     setClass(state, `rt-state rt-${st}`);
     setText(quest, b.quest ? `quest: ${b.quest}` : "no quest");
     setText(cells.step, b.total_steps ? `${b.step ?? 0} (${b.local_step ?? 0}/${b.total_steps})`
-                                      : String(b.step ?? (s.hero || {}).xp ?? 0));
+                                      : String(stepOf(s)));
     setText(cells.loss, num(b.loss, 4));
     setText(cells.tokens_per_s, b.tokens_per_s ? Math.round(b.tokens_per_s).toLocaleString() : "—");
     setText(cells.eta, st === "training" ? duration(b.eta_seconds) : "—");
     const losses = s.losses || [], alarms = s.alarms || [];
     whenChanged(memo, "curve", JSON.stringify([losses, alarms]), () => drawCurve(svg, losses, alarms));
-    seen = { step: b.step ?? (s.hero || {}).xp ?? 0, loss: b.loss };
     maybeFloat();
     showNotice(notice, s.notice, "rt");
     const recent = (s.events || []).slice(0, 8);
